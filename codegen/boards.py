@@ -1,0 +1,24 @@
+"""Boards are data (boards.json beside this file): adding a board is adding an entry, not code."""
+import json
+import os
+
+from .errors import ConfigError
+
+_BOARDS_FILE = os.path.join(os.path.dirname(__file__), "boards.json")
+_cache = None
+
+
+def all_boards():
+    global _cache
+    if _cache is None:
+        with open(_BOARDS_FILE) as f:
+            _cache = json.load(f)
+    return _cache
+
+
+def get(name):
+    boards = all_boards()
+    if name not in boards:
+        raise ConfigError(f"BOARD={name!r} is not a known board; use one of: {', '.join(sorted(boards))} "
+                          f"(or add an entry to {_BOARDS_FILE})")
+    return dict(boards[name], name=name)

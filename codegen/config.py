@@ -1,0 +1,104 @@
+"""Build variables: their defaults, help text and validation, in one place.
+
+SConstruct, the SCons tool and the tests all read variables through `parse`, so a bad value gets the same clear
+message everywhere and stops the build before any stage runs.
+"""
+import os
+
+from .errors import ConfigError
+
+# MobileNetV1 widths Keras knows (and for which ImageNet weights exist): other values would silently build a
+# network no pretrained file fits.
+MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
+QUANT_MODES = ("int8", "float16", "dynamic")
+IO_TYPES = ("uint8", "int8")
+
+# name: (default, help)
+VARIABLES = {
+    "BOARD": ("nano33ble", "target board(s), comma separated; see codegen/boards.json"),
+    "DATA": ("", "folder of class subfolders (images/<class>/*.jpg|png); empty: the built-in synthetic dataset"),
+    "SAMPLES": ("400", "images per class of the built-in synthetic dataset"),
+    "EPOCHS": ("12", "training epochs"),
+    "ALPHA": ("0.25", "MobileNetV1 width multiplier (0.25, 0.5, 0.75, 1.0)"),
+    "SIZE": ("64", "model input height and width in pixels (>= 32)"),
+    "CHANNELS": ("3", "model input channels: 3 (RGB) or 1 (grayscale)"),
+    "SEED": ("0", "seed for dataset generation, split, weight init and shuffling"),
+    "BATCH": ("32", "training batch size"),
+    "WEIGHTS": ("", "optional Keras weights file or http(s) URL for the MobileNet base (transfer learning)"),
+    "QUANT": ("int8", "post-training quantization: int8 (full integer), float16, dynamic (range)"),
+    "IO_TYPE": ("uint8", "input/output type of the int8 model: uint8 or int8"),
+    "REP_SAMPLES": ("100", "representative images used to calibrate int8 quantization"),
+    "IMAGES": ("", "images to embed in the sketch, comma separated; empty: one held-out image per class"),
+    "TEMPLATES": ("", "folder of Jinja sketch templates; empty: the project's templates/sketch"),
+    "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino"),
+    "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/..."),
+    "ARDUINO_CLI": ("arduino-cli", "arduino-cli executable"),
+    "PORT": ("", "serial port for upload (e.g. /dev/ttyACM0)"),
+}
+
+
+def _int(name, value, lo=None):
+    try:
+        v = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number; e.g. {name}={VARIABLES[name][0]}") from None
+    if lo is not None and v < lo:
+        raise ConfigError(f"{name}={v} is too small; it must be at least {lo}")
+    return v
+
+
+def _choice(name, value, choices, conv=str):
+    try:
+        v = conv(str(value).strip())
+    except ValueError:
+        v = None
+    if v not in choices:
+        raise ConfigError(f"{name}={value!r} is not supported; use one of: {', '.join(str(c) for c in choices)}")
+    return v
+
+
+def _list(value):
+    return [p.strip() for p in str(value).split(",") if p.strip()]
+
+
+def parse(raw):
+    """Turns a {NAME: string} mapping (SCons ARGUMENTS) into typed settings, or raises ConfigError."""
+    unknown = sorted(set(raw) - set(VARIABLES))
+    if unknown:
+        raise ConfigError(f"unknown build variable(s) {', '.join(unknown)}; `scons -h` lists them")
+    v = {k: str(raw.get(k, d)) for k, (d, _) in VARIABLES.items()}
+    cfg = {
+        "boards": _list(v["BOARD"]) or [VARIABLES["BOARD"][0]],
+        "data": v["DATA"].strip(),
+        "samples": _int("SAMPLES", v["SAMPLES"], 4),
+        "epochs": _int("EPOCHS", v["EPOCHS"], 1),
+        "alpha": _choice("ALPHA", v["ALPHA"], MOBILENET_ALPHAS, float),
+        "size": _int("SIZE", v["SIZE"], 32),
+        "channels": _choice("CHANNELS", v["CHANNELS"], (1, 3), int),
+        "seed": _int("SEED", v["SEED"], 0),
+        "batch": _int("BATCH", v["BATCH"], 1),
+        "weights": v["WEIGHTS"].strip(),
+        "quant": _choice("QUANT", v["QUANT"], QUANT_MODES),
+        "io_type": _choice("IO_TYPE", v["IO_TYPE"], IO_TYPES),
+        "rep_samples": _int("REP_SAMPLES", v["REP_SAMPLES"], 1),
+        "images": _list(v["IMAGES"]),
+        "templates": v["TEMPLATES"].strip(),
+        "sketch": v["SKETCH"].strip(),
+        "build_dir": v["BUILD_DIR"].strip() or "build",
+        "arduino_cli": v["ARDUINO_CLI"].strip() or "arduino-cli",
+        "port": v["PORT"].strip(),
+    }
+    if not cfg["sketch"].replace("_", "a").isalnum() or cfg["sketch"][0].isdigit():
+        raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (letters, digits, _)")
+    if cfg["data"] and not os.path.isdir(cfg["data"]):
+        raise ConfigError(f"DATA={cfg['data']!r} is not a folder; point it at a folder with one subfolder of "
+                          "images per class (e.g. DATA/target/*.jpg and DATA/random/*.jpg)")
+    for img in cfg["images"]:
+        if not os.path.isfile(img):
+            raise ConfigError(f"IMAGES: {img!r} does not exist; give existing PNG/JPEG files, comma separated")
+    if cfg["templates"] and not os.path.isdir(cfg["templates"]):
+        raise ConfigError(f"TEMPLATES={cfg['templates']!r} is not a folder of Jinja templates")
+    if cfg["weights"] and not cfg["weights"].startswith(("http://", "https://")) \
+            and not os.path.isfile(cfg["weights"]):
+        raise ConfigError(f"WEIGHTS={cfg['weights']!r} does not exist; give a Keras weights file or an URL")
+    return cfg

@@ -1,0 +1,56 @@
+"""Atomic output files: a target either has its complete new content or is absent.
+
+Every stage writes through these helpers, so an interrupted or failed step (Ctrl-C, disk full, a crash) never
+leaves a file that a later build would trust as up to date.
+"""
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yields a temporary path beside `path`; on success it replaces `path`, on error it is removed.
+
+    `suffix` keeps the extension for writers that dispatch on it (Keras' `.keras`).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix, dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", **kwargs):
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_if_changed(path, data):
+    """Writes `data` (str or bytes) atomically unless the file already holds exactly that.
+
+    Keeping an unchanged file's mtime matters for the generated sketch: arduino-cli's build cache decides on
+    timestamps, so rewriting every file would recompile the whole model after a one-image edit.
+    Returns True when the file was written.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        with open(path, "rb") as f:
+            if f.read() == raw:
+                return False
+    except FileNotFoundError:
+        pass
+    with atomic_open(path, "wb") as f:
+        f.write(raw)
+    return True

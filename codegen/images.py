@@ -1,0 +1,29 @@
+"""Image loading shared by dataset packing and bin2c, so that training and the embedded test images see the
+exact same pixels for the same file (stretch to the model size, bilinear, like Keras'
+`image_dataset_from_directory`, which does not keep the aspect ratio either)."""
+import os
+
+from .errors import PipelineError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def is_image_name(name):
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(name).startswith(".")
+
+
+def load_image(path, size, channels):
+    """Returns a uint8 array (size, size, channels) or raises PipelineError naming the file."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = "L" if channels == 1 else "RGB"
+            # `reducing_gap=None` and plain BILINEAR: a deterministic stretch of the whole image.
+            im = im.convert(mode).resize((size, size), Image.BILINEAR)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise PipelineError(f"{path}: not a readable image ({e}); replace or remove the file") from None
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr.reshape(size, size, channels)

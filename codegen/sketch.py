@@ -1,0 +1,116 @@
+"""Sketch stage: renders the Arduino sketch folder from Jinja templates, the MLF and the embedded images.
+
+Layout (arduino-cli compiles `src/` recursively):
+    <name>/<name>.ino          from <templates>/sketch.ino.j2
+    <name>/src/...             every other template (`x.j2` rendered to `x`, other files copied)
+    <name>/src/model/...       the MLF's codegen/host/src/*.c and codegen/host/include/*.h
+    <name>/src/images.c/.h     from the embed stage
+File names depend only on the model name and the templates, never on content, and unchanged files are not
+rewritten: arduino-cli's incremental build then recompiles only what really changed.
+"""
+import json
+import os
+import tarfile
+
+from .errors import PipelineError
+from .fsutil import write_if_changed
+
+MLF_SOURCE_DIRS = ("codegen/host/src/", "codegen/host/include/")
+INO_TEMPLATE = "sketch.ino.j2"
+
+
+def model_files(model_name="default"):
+    """The file names an MLF of `model_name` contributes to src/model/ (fixed, so they can be declared)."""
+    return [f"{model_name}_lib0.c", f"{model_name}_lib1.c", f"{model_name}_lib2.c", f"tvmgen_{model_name}.h"]
+
+
+def template_files(templates_dir):
+    """Relative paths of all template files (sorted), for dependency declaration."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(templates_dir):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in sorted(filenames):
+            if not f.startswith(".") and not f.endswith("~"):
+                found.append(os.path.relpath(os.path.join(dirpath, f), templates_dir))
+    return found
+
+
+def output_name(rel_template, sketch_name):
+    if rel_template == INO_TEMPLATE:
+        return f"{sketch_name}.ino"
+    return rel_template[:-3] if rel_template.endswith(".j2") else rel_template
+
+
+def sketch_outputs(templates_dir, sketch_name, model_name="default"):
+    """Every file the sketch stage writes, relative to the sketch folder."""
+    outs = [output_name(t, sketch_name) for t in template_files(templates_dir)]
+    if f"{sketch_name}.ino" not in outs:
+        raise PipelineError(f"TEMPLATES={templates_dir}: no {INO_TEMPLATE}; a template folder needs at least "
+                            "sketch.ino.j2 (copy templates/sketch and edit it)")
+    outs += [os.path.join("src", "model", f) for f in model_files(model_name)]
+    outs += [os.path.join("src", "images.c"), os.path.join("src", "images.h")]
+    return outs
+
+
+def _read_mlf(mlf_tar, model_name):
+    wanted = set(model_files(model_name))
+    files, metadata = {}, None
+    with tarfile.open(mlf_tar) as tar:
+        for member in tar.getmembers():
+            name = member.name.lstrip("./")
+            if name == "metadata.json":
+                metadata = json.load(tar.extractfile(member))
+            elif member.isfile() and name.startswith(MLF_SOURCE_DIRS):
+                base = os.path.basename(name)
+                if base not in wanted:
+                    raise PipelineError(f"{mlf_tar}: unexpected source {name}; the sketch expects exactly "
+                                        f"{sorted(wanted)}")
+                files[base] = tar.extractfile(member).read()
+    missing = wanted - set(files)
+    if metadata is None or missing:
+        raise PipelineError(f"{mlf_tar}: not a complete Model Library Format archive (missing "
+                            f"{sorted(missing) or 'metadata.json'}); rebuild it with `scons mlf`")
+    return metadata, files
+
+
+def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, images_json, context,
+           model_name="default"):
+    """Writes the sketch; returns the list of files actually (re)written."""
+    import jinja2
+
+    metadata, model_sources = _read_mlf(mlf_tar, model_name)
+    with open(images_json) as f:
+        images_meta = json.load(f)
+    for e in images_meta["images"]:
+        e.pop("data", None)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    ctx = dict(context, sketch_name=sketch_name, model=metadata, model_name=model_name, images=images_meta,
+               input=metadata["inputs"][0], output=metadata["outputs"][0])
+    outputs = {}
+    for rel in template_files(templates_dir):
+        src = os.path.join(templates_dir, rel)
+        if rel.endswith(".j2"):
+            try:
+                text = env.get_template(rel.replace(os.sep, "/")).render(**ctx)
+            except jinja2.TemplateSyntaxError as e:
+                raise PipelineError(f"{e.filename or src}:{e.lineno}: template syntax error: {e.message}") from None
+            except jinja2.UndefinedError as e:
+                raise PipelineError(f"{src}: {e.message}; the variables a template can use are: "
+                                    f"{', '.join(sorted(ctx))}") from None
+            outputs[output_name(rel, sketch_name)] = text.encode()
+        else:
+            with open(src, "rb") as f:
+                outputs[rel] = f.read()
+    for name, data in model_sources.items():
+        outputs[os.path.join("src", "model", name)] = data
+    for path in (images_c, images_h):
+        with open(path, "rb") as f:
+            outputs[os.path.join("src", os.path.basename(path))] = f.read()
+    written = []
+    for rel, data in sorted(outputs.items()):
+        path = os.path.join(sketch_dir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if write_if_changed(path, data):
+            written.append(rel)
+    return written

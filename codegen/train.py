@@ -1,0 +1,90 @@
+"""Train stage: Keras MobileNetV1 (width ALPHA, SIZE x SIZE x CHANNELS) with the microTVM Arduino tutorial's head:
+the base cut at layers[-5] (after global average pooling), Reshape, Dropout(0.1), Flatten, Dense softmax;
+Adam(5e-4), 80/20 split. The saved model has its input fixed to batch 1, which the TFLite converter needs to
+emit a static graph (a dynamic batch brings SHAPE/STRIDED_SLICE/PACK ops that MCU code generation rejects).
+"""
+import json
+import os
+
+from .errors import PipelineError
+from .fsutil import atomic_open, atomic_path
+
+LEARNING_RATE = 5e-4
+
+
+def _base(keras, size, channels, alpha):
+    # include_top=True keeps the tutorial's layer indexing (layers[-5] is the pooled feature map); the unused
+    # classifier layers are cut away below.
+    return keras.applications.MobileNet(input_shape=(size, size, channels), alpha=alpha, weights=None,
+                                        include_top=True, classes=1000)
+
+
+def _load_base_weights(keras, base, weights_path, size, channels, alpha):
+    try:
+        base.load_weights(weights_path)
+        return
+    except Exception as with_top_error:  # noqa: BLE001 - retried as a no-top file below
+        first = with_top_error
+    try:
+        notop = keras.applications.MobileNet(input_shape=(size, size, channels), alpha=alpha, weights=None,
+                                             include_top=False)
+        notop.load_weights(weights_path)
+        by_name = {layer.name: layer for layer in base.layers}
+        for layer in notop.layers:
+            if layer.weights and layer.name in by_name:
+                by_name[layer.name].set_weights(layer.get_weights())
+    except Exception as e:  # noqa: BLE001 - any loader failure means the file does not fit
+        raise PipelineError(f"WEIGHTS={weights_path}: cannot load into MobileNetV1 alpha={alpha} with "
+                            f"{channels} channel(s) ({first}; as a no-top file: {e}); use a Keras MobileNet "
+                            "weights file of the same alpha (e.g. mobilenet_2_5_128_tf.h5 for alpha 0.25)") from None
+
+
+def build_model(size, channels, alpha, num_classes, batch_size=None, weights_path=None):
+    from .tf_env import import_tf
+
+    _, keras = import_tf()
+    base = _base(keras, size, channels, alpha)
+    if weights_path:
+        _load_base_weights(keras, base, weights_path, size, channels, alpha)
+    features = keras.Model(inputs=base.inputs, outputs=base.layers[-5].output, name="mobilenet_features")
+    inputs = keras.Input(shape=(size, size, channels), batch_size=batch_size, name="image")
+    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = features(x)
+    x = keras.layers.Reshape((-1,), name="reshape")(x)
+    x = keras.layers.Dropout(0.1, name="dropout")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="scores")(x)
+    return keras.Model(inputs, outputs, name="mobilenet_v1_classifier")
+
+
+def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weights_path=None, verbose=2):
+    from .dataset import load_packed
+    from .tf_env import import_tf
+
+    tf, keras = import_tf(seed)
+    data = load_packed(npz_path)
+    x, y, is_val = data["x"], data["y"], data["is_val"]
+    size, channels = x.shape[1], x.shape[3]
+    num_classes = len(data["class_names"])
+    model = build_model(size, channels, alpha, num_classes, weights_path=weights_path)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    xf = x.astype("float32")
+    hist = model.fit(xf[~is_val], y[~is_val], validation_data=(xf[is_val], y[is_val]), epochs=epochs,
+                     batch_size=batch, shuffle=True, verbose=verbose)
+    if any(v != v for v in hist.history["loss"]):  # NaN
+        raise PipelineError("training diverged (loss became NaN); try another SEED or fewer EPOCHS")
+
+    # Re-instantiate with batch 1 for conversion, carrying the trained weights over.
+    fixed = build_model(size, channels, alpha, num_classes, batch_size=1)
+    fixed.set_weights(model.get_weights())
+    with atomic_path(model_out, suffix=".keras") as tmp:
+        fixed.save(tmp)
+    val_pred = model.predict(xf[is_val], batch_size=batch, verbose=0)
+    float_acc = float((val_pred.argmax(axis=1) == y[is_val]).mean())
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    with atomic_open(history_out) as f:
+        json.dump({"history": history, "float_val_accuracy": float_acc, "epochs": epochs, "alpha": alpha,
+                   "input_shape": [1, int(size), int(size), int(channels)],
+                   "classes": [str(c) for c in data["class_names"]]}, f, indent=1)
+    return float_acc

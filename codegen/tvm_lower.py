@@ -1,0 +1,707 @@
+"""Lower a full-int8 TFLite model (codegen.tflite_model.Model) to standalone C with Apache TVM.
+
+Route (TVM 0.27: Relax + TIR, no relay/microTVM):
+
+1. Every TFLite op becomes one TE compute in *integer* arithmetic that follows
+   TFLite's reference kernels (int32 accumulation of (x - zp) * w + bias, then
+   MultiplyByQuantizedMultiplier with double rounding, + output zero point, clamp
+   to the fused activation range).  The computes are emitted into a Relax
+   function with ``BlockBuilder.emit_te``; constants (weights, biases and the
+   per-channel multiplier/shift tables) are Relax function parameters, so they
+   stay int8/int32 arrays and are never folded to float.
+2. Each PrimFunc is scheduled with ``tvm.s_tir.Schedule`` so that a kernel needs
+   no temporary buffer (the accumulator shrinks to one stack scalar).
+3. Relax ``StaticPlanBlockMemory`` plans the intermediate tensors; its storages
+   are laid out one after another in a single static workspace.
+4. A TIR pass turns buffer parameters into plain pointer parameters, the TIR
+   pipeline runs without MakePackedAPI, and the ``c`` target's code generator
+   emits plain ``void f(int8_t* ...)`` functions; TVM include lines and
+   ``TVM_DLL`` markers are stripped afterwards.
+
+All tvm imports happen inside functions.
+"""
+
+import math
+import re
+import time
+
+import numpy as np
+
+from .tflite_model import ModelError
+
+C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
+           "int64": "int64_t", "float32": "float"}
+_QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+# ----------------------------------------------------------------------------------------------
+# TFLite quantization helpers (pure Python, mirror tensorflow/lite/kernels/internal/quantization_util)
+
+def round_half_away(x):
+    """TfLiteRound / std::round: round half away from zero."""
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
+
+
+def quantize_multiplier(real):
+    """QuantizeMultiplier(double) -> (int32 quantized_multiplier, int shift)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = int(round_half_away(q * (1 << 31)))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return q_fixed, shift
+
+
+def activation_range(act, scale, zp, dtype):
+    """CalculateActivationRangeQuantized."""
+    qmin, qmax = _QRANGE[dtype]
+    scale = np.float32(scale)
+
+    def q(f):
+        return int(zp) + int(round_half_away(float(np.float32(f) / scale)))
+
+    if act == "NONE":
+        return qmin, qmax
+    if act == "RELU":
+        return max(qmin, q(0.0)), qmax
+    if act == "RELU6":
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    if act == "RELU_N1_TO_1":
+        return max(qmin, q(-1.0)), min(qmax, q(1.0))
+    raise ModelError("fused activation %s is not supported" % act)
+
+
+def _padding(in_size, filt, stride, dilation, out_size):
+    """ComputePaddingWithOffset: returns the top/left padding."""
+    eff = (filt - 1) * dilation + 1
+    total = max(0, (out_size - 1) * stride + eff - in_size)
+    return total // 2
+
+
+def _per_channel_multipliers(in_scale, w_scales, out_scale, n):
+    """PopulateConvolutionQuantizationParams: effective scale in double from float32 scales."""
+    ws = np.broadcast_to(np.asarray(w_scales, np.float32), (n,))
+    mult = np.zeros(n, np.int32)
+    shift = np.zeros(n, np.int32)
+    for i in range(n):
+        eff = float(np.float32(in_scale)) * float(ws[i]) / float(np.float32(out_scale))
+        mult[i], shift[i] = quantize_multiplier(eff)
+    return mult, shift
+
+
+# ----------------------------------------------------------------------------------------------
+# Integer building blocks in TIR expressions
+
+def _i32(v):
+    from tvm import tirx
+    return tirx.const(int(v), "int32")
+
+
+def _i64(v):
+    from tvm import tirx
+    return tirx.const(int(v), "int64")
+
+
+def _srdhm(a, b):
+    """SaturatingRoundingDoublingHighMul(a, b) for int32 a, b.
+
+    The saturating case (a == b == INT32_MIN) cannot occur here: quantized
+    multipliers are always positive."""
+    from tvm import tirx
+    ab = a.astype("int64") * b.astype("int64")
+    nudge = tirx.Select(ab >= _i64(0), _i64(1 << 30), _i64(1 - (1 << 30)))
+    return tirx.truncdiv(ab + nudge, _i64(1 << 31)).astype("int32")
+
+
+def _rdbpot(x, exponent):
+    """RoundingDivideByPOT(x, exponent) (arithmetic shift with round-half-away)."""
+    from tvm import tirx
+    if isinstance(exponent, int):
+        if exponent == 0:
+            return x
+        mask = _i32((1 << exponent) - 1)
+        threshold = tirx.Select(x < _i32(0), _i32((((1 << exponent) - 1) >> 1) + 1),
+                                _i32(((1 << exponent) - 1) >> 1))
+        return (x >> _i32(exponent)) + tirx.Select((x & mask) > threshold, _i32(1), _i32(0))
+    e = exponent
+    mask = ((_i64(1) << e.astype("int64")) - _i64(1)).astype("int32")
+    threshold = (mask >> _i32(1)) + tirx.Select(x < _i32(0), _i32(1), _i32(0))
+    return (x >> e) + tirx.Select((x & mask) > threshold, _i32(1), _i32(0))
+
+
+def _mbqm(x, mult, shift):
+    """MultiplyByQuantizedMultiplier(x, mult, shift) with TFLite's double rounding."""
+    from tvm import tirx
+    if isinstance(shift, int):
+        left, right = max(shift, 0), max(-shift, 0)
+        if left:
+            x = x * _i32(1 << left)
+        return _rdbpot(_srdhm(x, _i32(mult) if isinstance(mult, int) else mult), right)
+    left = tirx.max(shift, _i32(0))
+    right = tirx.max(_i32(0) - shift, _i32(0))
+    x = x * (_i32(1) << left)
+    return _rdbpot(_srdhm(x, mult), right)
+
+
+def _clamp_cast(v, lo, hi, dtype):
+    from tvm import tirx
+    return tirx.max(tirx.min(v, _i32(hi)), _i32(lo)).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+
+class Lowered:
+    """Everything mlf.py needs to write the C sources and metadata."""
+
+    def __init__(self):
+        self.constants = []      # [(c_name, np.ndarray)]
+        self.kernels = []        # [(c_name, [c_param_type, ...])]
+        self.kernel_source = ""  # C text of all kernels (lib1)
+        self.calls = []          # [(kernel_c_name, [arg], out_nbytes); arg = ("input",)|("output",)|
+                                 #  ("const", c_name)|("ws", offset)]
+        self.copies = []         # [(dst arg, src arg, nbytes)] extra copies (rare)
+        self.workspace_size = 0
+        self.constants_size = 0
+        self.ops = []            # metadata per TFLite op
+        self.relax_text = ""
+        self.tir_text = ""
+        self.input = None
+        self.output = None
+        self.times = {}
+
+
+def _sched_reduction(sch, n_spatial):
+    """acc (reduction) + out (epilogue): put the epilogue inside the innermost spatial
+    loop of the reduction and hoist the init, so acc becomes a single scalar."""
+    acc = sch.get_sblock("acc")
+    out = sch.get_sblock("out")
+    loops = sch.get_loops(acc)
+    sch.reverse_compute_at(out, loops[n_spatial - 1])
+    loops = sch.get_loops(acc)
+    if len(loops) > n_spatial:
+        sch.decompose_reduction(acc, loops[n_spatial])
+
+
+def _sched_softmax(sch, n_spatial):
+    out = sch.get_sblock("out")
+    loops = sch.get_loops(out)
+    for name in ("rowsum", "rowmax"):
+        b = sch.get_sblock(name)
+        sch.compute_at(b, loops[n_spatial - 2])
+        bl = sch.get_loops(b)
+        if len(bl) > n_spatial - 1:
+            sch.decompose_reduction(b, bl[n_spatial - 1])
+
+
+class _Builder:
+    def __init__(self, model, model_name):
+        from tvm import relax
+        self.relax = relax
+        self.m = model
+        self.name = model_name
+        self.params = []          # relax vars for constants (after the input)
+        self.param_data = {}      # relax var -> (c_name, np array)
+        self.values = {}          # tflite tensor index -> relax expr
+        self.scheds = {}          # kernel name -> schedule fn
+        self.ops_meta = []
+        self.bb = None
+        self.emits = []           # deferred (needs bb) -> we emit directly
+
+    # constants --------------------------------------------------------------
+    def const(self, arr, hint):
+        relax = self.relax
+        arr = np.ascontiguousarray(arr)
+        cname = "tvmgen_%s_c%d_%s" % (self.name, len(self.params), hint)
+        v = relax.Var(cname, relax.TensorType(tuple(int(d) for d in arr.shape), str(arr.dtype)))
+        self.params.append(v)
+        self.param_data[v] = (cname, arr)
+        return v
+
+    def tensor_const(self, ti, hint):
+        t = self.m.tensors[ti]
+        if ti not in self.values:
+            self.values[ti] = self.const(t.data, hint)
+        return self.values[ti]
+
+    def kname(self, op):
+        return "tvmgen_%s_%s_%d" % (self.name, op.type.lower(), op.index)
+
+    def emit(self, op, fn, args, sched=None):
+        name = self.kname(op)
+        v = self.bb.emit_te(fn, *args, primfunc_name_hint=name)
+        if sched is not None:
+            self.scheds[name] = sched
+        return v
+
+    # ops ------------------------------------------------------------------
+    def op_quantize(self, op):
+        from tvm import te
+        m = self.m
+        ti, to = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+        if ti.dtype not in _QRANGE:
+            m.fail("QUANTIZE (op #%d) from %s is not supported." % (op.index, ti.dtype))
+        eff = float(np.float32(ti.scale[0])) / float(np.float32(to.scale[0]))
+        mult, shift = quantize_multiplier(eff)
+        izp, ozp = int(ti.zero_point[0]), int(to.zero_point[0])
+        lo, hi = _QRANGE[to.dtype]
+        odt = to.dtype
+
+        def f(x):
+            return te.compute(
+                x.shape,
+                lambda *i: _clamp_cast(_mbqm(x(*i).astype("int32") - _i32(izp), mult, shift)
+                                       + _i32(ozp), lo, hi, odt),
+                name="out")
+
+        self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]])
+        return 0
+
+    def _conv_common(self, op, depthwise):
+        from tvm import te, tirx
+        m = self.m
+        opt = op.options
+        x_t, w_t = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]]
+        o_t = m.tensors[op.outputs[0]]
+        b_i = op.inputs[2] if len(op.inputs) > 2 else -1
+        if w_t.data is None or w_t.dtype != "int8":
+            m.fail("%s (op #%d) needs constant int8 weights." % (op.type, op.index))
+        if np.any(w_t.zero_point != 0):
+            m.fail("%s (op #%d) has non-zero weight zero points." % (op.type, op.index))
+        _, H, W, C = x_t.shape
+        _, OH, OW, OC = o_t.shape
+        if depthwise:
+            _, KH, KW, _ = w_t.shape
+            dm = int(opt.get("depth_multiplier", 1)) or 1
+            dm = OC // C if C * dm != OC else dm
+        else:
+            _, KH, KW, _ = w_t.shape
+        sh, sw = opt["stride_h"], opt["stride_w"]
+        dh, dw = opt.get("dilation_h", 1), opt.get("dilation_w", 1)
+        pt = _padding(H, KH, sh, dh, OH) if opt["padding"] == "SAME" else 0
+        pl = _padding(W, KW, sw, dw, OW) if opt["padding"] == "SAME" else 0
+        izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
+        lo, hi = activation_range(opt["activation"], o_t.scale[0], ozp, o_t.dtype)
+        mult, shift = _per_channel_multipliers(x_t.scale[0], w_t.scale, o_t.scale[0], OC)
+        odt = o_t.dtype
+        has_bias = b_i >= 0
+        hint = "dw" if depthwise else "conv"
+
+        args = [self.values[op.inputs[0]], self.tensor_const(op.inputs[1], hint + "_w")]
+        if has_bias:
+            args.append(self.tensor_const(b_i, hint + "_b"))
+        args += [self.const(mult, hint + "_mult"), self.const(shift, hint + "_shift")]
+
+        def f(x, w, *rest):
+            if has_bias:
+                b, mu, shf = rest
+            else:
+                b = None
+                mu, shf = rest
+            rh = te.reduce_axis((0, KH), "rh")
+            rw = te.reduce_axis((0, KW), "rw")
+            if not depthwise:
+                rc = te.reduce_axis((0, C), "rc")
+
+            def body(n, oh, ow, oc):
+                ih = oh * sh + rh * dh - pt
+                iw = ow * sw + rw * dw - pl
+                conds = []
+                if pt or sh * (OH - 1) + dh * (KH - 1) - pt >= H:
+                    conds += [ih >= 0, ih < H]
+                if pl or sw * (OW - 1) + dw * (KW - 1) - pl >= W:
+                    conds += [iw >= 0, iw < W]
+                if depthwise:
+                    xv = x[n, ih, iw, oc // dm] if dm != 1 else x[n, ih, iw, oc]
+                    wv = w[0, rh, rw, oc]
+                    axes = [rh, rw]
+                else:
+                    xv = x[n, ih, iw, rc]
+                    wv = w[oc, rh, rw, rc]
+                    axes = [rh, rw, rc]
+                xv = xv.astype("int32") - _i32(izp)
+                if conds:
+                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(0))
+                return te.sum(xv * wv.astype("int32"), axis=axes)
+
+            acc = te.compute((1, OH, OW, OC), body, name="acc")
+
+            def epi(n, oh, ow, oc):
+                a = acc[n, oh, ow, oc]
+                if b is not None:
+                    a = a + b[oc]
+                return _clamp_cast(_mbqm(a, mu[oc], shf[oc]) + _i32(ozp), lo, hi, odt)
+
+            return te.compute((1, OH, OW, OC), epi, name="out")
+
+        self.values[op.outputs[0]] = self.emit(op, f, args,
+                                               lambda s: _sched_reduction(s, 4))
+        return OH * OW * OC * KH * KW * (1 if depthwise else C)
+
+    def op_conv_2d(self, op):
+        return self._conv_common(op, False)
+
+    def op_depthwise_conv_2d(self, op):
+        return self._conv_common(op, True)
+
+    def op_fully_connected(self, op):
+        from tvm import te
+        m = self.m
+        relax = self.relax
+        x_t, w_t = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]]
+        o_t = m.tensors[op.outputs[0]]
+        b_i = op.inputs[2] if len(op.inputs) > 2 else -1
+        if w_t.data is None or w_t.dtype != "int8" or op.options.get("weights_format", 0) != 0:
+            m.fail("FULLY_CONNECTED (op #%d) needs constant int8 weights in the default "
+                   "format." % op.index)
+        U, K = w_t.shape
+        B = x_t.size // K
+        izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
+        wzp = int(w_t.zero_point[0]) if len(w_t.zero_point) else 0
+        lo, hi = activation_range(op.options["activation"], o_t.scale[0], ozp, o_t.dtype)
+        if len(w_t.scale) > 1:  # per-channel
+            mult, shift = _per_channel_multipliers(x_t.scale[0], w_t.scale, o_t.scale[0], U)
+        else:  # GetQuantizedConvolutionMultipler: float32 product, then double
+            prod = float(np.float32(x_t.scale[0]) * np.float32(w_t.scale[0]))
+            mu, sh = quantize_multiplier(prod / float(np.float32(o_t.scale[0])))
+            mult, shift = np.full(U, mu, np.int32), np.full(U, sh, np.int32)
+        odt = o_t.dtype
+        has_bias = b_i >= 0
+        x = self.values[op.inputs[0]]
+        if tuple(x_t.shape) != (B, K):
+            x = self.bb.emit(relax.op.reshape(x, (B, K)))
+        args = [x, self.tensor_const(op.inputs[1], "fc_w")]
+        if has_bias:
+            args.append(self.tensor_const(b_i, "fc_b"))
+        args += [self.const(mult, "fc_mult"), self.const(shift, "fc_shift")]
+        out_shape = tuple(o_t.shape)
+
+        def f(x, w, *rest):
+            if has_bias:
+                b, mu, shf = rest
+            else:
+                b = None
+                mu, shf = rest
+            rk = te.reduce_axis((0, K), "rk")
+            acc = te.compute(
+                (B, U),
+                lambda i, u: te.sum((x[i, rk].astype("int32") - _i32(izp))
+                                    * (w[u, rk].astype("int32") - _i32(wzp)), axis=rk),
+                name="acc")
+
+            def epi(i, u):
+                a = acc[i, u]
+                if b is not None:
+                    a = a + b[u]
+                return _clamp_cast(_mbqm(a, mu[u], shf[u]) + _i32(ozp), lo, hi, odt)
+
+            return te.compute((B, U), epi, name="out")
+
+        y = self.emit(op, f, args, lambda s: _sched_reduction(s, 2))
+        if out_shape != (B, U):
+            y = self.bb.emit(relax.op.reshape(y, out_shape))
+        self.values[op.outputs[0]] = y
+        return B * U * K
+
+    def op_mean(self, op):
+        """MEAN over H, W: int32 sum of (x - zp), MultiplyByQuantizedMultiplier with
+        multiplier in_scale / (out_scale * count), + out zp (bit-exact with TF 2.21)."""
+        from tvm import te, tirx
+        m = self.m
+        x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+        axis_t = m.tensors[op.inputs[1]]
+        axes = sorted(int(a) % len(x_t.shape) for a in np.asarray(axis_t.data).ravel())
+        if len(x_t.shape) != 4 or axes != [1, 2]:
+            m.fail("MEAN (op #%d) is only supported over H and W of a 4-D tensor (axes %s)."
+                   % (op.index, axes))
+        _, H, W, C = x_t.shape
+        n = H * W
+        izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
+        # TF 2.21's BUILTIN_REF matches a single MultiplyByQuantizedMultiplier with the
+        # element count folded into the multiplier (in_scale / out_scale / n, in double);
+        # the older reference_integer_ops::Mean (MBQM by in/out scale, then a rounded
+        # division by n) is off by one LSB on ~1% of outputs (measured).
+        eff = float(np.float32(x_t.scale[0])) / float(np.float32(o_t.scale[0])) / n
+        mult, shift = quantize_multiplier(eff)
+        lo, hi = _QRANGE[o_t.dtype]
+        odt = o_t.dtype
+        oshape = (1, 1, 1, C)
+        final_shape = tuple(o_t.shape)
+
+        def f(x):
+            rh = te.reduce_axis((0, H), "rh")
+            rw = te.reduce_axis((0, W), "rw")
+            acc = te.compute(oshape, lambda b, i, j, c: te.sum(
+                x[b, rh, rw, c].astype("int32") - _i32(izp), axis=[rh, rw]), name="acc")
+
+            def epi(b, i, j, c):
+                v = _mbqm(acc[b, i, j, c], mult, shift)
+                return _clamp_cast(v + _i32(ozp), lo, hi, odt)
+
+            return te.compute(oshape, epi, name="out")
+
+        y = self.emit(op, f, [self.values[op.inputs[0]]], lambda s: _sched_reduction(s, 4))
+        if final_shape != oshape:
+            y = self.bb.emit(self.relax.op.reshape(y, final_shape))
+        self.values[op.outputs[0]] = y
+        return x_t.size
+
+    def op_reshape(self, op):
+        o_t = self.m.tensors[op.outputs[0]]
+        self.values[op.outputs[0]] = self.bb.emit(
+            self.relax.op.reshape(self.values[op.inputs[0]], tuple(o_t.shape)))
+        return 0
+
+    def op_softmax(self, op):
+        """NOT bit-exact: dequantize, float softmax, quantize with round-half-away.
+        (TFLite's reference int8 softmax uses gemmlowp fixed point.)"""
+        from tvm import te, tirx
+        m = self.m
+        x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+        shape = tuple(x_t.shape)
+        D = shape[-1]
+        beta = float(op.options.get("beta", 1.0))
+        k = float(np.float32(x_t.scale[0])) * beta
+        oscale = float(np.float32(o_t.scale[0]))
+        ozp = int(o_t.zero_point[0])
+        lo, hi = _QRANGE[o_t.dtype]
+        odt = o_t.dtype
+        nd = len(shape)
+
+        def f(x):
+            rd = te.reduce_axis((0, D), "rd")
+            rowmax = te.compute(shape[:-1], lambda *i: te.max(
+                x(*i, rd).astype("int32"), axis=rd), name="rowmax")
+            rd2 = te.reduce_axis((0, D), "rd2")
+            rowsum = te.compute(shape[:-1], lambda *i: te.sum(
+                tirx.exp((x(*i, rd2).astype("int32") - rowmax(*i)).astype("float32")
+                         * tirx.const(k, "float32")), axis=rd2), name="rowsum")
+
+            def epi(*i):
+                p = tirx.exp((x(*i).astype("int32") - rowmax(*i[:-1])).astype("float32")
+                             * tirx.const(k, "float32")) / rowsum(*i[:-1])
+                q = tirx.floor(p / tirx.const(oscale, "float32")
+                               + tirx.const(0.5, "float32")).astype("int32")
+                return _clamp_cast(q + _i32(ozp), lo, hi, odt)
+
+            return te.compute(shape, epi, name="out")
+
+        self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]],
+                                               lambda s: _sched_softmax(s, nd))
+        return x_t.size
+
+
+def _to_pointer_params(func):
+    """Buffer parameters -> pointer parameters bound by DeclBuffer, so that the C
+    codegen emits a plain C function instead of a packed-API one."""
+    from tvm import tirx
+    from tvm.ir import PointerType
+    params, decls = [], []
+    for p in func.params:
+        if isinstance(p.ty, tirx.buffer.BufferType):
+            ptr = tirx.Var(p.name, PointerType(p.ty.dtype))
+            params.append(ptr)
+            decls.append((p, ptr))
+        else:
+            params.append(p)
+    body = func.body
+    for p, ptr in reversed(decls):
+        body = tirx.DeclBuffer(p, body, data=ptr)
+    return tirx.PrimFunc(params, body, func.ret_type, func.attrs)
+
+
+def _tir_passes():
+    """The s_tir default lowering minus GPU-only passes, MakePackedAPI and the slow
+    RemoveNoOp/HoistIfThenElse (they change nothing for these kernels)."""
+    import tvm
+    from tvm import tirx
+    from tvm.s_tir import transform as st
+    return tvm.transform.Sequential([
+        st.CanonicalizeLoop(),
+        st.LowerInitBlock(),
+        st.PlanAndUpdateBufferAllocationLocation(),
+        st.ConvertBlocksToOpaque(),
+        st.CompactBufferAllocation(),
+        st.LowerMatchBuffer(),
+        st.StmtSimplify(),
+        st.LowerOpaqueBlock(),
+        tirx.transform.FlattenBuffer(),
+        tirx.transform.NarrowDataType(32),
+        tirx.transform.StorageRewrite(),
+        tirx.transform.StmtSimplify(),
+        st.RewriteUnsafeSelect(),
+        tirx.transform.CommonSubexprElim(),
+    ])
+
+
+def _strip_tvm(src):
+    """Drop the TVM runtime includes / markers from the C codegen output."""
+    out = []
+    for line in src.splitlines():
+        s = line.strip()
+        if s.startswith('#include "tvm/') or "__tvm_ffi__library_ctx" in s:
+            continue
+        out.append(line)
+    text = "\n".join(out)
+    text = re.sub(r"\bTVM_DLL\s+", "", text)
+    text = re.sub(r"#ifdef __cplusplus\s*\nextern \"C\"\s*\n#endif\s*\n", "", text)
+    return text
+
+
+def lower(model, model_name="default"):
+    """Lower `model` to C. Returns a `Lowered`."""
+    import tvm
+    from tvm import relax, tirx
+    import tvm.s_tir as s_tir
+    from tvm.target import Target
+
+    lw = Lowered()
+    t0 = time.time()
+    b = _Builder(model, model_name)
+    m = model
+    in_t, out_t = m.inputs[0], m.outputs[0]
+    lw.input, lw.output = in_t, out_t
+    x = relax.Var("input", relax.TensorType(tuple(in_t.shape), in_t.dtype))
+    bb = relax.BlockBuilder()
+    b.bb = bb
+    b.values[in_t.index] = x
+    # Constants become parameters; their list is only complete after the ops are emitted,
+    # so build the body first inside a throwaway function frame.
+    with bb.function("main"):
+        with bb.dataflow():
+            for op in m.ops:
+                fn = getattr(b, "op_" + op.type.lower())
+                macs = fn(op)
+                b.ops_meta.append({"type": op.type, "index": op.index,
+                                   "output_shape": list(m.tensors[op.outputs[0]].shape),
+                                   "macs": int(macs)})
+            res = bb.emit_output(b.values[out_t.index])
+        bb.emit_func_output(res, params=[x] + b.params)
+    mod = bb.get()
+    lw.ops = b.ops_meta
+    lw.times["relax"] = time.time() - t0
+
+    # --- schedule kernels -------------------------------------------------------------
+    t1 = time.time()
+    new_funcs = {}
+    for gv, func in mod.functions.items():
+        if isinstance(func, tirx.PrimFunc):
+            sched = b.scheds.get(gv.name_hint)
+            if sched is not None:
+                sch = s_tir.Schedule(func)
+                sched(sch)
+                func = sch.mod["main"]
+            new_funcs[gv] = func
+    for gv, func in new_funcs.items():
+        mod[gv] = func
+    lw.relax_text = mod["main"].script(show_meta=False)
+    tir_mod = tvm.IRModule({gv: f for gv, f in new_funcs.items()})
+    lw.tir_text = tir_mod.script(show_meta=False)
+
+    # --- memory planning (Relax) ------------------------------------------------------
+    planned = tvm.transform.Sequential([
+        relax.transform.RewriteDataflowReshape(),
+        relax.transform.ToNonDataflow(),
+        relax.transform.RemovePurityChecking(),
+        relax.transform.CallTIRRewrite(),
+        relax.transform.StaticPlanBlockMemory(),
+    ])(mod)
+    main = planned["main"]
+    lw.relax_text += "\n\n# ---- after StaticPlanBlockMemory ----\n" + main.script(show_meta=False)
+    _plan(lw, main, b, x)
+    lw.times["plan"] = time.time() - t1
+
+    # --- TIR -> C ---------------------------------------------------------------------
+    t2 = time.time()
+    used = {c[0] for c in lw.calls}
+    ptr_funcs = {gv: _to_pointer_params(f) for gv, f in new_funcs.items() if gv.name_hint in used}
+    for gv, f in ptr_funcs.items():
+        lw.kernels.append((gv.name_hint, [C_TYPES[str(p.ty.element_type.dtype)] + "*"
+                                          if hasattr(p.ty, "element_type") else "void*"
+                                          for p in f.params]))
+    target = Target("c")
+    cmod = tirx.transform.BindTarget(target.with_host(target))(tvm.IRModule(ptr_funcs))
+    pipe = _tir_passes()
+    ctx = tvm.transform.PassContext.current()
+    with tvm.transform.PassContext(config={"tirx.disable_vectorize": True},
+                                   instruments=list(ctx.instruments)):
+        cmod = pipe(cmod)
+        cmod = tirx.transform.LowerIntrin()(cmod)
+    from tvm.tirx.build import codegen_build
+    src = codegen_build(cmod, target).inspect_source()
+    lw.kernel_source = _strip_tvm(src)
+    if "TVMFFI" in lw.kernel_source or "TVMBackend" in lw.kernel_source:
+        raise ModelError("%s: internal error: generated kernels still use the TVM runtime."
+                         % m.path)
+    lw.times["c"] = time.time() - t2
+    lw.constants_size = sum(a.nbytes for _, a in lw.constants)
+    return lw
+
+
+def _plan(lw, main, b, input_var):
+    """Walk the planned Relax main: storages -> workspace offsets, calls -> kernel calls."""
+    from tvm import relax
+    align = 16
+    storage_off = {}
+    where = {input_var: ("input",)}
+    for v, (cname, arr) in b.param_data.items():
+        where[v] = ("const", cname)
+    const_seen = set()
+    ws = 0
+    ret = main.body.body
+    builtin_out = []
+    for block in main.body.blocks:
+        for bind in block.bindings:
+            var, val = bind.var, bind.value
+            if isinstance(val, relax.Call):
+                op = val.op
+                if isinstance(op, tvm_ir_op()):
+                    name = op.name
+                    if name == "relax.memory.alloc_storage":
+                        size = int(val.args[0].values[0])
+                        ws = (ws + align - 1) // align * align
+                        storage_off[var] = ws
+                        ws += size
+                    elif name == "relax.memory.alloc_tensor":
+                        off = storage_off[val.args[0]] + int(val.args[1].value)
+                        where[var] = ("ws", off)
+                    elif name == "relax.builtin.alloc_tensor":
+                        where[var] = ("output",)
+                        builtin_out.append(var)
+                    elif name in ("relax.reshape", "relax.memory.view"):
+                        where[var] = where[val.args[0]]
+                    elif name == "relax.memory.kill_storage" or name == "relax.memory.kill_tensor":
+                        pass
+                    else:
+                        raise ModelError("internal error: unexpected Relax op %s after "
+                                         "memory planning" % name)
+                else:  # GlobalVar: a TIR kernel call
+                    args = [where[a] for a in val.args]
+                    out_ty = val.args[-1].ty
+                    nbytes = int(np.prod([int(d) for d in out_ty.shape.values])) * \
+                        np.dtype(str(out_ty.dtype)).itemsize
+                    lw.calls.append((op.name_hint, args, nbytes))
+            elif isinstance(val, relax.Var):
+                where[var] = where[val]
+            else:
+                raise ModelError("internal error: unexpected binding %s" % type(val).__name__)
+    r = where[ret]
+    if r != ("output",):
+        # the result lives elsewhere (e.g. model ends in RESHAPE of a workspace tensor)
+        lw.copies.append((("output",), r, lw.output.size_bytes))
+    if len(builtin_out) > 1:
+        raise ModelError("internal error: more than one output allocation")
+    lw.workspace_size = (ws + align - 1) // align * align
+    for v in b.params:
+        cname, arr = b.param_data[v]
+        if cname not in const_seen:
+            const_seen.add(cname)
+            lw.constants.append((cname, arr))
+
+
+def tvm_ir_op():
+    import tvm
+    return tvm.ir.Op

@@ -1,0 +1,60 @@
+"""SCons tool: the dataset stage (built-in synthetic images, or DATA= class folders) packed for training."""
+import os
+
+from tinyml_glue import add_builder, params_node, stage_action
+
+
+def _synthesize(target, source, p):
+    from codegen import dataset
+
+    dataset.generate_synthetic(os.path.dirname(target[0]), p["per_class"], p["seed"], target[0])
+
+
+def _pack(target, source, p):
+    from codegen import dataset
+
+    if p["data"]:
+        classes = dataset.list_class_folder(p["data"])
+        where = f"DATA={p['data']}"
+    else:
+        classes = dataset.index_classes(source[0])
+        where = "the synthetic dataset"
+    if sorted(classes) != p["classes"]:
+        from codegen.errors import PipelineError
+        raise PipelineError(f"{where}: class folders changed while building; run scons again")
+    heldout = dict(zip(p["classes"], target[1:]))
+    dataset.pack(classes, target[0], heldout, p["size"], p["channels"], p["seed"], where=where)
+
+
+def TinyDataset(env, build_dir, *, data="", samples=400, seed=0, size=64, channels=3,
+                synthetic_dir="$TINY_SYNTHETIC_DIR"):
+    """dataset.npz plus one held-out PNG per class under build_dir; returns (npz node, {class: png node})."""
+    from codegen import dataset
+
+    if data:
+        classes = dataset.list_class_folder(data)
+        sources = [f for files in classes.values() for f in files]
+        names = sorted(classes)
+    else:
+        index = env.TinySyntheticImages(os.path.join(env.subst(synthetic_dir), "index.json"),
+                                        params_node(env, per_class=samples, seed=seed))
+        sources = index
+        names = [dataset.CLASS_OTHER, dataset.CLASS_CAR]
+    targets = [os.path.join(build_dir, "dataset.npz")] + [os.path.join(build_dir, "heldout", f"{c}.png")
+                                                           for c in names]
+    nodes = env.TinyDatasetPack(targets, sources + [params_node(env, data=data, classes=names, size=size,
+                                                                 channels=channels, seed=seed)])
+    return nodes[0], dict(zip(names, nodes[1:]))
+
+
+def generate(env):
+    env.SetDefault(TINY_SYNTHETIC_DIR="build/dataset/synthetic")
+    add_builder(env, "TinySyntheticImages",
+                stage_action(_synthesize, "TINY_SYNTHCOMSTR", "Generating synthetic car/not-car images -> $TARGET"))
+    add_builder(env, "TinyDatasetPack",
+                stage_action(_pack, "TINY_PACKCOMSTR", "Packing dataset -> $TARGET"))
+    env.AddMethod(TinyDataset)
+
+
+def exists(env):
+    return True

@@ -1,0 +1,25 @@
+"""SCons tool: TVM codegen of a full-int8 .tflite into a standalone-C Model Library Format tar."""
+import os
+
+from tinyml_glue import add_builder, params_node, stage_action
+
+
+def _mlf(target, source, p):
+    from codegen import mlf
+
+    mlf.build_mlf(source[0], target[0], model_name=p["model_name"])
+
+
+def TinyMLF(env, build_dir, tflite, *, model_name="default"):
+    return env.TinyModelLibrary(os.path.join(build_dir, "model_mlf.tar"),
+                                [tflite, params_node(env, model_name=model_name)])
+
+
+def generate(env):
+    add_builder(env, "TinyModelLibrary",
+                stage_action(_mlf, "TINY_MLFCOMSTR", "TVM codegen (standalone C, MLF) -> $TARGET"))
+    env.AddMethod(TinyMLF)
+
+
+def exists(env):
+    return True

@@ -1,0 +1,40 @@
+"""SCons tool: render the Arduino sketch folder from Jinja templates, the MLF and the embedded images."""
+import os
+
+from tinyml_glue import add_builder, params_node, stage_action
+
+
+def _sketch(target, source, p):
+    from codegen import sketch
+
+    mlf, images_c, images_h, images_json = source[:4]
+    sketch.render(p["templates"], p["sketch_dir"], p["sketch_name"], mlf, images_c, images_h, images_json,
+                  p["context"], model_name=p["model_name"])
+
+
+def TinySketch(env, build_dir, mlf, images, *, sketch_name="tvm_model", templates=None, context=None,
+               model_name="default"):
+    """The sketch folder build_dir/<sketch_name>/; returns its file nodes (the .ino first)."""
+    from codegen import sketch
+
+    templates = templates or env.subst("$TINY_TEMPLATES")
+    sketch_dir = os.path.join(build_dir, sketch_name)
+    outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name, model_name)]
+    template_nodes = [env.File(os.path.join(templates, t)) for t in sketch.template_files(templates)]
+    nodes = env.TinyRenderSketch(outputs, [mlf, *images] + template_nodes + [params_node(
+        env, templates=templates, sketch_dir=sketch_dir, sketch_name=sketch_name, model_name=model_name,
+        context=context or {})])
+    # Not deleted before a rebuild: unchanged files keep their mtime, so arduino-cli recompiles only what changed.
+    env.Precious(nodes)
+    return nodes
+
+
+def generate(env):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env.SetDefault(TINY_TEMPLATES=os.path.join(root, "templates", "sketch"))
+    add_builder(env, "TinyRenderSketch", stage_action(_sketch, "TINY_SKETCHCOMSTR", "Rendering sketch -> $TARGET"))
+    env.AddMethod(TinySketch)
+
+
+def exists(env):
+    return True

@@ -1,0 +1,36 @@
+"""SCons tool: the train stage (Keras MobileNetV1 with the tutorial's head)."""
+import os
+
+from tinyml_glue import add_builder, params_node, stage_action
+
+
+def _train(target, source, p):
+    from codegen import train
+
+    weights = p["weights"]
+    if weights.startswith(("http://", "https://")):
+        from codegen.download import fetch
+
+        weights = fetch(weights, os.path.join(p["weights_cache"], os.path.basename(weights.split("?")[0])))
+    train.train(source[0], target[0], target[1], alpha=p["alpha"], epochs=p["epochs"], seed=p["seed"],
+                batch=p["batch"], weights_path=weights or None)
+
+
+def TinyTrain(env, build_dir, dataset_npz, *, alpha=0.25, epochs=10, seed=0, batch=32, weights=""):
+    """model.keras (batch-1 input) and train_history.json under build_dir."""
+    sources = [dataset_npz]
+    if weights and not weights.startswith(("http://", "https://")):
+        sources.append(env.File(weights))
+    return env.TinyTrainModel(
+        [os.path.join(build_dir, "model.keras"), os.path.join(build_dir, "train_history.json")],
+        sources + [params_node(env, alpha=alpha, epochs=epochs, seed=seed, batch=batch, weights=weights,
+                               weights_cache=os.path.join(build_dir, "weights"))])
+
+
+def generate(env):
+    add_builder(env, "TinyTrainModel", stage_action(_train, "TINY_TRAINCOMSTR", "Training MobileNetV1 -> $TARGET"))
+    env.AddMethod(TinyTrain)
+
+
+def exists(env):
+    return True

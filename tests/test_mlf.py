@@ -1,0 +1,270 @@
+"""End-to-end tests of codegen.mlf.build_mlf: small random-init Keras MobileNets are converted
+to full-int8 TFLite, turned into standalone C, compiled with the host gcc and compared
+byte for byte with TFLite's reference kernels (BUILTIN_REF)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from codegen import mlf, tflite_model  # noqa: E402
+from codegen.tflite_model import ModelError  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+N_IMAGES = 16
+
+
+def _mobilenet(shape, seed, X):
+    """Same architecture code as the project's training script (MobileNetV1 alpha 0.25
+    body, Rescaling in front, Dense softmax head), random init and one short epoch (without
+    it the untrained BatchNorm statistics make the late activations vanish, and TFLite's
+    reference softmax aborts on the resulting ~1e-8 input scale)."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    base = keras.applications.MobileNet(input_shape=shape, alpha=0.25, weights=None,
+                                        include_top=True, classes=1000)
+    inp = keras.Input(shape=shape, batch_size=1)
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    x = keras.Model(base.inputs, base.layers[-5].output)(x)
+    x = keras.layers.Reshape((-1,))(x)
+    x = keras.layers.Dropout(0.1)(x)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(2, activation="softmax")(x)
+    m = keras.Model(inp, out)
+    Xf = X.astype(np.float32)
+    y = (Xf.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
+    m.compile(optimizer=keras.optimizers.Adam(5e-4), loss="sparse_categorical_crossentropy")
+    m.fit(Xf, y, epochs=1, batch_size=8, verbose=0)
+    return m
+
+
+def _convert(model, X, io_type="uint8", quantize=True):
+    import tensorflow as tf
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+
+        def rep():
+            for i in range(min(len(X), 16)):
+                yield [X[i:i + 1].astype(np.float32)]
+
+        conv.representative_dataset = rep
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = getattr(tf, io_type)
+        conv.inference_output_type = getattr(tf, io_type)
+    return conv.convert()
+
+
+def _reference(path, X):
+    import tensorflow as tf
+    it = tf.lite.Interpreter(
+        model_path=path,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    out = it.get_output_details()[0]
+    res = []
+    for x in X:
+        it.set_tensor(inp["index"], x[None].astype(inp["dtype"]))
+        it.invoke()
+        res.append(it.get_tensor(out["index"]).ravel().copy())
+    return np.array(res), inp["dtype"]
+
+
+MAIN_C = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "tvmgen_%(name)s.h"
+int main(void) {
+  static uint8_t in[TVMGEN_%(NAME)s_INPUT_SIZE];
+  static uint8_t out[TVMGEN_%(NAME)s_OUTPUT_SIZE];
+  while (fread(in, 1, sizeof in, stdin) == sizeof in) {
+    if (tvmgen_%(name)s_run(in, out) != 0) return 1;
+    fwrite(out, 1, sizeof out, stdout);
+  }
+  return 0;
+}
+"""
+
+
+def _build_and_run(tar_path, name, X, workdir):
+    ext = os.path.join(workdir, "mlf")
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(ext)
+    srcdir = os.path.join(ext, "codegen", "host", "src")
+    incdir = os.path.join(ext, "codegen", "host", "include")
+    sources = sorted(os.path.join(srcdir, f) for f in os.listdir(srcdir))
+    assert [os.path.basename(s) for s in sources] == ["%s_lib%d.c" % (name, i) for i in range(3)]
+    main_c = os.path.join(workdir, "main.c")
+    with open(main_c, "w") as f:
+        f.write(MAIN_C % {"name": name, "NAME": name.upper()})
+    exe = os.path.join(workdir, "run")
+    r = subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-I", incdir, main_c] + sources
+                       + ["-o", exe, "-lm"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "warning" not in r.stderr, r.stderr
+    r = subprocess.run([exe], input=np.ascontiguousarray(X).tobytes(), capture_output=True,
+                       check=True)
+    return ext, sources, incdir, np.frombuffer(r.stdout, np.uint8)
+
+
+def _check_sources(ext, sources, name, meta):
+    text = "".join(open(s).read() for s in sources)
+    text += open(os.path.join(ext, "codegen", "host", "include", "tvmgen_%s.h" % name)).read()
+    assert '#include "tvm/' not in text and "#include <tvm/" not in text
+    assert "TVMFFI" not in text and "TVMBackend" not in text and "TVM_DLL" not in text
+    assert "malloc" not in text
+    lib2 = open(os.path.join(ext, "codegen", "host", "src", "%s_lib2.c" % name)).read()
+    m = re.search(r"static\s+\w*\s*uint8_t\s+tvmgen_%s_workspace\[(\d+)\]" % name, lib2)
+    assert m, lib2[:2000]
+    assert int(m.group(1)) == meta["workspace_size_bytes"]
+    hdr = open(os.path.join(ext, "codegen", "host", "include", "tvmgen_%s.h" % name)).read()
+    assert "#define TVMGEN_%s_WORKSPACE_SIZE %d" % (name.upper(), meta["workspace_size_bytes"]) in hdr
+    assert 'extern "C"' in hdr
+    assert "int32_t tvmgen_%s_run(const uint8_t* input, uint8_t* output);" % name in hdr
+    lib0 = open(os.path.join(ext, "codegen", "host", "src", "%s_lib0.c" % name)).read()
+    assert "float" not in lib0 and "double" not in lib0
+    assert "const int8_t" in lib0 and "const int32_t" in lib0
+    for f in ("src/relax.txt", "src/tir.txt"):
+        assert os.path.getsize(os.path.join(ext, f)) > 0
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    rs = np.random.RandomState(0)
+    out = {}
+    # RGB, uint8 in/out, 64x64 (the final MEAN averages 2x2)
+    X = rs.randint(0, 256, (N_IMAGES, 64, 64, 3)).astype(np.uint8)
+    p = str(d / "rgb.tflite")
+    with open(p, "wb") as f:
+        f.write(_convert(_mobilenet((64, 64, 3), 1, X), X, "uint8"))
+    out["rgb"] = (p, X)
+    # grayscale, int8 in/out, 32x32
+    Xg = rs.randint(0, 256, (N_IMAGES, 32, 32, 1)).astype(np.uint8)
+    p = str(d / "gray.tflite")
+    with open(p, "wb") as f:
+        f.write(_convert(_mobilenet((32, 32, 1), 2, Xg), Xg, "int8"))
+    out["gray"] = (p, (Xg.astype(np.int16) - 128).astype(np.int8))
+    return out
+
+
+@pytest.mark.parametrize("kind,name", [("rgb", "default"), ("gray", "gray_net")])
+def test_bit_exact_with_tflite_reference(models, kind, name, tmp_path):
+    path, X = models[kind]
+    tar_path = str(tmp_path / ("%s.tar" % name))
+    meta = mlf.build_mlf(path, tar_path, model_name=name)
+    assert [n for n in os.listdir(tmp_path) if n != os.path.basename(tar_path)] == []
+    with tarfile.open(tar_path) as tar:
+        names = set(tar.getnames())
+        stored = json.load(tar.extractfile("metadata.json"))
+    assert stored == meta
+    assert {"metadata.json", "src/relax.txt", "src/tir.txt",
+            "codegen/host/include/tvmgen_%s.h" % name} <= names
+    assert meta["version"] == 7 and meta["target"] == "c" and meta["model_name"] == name
+    assert meta["kernels"] > 0 and meta["workspace_size_bytes"] > 0
+    assert meta["constants_size_bytes"] > 0
+    assert {o["type"] for o in meta["ops"]} >= {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN",
+                                                 "FULLY_CONNECTED", "SOFTMAX"}
+    (inp,), (outp,) = meta["inputs"], meta["outputs"]
+    assert inp["shape"] == [1] + list(X.shape[1:])
+    assert inp["size_bytes"] == int(np.prod(X.shape[1:]))
+    assert outp["shape"] == [1, 2] and outp["size_bytes"] == 2
+
+    ext, sources, incdir, got = _build_and_run(tar_path, name, X, str(tmp_path))
+    _check_sources(ext, sources, name, meta)
+    ref, dt = _reference(path, X)
+    assert dt == np.dtype(inp["dtype"])
+    got = got.view(dt).reshape(ref.shape)
+    assert (got.argmax(1) == ref.argmax(1)).all()
+    # Every op is lowered in TFLite's integer arithmetic: outputs are bit-exact.
+    np.testing.assert_array_equal(got, ref)
+
+    if shutil.which("arm-none-eabi-gcc"):
+        for s in sources:
+            r = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-O2", "-Wall", "-mcpu=cortex-m4",
+                                "-mthumb", "-I", incdir, "-c", s, "-o", os.devnull],
+                               capture_output=True, text=True)
+            assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def test_float_model_is_rejected(tmp_path):
+    import keras
+    inp = keras.Input((8, 8, 3), batch_size=1)
+    x = keras.layers.Conv2D(4, 3)(inp)
+    m = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
+    p = str(tmp_path / "float.tflite")
+    with open(p, "wb") as f:
+        f.write(_convert(m, None, quantize=False))
+    out = str(tmp_path / "out.tar")
+    with pytest.raises(ModelError) as e:
+        mlf.build_mlf(p, out)
+    assert "float.tflite" in str(e.value) and "integer" in str(e.value)
+    assert not os.path.exists(out) and os.listdir(tmp_path) == ["float.tflite"]
+
+
+def test_unsupported_op_is_rejected(tmp_path):
+    import keras
+    inp = keras.Input((8, 8, 3), batch_size=1)
+    x = keras.layers.Conv2D(4, 3)(inp)
+    x = keras.layers.MaxPooling2D()(x)
+    m = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
+    X = np.random.RandomState(0).rand(4, 8, 8, 3).astype(np.float32)
+    p = str(tmp_path / "pool.tflite")
+    with open(p, "wb") as f:
+        f.write(_convert(m, X, "int8"))
+    with pytest.raises(ModelError) as e:
+        tflite_model.load(p)
+    assert "MAX_POOL_2D" in str(e.value) and "pool.tflite" in str(e.value)
+
+
+def test_garbage_file_is_rejected(tmp_path):
+    p = tmp_path / "garbage.tflite"
+    p.write_bytes(os.urandom(1000))
+    out = str(tmp_path / "out.tar")
+    with pytest.raises(ModelError) as e:
+        mlf.build_mlf(str(p), out)
+    assert "garbage.tflite" in str(e.value) and "flatbuffer" in str(e.value)
+    assert not os.path.exists(out)
+
+
+def test_truncated_file_is_rejected(models, tmp_path):
+    path, _ = models["gray"]
+    data = open(path, "rb").read()
+    for n in (len(data) // 2, 4096, 12):
+        p = tmp_path / "trunc.tflite"
+        p.write_bytes(data[:n])
+        with pytest.raises(ModelError) as e:
+            mlf.build_mlf(str(p), str(tmp_path / "out.tar"))
+        assert "trunc.tflite" in str(e.value)
+        assert not os.path.exists(tmp_path / "out.tar")
+
+
+def test_missing_file_is_rejected(tmp_path):
+    with pytest.raises(ModelError) as e:
+        tflite_model.load(str(tmp_path / "nope.tflite"))
+    assert "nope.tflite" in str(e.value)
+
+
+def test_model_reader(models):
+    path, X = models["rgb"]
+    m = tflite_model.load(path)
+    assert m.inputs[0].shape == (1, 64, 64, 3) and m.inputs[0].dtype == "uint8"
+    assert m.outputs[0].shape == (1, 2)
+    types = [op.type for op in m.ops]
+    assert types[0] == "QUANTIZE" and types[-1] == "QUANTIZE"
+    conv = m.ops[1]
+    assert conv.type == "CONV_2D" and conv.options["padding"] in ("SAME", "VALID")
+    w = m.tensors[conv.inputs[1]]
+    assert w.data.dtype == np.int8 and len(w.scale) == w.shape[0]

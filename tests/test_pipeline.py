@@ -1,0 +1,123 @@
+"""End to end through scons itself: every stage on a tiny configuration, and what a second run rebuilds."""
+import json
+import os
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, built_stages, run_scons
+
+pytestmark = pytest.mark.heavy
+
+
+def test_full_build_outputs_are_real(tiny_build):
+    build, proc = tiny_build
+    out = build / "nano33ble"
+    for name in ("model.keras", "model.tflite", "metrics.json", "training_curve.png", "images.c", "images.h",
+                 "model_mlf.tar", "expected.json", "hostcheck.json", "tvm_model/tvm_model.ino",
+                 "tvm_model/src/model/default_lib1.c", "tvm_model/src/images.h"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["quantized_val_accuracy"] <= 1.0 and metrics["classes"] == ["random", "target"]
+    with tarfile.open(out / "model_mlf.tar") as tar:
+        names = tar.getnames()
+        meta = json.load(tar.extractfile("metadata.json"))
+    assert "codegen/host/include/tvmgen_default.h" in names
+    assert meta["inputs"][0]["shape"] == [1, 32, 32, 3] and meta["workspace_size_bytes"] > 0
+    check = json.loads((out / "hostcheck.json").read_text())
+    expected = json.loads((out / "expected.json").read_text())
+    assert [r["tflite"] for r in check["images"]] == [e["scores"] for e in expected["images"]]
+    assert "Car results:" in check["output"] and "Other object results:" in check["output"]
+    assert all(r["argmax"] == r["tflite_argmax"] for r in check["images"])
+
+
+def test_second_run_is_a_noop(tiny_build):
+    build, _ = tiny_build
+    proc = run_scons(build)
+    assert built_stages(proc.stdout) == []
+    assert "is up to date" in proc.stdout
+    assert run_scons(build, "-q", check=False).returncode == 0   # -q: exit 0 iff everything is up to date
+
+
+def _copy_build(tiny_build, tmp_path):
+    build, _ = tiny_build
+    dst = tmp_path / "b"
+    shutil.copytree(build, dst, symlinks=True)
+    return dst
+
+
+def test_editing_a_test_image_rebuilds_only_embed_sketch_and_check(tiny_build, tmp_path):
+    build = _copy_build(tiny_build, tmp_path)
+    imgs = [tmp_path / "car.png", tmp_path / "other.png"]
+    for p, src in zip(imgs, ("target", "random")):
+        shutil.copy(build / "nano33ble" / "heldout" / f"{src}.png", p)
+    images = ",".join(map(str, imgs))
+    first = built_stages(run_scons(build, IMAGES=images).stdout)
+    assert "Training MobileNetV1" not in first and "TVM codegen (standalone C, MLF)" not in first
+    arr = np.asarray(Image.open(imgs[0])).copy()
+    arr[:8, :8] = 255 - arr[:8, :8]
+    Image.fromarray(arr).save(imgs[0])
+    stages = built_stages(run_scons(build, IMAGES=images).stdout)
+    assert stages == ["Embedding images", "TFLite reference scores", "Rendering sketch",
+                      "Host check (gcc build + run vs TFLite)"]
+
+
+def test_editing_a_template_rebuilds_only_sketch_and_check(tiny_build, tmp_path):
+    build = _copy_build(tiny_build, tmp_path)
+    tpl = tmp_path / "tpl"
+    shutil.copytree(os.path.join(ROOT, "templates", "sketch"), tpl)
+    run_scons(build, TEMPLATES=str(tpl))
+    ino = tpl / "sketch.ino.j2"
+    ino.write_text(ino.read_text().replace("void setup() {", "// a user's edit\nvoid setup() {"))
+    proc = run_scons(build, TEMPLATES=str(tpl))
+    assert built_stages(proc.stdout) == ["Rendering sketch", "Host check (gcc build + run vs TFLite)"]
+    assert "// a user's edit" in (build / "nano33ble" / "tvm_model" / "tvm_model.ino").read_text()
+
+
+def test_changing_epochs_retrains_and_identical_tflite_stops_there(tiny_build, tmp_path):
+    build = _copy_build(tiny_build, tmp_path)
+    stages = built_stages(run_scons(build, EPOCHS="2").stdout)
+    assert stages[0] == "Training MobileNetV1" and "Quantizing (TFLite PTQ)" in stages
+    # Retraining with the same settings is deterministic: the .tflite comes out byte-identical, so nothing
+    # after quantization runs again.
+    tflite = (build / "nano33ble" / "model.tflite").read_bytes()
+    (build / "nano33ble" / "model.keras").unlink()
+    stages = built_stages(run_scons(build, EPOCHS="2").stdout)
+    assert stages == ["Training MobileNetV1", "Quantizing (TFLite PTQ)"]
+    assert (build / "nano33ble" / "model.tflite").read_bytes() == tflite
+
+
+def test_compile_without_arduino_cli_says_how_to_install(tiny_build, tmp_path):
+    build = _copy_build(tiny_build, tmp_path)
+    proc = run_scons(build, "compile", check=False, ARDUINO_CLI="no-such-arduino-cli")
+    assert proc.returncode != 0
+    assert "arduino-cli not found" in proc.stderr and "install" in proc.stderr
+    assert "tvm_model" in proc.stderr
+    assert not (build / "nano33ble" / "firmware" / "compile.json").exists()
+
+
+def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_path):
+    build = _copy_build(tiny_build, tmp_path)
+    log = tmp_path / "calls.log"
+    cli = os.path.join(ROOT, "tests", "fixtures", "fake_arduino_cli.py")
+    env = {"FAKE_ARDUINO_LOG": str(log)}
+
+    def calls():
+        lines = log.read_text().splitlines() if log.exists() else []
+        log.write_text("")
+        return [json.loads(l)[0] for l in lines]
+
+    run_scons(build, "compile", env=env, ARDUINO_CLI=cli)
+    assert calls() == ["core", "compile"]
+    result = json.loads((build / "nano33ble" / "firmware" / "compile.json").read_text())
+    assert "--fqbn" in result["command"] and "arduino:mbed_nano:nano33ble" in result["command"]
+    run_scons(build, "compile", env=env, ARDUINO_CLI=cli)
+    assert calls() == []                         # nothing changed: arduino-cli not called
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyFAKE0")
+    assert calls() == ["upload"]
+    proc = run_scons(build, "compile", check=False, env={**env, "FAKE_ARDUINO_CORES": "arduino:avr"},
+                     ARDUINO_CLI=cli, EPOCHS="1", SKETCH="other_name")
+    assert proc.returncode != 0 and "arduino-cli core install arduino:mbed_nano" in proc.stderr

@@ -1,0 +1,76 @@
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from codegen import sketch
+from codegen.errors import PipelineError
+from codegen.fsutil import write_if_changed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATES = os.path.join(ROOT, "templates", "sketch")
+
+
+def _fake_inputs(tmp_path):
+    meta = {"inputs": [{"name": "image", "shape": [1, 8, 8, 3], "dtype": "uint8", "size_bytes": 192}],
+            "outputs": [{"name": "scores", "shape": [1, 2], "dtype": "uint8", "size_bytes": 2}],
+            "workspace_size_bytes": 64}
+    tar_path = tmp_path / "m.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        files = {"metadata.json": json.dumps(meta).encode()}
+        for f in sketch.model_files():
+            where = "include" if f.endswith(".h") else "src"
+            files[f"codegen/host/{where}/{f}"] = f"/* {f} */\n".encode()
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "images.c").write_text("/* c */\n")
+    (tmp_path / "images.h").write_text("/* h */\n")
+    (tmp_path / "images.json").write_text(json.dumps({"progmem": False, "images": [
+        {"name": "image_target", "title": "Car", "label": "target", "data": ""}]}))
+    return [str(tmp_path / n) for n in ("m.tar", "images.c", "images.h", "images.json")]
+
+
+def _render(tmp_path, templates=TEMPLATES, context=None):
+    mlf, c, h, j = _fake_inputs(tmp_path)
+    ctx = context if context is not None else {"classes": ["random", "target"], "baud": 115200, "board": {}}
+    return sketch.render(templates, str(tmp_path / "out" / "demo"), "demo", mlf, c, h, j, ctx)
+
+
+def test_renders_declared_files_and_keeps_unchanged_ones(tmp_path):
+    written = _render(tmp_path)
+    out = tmp_path / "out" / "demo"
+    declared = sketch.sketch_outputs(TEMPLATES, "demo")
+    assert sorted(written) == sorted(declared)
+    ino = (out / "demo.ino").read_text()
+    assert 'print_results("Car results:", image_target);' in ino
+    assert "TVMInitialize();" in ino
+    assert "#define MODEL_INPUT_SIZE 192" in (out / "src" / "model.h").read_text()
+    mtime = os.stat(out / "src" / "model" / "default_lib1.c").st_mtime_ns
+    assert _render(tmp_path) == []          # nothing changed: nothing rewritten
+    assert os.stat(out / "src" / "model" / "default_lib1.c").st_mtime_ns == mtime
+
+
+def test_template_errors_are_clear(tmp_path):
+    bad = tmp_path / "tpl"
+    bad.mkdir()
+    (bad / "sketch.ino.j2").write_text("{% for x in %}\n")
+    with pytest.raises(PipelineError, match="template syntax error"):
+        _render(tmp_path, templates=str(bad))
+    (bad / "sketch.ino.j2").write_text("{{ no_such_variable }}\n")
+    with pytest.raises(PipelineError, match="'no_such_variable' is undefined"):
+        _render(tmp_path, templates=str(bad))
+
+
+def test_template_folder_needs_an_ino(tmp_path):
+    with pytest.raises(PipelineError, match="no sketch.ino.j2"):
+        sketch.sketch_outputs(str(tmp_path), "demo")
+
+
+def test_write_if_changed(tmp_path):
+    p = tmp_path / "f"
+    assert write_if_changed(str(p), "a") and not write_if_changed(str(p), "a") and write_if_changed(str(p), b"b")
+    assert p.read_bytes() == b"b"
