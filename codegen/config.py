@@ -17,8 +17,9 @@ IO_TYPES = ("uint8", "int8")
 VARIABLES = {
     "BOARD": ("nano33ble", "target board(s), comma separated; see codegen/boards.json"),
     "DATA": ("", "folder of class subfolders (images/<class>/*.jpg|png); empty: the built-in synthetic dataset"),
-    "SAMPLES": ("400", "images per class of the built-in synthetic dataset"),
-    "EPOCHS": ("12", "training epochs"),
+    "SAMPLES": ("1000", "images per class of the built-in synthetic dataset"),
+    "EPOCHS": ("20", "training epochs"),
+    "LR": ("", "Adam learning rate; empty: 5e-4 with WEIGHTS= (the tutorial's fine-tuning), 5e-3 from scratch"),
     "ALPHA": ("0.25", "MobileNetV1 width multiplier (0.25, 0.5, 0.75, 1.0)"),
     "SIZE": ("64", "model input height and width in pixels (>= 32)"),
     "CHANNELS": ("3", "model input channels: 3 (RGB) or 1 (grayscale)"),
@@ -31,6 +32,10 @@ VARIABLES = {
     "IMAGES": ("", "images to embed in the sketch, comma separated; empty: one held-out image per class"),
     "TEMPLATES": ("", "folder of Jinja sketch templates; empty: the project's templates/sketch"),
     "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino"),
+    "DOWNLOAD_DIR": ("data/tutorial", "where `scons download` puts target/ (cars) and random/ (COCO) images"),
+    "DOWNLOAD_LIMIT": ("", "at most this many images per class from the downloaded archives; empty: all"),
+    "CARS_URL": ("", "Stanford Cars archive URL (a mirror); empty: the tutorial's"),
+    "COCO_URL": ("", "COCO val2017 archive URL (a mirror); empty: the tutorial's"),
     "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/..."),
     "ARDUINO_CLI": ("arduino-cli", "arduino-cli executable"),
     "PORT": ("", "serial port for upload (e.g. /dev/ttyACM0)"),
@@ -44,6 +49,16 @@ def _int(name, value, lo=None):
         raise ConfigError(f"{name}={value!r} is not a whole number; e.g. {name}={VARIABLES[name][0]}") from None
     if lo is not None and v < lo:
         raise ConfigError(f"{name}={v} is too small; it must be at least {lo}")
+    return v
+
+
+def _float(name, value, above):
+    try:
+        v = float(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number; e.g. {name}=0.001") from None
+    if not v > above:
+        raise ConfigError(f"{name}={v} must be greater than {above}")
     return v
 
 
@@ -77,6 +92,7 @@ def parse(raw):
         "channels": _choice("CHANNELS", v["CHANNELS"], (1, 3), int),
         "seed": _int("SEED", v["SEED"], 0),
         "batch": _int("BATCH", v["BATCH"], 1),
+        "lr": _float("LR", v["LR"], 0.0) if v["LR"].strip() else None,
         "weights": v["WEIGHTS"].strip(),
         "quant": _choice("QUANT", v["QUANT"], QUANT_MODES),
         "io_type": _choice("IO_TYPE", v["IO_TYPE"], IO_TYPES),
@@ -85,6 +101,10 @@ def parse(raw):
         "templates": v["TEMPLATES"].strip(),
         "sketch": v["SKETCH"].strip(),
         "build_dir": v["BUILD_DIR"].strip() or "build",
+        "download_dir": v["DOWNLOAD_DIR"].strip() or "data/tutorial",
+        "download_limit": _int("DOWNLOAD_LIMIT", v["DOWNLOAD_LIMIT"], 1) if v["DOWNLOAD_LIMIT"].strip() else None,
+        "cars_url": v["CARS_URL"].strip() or None,
+        "coco_url": v["COCO_URL"].strip() or None,
         "arduino_cli": v["ARDUINO_CLI"].strip() or "arduino-cli",
         "port": v["PORT"].strip(),
     }

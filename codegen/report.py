@@ -10,15 +10,16 @@ def evaluate(tflite_path, npz_path, history_path, metrics_out, curve_out):
     import numpy as np
 
     from .dataset import load_packed
-    from .tf_env import import_tf, run_interpreter
+    from .tf_env import import_tf, quiet, run_interpreter
 
     tf, _ = import_tf()
     with open(history_path) as f:
         train_info = json.load(f)
     data = load_packed(npz_path)
     xv, yv = data["x"][data["is_val"]], data["y"][data["is_val"]]
-    interp = tf.lite.Interpreter(model_path=tflite_path)
-    interp.allocate_tensors()
+    with quiet():                       # the XNNPACK banner
+        interp = tf.lite.Interpreter(model_path=tflite_path)
+        interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     scale, zp = inp["quantization"]
     xq = quantize_pixels(xv, inp["dtype"].__name__, scale, zp)

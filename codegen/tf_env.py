@@ -49,10 +49,11 @@ def import_tf(seed=None):
 def reference_interpreter(tflite_path):
     """TFLite's reference kernels: the yardstick our generated C is compared against."""
     tf, _ = import_tf()
-    interp = tf.lite.Interpreter(
-        model_path=tflite_path,
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
+    with quiet():
+        interp = tf.lite.Interpreter(
+            model_path=tflite_path,
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        interp.allocate_tensors()
     return interp
 
 

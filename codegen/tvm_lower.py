@@ -456,42 +456,161 @@ class _Builder:
         return 0
 
     def op_softmax(self, op):
-        """NOT bit-exact: dequantize, float softmax, quantize with round-half-away.
-        (TFLite's reference int8 softmax uses gemmlowp fixed point.)"""
+        """Bit-exact int8/uint8 softmax: TFLite's reference quantized Softmax, i.e. gemmlowp
+        fixed point (input diff scaled to Q5.26, exp_on_negative_values, sum in Q12.19,
+        reciprocal by Newton-Raphson, output scale 1/256)."""
         from tvm import te, tirx
         m = self.m
         x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
         shape = tuple(x_t.shape)
         D = shape[-1]
-        beta = float(op.options.get("beta", 1.0))
-        k = float(np.float32(x_t.scale[0])) * beta
-        oscale = float(np.float32(o_t.scale[0]))
-        ozp = int(o_t.zero_point[0])
-        lo, hi = _QRANGE[o_t.dtype]
-        odt = o_t.dtype
         nd = len(shape)
+        omin = _QRANGE[o_t.dtype][0]
+        if (float(o_t.scale[0]) != 1.0 / 256 or int(o_t.zero_point[0]) != omin
+                or x_t.dtype != o_t.dtype):
+            m.fail("SOFTMAX (op #%d) needs output scale 1/256 and zero point %d (TFLite's "
+                   "quantized softmax); got %g / %d." % (op.index, omin, float(o_t.scale[0]),
+                                                          int(o_t.zero_point[0])))
+        mult, lshift, diff_min = softmax_params(float(op.options.get("beta", 1.0)),
+                                                float(x_t.scale[0]))
+        odt = o_t.dtype
+        lo, hi = _QRANGE[odt]
+
+        def scaled_diff(xv, mx):
+            """input diff (int32) -> Q5.26 raw (MultiplyByQuantizedMultiplierGreaterThanOne)."""
+            d = xv.astype("int32") - mx
+            return d, _srdhm(d * _i32(1 << lshift), _i32(mult))
 
         def f(x):
             rd = te.reduce_axis((0, D), "rd")
             rowmax = te.compute(shape[:-1], lambda *i: te.max(
                 x(*i, rd).astype("int32"), axis=rd), name="rowmax")
             rd2 = te.reduce_axis((0, D), "rd2")
-            rowsum = te.compute(shape[:-1], lambda *i: te.sum(
-                tirx.exp((x(*i, rd2).astype("int32") - rowmax(*i)).astype("float32")
-                         * tirx.const(k, "float32")), axis=rd2), name="rowsum")
+
+            def sum_body(*i):
+                d, sd = scaled_diff(x(*i, rd2), rowmax(*i))
+                e = _rdbpot(_exp_on_negative_values(sd), 12)  # Rescale<12>
+                return te.sum(tirx.Select(d >= _i32(diff_min), e, _i32(0)), axis=rd2)
+
+            rowsum = te.compute(shape[:-1], sum_body, name="rowsum")
 
             def epi(*i):
-                p = tirx.exp((x(*i).astype("int32") - rowmax(*i[:-1])).astype("float32")
-                             * tirx.const(k, "float32")) / rowsum(*i[:-1])
-                q = tirx.floor(p / tirx.const(oscale, "float32")
-                               + tirx.const(0.5, "float32")).astype("int32")
-                return _clamp_cast(q + _i32(ozp), lo, hi, odt)
+                d, sd = scaled_diff(x(*i), rowmax(*i[:-1]))
+                ssum = rowsum(*i[:-1])
+                v = tirx.Var("sum_exps", "int32")
+                clz = _clz_positive(v)
+                nbou = tirx.Var("clz", "int32")
+                shifted_minus_one = ((v.astype("int64") << clz.astype("int64"))
+                                     - _i64(1 << 31)).astype("int32")
+                scale0 = _one_over_one_plus_x(shifted_minus_one)
+                exp0 = _exp_on_negative_values(sd)
+                unsat = _rdbpot(_srdhm(scale0, exp0), (_i32(12) - nbou) + _i32(31 - 8))
+                res = _clamp_cast(unsat + _i32(omin), lo, hi, odt)
+                body = tirx.Let(v, ssum, tirx.Let(nbou, clz, res))
+                return tirx.Select(d >= _i32(diff_min), body, tirx.const(omin, odt))
 
             return te.compute(shape, epi, name="out")
 
         self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]],
                                                lambda s: _sched_softmax(s, nd))
         return x_t.size
+
+
+def softmax_params(beta, input_scale, integer_bits=5):
+    """PreprocessSoftmaxScaling + CalculateInputRadius -> (multiplier, left_shift, diff_min)."""
+    real = min(float(beta) * float(np.float32(input_scale)) * (1 << (31 - integer_bits)),
+               (1 << 31) - 1.0)
+    if real <= 1.0:
+        raise ModelError("softmax input scale %g is too small for TFLite's quantized softmax"
+                         % input_scale)
+    mult, shift = quantize_multiplier(real)
+    radius = math.floor(((1 << integer_bits) - 1) * float(1 << (31 - integer_bits))
+                        / float(1 << shift))
+    return mult, shift, -int(radius)
+
+
+def _sat_mul_pot(x, e):
+    """gemmlowp SaturatingRoundingMultiplyByPOT<e> for e > 0 (saturating left shift)."""
+    from tvm import tirx
+    th = (1 << (31 - e)) - 1
+    return tirx.Select(x > _i32(th), _i32(2 ** 31 - 1),
+                       tirx.Select(x < _i32(-th), _i32(-2 ** 31 + 1) - _i32(1),
+                                   x * _i32(1 << e)))
+
+
+def _fp_let(value, fn, name):
+    from tvm import tirx
+    v = tirx.Var(name, "int32")
+    return tirx.Let(v, value, fn(v))
+
+
+def _exp_on_negative_values(a):
+    """gemmlowp exp_on_negative_values: Q5.26 (<= 0) -> Q0.31."""
+    from tvm import tirx
+
+    def with_a(a):
+        quarter = 1 << 24  # 1/4 in Q5.26
+
+        def with_m(mq):  # a_mod_quarter_minus_one_quarter (Q5.26)
+            xq = mq * _i32(32)  # Rescale<0>: exact for values in [-1/4, 0)
+
+            def with_x(x):  # x = a + 1/8 in Q0.31
+                def with_x2(x2):
+                    x3 = _srdhm(x2, x)
+                    x4 = _srdhm(x2, x2)
+                    x4_4 = _rdbpot(x4, 2)
+                    poly = _rdbpot(_srdhm(x4_4 + x3, _i32(715827883)) + x2, 1)
+                    const = _i32(1895147668)
+                    return const + _srdhm(const, poly)
+                return _fp_let(_srdhm(x, x), with_x2, "x2")
+
+            result = _fp_let(xq + _i32(1 << 28), with_x, "xe")
+
+            def with_r(rem):
+                r = result
+                for exponent, mul in ((-2, 1672461947), (-1, 1302514674), (0, 790015084),
+                                      (1, 290630308), (2, 39332535), (3, 720401), (4, 242)):
+                    bit = 1 << (26 + exponent)
+                    r = _fp_let(r, lambda rv, bit=bit, mul=mul: tirx.Select(
+                        (rem & _i32(bit)) != _i32(0), _srdhm(rv, _i32(mul)), rv), "er")
+                return tirx.Select(a == _i32(0), _i32(2 ** 31 - 1), r)
+
+            return _fp_let(mq - a, with_r, "rem")
+
+        return _fp_let((a & _i32(quarter - 1)) - _i32(quarter), with_m, "mq")
+
+    return _fp_let(a, with_a, "sd")
+
+
+def _one_over_one_plus_x(a):
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1: Q0.31 -> Q0.31 (Newton-Raphson)."""
+    from tvm import tirx
+
+    def half_sum(v):  # RoundingHalfSum(a, One)
+        s = v.astype("int64") + _i64(2 ** 31 - 1)
+        return tirx.truncdiv(s + tirx.Select(s >= _i64(0), _i64(1), _i64(-1)),
+                             _i64(2)).astype("int32")
+
+    def with_hd(hd):
+        def step(x, k):
+            if k == 3:
+                return _sat_mul_pot(x, 1)  # Rescale<0>(ExactMulByPot<-1>(x)) on Q2.29
+            one_minus = _i32(1 << 29) - _srdhm(hd, x)
+            nxt = x + _sat_mul_pot(_srdhm(x, one_minus), 2)
+            return _fp_let(nxt, lambda v: step(v, k + 1), "nr%d" % k)
+        x0 = _i32(1515870810) + _srdhm(hd, _i32(-1010580540))
+        return _fp_let(x0, lambda v: step(v, 0), "nr")
+
+    return _fp_let(half_sum(a), with_hd, "hd")
+
+
+def _clz_positive(v):
+    """Count leading zeros of a positive int32 (as uint32)."""
+    from tvm import tirx
+    n = _i32(0)
+    for k in range(31, -1, -1):
+        n = n + tirx.Select(v < _i32(2 ** k) if k < 31 else v >= _i32(0), _i32(1), _i32(0))
+    return n
 
 
 def _to_pointer_params(func):

@@ -16,6 +16,8 @@ def test_defaults():
     ({"SIZE": "7"}, "SIZE=7 is too small"),
     ({"CHANNELS": "2"}, "CHANNELS"),
     ({"QUANT": "int4"}, "QUANT"),
+    ({"LR": "-1"}, "must be greater than 0"),
+    ({"LR": "fast"}, "not a number"),
     ({"DATA": "/no/such/dir"}, "not a folder"),
     ({"IMAGES": "/no/such.png"}, "does not exist"),
     ({"WEIGHTS": "/no/such.h5"}, "does not exist"),

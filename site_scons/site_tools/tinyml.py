@@ -6,7 +6,7 @@ Each stage is also usable alone (env.TinyTrain, env.TinyQuantize, env.TinyMLF, e
 import os
 
 STAGE_TOOLS = ("tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
-               "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino")
+               "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download")
 
 
 def TinyMLPipeline(env, board_name, cfg):
@@ -19,7 +19,7 @@ def TinyMLPipeline(env, board_name, cfg):
                                    size=cfg["size"], channels=cfg["channels"],
                                    synthetic_dir=os.path.join(cfg["build_dir"], "dataset", "synthetic"))
     model, history = env.TinyTrain(out, npz, alpha=cfg["alpha"], epochs=cfg["epochs"], seed=cfg["seed"],
-                                   batch=cfg["batch"], weights=cfg["weights"])
+                                   batch=cfg["batch"], weights=cfg["weights"], lr=cfg["lr"])
     tflite = env.TinyQuantize(out, model, npz, mode=cfg["quant"], io_type=cfg["io_type"],
                               rep_samples=cfg["rep_samples"])
     report = env.TinyReport(out, tflite, npz, history)
