@@ -27,7 +27,9 @@ MLF_VERSION = 7
 
 
 def _c_array(ctype, name, arr, per_line=16):
-    vals = [str(int(v)) for v in np.asarray(arr).ravel()]
+    # INT32_MIN written as an expression: the literal 2147483648 does not fit a 32-bit long
+    vals = [str(int(v)) if int(v) != -2 ** 31 else "(-2147483647 - 1)"
+            for v in np.asarray(arr).ravel()]
     if not vals:
         vals = ["0"]
     lines = []
@@ -169,6 +171,7 @@ def build_mlf(tflite_path, out_tar, model_name="default"):
                     tar.addfile(info, io.BytesIO(data))
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, out_tar)
     except BaseException:
         try:

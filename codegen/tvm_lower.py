@@ -133,18 +133,52 @@ def _rdbpot(x, exponent):
     return (x >> e) + tirx.Select((x & mask) > threshold, _i32(1), _i32(0))
 
 
-def _mbqm(x, mult, shift):
-    """MultiplyByQuantizedMultiplier(x, mult, shift) with TFLite's double rounding."""
+def _mbqm(x, mult, shift, shift_range=(-31, 30)):
+    """MultiplyByQuantizedMultiplier(x, mult, shift) with TFLite's double rounding
+    (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT).
+
+    `shift` is a Python int or an int32 expression (a per-channel table load) whose values
+    lie in `shift_range`; the shift amounts are clamped to that range so TVM's bound
+    analysis sees sane ranges and no left-shift code is emitted when none is needed."""
     from tvm import tirx
     if isinstance(shift, int):
         left, right = max(shift, 0), max(-shift, 0)
         if left:
             x = x * _i32(1 << left)
         return _rdbpot(_srdhm(x, _i32(mult) if isinstance(mult, int) else mult), right)
-    left = tirx.max(shift, _i32(0))
-    right = tirx.max(_i32(0) - shift, _i32(0))
-    x = x * (_i32(1) << left)
-    return _rdbpot(_srdhm(x, mult), right)
+    lo, hi = int(shift_range[0]), int(shift_range[1])
+    if hi > 0:
+        left = tirx.min(tirx.max(shift, _i32(0)), _i32(hi))
+        x = x * (_i64(1) << left.astype("int64")).astype("int32")
+    if lo < 0:
+        right = tirx.min(tirx.max(_i32(0) - shift, _i32(0)), _i32(-lo))
+        return _rdbpot(_srdhm(x, mult), right)
+    return _srdhm(x, mult)
+
+
+def _mbqm_single(x, mult, shift, shift_range=(-31, 30)):
+    """MultiplyByQuantizedMultiplier with a single rounding (TFLITE_SINGLE_ROUNDING form):
+    (x * mult + 2^(30 - shift)) >> (31 - shift), in int64."""
+    from tvm import tirx
+    if isinstance(shift, int):
+        ts = 31 - shift
+        return ((x.astype("int64") * _i64(mult) + _i64(1 << (ts - 1))) >> _i64(ts)).astype("int32")
+    lo, hi = int(shift_range[0]), int(shift_range[1])
+    ts = tirx.min(tirx.max(_i32(31) - shift, _i32(31 - hi)), _i32(31 - lo)).astype("int64")
+    return ((x.astype("int64") * mult.astype("int64") + (_i64(1) << (ts - _i64(1))))
+            >> ts).astype("int32")
+
+
+def _requant(op_type):
+    """Which MultiplyByQuantizedMultiplier rounding TF 2.21's BUILTIN_REF kernel uses for an
+    op (measured against the interpreter)."""
+    return _mbqm_single if op_type in _SINGLE_ROUNDING_OPS else _mbqm
+
+
+# Measured with TF 2.21 BUILTIN_REF: CONV_2D / DEPTHWISE_CONV_2D / MEAN / QUANTIZE match the
+# double-rounding form exactly (and differ with single rounding); per-channel
+# FULLY_CONNECTED matches only the single-rounding form (x.4998 cases round down).
+_SINGLE_ROUNDING_OPS = {"FULLY_CONNECTED"}
 
 
 def _clamp_cast(v, lo, hi, dtype):
@@ -186,17 +220,6 @@ def _sched_reduction(sch, n_spatial):
         sch.decompose_reduction(acc, loops[n_spatial])
 
 
-def _sched_softmax(sch, n_spatial):
-    out = sch.get_sblock("out")
-    loops = sch.get_loops(out)
-    for name in ("rowsum", "rowmax"):
-        b = sch.get_sblock(name)
-        sch.compute_at(b, loops[n_spatial - 2])
-        bl = sch.get_loops(b)
-        if len(bl) > n_spatial - 1:
-            sch.decompose_reduction(b, bl[n_spatial - 1])
-
-
 class _Builder:
     def __init__(self, model, model_name):
         from tvm import relax
@@ -209,7 +232,6 @@ class _Builder:
         self.scheds = {}          # kernel name -> schedule fn
         self.ops_meta = []
         self.bb = None
-        self.emits = []           # deferred (needs bb) -> we emit directly
 
     # constants --------------------------------------------------------------
     def const(self, arr, hint):
@@ -241,6 +263,7 @@ class _Builder:
     def op_quantize(self, op):
         from tvm import te
         m = self.m
+        rq = _requant(op.type)
         ti, to = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
         if ti.dtype not in _QRANGE:
             m.fail("QUANTIZE (op #%d) from %s is not supported." % (op.index, ti.dtype))
@@ -253,7 +276,7 @@ class _Builder:
         def f(x):
             return te.compute(
                 x.shape,
-                lambda *i: _clamp_cast(_mbqm(x(*i).astype("int32") - _i32(izp), mult, shift)
+                lambda *i: _clamp_cast(rq(x(*i).astype("int32") - _i32(izp), mult, shift)
                                        + _i32(ozp), lo, hi, odt),
                 name="out")
 
@@ -263,6 +286,7 @@ class _Builder:
     def _conv_common(self, op, depthwise):
         from tvm import te, tirx
         m = self.m
+        rq = _requant(op.type)
         opt = op.options
         x_t, w_t = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]]
         o_t = m.tensors[op.outputs[0]]
@@ -289,6 +313,7 @@ class _Builder:
         odt = o_t.dtype
         has_bias = b_i >= 0
         hint = "dw" if depthwise else "conv"
+        srange = (int(shift.min()), int(shift.max()))
 
         args = [self.values[op.inputs[0]], self.tensor_const(op.inputs[1], hint + "_w")]
         if has_bias:
@@ -333,7 +358,7 @@ class _Builder:
                 a = acc[n, oh, ow, oc]
                 if b is not None:
                     a = a + b[oc]
-                return _clamp_cast(_mbqm(a, mu[oc], shf[oc]) + _i32(ozp), lo, hi, odt)
+                return _clamp_cast(rq(a, mu[oc], shf[oc], srange) + _i32(ozp), lo, hi, odt)
 
             return te.compute((1, OH, OW, OC), epi, name="out")
 
@@ -350,6 +375,7 @@ class _Builder:
     def op_fully_connected(self, op):
         from tvm import te
         m = self.m
+        rq = _requant(op.type)
         relax = self.relax
         x_t, w_t = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]]
         o_t = m.tensors[op.outputs[0]]
@@ -370,6 +396,7 @@ class _Builder:
             mult, shift = np.full(U, mu, np.int32), np.full(U, sh, np.int32)
         odt = o_t.dtype
         has_bias = b_i >= 0
+        srange = (int(shift.min()), int(shift.max()))
         x = self.values[op.inputs[0]]
         if tuple(x_t.shape) != (B, K):
             x = self.bb.emit(relax.op.reshape(x, (B, K)))
@@ -396,7 +423,7 @@ class _Builder:
                 a = acc[i, u]
                 if b is not None:
                     a = a + b[u]
-                return _clamp_cast(_mbqm(a, mu[u], shf[u]) + _i32(ozp), lo, hi, odt)
+                return _clamp_cast(rq(a, mu[u], shf[u], srange) + _i32(ozp), lo, hi, odt)
 
             return te.compute((B, U), epi, name="out")
 
@@ -411,6 +438,7 @@ class _Builder:
         multiplier in_scale / (out_scale * count), + out zp (bit-exact with TF 2.21)."""
         from tvm import te, tirx
         m = self.m
+        rq = _requant(op.type)
         x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
         axis_t = m.tensors[op.inputs[1]]
         axes = sorted(int(a) % len(x_t.shape) for a in np.asarray(axis_t.data).ravel())
@@ -438,7 +466,7 @@ class _Builder:
                 x[b, rh, rw, c].astype("int32") - _i32(izp), axis=[rh, rw]), name="acc")
 
             def epi(b, i, j, c):
-                v = _mbqm(acc[b, i, j, c], mult, shift)
+                v = rq(acc[b, i, j, c], mult, shift)
                 return _clamp_cast(v + _i32(ozp), lo, hi, odt)
 
             return te.compute(oshape, epi, name="out")
@@ -461,6 +489,7 @@ class _Builder:
         reciprocal by Newton-Raphson, output scale 1/256)."""
         from tvm import te, tirx
         m = self.m
+        rq = _requant(op.type)
         x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
         shape = tuple(x_t.shape)
         D = shape[-1]
@@ -476,44 +505,114 @@ class _Builder:
         odt = o_t.dtype
         lo, hi = _QRANGE[odt]
 
-        def scaled_diff(xv, mx):
-            """input diff (int32) -> Q5.26 raw (MultiplyByQuantizedMultiplierGreaterThanOne)."""
-            d = xv.astype("int32") - mx
-            return d, _srdhm(d * _i32(1 << lshift), _i32(mult))
+        quarter = 1 << 24  # 1/4 in Q5.26
+        barrel = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+                  (2, 39332535), (3, 720401), (4, 242))
+        rows = shape[:-1]
+        names = {"row": [], "sum": [], "out": []}
+        INT_MAX = _i32(2 ** 31 - 1)
 
+        # Every intermediate is its own TE stage; the schedule moves each one into the
+        # innermost loop of its consumer, so it becomes a one-element local (a scalar).
+        # (Nested tirx.Let expressions would be cheaper to write, but TVM's arithmetic
+        # simplifier substitutes let-bound values and blows the expression up.)
         def f(x):
             rd = te.reduce_axis((0, D), "rd")
-            rowmax = te.compute(shape[:-1], lambda *i: te.max(
+            rowmax = te.compute(rows, lambda *i: te.max(
                 x(*i, rd).astype("int32"), axis=rd), name="rowmax")
+
+            def chain(tag):
+                def S(name, fn):
+                    names[tag].append(tag + "_" + name)
+                    return te.compute(shape, fn, name=tag + "_" + name)
+                d = S("d", lambda *i: x(*i).astype("int32") - rowmax(*i[:-1]))
+                # MultiplyByQuantizedMultiplierGreaterThanOne -> Q5.26
+                sd = S("sd", lambda *i: _srdhm(d(*i) * _i32(1 << lshift), _i32(mult)))
+                # exp_on_negative_values
+                mq = S("mq", lambda *i: (sd(*i) & _i32(quarter - 1)) - _i32(quarter))
+                xe = S("xe", lambda *i: mq(*i) * _i32(32) + _i32(1 << 28))
+                x2 = S("x2", lambda *i: _srdhm(xe(*i), xe(*i)))
+                x3 = S("x3", lambda *i: _srdhm(x2(*i), xe(*i)))
+                x4q = S("x4q", lambda *i: _rdbpot(_srdhm(x2(*i), x2(*i)), 2))
+                poly = S("poly", lambda *i: _rdbpot(
+                    _srdhm(x4q(*i) + x3(*i), _i32(715827883)) + x2(*i), 1))
+                e = S("e0", lambda *i: _i32(1895147668)
+                      + _srdhm(_i32(1895147668), xe(*i) + poly(*i)))
+                def barrel_step(e, bit, mul):
+                    return lambda *i: tirx.Select(
+                        ((mq(*i) - sd(*i)) & _i32(bit)) != _i32(0),
+                        _srdhm(e(*i), _i32(mul)), e(*i))
+                for k, (exponent, mul) in enumerate(barrel):
+                    e = S("b%d" % k, barrel_step(e, 1 << (26 + exponent), mul))
+                e_last = e
+                ex = S("exp", lambda *i: tirx.Select(sd(*i) == _i32(0), INT_MAX, e_last(*i)))
+                return d, ex
+
+            ds, exs = chain("sum")
             rd2 = te.reduce_axis((0, D), "rd2")
+            rowsum = te.compute(rows, lambda *i: te.sum(tirx.Select(
+                ds(*i, rd2) >= _i32(diff_min), _rdbpot(exs(*i, rd2), 12), _i32(0)),
+                axis=rd2), name="rowsum")
 
-            def sum_body(*i):
-                d, sd = scaled_diff(x(*i, rd2), rowmax(*i))
-                e = _rdbpot(_exp_on_negative_values(sd), 12)  # Rescale<12>
-                return te.sum(tirx.Select(d >= _i32(diff_min), e, _i32(0)), axis=rd2)
+            def R(name, fn):
+                names["row"].append("row_" + name)
+                return te.compute(rows, fn, name="row_" + name)
+            clz = R("clz", lambda *i: _clz_positive(rowsum(*i)))
+            # GetReciprocal: shifted_sum_minus_one, then one_over_one_plus_x_for_x_in_0_1
+            hd = R("hd", lambda *i: _half_sum_one(
+                ((rowsum(*i).astype("int64") << clz(*i).astype("int64"))
+                 - _i64(1 << 31)).astype("int32")))
+            nr = R("nr0", lambda *i: _i32(1515870810) + _srdhm(hd(*i), _i32(-1010580540)))
+            def newton(nr):
+                return lambda *i: nr(*i) + _sat_mul_pot(_srdhm(
+                    nr(*i), _i32(1 << 29) - _srdhm(hd(*i), nr(*i))), 2)
+            for k in range(3):
+                nr = R("nr%d" % (k + 1), newton(nr))
+            nr_last = nr
+            scale = R("scale", lambda *i: _sat_mul_pot(nr_last(*i), 1))
 
-            rowsum = te.compute(shape[:-1], sum_body, name="rowsum")
+            do, exo = chain("out")
 
             def epi(*i):
-                d, sd = scaled_diff(x(*i), rowmax(*i[:-1]))
-                ssum = rowsum(*i[:-1])
-                v = tirx.Var("sum_exps", "int32")
-                clz = _clz_positive(v)
-                nbou = tirx.Var("clz", "int32")
-                shifted_minus_one = ((v.astype("int64") << clz.astype("int64"))
-                                     - _i64(1 << 31)).astype("int32")
-                scale0 = _one_over_one_plus_x(shifted_minus_one)
-                exp0 = _exp_on_negative_values(sd)
-                unsat = _rdbpot(_srdhm(scale0, exp0), (_i32(12) - nbou) + _i32(31 - 8))
-                res = _clamp_cast(unsat + _i32(omin), lo, hi, odt)
-                body = tirx.Let(v, ssum, tirx.Let(nbou, clz, res))
-                return tirx.Select(d >= _i32(diff_min), body, tirx.const(omin, odt))
+                # num_bits_over_unit = 12 - clz; shift = num_bits_over_unit + 31 - 8
+                # TFLite checks 0 <= exponent <= 31; the explicit clamp also gives TVM's
+                # bound analysis a sane range (without it, it wrongly drops the final clamp).
+                exponent = tirx.min(tirx.max(_i32(12 + 31 - 8) - clz(*i[:-1]), _i32(0)),
+                                    _i32(31))
+                unsat = _rdbpot(_srdhm(scale(*i[:-1]), exo(*i)), exponent)
+                return tirx.Select(do(*i) >= _i32(diff_min),
+                                   _clamp_cast(unsat + _i32(omin), lo, hi, odt),
+                                   tirx.const(omin, odt))
 
             return te.compute(shape, epi, name="out")
 
-        self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]],
-                                               lambda s: _sched_softmax(s, nd))
+        def sched(sch):
+            out = sch.get_sblock("out")
+            loops = sch.get_loops(out)
+            for n in reversed(names["out"]):
+                sch.compute_at(sch.get_sblock(n), loops[nd - 1])
+            for n in reversed(names["row"]):
+                sch.compute_at(sch.get_sblock(n), loops[nd - 2])
+            rs = sch.get_sblock("rowsum")
+            sch.compute_at(rs, loops[nd - 2])
+            rloops = sch.get_loops(rs)
+            for n in reversed(names["sum"]):
+                sch.compute_at(sch.get_sblock(n), rloops[-1])
+            sch.compute_at(sch.get_sblock("rowmax"), loops[nd - 2])
+            for b in ("rowmax", "rowsum"):
+                bl = sch.get_loops(sch.get_sblock(b))
+                sch.decompose_reduction(sch.get_sblock(b), bl[nd - 1])
+
+        self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]], sched)
         return x_t.size
+
+
+def _half_sum_one(v):
+    """gemmlowp RoundingHalfSum(v, One) for Q0.31."""
+    from tvm import tirx
+    s = v.astype("int64") + _i64(2 ** 31 - 1)
+    return tirx.truncdiv(s + tirx.Select(s >= _i64(0), _i64(1), _i64(-1)),
+                         _i64(2)).astype("int32")
 
 
 def softmax_params(beta, input_scale, integer_bits=5):
@@ -536,72 +635,6 @@ def _sat_mul_pot(x, e):
     return tirx.Select(x > _i32(th), _i32(2 ** 31 - 1),
                        tirx.Select(x < _i32(-th), _i32(-2 ** 31 + 1) - _i32(1),
                                    x * _i32(1 << e)))
-
-
-def _fp_let(value, fn, name):
-    from tvm import tirx
-    v = tirx.Var(name, "int32")
-    return tirx.Let(v, value, fn(v))
-
-
-def _exp_on_negative_values(a):
-    """gemmlowp exp_on_negative_values: Q5.26 (<= 0) -> Q0.31."""
-    from tvm import tirx
-
-    def with_a(a):
-        quarter = 1 << 24  # 1/4 in Q5.26
-
-        def with_m(mq):  # a_mod_quarter_minus_one_quarter (Q5.26)
-            xq = mq * _i32(32)  # Rescale<0>: exact for values in [-1/4, 0)
-
-            def with_x(x):  # x = a + 1/8 in Q0.31
-                def with_x2(x2):
-                    x3 = _srdhm(x2, x)
-                    x4 = _srdhm(x2, x2)
-                    x4_4 = _rdbpot(x4, 2)
-                    poly = _rdbpot(_srdhm(x4_4 + x3, _i32(715827883)) + x2, 1)
-                    const = _i32(1895147668)
-                    return const + _srdhm(const, poly)
-                return _fp_let(_srdhm(x, x), with_x2, "x2")
-
-            result = _fp_let(xq + _i32(1 << 28), with_x, "xe")
-
-            def with_r(rem):
-                r = result
-                for exponent, mul in ((-2, 1672461947), (-1, 1302514674), (0, 790015084),
-                                      (1, 290630308), (2, 39332535), (3, 720401), (4, 242)):
-                    bit = 1 << (26 + exponent)
-                    r = _fp_let(r, lambda rv, bit=bit, mul=mul: tirx.Select(
-                        (rem & _i32(bit)) != _i32(0), _srdhm(rv, _i32(mul)), rv), "er")
-                return tirx.Select(a == _i32(0), _i32(2 ** 31 - 1), r)
-
-            return _fp_let(mq - a, with_r, "rem")
-
-        return _fp_let((a & _i32(quarter - 1)) - _i32(quarter), with_m, "mq")
-
-    return _fp_let(a, with_a, "sd")
-
-
-def _one_over_one_plus_x(a):
-    """gemmlowp one_over_one_plus_x_for_x_in_0_1: Q0.31 -> Q0.31 (Newton-Raphson)."""
-    from tvm import tirx
-
-    def half_sum(v):  # RoundingHalfSum(a, One)
-        s = v.astype("int64") + _i64(2 ** 31 - 1)
-        return tirx.truncdiv(s + tirx.Select(s >= _i64(0), _i64(1), _i64(-1)),
-                             _i64(2)).astype("int32")
-
-    def with_hd(hd):
-        def step(x, k):
-            if k == 3:
-                return _sat_mul_pot(x, 1)  # Rescale<0>(ExactMulByPot<-1>(x)) on Q2.29
-            one_minus = _i32(1 << 29) - _srdhm(hd, x)
-            nxt = x + _sat_mul_pot(_srdhm(x, one_minus), 2)
-            return _fp_let(nxt, lambda v: step(v, k + 1), "nr%d" % k)
-        x0 = _i32(1515870810) + _srdhm(hd, _i32(-1010580540))
-        return _fp_let(x0, lambda v: step(v, 0), "nr")
-
-    return _fp_let(half_sum(a), with_hd, "hd")
 
 
 def _clz_positive(v):
@@ -663,6 +696,10 @@ def _strip_tvm(src):
         s = line.strip()
         if s.startswith('#include "tvm/') or "__tvm_ffi__library_ctx" in s:
             continue
+        # libm prototypes the codegen repeats (math.h declares them; avr-libc defines
+        # some of them as macros, which makes these lines fail to compile)
+        if re.match(r"^(float|double) \w+\((float|double)(, (float|double))*\);$", s):
+            continue
         out.append(line)
     text = "\n".join(out)
     text = re.sub(r"\bTVM_DLL\s+", "", text)
@@ -671,7 +708,19 @@ def _strip_tvm(src):
 
 
 def lower(model, model_name="default"):
-    """Lower `model` to C. Returns a `Lowered`."""
+    """Lower `model` to C. Returns a `Lowered`. Raises ModelError on failure."""
+    try:
+        return _lower(model, model_name)
+    except ModelError:
+        raise
+    except Exception as e:
+        raise ModelError("%s: code generation failed (%s: %s). The model probably uses an "
+                         "op configuration this generator does not handle."
+                         % (model.path, type(e).__name__, str(e).strip().splitlines()[-1]
+                            if str(e).strip() else "")) from e
+
+
+def _lower(model, model_name):
     import tvm
     from tvm import relax, tirx
     import tvm.s_tir as s_tir
@@ -688,7 +737,7 @@ def lower(model, model_name="default"):
     b.bb = bb
     b.values[in_t.index] = x
     # Constants become parameters; their list is only complete after the ops are emitted,
-    # so build the body first inside a throwaway function frame.
+    # so the parameter list is given at emit_func_output.
     with bb.function("main"):
         with bb.dataflow():
             for op in m.ops:
@@ -761,7 +810,11 @@ def lower(model, model_name="default"):
 
 
 def _plan(lw, main, b, input_var):
-    """Walk the planned Relax main: storages -> workspace offsets, calls -> kernel calls."""
+    """Walk the planned Relax main: storages -> workspace offsets, calls -> kernel calls.
+
+    StaticPlanBlockMemory has already reused storages between tensors whose lifetimes do not
+    overlap; its storages are laid out back to back (16-byte aligned) in one workspace."""
+    import tvm
     from tvm import relax
     align = 16
     storage_off = {}
@@ -777,7 +830,7 @@ def _plan(lw, main, b, input_var):
             var, val = bind.var, bind.value
             if isinstance(val, relax.Call):
                 op = val.op
-                if isinstance(op, tvm_ir_op()):
+                if isinstance(op, tvm.ir.Op):
                     name = op.name
                     if name == "relax.memory.alloc_storage":
                         size = int(val.args[0].values[0])
@@ -819,8 +872,3 @@ def _plan(lw, main, b, input_var):
         if cname not in const_seen:
             const_seen.add(cname)
             lw.constants.append((cname, arr))
-
-
-def tvm_ir_op():
-    import tvm
-    return tvm.ir.Op

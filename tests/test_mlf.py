@@ -135,6 +135,8 @@ def _check_sources(ext, sources, name, meta):
     assert "int32_t tvmgen_%s_run(const uint8_t* input, uint8_t* output);" % name in hdr
     lib0 = open(os.path.join(ext, "codegen", "host", "src", "%s_lib0.c" % name)).read()
     assert "float" not in lib0 and "double" not in lib0
+    lib1 = open(os.path.join(ext, "codegen", "host", "src", "%s_lib1.c" % name)).read()
+    assert "float" not in lib1 and "double" not in lib1  # all-integer kernels
     assert "const int8_t" in lib0 and "const int32_t" in lib0
     for f in ("src/relax.txt", "src/tir.txt"):
         assert os.path.getsize(os.path.join(ext, f)) > 0
@@ -199,6 +201,52 @@ def test_bit_exact_with_tflite_reference(models, kind, name, tmp_path):
                                 "-mthumb", "-I", incdir, "-c", s, "-o", os.devnull],
                                capture_output=True, text=True)
             assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def _dense_softmax(classes, scale, seed):
+    import keras
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((16,), batch_size=1)
+    dense = keras.layers.Dense(classes)
+    out = keras.layers.Softmax()(dense(inp))
+    w, b = dense.get_weights()
+    dense.set_weights([w * scale, b])
+    return keras.Model(inp, out)
+
+
+@pytest.mark.parametrize("classes,scale,io", [(10, 3.0, "int8"), (100, 8.0, "int8"),
+                                              (3, 1.0, "uint8")])
+def test_softmax_head_bit_exact(classes, scale, io, tmp_path):
+    """FULLY_CONNECTED (per-channel) + SOFTMAX (gemmlowp fixed point) with many classes."""
+    X = np.random.RandomState(classes).randn(64, 16).astype(np.float32)
+    p = str(tmp_path / "head.tflite")
+    with open(p, "wb") as f:
+        f.write(_convert(_dense_softmax(classes, scale, classes), X, io))
+    import tensorflow as tf
+    d = tf.lite.Interpreter(model_path=p).get_input_details()[0]
+    sc, zp = d["quantization"]
+    info = np.iinfo(d["dtype"])
+    Xq = np.clip(np.round(X * 2 / sc + zp), info.min, info.max).astype(d["dtype"])
+    tar_path = str(tmp_path / "head.tar")
+    meta = mlf.build_mlf(p, tar_path, model_name="head")
+    ext, sources, incdir, got = _build_and_run(tar_path, "head", Xq, str(tmp_path))
+    _check_sources(ext, sources, "head", meta)
+    ref, dt = _reference(p, Xq)
+    got = got.view(dt).reshape(ref.shape)
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_dynamic_batch_is_rejected(tmp_path):
+    import keras
+    inp = keras.Input((16,))  # no fixed batch size
+    m = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(inp))
+    X = np.random.RandomState(0).randn(8, 16).astype(np.float32)
+    p = str(tmp_path / "dyn.tflite")
+    with open(p, "wb") as f:
+        f.write(_convert(m, X, "int8"))
+    with pytest.raises(ModelError) as e:
+        tflite_model.load(p)
+    assert "dyn.tflite" in str(e.value) and "dynamic" in str(e.value)
 
 
 def test_float_model_is_rejected(tmp_path):

@@ -26,7 +26,9 @@ def TinyMLPipeline(env, board_name, cfg):
     if cfg["images"]:
         image_files, labels = cfg["images"], None
     else:
-        image_files, labels = list(heldout.values()), list(heldout)
+        # The tutorial prints the car first.
+        labels = sorted(heldout, key=lambda c: (c != "target", c))
+        image_files = [heldout[c] for c in labels]
     images = env.TinyImages(out, image_files, tflite, labels=labels, progmem=board["progmem"])
     expected = env.TinyExpected(out, tflite, images[2])
     mlf = env.TinyMLF(out, tflite)

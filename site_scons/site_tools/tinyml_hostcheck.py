@@ -11,11 +11,14 @@ def _hostcheck(target, source, p):
     summary = hostcheck.host_check(p["sketch_dir"], p["sketch_name"], p["expected"], target[0])
     for row in summary["images"]:
         print(f"  {row['title']}: C {row['scores']}  TFLite {row['tflite']}")
+    print(f"  {len(summary['images'])} image(s): same decisions as TFLite, "
+          + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
 
 
 def TinyHostCheck(env, build_dir, sketch_nodes, expected, *, sketch_name):
     from codegen import hostcheck
 
+    expected = env.arg2nodes(expected)[0]
     stub = [env.File(os.path.join(hostcheck.HOST_STUB_DIR, f)) for f in ("Arduino.h", "main.cpp")]
     return env.TinyRunHostCheck(os.path.join(build_dir, "hostcheck.json"), list(sketch_nodes) + [expected] + stub + [
         params_node(env, sketch_dir=os.path.join(build_dir, sketch_name), sketch_name=sketch_name,

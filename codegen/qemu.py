@@ -1,0 +1,253 @@
+"""Runs generated C on an emulated Cortex-M4F (QEMU's mps2-an386 board) and counts executed instructions.
+
+Firmware is built with arm-none-eabi-gcc against the startup code, linker script and fault handler in
+codegen/baremetal/ (FPU enabled before main, printf/exit over semihosting via newlib's rdimon, every fault ends
+the emulation with a message and exit code instead of spinning). Instructions are counted by a small TCG plugin
+(codegen/baremetal/insn_count_plugin.c) that adds one per executed guest instruction; without interrupts or
+timers the count is deterministic, so it serves as a reproducible cost measure.
+
+Two ways to isolate the cost of the workload from startup and printing:
+  * region markers: firmware calls insn_region_begin() / insn_region_end() (baremetal.h) around the work and the
+    plugin sums the instructions executed between them (run_firmware(...)["region"], count_region());
+  * differencing: instructions_per_call() builds the firmware with -DITERATIONS=0 and -DITERATIONS=N and divides
+    the difference by N.
+"""
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from .errors import PipelineError
+
+BAREMETAL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baremetal")
+STARTUP_C = os.path.join(BAREMETAL_DIR, "startup.c")
+LINKER_SCRIPT = os.path.join(BAREMETAL_DIR, "mps2_an386.ld")
+PLUGIN_SRC = os.path.join(BAREMETAL_DIR, "insn_count_plugin.c")
+
+CC = "arm-none-eabi-gcc"
+NM = "arm-none-eabi-nm"
+QEMU = "qemu-system-arm"
+HOST_CC = "gcc"
+MACHINE = "mps2-an386"
+
+ARCH_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
+LINK_FLAGS = ("--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles", "-Wl,--gc-sections")
+
+FAULT_EXIT_CODE = 0xFA  # BAREMETAL_FAULT_EXIT_CODE in baremetal.h
+FAULT_MARKER = "*** FAULT"
+REGION_BEGIN = "insn_region_begin"
+REGION_END = "insn_region_end"
+
+INSTALL_HINT = "install the Debian packages gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm"
+
+
+class QemuError(PipelineError):
+    """Building or running firmware for the emulated Cortex-M4F failed."""
+
+
+def toolchain_available():
+    """True when arm-none-eabi-gcc and qemu-system-arm are on PATH."""
+    return shutil.which(CC) is not None and shutil.which(QEMU) is not None
+
+
+def _require(tool, hint):
+    if shutil.which(tool) is None:
+        raise QemuError(f"{tool} not found on PATH: {hint}")
+
+
+def _tail(text, limit=3000):
+    text = (text or "").strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def build_plugin(out_so):
+    """Compiles the instruction-counting QEMU plugin with the host gcc; returns the path of the shared object."""
+    _require(HOST_CC, "install gcc (the host compiler builds the QEMU instruction-count plugin)")
+    out_so = os.path.abspath(out_so)
+    os.makedirs(os.path.dirname(out_so), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out_so))
+    os.close(fd)
+    try:
+        proc = subprocess.run([HOST_CC, "-O2", "-Wall", "-shared", "-fPIC", PLUGIN_SRC, "-o", tmp],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise QemuError(f"compiling the QEMU plugin {PLUGIN_SRC} with {HOST_CC} failed:\n"
+                            f"{_tail(proc.stderr)}\nCheck that host gcc can build shared objects (-shared -fPIC).")
+        os.replace(tmp, out_so)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out_so
+
+
+def _default_plugin():
+    """The plugin built once per source version into the temp directory."""
+    with open(PLUGIN_SRC, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"codegen-insn-count-{os.getuid()}-{digest}.so")
+    if not os.path.exists(path):
+        build_plugin(path)
+    return path
+
+
+def build_firmware(c_sources, include_dirs, main_c, out_elf, *, cflags=("-O2",)):
+    """Compiles and links main_c + c_sources with the mps2-an386 startup code into out_elf; returns its path.
+
+    All sources go through one arm-none-eabi-gcc command (Cortex-M4F hard-float, newlib nano, semihosting I/O,
+    libm), so `cflags` may also hold link options such as "-u _printf_float" or defines such as
+    "-DITERATIONS=3". codegen/baremetal is on the include path (baremetal.h: region markers, baremetal_exit).
+    """
+    _require(CC, INSTALL_HINT)
+    out_elf = os.path.abspath(out_elf)
+    os.makedirs(os.path.dirname(out_elf), exist_ok=True)
+    sources = [STARTUP_C, main_c, *c_sources]
+    for src in sources:
+        if not os.path.isfile(src):
+            raise QemuError(f"firmware source {src} does not exist: generate it first or fix the path")
+    cmd = [CC, *ARCH_FLAGS, *cflags, "-ffunction-sections", "-fdata-sections", "-I", BAREMETAL_DIR]
+    for d in include_dirs:
+        cmd += ["-I", d]
+    cmd += [*sources, "-T", LINKER_SCRIPT, *LINK_FLAGS, f"-Wl,-Map={out_elf}.map", "-lm", "-o", out_elf]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise QemuError(f"building firmware {out_elf} with {CC} failed:\n{_tail(proc.stderr)}\n"
+                        f"Fix the C sources or flags above (command: {' '.join(cmd)}).")
+    return out_elf
+
+
+def _region_addresses(elf):
+    """Addresses of insn_region_begin/insn_region_end in elf, or None when the firmware lacks them."""
+    if shutil.which(NM) is None:
+        return None
+    proc = subprocess.run([NM, elf], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    found = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] in (REGION_BEGIN, REGION_END):
+            found[parts[2]] = int(parts[0], 16) & ~1  # the Thumb bit is not part of the instruction address
+    if len(found) != 2:
+        return None
+    return found[REGION_BEGIN], found[REGION_END]
+
+
+def _parse_plugin_log(text, elf):
+    m = re.search(r"^insn_count total=(\d+)$", text, re.M)
+    if m is None:
+        raise QemuError(f"the instruction-count plugin reported nothing for {elf} (QEMU log: {_tail(text, 500)!r}); "
+                        "check that this QEMU supports TCG plugins (-plugin) and rebuild the plugin")
+    region = None
+    r = re.search(r"^insn_count regions=(\d+) region_total=(\d+) region_first=(\d+) region_min=(\d+) "
+                  r"region_max=(\d+)$", text, re.M)
+    if r is not None:
+        count, total, first, lo, hi = (int(x) for x in r.groups())
+        region = {"count": count, "total": total, "first": first, "min": lo, "max": hi}
+    return int(m.group(1)), region
+
+
+def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None):
+    """Runs elf on qemu-system-arm -M mps2-an386 with semihosting.
+
+    Returns {"exit_code", "stdout", "stderr", "instructions", "region"}: "stdout" is what the firmware printed
+    (newlib stdio over semihosting), "stderr" QEMU's messages and the semihosting console (SYS_WRITE0);
+    "instructions" is the total number of executed guest instructions (None unless count_instructions);
+    "region" is None or, when counting and the firmware calls the baremetal.h markers (uncalled markers are
+    dropped by --gc-sections), {"count", "total", "first", "min", "max"} over the completed
+    insn_region_begin()..insn_region_end() regions.
+    A fault or a run longer than timeout_s raises QemuError.
+    """
+    _require(QEMU, INSTALL_HINT)
+    elf = os.path.abspath(elf)
+    if not os.path.isfile(elf):
+        raise QemuError(f"firmware {elf} does not exist: build it first")
+    cmd = [QEMU, "-M", MACHINE, "-nographic", "-semihosting", "-kernel", elf]
+    with tempfile.TemporaryDirectory(prefix="qemu-run-") as tmp:
+        log = os.path.join(tmp, "plugin.log")
+        if count_instructions:
+            plugin = os.path.abspath(plugin_so) if plugin_so else _default_plugin()
+            arg = plugin
+            addrs = _region_addresses(elf)
+            if addrs is not None:
+                arg += ",begin=0x%x,end=0x%x" % addrs
+            cmd += ["-plugin", arg, "-d", "plugin", "-D", log]
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode("utf-8", "replace")
+            raise QemuError(f"firmware {elf} did not finish within {timeout_s} s under QEMU {MACHINE} (endless loop "
+                            f"or waiting for input?); make main() return or call exit(), or raise the timeout. "
+                            f"Output so far: {_tail(out, 500)!r}") from None
+        stdout = proc.stdout.decode("utf-8", "replace")
+        stderr = proc.stderr.decode("utf-8", "replace")
+        # The fault handler reports through SYS_WRITE0, i.e. QEMU's semihosting console (stderr by default).
+        console = stderr + stdout
+        if proc.returncode == FAULT_EXIT_CODE and FAULT_MARKER in console:
+            fault = console[console.index(FAULT_MARKER):].strip().splitlines()[0]
+            raise QemuError(f"firmware {elf} crashed under QEMU {MACHINE}: {fault}. Look up pc with "
+                            f"arm-none-eabi-addr2line -e {elf} <pc> (bfar/mmfar give a bad data address).")
+        qemu_errors = [line for line in stderr.splitlines()
+                       if line.startswith(QEMU + ":") and "warning:" not in line]
+        if proc.returncode != 0 and qemu_errors:
+            raise QemuError(f"QEMU could not run firmware {elf}: {_tail(chr(10).join(qemu_errors), 1000)}")
+        instructions = region = None
+        if count_instructions:
+            text = ""
+            if os.path.exists(log):
+                with open(log, errors="replace") as f:
+                    text = f.read()
+            instructions, region = _parse_plugin_log(text, elf)
+    return {"exit_code": proc.returncode, "stdout": stdout, "stderr": stderr, "instructions": instructions,
+            "region": region}
+
+
+def count_region(elf, *, timeout_s=60, plugin_so=None):
+    """Instructions executed between the insn_region_begin()/insn_region_end() markers of elf.
+
+    Returns {"count", "total", "first", "min", "max", "instructions", "exit_code", "stdout"}, where "total" sums
+    all completed regions and "instructions" is the whole run. Raises QemuError when the firmware has no markers,
+    completed no region, or exited with a non-zero code.
+    """
+    if _region_addresses(elf) is None:
+        raise QemuError(f"firmware {elf} has no {REGION_BEGIN}/{REGION_END} symbols: include baremetal.h and call "
+                        "them around the code to measure")
+    res = run_firmware(elf, timeout_s=timeout_s, count_instructions=True, plugin_so=plugin_so)
+    if res["exit_code"] != 0:
+        raise QemuError(f"firmware {elf} exited with code {res['exit_code']} while counting instructions; "
+                        f"output: {_tail(res['stdout'], 500)!r}")
+    region = res["region"]
+    if region is None or region["count"] == 0:
+        raise QemuError(f"firmware {elf} never completed an {REGION_BEGIN}()..{REGION_END}() region; "
+                        "call both around the workload")
+    return {**region, "instructions": res["instructions"], "exit_code": res["exit_code"], "stdout": res["stdout"]}
+
+
+def instructions_per_call(build_fn, iterations=10, *, base_iterations=0, timeout_s=60, plugin_so=None):
+    """Instructions per workload call by differencing two builds.
+
+    build_fn(n) must build firmware that runs the workload n times (typically via cflags "-DITERATIONS=%d" % n)
+    and return the ELF path. Runs build_fn(base_iterations) and build_fn(base_iterations + iterations) and returns
+    {"per_call", "base", "total", "iterations"}: base/total are the whole-run counts, per_call =
+    (total - base) / iterations (an int when exact).
+
+    With the default base_iterations=0 everything that depends on whether the workload ran at all lands in
+    per_call divided by `iterations`, e.g. printf formatting real outputs instead of zeros (about a hundred
+    instructions for ten bytes); base_iterations=1 removes that bias.
+    """
+    if iterations < 1 or base_iterations < 0:
+        raise QemuError(f"instructions_per_call needs iterations >= 1 and base_iterations >= 0, "
+                        f"got {iterations} and {base_iterations}")
+    counts = []
+    for n in (base_iterations, base_iterations + iterations):
+        elf = build_fn(n)
+        res = run_firmware(elf, timeout_s=timeout_s, count_instructions=True, plugin_so=plugin_so)
+        if res["exit_code"] != 0:
+            raise QemuError(f"firmware {elf} (ITERATIONS={n}) exited with code {res['exit_code']}; "
+                            f"output: {_tail(res['stdout'], 500)!r}")
+        counts.append(res["instructions"])
+    base, total = counts
+    diff = total - base
+    per_call = diff // iterations if diff % iterations == 0 else diff / iterations
+    return {"per_call": per_call, "base": base, "total": total, "iterations": iterations}
