@@ -12,8 +12,9 @@ import tempfile
 
 from .errors import PipelineError
 from .fsutil import atomic_open
+from .resources import host_stub_dir
 
-HOST_STUB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sketches", "host")
+HOST_STUB_DIR = host_stub_dir()
 RUN_TIMEOUT_S = 60
 
 

@@ -8,6 +8,13 @@ Layout (modelled on TVM <= 0.18's MLF, but with no TVM runtime dependency):
     codegen/host/src/<name>_lib2.c    entry: static workspace + kernel calls
     codegen/host/include/tvmgen_<name>.h
     src/relax.txt, src/tir.txt        IR as text
+
+On AVR (``__AVR__``; override with -DTVMGEN_CONSTANTS_IN_FLASH=0/1) the constant arrays are placed in flash
+(PROGMEM): avr-gcc would otherwise copy every `const` array into the 2-8 KB of RAM at startup, and AVR cannot
+read flash through ordinary pointers. Before each kernel call, the entry function copies that kernel's
+constants with memcpy_P into workspace bytes that hold no live tensor during the call (found from the memory
+plan; the workspace grows only if no such gap is large enough). Kernels are unchanged, and the very same C
+compiles for host gcc and arm-none-eabi-gcc, where the constants stay ordinary `const` arrays.
 """
 
 import io
@@ -20,7 +27,7 @@ import time
 
 import numpy as np
 
-from .tflite_model import ModelError, load
+from .tflite_model import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
 from .tvm_lower import C_TYPES, lower
 
 MLF_VERSION = 7
@@ -35,7 +42,7 @@ def _c_array(ctype, name, arr, per_line=16):
     lines = []
     for i in range(0, len(vals), per_line):
         lines.append("  " + ", ".join(vals[i:i + per_line]) + ",")
-    return ("TVMGEN_ALIGN16 const %s %s[%d] = {\n%s\n};\n"
+    return ("TVMGEN_ALIGN16 const %s %s[%d] TVMGEN_CONST_STORAGE = {\n%s\n};\n"
             % (ctype, name, len(vals), "\n".join(lines)))
 
 
@@ -45,6 +52,89 @@ _ALIGN_MACRO = """#if defined(__GNUC__) || defined(__clang__)
 #define TVMGEN_ALIGN16
 #endif
 """
+
+# Shared by lib0 and lib2 so both agree on where the constants live.
+_FLASH_MACRO = """#ifndef TVMGEN_CONSTANTS_IN_FLASH
+#if defined(__AVR__)
+#define TVMGEN_CONSTANTS_IN_FLASH 1
+#else
+#define TVMGEN_CONSTANTS_IN_FLASH 0
+#endif
+#endif
+#if TVMGEN_CONSTANTS_IN_FLASH
+#include <avr/pgmspace.h>
+#define TVMGEN_CONST_STORAGE PROGMEM
+#else
+#define TVMGEN_CONST_STORAGE
+#endif
+"""
+
+FLASH_SCRATCH_ALIGN = 4
+
+
+def _live_ranges(lw):
+    """For each kernel call i, the workspace byte ranges [start, end) that must not be touched while it runs:
+    its output, and every tensor produced earlier that this or a later call (or the final copy) reads.
+    Returns None if a read cannot be matched to the tensor that produced it (then nothing is assumed free)."""
+    produced = []                       # (offset, nbytes, producing call index)
+    reads = {}                          # producer entry -> last call index that reads it
+    n = len(lw.calls)
+
+    def reader(off, at):
+        for k in range(len(produced) - 1, -1, -1):
+            if produced[k][0] == off:
+                reads[k] = max(reads.get(k, -1), at)
+                return True
+        return False
+
+    for i, (_, args, nbytes) in enumerate(lw.calls):
+        for a in args[:-1]:
+            if a[0] == "ws" and not reader(a[1], i):
+                return None
+        out = args[-1]
+        if out[0] == "ws":
+            produced.append((out[1], nbytes, i))
+    for _, srcp, _ in lw.copies:
+        if srcp[0] == "ws" and not reader(srcp[1], n):
+            return None
+    ranges = []
+    for i, (_, args, nbytes) in enumerate(lw.calls):
+        busy = [(off, off + size) for k, (off, size, p) in enumerate(produced)
+                if p < i and reads.get(k, -1) >= i]
+        if args[-1][0] == "ws":
+            busy.append((args[-1][1], args[-1][1] + nbytes))
+        ranges.append(sorted(busy))
+    return ranges
+
+
+def _place(busy, size, align=FLASH_SCRATCH_ALIGN):
+    """Lowest aligned offset where `size` bytes overlap none of the `busy` ranges."""
+    off = 0
+    for start, end in sorted(busy):
+        if off + size <= start:
+            break
+        off = max(off, (end + align - 1) // align * align)
+    return off
+
+
+def flash_scratch_plan(lw):
+    """{call index: [(constant name, workspace offset, nbytes)]} and the workspace size the AVR build needs."""
+    sizes = {cname: int(arr.nbytes) for cname, arr in lw.constants}
+    ranges = _live_ranges(lw)
+    plan, ws = {}, lw.workspace_size
+    for i, (_, args, _) in enumerate(lw.calls):
+        consts = [a[1] for a in args if a[0] == "const"]
+        if not consts:
+            continue
+        offs, total = [], 0
+        for c in consts:
+            offs.append(total)
+            total = (total + sizes[c] + FLASH_SCRATCH_ALIGN - 1) // FLASH_SCRATCH_ALIGN * FLASH_SCRATCH_ALIGN
+        base = _place(ranges[i], total) if ranges is not None else lw.workspace_size
+        base = (base + FLASH_SCRATCH_ALIGN - 1) // FLASH_SCRATCH_ALIGN * FLASH_SCRATCH_ALIGN
+        plan[i] = [(c, base + o, sizes[c]) for c, o in zip(consts, offs)]
+        ws = max(ws, base + total)
+    return plan, (ws + 15) // 16 * 16
 
 
 def _tensor_meta(t):
@@ -76,7 +166,7 @@ def _render(lw, name, tflite_path):
         + "#ifdef __cplusplus\n}  /* extern \"C\" */\n#endif\n\n#endif  /* %s */\n" % guard
     )
 
-    lib0 = [note, "#include <stdint.h>\n\n", _ALIGN_MACRO, "\n"]
+    lib0 = [note, "#include <stdint.h>\n\n", _ALIGN_MACRO, "\n", _FLASH_MACRO, "\n"]
     for cname, arr in lw.constants:
         lib0.append(_c_array(C_TYPES[str(arr.dtype)], cname, arr))
         lib0.append("\n")
@@ -86,51 +176,80 @@ def _render(lw, name, tflite_path):
 
     ws_name = "tvmgen_%s_workspace" % name
     ws_len = max(lw.workspace_size, 16)
-    lib2 = [note, "#include <stdint.h>\n#include \"tvmgen_%s.h\"\n\n" % name, _ALIGN_MACRO,
+    plan, flash_ws = flash_scratch_plan(lw)
+    flash_ws = max(flash_ws, ws_len)
+    lib2 = [note, "#include <stdint.h>\n#include \"tvmgen_%s.h\"\n\n" % name, _ALIGN_MACRO, "\n", _FLASH_MACRO,
+            "\n/* With the constants in flash, TVMGEN_LOAD copies one array into workspace bytes that hold no\n"
+            "   live tensor during the next kernel call, and TVMGEN_CONST(name, offset) is that copy. */\n"
+            "#if TVMGEN_CONSTANTS_IN_FLASH\n"
+            "#define TVMGEN_LOAD(offset, src, nbytes) memcpy_P(%s + (offset), (src), (nbytes))\n"
+            "#define TVMGEN_CONST(src, offset) (%s + (offset))\n"
+            "#else\n"
+            "#define TVMGEN_LOAD(offset, src, nbytes) ((void)0)\n"
+            "#define TVMGEN_CONST(src, offset) (src)\n"
+            "#endif\n" % (ws_name, ws_name),
             "\n/* Define TVMGEN_TRACE(index, const uint8_t* data, nbytes) (e.g. with -D or a\n"
             "   force-included header) to observe each kernel's output tensor. */\n"
             "#ifndef TVMGEN_TRACE\n#define TVMGEN_TRACE(i, p, n) ((void)0)\n#endif\n\n"]
     for cname, arr in lw.constants:
-        lib2.append("extern const %s %s[%d];\n" % (C_TYPES[str(arr.dtype)], cname, arr.size))
+        lib2.append("extern const %s %s[%d] TVMGEN_CONST_STORAGE;\n" % (C_TYPES[str(arr.dtype)], cname, arr.size))
     lib2.append("\n")
     for k, ts in lw.kernels:
         lib2.append("void %s(%s);\n" % (k, ", ".join(ts)))
-    lib2.append("\nstatic TVMGEN_ALIGN16 uint8_t %s[%d];\n\n" % (ws_name, ws_len))
+    if flash_ws > ws_len:
+        lib2.append("\n#if TVMGEN_CONSTANTS_IN_FLASH  /* room for the largest kernel's constants */\n"
+                    "static TVMGEN_ALIGN16 uint8_t %s[%d];\n#else\n" % (ws_name, flash_ws))
+        lib2.append("static TVMGEN_ALIGN16 uint8_t %s[%d];\n#endif\n\n" % (ws_name, ws_len))
+    else:
+        lib2.append("\nstatic TVMGEN_ALIGN16 uint8_t %s[%d];\n\n" % (ws_name, ws_len))
     ktypes = dict(lw.kernels)
 
-    def arg(a, ctype):
+    def arg(a, ctype, consts=None):
         if a[0] == "input":
             return "(%s)input" % ctype
         if a[0] == "output":
             return "(%s)output" % ctype
         if a[0] == "const":
-            return "(%s)%s" % (ctype, a[1])
+            return "(%s)TVMGEN_CONST(%s, %d)" % (ctype, a[1], consts[a[1]])
         return "(%s)(%s + %d)" % (ctype, ws_name, a[1])
 
     lib2.append("int32_t tvmgen_%s_run(const uint8_t* input, uint8_t* output) {\n" % name)
     for i, (k, args, nbytes) in enumerate(lw.calls):
-        lib2.append("  %s(%s);\n" % (k, ", ".join(arg(a, t) for a, t in zip(args, ktypes[k]))))
+        consts = {}
+        for cname, off, n in plan.get(i, []):
+            lib2.append("  TVMGEN_LOAD(%d, %s, %d);\n" % (off, cname, n))
+            consts[cname] = off
+        lib2.append("  %s(%s);\n" % (k, ", ".join(arg(a, t, consts) for a, t in zip(args, ktypes[k]))))
         lib2.append("  TVMGEN_TRACE(%d, %s, %d);\n" % (i, arg(args[-1], "const uint8_t*"), nbytes))
     for dst, srcp, n in lw.copies:
         lib2.append("  { const uint8_t* s = %s; uint8_t* d = %s; int32_t i;\n"
                     "    for (i = 0; i < %d; ++i) d[i] = s[i]; }\n"
                     % (arg(srcp, "const uint8_t*"), arg(dst, "uint8_t*"), n))
     lib2.append("  return 0;\n}\n")
-    return header, "".join(lib0), lib1, "".join(lib2)
+    return header, "".join(lib0), lib1, "".join(lib2), flash_ws
 
 
-def build_mlf(tflite_path, out_tar, model_name="default"):
+def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None):
     """Generate standalone C for `tflite_path` and write it as an MLF tar to `out_tar`.
 
     Returns the metadata dict (also stored as metadata.json). Raises ModelError for
-    models that cannot be handled. `out_tar` is replaced atomically."""
+    models that cannot be handled. `out_tar` is replaced atomically.
+
+    `max_object_bytes`: the largest single array the target compiler accepts (for AVR boards pass
+    AVR_MAX_OBJECT_BYTES, avr-gcc's 32,767): a larger constant or workspace raises ModelError naming it."""
     import tvm
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", model_name):
         raise ModelError("%s: model_name %r must be a C identifier." % (tflite_path, model_name))
     t0 = time.time()
     model = load(tflite_path)
+    if max_object_bytes is not None:        # fail before the slow lowering when a weight tensor is too big
+        check_object_sizes(tflite_path, [("%r (TFLite tensor)" % t.name, t.size_bytes)
+                                         for t in model.tensors if t.is_const], max_object_bytes)
     lw = lower(model, model_name)
-    header, lib0, lib1, lib2 = _render(lw, model_name, tflite_path)
+    header, lib0, lib1, lib2, flash_ws = _render(lw, model_name, tflite_path)
+    if max_object_bytes is not None:
+        check_object_sizes(tflite_path, [(c, a.nbytes) for c, a in lw.constants]
+                           + [("tvmgen_%s_workspace" % model_name, flash_ws)], max_object_bytes)
     meta = {
         "version": MLF_VERSION,
         "model_name": model_name,
@@ -138,6 +257,8 @@ def build_mlf(tflite_path, out_tar, model_name="default"):
         "tvm_version": tvm.__version__,
         "workspace_size_bytes": int(lw.workspace_size),
         "constants_size_bytes": int(lw.constants_size),
+        # AVR keeps the constants in flash and copies each kernel's into the workspace (see the module doc)
+        "flash_constants_workspace_size_bytes": int(flash_ws),
         "kernels": len(lw.kernels),
         "inputs": [_tensor_meta(lw.input)],
         "outputs": [_tensor_meta(lw.output)],

@@ -52,7 +52,7 @@ def sketch_outputs(templates_dir, sketch_name, model_name="default"):
     return outs
 
 
-def _read_mlf(mlf_tar, model_name):
+def read_mlf(mlf_tar, model_name):
     wanted = set(model_files(model_name))
     files, metadata = {}, None
     with tarfile.open(mlf_tar) as tar:
@@ -78,7 +78,7 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
     """Writes the sketch; returns the list of files actually (re)written."""
     import jinja2
 
-    metadata, model_sources = _read_mlf(mlf_tar, model_name)
+    metadata, model_sources = read_mlf(mlf_tar, model_name)
     with open(images_json) as f:
         images_meta = json.load(f)
     for e in images_meta["images"]:

@@ -44,6 +44,21 @@ class ModelError(Exception):
     """The .tflite file cannot be turned into C; the message says why and what to do."""
 
 
+# avr-gcc's size_t and ptrdiff_t are 16 bits: no single object (array) may exceed 32,767 bytes.
+AVR_MAX_OBJECT_BYTES = 32767
+
+
+def check_object_sizes(path, arrays, limit, target="AVR (avr-gcc)"):
+    """Raise ModelError naming the first of `arrays` ((C name or tensor name, size in bytes) pairs) that is
+    larger than `limit` bytes, the largest single object the target's compiler accepts."""
+    for name, nbytes in arrays:
+        if int(nbytes) > limit:
+            raise ModelError(
+                "%s: array %s is %d bytes; %s allows at most %d bytes in one object, so the generated C "
+                "would not compile. Use a smaller model (lower alpha, fewer channels or blocks, e.g. "
+                "DEPTH=) for this board." % (path, name, int(nbytes), target, limit))
+
+
 class Tensor:
     """One tensor of the (single) subgraph."""
 

@@ -49,14 +49,41 @@ def _load_base_weights(keras, base, weights_path, size, channels, alpha):
                             "weights file of the same alpha (e.g. mobilenet_2_5_128_tf.h5 for alpha 0.25)") from None
 
 
-def build_model(size, channels, alpha, num_classes, batch_size=None, weights_path=None):
+# Keras' MobileNetV1 has 13 depthwise-separable blocks, named conv_dw_<i> / conv_pw_<i> (i = 1..13).
+MAX_DEPTH = 13
+
+
+def _check_depth(depth):
+    if depth is None:
+        return None
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise PipelineError(f"DEPTH={depth!r}: MobileNetV1 has {MAX_DEPTH} depthwise-separable blocks; give a "
+                            f"whole number from 1 to {MAX_DEPTH}, or none for the tutorial's full network")
+    return depth
+
+
+def _features(keras, base, depth):
+    """The feature extractor: the tutorial's cut at layers[-5] (after global average pooling), or with `depth`
+    only the first `depth` depthwise-separable blocks followed by the same keepdims global average pooling."""
+    if depth is None:
+        out = base.layers[-5].output
+    else:
+        x = base.get_layer(f"conv_pw_{depth}_relu").output
+        out = keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_pool")(x)
+    return keras.Model(inputs=base.inputs, outputs=out, name="mobilenet_features")
+
+
+def build_model(size, channels, alpha, num_classes, batch_size=None, weights_path=None, depth=None):
+    """`depth`: None for the tutorial's network, or 1..13 to keep only the first `depth` depthwise-separable
+    blocks (a model small enough for an 8-bit MCU); the head is the same either way."""
     from .tf_env import import_tf
 
+    depth = _check_depth(depth)
     _, keras = import_tf()
     base = _base(keras, size, channels, alpha)
     if weights_path:
         _load_base_weights(keras, base, weights_path, size, channels, alpha)
-    features = keras.Model(inputs=base.inputs, outputs=base.layers[-5].output, name="mobilenet_features")
+    features = _features(keras, base, depth)
     inputs = keras.Input(shape=(size, size, channels), batch_size=batch_size, name="image")
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     x = features(x)
@@ -67,16 +94,18 @@ def build_model(size, channels, alpha, num_classes, batch_size=None, weights_pat
     return keras.Model(inputs, outputs, name="mobilenet_v1_classifier")
 
 
-def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weights_path=None, lr=None, verbose=2):
+def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weights_path=None, lr=None, verbose=2,
+          depth=None):
     from .dataset import load_packed
     from .tf_env import import_tf
 
+    depth = _check_depth(depth)
     tf, keras = import_tf(seed)
     data = load_packed(npz_path)
     x, y, is_val = data["x"], data["y"], data["is_val"]
     size, channels = x.shape[1], x.shape[3]
     num_classes = len(data["class_names"])
-    model = build_model(size, channels, alpha, num_classes, weights_path=weights_path)
+    model = build_model(size, channels, alpha, num_classes, weights_path=weights_path, depth=depth)
     if not weights_path:
         for layer in model.get_layer("mobilenet_features").layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -91,7 +120,7 @@ def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weigh
         raise PipelineError("training diverged (loss became NaN); try another SEED or fewer EPOCHS")
 
     # Re-instantiate with batch 1 for conversion, carrying the trained weights over.
-    fixed = build_model(size, channels, alpha, num_classes, batch_size=1)
+    fixed = build_model(size, channels, alpha, num_classes, batch_size=1, depth=depth)
     fixed.set_weights(model.get_weights())
     with atomic_path(model_out, suffix=".keras") as tmp:
         fixed.save(tmp)

@@ -111,10 +111,12 @@ def _srdhm(a, b):
 
     The saturating case (a == b == INT32_MIN) cannot occur here: quantized
     multipliers are always positive."""
-    from tvm import tirx
+    # gemmlowp: (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 with truncating division.  For
+    # ab >= 0 that is (ab + 2^30) >> 31; for ab < 0 the sum is negative and truncation equals
+    # flooring after adding 2^31 - 1, i.e. (ab + 1 - 2^30 + 2^31 - 1) >> 31 = (ab + 2^30) >> 31
+    # as well.  One arithmetic shift, no 64-bit division (a libgcc call on 32-bit MCUs).
     ab = a.astype("int64") * b.astype("int64")
-    nudge = tirx.Select(ab >= _i64(0), _i64(1 << 30), _i64(1 - (1 << 30)))
-    return tirx.truncdiv(ab + nudge, _i64(1 << 31)).astype("int32")
+    return ((ab + _i64(1 << 30)) >> _i64(31)).astype("int32")
 
 
 def _rdbpot(x, exponent):
@@ -128,7 +130,8 @@ def _rdbpot(x, exponent):
                                 _i32(((1 << exponent) - 1) >> 1))
         return (x >> _i32(exponent)) + tirx.Select((x & mask) > threshold, _i32(1), _i32(0))
     e = exponent
-    mask = ((_i64(1) << e.astype("int64")) - _i64(1)).astype("int32")
+    mask = ((tirx.const(1, "uint32") << e.astype("uint32"))
+            - tirx.const(1, "uint32")).astype("int32")  # 0 <= e <= 31
     threshold = (mask >> _i32(1)) + tirx.Select(x < _i32(0), _i32(1), _i32(0))
     return (x >> e) + tirx.Select((x & mask) > threshold, _i32(1), _i32(0))
 
@@ -218,6 +221,71 @@ def _sched_reduction(sch, n_spatial):
     loops = sch.get_loops(acc)
     if len(loops) > n_spatial:
         sch.decompose_reduction(acc, loops[n_spatial])
+
+
+def _factor(n, choices):
+    for c in choices:
+        if n % c == 0:
+            return c
+    return 1
+
+
+def _unroll_all(sch, loops):
+    for lp in loops:
+        sch.unroll(lp)
+
+
+def _sched_tiled(sch, spatial_outer, tiles, red, red_inner):
+    """Register tiling: acc loops = [n, oh, ow, oc, *red]; `tiles` = [(loop index, factor)]
+    splits spatial loops into outer/inner; the inner parts go below the reduction and are
+    unrolled together with the epilogue, so the accumulators are a small constant-indexed
+    local array that the C compiler keeps in registers."""
+    acc = sch.get_sblock("acc")
+    out = sch.get_sblock("out")
+    loops = list(sch.get_loops(acc))
+    sp, rl = loops[:4], loops[4:]
+    outer, inner = list(sp), []
+    for idx, fac in tiles:
+        o, i = sch.split(sp[idx], factors=[None, fac])
+        outer[idx] = o
+        inner.append(i)
+    r_outer, r_inner = [], []
+    for k, lp in enumerate(rl):
+        fac = red_inner.get(k)
+        if fac:
+            o, i = sch.split(lp, factors=[None, fac])
+            r_outer.append(o)
+            r_inner.append(i)
+        elif k in red:
+            r_inner.append(lp)
+        else:
+            r_outer.append(lp)
+    sch.reorder(*outer, *r_outer, *r_inner, *inner)
+    sch.reverse_compute_at(out, outer[-1])
+    init = sch.decompose_reduction(acc, r_outer[0] if r_outer else r_inner[0])
+    _unroll_all(sch, r_inner + inner)
+    _unroll_all(sch, list(sch.get_loops(init))[4:])
+    _unroll_all(sch, list(sch.get_loops(out))[4:])
+
+
+def _sched_pointwise(sch, OW, OC, C):
+    pw = _factor(OW, (2,))
+    oc = _factor(OC, (4, 2))
+    u = _factor(C, (4, 2))
+    tiles = [(2, pw)] if pw > 1 else []
+    if oc > 1:
+        tiles.append((3, oc))
+    _sched_tiled(sch, None, tiles, set(), {0: u} if u > 1 else {})
+
+
+def _sched_depthwise(sch, OC):
+    oc = _factor(OC, (4, 2))
+    _sched_tiled(sch, None, [(3, oc)] if oc > 1 else [], {0, 1}, {})
+
+
+def _sched_conv(sch, OC):
+    oc = _factor(OC, (4, 2))
+    _sched_tiled(sch, None, [(3, oc)] if oc > 1 else [], {2}, {})
 
 
 class _Builder:
@@ -311,21 +379,26 @@ class _Builder:
         lo, hi = activation_range(opt["activation"], o_t.scale[0], ozp, o_t.dtype)
         mult, shift = _per_channel_multipliers(x_t.scale[0], w_t.scale, o_t.scale[0], OC)
         odt = o_t.dtype
-        has_bias = b_i >= 0
         hint = "dw" if depthwise else "conv"
         srange = (int(shift.min()), int(shift.max()))
+        # Zero-point term hoisted out of the reduction: sum((x - zp) * w) = sum(x * w) - zp * sum(w)
+        # (exact in int32: TFLite's own accumulator holds the same value).  Padded taps read zp
+        # instead of 0 so that they cancel as well; zp * sum(w) is folded into the bias constant.
+        wd = np.asarray(w_t.data).astype(np.int64)
+        sumw = wd[0].reshape(-1, OC).sum(0) if depthwise else wd.reshape(OC, -1).sum(1)
+        bias = (np.asarray(m.tensors[b_i].data).astype(np.int64).reshape(OC) if b_i >= 0
+                else np.zeros(OC, np.int64))
+        bias = bias - izp * sumw
+        if np.abs(bias).max(initial=0) >= 2 ** 31:
+            m.fail("%s (op #%d): folded bias overflows int32." % (op.type, op.index))
+        pointwise = (not depthwise and KH == 1 and KW == 1 and sh == 1 and sw == 1
+                     and pt == 0 and pl == 0)
 
-        args = [self.values[op.inputs[0]], self.tensor_const(op.inputs[1], hint + "_w")]
-        if has_bias:
-            args.append(self.tensor_const(b_i, hint + "_b"))
-        args += [self.const(mult, hint + "_mult"), self.const(shift, hint + "_shift")]
+        args = [self.values[op.inputs[0]], self.tensor_const(op.inputs[1], hint + "_w"),
+                self.const(bias.astype(np.int32), hint + "_b"),
+                self.const(mult, hint + "_mult"), self.const(shift, hint + "_shift")]
 
-        def f(x, w, *rest):
-            if has_bias:
-                b, mu, shf = rest
-            else:
-                b = None
-                mu, shf = rest
+        def f(x, w, b, mu, shf):
             rh = te.reduce_axis((0, KH), "rh")
             rw = te.reduce_axis((0, KW), "rw")
             if not depthwise:
@@ -343,27 +416,34 @@ class _Builder:
                     xv = x[n, ih, iw, oc // dm] if dm != 1 else x[n, ih, iw, oc]
                     wv = w[0, rh, rw, oc]
                     axes = [rh, rw]
+                elif pointwise:
+                    xv = x[n, oh, ow, rc]
+                    wv = w[oc, 0, 0, rc]
+                    axes = [rc]
                 else:
                     xv = x[n, ih, iw, rc]
                     wv = w[oc, rh, rw, rc]
                     axes = [rh, rw, rc]
-                xv = xv.astype("int32") - _i32(izp)
+                xv = xv.astype("int32")
                 if conds:
-                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(0))
-                return te.sum(xv * wv.astype("int32"), axis=axes)
+                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(izp))
+                return te.sum(xv * wv.astype("int32"), axis=axes, init=b[oc])
 
             acc = te.compute((1, OH, OW, OC), body, name="acc")
 
             def epi(n, oh, ow, oc):
                 a = acc[n, oh, ow, oc]
-                if b is not None:
-                    a = a + b[oc]
                 return _clamp_cast(rq(a, mu[oc], shf[oc], srange) + _i32(ozp), lo, hi, odt)
 
             return te.compute((1, OH, OW, OC), epi, name="out")
 
-        self.values[op.outputs[0]] = self.emit(op, f, args,
-                                               lambda s: _sched_reduction(s, 4))
+        if pointwise:
+            sched = lambda s: _sched_pointwise(s, OW, OC, C)  # noqa: E731
+        elif depthwise:
+            sched = lambda s: _sched_depthwise(s, OC)  # noqa: E731
+        else:
+            sched = lambda s: _sched_conv(s, OC)  # noqa: E731
+        self.values[op.outputs[0]] = self.emit(op, f, args, sched)
         return OH * OW * OC * KH * KW * (1 if depthwise else C)
 
     def op_conv_2d(self, op):
@@ -681,6 +761,7 @@ def _tir_passes():
         st.StmtSimplify(),
         st.LowerOpaqueBlock(),
         tirx.transform.FlattenBuffer(),
+        tirx.transform.UnrollLoop(),
         tirx.transform.NarrowDataType(32),
         tirx.transform.StorageRewrite(),
         tirx.transform.StmtSimplify(),

@@ -6,7 +6,7 @@ Each stage is also usable alone (env.TinyTrain, env.TinyQuantize, env.TinyMLF, e
 import os
 
 STAGE_TOOLS = ("tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
-               "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download")
+               "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export")
 
 
 def TinyMLPipeline(env, board_name, cfg):
@@ -35,12 +35,13 @@ def TinyMLPipeline(env, board_name, cfg):
     classes = list(heldout)
     sketch = env.TinySketch(out, mlf, images, sketch_name=cfg["sketch"], templates=cfg["templates"] or None,
                             context={"board": board, "classes": classes, "baud": 115200})
+    library = env.TinyCLibrary(os.path.join(out, "c_library"), mlf)
     check = env.TinyHostCheck(out, sketch, expected, sketch_name=cfg["sketch"])
     compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"])
     upload = env.TinyArduinoUpload(out, compiled, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
                                    port=cfg["port"])
     return {"dataset": [npz, *heldout.values()], "train": [model, history], "quantize": tflite, "report": report,
-            "images": images, "expected": expected, "mlf": mlf, "sketch": sketch, "check": check,
+            "images": images, "expected": expected, "mlf": mlf, "export": library, "sketch": sketch, "check": check,
             "compile": compiled, "upload": upload}
 
 

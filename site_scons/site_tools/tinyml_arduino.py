@@ -20,11 +20,12 @@ def _upload(target, source, p):
 
 def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name, cli="arduino-cli", flags=()):
     sketch_dir = os.path.join(build_dir, sketch_name)
-    return env.TinyArduinoCompileSketch(
+    # Firmware files are written beside compile.json by arduino-cli, undeclared: never take it from a cache.
+    return env.NoCache(env.TinyArduinoCompileSketch(
         os.path.join(build_dir, "firmware", "compile.json"),
         list(sketch_nodes) + [params_node(env, cli=cli, board=board, sketch_dir=sketch_dir, flags=list(flags),
                                           build_path=os.path.join(build_dir, "arduino-build"),
-                                          output_dir=os.path.join(build_dir, "firmware"))])
+                                          output_dir=os.path.join(build_dir, "firmware"))]))
 
 
 def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name, cli="arduino-cli", port=""):

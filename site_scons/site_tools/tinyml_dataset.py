@@ -38,6 +38,9 @@ def TinyDataset(env, build_dir, *, data="", samples=400, seed=0, size=64, channe
     else:
         index = env.TinySyntheticImages(os.path.join(env.subst(synthetic_dir), "index.json"),
                                         params_node(env, per_class=samples, seed=seed))
+        # The images beside the index are not declared targets, so a cache could restore the index without
+        # them: always generate (deterministic, seconds) instead of retrieving.
+        env.NoCache(index)
         sources = index
         names = [dataset.CLASS_OTHER, dataset.CLASS_CAR]
     targets = [os.path.join(build_dir, "dataset.npz")] + [os.path.join(build_dir, "heldout", f"{c}.png")

@@ -1,7 +1,7 @@
 """SCons tool: TVM codegen of a full-int8 .tflite into a standalone-C Model Library Format tar."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, params_node, stage_action, tool_versions
 
 
 def _mlf(target, source, p):
@@ -12,7 +12,8 @@ def _mlf(target, source, p):
 
 def TinyMLF(env, build_dir, tflite, *, model_name="default"):
     return env.TinyModelLibrary(os.path.join(build_dir, "model_mlf.tar"),
-                                [tflite, params_node(env, model_name=model_name)])
+                                [tflite, params_node(env, model_name=model_name,
+                                                       versions=tool_versions("apache-tvm", "tflite"))])
 
 
 def generate(env):

@@ -1,7 +1,7 @@
 """SCons tools: the quantize stage (TFLite PTQ) and the accuracy report."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, params_node, stage_action, tool_versions
 
 
 def _quantize(target, source, p):
@@ -20,7 +20,8 @@ def _report(target, source, p):
 def TinyQuantize(env, build_dir, model, dataset_npz, *, mode="int8", io_type="uint8", rep_samples=100):
     return env.TinyQuantizeModel(os.path.join(build_dir, "model.tflite"),
                                  [model, dataset_npz,
-                                  params_node(env, mode=mode, io_type=io_type, rep_samples=rep_samples)])
+                                  params_node(env, mode=mode, io_type=io_type, rep_samples=rep_samples,
+                                              versions=tool_versions("tensorflow"))])
 
 
 def TinyReport(env, build_dir, tflite, dataset_npz, history):

@@ -17,7 +17,9 @@ def TinySketch(env, build_dir, mlf, images, *, sketch_name="tvm_model", template
     """The sketch folder build_dir/<sketch_name>/; returns its file nodes (the .ino first)."""
     from codegen import sketch
 
-    templates = templates or env.subst("$TINY_TEMPLATES")
+    # Relative to the top dir when inside it, so that the parameter (and a shared cache key) does not depend on
+    # where the checkout lives.
+    templates = env.Dir(templates or env.subst("$TINY_TEMPLATES")).path
     sketch_dir = os.path.join(build_dir, sketch_name)
     outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name, model_name)]
     template_nodes = [env.File(os.path.join(templates, t)) for t in sketch.template_files(templates)]
@@ -30,8 +32,9 @@ def TinySketch(env, build_dir, mlf, images, *, sketch_name="tvm_model", template
 
 
 def generate(env):
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env.SetDefault(TINY_TEMPLATES=os.path.join(root, "templates", "sketch"))
+    from codegen.resources import sketch_templates_dir
+
+    env.SetDefault(TINY_TEMPLATES=sketch_templates_dir())
     add_builder(env, "TinyRenderSketch", stage_action(_sketch, "TINY_SKETCHCOMSTR", "Rendering sketch -> $TARGET"))
     env.AddMethod(TinySketch)
 

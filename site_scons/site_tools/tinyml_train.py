@@ -1,7 +1,7 @@
 """SCons tool: the train stage (Keras MobileNetV1 with the tutorial's head)."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, params_node, stage_action, tool_versions
 
 
 def _train(target, source, p):
@@ -24,7 +24,8 @@ def TinyTrain(env, build_dir, dataset_npz, *, alpha=0.25, epochs=15, seed=0, bat
     return env.TinyTrainModel(
         [os.path.join(build_dir, "model.keras"), os.path.join(build_dir, "train_history.json")],
         sources + [params_node(env, alpha=alpha, epochs=epochs, seed=seed, batch=batch, weights=weights, lr=lr,
-                               weights_cache=os.path.join(build_dir, "weights"))])
+                               weights_cache=os.path.join(build_dir, "weights"),
+                               versions=tool_versions("tensorflow", "keras"))])
 
 
 def generate(env):

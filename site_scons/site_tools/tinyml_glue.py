@@ -16,6 +16,23 @@ def params_node(env, **params):
     return env.Value(json.dumps(params, sort_keys=True))
 
 
+def tool_versions(*distributions):
+    """Installed versions of the packages a stage's output depends on, for its parameter node.
+
+    With a shared CacheDir, a model trained or compiled by another TensorFlow/TVM version must not be taken
+    for this one's: the versions are part of the cache key. Read from package metadata, without importing.
+    """
+    from importlib import metadata
+
+    versions = {}
+    for dist in distributions:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
 def stage_action(fn, comstr_var, default_comstr):
     """Wraps `fn(target, source, params)` (paths as strings) as an SCons action.
 

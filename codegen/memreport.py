@@ -1,0 +1,319 @@
+"""Memory report and size gate: does the generated model fit the board's flash and RAM?
+
+Inputs are the MLF tar (metadata.json: workspace, constants, input/output sizes, per-op MACs; the entry file
+<name>_lib2.c: which constant arrays each kernel call uses) and a board entry from boards.json.
+
+Accounting:
+  * flash = code (.text of the MLF sources compiled for the board's CPU, when the cross compiler is present)
+            + constant data (weights, bias, requantization multipliers/shifts)
+            + CORE_MARGINS' estimate for the Arduino core (startup, Serial, RTOS on mbed boards).
+  * RAM   = static workspace (all intermediate activations, planned by TVM) + input and output buffers
+            + on AVR boards (`progmem: true`) the constant data as well: avr-gcc puts a plain `const` array in
+              .data, which the startup code copies from flash into RAM (only PROGMEM arrays stay in flash, and the
+              generated kernels read their weights with ordinary loads, not pgm_read_*)
+            + CORE_MARGINS' RAM estimate (core globals, Serial buffers, stack / RTOS heap).
+Code is measured as the sum of `.text*` sections of the object files (`<cross>-size -A`), i.e. without libgcc
+and libm helpers the linker may add; without the toolchain it is reported as "not measured" and left out.
+
+Per-layer rows follow TinyMaix's model table: op type, output shape, parameter bytes, activation (output tensor)
+bytes and MACs. Parameter bytes and MACs sum to the totals; the workspace is smaller than the sum of activations
+because TVM reuses its storage, and at least as large as the biggest layer's input + output.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+
+from .errors import PipelineError
+from .fsutil import atomic_open
+
+# Estimated flash/RAM the Arduino core itself needs next to the model, per core family (a prefix of the board's
+# "core"). Measured orders of magnitude of an empty sketch that uses Serial, rounded up to leave stack headroom:
+# the mbed cores (Mbed OS + USB CDC) take ~85 KB flash and ~45 KB RAM; SAM ~11 KB / ~2 KB; AVR ~1.6 KB flash and
+# ~200 B RAM (2 x 64 B Serial ring buffers, millis state) plus stack.
+CORE_MARGINS = {
+    "arduino:mbed": {"flash_bytes": 96 * 1024, "ram_bytes": 48 * 1024, "what": "the Arduino Mbed OS core"},
+    "arduino:sam": {"flash_bytes": 16 * 1024, "ram_bytes": 4 * 1024, "what": "the Arduino SAM core"},
+    "arduino:avr": {"flash_bytes": 2 * 1024, "ram_bytes": 512, "what": "the Arduino AVR core and stack"},
+}
+DEFAULT_CORE_MARGIN = {"flash_bytes": 32 * 1024, "ram_bytes": 8 * 1024, "what": "an unknown Arduino core"}
+
+ARM_CPU_FLAGS = {
+    "cortex-m4f": ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+    "cortex-m4": ("-mcpu=cortex-m4", "-mthumb"),
+    "cortex-m7": ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
+    "cortex-m3": ("-mcpu=cortex-m3", "-mthumb"),
+    "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mthumb"),
+    "cortex-m0": ("-mcpu=cortex-m0", "-mthumb"),
+}
+AVR_MAX_OBJECT_BYTES = 32767  # avr-gcc: "size of array is too large" above this (16-bit size_t)
+
+_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "char": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4,
+                "uint32_t": 4, "float": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
+_DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
+
+
+def _is_avr(board):
+    return bool(board.get("progmem")) or str(board.get("core", "")).startswith("arduino:avr")
+
+
+def core_margin(board):
+    core = str(board.get("core", ""))
+    for prefix, margin in CORE_MARGINS.items():
+        if core.startswith(prefix):
+            return dict(margin, family=prefix)
+    return dict(DEFAULT_CORE_MARGIN, family=core or "unknown")
+
+
+def _read_mlf(mlf_tar):
+    try:
+        with tarfile.open(mlf_tar) as tar:
+            meta = json.load(tar.extractfile("metadata.json"))
+            name = meta.get("model_name", "default")
+            lib2 = None
+            try:
+                lib2 = tar.extractfile(f"codegen/host/src/{name}_lib2.c").read().decode("utf-8", "replace")
+            except KeyError:
+                pass
+            sources = {m.name: tar.extractfile(m).read() for m in tar.getmembers()
+                       if m.isfile() and m.name.startswith("codegen/host/") and m.name.endswith((".c", ".h"))}
+    except (tarfile.TarError, FileNotFoundError, KeyError, json.JSONDecodeError) as e:
+        raise PipelineError(f"cannot read the MLF tar {mlf_tar} ({e}): rebuild it with the TVM codegen step") \
+            from None
+    return meta, lib2, sources
+
+
+def _calls(lib2, name):
+    """[(kernel, [constant names], trace nbytes or None)] in call order, and {constant: bytes}, from lib2.c."""
+    consts = {cname: _CTYPE_BYTES.get(ctype, 1) * int(n) for ctype, cname, n in
+              re.findall(r"extern\s+const\s+(\w+)\s+(\w+)\s*\[(\d+)\]\s*;", lib2)}
+    m = re.search(r"tvmgen_%s_run\s*\([^)]*\)\s*\{" % re.escape(name), lib2)
+    if m is None:
+        return None, consts
+    calls = []
+    for line in lib2[m.end():].splitlines():
+        t = re.match(r"\s*TVMGEN_TRACE\(\s*\d+\s*,.*,\s*(\d+)\s*\)\s*;", line)
+        if t and calls:
+            calls[-1][2] = int(t.group(1))
+            continue
+        c = re.match(r"\s*(\w+)\((.*)\)\s*;\s*$", line)
+        if c and c.group(1) != "TVMGEN_TRACE":
+            used = [w for w in re.findall(r"\b\w+\b", c.group(2)) if w in consts]
+            calls.append([c.group(1), used, None])
+    return calls, consts
+
+
+def _prod(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def layer_rows(meta, lib2):
+    """Per-op rows; parameter bytes come from the constants each kernel call passes (first use counts)."""
+    ops = meta.get("ops", [])
+    out_bytes = _DTYPE_BYTES.get(meta["outputs"][0]["dtype"], 1) if meta.get("outputs") else 1
+    calls, consts = _calls(lib2 or "", meta.get("model_name", "default"))
+    aligned = calls is not None and len(calls) == len(ops)
+    seen = set()
+    rows = []
+    prev_bytes = meta["inputs"][0]["size_bytes"] if meta.get("inputs") else 0
+    for i, op in enumerate(ops):
+        params = 0
+        kernel = None
+        act = _prod(op["output_shape"]) * (out_bytes if i == len(ops) - 1 else 1)
+        if aligned:
+            kernel, used, traced = calls[i]
+            for c in used:
+                if c not in seen:
+                    seen.add(c)
+                    params += consts[c]
+            if traced is not None:
+                act = traced
+        rows.append({"index": i, "type": op["type"], "kernel": kernel, "output_shape": list(op["output_shape"]),
+                     "params_bytes": params, "activation_bytes": act, "input_bytes": prev_bytes,
+                     "macs": int(op.get("macs", 0))})
+        prev_bytes = act
+    attributed = sum(r["params_bytes"] for r in rows)
+    rest = int(meta.get("constants_size_bytes", 0)) - attributed
+    if rest:
+        rows.append({"index": None, "type": "(constants not attributed to a layer)", "kernel": None,
+                     "output_shape": [], "params_bytes": rest, "activation_bytes": 0, "input_bytes": 0, "macs": 0})
+    return rows, consts
+
+
+def _compiler_for(board):
+    if _is_avr(board):
+        return "avr-gcc", "avr-size", ("-mmcu=" + board.get("cpu", "atmega328p"),)
+    flags = ARM_CPU_FLAGS.get(board.get("cpu", ""), ARM_CPU_FLAGS["cortex-m4f"])
+    return "arm-none-eabi-gcc", "arm-none-eabi-size", flags
+
+
+def measure_code(sources, board):
+    """Compiles the MLF's kernel/entry sources for the board's CPU with -O2 and sums their .text sections.
+
+    Returns (bytes or None, {file: bytes}, note). The constants file is skipped (no code; sized from metadata)."""
+    cc, size, flags = _compiler_for(board)
+    if shutil.which(cc) is None or shutil.which(size) is None:
+        return None, {}, f"not measured: {cc}/{size} not found on PATH"
+    c_files = sorted(n for n in sources if n.endswith(".c") and not n.endswith("_lib0.c"))
+    per_file = {}
+    with tempfile.TemporaryDirectory(prefix="memreport-") as tmp:
+        for n, data in sources.items():
+            path = os.path.join(tmp, n)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        inc = os.path.join(tmp, "codegen", "host", "include")
+        for n in c_files:
+            obj = os.path.join(tmp, os.path.basename(n) + ".o")
+            proc = subprocess.run([cc, *flags, "-O2", "-c", "-I", inc, os.path.join(tmp, n), "-o", obj],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                errors = [ln.replace(tmp + os.sep, "").strip() for ln in proc.stderr.splitlines()
+                          if "error" in ln][:3]
+                return None, per_file, (f"not measured: {cc} {' '.join(flags)} failed on {os.path.basename(n)}: "
+                                        + "; ".join(errors))
+            proc = subprocess.run([size, "-A", obj], capture_output=True, text=True)
+            if proc.returncode != 0:
+                return None, per_file, f"not measured: {size} failed on {obj}: {proc.stderr.strip()[:200]}"
+            text = 0
+            for line in proc.stdout.splitlines():
+                parts = line.split()
+                if len(parts) >= 2 and parts[0].startswith(".text") and parts[1].isdigit():
+                    text += int(parts[1])
+            per_file[os.path.basename(n)] = text
+    return sum(per_file.values()), per_file, f"measured: .text of {cc} {' '.join(flags)} -O2 -c objects"
+
+
+def _budget(items, limit):
+    total = sum(v for v in items.values() if v)
+    return {"items": items, "total": total, "limit": int(limit),
+            "percent": round(100.0 * total / limit, 1) if limit else None,
+            "fits": total <= limit, "over_by": max(0, total - int(limit))}
+
+
+def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
+    """Writes the memory report (JSON + text table) for the MLF on `board` (a boards.json entry); returns it."""
+    meta, lib2, sources = _read_mlf(mlf_tar)
+    avr = _is_avr(board)
+    rows, consts = layer_rows(meta, lib2)
+    if code_bytes is not None:
+        code, code_files, code_note = int(code_bytes), {}, "given by the caller"
+    else:
+        code, code_files, code_note = measure_code(sources, board)
+    const_bytes = int(meta.get("constants_size_bytes", 0))
+    workspace = int(meta.get("workspace_size_bytes", 0))
+    in_bytes = sum(int(t["size_bytes"]) for t in meta.get("inputs", []))
+    out_bytes = sum(int(t["size_bytes"]) for t in meta.get("outputs", []))
+    margin = core_margin(board)
+    title = board.get("title", board.get("name", "board"))
+
+    flash_items = {"code": code, "constants": const_bytes, "core_margin": margin["flash_bytes"]}
+    ram_items = {"workspace": workspace, "input_buffer": in_bytes, "output_buffer": out_bytes}
+    if avr:
+        ram_items["constants_copied_to_ram"] = const_bytes
+    ram_items["core_margin"] = margin["ram_bytes"]
+
+    notes = []
+    if code is None:
+        notes.append(f"code size {code_note}; flash total excludes code")
+    if avr:
+        notes.append("AVR: the model's const arrays are not PROGMEM, so avr-gcc places them in .data: they take "
+                     "flash (initial values) and the same amount of RAM (copied at startup)")
+        big = sorted((n for n, b in consts.items() if b > AVR_MAX_OBJECT_BYTES), key=lambda n: -consts[n])
+        if big:
+            notes.append(f"AVR: {len(big)} constant array(s) exceed {AVR_MAX_OBJECT_BYTES} B, the largest object "
+                         f"avr-gcc accepts (largest: {big[0]}, {consts[big[0]]} B)")
+    else:
+        notes.append("ARM: const data stays in flash (.rodata) and is read in place")
+    notes.append(f"core margin: an estimated {margin['flash_bytes']} B flash and {margin['ram_bytes']} B RAM for "
+                 f"{margin['what']} (codegen.memreport.CORE_MARGINS)")
+
+    peak = max((r["input_bytes"] + r["activation_bytes"] for r in rows if r["index"] is not None), default=0)
+    report = {
+        "board": {"name": board.get("name"), "title": title, "cpu": board.get("cpu"), "core": board.get("core"),
+                  "progmem": bool(board.get("progmem")), "flash_bytes": int(board["flash_bytes"]),
+                  "ram_bytes": int(board["ram_bytes"])},
+        "model_name": meta.get("model_name", "default"),
+        "constants_bytes": const_bytes,
+        "workspace_bytes": workspace,
+        "input_bytes": in_bytes,
+        "output_bytes": out_bytes,
+        "code_bytes": code,
+        "code_measured": code is not None,
+        "code_note": code_note,
+        "code_by_file": code_files,
+        "core_margin": margin,
+        "flash": _budget(flash_items, board["flash_bytes"]),
+        "ram": _budget(ram_items, board["ram_bytes"]),
+        "layers": rows,
+        "totals": {"params_bytes": sum(r["params_bytes"] for r in rows),
+                   "macs": sum(r["macs"] for r in rows),
+                   "activation_bytes_sum": sum(r["activation_bytes"] for r in rows),
+                   "peak_layer_in_out_bytes": peak},
+        "total_macs": int(meta.get("total_macs", sum(r["macs"] for r in rows))),
+        "notes": notes,
+    }
+    with atomic_open(out_json) as f:
+        json.dump(report, f, indent=1)
+    with atomic_open(out_txt) as f:
+        f.write(format_report(report))
+    return report
+
+
+def _fmt_items(items):
+    return " + ".join(f"{k.replace('_', ' ')} {'not measured' if v is None else format(v, ',')}"
+                      for k, v in items.items())
+
+
+def format_report(report):
+    b = report["board"]
+    lines = [f"Memory report: model '{report['model_name']}' on {b['title']} ({b['cpu']}, "
+             f"flash {b['flash_bytes']:,} B, RAM {b['ram_bytes']:,} B)", ""]
+    hdr = f"{'#':>3}  {'op':<22} {'output shape':<16} {'params B':>10} {'act B':>9} {'MACs':>11}"
+    lines += [hdr, "-" * len(hdr)]
+    for r in report["layers"]:
+        shape = "x".join(str(d) for d in r["output_shape"])
+        idx = "" if r["index"] is None else str(r["index"])
+        lines.append(f"{idx:>3}  {r['type']:<22} {shape:<16} {r['params_bytes']:>10,} {r['activation_bytes']:>9,} "
+                     f"{r['macs']:>11,}")
+    t = report["totals"]
+    lines += ["-" * len(hdr),
+              f"{'':>3}  {'total':<22} {'':<16} {t['params_bytes']:>10,} {'':>9} {t['macs']:>11,}",
+              "",
+              f"workspace {report['workspace_bytes']:,} B (largest layer input+output {t['peak_layer_in_out_bytes']:,} B,"
+              f" all activations {t['activation_bytes_sum']:,} B); input {report['input_bytes']:,} B, "
+              f"output {report['output_bytes']:,} B",
+              "code: " + (report["code_note"] if report["code_bytes"] is None
+                          else f"{report['code_bytes']:,} B ({report['code_note']})"), ""]
+    for key, label in (("flash", "Flash"), ("ram", "RAM")):
+        x = report[key]
+        status = "fits" if x["fits"] else f"OVER by {x['over_by']:,} B"
+        lines.append(f"{label}: {_fmt_items(x['items'])} = {x['total']:,} of {x['limit']:,} B "
+                     f"({x['percent']}%) -> {status}")
+    lines += [""] + [f"note: {n}" for n in report["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def check_fits(report):
+    """Raises PipelineError when the model (plus the core margin) exceeds the board's flash or RAM."""
+    problems = []
+    for key, label in (("flash", "flash"), ("ram", "RAM")):
+        x = report[key]
+        if not x["fits"]:
+            problems.append(f"{label} needs {x['total']} B, has {x['limit']} B (over by {x['over_by']} B)")
+    if problems:
+        m = report["core_margin"]
+        extra = (f"; totals include an estimated {m['flash_bytes']} B flash / {m['ram_bytes']} B RAM for "
+                 f"{m['what']}")
+        if report["board"].get("progmem"):
+            extra += " and, on AVR, the constant data copied to RAM"
+        if report.get("code_bytes") is None:
+            extra += "; code size not measured"
+        raise PipelineError(f"model does not fit {report['board']['title']}: " + "; ".join(problems) + extra
+                            + ". Use a smaller model (ALPHA, image size) or a bigger board.")

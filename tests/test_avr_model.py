@@ -1,0 +1,143 @@
+"""End to end on an 8-bit MCU: a small MobileNetV1 (grayscale 32x32, alpha 0.25, first DEPTH blocks) trained and
+quantized by the pipeline, turned into C by TVM, rendered into the project's sketch, built with a real Arduino
+toolchain (arduino-builder, Debian's AVR core) for the Arduino Mega 2560 and run in simavr: the scores it
+prints over Serial must equal TFLite's reference kernels byte for byte, within the Mega's 8 KB of RAM."""
+import json
+import os
+import re
+import tarfile
+import time
+
+import pytest
+
+from codegen import avr, bin2c, boards, dataset, expected, hostcheck, mlf, quantize, sketch, train
+from codegen.tflite_model import ModelError
+
+pytestmark = pytest.mark.skipif(
+    not avr.toolchain_available(),
+    reason="AVR toolchain missing: " + ", ".join(avr.missing_tools()) +
+           " (apt-get install arduino-builder arduino-core-avr gcc-avr avr-libc arduino-ctags simavr)")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATES = os.path.join(ROOT, "templates", "sketch")
+BOARD = "mega"
+MCU = "atmega2560"
+DEPTH = 2
+SIZE, CHANNELS, ALPHA = 32, 1, 0.25
+# Room left for the stack above .data + .bss: the deepest call chain (loop -> TVMExecute -> kernel, each
+# kernel frame holding a few int32/int64 temporaries) needs well under this.
+STACK_MARGIN = 512
+SKETCH = "avr_model"
+
+
+@pytest.fixture(scope="module")
+def mega_build(tmp_path_factory):
+    d = tmp_path_factory.mktemp("avr_model")
+    times = {}
+    t0 = time.monotonic()
+    dataset.generate_synthetic(str(d / "synth"), 40, 7, str(d / "index.json"))
+    classes = dataset.index_classes(str(d / "index.json"))
+    heldout = {c: str(d / f"heldout_{c}.png") for c in classes}
+    dataset.pack(classes, str(d / "data.npz"), heldout, SIZE, CHANNELS, 7)
+    train.train(str(d / "data.npz"), str(d / "model.keras"), str(d / "history.json"), alpha=ALPHA, epochs=2,
+                seed=7, batch=16, depth=DEPTH, verbose=0)
+    quantize.quantize(str(d / "model.keras"), str(d / "data.npz"), str(d / "model.tflite"), mode="int8",
+                      io_type="uint8")
+    times["model"] = time.monotonic() - t0
+
+    t1 = time.monotonic()
+    meta = mlf.build_mlf(str(d / "model.tflite"), str(d / "model_mlf.tar"),
+                         max_object_bytes=mlf.AVR_MAX_OBJECT_BYTES)
+    # the tutorial's order: the car first, then the other object
+    images = bin2c.embed([heldout[dataset.CLASS_CAR], heldout[dataset.CLASS_OTHER]], str(d / "model.tflite"),
+                         str(d / "images.c"), str(d / "images.h"), str(d / "images.json"),
+                         labels=[dataset.CLASS_CAR, dataset.CLASS_OTHER], progmem=True)
+    want = expected.reference_scores(str(d / "model.tflite"), str(d / "images.json"), str(d / "expected.json"))
+    board = boards.get(BOARD)
+    sketch_dir = d / SKETCH
+    sketch.render(TEMPLATES, str(sketch_dir), SKETCH, str(d / "model_mlf.tar"), str(d / "images.c"),
+                  str(d / "images.h"), str(d / "images.json"),
+                  {"board": board, "classes": sorted(classes), "baud": 115200})
+    times["codegen"] = time.monotonic() - t1
+
+    t2 = time.monotonic()
+    build = avr.compile_sketch(sketch_dir, board["fqbn"], d / "build")
+    times["compile"] = time.monotonic() - t2
+    return {"dir": d, "meta": meta, "images": images, "expected": want, "board": board, "build": build,
+            "sketch": sketch_dir, "times": times}
+
+
+def test_small_model_shape(mega_build):
+    meta = mega_build["meta"]
+    assert meta["inputs"][0]["shape"] == [1, SIZE, SIZE, CHANNELS]
+    assert meta["inputs"][0]["dtype"] == "uint8" and meta["outputs"][0]["dtype"] == "uint8"
+    convs = [o for o in meta["ops"] if o["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    assert len(convs) == 1 + 2 * DEPTH          # stem conv + DEPTH depthwise-separable blocks
+    assert convs[-1]["output_shape"] == [1, 8, 8, 32]
+    print(f"\nweights {meta['constants_size_bytes']} B, workspace {meta['workspace_size_bytes']} B "
+          f"({meta['flash_constants_workspace_size_bytes']} B on AVR with constants in flash), "
+          f"{meta['total_macs']} MACs")
+
+
+def test_constants_are_in_flash_and_fit_the_mega(mega_build):
+    build, board, meta = mega_build["build"], mega_build["board"], mega_build["meta"]
+    print(f"\nMega build: flash {build['flash_bytes']} B of {board['flash_bytes']}, "
+          f"RAM {build['ram_bytes']} B of {board['ram_bytes']}; times {mega_build['times']}")
+    assert build["flash_bytes"] <= board["flash_bytes"]
+    assert build["ram_bytes"] <= board["ram_bytes"] - STACK_MARGIN
+    # RAM holds the workspace, the input copy and the Arduino core, not the weights: a build with the
+    # constants in RAM would need constants_size_bytes more.
+    assert build["ram_bytes"] < (meta["flash_constants_workspace_size_bytes"] + meta["inputs"][0]["size_bytes"]
+                                 + 600)
+    src = (mega_build["sketch"] / "src" / "model" / "default_lib0.c").read_text()
+    assert "TVMGEN_CONST_STORAGE = {" in src and "#define TVMGEN_CONST_STORAGE PROGMEM" in src
+
+
+def test_simavr_scores_equal_tflite(mega_build):
+    want = mega_build["expected"]
+    t0 = time.monotonic()
+    # loop() prints every image's two lines, then starts over: stop once all have arrived.
+    text = avr.run_simavr(mega_build["build"]["elf"], MCU, timeout_s=120,
+                          until=lambda t: len(hostcheck.parse_results(t)) >= len(want["images"]))
+    run_s = time.monotonic() - t0
+    printed = hostcheck.parse_results(text)[:len(want["images"])]
+    print(f"\nsimavr {run_s:.1f} s:\n{text}expected: {[e['scores'] for e in want['images']]}")
+    assert [title for title, _ in printed] == ["Car", "Other object"]
+    assert [scores for _, scores in printed] == [e["scores"] for e in want["images"]]
+    summary = hostcheck.compare(printed, want)
+    assert summary["exact"] and summary["max_abs_diff"] == 0
+
+
+def test_same_sources_build_on_the_host(mega_build, tmp_path):
+    """The very C that went into the AVR build compiles unchanged with host gcc and prints the same scores."""
+    summary = hostcheck.host_check(str(mega_build["sketch"]), SKETCH, str(mega_build["dir"] / "expected.json"),
+                                   str(tmp_path / "hostcheck.json"))
+    assert summary["exact"], summary
+
+
+def test_too_large_constant_is_a_model_error(tmp_path):
+    """avr-gcc rejects objects over 32,767 bytes: build_mlf says which array instead of a compiler error."""
+    import numpy as np
+    import tensorflow as tf
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((1, 1, 256), batch_size=1)
+    x = keras.layers.Conv2D(160, 1, activation="relu")(inp)      # 256 x 160 int8 weights = 40,960 bytes
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x))
+    model = keras.Model(inp, out)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([np.random.RandomState(i).rand(1, 1, 1, 256).astype("float32")]
+                                           for i in range(8))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.uint8
+    path = tmp_path / "big.tflite"
+    path.write_bytes(conv.convert())
+    with pytest.raises(ModelError, match=r"array '.*' \(TFLite tensor\) is 40960 bytes; AVR .* at most 32767"):
+        mlf.build_mlf(str(path), str(tmp_path / "big.tar"), max_object_bytes=mlf.AVR_MAX_OBJECT_BYTES)
+    assert not (tmp_path / "big.tar").exists()
+    # without the limit (ARM, host) the same model is fine
+    mlf.build_mlf(str(path), str(tmp_path / "big.tar"))
+    with tarfile.open(tmp_path / "big.tar") as tar:
+        assert json.load(tar.extractfile("metadata.json"))["constants_size_bytes"] > 40960

@@ -1,0 +1,139 @@
+"""codegen.simulate: a tiny MobileNet's generated C runs on the emulated Cortex-M4F (QEMU mps2-an386), prints
+exactly TFLite's reference scores, and the instruction count per inference is positive and deterministic; a wrong
+expected score is an error naming the image."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from codegen import qemu
+from codegen.errors import PipelineError
+
+pytestmark = pytest.mark.skipif(
+    not (qemu.toolchain_available() and shutil.which("gcc")),
+    reason="needs arm-none-eabi-gcc, qemu-system-arm and host gcc (Debian: gcc-arm-none-eabi "
+           "libnewlib-arm-none-eabi qemu-system-arm gcc)")
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHAPE = (32, 32, 3)
+LABELS = ("target", "random", "stripes")
+
+
+def _local_mobilenet(shape, seed, X):
+    """MobileNetV1 alpha 0.25, random init, one short epoch (untrained BatchNorm statistics make TFLite's
+    reference softmax abort on a vanishing input scale)."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    base = keras.applications.MobileNet(input_shape=shape, alpha=0.25, weights=None, include_top=False)
+    inp = keras.Input(shape=shape, batch_size=1)
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    x = base(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(2, activation="softmax")(x)
+    m = keras.Model(inp, out)
+    Xf = X.astype(np.float32)
+    y = (Xf.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(Xf, y, epochs=1, batch_size=8, verbose=0)
+    return m
+
+
+def _local_convert(model, X, io_type="uint8"):
+    import tensorflow as tf
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([X[i:i + 1].astype(np.float32)] for i in range(min(len(X), 16)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = getattr(tf, io_type)
+    conv.inference_output_type = getattr(tf, io_type)
+    return conv.convert()
+
+
+try:  # the MLF tests' model helpers, when importable (pytest's default "prepend" import mode)
+    from test_mlf import _convert, _mobilenet
+except ImportError:  # pragma: no cover
+    _mobilenet, _convert = _local_mobilenet, _local_convert
+
+
+def build_tiny_pipeline(d):
+    """tiny model -> int8 .tflite -> MLF tar -> 3 embedded images -> expected scores; returns the paths."""
+    from PIL import Image
+
+    from codegen import bin2c, expected, mlf
+
+    rs = np.random.RandomState(7)
+    X = rs.randint(0, 256, (16,) + SHAPE).astype(np.uint8)
+    tflite = os.path.join(d, "model.tflite")
+    with open(tflite, "wb") as f:
+        f.write(_convert(_mobilenet(SHAPE, 3, X), X, "uint8"))
+    tar = os.path.join(d, "model_mlf.tar")
+    mlf.build_mlf(tflite, tar)
+    paths = []
+    for i, label in enumerate(LABELS):
+        img = X[i].copy()
+        if label == "stripes":
+            img[::4] = 255
+        p = os.path.join(d, f"{label}.png")
+        Image.fromarray(img).save(p)
+        paths.append(p)
+    files = {k: os.path.join(d, k) for k in ("images.c", "images.h", "images.json", "expected.json")}
+    bin2c.embed(paths, tflite, files["images.c"], files["images.h"], files["images.json"], labels=list(LABELS))
+    expected.reference_scores(tflite, files["images.json"], files["expected.json"])
+    return {"tflite": tflite, "mlf": tar, **files}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    return build_tiny_pipeline(str(tmp_path_factory.mktemp("sim_model")))
+
+
+def _simulate(p, tmp_path, expected_json=None, tag="run"):
+    from codegen.simulate import simulate_cortex_m4
+    out = tmp_path / f"{tag}.json"
+    res = simulate_cortex_m4(p["mlf"], p["images.c"], p["images.h"], p["images.json"],
+                             expected_json or p["expected.json"], str(out), work_dir=str(tmp_path / tag),
+                             timeout_s=60)
+    return res, out
+
+
+def test_scores_exact_and_instructions_deterministic(pipeline, tmp_path):
+    res, out = _simulate(pipeline, tmp_path, tag="a")
+    with open(pipeline["expected.json"]) as f:
+        exp = json.load(f)
+    assert [i["scores"] for i in res["images"]] == [e["scores"] for e in exp["images"]]
+    assert [i["name"] for i in res["images"]] == [e["name"] for e in exp["images"]]
+    assert len(res["images"]) == 3 and res["exact"] and res["exit_code"] == 0
+    assert res["inferences"] == 3
+    assert res["instructions_per_inference"] > 0
+    assert res["total_macs"] > 0
+    assert res["instructions_per_mac"] == pytest.approx(res["instructions_per_inference"] / res["total_macs"],
+                                                         rel=1e-3)
+    with open(out) as f:
+        assert json.load(f) == res
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
+
+    again, _ = _simulate(pipeline, tmp_path, tag="b")
+    assert again["instructions_per_inference"] == res["instructions_per_inference"]
+    assert again["instructions_min"] == res["instructions_min"]
+    assert again["instructions_max"] == res["instructions_max"]
+
+
+def test_wrong_expected_score_names_the_image(pipeline, tmp_path):
+    with open(pipeline["expected.json"]) as f:
+        exp = json.load(f)
+    victim = exp["images"][1]
+    victim["scores"][0] = (victim["scores"][0] + 1) % 256
+    bad = tmp_path / "expected_bad.json"
+    bad.write_text(json.dumps(exp))
+    out = tmp_path / "bad.json"
+    from codegen.simulate import simulate_cortex_m4
+    with pytest.raises(PipelineError) as ei:
+        simulate_cortex_m4(pipeline["mlf"], pipeline["images.c"], pipeline["images.h"], pipeline["images.json"],
+                           str(bad), str(out), work_dir=str(tmp_path / "bad"), timeout_s=60)
+    msg = str(ei.value)
+    assert victim["name"] in msg and str(victim["scores"]) in msg
+    assert exp["images"][0]["name"] not in msg  # only the corrupted image is reported
+    assert not out.exists()
