@@ -157,6 +157,47 @@ def _tflm(path, img, runs):
     return {"arena": hi, "ms": statistics.median(ts), "out": out}
 
 
+def _profile(work, sources, incdir, cflags, subst, meta):
+    """Instructions of each kernel call: one firmware per call whose TVMGEN_TRACE hook (lib2)
+    moves the region markers around that call only."""
+    import re
+    lib2 = sources[2]
+    calls = re.findall(r"^  (tvmgen_\w+)\(", open(lib2).read(), re.M)
+    objs = []
+    for s in sources[:2]:
+        o = os.path.join(work, "prof_" + os.path.basename(s) + ".o")
+        subprocess.run([qemu.CC, *qemu.ARCH_FLAGS, *cflags, "-ffunction-sections", "-fdata-sections",
+                        "-I", incdir, "-c", s, "-o", o], check=True)
+        objs.append(o)
+    fw_main = os.path.join(work, "prof_main.c")
+    with open(fw_main, "w") as f:
+        f.write((FW_MAIN % subst).replace("insn_region_begin();\n  int32_t rc", "int32_t rc")
+                .replace("insn_region_end();\n", ""))
+    macs = {}
+    for o in meta["ops"]:
+        pass
+    rows = []
+    for k, name in enumerate(calls):
+        trace = ("-DTVMGEN_TRACE(i,p,n)=do{if((i)==%d-1)insn_region_begin();if((i)==%d)insn_region_end();}while(0)"
+                 % (k, k))
+        elf = qemu.build_firmware([*objs, lib2], [incdir, work], fw_main, os.path.join(work, "prof.elf"),
+                                  cflags=(*cflags, trace))
+        if k == 0:  # the first kernel: markers around the whole run minus the others is not needed;
+            rows.append((name, None))  # measured below by difference
+            continue
+        rows.append((name, qemu.count_region(elf, timeout_s=300)["count"] and
+                     qemu.count_region(elf, timeout_s=300)["first"]))
+    op_index = {}
+    for o, om in zip(meta["ops"], meta["ops"]):
+        pass
+    out = []
+    for name, n in rows:
+        idx = int(name.rsplit("_", 1)[1])
+        kmacs = next((o["macs"] for j, o in enumerate(meta["ops"]) if j == idx), 0)
+        out.append((name.replace("tvmgen_%s_" % subst["name"], ""), kmacs, n if n is not None else 0))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", nargs="?", default=DEFAULT_MODEL)
@@ -165,6 +206,7 @@ def main():
     ap.add_argument("--runs", type=int, default=200, help="x86 runs (median)")
     ap.add_argument("--cflags", default="-O2", help="arm-none-eabi-gcc optimisation flags")
     ap.add_argument("--keep", help="keep the work folder here")
+    ap.add_argument("--profile", action="store_true", help="also count the instructions of each kernel")
     args = ap.parse_args()
 
     work = args.keep or tempfile.mkdtemp(prefix="bench-mcu-")
@@ -214,6 +256,10 @@ def main():
             per_obj[os.path.basename(p[-1])] = int(p[0]) + int(p[1])
         ram = meta["workspace_size_bytes"] + meta["inputs"][0]["size_bytes"] + meta["outputs"][0]["size_bytes"]
 
+        profile = []
+        if args.profile:
+            profile = _profile(work, sources, incdir, cflags, subst, meta)
+
         # --- x86 ---------------------------------------------------------------------------------
         host_main = os.path.join(work, "host_main.c")
         with open(host_main, "w") as f:
@@ -249,6 +295,13 @@ def main():
                  meta["outputs"][0]["size_bytes"],
                  ", ".join("%s %s" % (k, format(v, ",")) for k, v in per_obj.items()),
                  format(tflite_size, ",")))
+        if profile:
+            print()
+            print("%-44s %12s %12s %9s" % ("kernel (Cortex-M4)", "MACs", "instructions", "insn/MAC"))
+            print("-" * 80)
+            for kname, kmacs, n in profile:
+                print("%-44s %12s %12s %9s" % (kname, format(kmacs, ","), format(n, ","),
+                                               "%.2f" % (n / kmacs) if kmacs else "-"))
         print()
         print("%-28s %12s" % ("x86 latency (median of %d)" % args.runs, "ms"))
         print("-" * 41)

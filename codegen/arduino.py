@@ -1,12 +1,15 @@
-"""arduino-cli: compile and upload the generated sketch.
+"""arduino-cli: compile, port detection, upload (skipped when the same binary is already on the port) and a
+serial monitor that checks the sketch's printed scores.
 
-Flags are passed identically every time, and the build path is fixed per board, so arduino-cli's own cache
+Flags are passed identically every time and the build path is fixed per board, so arduino-cli's own cache
 stays valid between runs.
 """
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import time
 
 from .errors import PipelineError
 from .fsutil import atomic_open
@@ -25,7 +28,10 @@ def find_cli(cli, sketch_dir=None):
 
 
 def _run_json(cmd, what):
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        raise PipelineError(f"{what} did not finish in 30 minutes") from None
     try:
         data = json.loads(proc.stdout) if proc.stdout.strip() else {}
     except json.JSONDecodeError:
@@ -51,16 +57,120 @@ def compile_sketch(cli, sketch_dir, board, build_path, output_dir, result_json, 
     cmd = [cli, "compile", "--fqbn", board["fqbn"], "--build-path", os.path.abspath(build_path),
            "--output-dir", os.path.abspath(output_dir), "--format", "json", *extra_flags, os.path.abspath(sketch_dir)]
     result = _run_json(cmd, f"arduino-cli compile of {sketch_dir}")
+    sections = {s.get("name"): s for s in (result.get("builder_result") or {}).get("executable_sections_size") or []}
     with atomic_open(result_json) as f:
-        json.dump({"command": cmd, "result": result}, f, indent=1)
+        json.dump({"command": cmd, "firmware_sha256": firmware_hash(output_dir),
+                   "sections": sections, "result": result}, f, indent=1)
     return result
 
 
-def upload(cli, board, port, input_dir, sketch_dir):
+def firmware_hash(output_dir):
+    """One hash over the binaries arduino-cli wrote (what an upload would put on the board)."""
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
+        if name.endswith((".bin", ".hex", ".elf", ".uf2")):
+            h.update(name.encode())
+            with open(os.path.join(output_dir, name), "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ ports
+def _ports(board_list):
+    """Normalises `board list --format json` of arduino-cli 0.x (a list) and 1.x ({"detected_ports": [...]})."""
+    entries = board_list.get("detected_ports", []) if isinstance(board_list, dict) else board_list or []
+    ports = []
+    for e in entries:
+        port = e.get("port", e)
+        props = port.get("properties") or {}
+        ports.append({"address": port.get("address"), "protocol": port.get("protocol", "serial"),
+                      "vid": (props.get("vid") or "").lower(), "pid": (props.get("pid") or "").lower(),
+                      "fqbns": [b.get("fqbn") for b in e.get("matching_boards") or e.get("boards") or []]})
+    return ports
+
+
+def _fqbn_base(fqbn):
+    return ":".join((fqbn or "").split(":")[:3])
+
+
+def select_port(board_list, board):
+    """The one port that matches the board by fqbn or USB vid/pid; a clear error for none or several."""
+    ports = _ports(board_list)
+    usb = {(v.lower(), p.lower()) for v, p in board.get("usb_ids", [])}
+    found = [p for p in ports if _fqbn_base(board["fqbn"]) in map(_fqbn_base, p["fqbns"])
+             or (p["vid"], p["pid"]) in usb]
+    seen = "; ".join(f"{p['address']} (vid {p['vid'] or '?'} pid {p['pid'] or '?'}"
+                     f"{', ' + ', '.join(filter(None, p['fqbns'])) if any(p['fqbns']) else ''})" for p in ports)
+    if not found:
+        raise PipelineError(f"no {board['title']} found on any port (seen: {seen or 'no ports'}); connect it "
+                            "(double-tap reset for the bootloader) or pass PORT=")
+    if len(found) > 1:
+        raise PipelineError(f"several {board['title']} boards found: "
+                            f"{', '.join(p['address'] for p in found)}; pick one with PORT=")
+    return found[0]["address"]
+
+
+def detect_port(cli, board):
+    return select_port(_run_json([cli, "board", "list", "--format", "json"], "arduino-cli board list"), board)
+
+
+# ------------------------------------------------------------------------------------------------ upload
+def upload(cli, board, port, input_dir, sketch_dir, record_json, compile_json, force=False):
+    """Uploads unless the same binary was last uploaded to the same port for the same board.
+
+    The record is removed before uploading and written only after success: a failed or interrupted upload
+    leaves no claim about what is on the board, so the next run uploads again.
+    Returns (port, uploaded: bool).
+    """
     cli = find_cli(cli, sketch_dir)
-    if not port:
-        raise PipelineError(f"no serial port for {board['title']}: pass PORT=/dev/ttyACM0 (see "
-                            f"`{cli} board list`)")
+    port = port or detect_port(cli, board)
+    with open(compile_json) as f:
+        binary = json.load(f)["firmware_sha256"]
+    record = {"port": port, "fqbn": board["fqbn"], "firmware_sha256": binary}
+    try:
+        with open(record_json) as f:
+            previous = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        previous = None
+    if previous and {k: previous.get(k) for k in record} == record and not force:
+        return port, False
+    if os.path.exists(record_json):
+        os.remove(record_json)
     cmd = [cli, "upload", "--fqbn", board["fqbn"], "--port", port, "--input-dir", os.path.abspath(input_dir),
            "--format", "json", os.path.abspath(sketch_dir)]
-    return _run_json(cmd, f"arduino-cli upload to {port}")
+    _run_json(cmd, f"arduino-cli upload to {port}")
+    with atomic_open(record_json) as f:
+        json.dump(dict(record, time=time.strftime("%Y-%m-%dT%H:%M:%S")), f, indent=1)
+    return port, True
+
+
+# ------------------------------------------------------------------------------------------------ monitor
+def monitor(port, expected_json, *, baud=115200, timeout_s=30, serial_factory=None):
+    """Reads the sketch's output from the serial port until every embedded image's result arrived, and checks
+    the scores against TFLite's. Returns the comparison summary."""
+    from .hostcheck import compare, parse_results
+
+    if serial_factory is None:
+        import serial
+
+        serial_factory = serial.Serial
+    with open(expected_json) as f:
+        expected = json.load(f)
+    want = len(expected["images"])
+    try:
+        conn = serial_factory(port, baud, timeout=0.5)
+    except Exception as e:  # noqa: BLE001 - pyserial raises SerialException/OSError variants
+        raise PipelineError(f"cannot open {port}: {e}; is another program (a serial monitor) using it?") from None
+    text = ""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            text += conn.readline().decode("utf-8", "replace")
+            # The sketch prints its results every loop: start at the first title of the first image.
+            first = text.find(expected["images"][0]["title"] + " results:")
+            if first >= 0 and len(parse_results(text[first:])) >= want and text.endswith("\n"):
+                return compare(parse_results(text[first:])[:want], expected, who="board")
+    finally:
+        conn.close()
+    raise PipelineError(f"no complete results from {port} within {timeout_s} s (read {len(text)} characters: "
+                        f"{text[-200:]!r}); check the baud rate ({baud}) and that the board runs the sketch")

@@ -4,6 +4,7 @@ SConstruct, the SCons tool and the tests all read variables through `parse`, so 
 message everywhere and stops the build before any stage runs.
 """
 import os
+import shlex
 
 from .errors import ConfigError
 
@@ -39,7 +40,10 @@ VARIABLES = {
     "CACHE_DIR": ("", "shared build cache folder (SCons CacheDir): reuse models/tflite/MLF built elsewhere"),
     "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/..."),
     "ARDUINO_CLI": ("arduino-cli", "arduino-cli executable"),
-    "PORT": ("", "serial port for upload (e.g. /dev/ttyACM0)"),
+    "ARDUINO_FLAGS": ("", "extra arduino-cli compile arguments, e.g. --build-property compiler.cpp.extra_flags=-O3"),
+    "PORT": ("", "serial port for upload/monitor (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
+    "FORCE": ("0", "1: upload even if the board already runs this binary"),
+    "MONITOR_TIMEOUT": ("30", "seconds `scons monitor` waits for the sketch's results"),
 }
 
 
@@ -109,6 +113,9 @@ def parse(raw):
         "coco_url": v["COCO_URL"].strip() or None,
         "arduino_cli": v["ARDUINO_CLI"].strip() or "arduino-cli",
         "port": v["PORT"].strip(),
+        "arduino_flags": shlex.split(v["ARDUINO_FLAGS"]),
+        "force": _choice("FORCE", v["FORCE"], (0, 1), int) == 1,
+        "monitor_timeout": _int("MONITOR_TIMEOUT", v["MONITOR_TIMEOUT"], 1),
     }
     if not cfg["sketch"].replace("_", "a").isalnum() or cfg["sketch"][0].isdigit():
         raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (letters, digits, _)")

@@ -69,7 +69,7 @@ def parse_results(text):
     return results
 
 
-def compare(printed, expected):
+def compare(printed, expected, who="generated C"):
     """Checks printed results against expected.json's; returns a summary dict, raises on a wrong decision."""
     want = expected["images"]
     if len(printed) != len(want):
@@ -83,10 +83,10 @@ def compare(printed, expected):
         rows.append({"title": title, "scores": scores, "tflite": exp["scores"], "argmax": argmax,
                      "tflite_argmax": exp["argmax"], "max_abs_diff": diff})
         if argmax != exp["argmax"]:
-            wrong.append(f"{title}: generated C says class {argmax} {scores}, TFLite says {exp['argmax']} "
+            wrong.append(f"{title}: {who} says class {argmax} {scores}, TFLite says {exp['argmax']} "
                          f"{exp['scores']}")
     if wrong:
-        raise PipelineError("host check failed: the generated C disagrees with TFLite:\n  " + "\n  ".join(wrong))
+        raise PipelineError(f"check failed: the {who} disagrees with TFLite:\n  " + "\n  ".join(wrong))
     return {"images": rows, "exact": all(r["max_abs_diff"] == 0 for r in rows),
             "max_abs_diff": max(r["max_abs_diff"] for r in rows)}
 

@@ -8,9 +8,10 @@ Accounting:
             + constant data (weights, bias, requantization multipliers/shifts)
             + CORE_MARGINS' estimate for the Arduino core (startup, Serial, RTOS on mbed boards).
   * RAM   = static workspace (all intermediate activations, planned by TVM) + input and output buffers
-            + on AVR boards (`progmem: true`) the constant data as well: avr-gcc puts a plain `const` array in
-              .data, which the startup code copies from flash into RAM (only PROGMEM arrays stay in flash, and the
-              generated kernels read their weights with ordinary loads, not pgm_read_*)
+            + on AVR boards (`progmem: true`) the cost of reading constants: codegen/mlf.py puts them in PROGMEM on
+              AVR and copies each kernel's constants into free workspace bytes before the call, so the RAM
+              workspace is metadata's flash_constants_workspace_size_bytes; an MLF without that (plain `const`
+              arrays) has all constant data in .data, which avr-gcc's startup copies from flash into RAM
             + CORE_MARGINS' RAM estimate (core globals, Serial buffers, stack / RTOS heap).
 Code is measured as the sum of `.text*` sections of the object files (`<cross>-size -A`), i.e. without libgcc
 and libm helpers the linker may add; without the toolchain it is reported as "not measured" and left out.
@@ -89,7 +90,7 @@ def _read_mlf(mlf_tar):
 def _calls(lib2, name):
     """[(kernel, [constant names], trace nbytes or None)] in call order, and {constant: bytes}, from lib2.c."""
     consts = {cname: _CTYPE_BYTES.get(ctype, 1) * int(n) for ctype, cname, n in
-              re.findall(r"extern\s+const\s+(\w+)\s+(\w+)\s*\[(\d+)\]\s*;", lib2)}
+              re.findall(r"extern\s+const\s+(\w+)\s+(\w+)\s*\[(\d+)\]\s*(?:\w+\s*)?;", lib2)}
     m = re.search(r"tvmgen_%s_run\s*\([^)]*\)\s*\{" % re.escape(name), lib2)
     if m is None:
         return None, consts
@@ -100,7 +101,7 @@ def _calls(lib2, name):
             calls[-1][2] = int(t.group(1))
             continue
         c = re.match(r"\s*(\w+)\((.*)\)\s*;\s*$", line)
-        if c and c.group(1) != "TVMGEN_TRACE":
+        if c and not c.group(1).isupper():  # kernel calls; macros such as TVMGEN_LOAD are not layers
             used = [w for w in re.findall(r"\b\w+\b", c.group(2)) if w in consts]
             calls.append([c.group(1), used, None])
     return calls, consts
@@ -213,16 +214,27 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
     margin = core_margin(board)
     title = board.get("title", board.get("name", "board"))
 
+    lib0 = b"".join(data for n, data in sources.items() if n.endswith("_lib0.c"))
+    # MLFs from codegen/mlf.py put the constants in PROGMEM on AVR and stage each kernel's constants in a
+    # (possibly larger) workspace; older MLFs leave plain `const` arrays, which avr-gcc copies into RAM.
+    progmem_consts = avr and b"TVMGEN_CONST_STORAGE PROGMEM" in lib0 \
+        and "flash_constants_workspace_size_bytes" in meta
+    ram_workspace = int(meta["flash_constants_workspace_size_bytes"]) if progmem_consts else workspace
+
     flash_items = {"code": code, "constants": const_bytes, "core_margin": margin["flash_bytes"]}
-    ram_items = {"workspace": workspace, "input_buffer": in_bytes, "output_buffer": out_bytes}
-    if avr:
+    ram_items = {"workspace": ram_workspace, "input_buffer": in_bytes, "output_buffer": out_bytes}
+    if avr and not progmem_consts:
         ram_items["constants_copied_to_ram"] = const_bytes
     ram_items["core_margin"] = margin["ram_bytes"]
 
     notes = []
     if code is None:
         notes.append(f"code size {code_note}; flash total excludes code")
-    if avr:
+    if progmem_consts:
+        notes.append(f"AVR: the constants are PROGMEM (flash only); each kernel's constants are copied with "
+                     f"memcpy_P into free workspace bytes before the call, so the workspace is "
+                     f"{ram_workspace} B instead of {workspace} B")
+    elif avr:
         notes.append("AVR: the model's const arrays are not PROGMEM, so avr-gcc places them in .data: they take "
                      "flash (initial values) and the same amount of RAM (copied at startup)")
         big = sorted((n for n, b in consts.items() if b > AVR_MAX_OBJECT_BYTES), key=lambda n: -consts[n])
@@ -242,6 +254,8 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
         "model_name": meta.get("model_name", "default"),
         "constants_bytes": const_bytes,
         "workspace_bytes": workspace,
+        "ram_workspace_bytes": ram_workspace,
+        "constants_in_ram": bool(avr and not progmem_consts),
         "input_bytes": in_bytes,
         "output_bytes": out_bytes,
         "code_bytes": code,
@@ -286,7 +300,10 @@ def format_report(report):
     lines += ["-" * len(hdr),
               f"{'':>3}  {'total':<22} {'':<16} {t['params_bytes']:>10,} {'':>9} {t['macs']:>11,}",
               "",
-              f"workspace {report['workspace_bytes']:,} B (largest layer input+output {t['peak_layer_in_out_bytes']:,} B,"
+              f"workspace {report['workspace_bytes']:,} B"
+              + (f" ({report['ram_workspace_bytes']:,} B with flash constants staged in it)"
+                 if report["ram_workspace_bytes"] != report["workspace_bytes"] else "")
+              + f" (largest layer input+output {t['peak_layer_in_out_bytes']:,} B,"
               f" all activations {t['activation_bytes_sum']:,} B); input {report['input_bytes']:,} B, "
               f"output {report['output_bytes']:,} B",
               "code: " + (report["code_note"] if report["code_bytes"] is None
@@ -311,8 +328,10 @@ def check_fits(report):
         m = report["core_margin"]
         extra = (f"; totals include an estimated {m['flash_bytes']} B flash / {m['ram_bytes']} B RAM for "
                  f"{m['what']}")
-        if report["board"].get("progmem"):
+        if report.get("constants_in_ram"):
             extra += " and, on AVR, the constant data copied to RAM"
+        elif report["board"].get("progmem"):
+            extra += " and, on AVR, the workspace that stages each kernel's flash constants"
         if report.get("code_bytes") is None:
             extra += "; code size not measured"
         raise PipelineError(f"model does not fit {report['board']['title']}: " + "; ".join(problems) + extra

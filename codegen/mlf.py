@@ -46,7 +46,9 @@ def _c_array(ctype, name, arr, per_line=16):
             % (ctype, name, len(vals), "\n".join(lines)))
 
 
-_ALIGN_MACRO = """#if defined(__GNUC__) || defined(__clang__)
+_ALIGN_MACRO = """#if defined(__AVR__)
+#define TVMGEN_ALIGN16 /* 8-bit AVR needs no alignment: do not pad its few KB of RAM */
+#elif defined(__GNUC__) || defined(__clang__)
 #define TVMGEN_ALIGN16 __attribute__((aligned(16)))
 #else
 #define TVMGEN_ALIGN16

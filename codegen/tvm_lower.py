@@ -159,6 +159,27 @@ def _mbqm(x, mult, shift, shift_range=(-31, 30)):
     return _srdhm(x, mult)
 
 
+def _mbqm_parts(shift, shift_range):
+    """MultiplyByQuantizedMultiplier split in two for a per-channel `shift` expression:
+    (high(x, mult): left shift + SaturatingRoundingDoublingHighMul, low(y): RoundingDivideByPOT).
+    Kernels store high() in its own stage so that TVM's simplifier cannot widen the
+    int32 rounding arithmetic of low() to int64."""
+    from tvm import tirx
+    lo, hi = int(shift_range[0]), int(shift_range[1])
+
+    def high(x, mult):
+        if hi > 0:
+            left = tirx.min(tirx.max(shift, _i32(0)), _i32(hi))
+            x = x << left
+        return _srdhm(x, mult)
+
+    def low(y):
+        if lo < 0:
+            return _rdbpot(y, tirx.min(tirx.max(_i32(0) - shift, _i32(0)), _i32(-lo)))
+        return y
+    return high, low
+
+
 def _mbqm_single(x, mult, shift, shift_range=(-31, 30)):
     """MultiplyByQuantizedMultiplier with a single rounding (TFLITE_SINGLE_ROUNDING form):
     (x * mult + 2^(30 - shift)) >> (31 - shift), in int64."""
@@ -241,7 +262,12 @@ def _sched_tiled(sch, spatial_outer, tiles, red, red_inner):
     unrolled together with the epilogue, so the accumulators are a small constant-indexed
     local array that the C compiler keeps in registers."""
     acc = sch.get_sblock("acc")
-    out = sch.get_sblock("out")
+    epilogue = []
+    for name in ("biased", "high", "out"):
+        try:
+            epilogue.append(sch.get_sblock(name))
+        except Exception:  # noqa: BLE001 (stage absent)
+            pass
     loops = list(sch.get_loops(acc))
     sp, rl = loops[:4], loops[4:]
     outer, inner = list(sp), []
@@ -261,17 +287,19 @@ def _sched_tiled(sch, spatial_outer, tiles, red, red_inner):
         else:
             r_outer.append(lp)
     sch.reorder(*outer, *r_outer, *r_inner, *inner)
-    sch.reverse_compute_at(out, outer[-1])
+    for blk in epilogue:
+        sch.reverse_compute_at(blk, outer[-1])
     init = sch.decompose_reduction(acc, r_outer[0] if r_outer else r_inner[0])
     _unroll_all(sch, r_inner + inner)
     _unroll_all(sch, list(sch.get_loops(init))[4:])
-    _unroll_all(sch, list(sch.get_loops(out))[4:])
+    for blk in epilogue:
+        _unroll_all(sch, list(sch.get_loops(blk))[4:])
 
 
-def _sched_pointwise(sch, OW, OC, C):
+def _sched_pointwise(sch, OW, OC, C, unroll, oc_tile=(2,)):
     pw = _factor(OW, (2,))
-    oc = _factor(OC, (4, 2))
-    u = _factor(C, (4, 2))
+    oc = _factor(OC, oc_tile)
+    u = _factor(C, unroll)
     tiles = [(2, pw)] if pw > 1 else []
     if oc > 1:
         tiles.append((3, oc))
@@ -393,18 +421,40 @@ class _Builder:
             m.fail("%s (op #%d): folded bias overflows int32." % (op.type, op.index))
         pointwise = (not depthwise and KH == 1 and KW == 1 and sh == 1 and sw == 1
                      and pt == 0 and pl == 0)
+        # 1x1 convolutions over int8 channels in groups of four: one tvmgen_dot4 call (two
+        # SMLADs on a DSP core, see DOT4_PREAMBLE) per group of four MACs.
+        dot4 = pointwise and C % 4 == 0 and x_t.dtype == "int8"
 
         args = [self.values[op.inputs[0]], self.tensor_const(op.inputs[1], hint + "_w"),
                 self.const(bias.astype(np.int32), hint + "_b"),
-                self.const(mult, hint + "_mult"), self.const(shift, hint + "_shift")]
+                self.const(mult, hint + "_mult")]
+        if rq is _mbqm:
+            # per-channel shift as tables: right shift and its rounding mask (so the epilogue
+            # does no shift clamping and stays in 32-bit arithmetic), left shift only if used
+            rsh = np.clip(-shift.astype(np.int64), 0, 31)
+            args += [self.const(rsh.astype(np.int8), hint + "_rshift"),
+                     self.const(((1 << rsh) - 1).astype(np.int32), hint + "_rmask")]
+            if shift.max() > 0:
+                args.append(self.const(np.clip(shift, 0, 30).astype(np.int8), hint + "_lshift"))
+        else:
+            args.append(self.const(shift, hint + "_shift"))
 
-        def f(x, w, b, mu, shf):
+        def f(x, w, b, mu, *tabs):
+            shf = tabs[0]
             rh = te.reduce_axis((0, KH), "rh")
             rw = te.reduce_axis((0, KW), "rw")
-            if not depthwise:
+            if dot4:
+                rc = te.reduce_axis((0, C // 4), "rc")
+            elif not depthwise:
                 rc = te.reduce_axis((0, C), "rc")
 
             def body(n, oh, ow, oc):
+                if dot4:
+                    return te.sum(tirx.call_extern(
+                        "int32", "tvmgen_dot4",
+                        tirx.call_intrin("handle", "tirx.address_of", x[n, oh, ow, rc * 4]),
+                        tirx.call_intrin("handle", "tirx.address_of", w[oc, 0, 0, rc * 4])),
+                        axis=[rc])
                 ih = oh * sh + rh * dh - pt
                 iw = ow * sw + rw * dw - pl
                 conds = []
@@ -427,18 +477,42 @@ class _Builder:
                 xv = xv.astype("int32")
                 if conds:
                     xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(izp))
-                return te.sum(xv * wv.astype("int32"), axis=axes, init=b[oc])
+                return te.sum(xv * wv.astype("int32"), axis=axes)
 
-            acc = te.compute((1, OH, OW, OC), body, name="acc")
+            shape = (1, OH, OW, OC)
+            acc = te.compute(shape, body, name="acc")
+            if rq is not _mbqm:
+                return te.compute(shape, lambda n, oh, ow, oc: _clamp_cast(
+                    rq(acc[n, oh, ow, oc] + b[oc], mu[oc], shf[oc], srange) + _i32(ozp),
+                    lo, hi, odt), name="out")
+            biased = te.compute(shape, lambda n, oh, ow, oc: acc[n, oh, ow, oc] + b[oc],
+                                name="biased")
+
+            rs, rm = tabs[0], tabs[1]
+
+            def high(n, oh, ow, oc):
+                v = biased[n, oh, ow, oc]
+                if len(tabs) > 2:
+                    v = v << tabs[2][oc].astype("int32")
+                return _srdhm(v, mu[oc])
+            hm = te.compute(shape, high, name="high")
 
             def epi(n, oh, ow, oc):
-                a = acc[n, oh, ow, oc]
-                return _clamp_cast(rq(a, mu[oc], shf[oc], srange) + _i32(ozp), lo, hi, odt)
+                v = hm[n, oh, ow, oc]
+                mask = rm[oc]
+                # RoundingDivideByPOT: (v & mask) > (mask >> 1) + (v < 0), written so that
+                # no sum can overflow (TVM would otherwise widen the compare to int64)
+                v = (v >> rs[oc].astype("int32")) + tirx.Select(
+                    (v & mask) - tirx.Select(v < _i32(0), _i32(1), _i32(0)) > (mask >> _i32(1)),
+                    _i32(1), _i32(0))
+                return _clamp_cast(v + _i32(ozp), lo, hi, odt)
 
-            return te.compute((1, OH, OW, OC), epi, name="out")
+            return te.compute(shape, epi, name="out")
 
         if pointwise:
-            sched = lambda s: _sched_pointwise(s, OW, OC, C)  # noqa: E731
+            sched = lambda s: _sched_pointwise(s, OW, OC, C // 4 if dot4 else C,  # noqa: E731
+                                               (1,) if dot4 else (4, 2),
+                                               (2,) if dot4 else (4, 2))
         elif depthwise:
             sched = lambda s: _sched_depthwise(s, OC)  # noqa: E731
         else:
@@ -770,6 +844,51 @@ def _tir_passes():
     ])
 
 
+# Helpers the kernels call (prepended to the kernel source).  tvmgen_dot4acc adds the four
+# int8 x int8 products of two 4-byte groups to an int32 accumulator: with the Armv7E-M DSP
+# extension that is two SXTB16 pairs and two SMLADs (the SXTB16 of a shared operand is
+# computed once by the compiler for a register tile); elsewhere plain C.  Both are exact:
+# every partial sum fits int32 like TFLite's own accumulator.
+DOT4_PREAMBLE = r"""#include <string.h>
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#endif
+
+static inline int32_t tvmgen_ld4(const int8_t* p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static inline int32_t tvmgen_dot4acc(int32_t acc, const int8_t* a, const int8_t* b) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  uint32_t x = (uint32_t)tvmgen_ld4(a), y = (uint32_t)tvmgen_ld4(b);
+  int32_t xo, yo;
+  /* SXTB16 with ROR #8 (bytes 1 and 3) in one instruction; no ACLE intrinsic for it */
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(xo) : "r"(x));
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(yo) : "r"(y));
+  acc = __smlad(__sxtb16((int32_t)x), __sxtb16((int32_t)y), acc);
+  return __smlad(xo, yo, acc);
+#else
+  return acc + (int32_t)a[0] * b[0] + (int32_t)a[1] * b[1] + (int32_t)a[2] * b[2]
+         + (int32_t)a[3] * b[3];
+#endif
+}
+
+static inline int32_t tvmgen_dot4(const int8_t* a, const int8_t* b) {
+  return tvmgen_dot4acc(0, a, b);
+}
+"""
+
+_DOT4_ACC = re.compile(r"^(\s*)(\w+\[\d+\]) = \(\2 \+ tvmgen_dot4\((.*)\)\);$", re.M)
+
+
+def _fuse_dot4(text):
+    """`acc[k] = (acc[k] + tvmgen_dot4(a, b));` -> `acc[k] = tvmgen_dot4acc(acc[k], a, b);`
+    (so the accumulation is the SMLAD itself instead of an SMUAD plus an add)."""
+    return _DOT4_ACC.sub(r"\1\2 = tvmgen_dot4acc(\2, \3);", text)
+
+
 def _strip_tvm(src):
     """Drop the TVM runtime includes / markers from the C codegen output."""
     out = []
@@ -881,7 +1000,11 @@ def _lower(model, model_name):
         cmod = tirx.transform.LowerIntrin()(cmod)
     from tvm.tirx.build import codegen_build
     src = codegen_build(cmod, target).inspect_source()
-    lw.kernel_source = _strip_tvm(src)
+    text = _strip_tvm(src)
+    if "tvmgen_dot4(" in text:
+        text = re.sub(r"^int32_t tvmgen_dot4\(void\*, void\*\);\n", "", text, flags=re.M)
+        text = DOT4_PREAMBLE + "\n" + _fuse_dot4(text)
+    lw.kernel_source = text
     if "TVMFFI" in lw.kernel_source or "TVMBackend" in lw.kernel_source:
         raise ModelError("%s: internal error: generated kernels still use the TVM runtime."
                          % m.path)

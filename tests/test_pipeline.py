@@ -102,23 +102,58 @@ def test_compile_without_arduino_cli_says_how_to_install(tiny_build, tmp_path):
 
 def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_path):
     build, _ = tiny_build
+    run_scons(build)
     log = tmp_path / "calls.log"
     cli = os.path.join(ROOT, "tests", "fixtures", "fake_arduino_cli.py")
-    env = {"FAKE_ARDUINO_LOG": str(log)}
+    ports = json.dumps([["/dev/ttyACM0", "0x2341", "0x805A", "arduino:mbed_nano:nano33ble"]])
+    env = {"FAKE_ARDUINO_LOG": str(log), "FAKE_ARDUINO_PORTS": ports}
 
     def calls():
         lines = log.read_text().splitlines() if log.exists() else []
         log.write_text("")
-        return [json.loads(l)[0] for l in lines]
+        return [" ".join(json.loads(l)[:2]) for l in lines]
 
-    run_scons(build, "compile", env=env, ARDUINO_CLI=cli)
-    assert calls() == ["core", "compile"]
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli)
+    assert calls() == ["core list", "compile --fqbn", "board list", "upload --fqbn"]
     result = json.loads((build / "nano33ble" / "firmware" / "compile.json").read_text())
-    assert "--fqbn" in result["command"] and "arduino:mbed_nano:nano33ble" in result["command"]
-    run_scons(build, "compile", env=env, ARDUINO_CLI=cli)
-    assert calls() == []                         # nothing changed: arduino-cli not called
-    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyFAKE0")
-    assert calls() == ["upload"]
+    assert "arduino:mbed_nano:nano33ble" in result["command"] and result["sections"]["text"]["size"] > 0
+    record = json.loads((build / "nano33ble" / "firmware" / "upload.json").read_text())
+    assert record["port"] == "/dev/ttyACM0" and record["firmware_sha256"] == result["firmware_sha256"]
+
+    proc = run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0")
+    assert calls() == []                         # same binary, same port: nothing to do
+    assert "upload skipped" in proc.stdout
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", FORCE="1")
+    assert calls() == ["upload --fqbn"]
+
+    # An edited sketch (another sketch name here) compiles once and uploads once.
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", SKETCH="renamed")
+    assert calls() == ["core list", "compile --fqbn", "upload --fqbn"]
+
+    # A failed upload records nothing, so the next run uploads again.
+    proc = run_scons(build, "upload", check=False, env={**env, "FAKE_ARDUINO_FAIL": "upload"}, ARDUINO_CLI=cli,
+                     PORT="/dev/ttyACM0", FORCE="1", SKETCH="renamed")
+    assert proc.returncode != 0 and "fake upload error" in proc.stderr
+    assert not (build / "nano33ble" / "firmware" / "upload.json").exists()
+    calls()
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", SKETCH="renamed")
+    assert calls() == ["upload --fqbn"]
+
+    # Missing core and compile errors: one clear message each, and the next run retries.
     proc = run_scons(build, "compile", check=False, env={**env, "FAKE_ARDUINO_CORES": "arduino:avr"},
-                     ARDUINO_CLI=cli, EPOCHS="1", SKETCH="other_name")
+                     ARDUINO_CLI=cli)
     assert proc.returncode != 0 and "core install arduino:mbed_nano" in proc.stderr
+    (build / "nano33ble" / "tvm_model" / "tvm_model.ino").unlink()   # force a recompile below
+    proc = run_scons(build, "compile", check=False, env={**env, "FAKE_ARDUINO_FAIL": "compile"}, ARDUINO_CLI=cli)
+    assert proc.returncode != 0 and "fake compile error" in proc.stderr
+    calls()
+    run_scons(build, "compile", env=env, ARDUINO_CLI=cli)
+    assert calls() == ["core list", "compile --fqbn"]
+
+
+def test_several_boards_build_in_parallel(tiny_build):
+    build, _ = tiny_build
+    proc = run_scons(build, "sketch", "-j2", BOARD="nano33ble,due")
+    for board in ("nano33ble", "due"):
+        assert (build / board / "tvm_model" / "tvm_model.ino").is_file()
+    assert "Training MobileNetV1" in proc.stdout    # due has its own build dir

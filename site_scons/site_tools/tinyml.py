@@ -37,12 +37,15 @@ def TinyMLPipeline(env, board_name, cfg):
                             context={"board": board, "classes": classes, "baud": 115200})
     library = env.TinyCLibrary(os.path.join(out, "c_library"), mlf)
     check = env.TinyHostCheck(out, sketch, expected, sketch_name=cfg["sketch"])
-    compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"])
+    compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
+                                      flags=cfg["arduino_flags"])
     upload = env.TinyArduinoUpload(out, compiled, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
-                                   port=cfg["port"])
+                                   port=cfg["port"], force=cfg["force"])
+    monitor = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
+                                     timeout=cfg["monitor_timeout"])
     return {"dataset": [npz, *heldout.values()], "train": [model, history], "quantize": tflite, "report": report,
             "images": images, "expected": expected, "mlf": mlf, "export": library, "sketch": sketch, "check": check,
-            "compile": compiled, "upload": upload}
+            "compile": compiled, "upload": upload, "monitor": monitor}
 
 
 def generate(env):

@@ -1,5 +1,5 @@
-"""SCons tool: arduino-cli compile (only when a sketch file or a flag changed) and upload (always asked for,
-after compile)."""
+"""SCons tool: arduino-cli compile (only when a sketch file or a flag changed), upload (always asked for, after
+compile; skipped when the same binary is already on the port) and a serial monitor that checks the scores."""
 import os
 
 from tinyml_glue import add_builder, params_node, stage_action
@@ -15,7 +15,20 @@ def _compile(target, source, p):
 def _upload(target, source, p):
     from codegen import arduino
 
-    arduino.upload(p["cli"], p["board"], p["port"], p["output_dir"], p["sketch_dir"])
+    port, uploaded = arduino.upload(p["cli"], p["board"], p["port"], p["output_dir"], p["sketch_dir"],
+                                    p["record"], p["compile_json"], force=p["force"])
+    print(f"uploaded to {port}" if uploaded else
+          f"{p['board']['title']} on {port} already runs this binary: upload skipped (FORCE=1 uploads anyway)")
+
+
+def _monitor(target, source, p):
+    from codegen import arduino
+
+    port = p["port"] or arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
+    summary = arduino.monitor(port, p["expected"], timeout_s=p["timeout"])
+    for row in summary["images"]:
+        print(f"  {row['title']}: board {row['scores']}  TFLite {row['tflite']}")
+    print("  scores match TFLite" if summary["exact"] else f"  max difference {summary['max_abs_diff']}")
 
 
 def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name, cli="arduino-cli", flags=()):
@@ -28,11 +41,22 @@ def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name, cli=
                                           output_dir=os.path.join(build_dir, "firmware"))]))
 
 
-def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name, cli="arduino-cli", port=""):
-    """An always-built alias: `upload` runs after compile every time it is asked for."""
-    params = params_node(env, cli=cli, board=board, port=port, sketch_dir=os.path.join(build_dir, sketch_name),
-                         output_dir=os.path.join(build_dir, "firmware"))
+def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name, cli="arduino-cli", port="", force=False):
+    """An always-built alias: asks for an upload every time; arduino.upload skips a repeat of the same binary."""
+    compiled = env.arg2nodes(compiled)[0]
+    params = params_node(env, cli=cli, board=board, port=port, force=force, compile_json=str(compiled),
+                         sketch_dir=os.path.join(build_dir, sketch_name),
+                         output_dir=os.path.join(build_dir, "firmware"),
+                         record=os.path.join(build_dir, "firmware", "upload.json"))
     alias = env.Alias(f"upload-{board['name']}", [compiled, params], env["TINY_UPLOAD_ACTION"])
+    env.AlwaysBuild(alias)
+    return alias
+
+
+def TinyArduinoMonitor(env, expected, board, *, cli="arduino-cli", port="", timeout=30):
+    expected = env.arg2nodes(expected)[0]
+    alias = env.Alias(f"monitor-{board['name']}", [expected, params_node(
+        env, cli=cli, board=board, port=port, expected=str(expected), timeout=timeout)], env["TINY_MONITOR_ACTION"])
     env.AlwaysBuild(alias)
     return alias
 
@@ -40,11 +64,13 @@ def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name, cli="ardu
 def generate(env):
     add_builder(env, "TinyArduinoCompileSketch",
                 stage_action(_compile, "TINY_COMPILECOMSTR", "arduino-cli compile -> $TARGET"))
-    comstr_var, default, action = stage_action(_upload, "TINY_UPLOADCOMSTR", "arduino-cli upload $SOURCE")
-    env.SetDefault(**{comstr_var: default})
-    env["TINY_UPLOAD_ACTION"] = action
+    for name, fn, comstr in (("UPLOAD", _upload, "arduino-cli upload"), ("MONITOR", _monitor, "Serial monitor")):
+        comstr_var, default, action = stage_action(fn, f"TINY_{name}COMSTR", comstr)
+        env.SetDefault(**{comstr_var: default})
+        env[f"TINY_{name}_ACTION"] = action
     env.AddMethod(TinyArduinoCompile)
     env.AddMethod(TinyArduinoUpload)
+    env.AddMethod(TinyArduinoMonitor)
 
 
 def exists(env):
