@@ -191,31 +191,45 @@ def check_classes(classes, where):
                             "(one is held out for the sketch); add JPEG/PNG images")
 
 
-def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2, where="dataset"):
+def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2, where="dataset", warn=None):
     """Loads every image at the model size into one .npz (x uint8 NHWC, y int, split, class names).
 
-    Per class, the first image (sorted) is held out from training and validation and written as PNG to
-    heldout_paths[class]: the default images embedded in the sketch are then ones the model never saw.
+    Unreadable files (corrupt, truncated, zero bytes, not an image despite the extension) are skipped with one
+    warning that lists them: one bad JPEG among thousands should not stop training. A class left with fewer
+    than 2 readable images is an error.
+    Per class, the first readable image (sorted) is held out from training and validation and written as PNG
+    to heldout_paths[class]: the default images embedded in the sketch are then ones the model never saw.
     The 80/20 train/validation split is a seeded shuffle, so it is stable across runs.
     """
+    import sys
+
     import numpy as np
     from PIL import Image
 
+    warn = warn or (lambda msg: sys.stderr.write(f"warning: {msg}\n"))
     check_classes(classes, where)
     names = sorted(classes)
-    xs, ys = [], []
+    xs, ys, skipped = [], [], []
     for label, cls in enumerate(names):
-        files = classes[cls]
-        held = files[0]
-        with atomic_path(heldout_paths[cls], suffix=".png") as tmp:
+        loaded = []
+        for path in classes[cls]:
             try:
-                with Image.open(held) as im:
-                    im.convert("L" if channels == 1 else "RGB").save(tmp, format="PNG")
-            except OSError as e:
-                raise PipelineError(f"{held}: not a readable image ({e}); replace or remove the file") from None
-        for path in files[1:]:
-            xs.append(imagesmod.load_image(path, size, channels))
+                loaded.append((path, imagesmod.load_image(path, size, channels)))
+            except PipelineError as e:
+                skipped.append(str(e))
+        if len(loaded) < 2:
+            raise PipelineError(f"{where}: class {cls} has {len(loaded)} readable image(s) (need 2; "
+                                f"{len(classes[cls]) - len(loaded)} unreadable); add JPEG/PNG images")
+        held = loaded[0][0]
+        with atomic_path(heldout_paths[cls], suffix=".png") as tmp:
+            with Image.open(held) as im:
+                im.convert("L" if channels == 1 else "RGB").save(tmp, format="PNG")
+        for _, arr in loaded[1:]:
+            xs.append(arr)
             ys.append(label)
+    if skipped:
+        warn(f"{where}: skipped {len(skipped)} unreadable image(s):\n  " + "\n  ".join(skipped[:20])
+             + ("\n  ..." if len(skipped) > 20 else ""))
     x = np.stack(xs)
     y = np.asarray(ys, dtype=np.int64)
     order = np.random.RandomState(seed).permutation(len(y))
@@ -225,7 +239,7 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
     with atomic_path(out_npz, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, x=x, y=y, is_val=is_val, order=order, class_names=np.asarray(names))
-    return {"classes": names, "count": int(len(y)), "val": int(n_val)}
+    return {"classes": names, "count": int(len(y)), "val": int(n_val), "skipped": skipped}
 
 
 def load_packed(path):

@@ -19,11 +19,13 @@ def load_image(path, size, channels):
 
     try:
         with Image.open(path) as im:
-            im.load()
             mode = "L" if channels == 1 else "RGB"
+            # JPEG can decode at a reduced scale: a 10000x10000 photo then costs what a small one does.
+            im.draft(mode, (size * 2, size * 2))
+            im.load()
             # `reducing_gap=None` and plain BILINEAR: a deterministic stretch of the whole image.
             im = im.convert(mode).resize((size, size), Image.BILINEAR)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise PipelineError(f"{path}: not a readable image ({e}); replace or remove the file") from None
     arr = np.asarray(im, dtype=np.uint8)
     return arr.reshape(size, size, channels)

@@ -199,9 +199,9 @@ def _render(lw, name, tflite_path):
     for k, ts in lw.kernels:
         lib2.append("void %s(%s);\n" % (k, ", ".join(ts)))
     if flash_ws > ws_len:
-        lib2.append("\n#if TVMGEN_CONSTANTS_IN_FLASH  /* room for the largest kernel's constants */\n"
-                    "static TVMGEN_ALIGN16 uint8_t %s[%d];\n#else\n" % (ws_name, flash_ws))
-        lib2.append("static TVMGEN_ALIGN16 uint8_t %s[%d];\n#endif\n\n" % (ws_name, ws_len))
+        lib2.append("\n#if !TVMGEN_CONSTANTS_IN_FLASH\nstatic TVMGEN_ALIGN16 uint8_t %s[%d];\n" % (ws_name, ws_len))
+        lib2.append("#else  /* + room for the constants of a kernel whose tensors fill the workspace */\n"
+                    "static TVMGEN_ALIGN16 uint8_t %s[%d];\n#endif\n\n" % (ws_name, flash_ws))
     else:
         lib2.append("\nstatic TVMGEN_ALIGN16 uint8_t %s[%d];\n\n" % (ws_name, ws_len))
     ktypes = dict(lw.kernels)

@@ -136,6 +136,15 @@ def _rdbpot(x, exponent):
     return (x >> e) + tirx.Select((x & mask) > threshold, _i32(1), _i32(0))
 
 
+def _rdbpot_masked(x, exponent, mask):
+    """RoundingDivideByPOT with mask = 2^exponent - 1 given: TFLite rounds up when
+    (x & mask) > (mask >> 1) + (x < 0).  As t = (mask >> 1) - (x >> 31) - (x & mask) cannot
+    overflow and is negative exactly then, the result is (x >> exponent) - (t >> 31): no
+    compare, no branch (and nothing TVM's simplifier widens to int64)."""
+    t = (mask >> _i32(1)) - (x >> _i32(31)) - (x & mask)
+    return (x >> exponent) - (t >> _i32(31))
+
+
 def _mbqm(x, mult, shift, shift_range=(-31, 30)):
     """MultiplyByQuantizedMultiplier(x, mult, shift) with TFLite's double rounding
     (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT).
@@ -476,7 +485,7 @@ class _Builder:
                     axes = [rh, rw, rc]
                 xv = xv.astype("int32")
                 if conds:
-                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(izp))
+                    xv = tirx.if_then_else(tirx.likely(tirx.all(*conds)), xv, _i32(izp))
                 return te.sum(xv * wv.astype("int32"), axis=axes)
 
             shape = (1, OH, OW, OC)
@@ -500,11 +509,7 @@ class _Builder:
             def epi(n, oh, ow, oc):
                 v = hm[n, oh, ow, oc]
                 mask = rm[oc]
-                # RoundingDivideByPOT: (v & mask) > (mask >> 1) + (v < 0), written so that
-                # no sum can overflow (TVM would otherwise widen the compare to int64)
-                v = (v >> rs[oc].astype("int32")) + tirx.Select(
-                    (v & mask) - tirx.Select(v < _i32(0), _i32(1), _i32(0)) > (mask >> _i32(1)),
-                    _i32(1), _i32(0))
+                v = _rdbpot_masked(v, rs[oc].astype("int32"), mask)
                 return _clamp_cast(v + _i32(ozp), lo, hi, odt)
 
             return te.compute(shape, epi, name="out")
@@ -834,6 +839,7 @@ def _tir_passes():
         st.LowerMatchBuffer(),
         st.StmtSimplify(),
         st.LowerOpaqueBlock(),
+        st.LoopPartition(),
         tirx.transform.FlattenBuffer(),
         tirx.transform.UnrollLoop(),
         tirx.transform.NarrowDataType(32),
@@ -994,7 +1000,8 @@ def _lower(model, model_name):
     cmod = tirx.transform.BindTarget(target.with_host(target))(tvm.IRModule(ptr_funcs))
     pipe = _tir_passes()
     ctx = tvm.transform.PassContext.current()
-    with tvm.transform.PassContext(config={"tirx.disable_vectorize": True},
+    with tvm.transform.PassContext(config={"tirx.disable_vectorize": True,
+                                           "s_tir.LoopPartition": {"partition_const_loop": True}},
                                    instruments=list(ctx.instruments)):
         cmod = pipe(cmod)
         cmod = tirx.transform.LowerIntrin()(cmod)

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from codegen import avr, bin2c, boards, dataset, expected, hostcheck, mlf, quantize, sketch, train
+from codegen.errors import PipelineError
 from codegen.tflite_model import ModelError
 
 pytestmark = pytest.mark.skipif(
@@ -155,18 +156,38 @@ def test_measured_stack_fits(mega_build, tmp_path):
     assert used < STACK_MARGIN and free > 0
 
 
-def test_same_sources_build_on_the_host(mega_build, tmp_path):
-    """The very C that went into the AVR build compiles unchanged with host gcc and prints the same scores."""
+@pytest.mark.parametrize("constants_in_flash", [0, 1])
+def test_same_sources_build_on_the_host(mega_build, tmp_path, constants_in_flash):
+    """The very C that went into the AVR build compiles unchanged with host gcc and prints the same scores;
+    with TVMGEN_CONSTANTS_IN_FLASH=1 (memcpy_P = memcpy) the host also runs the AVR schedule of copying each
+    kernel's constants into free workspace bytes."""
     # images.h (bin2c with progmem=True) includes <avr/pgmspace.h> unconditionally: give the host build one.
     stubs = tmp_path / "host_stubs"
     shutil.copytree(hostcheck.HOST_STUB_DIR, stubs)
     (stubs / "avr").mkdir()
     (stubs / "avr" / "pgmspace.h").write_text("#include <string.h>\n#define PROGMEM\n#define memcpy_P memcpy\n")
+    cc = tmp_path / "cc"
+    cc.write_text(f'#!/bin/sh\nexec gcc -DTVMGEN_CONSTANTS_IN_FLASH={constants_in_flash} "$@"\n')
+    cc.chmod(0o755)
     with tempfile.TemporaryDirectory() as work:
-        exe = hostcheck.build_host_binary(str(mega_build["sketch"]), SKETCH, work, stub_dir=str(stubs))
+        exe = hostcheck.build_host_binary(str(mega_build["sketch"]), SKETCH, work, cc=str(cc), stub_dir=str(stubs))
         out = subprocess.run([exe], capture_output=True, text=True, check=True, timeout=60).stdout
     summary = hostcheck.compare(hostcheck.parse_results(out), mega_build["expected"])
     assert summary["exact"], summary
+
+
+def test_depth_option_cuts_after_the_pointwise_block():
+    model = train.build_model(SIZE, CHANNELS, ALPHA, 2, batch_size=1, depth=3)
+    features = model.get_layer("mobilenet_features")
+    names = [layer.name for layer in features.layers]
+    assert names[-2:] == ["conv_pw_3_relu", "global_pool"] and "conv_dw_4" not in names
+    assert tuple(features.output.shape)[1:] == (1, 1, int(128 * ALPHA))   # block 3 has 128 * alpha filters
+    assert [layer.name for layer in model.layers][-4:] == ["reshape", "dropout", "flatten", "scores"]
+    full = train.build_model(SIZE, CHANNELS, ALPHA, 2, batch_size=1)
+    assert "conv_pw_13_relu" in [layer.name for layer in full.get_layer("mobilenet_features").layers]
+    for bad in (0, 14, 2.5, "2", True):
+        with pytest.raises(PipelineError, match="DEPTH="):
+            train.build_model(SIZE, CHANNELS, ALPHA, 2, depth=bad)
 
 
 def test_too_large_constant_is_a_model_error(tmp_path):

@@ -75,11 +75,34 @@ def test_pack_rejects_unusable_folders(tmp_path, spec, needle):
     assert not (tmp_path / "d.npz").exists()
 
 
-def test_corrupt_image_names_the_file(tmp_path):
-    root = _folder(tmp_path, {"a": [("1.png", (8, 8), "RGB"), ("2.png", (8, 8), "RGB")],
+def test_unreadable_images_are_skipped_with_one_warning(tmp_path):
+    root = _folder(tmp_path, {"a": [("1.png", (8, 8), "RGB"), ("2.png", (1, 1), "RGB"), ("3.jpg", (40, 30), "RGB")],
                               "b": [("1.png", (8, 8), "RGB"), ("2.png", (8, 8), "RGB")]})
+    (root / "b" / "3.png").write_bytes(b"\x89PNG garbage")          # corrupt
+    (root / "b" / "4.jpg").write_bytes(b"")                         # zero bytes
+    (root / "b" / "5.png").write_text("not an image")               # wrong content, image extension
+    good = (root / "a" / "3.jpg").read_bytes()
+    (root / "a" / "4.jpg").write_bytes(good[: len(good) // 2])      # truncated JPEG
+    Image.new("RGB", (10000, 10000), (10, 20, 30)).save(root / "a" / "5.jpg", quality=50)   # huge
+    warnings = []
+    classes = dataset.list_class_folder(str(root))
+    info = dataset.pack(classes, str(tmp_path / "d.npz"), {c: str(tmp_path / f"{c}.png") for c in classes}, 32, 3,
+                        0, warn=warnings.append)
+    assert len(warnings) == 1
+    for bad in ("b/3.png", "b/4.jpg", "b/5.png", "a/4.jpg"):
+        assert bad in warnings[0]
+    # a: 1.png, the 1x1 2.png, 3.jpg and the 10000x10000 5.jpg load (1.png held out); b: 1.png held out, 2.png
+    assert info["count"] == 4 and len(info["skipped"]) == 4
+    packed = dataset.load_packed(str(tmp_path / "d.npz"))
+    assert packed["x"].shape[1:] == (32, 32, 3)
+
+
+def test_class_with_only_unreadable_images_fails(tmp_path):
+    root = _folder(tmp_path, {"a": [("1.png", (8, 8), "RGB"), ("2.png", (8, 8), "RGB")],
+                              "b": [("1.png", (8, 8), "RGB")]})
     (root / "b" / "2.png").write_bytes(b"\x89PNG garbage")
     classes = dataset.list_class_folder(str(root))
-    with pytest.raises(PipelineError, match=r"b/2.png: not a readable image"):
-        dataset.pack(classes, str(tmp_path / "d.npz"), {c: str(tmp_path / f"{c}.png") for c in classes}, 32, 3, 0)
+    with pytest.raises(PipelineError, match="class b has 1 readable image"):
+        dataset.pack(classes, str(tmp_path / "d.npz"), {c: str(tmp_path / f"{c}.png") for c in classes}, 32, 3,
+                     0, warn=lambda m: None)
     assert not (tmp_path / "d.npz").exists()

@@ -22,17 +22,17 @@ from codegen.tflite_model import ModelError  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-N_IMAGES = 16
+N_IMAGES = 50  # every model is checked on >= 50 images
 
 
-def _mobilenet(shape, seed, X):
+def _mobilenet(shape, seed, X, alpha=0.25):
     """Same architecture code as the project's training script (MobileNetV1 alpha 0.25
     body, Rescaling in front, Dense softmax head), random init and one short epoch (without
     it the untrained BatchNorm statistics make the late activations vanish, and TFLite's
     reference softmax aborts on the resulting ~1e-8 input scale)."""
     import keras
     keras.utils.set_random_seed(seed)
-    base = keras.applications.MobileNet(input_shape=shape, alpha=0.25, weights=None,
+    base = keras.applications.MobileNet(input_shape=shape, alpha=alpha, weights=None,
                                         include_top=True, classes=1000)
     inp = keras.Input(shape=shape, batch_size=1)
     x = keras.layers.Rescaling(1 / 255.0)(inp)
@@ -159,10 +159,17 @@ def models(tmp_path_factory):
     with open(p, "wb") as f:
         f.write(_convert(_mobilenet((32, 32, 1), 2, Xg), Xg, "int8"))
     out["gray"] = (p, (Xg.astype(np.int16) - 128).astype(np.int8))
+    # alpha 0.5, 96x96 RGB, int8 in/out (ends in 3x3 -> MEAN; channel counts 16..512)
+    X96 = rs.randint(0, 256, (N_IMAGES, 96, 96, 3)).astype(np.uint8)
+    p = str(d / "rgb96.tflite")
+    with open(p, "wb") as f:
+        f.write(_convert(_mobilenet((96, 96, 3), 3, X96, alpha=0.5), X96, "int8"))
+    out["rgb96"] = (p, (X96.astype(np.int16) - 128).astype(np.int8))
     return out
 
 
-@pytest.mark.parametrize("kind,name", [("rgb", "default"), ("gray", "gray_net")])
+@pytest.mark.parametrize("kind,name", [("rgb", "default"), ("gray", "gray_net"),
+                                       ("rgb96", "mnet96")])
 def test_bit_exact_with_tflite_reference(models, kind, name, tmp_path):
     path, X = models[kind]
     tar_path = str(tmp_path / ("%s.tar" % name))
@@ -180,6 +187,8 @@ def test_bit_exact_with_tflite_reference(models, kind, name, tmp_path):
     expected_ops = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"}
     if kind == "rgb":  # 64x64 ends in 2x2 -> MEAN; 32x32 ends in 1x1 (no MEAN)
         expected_ops |= {"MEAN", "QUANTIZE"}
+    if kind == "rgb96":  # 96x96 ends in 3x3 -> MEAN; int8 I/O needs no QUANTIZE
+        expected_ops |= {"MEAN"}
     assert {o["type"] for o in meta["ops"]} >= expected_ops
     (inp,), (outp,) = meta["inputs"], meta["outputs"]
     assert inp["shape"] == [1] + list(X.shape[1:])
@@ -201,6 +210,62 @@ def test_bit_exact_with_tflite_reference(models, kind, name, tmp_path):
                                 "-mthumb", "-I", incdir, "-c", s, "-o", os.devnull],
                                capture_output=True, text=True)
             assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+FW_MAIN_C = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "tvmgen_%(name)s.h"
+#include "images.h"
+int main(void) {
+  static uint8_t out[TVMGEN_%(NAME)s_OUTPUT_SIZE];
+  int i, j;
+  for (i = 0; i < N_IMAGES; ++i) {
+    if (tvmgen_%(name)s_run(images[i], out) != 0) return 1;
+    for (j = 0; j < (int)sizeof out; ++j) printf("%%d ", out[j]);
+    printf("\n");
+  }
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc") or not shutil.which("qemu-system-arm"),
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("kind", ["rgb", "gray"])
+def test_cortex_m4_bit_exact(models, kind, tmp_path):
+    """The same C built for a Cortex-M4F (where the kernels take the Armv7E-M DSP path) and
+    run in QEMU gives TFLite's reference outputs byte for byte."""
+    from codegen import qemu
+    path, X = models[kind]
+    name = "m4net"
+    tar_path = str(tmp_path / "m4.tar")
+    mlf.build_mlf(path, tar_path, model_name=name)
+    ext = str(tmp_path / "mlf")
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(ext)
+    srcdir = os.path.join(ext, "codegen", "host", "src")
+    incdir = os.path.join(ext, "codegen", "host", "include")
+    lib1 = open(os.path.join(srcdir, "%s_lib1.c" % name)).read()
+    assert "__ARM_FEATURE_DSP" in lib1  # the pointwise kernels use the DSP path here
+    data = np.ascontiguousarray(X).view(np.uint8).reshape(len(X), -1)
+    with open(str(tmp_path / "images.h"), "w") as f:
+        f.write("#define N_IMAGES %d\nstatic const uint8_t images[%d][%d] = {\n"
+                % (len(X), len(X), data.shape[1]))
+        for row in data:
+            f.write("{" + ",".join(str(int(v)) for v in row) + "},\n")
+        f.write("};\n")
+    main_c = str(tmp_path / "fw_main.c")
+    with open(main_c, "w") as f:
+        f.write(FW_MAIN_C % {"name": name, "NAME": name.upper()})
+    sources = sorted(os.path.join(srcdir, f) for f in os.listdir(srcdir))
+    elf = qemu.build_firmware(sources, [incdir, str(tmp_path)], main_c, str(tmp_path / "fw.elf"))
+    res = qemu.run_firmware(elf, timeout_s=120)
+    assert res["exit_code"] == 0, res["stdout"][-500:]
+    ref, dt = _reference(path, X)
+    got = np.array([[int(v) for v in line.split()] for line in res["stdout"].strip().splitlines()],
+                   np.uint8).view(dt).reshape(ref.shape)
+    np.testing.assert_array_equal(got, ref)
 
 
 def _dense_softmax(classes, scale, seed):

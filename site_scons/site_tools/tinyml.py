@@ -6,7 +6,7 @@ Each stage is also usable alone (env.TinyTrain, env.TinyQuantize, env.TinyMLF, e
 import os
 
 STAGE_TOOLS = ("tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
-               "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export")
+               "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export", "tinyml_mcu")
 
 
 def TinyMLPipeline(env, board_name, cfg):
@@ -37,15 +37,18 @@ def TinyMLPipeline(env, board_name, cfg):
                             context={"board": board, "classes": classes, "baud": 115200})
     library = env.TinyCLibrary(os.path.join(out, "c_library"), mlf)
     check = env.TinyHostCheck(out, sketch, expected, sketch_name=cfg["sketch"])
+    memory = env.TinyMemoryReport(out, mlf, board)
+    simulate = env.TinySimulate(out, mlf, images, expected, sketch, board, sketch_name=cfg["sketch"])
     compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
-                                      flags=cfg["arduino_flags"])
+                                      flags=cfg["arduino_flags"], memory=memory[0])
     upload = env.TinyArduinoUpload(out, compiled, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
                                    port=cfg["port"], force=cfg["force"])
     monitor = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
                                      timeout=cfg["monitor_timeout"])
     return {"dataset": [npz, *heldout.values()], "train": [model, history], "quantize": tflite, "report": report,
             "images": images, "expected": expected, "mlf": mlf, "export": library, "sketch": sketch, "check": check,
-            "compile": compiled, "upload": upload, "monitor": monitor}
+            "compile": compiled, "upload": upload, "monitor": monitor, "memory": memory,
+            "simulate": simulate}
 
 
 def generate(env):

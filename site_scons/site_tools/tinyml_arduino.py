@@ -6,7 +6,13 @@ from tinyml_glue import add_builder, params_node, stage_action
 
 
 def _compile(target, source, p):
-    from codegen import arduino
+    import json
+
+    from codegen import arduino, memreport
+
+    if p["memory"]:
+        with open(p["memory"]) as f:
+            memreport.check_fits(json.load(f))        # the size gate: fail before arduino-cli runs
 
     arduino.compile_sketch(p["cli"], p["sketch_dir"], p["board"], p["build_path"], p["output_dir"], target[0],
                            extra_flags=p["flags"])
@@ -31,12 +37,16 @@ def _monitor(target, source, p):
     print("  scores match TFLite" if summary["exact"] else f"  max difference {summary['max_abs_diff']}")
 
 
-def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name, cli="arduino-cli", flags=()):
+def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name, cli="arduino-cli", flags=(),
+                       memory=None):
+    """compile.json after a successful arduino-cli compile; `memory` (memory.json) gates it on the board's size."""
     sketch_dir = os.path.join(build_dir, sketch_name)
+    memory = env.arg2nodes(memory)[0] if memory else None
     # Firmware files are written beside compile.json by arduino-cli, undeclared: never take it from a cache.
     return env.NoCache(env.TinyArduinoCompileSketch(
         os.path.join(build_dir, "firmware", "compile.json"),
-        list(sketch_nodes) + [params_node(env, cli=cli, board=board, sketch_dir=sketch_dir, flags=list(flags),
+        list(sketch_nodes) + ([memory] if memory else []) + [params_node(
+            env, cli=cli, board=board, sketch_dir=sketch_dir, flags=list(flags), memory=str(memory or ""),
                                           build_path=os.path.join(build_dir, "arduino-build"),
                                           output_dir=os.path.join(build_dir, "firmware"))]))
 

@@ -1,0 +1,62 @@
+"""SCons tool: the memory report (flash/RAM per board, per layer) and `simulate`, the generated code run on an
+emulator of the board's CPU (Cortex-M4F under QEMU, AVR under simavr) with its scores checked byte for byte."""
+import json
+import os
+
+from tinyml_glue import add_builder, params_node, stage_action
+
+
+def _memory(target, source, p):
+    from codegen import memreport
+
+    report = memreport.memory_report(source[0], p["board"], target[0], target[1])
+    print(memreport.format_report(report))
+    try:
+        memreport.check_fits(report)
+    except Exception as e:  # noqa: BLE001 - reported here, enforced before compile/upload
+        print(f"warning: {e}")
+
+
+def _simulate(target, source, p):
+    emulator = p["board"].get("emulator") or ""
+    if emulator.startswith("qemu"):
+        from codegen import simulate
+
+        mlf, images_c, images_h, images_json, expected = source[:5]
+        result = simulate.simulate_cortex_m4(mlf, images_c, images_h, images_json, expected, target[0],
+                                             work_dir=p["work_dir"])
+        print(f"  Cortex-M4 (QEMU mps2-an386): {result['instructions_per_inference']:,.0f} instructions per "
+              f"inference, {result['instructions_per_mac']:.2f} per MAC; scores identical to TFLite")
+    elif emulator.startswith("simavr"):
+        from codegen import avr_sim
+
+        avr_sim.simulate_avr_sketch(p["sketch_dir"], p["sketch_name"], p["board"], source[4], target[0],
+                                    work_dir=p["work_dir"])
+    else:
+        from codegen.errors import PipelineError
+
+        raise PipelineError(f"no emulator for {p['board']['title']}; `scons simulate` supports boards whose "
+                            "emulator is set in codegen/boards.json (e.g. BOARD=nano33ble, BOARD=mega)")
+
+
+def TinyMemoryReport(env, build_dir, mlf, board):
+    return env.TinyMemoryTable([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
+                               [mlf, params_node(env, board=board)])
+
+
+def TinySimulate(env, build_dir, mlf, images, expected, sketch_nodes, board, *, sketch_name):
+    return env.TinyRunSimulation(os.path.join(build_dir, "simulate.json"),
+                                 [mlf, *images[:3], expected, *sketch_nodes, params_node(
+                                     env, board=board, work_dir=os.path.join(build_dir, "simulate"),
+                                     sketch_dir=os.path.join(build_dir, sketch_name), sketch_name=sketch_name)])
+
+
+def generate(env):
+    add_builder(env, "TinyMemoryTable", stage_action(_memory, "TINY_MEMORYCOMSTR", "Memory report -> $TARGET"))
+    add_builder(env, "TinyRunSimulation", stage_action(_simulate, "TINY_SIMULATECOMSTR", "Simulating -> $TARGET"))
+    env.AddMethod(TinyMemoryReport)
+    env.AddMethod(TinySimulate)
+
+
+def exists(env):
+    return True
