@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 
+from .errors import PipelineError
+
 # Ops the code generator lowers (see codegen/tvm_lower.py).
 SUPPORTED_OPS = (
     "QUANTIZE",
@@ -40,7 +42,7 @@ _HOW_TO_CONVERT = (
 )
 
 
-class ModelError(Exception):
+class ModelError(PipelineError):
     """The .tflite file cannot be turned into C; the message says why and what to do."""
 
 

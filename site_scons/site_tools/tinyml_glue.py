@@ -3,8 +3,12 @@
 A stage's last source is a Value holding its parameters as canonical JSON: changing one parameter changes that
 node's signature and rebuilds exactly the targets that depend on it.
 """
+import contextlib
+import errno
 import json
+import signal
 import sys
+import threading
 
 import SCons.Action
 import SCons.Node.Python
@@ -33,6 +37,30 @@ def tool_versions(*distributions):
     return versions
 
 
+@contextlib.contextmanager
+def _interruptible():
+    """Lets Ctrl-C stop a long in-process stage (training, codegen) at once.
+
+    SCons' own SIGINT handler only stops scheduling new work, so a running Python action would go on for
+    minutes. In the main thread (-j1) a KeyboardInterrupt is raised inside the stage instead; its atomic writes
+    then drop their temporary files, and SCons' handler is called so that the build stops. Worker threads
+    (-j2 and up) cannot install handlers: there the stage finishes and SCons stops after it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    scons_handler = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if callable(scons_handler):
+            scons_handler(signal.SIGINT, None)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, scons_handler)
+
+
 def stage_action(fn, comstr_var, default_comstr):
     """Wraps `fn(target, source, params)` (paths as strings) as an SCons action.
 
@@ -46,9 +74,20 @@ def stage_action(fn, comstr_var, default_comstr):
             params = json.loads(source[-1].read())
             source = source[:-1]
         try:
-            fn([str(t) for t in target], [str(s) for s in source], params)
+            with _interruptible():
+                fn([str(t) for t in target], [str(s) for s in source], params)
+        except KeyboardInterrupt:
+            sys.stderr.write(f"error: interrupted: {target[0]} was not written; run scons again to redo this step\n")
+            return 2
         except PipelineError as e:
             sys.stderr.write(f"error: {e}\n")
+            return 1
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                raise
+            # Outputs are written atomically: the half-written temporary file is already gone.
+            sys.stderr.write(f"error: no space left while writing {target[0]} ({e.strerror}); free disk space "
+                             "(or raise the file size limit) and run scons again\n")
             return 1
         return 0
 
