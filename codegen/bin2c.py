@@ -51,8 +51,10 @@ def embed(image_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
         "#ifndef SKETCH_IMAGES_H_", "#define SKETCH_IMAGES_H_", "", "#include <stdint.h>", "",
     ]
     if progmem:
-        header += ["/* On AVR, const data lives in RAM unless placed in flash; read it with memcpy_P. */",
-                   "#include <avr/pgmspace.h>", "#define IMAGES_STORAGE PROGMEM"]
+        header += ["/* On AVR, const data lives in RAM unless placed in flash; read it with memcpy_P. Elsewhere",
+                   "   (the host check, other CPUs) flash is directly addressable. */",
+                   "#if defined(__AVR__)", "#include <avr/pgmspace.h>", "#define IMAGES_STORAGE PROGMEM", "#else",
+                   "#define IMAGES_STORAGE", "#endif"]
     else:
         header += ["#define IMAGES_STORAGE"]
     header += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",

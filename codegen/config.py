@@ -22,6 +22,7 @@ VARIABLES = {
     "EPOCHS": ("20", "training epochs"),
     "LR": ("", "Adam learning rate; empty: 5e-4 with WEIGHTS= (the tutorial's fine-tuning), 5e-3 from scratch"),
     "ALPHA": ("0.25", "MobileNetV1 width multiplier (0.25, 0.5, 0.75, 1.0)"),
+    "DEPTH": ("", "keep only the first N of MobileNetV1's 13 depthwise-separable blocks; empty: all (tutorial)"),
     "SIZE": ("64", "model input height and width in pixels (>= 32)"),
     "CHANNELS": ("3", "model input channels: 3 (RGB) or 1 (grayscale)"),
     "SEED": ("0", "seed for dataset generation, split, weight init and shuffling"),
@@ -81,12 +82,18 @@ def _list(value):
     return [p.strip() for p in str(value).split(",") if p.strip()]
 
 
-def parse(raw):
-    """Turns a {NAME: string} mapping (SCons ARGUMENTS) into typed settings, or raises ConfigError."""
+def parse(raw, board=None):
+    """Turns a {NAME: string} mapping (SCons ARGUMENTS) into typed settings, or raises ConfigError.
+
+    A board's `model_defaults` (boards.json) replace the global defaults of variables the user did not set:
+    a Mega gets a model that fits its 8 KB of RAM unless told otherwise.
+    """
     unknown = sorted(set(raw) - set(VARIABLES))
     if unknown:
         raise ConfigError(f"unknown build variable(s) {', '.join(unknown)}; `scons -h` lists them")
-    v = {k: str(raw.get(k, d)) for k, (d, _) in VARIABLES.items()}
+    defaults = {k: d for k, (d, _) in VARIABLES.items()}
+    defaults.update({k: str(d) for k, d in ((board or {}).get("model_defaults") or {}).items()})
+    v = {k: str(raw.get(k, defaults[k])) for k in VARIABLES}
     cfg = {
         "boards": _list(v["BOARD"]) or [VARIABLES["BOARD"][0]],
         "data": v["DATA"].strip(),
@@ -94,6 +101,7 @@ def parse(raw):
         "epochs": _int("EPOCHS", v["EPOCHS"], 1),
         "alpha": _choice("ALPHA", v["ALPHA"], MOBILENET_ALPHAS, float),
         "size": _int("SIZE", v["SIZE"], 32),
+        "depth": _int("DEPTH", v["DEPTH"], 1) if v["DEPTH"].strip() else None,
         "channels": _choice("CHANNELS", v["CHANNELS"], (1, 3), int),
         "seed": _int("SEED", v["SEED"], 0),
         "batch": _int("BATCH", v["BATCH"], 1),
@@ -119,6 +127,8 @@ def parse(raw):
     }
     if not cfg["sketch"].replace("_", "a").isalnum() or cfg["sketch"][0].isdigit():
         raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (letters, digits, _)")
+    if cfg["depth"] is not None and cfg["depth"] > 13:
+        raise ConfigError(f"DEPTH={cfg['depth']}: MobileNetV1 has 13 depthwise-separable blocks; use 1 to 13")
     if cfg["data"] and not os.path.isdir(cfg["data"]):
         raise ConfigError(f"DATA={cfg['data']!r} is not a folder; point it at a folder with one subfolder of "
                           "images per class (e.g. DATA/target/*.jpg and DATA/random/*.jpg)")

@@ -17,7 +17,8 @@ def test_full_build_outputs_are_real(tiny_build):
     build, proc = tiny_build
     out = build / "nano33ble"
     for name in ("model.keras", "model.tflite", "metrics.json", "training_curve.png", "images.c", "images.h",
-                 "model_mlf.tar", "expected.json", "hostcheck.json", "tvm_model/tvm_model.ino",
+                 "model_mlf.tar", "expected.json", "hostcheck.json", "tvm_model/tvm_model.ino", "memory.json",
+                 "memory.txt",
                  "tvm_model/src/model/default_lib1.c", "tvm_model/src/images.h"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
@@ -157,3 +158,26 @@ def test_several_boards_build_in_parallel(tiny_build):
     for board in ("nano33ble", "due"):
         assert (build / board / "tvm_model" / "tvm_model.ino").is_file()
     assert "Training MobileNetV1" in proc.stdout    # due has its own build dir
+
+
+def test_simulate_on_cortex_m4_and_avr(tiny_build):
+    from codegen import avr, qemu
+
+    if not (qemu.toolchain_available() and avr.toolchain_available()):
+        pytest.skip("needs arm-none-eabi-gcc, qemu-system-arm, arduino-builder and simavr (./dev test installs them)")
+    build, _ = tiny_build
+    memory = json.loads((build / "nano33ble" / "memory.json").read_text())
+    assert memory["board"]["name"] == "nano33ble" and memory["constants_bytes"] > 0 and memory["code_measured"]
+    run_scons(build, "simulate")
+    sim = json.loads((build / "nano33ble" / "simulate.json").read_text())
+    expected = json.loads((build / "nano33ble" / "expected.json").read_text())
+    assert [i["scores"] for i in sim["images"]] == [e["scores"] for e in expected["images"]]
+    assert sim["instructions_per_inference"] > 0
+    # The Mega gets its board defaults (32x32 grayscale, 2 blocks): the real sketch, built by arduino-builder,
+    # runs in simavr and prints TFLite's scores.
+    proc = run_scons(build, "simulate", BOARD="mega")
+    assert "scores identical to TFLite" in proc.stdout
+    sim = json.loads((build / "mega" / "simulate.json").read_text())
+    expected = json.loads((build / "mega" / "expected.json").read_text())
+    assert [i["scores"] for i in sim["images"]] == [e["scores"] for e in expected["images"]]
+    assert sim["ram_bytes"] <= 8192 and sim["flash_bytes"] <= 253952

@@ -19,7 +19,7 @@ def TinyMLPipeline(env, board_name, cfg):
                                    size=cfg["size"], channels=cfg["channels"],
                                    synthetic_dir=os.path.join(cfg["build_dir"], "dataset", "synthetic"))
     model, history = env.TinyTrain(out, npz, alpha=cfg["alpha"], epochs=cfg["epochs"], seed=cfg["seed"],
-                                   batch=cfg["batch"], weights=cfg["weights"], lr=cfg["lr"])
+                                   batch=cfg["batch"], weights=cfg["weights"], lr=cfg["lr"], depth=cfg["depth"])
     tflite = env.TinyQuantize(out, model, npz, mode=cfg["quant"], io_type=cfg["io_type"],
                               rep_samples=cfg["rep_samples"])
     report = env.TinyReport(out, tflite, npz, history)
@@ -31,7 +31,7 @@ def TinyMLPipeline(env, board_name, cfg):
         image_files = [heldout[c] for c in labels]
     images = env.TinyImages(out, image_files, tflite, labels=labels, progmem=board["progmem"])
     expected = env.TinyExpected(out, tflite, images[2])
-    mlf = env.TinyMLF(out, tflite)
+    mlf = env.TinyMLF(out, tflite, board=board)
     classes = list(heldout)
     sketch = env.TinySketch(out, mlf, images, sketch_name=cfg["sketch"], templates=cfg["templates"] or None,
                             context={"board": board, "classes": classes, "baud": 115200})

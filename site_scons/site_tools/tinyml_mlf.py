@@ -7,12 +7,17 @@ from tinyml_glue import add_builder, params_node, stage_action, tool_versions
 def _mlf(target, source, p):
     from codegen import mlf
 
-    mlf.build_mlf(source[0], target[0], model_name=p["model_name"])
+    mlf.build_mlf(source[0], target[0], model_name=p["model_name"], max_object_bytes=p["max_object_bytes"])
 
 
-def TinyMLF(env, build_dir, tflite, *, model_name="default"):
+def TinyMLF(env, build_dir, tflite, *, model_name="default", board=None):
+    """model_mlf.tar under build_dir; for a board that keeps constants in flash (AVR: `progmem`), arrays over
+    avr-gcc's 32,767-byte object limit are a clear error here instead of a compiler error later."""
+    from codegen import mlf
+
+    limit = mlf.AVR_MAX_OBJECT_BYTES if board and board.get("progmem") else None
     return env.TinyModelLibrary(os.path.join(build_dir, "model_mlf.tar"),
-                                [tflite, params_node(env, model_name=model_name,
+                                [tflite, params_node(env, model_name=model_name, max_object_bytes=limit,
                                                        versions=tool_versions("apache-tvm", "tflite"))])
 
 

@@ -13,17 +13,18 @@ def _train(target, source, p):
 
         weights = fetch(weights, os.path.join(p["weights_cache"], os.path.basename(weights.split("?")[0])))
     train.train(source[0], target[0], target[1], alpha=p["alpha"], epochs=p["epochs"], seed=p["seed"],
-                batch=p["batch"], weights_path=weights or None, lr=p["lr"])
+                batch=p["batch"], weights_path=weights or None, lr=p["lr"], depth=p["depth"])
 
 
-def TinyTrain(env, build_dir, dataset_npz, *, alpha=0.25, epochs=15, seed=0, batch=32, weights="", lr=None):
+def TinyTrain(env, build_dir, dataset_npz, *, alpha=0.25, epochs=15, seed=0, batch=32, weights="", lr=None,
+              depth=None):
     """model.keras (batch-1 input) and train_history.json under build_dir."""
     sources = [dataset_npz]
     if weights and not weights.startswith(("http://", "https://")):
         sources.append(env.File(weights))
     return env.TinyTrainModel(
         [os.path.join(build_dir, "model.keras"), os.path.join(build_dir, "train_history.json")],
-        sources + [params_node(env, alpha=alpha, epochs=epochs, seed=seed, batch=batch, weights=weights, lr=lr,
+        sources + [params_node(env, alpha=alpha, epochs=epochs, seed=seed, batch=batch, weights=weights, lr=lr, depth=depth,
                                weights_cache=os.path.join(build_dir, "weights"),
                                versions=tool_versions("tensorflow", "keras"))])
 
