@@ -135,15 +135,27 @@ def _tflm(path, img, runs):
             return None
 
     lo, hi = 1024, 1 << 20
-    if works(hi) is None:
-        return None
-    while hi - lo > 64:
-        mid = (lo + hi) // 2
-        if works(mid) is not None:
-            hi = mid
-        else:
-            lo = mid
-    it = works(hi)
+    # the interpreter reports each failed allocation on stdout/stderr: silence the bisection
+    sys.stdout.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        if works(hi) is None:
+            return None
+        while hi - lo > 64:
+            mid = (lo + hi) // 2
+            if works(mid) is not None:
+                hi = mid
+            else:
+                lo = mid
+        it = works(hi)
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
     ts = []
     for _ in range(3):
         it.set_input(img[None], 0)
@@ -158,44 +170,33 @@ def _tflm(path, img, runs):
 
 
 def _profile(work, sources, incdir, cflags, subst, meta):
-    """Instructions of each kernel call: one firmware per call whose TVMGEN_TRACE hook (lib2)
-    moves the region markers around that call only."""
+    """Instructions of each kernel call: one firmware per call, whose TVMGEN_TRACE hook (called
+    by lib2 after every kernel) moves the region markers around that call only."""
     import re
-    lib2 = sources[2]
-    calls = re.findall(r"^  (tvmgen_\w+)\(", open(lib2).read(), re.M)
+    calls = re.findall(r"^  (tvmgen_\w+)\(", open(sources[2]).read(), re.M)
     objs = []
-    for s in sources[:2]:
+    for s in sources[:2]:  # the big objects are compiled once
         o = os.path.join(work, "prof_" + os.path.basename(s) + ".o")
         subprocess.run([qemu.CC, *qemu.ARCH_FLAGS, *cflags, "-ffunction-sections", "-fdata-sections",
                         "-I", incdir, "-c", s, "-o", o], check=True)
         objs.append(o)
     fw_main = os.path.join(work, "prof_main.c")
     with open(fw_main, "w") as f:
-        f.write((FW_MAIN % subst).replace("insn_region_begin();\n  int32_t rc", "int32_t rc")
+        f.write((FW_MAIN % subst)
+                .replace("insn_region_begin();\n", "if (PROF_K == 0) insn_region_begin();\n")
                 .replace("insn_region_end();\n", ""))
-    macs = {}
-    for o in meta["ops"]:
-        pass
+    op_macs = {o_index: o["macs"] for o_index, o in enumerate(meta["ops"])}
     rows = []
     for k, name in enumerate(calls):
-        trace = ("-DTVMGEN_TRACE(i,p,n)=do{if((i)==%d-1)insn_region_begin();if((i)==%d)insn_region_end();}while(0)"
-                 % (k, k))
-        elf = qemu.build_firmware([*objs, lib2], [incdir, work], fw_main, os.path.join(work, "prof.elf"),
-                                  cflags=(*cflags, trace))
-        if k == 0:  # the first kernel: markers around the whole run minus the others is not needed;
-            rows.append((name, None))  # measured below by difference
-            continue
-        rows.append((name, qemu.count_region(elf, timeout_s=300)["count"] and
-                     qemu.count_region(elf, timeout_s=300)["first"]))
-    op_index = {}
-    for o, om in zip(meta["ops"], meta["ops"]):
-        pass
-    out = []
-    for name, n in rows:
-        idx = int(name.rsplit("_", 1)[1])
-        kmacs = next((o["macs"] for j, o in enumerate(meta["ops"]) if j == idx), 0)
-        out.append((name.replace("tvmgen_%s_" % subst["name"], ""), kmacs, n if n is not None else 0))
-    return out
+        trace = ("-DTVMGEN_TRACE(i,p,n)=do{if((i)==%d-1)insn_region_begin();"
+                 "if((i)==%d)insn_region_end();}while(0)" % (k, k))
+        elf = qemu.build_firmware([*objs, sources[2]], [incdir, work], fw_main,
+                                  os.path.join(work, "prof.elf"), cflags=(*cflags, "-DPROF_K=%d" % k, trace))
+        n = qemu.count_region(elf, timeout_s=300)["first"]
+        suffix = name.rsplit("_", 1)[1]
+        kmacs = op_macs.get(int(suffix), 0) if suffix.isdigit() else 0
+        rows.append((name.replace("tvmgen_%s_" % subst["name"], ""), kmacs, n))
+    return rows
 
 
 def main():

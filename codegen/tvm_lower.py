@@ -10,7 +10,18 @@ Route (TVM 0.27: Relax + TIR, no relay/microTVM):
    per-channel multiplier/shift tables) are Relax function parameters, so they
    stay int8/int32 arrays and are never folded to float.
 2. Each PrimFunc is scheduled with ``tvm.s_tir.Schedule`` so that a kernel needs
-   no temporary buffer (the accumulator shrinks to one stack scalar).
+   no temporary buffer, and for speed on small cores (Cortex-M4: see bench/mcu.py):
+   * the input zero point is hoisted out of the convolution sums
+     (sum((x - zp) * w) = sum(x * w) - zp * sum(w), zp * sum(w) folded into the bias
+     constant; padded taps read zp so they cancel);
+   * register tiles (pointwise: 2 pixels x 2 channels over groups of 4 input channels,
+     one ``tvmgen_dot4`` = 2 SMLADs each; first conv: 2 pixels x 4 channels; depthwise:
+     8 channels), the tile's reduction/epilogue loops unrolled so the accumulators are a
+     few constant-indexed locals the C compiler keeps in registers;
+   * a 32-bit requantization epilogue: the double rounding of MultiplyByQuantizedMultiplier
+     as one 64-bit multiply-add and shifts, no 64-bit division, per-channel shift tables
+     (right shift + rounding term) instead of per-element shift clamping, and a saturating
+     clamp (``tvmgen_clamp``).  Everything stays bit-exact with TFLite's reference kernels.
 3. Relax ``StaticPlanBlockMemory`` plans the intermediate tensors; its storages
    are laid out one after another in a single static workspace.
 4. A TIR pass turns buffer parameters into plain pointer parameters, the TIR
@@ -168,27 +179,6 @@ def _mbqm(x, mult, shift, shift_range=(-31, 30)):
     return _srdhm(x, mult)
 
 
-def _mbqm_parts(shift, shift_range):
-    """MultiplyByQuantizedMultiplier split in two for a per-channel `shift` expression:
-    (high(x, mult): left shift + SaturatingRoundingDoublingHighMul, low(y): RoundingDivideByPOT).
-    Kernels store high() in its own stage so that TVM's simplifier cannot widen the
-    int32 rounding arithmetic of low() to int64."""
-    from tvm import tirx
-    lo, hi = int(shift_range[0]), int(shift_range[1])
-
-    def high(x, mult):
-        if hi > 0:
-            left = tirx.min(tirx.max(shift, _i32(0)), _i32(hi))
-            x = x << left
-        return _srdhm(x, mult)
-
-    def low(y):
-        if lo < 0:
-            return _rdbpot(y, tirx.min(tirx.max(_i32(0) - shift, _i32(0)), _i32(-lo)))
-        return y
-    return high, low
-
-
 def _mbqm_single(x, mult, shift, shift_range=(-31, 30)):
     """MultiplyByQuantizedMultiplier with a single rounding (TFLITE_SINGLE_ROUNDING form):
     (x * mult + 2^(30 - shift)) >> (31 - shift), in int64."""
@@ -265,7 +255,7 @@ def _unroll_all(sch, loops):
         sch.unroll(lp)
 
 
-def _sched_tiled(sch, spatial_outer, tiles, red, red_inner):
+def _sched_tiled(sch, tiles, red, red_inner):
     """Register tiling: acc loops = [n, oh, ow, oc, *red]; `tiles` = [(loop index, factor)]
     splits spatial loops into outer/inner; the inner parts go below the reduction and are
     unrolled together with the epilogue, so the accumulators are a small constant-indexed
@@ -312,17 +302,25 @@ def _sched_pointwise(sch, OW, OC, C, unroll, oc_tile=(2,)):
     tiles = [(2, pw)] if pw > 1 else []
     if oc > 1:
         tiles.append((3, oc))
-    _sched_tiled(sch, None, tiles, set(), {0: u} if u > 1 else {})
+    _sched_tiled(sch, tiles, set(), {0: u} if u > 1 else {})
 
 
 def _sched_depthwise(sch, OC):
-    oc = _factor(OC, (4, 2))
-    _sched_tiled(sch, None, [(3, oc)] if oc > 1 else [], {0, 1}, {})
+    """Depthwise: all taps unrolled, 8 channels per tile (one padding check per tap serves
+    all of them)."""
+    oc = _factor(OC, (8, 4, 2))
+    _sched_tiled(sch, [(3, oc)] if oc > 1 else [], {0, 1}, {})
 
 
-def _sched_conv(sch, OC):
+def _sched_conv(sch, OW, OC, taps):
+    """General convolution (the first layer: few input channels): a 2-pixel x 4-channel
+    register tile (each input value feeds 4 accumulators, each weight 2); small kernels
+    are unrolled completely."""
+    pw = _factor(OW, (2,))
     oc = _factor(OC, (4, 2))
-    _sched_tiled(sch, None, [(3, oc)] if oc > 1 else [], {2}, {})
+    red = {0, 1, 2} if taps <= 32 else {2}
+    tiles = ([(2, pw)] if pw > 1 else []) + ([(3, oc)] if oc > 1 else [])
+    _sched_tiled(sch, tiles, red, {})
 
 
 class _Builder:
@@ -378,11 +376,18 @@ class _Builder:
         lo, hi = _QRANGE[to.dtype]
         odt = to.dtype
 
+        # equal scales (e.g. uint8 -> int8 input): MultiplyByQuantizedMultiplier(v, 2^30, 1)
+        # = SRDHM(2v, 2^30) = v exactly, so only the zero points move
+        identity = rq is _mbqm and (mult, shift) == (1 << 30, 1)
+
+        def value(v):
+            if identity:
+                return v + _i32(ozp - izp)
+            return rq(v - _i32(izp), mult, shift) + _i32(ozp)
+
         def f(x):
             return te.compute(
-                x.shape,
-                lambda *i: _clamp_cast(rq(x(*i).astype("int32") - _i32(izp), mult, shift)
-                                       + _i32(ozp), lo, hi, odt),
+                x.shape, lambda *i: _clamp_cast(value(x(*i).astype("int32")), lo, hi, odt),
                 name="out")
 
         self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]])
@@ -431,25 +436,38 @@ class _Builder:
         pointwise = (not depthwise and KH == 1 and KW == 1 and sh == 1 and sw == 1
                      and pt == 0 and pl == 0)
         # 1x1 convolutions over int8 channels in groups of four: one tvmgen_dot4 call (two
-        # SMLADs on a DSP core, see DOT4_PREAMBLE) per group of four MACs.
+        # SMLADs on a DSP core, see KERNEL_PREAMBLE) per group of four MACs.
         dot4 = pointwise and C % 4 == 0 and x_t.dtype == "int8"
 
         args = [self.values[op.inputs[0]], self.tensor_const(op.inputs[1], hint + "_w"),
                 self.const(bias.astype(np.int32), hint + "_b"),
                 self.const(mult, hint + "_mult")]
         if rq is _mbqm:
-            # per-channel shift as tables: right shift and its rounding mask (so the epilogue
-            # does no shift clamping and stays in 32-bit arithmetic), left shift only if used
+            # per-channel shift as tables: right shift and its rounding term or mask (so the
+            # epilogue does no shift clamping and stays in 32-bit arithmetic), left shift only
+            # if used
             rsh = np.clip(-shift.astype(np.int64), 0, 31)
-            args += [self.const(rsh.astype(np.int8), hint + "_rshift"),
-                     self.const(((1 << rsh) - 1).astype(np.int32), hint + "_rmask")]
+            lsh = np.clip(shift.astype(np.int64), 0, 30)
+            # |acc + bias| bound per channel (x in the input dtype's range, folded bias)
+            xmax = 255 if x_t.dtype == "uint8" else 128
+            absw = (np.abs(wd[0]).reshape(-1, OC).sum(0) if depthwise
+                    else np.abs(wd).reshape(OC, -1).sum(1))
+            abound = (xmax * absw + np.abs(bias)) << lsh
+            # Fast RoundingDivideByPOT (x + 2^(r-1) + (x >> 31)) >> r when every channel shifts
+            # right and that sum provably cannot overflow; else the mask form.
+            fast_round = bool(rsh.min() >= 1 and
+                              np.all(abound + 1 + (1 << (rsh - 1)) < 2 ** 31 - 1))
+            args.append(self.const(rsh.astype(np.int8), hint + "_rshift"))
+            if fast_round:
+                args.append(self.const((1 << (rsh - 1)).astype(np.int32), hint + "_rhalf"))
+            else:
+                args.append(self.const(((1 << rsh) - 1).astype(np.int32), hint + "_rmask"))
             if shift.max() > 0:
-                args.append(self.const(np.clip(shift, 0, 30).astype(np.int8), hint + "_lshift"))
+                args.append(self.const(lsh.astype(np.int8), hint + "_lshift"))
         else:
             args.append(self.const(shift, hint + "_shift"))
 
         def f(x, w, b, mu, *tabs):
-            shf = tabs[0]
             rh = te.reduce_axis((0, KH), "rh")
             rw = te.reduce_axis((0, KW), "rw")
             if dot4:
@@ -485,14 +503,14 @@ class _Builder:
                     axes = [rh, rw, rc]
                 xv = xv.astype("int32")
                 if conds:
-                    xv = tirx.if_then_else(tirx.likely(tirx.all(*conds)), xv, _i32(izp))
+                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(izp))
                 return te.sum(xv * wv.astype("int32"), axis=axes)
 
             shape = (1, OH, OW, OC)
             acc = te.compute(shape, body, name="acc")
             if rq is not _mbqm:
                 return te.compute(shape, lambda n, oh, ow, oc: _clamp_cast(
-                    rq(acc[n, oh, ow, oc] + b[oc], mu[oc], shf[oc], srange) + _i32(ozp),
+                    rq(acc[n, oh, ow, oc] + b[oc], mu[oc], tabs[0][oc], srange) + _i32(ozp),
                     lo, hi, odt), name="out")
             biased = te.compute(shape, lambda n, oh, ow, oc: acc[n, oh, ow, oc] + b[oc],
                                 name="biased")
@@ -508,9 +526,13 @@ class _Builder:
 
             def epi(n, oh, ow, oc):
                 v = hm[n, oh, ow, oc]
-                mask = rm[oc]
-                v = _rdbpot_masked(v, rs[oc].astype("int32"), mask)
-                return _clamp_cast(v + _i32(ozp), lo, hi, odt)
+                if fast_round:  # exact: |v| + 2^(r-1) < 2^31 (checked above), r >= 1
+                    v = (v + rm[oc] + (v >> _i32(31))) >> rs[oc].astype("int32")
+                else:
+                    v = _rdbpot_masked(v, rs[oc].astype("int32"), rm[oc])
+                # SSAT/USAT for a full-range clamp (gcc turns the min/max pair into branches)
+                return tirx.call_extern("int32", "tvmgen_clamp", v + _i32(ozp), _i32(lo),
+                                        _i32(hi)).astype(odt)
 
             return te.compute(shape, epi, name="out")
 
@@ -521,7 +543,7 @@ class _Builder:
         elif depthwise:
             sched = lambda s: _sched_depthwise(s, OC)  # noqa: E731
         else:
-            sched = lambda s: _sched_conv(s, OC)  # noqa: E731
+            sched = lambda s: _sched_conv(s, OW, OC, KH * KW * C)  # noqa: E731
         self.values[op.outputs[0]] = self.emit(op, f, args, sched)
         return OH * OW * OC * KH * KW * (1 if depthwise else C)
 
@@ -839,7 +861,6 @@ def _tir_passes():
         st.LowerMatchBuffer(),
         st.StmtSimplify(),
         st.LowerOpaqueBlock(),
-        st.LoopPartition(),
         tirx.transform.FlattenBuffer(),
         tirx.transform.UnrollLoop(),
         tirx.transform.NarrowDataType(32),
@@ -850,13 +871,15 @@ def _tir_passes():
     ])
 
 
-# Helpers the kernels call (prepended to the kernel source).  tvmgen_dot4acc adds the four
-# int8 x int8 products of two 4-byte groups to an int32 accumulator: with the Armv7E-M DSP
-# extension that is two SXTB16 pairs and two SMLADs (the SXTB16 of a shared operand is
-# computed once by the compiler for a register tile); elsewhere plain C.  Both are exact:
-# every partial sum fits int32 like TFLite's own accumulator.
-DOT4_PREAMBLE = r"""#include <string.h>
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+# Helpers the kernels call (prepended to the kernel source when used).  tvmgen_dot4acc adds
+# the four int8 x int8 products of two 4-byte groups to an int32 accumulator: with the
+# Armv7E-M DSP extension that is two SXTB16 pairs and two SMLADs (the SXTB16 of a shared
+# operand is computed once by the compiler for a register tile); elsewhere plain C.  Both are
+# exact: every partial sum fits int32 like TFLite's own accumulator.  tvmgen_clamp is the
+# activation clamp, a single SSAT/USAT for the full int8/uint8 range where available.
+KERNEL_PREAMBLE = r"""#include <string.h>
+#if (defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP) || \
+    (defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT)
 #include <arm_acle.h>
 #endif
 
@@ -884,15 +907,25 @@ static inline int32_t tvmgen_dot4acc(int32_t acc, const int8_t* a, const int8_t*
 static inline int32_t tvmgen_dot4(const int8_t* a, const int8_t* b) {
   return tvmgen_dot4acc(0, a, b);
 }
+
+/* min(max(v, lo), hi); lo and hi are constants after inlining */
+static inline int32_t tvmgen_clamp(int32_t v, int32_t lo, int32_t hi) {
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+  if (lo == -128 && hi == 127) return __ssat(v, 8);
+  if (lo == 0 && hi == 255) return (int32_t)__usat(v, 8);
+#endif
+  return v < lo ? lo : (v > hi ? hi : v);
+}
 """
 
-_DOT4_ACC = re.compile(r"^(\s*)(\w+\[\d+\]) = \(\2 \+ tvmgen_dot4\((.*)\)\);$", re.M)
+_DOT4_ACC = re.compile(r"^(\s*)(\w+\[\d+\]) = \(\2 \+ (tvmgen_dot4)\((.*)\)\);$",
+                       re.M)
 
 
 def _fuse_dot4(text):
     """`acc[k] = (acc[k] + tvmgen_dot4(a, b));` -> `acc[k] = tvmgen_dot4acc(acc[k], a, b);`
     (so the accumulation is the SMLAD itself instead of an SMUAD plus an add)."""
-    return _DOT4_ACC.sub(r"\1\2 = tvmgen_dot4acc(\2, \3);", text)
+    return _DOT4_ACC.sub(r"\1\2 = \3acc(\2, \4);", text)
 
 
 def _strip_tvm(src):
@@ -1000,17 +1033,16 @@ def _lower(model, model_name):
     cmod = tirx.transform.BindTarget(target.with_host(target))(tvm.IRModule(ptr_funcs))
     pipe = _tir_passes()
     ctx = tvm.transform.PassContext.current()
-    with tvm.transform.PassContext(config={"tirx.disable_vectorize": True,
-                                           "s_tir.LoopPartition": {"partition_const_loop": True}},
+    with tvm.transform.PassContext(config={"tirx.disable_vectorize": True},
                                    instruments=list(ctx.instruments)):
         cmod = pipe(cmod)
         cmod = tirx.transform.LowerIntrin()(cmod)
     from tvm.tirx.build import codegen_build
     src = codegen_build(cmod, target).inspect_source()
     text = _strip_tvm(src)
-    if "tvmgen_dot4(" in text:
-        text = re.sub(r"^int32_t tvmgen_dot4\(void\*, void\*\);\n", "", text, flags=re.M)
-        text = DOT4_PREAMBLE + "\n" + _fuse_dot4(text)
+    if re.search(r"\btvmgen_(dot4|ld4|clamp)\(", text):
+        text = re.sub(r"^int32_t tvmgen_(dot4|ld4|clamp)\([^)]*\);\n", "", text, flags=re.M)
+        text = KERNEL_PREAMBLE + "\n" + _fuse_dot4(text)
     lw.kernel_source = text
     if "TVMFFI" in lw.kernel_source or "TVMBackend" in lw.kernel_source:
         raise ModelError("%s: internal error: generated kernels still use the TVM runtime."

@@ -42,7 +42,7 @@ def _mobilenet(shape, seed, X, alpha=0.25):
     x = keras.layers.Flatten()(x)
     out = keras.layers.Dense(2, activation="softmax")(x)
     m = keras.Model(inp, out)
-    Xf = X.astype(np.float32)
+    Xf = X[:16].astype(np.float32)  # a few images are enough (time budget)
     y = (Xf.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
     m.compile(optimizer=keras.optimizers.Adam(5e-4), loss="sparse_categorical_crossentropy")
     m.fit(Xf, y, epochs=1, batch_size=8, verbose=0)
