@@ -141,3 +141,15 @@ def parse(raw, board=None):
             and not os.path.isfile(cfg["weights"]):
         raise ConfigError(f"WEIGHTS={cfg['weights']!r} does not exist; give a Keras weights file or an URL")
     return cfg
+
+
+# Settings that are per-stage construction variables TINY_<NAME> (the rest are command-line only).
+CONSTRUCTION_VARIABLES = ("data", "samples", "epochs", "alpha", "depth", "size", "channels", "seed", "batch", "lr",
+                          "weights", "quant", "io_type", "rep_samples", "sketch", "arduino_cli", "arduino_flags",
+                          "port", "force", "monitor_timeout")
+
+
+def construction_defaults():
+    """{setting: typed default} for the TINY_* construction variables, from the same table as `scons -h`."""
+    cfg = parse({})
+    return {name: cfg[name] for name in CONSTRUCTION_VARIABLES}

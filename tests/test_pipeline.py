@@ -127,17 +127,27 @@ def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_pa
     run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", FORCE="1")
     assert calls() == ["upload --fqbn"]
 
-    # An edited sketch (another sketch name here) compiles once and uploads once.
-    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", SKETCH="renamed")
+    # Other test images: the sketch changes, so compile once and upload once; then an edit of one image does
+    # the same again.
+    imgs = [tmp_path / "car.png", tmp_path / "other.png"]
+    for p, src in zip(imgs, ("target", "random")):
+        shutil.copy(build / "nano33ble" / "heldout" / f"{src}.png", p)
+    images = ",".join(map(str, imgs))
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", IMAGES=images)
+    assert calls() == ["core list", "compile --fqbn", "upload --fqbn"]
+    arr = np.asarray(Image.open(imgs[0])).copy()
+    arr[:4, :4] = 255 - arr[:4, :4]
+    Image.fromarray(arr).save(imgs[0])
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", IMAGES=images)
     assert calls() == ["core list", "compile --fqbn", "upload --fqbn"]
 
     # A failed upload records nothing, so the next run uploads again.
     proc = run_scons(build, "upload", check=False, env={**env, "FAKE_ARDUINO_FAIL": "upload"}, ARDUINO_CLI=cli,
-                     PORT="/dev/ttyACM0", FORCE="1", SKETCH="renamed")
+                     PORT="/dev/ttyACM0", FORCE="1", IMAGES=images)
     assert proc.returncode != 0 and "fake upload error" in proc.stderr
     assert not (build / "nano33ble" / "firmware" / "upload.json").exists()
     calls()
-    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", SKETCH="renamed")
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", IMAGES=images)
     assert calls() == ["upload --fqbn"]
 
     # Missing core and compile errors: one clear message each, and the next run retries.

@@ -52,6 +52,11 @@ def TinyMLPipeline(env, board_name, cfg):
 
 
 def generate(env):
+    from codegen import config
+
+    # Every stage parameter is also a construction variable TINY_<NAME> with its default from the one table
+    # in codegen/config.py (what `scons -h` prints); methods take explicit keyword arguments over them.
+    env.SetDefault(**{"TINY_" + name.upper(): value for name, value in config.construction_defaults().items()})
     for tool in STAGE_TOOLS:
         env.Tool(tool)
     env.AddMethod(TinyMLPipeline)

@@ -2,7 +2,7 @@
 compile; skipped when the same binary is already on the port) and a serial monitor that checks the scores."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, params_node, setting, stage_action
 
 
 def _compile(target, source, p):
@@ -14,8 +14,13 @@ def _compile(target, source, p):
         with open(p["memory"]) as f:
             memreport.check_fits(json.load(f))        # the size gate: fail before arduino-cli runs
 
-    arduino.compile_sketch(p["cli"], p["sketch_dir"], p["board"], p["build_path"], p["output_dir"], target[0],
-                           extra_flags=p["flags"])
+    result = arduino.compile_sketch(p["cli"], p["sketch_dir"], p["board"], p["build_path"], p["output_dir"],
+                                    target[0], extra_flags=p["flags"])
+    # arduino-cli's own section sizes: what the firmware really takes, next to memory.txt's estimate.
+    for section in (result.get("builder_result") or {}).get("executable_sections_size") or []:
+        size, limit = section.get("size", 0), section.get("max_size") or 0
+        share = f" of {limit:,} B ({100 * size / limit:.1f}%)" if limit else ""
+        print(f"  firmware {section.get('name')}: {size:,} B{share}")
 
 
 def _upload(target, source, p):
@@ -37,9 +42,11 @@ def _monitor(target, source, p):
     print("  scores match TFLite" if summary["exact"] else f"  max difference {summary['max_abs_diff']}")
 
 
-def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name, cli="arduino-cli", flags=(),
+def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None, cli=None, flags=None,
                        memory=None):
     """compile.json after a successful arduino-cli compile; `memory` (memory.json) gates it on the board's size."""
+    sketch_name, cli = setting(env, sketch_name, "SKETCH"), setting(env, cli, "ARDUINO_CLI")
+    flags = setting(env, flags, "ARDUINO_FLAGS")
     sketch_dir = os.path.join(build_dir, sketch_name)
     memory = env.arg2nodes(memory)[0] if memory else None
     # Firmware files are written beside compile.json by arduino-cli, undeclared: never take it from a cache.
@@ -51,8 +58,10 @@ def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name, cli=
                                           output_dir=os.path.join(build_dir, "firmware"))]))
 
 
-def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name, cli="arduino-cli", port="", force=False):
+def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name=None, cli=None, port=None, force=None):
     """An always-built alias: asks for an upload every time; arduino.upload skips a repeat of the same binary."""
+    sketch_name, cli = setting(env, sketch_name, "SKETCH"), setting(env, cli, "ARDUINO_CLI")
+    port, force = setting(env, port, "PORT"), setting(env, force, "FORCE")
     compiled = env.arg2nodes(compiled)[0]
     params = params_node(env, cli=cli, board=board, port=port, force=force, compile_json=str(compiled),
                          sketch_dir=os.path.join(build_dir, sketch_name),
@@ -63,7 +72,9 @@ def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name, cli="ardu
     return alias
 
 
-def TinyArduinoMonitor(env, expected, board, *, cli="arduino-cli", port="", timeout=30):
+def TinyArduinoMonitor(env, expected, board, *, cli=None, port=None, timeout=None):
+    cli, port = setting(env, cli, "ARDUINO_CLI"), setting(env, port, "PORT")
+    timeout = setting(env, timeout, "MONITOR_TIMEOUT")
     expected = env.arg2nodes(expected)[0]
     alias = env.Alias(f"monitor-{board['name']}", [expected, params_node(
         env, cli=cli, board=board, port=port, expected=str(expected), timeout=timeout)], env["TINY_MONITOR_ACTION"])

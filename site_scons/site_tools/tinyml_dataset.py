@@ -1,7 +1,7 @@
 """SCons tool: the dataset stage (built-in synthetic images, or DATA= class folders) packed for training."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, params_node, setting, stage_action
 
 
 def _synthesize(target, source, p):
@@ -26,10 +26,13 @@ def _pack(target, source, p):
     dataset.pack(classes, target[0], heldout, p["size"], p["channels"], p["seed"], where=where)
 
 
-def TinyDataset(env, build_dir, *, data="", samples=400, seed=0, size=64, channels=3,
+def TinyDataset(env, build_dir, *, data=None, samples=None, seed=None, size=None, channels=None,
                 synthetic_dir="$TINY_SYNTHETIC_DIR"):
     """dataset.npz plus one held-out PNG per class under build_dir; returns (npz node, {class: png node})."""
     from codegen import dataset
+
+    data, samples, seed = setting(env, data, "DATA"), setting(env, samples, "SAMPLES"), setting(env, seed, "SEED")
+    size, channels = setting(env, size, "SIZE"), setting(env, channels, "CHANNELS")
 
     if data:
         classes = dataset.list_class_folder(data)

@@ -20,6 +20,15 @@ def params_node(env, **params):
     return env.Value(json.dumps(params, sort_keys=True))
 
 
+def setting(env, value, name):
+    """A stage parameter: the value given to the method, else the construction variable TINY_<NAME>.
+
+    The defaults of all TINY_* variables come from one table, codegen.config.VARIABLES (what `scons -h` lists):
+    a firmware repo sets env["TINY_EPOCHS"] = 30 once instead of passing it to every call.
+    """
+    return env["TINY_" + name] if value is None else value
+
+
 def tool_versions(*distributions):
     """Installed versions of the packages a stage's output depends on, for its parameter node.
 

@@ -1,7 +1,7 @@
 """SCons tools: the quantize stage (TFLite PTQ) and the accuracy report."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action, tool_versions
+from tinyml_glue import add_builder, params_node, setting, stage_action, tool_versions
 
 
 def _quantize(target, source, p):
@@ -17,7 +17,10 @@ def _report(target, source, p):
     report.evaluate(source[0], source[1], source[2], target[0], target[1])
 
 
-def TinyQuantize(env, build_dir, model, dataset_npz, *, mode="int8", io_type="uint8", rep_samples=100):
+def TinyQuantize(env, build_dir, model, dataset_npz, *, mode=None, io_type=None, rep_samples=None):
+    """model.tflite under build_dir. Unset parameters: $TINY_QUANT, $TINY_IO_TYPE, $TINY_REP_SAMPLES."""
+    mode, io_type = setting(env, mode, "QUANT"), setting(env, io_type, "IO_TYPE")
+    rep_samples = setting(env, rep_samples, "REP_SAMPLES")
     return env.TinyQuantizeModel(os.path.join(build_dir, "model.tflite"),
                                  [model, dataset_npz,
                                   params_node(env, mode=mode, io_type=io_type, rep_samples=rep_samples,

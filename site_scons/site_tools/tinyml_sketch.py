@@ -1,7 +1,7 @@
 """SCons tool: render the Arduino sketch folder from Jinja templates, the MLF and the embedded images."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, params_node, setting, stage_action
 
 
 def _sketch(target, source, p):
@@ -12,11 +12,12 @@ def _sketch(target, source, p):
                   p["context"], model_name=p["model_name"])
 
 
-def TinySketch(env, build_dir, mlf, images, *, sketch_name="tvm_model", templates=None, context=None,
+def TinySketch(env, build_dir, mlf, images, *, sketch_name=None, templates=None, context=None,
                model_name="default"):
     """The sketch folder build_dir/<sketch_name>/; returns its file nodes (the .ino first)."""
     from codegen import sketch
 
+    sketch_name = setting(env, sketch_name, "SKETCH")
     # Relative to the top dir when inside it, so that the parameter (and a shared cache key) does not depend on
     # where the checkout lives.
     templates = env.Dir(templates or env.subst("$TINY_TEMPLATES")).path

@@ -1,7 +1,7 @@
 """SCons tool: the train stage (Keras MobileNetV1 with the tutorial's head)."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action, tool_versions
+from tinyml_glue import add_builder, params_node, setting, stage_action, tool_versions
 
 
 def _train(target, source, p):
@@ -16,9 +16,12 @@ def _train(target, source, p):
                 batch=p["batch"], weights_path=weights or None, lr=p["lr"], depth=p["depth"])
 
 
-def TinyTrain(env, build_dir, dataset_npz, *, alpha=0.25, epochs=15, seed=0, batch=32, weights="", lr=None,
-              depth=None):
-    """model.keras (batch-1 input) and train_history.json under build_dir."""
+def TinyTrain(env, build_dir, dataset_npz, *, alpha=None, epochs=None, seed=None, batch=None, weights=None,
+              lr=None, depth=None):
+    """model.keras (batch-1 input) and train_history.json under build_dir. Unset parameters: $TINY_<NAME>."""
+    alpha, epochs, seed = setting(env, alpha, "ALPHA"), setting(env, epochs, "EPOCHS"), setting(env, seed, "SEED")
+    batch, weights = setting(env, batch, "BATCH"), setting(env, weights, "WEIGHTS")
+    lr, depth = setting(env, lr, "LR"), setting(env, depth, "DEPTH")
     sources = [dataset_npz]
     if weights and not weights.startswith(("http://", "https://")):
         sources.append(env.File(weights))
