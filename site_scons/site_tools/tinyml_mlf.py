@@ -11,11 +11,9 @@ def _mlf(target, source, p):
 
 
 def TinyMLF(env, build_dir, tflite, *, model_name="default", board=None):
-    """model_mlf.tar under build_dir; for a board that keeps constants in flash (AVR: `progmem`), arrays over
-    avr-gcc's 32,767-byte object limit are a clear error here instead of a compiler error later."""
-    from codegen import mlf
-
-    limit = mlf.AVR_MAX_OBJECT_BYTES if board and board.get("progmem") else None
+    """model_mlf.tar under build_dir; for a board whose compiler limits the size of one object (boards.json
+    `max_object_bytes`: avr-gcc's 32,767), a larger array is a clear error here instead of a compiler error."""
+    limit = (board or {}).get("max_object_bytes")
     return env.TinyModelLibrary(os.path.join(build_dir, "model_mlf.tar"),
                                 [tflite, params_node(env, model_name=model_name, max_object_bytes=limit,
                                                        versions=tool_versions("apache-tvm", "tflite"))])
