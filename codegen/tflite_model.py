@@ -21,6 +21,11 @@ SUPPORTED_OPS = (
     "FULLY_CONNECTED",
     "SOFTMAX",
     "RESHAPE",
+    "MAX_POOL_2D",
+    "AVERAGE_POOL_2D",
+    "ADD",
+    "RELU",
+    "RELU6",
 )
 
 _TFLITE_DTYPES = {
@@ -154,6 +159,9 @@ def _options(op, op_type):
         "SOFTMAX": tflite.SoftmaxOptions,
         "MEAN": tflite.ReducerOptions,
         "RESHAPE": tflite.ReshapeOptions,
+        "MAX_POOL_2D": tflite.Pool2DOptions,
+        "AVERAGE_POOL_2D": tflite.Pool2DOptions,
+        "ADD": tflite.AddOptions,
     }.get(op_type)
     if table is None or cls is None:
         return {}
@@ -177,6 +185,13 @@ def _options(op, op_type):
         return {"beta": float(o.Beta())}
     if op_type == "MEAN":
         return {"keep_dims": bool(o.KeepDims())}
+    if op_type in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        return {"padding": _PADDINGS.get(o.Padding(), str(o.Padding())),
+                "stride_h": o.StrideH(), "stride_w": o.StrideW(),
+                "filter_h": o.FilterHeight(), "filter_w": o.FilterWidth(),
+                "activation": _ACTIVATIONS.get(o.FusedActivationFunction(), "?")}
+    if op_type == "ADD":
+        return {"activation": _ACTIVATIONS.get(o.FusedActivationFunction(), "?")}
     if op_type == "RESHAPE":
         return {"new_shape": [int(v) for v in o.NewShapeAsNumpy()] if o.NewShapeLength() else []}
     return {}
@@ -256,6 +271,67 @@ def _parse(path, buf):
     return Model(path, tensors, ops, ins, outs, desc)
 
 
+def _float_output_op(m):
+    """The DEQUANTIZE op that turns an int8/uint8 activation into the model's float32 output,
+    or None.  Only this float tail is supported; a float op after it is not."""
+    if len(m.output_ids) != 1:
+        return None
+    for op in m.ops:
+        if op.type == "DEQUANTIZE" and op.outputs == [m.output_ids[0]] and len(op.inputs) == 1:
+            x, y = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+            if (y.dtype == "float32" and x.dtype in ("int8", "uint8") and x.is_quantized
+                    and not x.is_const and len(x.scale) == 1 and x.shape == y.shape):
+                return op
+    return None
+
+
+_SAME_QUANT_OPS = ("MAX_POOL_2D", "AVERAGE_POOL_2D")
+_ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def _validate_ops(m):
+    """Per-op checks for the pooling / elementwise ops (their C is exact only under these)."""
+    def q1(t):
+        return t.is_quantized and len(t.scale) == 1
+
+    for op in m.ops:
+        what = "%s (op #%d)" % (op.type, op.index)
+        if op.type in ("MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "RELU", "RELU6"):
+            ins = [m.tensors[i] for i in op.inputs]
+            o = m.tensors[op.outputs[0]]
+            for t in ins + [o]:
+                if t.dtype != o.dtype or t.dtype not in ("int8", "uint8") or not q1(t):
+                    m.fail("%s: tensor %r is %s%s; only int8/uint8 tensors with one scale and "
+                           "zero point (all of the same type) are supported."
+                           % (what, t.name, t.dtype, "" if q1(t) else " without per-tensor "
+                              "quantization"))
+            if op.options.get("activation", "NONE") not in _ACTS:
+                m.fail("%s: fused activation %s is not supported."
+                       % (what, op.options["activation"]))
+        if op.type in _SAME_QUANT_OPS:
+            x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+            if (len(x.shape) != 4 or len(o.shape) != 4 or o.shape[3] != x.shape[3]
+                    or op.options.get("padding") not in ("SAME", "VALID")):
+                m.fail("%s: only 4-D NHWC pooling with SAME or VALID padding is supported."
+                       % what)
+            if (float(x.scale[0]) != float(o.scale[0])
+                    or int(x.zero_point[0]) != int(o.zero_point[0])):
+                m.fail("%s: input and output quantization differ (scale %g/%g, zero point "
+                       "%d/%d); TFLite's int8 pooling needs them equal."
+                       % (what, float(x.scale[0]), float(o.scale[0]), int(x.zero_point[0]),
+                          int(o.zero_point[0])))
+        if op.type == "ADD":
+            a, b = (m.tensors[i] for i in op.inputs[:2])
+            o = m.tensors[op.outputs[0]]
+            try:
+                bshape = tuple(np.broadcast_shapes(a.shape, b.shape))
+            except ValueError:
+                bshape = None
+            if len(op.inputs) != 2 or bshape != tuple(o.shape):
+                m.fail("%s: input shapes %s and %s do not broadcast to the output shape %s."
+                       % (what, a.shape, b.shape, o.shape))
+
+
 def _validate(m):
     path = m.path
     if len(m.input_ids) != 1 or len(m.output_ids) != 1:
@@ -265,22 +341,37 @@ def _validate(m):
     if "SHAPE" in types or any(-1 in t.shape_signature for t in m.tensors):
         m.fail("the model has a dynamic shape (-1 in a shape signature or a SHAPE op). "
                + _HOW_TO_CONVERT)
-    float_tensors = [t for t in m.tensors if t.dtype in ("float32", "float16", "float64")]
-    if float_tensors or "DEQUANTIZE" in types:
-        what = float_tensors[0].name if float_tensors else "DEQUANTIZE op"
-        m.fail("the model is not fully integer-quantized (float tensor %r). %s"
-               % (what, _HOW_TO_CONVERT))
+    # The one float tensor allowed: the model output, made by a final DEQUANTIZE of an int8/uint8
+    # activation (inference_output_type=tf.float32).  Anything else float is not full-integer.
+    float_out = _float_output_op(m)
+    float_tensors = [t for t in m.tensors if t.dtype in ("float32", "float16", "float64")
+                     and not (float_out is not None and t.index == float_out.outputs[0])]
+    deq = [op for op in m.ops if op.type == "DEQUANTIZE" and op is not float_out]
+    if float_tensors or deq:
+        what = float_tensors[0].name if float_tensors else "DEQUANTIZE op #%d" % deq[0].index
+        note = ""
+        if deq:
+            note = (" DEQUANTIZE op #%d makes a float tensor that is not the model output; only a "
+                    "final DEQUANTIZE producing the model output is supported (no float ops after "
+                    "it)." % deq[0].index)
+        m.fail("the model is not fully integer-quantized (float tensor %r).%s %s"
+               % (what, note, _HOW_TO_CONVERT))
     for op in m.ops:
-        if op.type not in SUPPORTED_OPS:
+        if op.type not in SUPPORTED_OPS and op is not float_out:
             m.fail("operator %s (op #%d) is not supported by the code generator "
                    "(supported: %s). Change the model to avoid it."
                    % (op.type, op.index, ", ".join(SUPPORTED_OPS)))
+    _validate_ops(m)
     for t in (m.inputs[0], m.outputs[0]):
+        if float_out is not None and t.index == float_out.outputs[0]:
+            continue
         if t.dtype not in ("int8", "uint8") or not t.is_quantized:
             m.fail("the model %s %r is %s; it must be quantized int8 or uint8. %s"
                    % ("input" if t is m.inputs[0] else "output", t.name, t.dtype,
                       _HOW_TO_CONVERT))
     for op in m.ops:
+        if op is float_out:
+            continue
         for ti in op.outputs:
             t = m.tensors[ti]
             if t.dtype not in ("int8", "uint8"):

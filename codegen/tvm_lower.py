@@ -201,6 +201,8 @@ def _requant(op_type):
 # Measured with TF 2.21 BUILTIN_REF: CONV_2D / DEPTHWISE_CONV_2D / MEAN / QUANTIZE match the
 # double-rounding form exactly (and differ with single rounding); per-channel
 # FULLY_CONNECTED matches only the single-rounding form (x.4998 cases round down).
+# ADD / RELU / RELU6 call the int32 MultiplyByQuantizedMultiplier(SmallerThanOneExp), double
+# rounding in TF's default build; both forms matched BUILTIN_REF on tests/test_ops.py's data.
 _SINGLE_ROUNDING_OPS = {"FULLY_CONNECTED"}
 
 
@@ -664,6 +666,219 @@ class _Builder:
             self.relax.op.reshape(self.values[op.inputs[0]], tuple(o_t.shape)))
         return 0
 
+    # pooling, elementwise ----------------------------------------------------
+    def _pool_geometry(self, op):
+        m = self.m
+        opt = op.options
+        x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+        _, H, W, C = x_t.shape
+        _, OH, OW, OC = o_t.shape
+        KH, KW = int(opt["filter_h"]), int(opt["filter_w"])
+        sh, sw = int(opt["stride_h"]), int(opt["stride_w"])
+        pt = _padding(H, KH, sh, 1, OH) if opt["padding"] == "SAME" else 0
+        pl = _padding(W, KW, sw, 1, OW) if opt["padding"] == "SAME" else 0
+        # do the taps ever leave the input?  (then each tap gets a bounds check)
+        edge_h = bool(pt or sh * (OH - 1) + KH - 1 - pt >= H)
+        edge_w = bool(pl or sw * (OW - 1) + KW - 1 - pl >= W)
+        return x_t, o_t, (H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w)
+
+    def op_max_pool_2d(self, op):
+        """reference_integer_ops::MaxPool: max over the in-bounds taps of the window, then the
+        fused activation clamp (input and output share scale and zero point)."""
+        from tvm import te, tirx
+        x_t, o_t, g = self._pool_geometry(op)
+        H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w = g
+        lo, hi = activation_range(op.options["activation"], o_t.scale[0],
+                                  int(o_t.zero_point[0]), o_t.dtype)
+        qmin = _QRANGE[x_t.dtype][0]
+        odt = o_t.dtype
+
+        def f(x):
+            rh = te.reduce_axis((0, KH), "rh")
+            rw = te.reduce_axis((0, KW), "rw")
+
+            def body(n, oh, ow, c):
+                ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
+                xv = x[n, ih, iw, c].astype("int32")
+                conds = (([ih >= 0, ih < H] if edge_h else [])
+                         + ([iw >= 0, iw < W] if edge_w else []))
+                if conds:  # an out-of-bounds tap reads the lowest value: it never wins
+                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(qmin))
+                return te.max(xv, axis=[rh, rw])
+
+            acc = te.compute((1, OH, OW, C), body, name="acc")
+            return te.compute((1, OH, OW, C), lambda *i: _clamp_cast(acc(*i), lo, hi, odt),
+                              name="out")
+
+        self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]],
+                                               lambda s: _sched_reduction(s, 4))
+        return OH * OW * C * KH * KW
+
+    def op_average_pool_2d(self, op):
+        """reference_integer_ops::AveragePool: int32 sum over the in-bounds taps only, divided
+        by their count with rounding half away from zero ((acc +- count / 2) / count, C
+        truncating division), then the fused activation clamp."""
+        from tvm import te, tirx
+        x_t, o_t, g = self._pool_geometry(op)
+        H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w = g
+        lo, hi = activation_range(op.options["activation"], o_t.scale[0],
+                                  int(o_t.zero_point[0]), o_t.dtype)
+        odt = o_t.dtype
+
+        def extents(n_out, stride, pad, K, size):
+            # in-bounds taps along one axis for each output position
+            return [min(K, size - (o * stride - pad)) - max(0, pad - o * stride)
+                    for o in range(n_out)]
+
+        def extent(o, stride, pad, K, size):
+            origin = o * stride - pad
+            return tirx.min(K, size - origin) - tirx.max(0, 0 - origin)
+
+        eh, ew = extents(OH, sh, pt, KH, H), extents(OW, sw, pl, KW, W)
+
+        def rounded_div(a, cnt):
+            # (a > 0 ? a + cnt / 2 : a - cnt / 2) / cnt, C truncating division by a constant
+            # (the count takes only a few values: one division per value, picked by Select,
+            # keeps everything in 32 bits and lets the C compiler use a multiply)
+            half = cnt // 2
+            return tirx.truncdiv(a + tirx.Select(a > _i32(0), _i32(half), _i32(-half)),
+                                 _i32(cnt))
+
+        def by_count(a, oh, ow):
+            hv, wv = sorted(set(eh)), sorted(set(ew))
+            ehx = extent(oh, sh, pt, KH, H) if len(hv) > 1 else None
+            ewx = extent(ow, sw, pl, KW, W) if len(wv) > 1 else None
+
+            def over_w(h):
+                v = rounded_div(a, h * wv[-1])
+                for w in reversed(wv[:-1]):
+                    v = tirx.Select(ewx == w, rounded_div(a, h * w), v)
+                return v
+            v = over_w(hv[-1])
+            for h in reversed(hv[:-1]):
+                v = tirx.Select(ehx == h, over_w(h), v)
+            return v
+
+        def f(x):
+            rh = te.reduce_axis((0, KH), "rh")
+            rw = te.reduce_axis((0, KW), "rw")
+
+            def body(n, oh, ow, c):
+                ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
+                xv = x[n, ih, iw, c].astype("int32")
+                conds = (([ih >= 0, ih < H] if edge_h else [])
+                         + ([iw >= 0, iw < W] if edge_w else []))
+                if conds:
+                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(0))
+                return te.sum(xv, axis=[rh, rw])
+
+            acc = te.compute((1, OH, OW, C), body, name="acc")
+
+            def epi(n, oh, ow, c):
+                return _clamp_cast(by_count(acc[n, oh, ow, c], oh, ow), lo, hi, odt)
+
+            return te.compute((1, OH, OW, C), epi, name="out")
+
+        self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]],
+                                               lambda s: _sched_reduction(s, 4))
+        return OH * OW * C * KH * KW
+
+    def _operand(self, ti):
+        t = self.m.tensors[ti]
+        if ti not in self.values and t.is_const:
+            return self.tensor_const(ti, "addend")
+        return self.values[ti]
+
+    def op_add(self, op):
+        """reference_integer_ops::Add (and its 4-D broadcast): both inputs minus their zero
+        points, shifted left by 20, scaled by in_scale / (2 * max in_scale) with
+        MultiplyByQuantizedMultiplierSmallerThanOneExp, summed, scaled by
+        2 * max in_scale / (2^20 * out_scale), + out zero point, activation clamp."""
+        from tvm import te
+        m = self.m
+        rq = _requant(op.type)
+        a_t, b_t = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]]
+        o_t = m.tensors[op.outputs[0]]
+        oshape = tuple(o_t.shape)
+        nd = len(oshape)
+        left_shift = 20
+        sa, sb, so = (np.float32(a_t.scale[0]), np.float32(b_t.scale[0]),
+                      np.float32(o_t.scale[0]))
+        twice_max = float(np.float32(2) * max(sa, sb))
+        ma, sha = quantize_multiplier(float(sa) / twice_max)
+        mb, shb = quantize_multiplier(float(sb) / twice_max)
+        mo, sho = quantize_multiplier(twice_max / float(np.float32(1 << left_shift) * so))
+        if max(sha, shb, sho) > 0:
+            m.fail("ADD (op #%d): scale ratio out of range for TFLite's quantized add."
+                   % op.index)
+        azp, bzp, ozp = (int(a_t.zero_point[0]), int(b_t.zero_point[0]),
+                         int(o_t.zero_point[0]))
+        lo, hi = activation_range(op.options["activation"], so, ozp, o_t.dtype)
+        odt = o_t.dtype
+
+        def index(t, i):
+            # numpy broadcasting: align on the right, size-1 dims read element 0
+            sh = t.shape
+            r = len(sh)
+            return [i[nd - r + k] if sh[k] != 1 else 0 for k in range(r)]
+
+        def f(a, b):
+            def body(*i):
+                va = (a(*index(a_t, i)).astype("int32") - _i32(azp)) * _i32(1 << left_shift)
+                vb = (b(*index(b_t, i)).astype("int32") - _i32(bzp)) * _i32(1 << left_shift)
+                s = rq(va, ma, sha) + rq(vb, mb, shb)
+                return _clamp_cast(rq(s, mo, sho) + _i32(ozp), lo, hi, odt)
+            return te.compute(oshape, body, name="out")
+
+        self.values[op.outputs[0]] = self.emit(
+            op, f, [self._operand(op.inputs[0]), self._operand(op.inputs[1])])
+        return o_t.size
+
+    def _relu_x(self, op, act):
+        """Standalone RELU / RELU6 (TFLite QuantizedReluX + reference ReluX): out_zp +
+        MultiplyByQuantizedMultiplier(x - in_zp, in_scale / out_scale), clamped to
+        [max(qmin, out_zp), qmax] (RELU) or [.., min(qmax, out_zp + round(6 / out_scale))]."""
+        from tvm import te
+        m = self.m
+        rq = _requant(op.type)
+        x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+        mult, shift = quantize_multiplier(float(np.float32(x_t.scale[0]))
+                                          / float(np.float32(o_t.scale[0])))
+        izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
+        lo, hi = activation_range(act, o_t.scale[0], ozp, o_t.dtype)
+        odt = o_t.dtype
+
+        def f(x):
+            return te.compute(x.shape, lambda *i: _clamp_cast(
+                rq(x(*i).astype("int32") - _i32(izp), mult, shift) + _i32(ozp), lo, hi, odt),
+                name="out")
+
+        self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]])
+        return 0
+
+    def op_relu(self, op):
+        return self._relu_x(op, "RELU")
+
+    def op_relu6(self, op):
+        return self._relu_x(op, "RELU6")
+
+    def op_dequantize(self, op):
+        """DEQUANTIZE to float32 (only as the model's last op, see tflite_model): reference
+        Dequantize computes float(double(scale) * (x - zp)); that double product is exact
+        (24-bit scale times a 9-bit integer), so one float32 multiply rounds identically."""
+        from tvm import te, tirx
+        m = self.m
+        x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+        scale = np.float32(x_t.scale[0])
+        zp = int(x_t.zero_point[0])
+
+        def f(x):
+            return te.compute(x.shape, lambda *i: (x(*i).astype("int32") - _i32(zp)).astype(
+                "float32") * tirx.const(float(scale), "float32"), name="out")
+
+        self.values[op.outputs[0]] = self.emit(op, f, [self.values[op.inputs[0]]])
+        return 0
+
     def op_softmax(self, op):
         """Bit-exact int8/uint8 softmax: TFLite's reference quantized Softmax, i.e. gemmlowp
         fixed point (input diff scaled to Q5.26, exp_on_negative_values, sum in Q12.19,
@@ -959,6 +1174,16 @@ def lower(model, model_name="default"):
                             if str(e).strip() else "")) from e
 
 
+def _float_output_view(t):
+    """A float32 model output (after DEQUANTIZE) carries no quantization parameters; the
+    metadata and header describe it as scale 1, zero point 0 (value = 1 * (x - 0))."""
+    if t.is_quantized:
+        return t
+    from .tflite_model import Tensor
+    return Tensor(t.index, t.name, t.shape, t.shape_signature, t.dtype,
+                  np.ones((1,), np.float32), np.zeros((1,), np.int64), 0, t.data)
+
+
 def _lower(model, model_name):
     import tvm
     from tvm import relax, tirx
@@ -970,7 +1195,7 @@ def _lower(model, model_name):
     b = _Builder(model, model_name)
     m = model
     in_t, out_t = m.inputs[0], m.outputs[0]
-    lw.input, lw.output = in_t, out_t
+    lw.input, lw.output = in_t, _float_output_view(out_t)
     x = relax.Var("input", relax.TensorType(tuple(in_t.shape), in_t.dtype))
     bb = relax.BlockBuilder()
     b.bb = bb
