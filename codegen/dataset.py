@@ -8,7 +8,6 @@ image i of a class depends only on (seed, class, i).
 """
 import hashlib
 import json
-import math
 import os
 
 from . import images as imagesmod

@@ -333,7 +333,6 @@ def _validate_ops(m):
 
 
 def _validate(m):
-    path = m.path
     if len(m.input_ids) != 1 or len(m.output_ids) != 1:
         m.fail("the model has %d inputs and %d outputs; exactly one of each is supported."
                % (len(m.input_ids), len(m.output_ids)))

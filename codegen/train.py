@@ -4,7 +4,6 @@ Adam (5e-4 when fine-tuning WEIGHTS= as the tutorial does, 5e-3 from scratch), 8
 emit a static graph (a dynamic batch brings SHAPE/STRIDED_SLICE/PACK ops that MCU code generation rejects).
 """
 import json
-import os
 
 from .errors import PipelineError
 from .fsutil import atomic_open, atomic_path

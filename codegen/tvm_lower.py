@@ -325,6 +325,26 @@ def _sched_conv(sch, OW, OC, taps):
     _sched_tiled(sch, tiles, red, {})
 
 
+def _pool_window(x, geometry, reduce_fn, fill):
+    """acc[n, oh, ow, c]: `reduce_fn` (te.max / te.sum) over the pool window of x in int32; a tap that falls in
+    the padding reads `fill`, chosen so that it cannot change the result."""
+    from tvm import te, tirx
+
+    H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w = geometry
+    rh = te.reduce_axis((0, KH), "rh")
+    rw = te.reduce_axis((0, KW), "rw")
+
+    def body(n, oh, ow, c):
+        ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
+        xv = x[n, ih, iw, c].astype("int32")
+        conds = ([ih >= 0, ih < H] if edge_h else []) + ([iw >= 0, iw < W] if edge_w else [])
+        if conds:
+            xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(fill))
+        return reduce_fn(xv, axis=[rh, rw])
+
+    return te.compute((1, OH, OW, C), body, name="acc")
+
+
 class _Builder:
     def __init__(self, model, model_name):
         from tvm import relax
@@ -619,7 +639,7 @@ class _Builder:
     def op_mean(self, op):
         """MEAN over H, W: int32 sum of (x - zp), MultiplyByQuantizedMultiplier with
         multiplier in_scale / (out_scale * count), + out zp (bit-exact with TF 2.21)."""
-        from tvm import te, tirx
+        from tvm import te
         m = self.m
         rq = _requant(op.type)
         x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
@@ -685,7 +705,7 @@ class _Builder:
     def op_max_pool_2d(self, op):
         """reference_integer_ops::MaxPool: max over the in-bounds taps of the window, then the
         fused activation clamp (input and output share scale and zero point)."""
-        from tvm import te, tirx
+        from tvm import te
         x_t, o_t, g = self._pool_geometry(op)
         H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w = g
         lo, hi = activation_range(op.options["activation"], o_t.scale[0],
@@ -694,19 +714,8 @@ class _Builder:
         odt = o_t.dtype
 
         def f(x):
-            rh = te.reduce_axis((0, KH), "rh")
-            rw = te.reduce_axis((0, KW), "rw")
-
-            def body(n, oh, ow, c):
-                ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
-                xv = x[n, ih, iw, c].astype("int32")
-                conds = (([ih >= 0, ih < H] if edge_h else [])
-                         + ([iw >= 0, iw < W] if edge_w else []))
-                if conds:  # an out-of-bounds tap reads the lowest value: it never wins
-                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(qmin))
-                return te.max(xv, axis=[rh, rw])
-
-            acc = te.compute((1, OH, OW, C), body, name="acc")
+            # an out-of-bounds tap reads the lowest value: it never wins
+            acc = _pool_window(x, g, te.max, qmin)
             return te.compute((1, OH, OW, C), lambda *i: _clamp_cast(acc(*i), lo, hi, odt),
                               name="out")
 
@@ -760,19 +769,7 @@ class _Builder:
             return v
 
         def f(x):
-            rh = te.reduce_axis((0, KH), "rh")
-            rw = te.reduce_axis((0, KW), "rw")
-
-            def body(n, oh, ow, c):
-                ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
-                xv = x[n, ih, iw, c].astype("int32")
-                conds = (([ih >= 0, ih < H] if edge_h else [])
-                         + ([iw >= 0, iw < W] if edge_w else []))
-                if conds:
-                    xv = tirx.if_then_else(tirx.all(*conds), xv, _i32(0))
-                return te.sum(xv, axis=[rh, rw])
-
-            acc = te.compute((1, OH, OW, C), body, name="acc")
+            acc = _pool_window(x, g, te.sum, 0)      # padding taps add nothing; by_count divides by real taps
 
             def epi(n, oh, ow, c):
                 return _clamp_cast(by_count(acc[n, oh, ow, c], oh, ow), lo, hi, odt)
@@ -868,7 +865,7 @@ class _Builder:
         (24-bit scale times a 9-bit integer), so one float32 multiply rounds identically."""
         from tvm import te, tirx
         m = self.m
-        x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+        x_t = m.tensors[op.inputs[0]]
         scale = np.float32(x_t.scale[0])
         zp = int(x_t.zero_point[0])
 
@@ -885,7 +882,6 @@ class _Builder:
         reciprocal by Newton-Raphson, output scale 1/256)."""
         from tvm import te, tirx
         m = self.m
-        rq = _requant(op.type)
         x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
         shape = tuple(x_t.shape)
         D = shape[-1]

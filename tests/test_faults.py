@@ -1,15 +1,12 @@
 """Bad input and faults through scons itself: one clear error, a non-zero exit, nothing half-built that a later
 run would trust, and success on the rerun after the fix (see README, Troubleshooting)."""
 import fcntl
-import json
 import os
-import random
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np

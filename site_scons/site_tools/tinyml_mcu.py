@@ -1,6 +1,5 @@
 """SCons tool: the memory report (flash/RAM per board, per layer) and `simulate`, the generated code run on an
 emulator of the board's CPU (Cortex-M4F under QEMU, AVR under simavr) with its scores checked byte for byte."""
-import json
 import os
 
 from tinyml_glue import add_builder, params_node, stage_action
