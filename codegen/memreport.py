@@ -25,11 +25,11 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 
 from .errors import PipelineError
 from .fsutil import atomic_open
+from .mlf_archive import read_mlf
 
 # Estimated flash/RAM the Arduino core itself needs next to the model, per core family (a prefix of the board's
 # "core"). Measured orders of magnitude of an empty sketch that uses Serial, rounded up to leave stack headroom:
@@ -70,21 +70,9 @@ def core_margin(board):
 
 
 def _read_mlf(mlf_tar):
-    try:
-        with tarfile.open(mlf_tar) as tar:
-            meta = json.load(tar.extractfile("metadata.json"))
-            name = meta.get("model_name", "default")
-            lib2 = None
-            try:
-                lib2 = tar.extractfile(f"codegen/host/src/{name}_lib2.c").read().decode("utf-8", "replace")
-            except KeyError:
-                pass
-            sources = {m.name: tar.extractfile(m).read() for m in tar.getmembers()
-                       if m.isfile() and m.name.startswith("codegen/host/") and m.name.endswith((".c", ".h"))}
-    except (tarfile.TarError, FileNotFoundError, KeyError, json.JSONDecodeError) as e:
-        raise PipelineError(f"cannot read the MLF tar {mlf_tar} ({e}): rebuild it with the TVM codegen step") \
-            from None
-    return meta, lib2, sources
+    meta, files = read_mlf(mlf_tar)
+    lib2 = files[f"{meta.get('model_name', 'default')}_lib2.c"].decode("utf-8", "replace")
+    return meta, lib2, files
 
 
 def _calls(lib2, name):
@@ -169,7 +157,7 @@ def measure_code(sources, board):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
                 f.write(data)
-        inc = os.path.join(tmp, "codegen", "host", "include")
+        inc = tmp                     # sources and header side by side
         for n in c_files:
             obj = os.path.join(tmp, os.path.basename(n) + ".o")
             proc = subprocess.run([cc, *flags, "-O2", "-c", "-I", inc, os.path.join(tmp, n), "-o", obj],

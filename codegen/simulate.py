@@ -11,11 +11,11 @@ expected.json's byte for byte; any difference raises PipelineError naming the im
 """
 import json
 import os
-import tarfile
 
 from . import qemu
 from .errors import PipelineError
 from .fsutil import atomic_open
+from .mlf_archive import read_mlf
 from .hostcheck import parse_results
 
 MLF_SRC_DIR = "codegen/host/src"
@@ -37,23 +37,19 @@ def _load_json(path, what):
 
 
 def extract_mlf(mlf_tar, dest):
-    """Extracts the MLF tar into dest; returns (metadata dict, [C sources], include dir)."""
-    try:
-        with tarfile.open(mlf_tar) as tar:
-            for member in tar.getmembers():
-                name = os.path.normpath(member.name)
-                if name.startswith(("..", "/")) or not (member.isfile() or member.isdir()):
-                    raise PipelineError(f"{mlf_tar}: unexpected tar member {member.name!r}; regenerate the MLF")
-            tar.extractall(dest)
-    except (tarfile.TarError, FileNotFoundError) as e:
-        raise PipelineError(f"cannot read the MLF tar {mlf_tar} ({e}): rebuild it with the TVM codegen step") from None
-    meta = _load_json(os.path.join(dest, "metadata.json"), f"metadata.json from {mlf_tar}:")
-    src_dir = os.path.join(dest, MLF_SRC_DIR)
-    sources = sorted(os.path.join(src_dir, f) for f in os.listdir(src_dir) if f.endswith(".c")) \
-        if os.path.isdir(src_dir) else []
-    if not sources:
-        raise PipelineError(f"{mlf_tar} holds no C sources under {MLF_SRC_DIR}/: regenerate the MLF")
-    return meta, sources, os.path.join(dest, MLF_INCLUDE_DIR)
+    """Writes the MLF's C sources and header under dest in the MLF layout; returns (metadata dict, [C sources],
+    include dir)."""
+    meta, files = read_mlf(mlf_tar)
+    src_dir, include_dir = os.path.join(dest, MLF_SRC_DIR), os.path.join(dest, MLF_INCLUDE_DIR)
+    sources = []
+    for name, data in sorted(files.items()):
+        path = os.path.join(include_dir if name.endswith(".h") else src_dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        if name.endswith(".c"):
+            sources.append(path)
+    return meta, sources, include_dir
 
 
 def _c_string(text):

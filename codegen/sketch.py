@@ -10,18 +10,12 @@ rewritten: arduino-cli's incremental build then recompiles only what really chan
 """
 import json
 import os
-import tarfile
 
 from .errors import PipelineError
 from .fsutil import write_if_changed
+from .mlf_archive import model_files, read_mlf
 
-MLF_SOURCE_DIRS = ("codegen/host/src/", "codegen/host/include/")
 INO_TEMPLATE = "sketch.ino.j2"
-
-
-def model_files(model_name="default"):
-    """The file names an MLF of `model_name` contributes to src/model/ (fixed, so they can be declared)."""
-    return [f"{model_name}_lib0.c", f"{model_name}_lib1.c", f"{model_name}_lib2.c", f"tvmgen_{model_name}.h"]
 
 
 def template_files(templates_dir):
@@ -50,27 +44,6 @@ def sketch_outputs(templates_dir, sketch_name, model_name="default"):
     outs += [os.path.join("src", "model", f) for f in model_files(model_name)]
     outs += [os.path.join("src", "images.c"), os.path.join("src", "images.h")]
     return outs
-
-
-def read_mlf(mlf_tar, model_name):
-    wanted = set(model_files(model_name))
-    files, metadata = {}, None
-    with tarfile.open(mlf_tar) as tar:
-        for member in tar.getmembers():
-            name = member.name.lstrip("./")
-            if name == "metadata.json":
-                metadata = json.load(tar.extractfile(member))
-            elif member.isfile() and name.startswith(MLF_SOURCE_DIRS):
-                base = os.path.basename(name)
-                if base not in wanted:
-                    raise PipelineError(f"{mlf_tar}: unexpected source {name}; the sketch expects exactly "
-                                        f"{sorted(wanted)}")
-                files[base] = tar.extractfile(member).read()
-    missing = wanted - set(files)
-    if metadata is None or missing:
-        raise PipelineError(f"{mlf_tar}: not a complete Model Library Format archive (missing "
-                            f"{sorted(missing) or 'metadata.json'}); rebuild it with `scons mlf`")
-    return metadata, files
 
 
 def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, images_json, context,

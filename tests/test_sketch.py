@@ -74,3 +74,15 @@ def test_write_if_changed(tmp_path):
     p = tmp_path / "f"
     assert write_if_changed(str(p), "a") and not write_if_changed(str(p), "a") and write_if_changed(str(p), b"b")
     assert p.read_bytes() == b"b"
+
+
+def test_damaged_or_foreign_mlf_is_one_clear_error(tmp_path):
+    from codegen.mlf_archive import read_mlf
+
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar at all")
+    with pytest.raises(PipelineError, match="cannot read the MLF tar .*scons mlf"):
+        read_mlf(str(bad))
+    mlf = _fake_inputs(tmp_path)[0]
+    with pytest.raises(PipelineError, match=r"expected exactly \['other_lib0.c'"):
+        read_mlf(mlf, "other")
