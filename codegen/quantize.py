@@ -18,10 +18,9 @@ def quantize(model_path, npz_path, out_path, *, mode="int8", io_type="uint8", re
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "int8":
         data = load_packed(npz_path)
-        train_x = data["x"][~data["is_val"]]
-        # The seeded shuffle order of the pack stage, so the calibration set is stable and class-balanced.
+        # Training images in the pack stage's seeded shuffle order: a stable calibration set that mixes classes.
         pick = [i for i in data["order"] if not data["is_val"][i]][:rep_samples]
-        rep = data["x"][pick].astype("float32") if len(pick) else train_x[:rep_samples].astype("float32")
+        rep = data["x"][pick].astype("float32")
 
         def representative():
             for row in rep:
