@@ -172,8 +172,7 @@ def _tflm(path, img, runs):
 def _profile(work, sources, incdir, cflags, subst, meta):
     """Instructions of each kernel call: one firmware per call, whose TVMGEN_TRACE hook (called
     by lib2 after every kernel) moves the region markers around that call only."""
-    import re
-    calls = re.findall(r"^  (tvmgen_\w+)\(", open(sources[2]).read(), re.M)
+    calls = meta["calls"]
     objs = []
     for s in sources[:2]:  # the big objects are compiled once
         o = os.path.join(work, "prof_" + os.path.basename(s) + ".o")
@@ -185,17 +184,14 @@ def _profile(work, sources, incdir, cflags, subst, meta):
         f.write((FW_MAIN % subst)
                 .replace("insn_region_begin();\n", "if (PROF_K == 0) insn_region_begin();\n")
                 .replace("insn_region_end();\n", ""))
-    op_macs = {o_index: o["macs"] for o_index, o in enumerate(meta["ops"])}
     rows = []
-    for k, name in enumerate(calls):
+    for k, call in enumerate(calls):
         trace = ("-DTVMGEN_TRACE(i,p,n)=do{if((i)==%d-1)insn_region_begin();"
                  "if((i)==%d)insn_region_end();}while(0)" % (k, k))
         elf = qemu.build_firmware([*objs, sources[2]], [incdir, work], fw_main,
                                   os.path.join(work, "prof.elf"), cflags=(*cflags, "-DPROF_K=%d" % k, trace))
         n = qemu.count_region(elf, timeout_s=300)["first"]
-        suffix = name.rsplit("_", 1)[1]
-        kmacs = op_macs.get(int(suffix), 0) if suffix.isdigit() else 0
-        rows.append((name.replace("tvmgen_%s_" % subst["name"], ""), kmacs, n))
+        rows.append(("%s_%d" % (call["op"].lower(), call["op_index"]), call["macs"], n))
     return rows
 
 

@@ -11,3 +11,7 @@ class PipelineError(Exception):
 
 class ConfigError(PipelineError):
     """A build variable (EPOCHS=, ALPHA=, ...) has a value the pipeline cannot use."""
+
+
+class ModelError(PipelineError):
+    """The .tflite file cannot be turned into C; the message says why and what to do."""

@@ -1,7 +1,7 @@
 """Memory report and size gate: does the generated model fit the board's flash and RAM?
 
 Inputs are the MLF tar (metadata.json: workspace, constants, input/output sizes, per-op MACs; the entry file
-<name>_lib2.c: which constant arrays each kernel call uses) and a board entry from boards.json.
+kernel call list: which constant arrays each call reads, the bytes it writes) and a board entry from boards.json.
 
 Accounting:
   * flash = code (.text of the MLF sources compiled for the board's CPU, when the cross compiler is present)
@@ -22,7 +22,6 @@ because TVM reuses its storage, and at least as large as the biggest layer's inp
 """
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -52,8 +51,6 @@ ARM_CPU_FLAGS = {
 }
 AVR_MAX_OBJECT_BYTES = 32767  # avr-gcc: "size of array is too large" above this (16-bit size_t)
 
-_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "char": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4,
-                "uint32_t": 4, "float": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
 _DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
 
 
@@ -71,28 +68,10 @@ def core_margin(board):
 
 def _read_mlf(mlf_tar):
     meta, files = read_mlf(mlf_tar)
-    lib2 = files[f"{meta.get('model_name', 'default')}_lib2.c"].decode("utf-8", "replace")
-    return meta, lib2, files
-
-
-def _calls(lib2, name):
-    """[(kernel, [constant names], trace nbytes or None)] in call order, and {constant: bytes}, from lib2.c."""
-    consts = {cname: _CTYPE_BYTES.get(ctype, 1) * int(n) for ctype, cname, n in
-              re.findall(r"extern\s+const\s+(\w+)\s+(\w+)\s*\[(\d+)\]\s*(?:\w+\s*)?;", lib2)}
-    m = re.search(r"tvmgen_%s_run\s*\([^)]*\)\s*\{" % re.escape(name), lib2)
-    if m is None:
-        return None, consts
-    calls = []
-    for line in lib2[m.end():].splitlines():
-        t = re.match(r"\s*TVMGEN_TRACE\(\s*\d+\s*,.*,\s*(\d+)\s*\)\s*;", line)
-        if t and calls:
-            calls[-1][2] = int(t.group(1))
-            continue
-        c = re.match(r"\s*(\w+)\((.*)\)\s*;\s*$", line)
-        if c and not c.group(1).isupper():  # kernel calls; macros such as TVMGEN_LOAD are not layers
-            used = [w for w in re.findall(r"\b\w+\b", c.group(2)) if w in consts]
-            calls.append([c.group(1), used, None])
-    return calls, consts
+    if "calls" not in meta:
+        raise PipelineError(f"{mlf_tar}: metadata.json has no kernel call list (an MLF from an older release); "
+                            "rebuild it with `scons mlf`")
+    return meta, files
 
 
 def _prod(shape):
@@ -102,30 +81,29 @@ def _prod(shape):
     return n
 
 
-def layer_rows(meta, lib2):
-    """Per-op rows; parameter bytes come from the constants each kernel call passes (first use counts)."""
-    ops = meta.get("ops", [])
+def layer_rows(meta):
+    """Per-op rows from metadata.json: parameter bytes are the constants each kernel call reads (first use
+    counts), activation bytes its output tensor; ops without a kernel (RESHAPE) alias their input."""
     out_bytes = _DTYPE_BYTES.get(meta["outputs"][0]["dtype"], 1) if meta.get("outputs") else 1
-    calls, consts = _calls(lib2 or "", meta.get("model_name", "default"))
-    aligned = calls is not None and len(calls) == len(ops)
+    consts = {c["name"]: int(c["bytes"]) for c in meta.get("constants", [])}
+    by_op = {c["op_index"]: c for c in meta["calls"]}
     seen = set()
     rows = []
     prev_bytes = meta["inputs"][0]["size_bytes"] if meta.get("inputs") else 0
+    ops = meta.get("ops", [])
     for i, op in enumerate(ops):
+        call = by_op.get(op.get("index", i))
         params = 0
-        kernel = None
         act = _prod(op["output_shape"]) * (out_bytes if i == len(ops) - 1 else 1)
-        if aligned:
-            kernel, used, traced = calls[i]
-            for c in used:
-                if c not in seen:
-                    seen.add(c)
-                    params += consts[c]
-            if traced is not None:
-                act = traced
-        rows.append({"index": i, "type": op["type"], "kernel": kernel, "output_shape": list(op["output_shape"]),
-                     "params_bytes": params, "activation_bytes": act, "input_bytes": prev_bytes,
-                     "macs": int(op.get("macs", 0))})
+        if call is not None:
+            for a in call["inputs"]:
+                if a["kind"] == "constant" and a["name"] not in seen:
+                    seen.add(a["name"])
+                    params += a["bytes"]
+            act = call["output_bytes"]
+        rows.append({"index": i, "type": op["type"], "kernel": call["kernel"] if call else None,
+                     "output_shape": list(op["output_shape"]), "params_bytes": params, "activation_bytes": act,
+                     "input_bytes": prev_bytes, "macs": int(op.get("macs", 0))})
         prev_bytes = act
     attributed = sum(r["params_bytes"] for r in rows)
     rest = int(meta.get("constants_size_bytes", 0)) - attributed
@@ -188,9 +166,9 @@ def _budget(items, limit):
 
 def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
     """Writes the memory report (JSON + text table) for the MLF on `board` (a boards.json entry); returns it."""
-    meta, lib2, sources = _read_mlf(mlf_tar)
+    meta, sources = _read_mlf(mlf_tar)
     avr = _is_avr(board)
-    rows, consts = layer_rows(meta, lib2)
+    rows, consts = layer_rows(meta)
     if code_bytes is not None:
         code, code_files, code_note = int(code_bytes), {}, "given by the caller"
     else:

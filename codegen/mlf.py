@@ -27,10 +27,10 @@ import time
 
 import numpy as np
 
-from .tflite_model import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
-from .tvm_lower import C_TYPES, lower
+from .frontend import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
+from .lowering import C_TYPES, lower
+from .mlf_archive import MLF_VERSION
 
-MLF_VERSION = 7
 
 
 def _c_array(ctype, name, arr, per_line=16):
@@ -143,6 +143,31 @@ def _tensor_meta(t):
     return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
             "scale": float(t.scale[0]), "zero_point": int(t.zero_point[0]),
             "size_bytes": int(t.size_bytes)}
+
+
+def _call_list(lw):
+    """The entry function's kernel calls as data (metadata.json "calls"), so that memory reports, profilers and
+    exactness checks read what each call reads and writes instead of parsing the generated C."""
+    ops = {o["index"]: o for o in lw.ops}
+    sizes = {cname: int(arr.nbytes) for cname, arr in lw.constants}
+
+    def where(a):
+        if a[0] == "const":
+            return {"kind": "constant", "name": a[1], "bytes": sizes[a[1]]}
+        if a[0] == "ws":
+            return {"kind": "workspace", "offset": int(a[1])}
+        return {"kind": a[0]}
+
+    if len(lw.call_ops) != len(lw.calls):
+        raise ModelError("internal error: %d kernel calls planned for %d emitted" % (len(lw.calls),
+                                                                                      len(lw.call_ops)))
+    calls = []
+    for k, (kernel, args, nbytes) in enumerate(lw.calls):
+        op = ops[lw.call_ops[k]]
+        calls.append({"index": k, "kernel": kernel, "op_index": op["index"], "op": op["type"],
+                      "inputs": [where(a) for a in args[:-1]], "output": where(args[-1]),
+                      "output_bytes": int(nbytes), "macs": int(op["macs"])})
+    return calls
 
 
 def _render(lw, name, tflite_path):
@@ -264,8 +289,11 @@ def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None)
         "kernels": len(lw.kernels),
         "inputs": [_tensor_meta(lw.input)],
         "outputs": [_tensor_meta(lw.output)],
-        "ops": [{"type": o["type"], "output_shape": o["output_shape"], "macs": o["macs"]}
+        "ops": [{"type": o["type"], "index": o["index"], "output_shape": o["output_shape"], "macs": o["macs"]}
                 for o in lw.ops],
+        "calls": _call_list(lw),
+        "constants": [{"name": c, "dtype": str(a.dtype), "bytes": int(a.nbytes)} for c, a in lw.constants],
+        "notes": list(model.notes),
         "total_macs": int(sum(o["macs"] for o in lw.ops)),
         "codegen_seconds": round(time.time() - t0, 3),
     }

@@ -7,6 +7,9 @@ import tarfile
 
 from .errors import PipelineError
 
+# Bumped whenever the generated C or metadata.json changes shape: part of the mlf stage's parameters, so an MLF
+# built by an earlier release of this generator is rebuilt rather than trusted.
+MLF_VERSION = 8
 SOURCE_DIRS = ("codegen/host/src/", "codegen/host/include/")
 
 

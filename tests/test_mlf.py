@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+for _p in (ROOT, os.path.join(ROOT, "tests")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 from codegen import mlf, tflite_model  # noqa: E402
+from codegen.mlf_archive import MLF_VERSION  # noqa: E402
+from tflite_helpers import check_exact  # noqa: E402
 from codegen.tflite_model import ModelError  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -181,7 +184,13 @@ def test_bit_exact_with_tflite_reference(models, kind, name, tmp_path):
     assert stored == meta
     assert {"metadata.json", "src/relax.txt", "src/tir.txt",
             "codegen/host/include/tvmgen_%s.h" % name} <= names
-    assert meta["version"] == 7 and meta["target"] == "c" and meta["model_name"] == name
+    assert meta["version"] == MLF_VERSION and meta["target"] == "c" and meta["model_name"] == name
+    # the kernel call list: one call per op with a kernel, in op order, each reading what an earlier call wrote
+    calls = meta["calls"]
+    assert [c["op_index"] for c in calls] == sorted(c["op_index"] for c in calls)
+    assert calls[0]["inputs"][0] == {"kind": "input"} and calls[-1]["output"] == {"kind": "output"}
+    assert sum(c["macs"] for c in calls) == meta["total_macs"]
+    assert sum(c["bytes"] for c in meta["constants"]) == meta["constants_size_bytes"]
     assert meta["kernels"] > 0 and meta["workspace_size_bytes"] > 0
     assert meta["constants_size_bytes"] > 0
     expected_ops = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"}
@@ -299,9 +308,13 @@ def test_softmax_head_bit_exact(classes, scale, io, tmp_path):
     ref, dt = _reference(p, Xq)
     got = got.view(dt).reshape(ref.shape)
     np.testing.assert_array_equal(got, ref)
+    os.makedirs(tmp_path / "trace")
+    check_exact(p, Xq, tmp_path / "trace", {"FULLY_CONNECTED", "SOFTMAX"}, model_name="head")  # every tensor
 
 
-def test_dynamic_batch_is_rejected(tmp_path):
+def test_dynamic_batch_is_pinned_to_one(tmp_path):
+    """A Keras model converted with a dynamic batch (shape_signature -1, static batch 1), as the MLPerf Tiny
+    models are: accepted, said once, and exact."""
     import keras
     inp = keras.Input((16,))  # no fixed batch size
     m = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(inp))
@@ -309,9 +322,25 @@ def test_dynamic_batch_is_rejected(tmp_path):
     p = str(tmp_path / "dyn.tflite")
     with open(p, "wb") as f:
         f.write(_convert(m, X, "int8"))
+    model = tflite_model.load(p)
+    assert -1 in model.inputs[0].shape_signature
+    assert model.notes and "batch -1" in model.notes[0]
+    meta = mlf.build_mlf(p, str(tmp_path / "m.tar"), model_name="dyn")
+    assert meta["notes"] == model.notes
+
+
+def test_dynamic_inner_dimension_is_rejected(tmp_path):
+    import keras
+    inp = keras.Input((None, 16), batch_size=1)  # a dynamic sequence length: not a batch
+    m = keras.Model(inp, keras.layers.Dense(2)(inp))
+    X = np.random.RandomState(0).randn(8, 3, 16).astype(np.float32)
+    p = str(tmp_path / "dyn_inner.tflite")
+    with open(p, "wb") as f:
+        f.write(_convert(m, X, "int8"))
     with pytest.raises(ModelError) as e:
         tflite_model.load(p)
-    assert "dyn.tflite" in str(e.value) and "dynamic" in str(e.value)
+    msg = str(e.value)
+    assert "dyn_inner.tflite" in msg and "dynamic dimension 1" in msg and "batch_size=1" in msg, msg
 
 
 def test_float_model_is_rejected(tmp_path):

@@ -5,10 +5,7 @@ gcc and compared byte for byte with TFLite's reference kernels (BUILTIN_REF) -- 
 and, through the TVMGEN_TRACE hook, every intermediate tensor."""
 
 import os
-import re
-import subprocess
 import sys
-import tarfile
 
 import numpy as np
 import pytest
@@ -18,23 +15,11 @@ for p in (ROOT, os.path.join(ROOT, "tests")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from codegen import mlf, tflite_model  # noqa: E402
+from codegen import tflite_model  # noqa: E402
 from codegen.tflite_model import ModelError  # noqa: E402
-from test_mlf import MAIN_C, _build_and_run, _check_sources, _reference  # noqa: E402
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tflite_helpers import as_input_dtype, check_exact, convert_int8, fit_briefly  # noqa: E402
 
 N_IMAGES = 50
-
-
-def _train(m, X):
-    """One short epoch on random targets so BatchNorm-free layers get non-trivial ranges."""
-    import keras
-    Xf = X[:16].astype(np.float32)
-    y = np.random.RandomState(0).rand(*((16,) + tuple(m.output_shape[1:]))).astype(np.float32)
-    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    m.fit(Xf, y, epochs=1, batch_size=8, verbose=0)
-    return m
 
 
 def _pools(shape):
@@ -101,22 +86,6 @@ def _float_tail(shape):
     return keras.Model(inp, L.Add()([L.Conv2D(4, 1)(x), L.Conv2D(4, 1)(x)]))
 
 
-def _convert(model, X, in_type, out_type):
-    import tensorflow as tf
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def rep():
-        for i in range(16):
-            yield [X[i:i + 1].astype(np.float32)]
-
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = getattr(tf, in_type)
-    conv.inference_output_type = getattr(tf, out_type)
-    return conv.convert()
-
-
 # name: (builder, input shape, input type, output type, ops that must occur)
 CASES = {
     "pools_i8": (_pools, (16, 16, 3), "int8", "int8", {"MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD"}),
@@ -139,72 +108,12 @@ def models(tmp_path_factory):
         X = rs.randint(0, 256, (N_IMAGES,) + shape).astype(np.uint8)
         key = (fn, shape)
         if key not in built:  # the int8 and uint8 variants share one trained Keras model
-            built[key] = _train(fn(shape), X)
+            built[key] = fit_briefly(fn(shape), X)
         p = str(d / ("%s.tflite" % name))
         with open(p, "wb") as f:
-            f.write(_convert(built[key], X, in_type, out_type))
-        if in_type == "int8":
-            X = (X.astype(np.int16) - 128).astype(np.int8)
-        out[name] = (p, X)
+            f.write(convert_int8(built[key], X, in_type, out_type))
+        out[name] = (p, as_input_dtype(X, in_type))
     return out
-
-
-def _trace_run(tar_path, name, X, workdir):
-    """Build with TVMGEN_TRACE writing every kernel's output tensor to stderr; returns
-    {op index: (n_images, nbytes) uint8 array} and the op indices in call order."""
-    ext = os.path.join(workdir, "trace_mlf")
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(ext)
-    srcdir = os.path.join(ext, "codegen", "host", "src")
-    incdir = os.path.join(ext, "codegen", "host", "include")
-    sources = sorted(os.path.join(srcdir, f) for f in os.listdir(srcdir))
-    main_c = os.path.join(workdir, "trace_main.c")
-    with open(main_c, "w") as f:
-        f.write(MAIN_C % {"name": name, "NAME": name.upper()})
-    exe = os.path.join(workdir, "trace_run")
-    r = subprocess.run(["gcc", "-std=c99", "-O2", "-include", "stdio.h",
-                        "-DTVMGEN_TRACE(i,p,n)=fwrite((p),1,(n),stderr)", "-I", incdir, main_c]
-                       + sources + ["-o", exe, "-lm"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    lib2 = open(os.path.join(srcdir, "%s_lib2.c" % name)).read()
-    calls, kernel = [], None  # (op index, output bytes) per kernel call, in call order
-    for line in open(os.path.join(srcdir, "%s_lib2.c" % name)):
-        k = re.match(r"  tvmgen_%s_\w+?_(\d+)\(" % name, line)
-        if k:
-            kernel = int(k.group(1))
-        t = re.match(r"  TVMGEN_TRACE\(\d+, .*, (\d+)\);$", line)
-        if t:
-            calls.append((kernel, int(t.group(1))))
-    r = subprocess.run([exe], input=np.ascontiguousarray(X).tobytes(), capture_output=True,
-                       check=True)
-    per_image = sum(n for _, n in calls)
-    data = np.frombuffer(r.stderr, np.uint8)
-    assert data.size == per_image * len(X)
-    data = data.reshape(len(X), per_image)
-    out, pos = {}, 0
-    for idx, n in calls:
-        out[idx] = data[:, pos:pos + n]
-        pos += n
-    return out, [i for i, _ in calls]
-
-
-def _reference_all(path, X, model):
-    """BUILTIN_REF with every intermediate tensor kept: {tensor index: (n_images, nbytes)}."""
-    import tensorflow as tf
-    it = tf.lite.Interpreter(
-        model_path=path,
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
-        experimental_preserve_all_tensors=True)
-    it.allocate_tensors()
-    inp = it.get_input_details()[0]
-    wanted = [op.outputs[0] for op in model.ops]
-    res = {t: [] for t in wanted}
-    for x in X:
-        it.set_tensor(inp["index"], x[None].astype(inp["dtype"]))
-        it.invoke()
-        for t in wanted:
-            res[t].append(np.ascontiguousarray(it.get_tensor(t)).view(np.uint8).ravel().copy())
-    return {t: np.array(v) for t, v in res.items()}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -219,35 +128,10 @@ def test_ops_bit_exact_with_tflite_reference(models, case, tmp_path):
             print("  #%d %s %s" % (op.index, op.type, op.options))
     assert set(types) >= expected_ops, types
 
-    name = "ops_" + case
-    tar_path = str(tmp_path / "m.tar")
-    meta = mlf.build_mlf(path, tar_path, model_name=name)
+    meta, rep = check_exact(path, X, tmp_path, expected_ops, model_name="ops_" + case)
     assert {o["type"] for o in meta["ops"]} >= expected_ops
-    ext, sources, incdir, got = _build_and_run(tar_path, name, X, str(tmp_path))
-    if CASES[case][3] != "float32":
-        _check_sources(ext, sources, name, meta)  # (asserts all-integer kernels)
-    ref, dt = _reference(path, X)
-    assert got.size == ref.nbytes
-    # every output byte equals the reference interpreter's (float32 outputs: bit patterns)
-    np.testing.assert_array_equal(got.reshape(len(X), -1),
-                                  np.ascontiguousarray(ref).view(np.uint8).reshape(len(X), -1))
-    assert len(np.unique(ref)) > 4  # the outputs are not trivially constant
-
-    # and so does every intermediate tensor (each op on its own)
-    traced, order = _trace_run(tar_path, name, X, str(tmp_path))
-    refs = _reference_all(path, X, m)
-    checked = set()
-    for idx in order:
-        op = m.ops[idx]
-        want = refs[op.outputs[0]]
-        have = traced[idx]
-        assert have.shape == want.shape, (op, have.shape, want.shape)
-        bad = int((have != want).any(axis=1).sum())
-        assert bad == 0, "%s #%d differs from BUILTIN_REF on %d of %d images" % (
-            op.type, idx, bad, len(X))
-        checked.add(op.type)
-    print("  bit-exact per op: %s" % sorted(checked))
-    assert checked >= expected_ops - {"RESHAPE"}
+    assert len(np.unique(rep.reference_outputs)) > 4  # the outputs are not trivially constant
+    print("  bit-exact per op: %s" % sorted({t for _, t in rep.checked_ops}))
 
 
 def test_float_op_after_dequantize_is_rejected(models):

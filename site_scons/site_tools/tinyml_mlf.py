@@ -1,13 +1,16 @@
 """SCons tool: TVM codegen of a full-int8 .tflite into a standalone-C Model Library Format tar."""
 import os
 
+from codegen.mlf_archive import MLF_VERSION
 from tinyml_glue import add_builder, params_node, stage_action, tool_versions
 
 
 def _mlf(target, source, p):
     from codegen import mlf
 
-    mlf.build_mlf(source[0], target[0], model_name=p["model_name"], max_object_bytes=p["max_object_bytes"])
+    meta = mlf.build_mlf(source[0], target[0], model_name=p["model_name"], max_object_bytes=p["max_object_bytes"])
+    for note in meta["notes"]:
+        print(f"note: {source[0]}: {note}")
 
 
 def TinyMLF(env, build_dir, tflite, *, model_name="default", board=None):
@@ -15,7 +18,7 @@ def TinyMLF(env, build_dir, tflite, *, model_name="default", board=None):
     `max_object_bytes`: avr-gcc's 32,767), a larger array is a clear error here instead of a compiler error."""
     limit = (board or {}).get("max_object_bytes")
     return env.TinyModelLibrary(os.path.join(build_dir, "model_mlf.tar"),
-                                [tflite, params_node(env, model_name=model_name, max_object_bytes=limit,
+                                [tflite, params_node(env, model_name=model_name, max_object_bytes=limit, format=MLF_VERSION,
                                                        versions=tool_versions("apache-tvm", "tflite"))])
 
 

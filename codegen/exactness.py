@@ -1,0 +1,194 @@
+"""Is the generated C bit-identical to TFLite?  Every intermediate tensor, not only the output.
+
+The MLF is compiled with host gcc with the TVMGEN_TRACE hook writing each kernel call's output tensor; the
+model runs in tf.lite's reference kernels (BUILTIN_REF) with every tensor preserved; metadata.json's call list
+says which TFLite op (and so which tensor) each traced call produced.  Random inputs saturate many classifiers
+to a few distinct outputs, so the intermediate tensors are the real check.
+
+Used by the test suite and usable on any model: `python -m codegen.exactness model.tflite [N]`.
+"""
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+import numpy as np
+
+from .errors import PipelineError
+from .mlf_archive import read_mlf
+
+_MAIN_C = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "tvmgen_%(name)s.h"
+int main(void) {
+  static uint8_t in[TVMGEN_%(NAME)s_INPUT_SIZE];
+  static uint8_t out[TVMGEN_%(NAME)s_OUTPUT_SIZE];
+  while (fread(in, 1, sizeof in, stdin) == sizeof in) {
+    if (tvmgen_%(name)s_run(in, out) != 0) return 1;
+    fwrite(out, 1, sizeof out, stdout);
+  }
+  return 0;
+}
+"""
+
+
+class HostRun:
+    """Outputs (n, output bytes) and, per kernel call index, its output tensor bytes (n, bytes)."""
+
+    def __init__(self, meta, outputs, traced):
+        self.meta = meta
+        self.outputs = outputs
+        self.traced = traced
+
+
+def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
+    """Compiles the MLF with gcc (with the trace hook) and runs it on each row of `inputs` (model input bytes)."""
+    meta, _ = read_mlf(mlf_tar)
+    name = meta["model_name"]
+    ext = os.path.join(workdir, "mlf")
+    with tarfile.open(mlf_tar) as tar:
+        tar.extractall(ext, filter="data")
+    srcdir = os.path.join(ext, "codegen", "host", "src")
+    incdir = os.path.join(ext, "codegen", "host", "include")
+    sources = [os.path.join(srcdir, "%s_lib%d.c" % (name, i)) for i in range(3)]
+    main_c = os.path.join(workdir, "trace_main.c")
+    with open(main_c, "w") as f:
+        f.write(_MAIN_C % {"name": name, "NAME": name.upper()})
+    exe = os.path.join(workdir, "trace_run")
+    r = subprocess.run(["gcc", "-std=c99", *cflags, "-include", "stdio.h",
+                        "-DTVMGEN_TRACE(i,p,n)=fwrite((p),1,(n),stderr)", "-I", incdir, main_c, *sources,
+                        "-o", exe, "-lm"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise PipelineError("%s: the generated C does not compile with gcc:\n%s" % (mlf_tar, r.stderr[-3000:]))
+    x = np.ascontiguousarray(inputs).view(np.uint8).reshape(len(inputs), -1)
+    r = subprocess.run([exe], input=x.tobytes(), capture_output=True)
+    if r.returncode != 0:
+        raise PipelineError("%s: the generated C exited with %d" % (mlf_tar, r.returncode))
+    n = len(x)
+    out_bytes = meta["outputs"][0]["size_bytes"]
+    outputs = np.frombuffer(r.stdout, np.uint8).reshape(n, out_bytes)
+    calls = meta["calls"]
+    per_input = sum(c["output_bytes"] for c in calls)
+    data = np.frombuffer(r.stderr, np.uint8)
+    if data.size != per_input * n:
+        raise PipelineError("%s: trace has %d bytes, expected %d" % (mlf_tar, data.size, per_input * n))
+    data = data.reshape(n, per_input)
+    traced, pos = {}, 0
+    for c in calls:
+        traced[c["index"]] = data[:, pos:pos + c["output_bytes"]]
+        pos += c["output_bytes"]
+    return HostRun(meta, outputs, traced)
+
+
+def reference_tensors(tflite_path, inputs, tensor_ids):
+    """tf.lite BUILTIN_REF with every tensor preserved: ({tensor: (n, bytes)}, outputs (n, bytes))."""
+    from .tf_env import import_tf, quiet
+
+    tf, _ = import_tf()
+    with quiet():
+        it = tf.lite.Interpreter(model_path=os.fspath(tflite_path),
+                                 experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
+                                 experimental_preserve_all_tensors=True)
+        it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    out = it.get_output_details()[0]
+    res = {t: [] for t in tensor_ids}
+    outs = []
+    for row in inputs:
+        it.set_tensor(inp["index"], np.asarray(row).reshape(inp["shape"]).astype(inp["dtype"]))
+        it.invoke()
+        for t in tensor_ids:
+            res[t].append(np.ascontiguousarray(it.get_tensor(t)).view(np.uint8).ravel().copy())
+        outs.append(np.ascontiguousarray(it.get_tensor(out["index"])).view(np.uint8).ravel().copy())
+    return {t: np.array(v) for t, v in res.items()}, np.array(outs)
+
+
+class Mismatch:
+    def __init__(self, op_index, op_type, bad_inputs, n, max_diff):
+        self.op_index, self.op_type, self.bad_inputs, self.n, self.max_diff = (op_index, op_type, bad_inputs, n,
+                                                                               max_diff)
+
+    def __repr__(self):
+        return "%s #%s differs on %d of %d inputs (max |diff| %d)" % (self.op_type, self.op_index,
+                                                                     self.bad_inputs, self.n, self.max_diff)
+
+
+class Report:
+    def __init__(self, checked_ops, mismatches, outputs_equal, reference_outputs):
+        self.checked_ops = checked_ops          # [(op index, op type)] compared tensor by tensor
+        self.mismatches = mismatches            # [Mismatch]
+        self.outputs_equal = outputs_equal
+        self.reference_outputs = reference_outputs
+
+    @property
+    def exact(self):
+        return self.outputs_equal and not self.mismatches
+
+    def __repr__(self):
+        return "Report(exact=%s, %d ops checked, %s)" % (self.exact, len(self.checked_ops), self.mismatches)
+
+
+def _signed_diff(a, b, dtype):
+    if dtype in ("int8", "uint8"):
+        return int(np.abs(a.view(dtype).astype(np.int32) - b.view(dtype).astype(np.int32)).max())
+    return -1
+
+
+def compare(tflite_path, mlf_tar, inputs, workdir):
+    """Runs both on `inputs` (rows of the model input, in its dtype); a Report of every traced tensor."""
+    from .frontend import load
+
+    model = load(tflite_path)
+    host = run_host(mlf_tar, inputs, workdir)
+    ops = {op.index: op for op in model.ops}
+    wanted = {c["index"]: ops[c["op_index"]].outputs[0] for c in host.meta["calls"]}
+    refs, ref_out = reference_tensors(tflite_path, inputs, sorted(set(wanted.values())))
+    mismatches, checked = [], []
+    for c in host.meta["calls"]:
+        t = model.tensors[wanted[c["index"]]]
+        have, want = host.traced[c["index"]], refs[wanted[c["index"]]]
+        checked.append((c["op_index"], c["op"]))
+        if have.shape != want.shape:
+            mismatches.append(Mismatch(c["op_index"], c["op"], len(inputs), len(inputs), -1))
+            continue
+        bad = (have != want).any(axis=1)
+        if bad.any():
+            mismatches.append(Mismatch(c["op_index"], c["op"], int(bad.sum()), len(inputs),
+                                       _signed_diff(have, want, t.dtype)))
+    outputs_equal = host.outputs.shape == ref_out.shape and bool((host.outputs == ref_out).all())
+    return Report(checked, mismatches, outputs_equal, ref_out)
+
+
+def random_inputs(tflite_path, n, seed=0):
+    """n random rows of the model input in its dtype (uniform over the whole integer range)."""
+    from .frontend import load
+
+    t = load(tflite_path).inputs[0]
+    rs = np.random.RandomState(seed)
+    info = np.iinfo(t.dtype)
+    return rs.randint(info.min, info.max + 1, (n,) + tuple(t.shape)).astype(t.dtype)
+
+
+def main(argv):
+    from . import mlf
+
+    if not argv:
+        print("usage: python -m codegen.exactness MODEL.tflite [N_INPUTS]", file=sys.stderr)
+        return 2
+    path, n = argv[0], int(argv[1]) if len(argv) > 1 else 20
+    with tempfile.TemporaryDirectory() as d:
+        tar = os.path.join(d, "m.tar")
+        mlf.build_mlf(path, tar)
+        rep = compare(path, tar, random_inputs(path, n), d)
+    bad = {m.op_index: m for m in rep.mismatches}
+    for idx, typ in rep.checked_ops:
+        print("  op #%-3d %-20s %s" % (idx, typ, bad.get(idx, "bit-exact")))
+    print("%s: %s (%d tensors compared on %d inputs)" % (path, "bit-exact" if rep.exact else "DIFFERS",
+                                                         len(rep.checked_ops), n))
+    return 0 if rep.exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

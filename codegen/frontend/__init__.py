@@ -1,0 +1,7 @@
+"""The TFLite front door: read a .tflite flatbuffer into plain Python objects and check that the code generator
+can turn it into exact C (every op registered in codegen.lowering.registry, full-integer, static shapes)."""
+
+from ..errors import ModelError
+from .reader import AVR_MAX_OBJECT_BYTES, Model, Op, Tensor, check_object_sizes, load
+
+__all__ = ["AVR_MAX_OBJECT_BYTES", "Model", "ModelError", "Op", "Tensor", "check_object_sizes", "load"]

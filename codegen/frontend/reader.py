@@ -1,0 +1,315 @@
+"""Read a full-integer (int8) TensorFlow Lite flatbuffer into plain Python objects.
+
+Only the `tflite` flatbuffer reader package is used (imported lazily, so importing
+this module stays cheap while SCons reads its build files).  `load()` also checks
+that the model is something the code generator can handle and raises
+`ModelError` with one clear message otherwise.
+"""
+
+import os
+
+import numpy as np
+
+from ..errors import ModelError
+from ..lowering.registry import lookup, registry
+
+_TFLITE_DTYPES = {
+    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
+    6: "bool", 7: "int16", 8: "complex64", 9: "int8", 10: "float64",
+    11: "complex128", 12: "uint64", 15: "uint32", 16: "uint16", 17: "int4",
+}
+
+_HOW_TO_CONVERT = (
+    "Convert it as a full-integer model: TFLiteConverter with "
+    "optimizations=[tf.lite.Optimize.DEFAULT], a representative_dataset, "
+    "target_spec.supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS_INT8], "
+    "inference_input_type/inference_output_type tf.int8 or tf.uint8, "
+    "and a fixed batch size of 1 (keras.Input(shape, batch_size=1))."
+)
+
+
+# avr-gcc's size_t and ptrdiff_t are 16 bits: no single object (array) may exceed 32,767 bytes.
+AVR_MAX_OBJECT_BYTES = 32767
+
+
+def check_object_sizes(path, arrays, limit, target="AVR (avr-gcc)"):
+    """Raise ModelError naming the first of `arrays` ((C name or tensor name, size in bytes) pairs) that is
+    larger than `limit` bytes, the largest single object the target's compiler accepts."""
+    for name, nbytes in arrays:
+        if int(nbytes) > limit:
+            raise ModelError(
+                "%s: array %s is %d bytes; %s allows at most %d bytes in one object, so the generated C "
+                "would not compile. Use a smaller model (lower alpha, fewer channels or blocks, e.g. "
+                "DEPTH=) for this board." % (path, name, int(nbytes), target, limit))
+
+
+class Tensor:
+    """One tensor of the (single) subgraph."""
+
+    def __init__(self, index, name, shape, shape_signature, dtype, scale, zero_point,
+                 quantized_dimension, data):
+        self.index = index
+        self.name = name
+        self.shape = tuple(int(d) for d in shape)
+        self.shape_signature = tuple(int(d) for d in shape_signature)
+        self.dtype = dtype
+        self.scale = scale            # np.float32 array (empty if not quantized)
+        self.zero_point = zero_point  # np.int64 array (empty if not quantized)
+        self.quantized_dimension = quantized_dimension
+        self.data = data              # np.ndarray for constants, else None
+
+    @property
+    def is_const(self):
+        return self.data is not None
+
+    @property
+    def is_quantized(self):
+        return len(self.scale) > 0
+
+    @property
+    def size(self):
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def size_bytes(self):
+        return self.size * np.dtype(self.dtype).itemsize
+
+    def __repr__(self):
+        return "Tensor(%d %r %s %s)" % (self.index, self.name, self.dtype, self.shape)
+
+
+class Op:
+    """One operator: type name (e.g. "CONV_2D"), tensor indices (-1 = absent), options dict."""
+
+    def __init__(self, index, type, inputs, outputs, options):
+        self.index = index
+        self.type = type
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.options = options
+
+    def __repr__(self):
+        return "Op(%d %s in=%s out=%s)" % (self.index, self.type, self.inputs, self.outputs)
+
+
+class Model:
+    def __init__(self, path, tensors, ops, input_ids, output_ids, description=""):
+        self.path = path
+        self.tensors = tensors
+        self.ops = ops
+        self.input_ids = list(input_ids)
+        self.output_ids = list(output_ids)
+        self.description = description
+        self.notes = []   # things worth saying once in the build log (e.g. a pinned batch dimension)
+
+    @property
+    def inputs(self):
+        return [self.tensors[i] for i in self.input_ids]
+
+    @property
+    def outputs(self):
+        return [self.tensors[i] for i in self.output_ids]
+
+    def fail(self, what):
+        raise ModelError("%s: %s" % (self.path, what))
+
+
+def _builtin_names():
+    import tflite
+    names = {}
+    for k, v in vars(tflite.BuiltinOperator).items():
+        if not k.startswith("_") and isinstance(v, int):
+            names[v] = k
+    return names
+
+
+def _parse(path, buf):
+    import tflite
+    model = tflite.Model.GetRootAsModel(buf, 0)
+    if model.SubgraphsLength() < 1:
+        raise ModelError("%s: the model has no subgraph." % path)
+    names = _builtin_names()
+    g = model.Subgraphs(0)
+
+    buffers = []
+    for i in range(model.BuffersLength()):
+        b = model.Buffers(i)
+        if b.Offset() > 1:  # large models keep buffers after the flatbuffer
+            start, size = b.Offset(), b.Size()
+            if start + size > len(buf):
+                raise ModelError("%s: buffer %d lies beyond the end of the file "
+                                 "(truncated file?)." % (path, i))
+            buffers.append(bytes(buf[start:start + size]))
+        elif b.DataLength():
+            buffers.append(b.DataAsNumpy().tobytes())
+        else:
+            buffers.append(b"")
+
+    tensors = []
+    for i in range(g.TensorsLength()):
+        t = g.Tensors(i)
+        dtype = _TFLITE_DTYPES.get(t.Type(), "type%d" % t.Type())
+        shape = [int(v) for v in t.ShapeAsNumpy()] if t.ShapeLength() else []
+        sig = ([int(v) for v in t.ShapeSignatureAsNumpy()] if t.ShapeSignatureLength()
+               else list(shape))
+        q = t.Quantization()
+        scale = np.zeros((0,), np.float32)
+        zp = np.zeros((0,), np.int64)
+        qdim = 0
+        if q is not None and q.ScaleLength():
+            scale = q.ScaleAsNumpy().astype(np.float32)
+            zp = (q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength()
+                  else np.zeros(scale.shape, np.int64))
+            qdim = q.QuantizedDimension()
+        data = None
+        raw = buffers[t.Buffer()] if 0 <= t.Buffer() < len(buffers) else b""
+        if raw:
+            npdt = np.dtype(dtype) if not dtype.startswith("type") else None
+            n = 1
+            for d in shape:
+                n *= d
+            if npdt is None or len(raw) != n * npdt.itemsize:
+                raise ModelError("%s: constant tensor %r has %d bytes, expected %d for %s %s "
+                                 "(corrupt or truncated file?)."
+                                 % (path, t.Name().decode(errors="replace"), len(raw),
+                                    n * (npdt.itemsize if npdt else 0), dtype, shape))
+            data = np.frombuffer(raw, dtype=npdt).reshape(shape).copy()
+        tensors.append(Tensor(i, t.Name().decode(errors="replace"), shape, sig, dtype,
+                              scale, zp, qdim, data))
+
+    ops = []
+    for i in range(g.OperatorsLength()):
+        op = g.Operators(i)
+        oc = model.OperatorCodes(op.OpcodeIndex())
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        op_type = names.get(code, "BUILTIN_%d" % code)
+        if op_type == "CUSTOM":
+            cc = oc.CustomCode()
+            op_type = "CUSTOM(%s)" % (cc.decode(errors="replace") if cc else "?")
+        ins = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        opdef = lookup(op_type)
+        opts = opdef.options(op) if opdef is not None and opdef.options is not None else {}
+        ops.append(Op(i, op_type, ins, outs, opts))
+
+    ins = [int(v) for v in g.InputsAsNumpy()] if g.InputsLength() else []
+    outs = [int(v) for v in g.OutputsAsNumpy()] if g.OutputsLength() else []
+    desc = model.Description().decode(errors="replace") if model.Description() else ""
+    return Model(path, tensors, ops, ins, outs, desc)
+
+
+def _float_output_op(m):
+    """The DEQUANTIZE op that turns an int8/uint8 activation into the model's float32 output,
+    or None.  Only this float tail is supported; a float op after it is not."""
+    if len(m.output_ids) != 1:
+        return None
+    for op in m.ops:
+        if op.type == "DEQUANTIZE" and op.outputs == [m.output_ids[0]] and len(op.inputs) == 1:
+            x, y = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+            if (y.dtype == "float32" and x.dtype in ("int8", "uint8") and x.is_quantized
+                    and not x.is_const and len(x.scale) == 1 and x.shape == y.shape):
+                return op
+    return None
+
+
+def _check_static_shapes(m):
+    """Models converted from Keras with a dynamic batch say -1 for the batch in `shape_signature` while every
+    tensor's shape has batch 1; tf.lite and TFLite Micro run them with batch 1, and so does the generated C
+    (noted once).  Any other -1, or a SHAPE op, would need shapes at run time: an error naming the tensor."""
+    pinned = 0
+    for t in m.tensors:
+        sig = t.shape_signature
+        if -1 not in sig:
+            continue
+        dyn = [k for k, d in enumerate(sig) if d == -1]
+        if dyn == [0] and len(t.shape) == len(sig) and t.shape and t.shape[0] == 1:
+            pinned += 1
+            continue
+        k = next(k for k in dyn if k != 0 or not t.shape or t.shape[0] != 1)
+        m.fail("tensor %r has a dynamic dimension %d (shape_signature %s, shape %s); only a dynamic batch "
+               "(dimension 0) of size 1 can be pinned. Give that dimension a fixed size when converting "
+               "(keras.Input(shape, batch_size=1) with every other dimension set, or "
+               "converter from a concrete function with a fixed input signature)."
+               % (t.name, k, list(sig), list(t.shape)))
+    for op in m.ops:
+        if op.type == "SHAPE":
+            m.fail("SHAPE (op #%d) computes the shape of tensor %r at run time (dynamic shapes are not "
+                   "supported). %s" % (op.index, m.tensors[op.inputs[0]].name, _HOW_TO_CONVERT))
+    if pinned:
+        m.notes.append("batch -1 in the shape signature of %d tensor(s) pinned to the static batch of 1"
+                       % pinned)
+
+
+def _validate(m):
+    if len(m.input_ids) != 1 or len(m.output_ids) != 1:
+        m.fail("the model has %d inputs and %d outputs; exactly one of each is supported."
+               % (len(m.input_ids), len(m.output_ids)))
+    _check_static_shapes(m)
+    # The one float tensor allowed: the model output, made by a final DEQUANTIZE of an int8/uint8
+    # activation (inference_output_type=tf.float32).  Anything else float is not full-integer.
+    float_out = _float_output_op(m)
+    float_tensors = [t for t in m.tensors if t.dtype in ("float32", "float16", "float64")
+                     and not (float_out is not None and t.index == float_out.outputs[0])]
+    deq = [op for op in m.ops if op.type == "DEQUANTIZE" and op is not float_out]
+    if float_tensors or deq:
+        what = float_tensors[0].name if float_tensors else "DEQUANTIZE op #%d" % deq[0].index
+        note = ""
+        if deq:
+            note = (" DEQUANTIZE op #%d makes a float tensor that is not the model output; only a "
+                    "final DEQUANTIZE producing the model output is supported (no float ops after "
+                    "it)." % deq[0].index)
+        m.fail("the model is not fully integer-quantized (float tensor %r).%s %s"
+               % (what, note, _HOW_TO_CONVERT))
+    ops = registry()
+    for op in m.ops:
+        if op.type not in ops and op is not float_out:
+            m.fail("operator %s (op #%d) is not supported by the code generator "
+                   "(supported: %s). Change the model to avoid it."
+                   % (op.type, op.index, ", ".join(ops)))
+    for op in m.ops:
+        if op is not float_out and ops[op.type].validate is not None:
+            ops[op.type].validate(m, op)
+    for t in (m.inputs[0], m.outputs[0]):
+        if float_out is not None and t.index == float_out.outputs[0]:
+            continue
+        if t.dtype not in ("int8", "uint8") or not t.is_quantized:
+            m.fail("the model %s %r is %s; it must be quantized int8 or uint8. %s"
+                   % ("input" if t is m.inputs[0] else "output", t.name, t.dtype,
+                      _HOW_TO_CONVERT))
+    for op in m.ops:
+        if op is float_out:
+            continue
+        for ti in op.outputs:
+            t = m.tensors[ti]
+            if t.dtype not in ("int8", "uint8"):
+                m.fail("op %s (#%d) produces a %s tensor %r; only int8/uint8 activations "
+                       "are supported. %s" % (op.type, op.index, t.dtype, t.name,
+                                              _HOW_TO_CONVERT))
+    for t in m.tensors:
+        if any(d <= 0 for d in t.shape) and not t.is_const:
+            m.fail("tensor %r has an empty or unknown shape %s." % (t.name, t.shape))
+
+
+def load(path):
+    """Parse and check a full-int8 .tflite file. Raises ModelError on any problem."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError as e:
+        raise ModelError("%s: cannot read the model file (%s)." % (path, e.strerror)) from None
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError("%s: not a TensorFlow Lite flatbuffer (no 'TFL3' identifier). "
+                         "Pass the .tflite file written by tf.lite.TFLiteConverter." % path)
+    try:
+        m = _parse(path, buf)
+    except ModelError:
+        raise
+    except Exception as e:  # flatbuffers raise struct/index errors on damaged files
+        raise ModelError("%s: the flatbuffer is damaged or truncated (%s: %s). "
+                         "Re-export the model." % (path, type(e).__name__, e)) from None
+    _validate(m)
+    return m

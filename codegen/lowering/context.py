@@ -1,0 +1,74 @@
+"""The small shared state every op lowering works through: the model, the Relax block builder, the Relax value
+of each TFLite tensor, and the constants (weights, tables) that become C arrays."""
+
+import numpy as np
+
+from .quant import requant_fn
+from .registry import lookup
+
+
+class LoweringContext:
+    def __init__(self, model, model_name, bb):
+        from tvm import relax
+        self.relax = relax
+        self.m = model
+        self.name = model_name
+        self.bb = bb              # relax.BlockBuilder inside main's dataflow block
+        self.params = []          # relax vars for constants (after the input)
+        self.param_data = {}      # relax var -> (c_name, np array)
+        self.values = {}          # tflite tensor index -> relax expr
+        self.scheds = {}          # kernel name -> schedule fn(s_tir.Schedule)
+        self.call_ops = []        # the TFLite op of each kernel call, in call order (identical kernels of
+                                  # equal layers are one PrimFunc: Relax deduplicates them)
+
+    def tensor(self, ti):
+        return self.m.tensors[ti]
+
+    def requant(self, op):
+        """The MultiplyByQuantizedMultiplier of `op`'s TFLite reference kernel (its registry rounding)."""
+        return requant_fn(lookup(op.type).rounding)
+
+    # constants -------------------------------------------------------------------------------------------------
+    def const(self, arr, hint):
+        """A constant array (weights, bias, lookup table): a Relax parameter, later a `const` C array."""
+        relax = self.relax
+        arr = np.ascontiguousarray(arr)
+        cname = "tvmgen_%s_c%d_%s" % (self.name, len(self.params), hint)
+        v = relax.Var(cname, relax.TensorType(tuple(int(d) for d in arr.shape), str(arr.dtype)))
+        self.params.append(v)
+        self.param_data[v] = (cname, arr)
+        return v
+
+    def tensor_const(self, ti, hint):
+        """The constant TFLite tensor `ti` as a Relax value (one C array however many ops read it)."""
+        t = self.m.tensors[ti]
+        if ti not in self.values:
+            self.values[ti] = self.const(t.data, hint)
+        return self.values[ti]
+
+    def operand(self, ti, hint="operand"):
+        """Input `ti` of an op: the activation computed earlier, or the constant tensor."""
+        t = self.m.tensors[ti]
+        if ti not in self.values and t.is_const:
+            return self.tensor_const(ti, hint)
+        return self.values[ti]
+
+    # kernels ---------------------------------------------------------------------------------------------------
+    def kname(self, op):
+        return "tvmgen_%s_%s_%d" % (self.name, op.type.lower(), op.index)
+
+    def emit(self, op, fn, args, sched=None):
+        """One kernel: `fn(*te_tensors)` -> te.Tensor, called on `args` (Relax values); `sched` schedules it."""
+        name = self.kname(op)
+        v = self.bb.emit_te(fn, *args, primfunc_name_hint=name)
+        self.call_ops.append(op)
+        if sched is not None:
+            self.scheds[name] = sched
+        return v
+
+    def reshape(self, value, shape):
+        """A Relax reshape: no kernel, the planner aliases the storage."""
+        return self.bb.emit(self.relax.op.reshape(value, tuple(int(d) for d in shape)))
+
+    def set_output(self, op, value, k=0):
+        self.values[op.outputs[k]] = value

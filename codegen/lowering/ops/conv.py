@@ -1,0 +1,262 @@
+"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED."""
+
+import numpy as np
+
+from ..quant import (activation_range, clamp_cast, i32, mbqm, per_channel_multipliers, quantize_multiplier,
+                    rdbpot_masked, same_padding, srdhm)
+from ..registry import FUSED_ACTIVATION, PADDING, clamp_activation, options, per_tensor, register
+from ..schedules import sched_conv, sched_depthwise, sched_pointwise, sched_reduction
+
+
+CONV_OPTIONS = options("Conv2DOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
+                       dilation_h="DilationHFactor", dilation_w="DilationWFactor", activation=FUSED_ACTIVATION)
+DEPTHWISE_OPTIONS = options("DepthwiseConv2DOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
+                            dilation_h="DilationHFactor", dilation_w="DilationWFactor",
+                            activation=FUSED_ACTIVATION, depth_multiplier="DepthMultiplier")
+FC_OPTIONS = options("FullyConnectedOptions", activation=FUSED_ACTIVATION, keep_num_dims=("KeepNumDims", bool),
+                     weights_format="WeightsFormat")
+
+
+def _conv_checks(m, op):
+    clamp_activation(m, op)
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    if len(x.shape) != 4 or len(o.shape) != 4:
+        m.fail("%s (op #%d): only 4-D NHWC tensors are supported." % (op.type, op.index))
+    if x.dtype != o.dtype or not per_tensor(x) or not per_tensor(o):
+        m.fail("%s (op #%d): input and output must be int8/uint8 of one type, per-tensor quantized."
+               % (op.type, op.index))
+
+
+def _conv_common(ctx, op, depthwise):
+    from tvm import te, tirx
+    m = ctx.m
+    rq = ctx.requant(op)
+    opt = op.options
+    x_t, w_t = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]]
+    o_t = m.tensors[op.outputs[0]]
+    b_i = op.inputs[2] if len(op.inputs) > 2 else -1
+    if w_t.data is None or w_t.dtype != "int8":
+        m.fail("%s (op #%d) needs constant int8 weights." % (op.type, op.index))
+    if np.any(w_t.zero_point != 0):
+        m.fail("%s (op #%d) has non-zero weight zero points." % (op.type, op.index))
+    _, H, W, C = x_t.shape
+    _, OH, OW, OC = o_t.shape
+    if depthwise:
+        _, KH, KW, _ = w_t.shape
+        dm = int(opt.get("depth_multiplier", 1)) or 1
+        dm = OC // C if C * dm != OC else dm
+    else:
+        _, KH, KW, _ = w_t.shape
+    sh, sw = opt["stride_h"], opt["stride_w"]
+    dh, dw = opt.get("dilation_h", 1), opt.get("dilation_w", 1)
+    pt = same_padding(H, KH, sh, dh, OH) if opt["padding"] == "SAME" else 0
+    pl = same_padding(W, KW, sw, dw, OW) if opt["padding"] == "SAME" else 0
+    izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
+    lo, hi = activation_range(opt["activation"], o_t.scale[0], ozp, o_t.dtype)
+    mult, shift = per_channel_multipliers(x_t.scale[0], w_t.scale, o_t.scale[0], OC)
+    odt = o_t.dtype
+    hint = "dw" if depthwise else "conv"
+    srange = (int(shift.min()), int(shift.max()))
+    # Zero-point term hoisted out of the reduction: sum((x - zp) * w) = sum(x * w) - zp * sum(w)
+    # (exact in int32: TFLite's own accumulator holds the same value).  Padded taps read zp
+    # instead of 0 so that they cancel as well; zp * sum(w) is folded into the bias constant.
+    wd = np.asarray(w_t.data).astype(np.int64)
+    sumw = wd[0].reshape(-1, OC).sum(0) if depthwise else wd.reshape(OC, -1).sum(1)
+    bias = (np.asarray(m.tensors[b_i].data).astype(np.int64).reshape(OC) if b_i >= 0
+            else np.zeros(OC, np.int64))
+    bias = bias - izp * sumw
+    if np.abs(bias).max(initial=0) >= 2 ** 31:
+        m.fail("%s (op #%d): folded bias overflows int32." % (op.type, op.index))
+    pointwise = (not depthwise and KH == 1 and KW == 1 and sh == 1 and sw == 1
+                 and pt == 0 and pl == 0)
+    # 1x1 convolutions over int8 channels in groups of four: one tvmgen_dot4 call (two
+    # SMLADs on a DSP core, see KERNEL_PREAMBLE) per group of four MACs.
+    dot4 = pointwise and C % 4 == 0 and x_t.dtype == "int8"
+
+    args = [ctx.values[op.inputs[0]], ctx.tensor_const(op.inputs[1], hint + "_w"),
+            ctx.const(bias.astype(np.int32), hint + "_b"),
+            ctx.const(mult, hint + "_mult")]
+    if rq is mbqm:
+        # per-channel shift as tables: right shift and its rounding term or mask (so the
+        # epilogue does no shift clamping and stays in 32-bit arithmetic), left shift only
+        # if used
+        rsh = np.clip(-shift.astype(np.int64), 0, 31)
+        lsh = np.clip(shift.astype(np.int64), 0, 30)
+        # |acc + bias| bound per channel (x in the input dtype's range, folded bias)
+        xmax = 255 if x_t.dtype == "uint8" else 128
+        absw = (np.abs(wd[0]).reshape(-1, OC).sum(0) if depthwise
+                else np.abs(wd).reshape(OC, -1).sum(1))
+        abound = (xmax * absw + np.abs(bias)) << lsh
+        # Fast RoundingDivideByPOT (x + 2^(r-1) + (x >> 31)) >> r when every channel shifts
+        # right and that sum provably cannot overflow; else the mask form.
+        fast_round = bool(rsh.min() >= 1 and
+                          np.all(abound + 1 + (1 << (rsh - 1)) < 2 ** 31 - 1))
+        args.append(ctx.const(rsh.astype(np.int8), hint + "_rshift"))
+        if fast_round:
+            args.append(ctx.const((1 << (rsh - 1)).astype(np.int32), hint + "_rhalf"))
+        else:
+            args.append(ctx.const(((1 << rsh) - 1).astype(np.int32), hint + "_rmask"))
+        if shift.max() > 0:
+            args.append(ctx.const(lsh.astype(np.int8), hint + "_lshift"))
+    else:
+        args.append(ctx.const(shift, hint + "_shift"))
+
+    def f(x, w, b, mu, *tabs):
+        rh = te.reduce_axis((0, KH), "rh")
+        rw = te.reduce_axis((0, KW), "rw")
+        if dot4:
+            rc = te.reduce_axis((0, C // 4), "rc")
+        elif not depthwise:
+            rc = te.reduce_axis((0, C), "rc")
+
+        def body(n, oh, ow, oc):
+            if dot4:
+                return te.sum(tirx.call_extern(
+                    "int32", "tvmgen_dot4",
+                    tirx.call_intrin("handle", "tirx.address_of", x[n, oh, ow, rc * 4]),
+                    tirx.call_intrin("handle", "tirx.address_of", w[oc, 0, 0, rc * 4])),
+                    axis=[rc])
+            ih = oh * sh + rh * dh - pt
+            iw = ow * sw + rw * dw - pl
+            conds = []
+            if pt or sh * (OH - 1) + dh * (KH - 1) - pt >= H:
+                conds += [ih >= 0, ih < H]
+            if pl or sw * (OW - 1) + dw * (KW - 1) - pl >= W:
+                conds += [iw >= 0, iw < W]
+            if depthwise:
+                xv = x[n, ih, iw, oc // dm] if dm != 1 else x[n, ih, iw, oc]
+                wv = w[0, rh, rw, oc]
+                axes = [rh, rw]
+            elif pointwise:
+                xv = x[n, oh, ow, rc]
+                wv = w[oc, 0, 0, rc]
+                axes = [rc]
+            else:
+                xv = x[n, ih, iw, rc]
+                wv = w[oc, rh, rw, rc]
+                axes = [rh, rw, rc]
+            xv = xv.astype("int32")
+            if conds:
+                xv = tirx.if_then_else(tirx.all(*conds), xv, i32(izp))
+            return te.sum(xv * wv.astype("int32"), axis=axes)
+
+        shape = (1, OH, OW, OC)
+        acc = te.compute(shape, body, name="acc")
+        if rq is not mbqm:
+            return te.compute(shape, lambda n, oh, ow, oc: clamp_cast(
+                rq(acc[n, oh, ow, oc] + b[oc], mu[oc], tabs[0][oc], srange) + i32(ozp),
+                lo, hi, odt), name="out")
+        biased = te.compute(shape, lambda n, oh, ow, oc: acc[n, oh, ow, oc] + b[oc],
+                            name="biased")
+
+        rs, rm = tabs[0], tabs[1]
+
+        def high(n, oh, ow, oc):
+            v = biased[n, oh, ow, oc]
+            if len(tabs) > 2:
+                v = v << tabs[2][oc].astype("int32")
+            return srdhm(v, mu[oc])
+        hm = te.compute(shape, high, name="high")
+
+        def epi(n, oh, ow, oc):
+            v = hm[n, oh, ow, oc]
+            if fast_round:  # exact: |v| + 2^(r-1) < 2^31 (checked above), r >= 1
+                v = (v + rm[oc] + (v >> i32(31))) >> rs[oc].astype("int32")
+            else:
+                v = rdbpot_masked(v, rs[oc].astype("int32"), rm[oc])
+            # SSAT/USAT for a full-range clamp (gcc turns the min/max pair into branches)
+            return tirx.call_extern("int32", "tvmgen_clamp", v + i32(ozp), i32(lo),
+                                    i32(hi)).astype(odt)
+
+        return te.compute(shape, epi, name="out")
+
+    if pointwise:
+        sched = lambda s: sched_pointwise(s, OW, OC, C // 4 if dot4 else C,  # noqa: E731
+                                           (1,) if dot4 else (4, 2),
+                                           (2,) if dot4 else (4, 2))
+    elif depthwise:
+        sched = lambda s: sched_depthwise(s, OC)  # noqa: E731
+    else:
+        sched = lambda s: sched_conv(s, OW, OC, KH * KW * C)  # noqa: E731
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, args, sched)
+    return OH * OW * OC * KH * KW * (1 if depthwise else C)
+
+
+
+@register("CONV_2D", family="conv", options=CONV_OPTIONS, validate=_conv_checks)
+def lower_conv_2d(ctx, op):
+    """2-D convolution: int32 sums of (x - zp) * w + bias, per-channel requantization."""
+    return _conv_common(ctx, op, False)
+
+
+
+@register("DEPTHWISE_CONV_2D", family="conv", options=DEPTHWISE_OPTIONS, validate=_conv_checks)
+def lower_depthwise_conv_2d(ctx, op):
+    """Depthwise convolution (any depth multiplier), per-channel requantization."""
+    return _conv_common(ctx, op, True)
+
+
+
+@register("FULLY_CONNECTED", family="conv", options=FC_OPTIONS, validate=clamp_activation, rounding="single")
+def lower_fully_connected(ctx, op):
+    """Fully connected layer, per-tensor or per-channel weights (single-rounding requantization)."""
+    from tvm import te
+    m = ctx.m
+    rq = ctx.requant(op)
+    relax = ctx.relax
+    x_t, w_t = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]]
+    o_t = m.tensors[op.outputs[0]]
+    b_i = op.inputs[2] if len(op.inputs) > 2 else -1
+    if w_t.data is None or w_t.dtype != "int8" or op.options.get("weights_format", 0) != 0:
+        m.fail("FULLY_CONNECTED (op #%d) needs constant int8 weights in the default "
+               "format." % op.index)
+    U, K = w_t.shape
+    B = x_t.size // K
+    izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
+    wzp = int(w_t.zero_point[0]) if len(w_t.zero_point) else 0
+    lo, hi = activation_range(op.options["activation"], o_t.scale[0], ozp, o_t.dtype)
+    if len(w_t.scale) > 1:  # per-channel
+        mult, shift = per_channel_multipliers(x_t.scale[0], w_t.scale, o_t.scale[0], U)
+    else:  # GetQuantizedConvolutionMultipler: float32 product, then double
+        prod = float(np.float32(x_t.scale[0]) * np.float32(w_t.scale[0]))
+        mu, sh = quantize_multiplier(prod / float(np.float32(o_t.scale[0])))
+        mult, shift = np.full(U, mu, np.int32), np.full(U, sh, np.int32)
+    odt = o_t.dtype
+    has_bias = b_i >= 0
+    srange = (int(shift.min()), int(shift.max()))
+    x = ctx.values[op.inputs[0]]
+    if tuple(x_t.shape) != (B, K):
+        x = ctx.bb.emit(relax.op.reshape(x, (B, K)))
+    args = [x, ctx.tensor_const(op.inputs[1], "fc_w")]
+    if has_bias:
+        args.append(ctx.tensor_const(b_i, "fc_b"))
+    args += [ctx.const(mult, "fc_mult"), ctx.const(shift, "fc_shift")]
+    out_shape = tuple(o_t.shape)
+
+    def f(x, w, *rest):
+        if has_bias:
+            b, mu, shf = rest
+        else:
+            b = None
+            mu, shf = rest
+        rk = te.reduce_axis((0, K), "rk")
+        acc = te.compute(
+            (B, U),
+            lambda i, u: te.sum((x[i, rk].astype("int32") - i32(izp))
+                                * (w[u, rk].astype("int32") - i32(wzp)), axis=rk),
+            name="acc")
+
+        def epi(i, u):
+            a = acc[i, u]
+            if b is not None:
+                a = a + b[u]
+            return clamp_cast(rq(a, mu[u], shf[u], srange) + i32(ozp), lo, hi, odt)
+
+        return te.compute((B, U), epi, name="out")
+
+    y = ctx.emit(op, f, args, lambda s: sched_reduction(s, 2))
+    if out_shape != (B, U):
+        y = ctx.bb.emit(relax.op.reshape(y, out_shape))
+    ctx.values[op.outputs[0]] = y
+    return B * U * K
+

@@ -1,0 +1,223 @@
+"""Reductions: MEAN, SOFTMAX."""
+
+import math
+
+import numpy as np
+
+from ...errors import ModelError
+from ..quant import QRANGE, clamp_cast, i32, i64, quantize_multiplier, rdbpot, srdhm
+from ..registry import options, register
+from ..schedules import sched_reduction
+
+
+@register("MEAN", family="reduce", options=options("ReducerOptions", keep_dims=("KeepDims", bool)))
+def lower_mean(ctx, op):
+    """MEAN over H, W: int32 sum of (x - zp), MultiplyByQuantizedMultiplier with
+    multiplier in_scale / (out_scale * count), + out zp (bit-exact with TF 2.21)."""
+    from tvm import te
+    m = ctx.m
+    rq = ctx.requant(op)
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    axis_t = m.tensors[op.inputs[1]]
+    axes = sorted(int(a) % len(x_t.shape) for a in np.asarray(axis_t.data).ravel())
+    if len(x_t.shape) != 4 or axes != [1, 2]:
+        m.fail("MEAN (op #%d) is only supported over H and W of a 4-D tensor (axes %s)."
+               % (op.index, axes))
+    _, H, W, C = x_t.shape
+    n = H * W
+    izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
+    # TF 2.21's BUILTIN_REF matches a single MultiplyByQuantizedMultiplier with the
+    # element count folded into the multiplier (in_scale / out_scale / n, in double);
+    # the older reference_integer_ops::Mean (MBQM by in/out scale, then a rounded
+    # division by n) is off by one LSB on ~1% of outputs (measured).
+    eff = float(np.float32(x_t.scale[0])) / float(np.float32(o_t.scale[0])) / n
+    mult, shift = quantize_multiplier(eff)
+    lo, hi = QRANGE[o_t.dtype]
+    odt = o_t.dtype
+    oshape = (1, 1, 1, C)
+    final_shape = tuple(o_t.shape)
+
+    def f(x):
+        rh = te.reduce_axis((0, H), "rh")
+        rw = te.reduce_axis((0, W), "rw")
+        acc = te.compute(oshape, lambda b, i, j, c: te.sum(
+            x[b, rh, rw, c].astype("int32") - i32(izp), axis=[rh, rw]), name="acc")
+
+        def epi(b, i, j, c):
+            v = rq(acc[b, i, j, c], mult, shift)
+            return clamp_cast(v + i32(ozp), lo, hi, odt)
+
+        return te.compute(oshape, epi, name="out")
+
+    y = ctx.emit(op, f, [ctx.values[op.inputs[0]]], lambda s: sched_reduction(s, 4))
+    if final_shape != oshape:
+        y = ctx.bb.emit(ctx.relax.op.reshape(y, final_shape))
+    ctx.values[op.outputs[0]] = y
+    return x_t.size
+
+
+
+@register("SOFTMAX", family="reduce", options=options("SoftmaxOptions", beta=("Beta", float)))
+def lower_softmax(ctx, op):
+    """Bit-exact int8/uint8 softmax: TFLite's reference quantized Softmax, i.e. gemmlowp
+    fixed point (input diff scaled to Q5.26, exp_on_negative_values, sum in Q12.19,
+    reciprocal by Newton-Raphson, output scale 1/256)."""
+    from tvm import te, tirx
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    shape = tuple(x_t.shape)
+    D = shape[-1]
+    nd = len(shape)
+    omin = QRANGE[o_t.dtype][0]
+    if (float(o_t.scale[0]) != 1.0 / 256 or int(o_t.zero_point[0]) != omin
+            or x_t.dtype != o_t.dtype):
+        m.fail("SOFTMAX (op #%d) needs output scale 1/256 and zero point %d (TFLite's "
+               "quantized softmax); got %g / %d." % (op.index, omin, float(o_t.scale[0]),
+                                                      int(o_t.zero_point[0])))
+    mult, lshift, diff_min = softmax_params(float(op.options.get("beta", 1.0)),
+                                            float(x_t.scale[0]))
+    odt = o_t.dtype
+    lo, hi = QRANGE[odt]
+
+    quarter = 1 << 24  # 1/4 in Q5.26
+    barrel = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+              (2, 39332535), (3, 720401), (4, 242))
+    rows = shape[:-1]
+    names = {"row": [], "sum": [], "out": []}
+    INT_MAX = i32(2 ** 31 - 1)
+
+    # Every intermediate is its own TE stage; the schedule moves each one into the
+    # innermost loop of its consumer, so it becomes a one-element local (a scalar).
+    # (Nested tirx.Let expressions would be cheaper to write, but TVM's arithmetic
+    # simplifier substitutes let-bound values and blows the expression up.)
+    def f(x):
+        rd = te.reduce_axis((0, D), "rd")
+        rowmax = te.compute(rows, lambda *i: te.max(
+            x(*i, rd).astype("int32"), axis=rd), name="rowmax")
+
+        def chain(tag):
+            def S(name, fn):
+                names[tag].append(tag + "_" + name)
+                return te.compute(shape, fn, name=tag + "_" + name)
+            d = S("d", lambda *i: x(*i).astype("int32") - rowmax(*i[:-1]))
+            # MultiplyByQuantizedMultiplierGreaterThanOne -> Q5.26
+            sd = S("sd", lambda *i: srdhm(d(*i) * i32(1 << lshift), i32(mult)))
+            # exp_on_negative_values
+            mq = S("mq", lambda *i: (sd(*i) & i32(quarter - 1)) - i32(quarter))
+            xe = S("xe", lambda *i: mq(*i) * i32(32) + i32(1 << 28))
+            x2 = S("x2", lambda *i: srdhm(xe(*i), xe(*i)))
+            x3 = S("x3", lambda *i: srdhm(x2(*i), xe(*i)))
+            x4q = S("x4q", lambda *i: rdbpot(srdhm(x2(*i), x2(*i)), 2))
+            poly = S("poly", lambda *i: rdbpot(
+                srdhm(x4q(*i) + x3(*i), i32(715827883)) + x2(*i), 1))
+            e = S("e0", lambda *i: i32(1895147668)
+                  + srdhm(i32(1895147668), xe(*i) + poly(*i)))
+            def barrel_step(e, bit, mul):
+                return lambda *i: tirx.Select(
+                    ((mq(*i) - sd(*i)) & i32(bit)) != i32(0),
+                    srdhm(e(*i), i32(mul)), e(*i))
+            for k, (exponent, mul) in enumerate(barrel):
+                e = S("b%d" % k, barrel_step(e, 1 << (26 + exponent), mul))
+            e_last = e
+            ex = S("exp", lambda *i: tirx.Select(sd(*i) == i32(0), INT_MAX, e_last(*i)))
+            return d, ex
+
+        ds, exs = chain("sum")
+        rd2 = te.reduce_axis((0, D), "rd2")
+        rowsum = te.compute(rows, lambda *i: te.sum(tirx.Select(
+            ds(*i, rd2) >= i32(diff_min), rdbpot(exs(*i, rd2), 12), i32(0)),
+            axis=rd2), name="rowsum")
+
+        def R(name, fn):
+            names["row"].append("row_" + name)
+            return te.compute(rows, fn, name="row_" + name)
+        clz = R("clz", lambda *i: _clz_positive(rowsum(*i)))
+        # GetReciprocal: shifted_sum_minus_one, then one_over_one_plus_x_for_x_in_0_1
+        hd = R("hd", lambda *i: _half_sum_one(
+            ((rowsum(*i).astype("int64") << clz(*i).astype("int64"))
+             - i64(1 << 31)).astype("int32")))
+        nr = R("nr0", lambda *i: i32(1515870810) + srdhm(hd(*i), i32(-1010580540)))
+        def newton(nr):
+            return lambda *i: nr(*i) + _sat_mul_pot(srdhm(
+                nr(*i), i32(1 << 29) - srdhm(hd(*i), nr(*i))), 2)
+        for k in range(3):
+            nr = R("nr%d" % (k + 1), newton(nr))
+        nr_last = nr
+        scale = R("scale", lambda *i: _sat_mul_pot(nr_last(*i), 1))
+
+        do, exo = chain("out")
+
+        def epi(*i):
+            # num_bits_over_unit = 12 - clz; shift = num_bits_over_unit + 31 - 8
+            # TFLite checks 0 <= exponent <= 31; the explicit clamp also gives TVM's
+            # bound analysis a sane range (without it, it wrongly drops the final clamp).
+            exponent = tirx.min(tirx.max(i32(12 + 31 - 8) - clz(*i[:-1]), i32(0)),
+                                i32(31))
+            unsat = rdbpot(srdhm(scale(*i[:-1]), exo(*i)), exponent)
+            return tirx.Select(do(*i) >= i32(diff_min),
+                               clamp_cast(unsat + i32(omin), lo, hi, odt),
+                               tirx.const(omin, odt))
+
+        return te.compute(shape, epi, name="out")
+
+    def sched(sch):
+        out = sch.get_sblock("out")
+        loops = sch.get_loops(out)
+        for n in reversed(names["out"]):
+            sch.compute_at(sch.get_sblock(n), loops[nd - 1])
+        for n in reversed(names["row"]):
+            sch.compute_at(sch.get_sblock(n), loops[nd - 2])
+        rs = sch.get_sblock("rowsum")
+        sch.compute_at(rs, loops[nd - 2])
+        rloops = sch.get_loops(rs)
+        for n in reversed(names["sum"]):
+            sch.compute_at(sch.get_sblock(n), rloops[-1])
+        sch.compute_at(sch.get_sblock("rowmax"), loops[nd - 2])
+        for b in ("rowmax", "rowsum"):
+            bl = sch.get_loops(sch.get_sblock(b))
+            sch.decompose_reduction(sch.get_sblock(b), bl[nd - 1])
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]], sched)
+    return x_t.size
+
+
+
+def _half_sum_one(v):
+    """gemmlowp RoundingHalfSum(v, One) for Q0.31."""
+    from tvm import tirx
+    s = v.astype("int64") + i64(2 ** 31 - 1)
+    return tirx.truncdiv(s + tirx.Select(s >= i64(0), i64(1), i64(-1)),
+                         i64(2)).astype("int32")
+
+
+def softmax_params(beta, input_scale, integer_bits=5):
+    """PreprocessSoftmaxScaling + CalculateInputRadius -> (multiplier, left_shift, diff_min)."""
+    real = min(float(beta) * float(np.float32(input_scale)) * (1 << (31 - integer_bits)),
+               (1 << 31) - 1.0)
+    if real <= 1.0:
+        raise ModelError("softmax input scale %g is too small for TFLite's quantized softmax"
+                         % input_scale)
+    mult, shift = quantize_multiplier(real)
+    radius = math.floor(((1 << integer_bits) - 1) * float(1 << (31 - integer_bits))
+                        / float(1 << shift))
+    return mult, shift, -int(radius)
+
+
+def _sat_mul_pot(x, e):
+    """gemmlowp SaturatingRoundingMultiplyByPOT<e> for e > 0 (saturating left shift)."""
+    from tvm import tirx
+    th = (1 << (31 - e)) - 1
+    return tirx.Select(x > i32(th), i32(2 ** 31 - 1),
+                       tirx.Select(x < i32(-th), i32(-2 ** 31 + 1) - i32(1),
+                                   x * i32(1 << e)))
+
+
+def _clz_positive(v):
+    """Count leading zeros of a positive int32 (as uint32)."""
+    from tvm import tirx
+    n = i32(0)
+    for k in range(31, -1, -1):
+        n = n + tirx.Select(v < i32(2 ** k) if k < 31 else v >= i32(0), i32(1), i32(0))
+    return n
+
+

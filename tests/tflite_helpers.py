@@ -1,0 +1,65 @@
+"""Helpers the op and model tests share (not a test module): small Keras models converted to full-int8 TFLite,
+and the bit-exactness check through codegen.exactness (every intermediate tensor against BUILTIN_REF)."""
+import os
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "shared", "models")
+
+
+# Every op type seen in a model that check_exact() found bit-exact in this test session (tests/test_registry.py
+# asserts that this covers the whole op registry).
+EXACT_OPS = set()
+
+
+def fit_briefly(model, X, seed=0):
+    """One short epoch on random targets so layers get non-trivial ranges."""
+    import keras
+    Xf = X[:16].astype(np.float32)
+    y = np.random.RandomState(seed).rand(*((16,) + tuple(model.output_shape[1:]))).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(Xf, y, epochs=1, batch_size=8, verbose=0)
+    return model
+
+
+def convert_int8(model, X, in_type="int8", out_type="int8", rep=16):
+    """Full-integer TFLite flatbuffer of a Keras model, calibrated on X[:rep] (float inputs)."""
+    import tensorflow as tf
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    def representative():
+        for i in range(min(rep, len(X))):
+            yield [X[i:i + 1].astype(np.float32)]
+
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = getattr(tf, in_type)
+    conv.inference_output_type = getattr(tf, out_type)
+    return conv.convert()
+
+
+def check_exact(tflite_path, inputs, workdir, expected_ops=(), model_name="m"):
+    """Generates C for the model, runs it on `inputs` (model-input dtype rows) with host gcc and asserts that the
+    output and every traced intermediate tensor equal tf.lite BUILTIN_REF; returns (metadata, report)."""
+    from codegen import exactness, mlf
+
+    tar = os.path.join(str(workdir), "%s.tar" % model_name)
+    meta = mlf.build_mlf(tflite_path, tar, model_name=model_name)
+    rep = exactness.compare(tflite_path, tar, inputs, str(workdir))
+    checked = {t for _, t in rep.checked_ops}
+    assert set(expected_ops) - {"RESHAPE", "SQUEEZE"} <= checked, (sorted(expected_ops), sorted(checked))
+    assert not rep.mismatches, rep.mismatches
+    assert rep.outputs_equal
+    EXACT_OPS.update(o["type"] for o in meta["ops"])
+    return meta, rep
+
+
+def as_input_dtype(X, dtype):
+    """uint8 pixel-like data (0..255) as the model's int8/uint8 input."""
+    if dtype == "int8":
+        return (X.astype(np.int16) - 128).astype(np.int8)
+    return X.astype(np.uint8)
