@@ -34,6 +34,41 @@ int main(void) {
 """
 
 
+# On the Cortex-M4 (QEMU) the trace hook prints one FNV-1a hash per kernel call instead of the bytes: semihosting
+# output is slow, and a hash of each tensor is as good a check.
+_FW_MAIN_C = r"""
+#include <stdio.h>
+#include <stdint.h>
+static uint32_t fnv1a(const uint8_t* p, int n) {
+  uint32_t h = 2166136261u;
+  int i;
+  for (i = 0; i < n; ++i) { h ^= p[i]; h *= 16777619u; }
+  return h;
+}
+#define TVMGEN_TRACE(i, p, n) printf("t %%d %%08lx\n", (int)(i), (unsigned long)fnv1a((p), (n)))
+#include "%(name)s_lib2.c"
+#include "trace_inputs.h"
+int main(void) {
+  static uint8_t out[TVMGEN_%(NAME)s_OUTPUT_SIZE];
+  int k, j;
+  for (k = 0; k < N_INPUTS; ++k) {
+    if (tvmgen_%(name)s_run(trace_inputs[k], out) != 0) return 1;
+    printf("o");
+    for (j = 0; j < (int)sizeof out; ++j) printf(" %%d", out[j]);
+    printf("\n");
+  }
+  return 0;
+}
+"""
+
+
+def fnv1a(data):
+    h = 2166136261
+    for b in bytes(data):
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
 class HostRun:
     """Outputs (n, output bytes) and, per kernel call index, its output tensor bytes (n, bytes)."""
 
@@ -80,6 +115,44 @@ def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
         traced[c["index"]] = data[:, pos:pos + c["output_bytes"]]
         pos += c["output_bytes"]
     return HostRun(meta, outputs, traced)
+
+
+def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
+    """The MLF built with arm-none-eabi-gcc for the Cortex-M4F (DSP paths on) and run in QEMU: a HostRun whose
+    `traced` holds, per call index, the (n,) FNV-1a hashes of the call's output tensor."""
+    from . import qemu
+
+    meta, _ = read_mlf(mlf_tar)
+    name = meta["model_name"]
+    ext = os.path.join(workdir, "mlf_m4")
+    with tarfile.open(mlf_tar) as tar:
+        tar.extractall(ext, filter="data")
+    srcdir = os.path.join(ext, "codegen", "host", "src")
+    incdir = os.path.join(ext, "codegen", "host", "include")
+    x = np.ascontiguousarray(inputs).view(np.uint8).reshape(len(inputs), -1)
+    with open(os.path.join(workdir, "trace_inputs.h"), "w") as f:
+        f.write("#define N_INPUTS %d\nstatic const uint8_t trace_inputs[%d][%d] = {\n" % (len(x), len(x), x.shape[1]))
+        for row in x:
+            f.write("{" + ",".join(str(int(v)) for v in row) + "},\n")
+        f.write("};\n")
+    main_c = os.path.join(workdir, "trace_fw_main.c")
+    with open(main_c, "w") as f:
+        f.write(_FW_MAIN_C % {"name": name, "NAME": name.upper()})
+    sources = [os.path.join(srcdir, "%s_lib%d.c" % (name, i)) for i in range(2)]
+    elf = qemu.build_firmware(sources, [incdir, srcdir, workdir], main_c, os.path.join(workdir, "trace_fw.elf"),
+                              cflags=cflags)
+    res = qemu.run_firmware(elf, timeout_s=timeout_s)
+    if res["exit_code"] != 0:
+        raise PipelineError("%s: the Cortex-M4 run exited with %s" % (mlf_tar, res["exit_code"]))
+    traced = {c["index"]: [] for c in meta["calls"]}
+    outputs = []
+    for line in res["stdout"].splitlines():
+        parts = line.split()
+        if parts and parts[0] == "t":
+            traced[int(parts[1])].append(int(parts[2], 16))
+        elif parts and parts[0] == "o":
+            outputs.append([int(v) for v in parts[1:]])
+    return HostRun(meta, np.array(outputs, np.uint8), {k: np.array(v, np.uint64) for k, v in traced.items()})
 
 
 def reference_tensors(tflite_path, inputs, tensor_ids):
@@ -136,12 +209,13 @@ def _signed_diff(a, b, dtype):
     return -1
 
 
-def compare(tflite_path, mlf_tar, inputs, workdir):
-    """Runs both on `inputs` (rows of the model input, in its dtype); a Report of every traced tensor."""
+def compare(tflite_path, mlf_tar, inputs, workdir, target="host"):
+    """Runs both on `inputs` (rows of the model input, in its dtype); a Report of every traced tensor.
+    target: "host" (gcc, bytes compared) or "cortex-m4" (QEMU, tensor hashes compared)."""
     from .frontend import load
 
     model = load(tflite_path)
-    host = run_host(mlf_tar, inputs, workdir)
+    host = run_host(mlf_tar, inputs, workdir) if target == "host" else run_cortex_m4(mlf_tar, inputs, workdir)
     ops = {op.index: op for op in model.ops}
     wanted = {c["index"]: ops[c["op_index"]].outputs[0] for c in host.meta["calls"]}
     refs, ref_out = reference_tensors(tflite_path, inputs, sorted(set(wanted.values())))
@@ -150,6 +224,12 @@ def compare(tflite_path, mlf_tar, inputs, workdir):
         t = model.tensors[wanted[c["index"]]]
         have, want = host.traced[c["index"]], refs[wanted[c["index"]]]
         checked.append((c["op_index"], c["op"]))
+        if target != "host":
+            want = np.array([fnv1a(row) for row in want], np.uint64)
+            bad = have != want if have.shape == want.shape else np.ones(len(inputs), bool)
+            if bad.any():
+                mismatches.append(Mismatch(c["op_index"], c["op"], int(bad.sum()), len(inputs), -1))
+            continue
         if have.shape != want.shape:
             mismatches.append(Mismatch(c["op_index"], c["op"], len(inputs), len(inputs), -1))
             continue
