@@ -40,7 +40,7 @@ def test_shared_model_bit_exact(name, tmp_path):
 @pytest.mark.heavy
 @pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc") or not shutil.which("qemu-system-arm"),
                     reason="needs arm-none-eabi-gcc and qemu-system-arm")
-@pytest.mark.parametrize("name", ["vww_96_int8", "kws_ref_model"])
+@pytest.mark.parametrize("name", ["vww_96_int8", "kws_ref_model", "ad01_int8"])
 def test_shared_model_bit_exact_on_cortex_m4(name, tmp_path):
     """The same C on the emulated Cortex-M4F, where the kernels take their DSP (SMLAD) paths: every tensor's
     hash and the outputs equal BUILTIN_REF's."""

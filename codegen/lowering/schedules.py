@@ -25,8 +25,9 @@ def unroll_all(sch, loops):
         sch.unroll(lp)
 
 
-def sched_tiled(sch, tiles, red, red_inner):
-    """Register tiling: acc loops = [n, oh, ow, oc, *red]; `tiles` = [(loop index, factor)]
+def sched_tiled(sch, tiles, red, red_inner, n_spatial=4):
+    """Register tiling: acc loops = [n, oh, ow, oc, *red] (`n_spatial` spatial loops, 4 for NHWC); `tiles` =
+    [(loop index, factor)]
     splits spatial loops into outer/inner; the inner parts go below the reduction and are
     unrolled together with the epilogue, so the accumulators are a small constant-indexed
     local array that the C compiler keeps in registers."""
@@ -38,7 +39,7 @@ def sched_tiled(sch, tiles, red, red_inner):
         except Exception:  # noqa: BLE001 (stage absent)
             pass
     loops = list(sch.get_loops(acc))
-    sp, rl = loops[:4], loops[4:]
+    sp, rl = loops[:n_spatial], loops[n_spatial:]
     outer, inner = list(sp), []
     for idx, fac in tiles:
         o, i = sch.split(sp[idx], factors=[None, fac])
@@ -60,9 +61,9 @@ def sched_tiled(sch, tiles, red, red_inner):
         sch.reverse_compute_at(blk, outer[-1])
     init = sch.decompose_reduction(acc, r_outer[0] if r_outer else r_inner[0])
     unroll_all(sch, r_inner + inner)
-    unroll_all(sch, list(sch.get_loops(init))[4:])
+    unroll_all(sch, list(sch.get_loops(init))[n_spatial:])
     for blk in epilogue:
-        unroll_all(sch, list(sch.get_loops(blk))[4:])
+        unroll_all(sch, list(sch.get_loops(blk))[n_spatial:])
 
 
 def sched_pointwise(sch, OW, OC, C, unroll, oc_tile=(2,)):
