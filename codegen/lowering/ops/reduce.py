@@ -6,52 +6,89 @@ import numpy as np
 
 from ...errors import ModelError
 from ..quant import QRANGE, clamp_cast, i32, i64, quantize_multiplier, rdbpot, srdhm
-from ..registry import options, register
+from ..registry import _what, const_input, options, register, same_type_per_tensor
 from ..schedules import sched_reduction
 
 
-@register("MEAN", family="reduce", options=options("ReducerOptions", keep_dims=("KeepDims", bool)))
+def mean_multiplier(in_scale, out_scale, n):
+    """(multiplier, shift) of reference_ops::QuantizedMeanOrSum for a mean over `n` elements: QuantizeMultiplier of
+    in_scale / out_scale (double of the float32 scales, reduce.cc PrepareMeanOrSum), then 1 / n folded in as
+    TFLite does it, in integers: shift = min(floor(log2 n), 32, 31 + shift0), multiplier = (m0 << shift) / n
+    (truncating), exponent shift0 - shift.  (QuantizeMultiplier(in / out / n) differs from it by an LSB for some
+    n, e.g. 7, and then the outputs differ.)"""
+    m0, s0 = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+    shift = min(int(n).bit_length() - 1, 32, 31 + s0)
+    return int((m0 << shift) // int(n)), s0 - shift
+
+
+def _mean_axes(m, op):
+    """The reduced dimensions (negative ones resolved, duplicates dropped), from the constant axis tensor."""
+    x = m.tensors[op.inputs[0]]
+    rank = len(x.shape)
+    # an empty axis list has no bytes, so the reader cannot tell it from a computed tensor: check it first
+    empty = len(op.inputs) > 1 and op.inputs[1] >= 0 and m.tensors[op.inputs[1]].size == 0
+    axes = [] if empty else [int(a) for a in const_input(m, op, 1, "axis").ravel()]
+    if not axes:
+        m.fail("%s: an empty axis list makes TFLite's MEAN a plain copy; remove the op from the model."
+               % _what(op))
+    if any(not -rank <= a < rank for a in axes):
+        m.fail("%s: axes %s are out of range for a %d-D input." % (_what(op), axes, rank))
+    return sorted({a % rank for a in axes})
+
+
+def _mean_checks(m, op):
+    same_type_per_tensor(m, op, [op.inputs[0]])
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    axes = _mean_axes(m, op)
+    kept = [1 if d in axes else s for d, s in enumerate(x.shape)]
+    want = kept if op.options.get("keep_dims") else [s for d, s in enumerate(x.shape) if d not in axes]
+    if list(o.shape) != want:
+        m.fail("%s: the mean of %s over axes %s (keep_dims %s) is %s, but the output tensor is %s."
+               % (_what(op), list(x.shape), axes, bool(op.options.get("keep_dims")), want, list(o.shape)))
+
+
+@register("MEAN", family="reduce", options=options("ReducerOptions", keep_dims=("KeepDims", bool)),
+          validate=_mean_checks)
 def lower_mean(ctx, op):
-    """MEAN over H, W: int32 sum of (x - zp), MultiplyByQuantizedMultiplier with
-    multiplier in_scale / (out_scale * count), + out zp (bit-exact with TF 2.21)."""
+    """MEAN over any axes, keep_dims or not: reference_ops::QuantizedMeanOrSum, the path TF 2.21's BUILTIN_REF
+    takes for every int8/uint8 mean (H,W of a 4-D tensor included, equal or different scales): int32 sum of x,
+    minus zp * n, one MultiplyByQuantizedMultiplier by in_scale / out_scale with 1 / n folded in (see
+    mean_multiplier), + out zero point, clamp."""
     from tvm import te
     m = ctx.m
     rq = ctx.requant(op)
     x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
-    axis_t = m.tensors[op.inputs[1]]
-    axes = sorted(int(a) % len(x_t.shape) for a in np.asarray(axis_t.data).ravel())
-    if len(x_t.shape) != 4 or axes != [1, 2]:
-        m.fail("MEAN (op #%d) is only supported over H and W of a 4-D tensor (axes %s)."
-               % (op.index, axes))
-    _, H, W, C = x_t.shape
-    n = H * W
+    axes = _mean_axes(m, op)
+    shape = tuple(x_t.shape)
+    rank = len(shape)
+    n = int(np.prod([shape[a] for a in axes]))
+    mult, shift = mean_multiplier(x_t.scale[0], o_t.scale[0], n)
     izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
-    # TF 2.21's BUILTIN_REF matches a single MultiplyByQuantizedMultiplier with the
-    # element count folded into the multiplier (in_scale / out_scale / n, in double);
-    # the older reference_integer_ops::Mean (MBQM by in/out scale, then a rounded
-    # division by n) is off by one LSB on ~1% of outputs (measured).
-    eff = float(np.float32(x_t.scale[0])) / float(np.float32(o_t.scale[0])) / n
-    mult, shift = quantize_multiplier(eff)
     lo, hi = QRANGE[o_t.dtype]
     odt = o_t.dtype
-    oshape = (1, 1, 1, C)
-    final_shape = tuple(o_t.shape)
+    kept = tuple(1 if d in axes else s for d, s in enumerate(shape))
 
     def f(x):
-        rh = te.reduce_axis((0, H), "rh")
-        rw = te.reduce_axis((0, W), "rw")
-        acc = te.compute(oshape, lambda b, i, j, c: te.sum(
-            x[b, rh, rw, c].astype("int32") - i32(izp), axis=[rh, rw]), name="acc")
+        red = {a: te.reduce_axis((0, shape[a]), "r%d" % a) for a in axes}
 
-        def epi(b, i, j, c):
-            v = rq(acc[b, i, j, c], mult, shift)
+        def total(*i):
+            idx = [red[d] if d in red else i[d] for d in range(rank)]
+            return te.sum(x(*idx).astype("int32"), axis=[red[a] for a in axes])
+
+        acc = te.compute(kept, total, name="acc")
+
+        def epi(*i):
+            v = rq(acc(*i) - i32(izp * n), mult, shift)
             return clamp_cast(v + i32(ozp), lo, hi, odt)
 
-        return te.compute(oshape, epi, name="out")
+        return te.compute(kept, epi, name="out")
 
-    y = ctx.emit(op, f, [ctx.values[op.inputs[0]]], lambda s: sched_reduction(s, 4))
-    if final_shape != oshape:
-        y = ctx.bb.emit(ctx.relax.op.reshape(y, final_shape))
+    # a scale ratio below 2^-32 quantizes to multiplier 0: every output is the zero point, TVM drops the sum
+    # and there is nothing to schedule
+    sched = (lambda s: sched_reduction(s, rank)) if mult else None
+    y = ctx.emit(op, f, [ctx.values[op.inputs[0]]], sched)
+    if tuple(o_t.shape) != kept:
+        y = ctx.reshape(y, o_t.shape)
     ctx.values[op.outputs[0]] = y
     return x_t.size
 
