@@ -171,3 +171,44 @@ def requant_fn(rounding):
 def clamp_cast(v, lo, hi, dtype):
     from tvm import tirx
     return tirx.max(tirx.min(v, i32(hi)), i32(lo)).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# The same integer building blocks on Python ints, for tables computed at codegen time (e.g. the 256-entry
+# lookup table of an int8 activation).  `bits` is the width of the C integer type TFLite computes in: results
+# wrap like a conversion to int16_t / int32_t.
+
+def wrap_int(v, bits=32):
+    """`v` converted to a signed `bits`-bit integer (two's complement wrap-around)."""
+    half = 1 << (bits - 1)
+    return ((int(v) + half) % (1 << bits)) - half
+
+
+def srdhm_int(a, b, bits=32):
+    """gemmlowp SaturatingRoundingDoublingHighMul for int16 (bits=16) or int32 operands."""
+    lo = -(1 << (bits - 1))
+    if a == b == lo:
+        return -lo - 1
+    ab = int(a) * int(b)
+    nudge = (1 << (bits - 2)) if ab >= 0 else 1 - (1 << (bits - 2))
+    num, den = ab + nudge, 1 << (bits - 1)
+    q = abs(num) // den          # C division truncates toward zero
+    return wrap_int(q if num >= 0 else -q, bits)
+
+
+def rdbpot_int(x, exponent, bits=32):
+    """gemmlowp RoundingDivideByPOT in `bits`-bit arithmetic (mask, threshold and sum wrap like the C types)."""
+    mask = wrap_int((1 << exponent) - 1, bits)
+    remainder = x & mask
+    threshold = wrap_int((mask >> 1) + (1 if x < 0 else 0), bits)
+    return wrap_int((x >> exponent) + (1 if remainder > threshold else 0), bits)
+
+
+def mbqm_int(x, mult, shift, rounding="double"):
+    """MultiplyByQuantizedMultiplier(int32 x, mult, shift) on Python ints, in the op's rounding form
+    (OpDef.rounding): "double" = SRDHM then RoundingDivideByPOT, "single" = one int64 rounding shift."""
+    if rounding == "single":
+        total = 31 - shift
+        return wrap_int((int(x) * int(mult) + (1 << (total - 1))) >> total)
+    left, right = max(shift, 0), max(-shift, 0)
+    return rdbpot_int(srdhm_int(wrap_int(int(x) * (1 << left)), mult), right)
