@@ -148,7 +148,7 @@ def upload(cli, board, port, input_dir, sketch_dir, record_json, compile_json, f
 def monitor(port, expected_json, *, baud=115200, timeout_s=30, serial_factory=None):
     """Reads the sketch's output from the serial port until every embedded image's result arrived, and checks
     the scores against TFLite's. Returns the comparison summary."""
-    from .hostcheck import compare, parse_results
+    from .hostcheck import compare, first_round
 
     if serial_factory is None:
         import serial
@@ -156,7 +156,6 @@ def monitor(port, expected_json, *, baud=115200, timeout_s=30, serial_factory=No
         serial_factory = serial.Serial
     with open(expected_json) as f:
         expected = json.load(f)
-    want = len(expected["images"])
     try:
         conn = serial_factory(port, baud, timeout=0.5)
     except Exception as e:  # noqa: BLE001 - pyserial raises SerialException/OSError variants
@@ -166,10 +165,10 @@ def monitor(port, expected_json, *, baud=115200, timeout_s=30, serial_factory=No
     try:
         while time.monotonic() < deadline:
             text += conn.readline().decode("utf-8", "replace")
-            # The sketch prints its results every loop: start at the first title of the first image.
-            first = text.find(expected["images"][0]["title"] + " results:")
-            if first >= 0 and len(parse_results(text[first:])) >= want and text.endswith("\n"):
-                return compare(parse_results(text[first:])[:want], expected, who="board")
+            # The sketch prints its results every loop: take one round from the first input on.
+            printed = first_round(text, expected)
+            if printed is not None:
+                return compare(printed, expected, who="board")
     finally:
         conn.close()
     raise PipelineError(f"no complete results from {port} within {timeout_s} s (read {len(text)} characters: "

@@ -1,12 +1,12 @@
 """`simulate` for AVR boards: the generated sketch itself, built by a real Arduino toolchain (Debian's
-arduino-builder with the AVR core) and run in simavr; its Serial output must equal TFLite's scores exactly."""
+arduino-builder with the AVR core) and run in simavr; its result lines must equal expected.json's exactly."""
 import json
 import os
 
 from . import avr
 from .errors import PipelineError
 from .fsutil import atomic_open
-from .hostcheck import parse_results
+from .hostcheck import compare_lines, first_round
 
 
 def simulate_avr_sketch(sketch_dir, sketch_name, board, expected_json, out_json, *, work_dir, timeout_s=120):
@@ -21,17 +21,13 @@ def simulate_avr_sketch(sketch_dir, sketch_name, board, expected_json, out_json,
         raise PipelineError(f"the sketch does not fit {board['title']}: flash {built['flash_bytes']} B of "
                             f"{board['flash_bytes']}, RAM {built['ram_bytes']} B of {board['ram_bytes']} (static "
                             "data only; the stack needs more); choose a smaller model (SIZE, CHANNELS, DEPTH)")
-    want = len(expected["images"])
     text = avr.run_simavr(built["elf"], board["cpu"], timeout_s=timeout_s,
-                          until=lambda t: len(parse_results(t)) >= want and t.endswith("\n"))
-    printed = parse_results(text)[:want]
-    bad = [f"{e['title']}: AVR printed {scores}, TFLite expects {e['scores']}"
-           for (title, scores), e in zip(printed, expected["images"]) if scores != e["scores"]]
-    if len(printed) != want or bad:
-        raise PipelineError(f"{sketch_dir} on simavr ({board['cpu']}) is not bit-exact with TFLite:\n  "
-                            + "\n  ".join(bad or [f"printed {len(printed)} of {want} results"]))
+                          until=lambda t: first_round(t, expected) is not None)
+    compare_lines(first_round(text, expected), expected, f"{sketch_dir} on simavr ({board['cpu']})", "on simavr")
     result = {"board": board["name"], "mcu": board["cpu"], "flash_bytes": built["flash_bytes"],
-              "ram_bytes": built["ram_bytes"], "images": [{"title": t, "scores": s} for t, s in printed],
+              "ram_bytes": built["ram_bytes"],
+              "images": [{"title": r.title, "label": r.label, "confidence": r.confidence, "scores": r.scores}
+                         for r in first_round(text, expected)],
               "output": text}
     with atomic_open(out_json) as f:
         json.dump(result, f, indent=1)

@@ -1,8 +1,10 @@
-"""Embed-images stage (bin2c): PNG/JPEG files -> resized, quantized raw bytes -> const C arrays + header.
+"""Embed stage (bin2c): the test inputs -> raw model-input bytes -> const C arrays + header.
 
-The bytes are exactly the model's input tensor (same resize as training, quantized with the .tflite's input
-scale/zero point), so the sketch passes an array straight to TVMExecute. A JSON sidecar carries the same bytes
-for the host check's reference run.
+An input is an image (PNG/JPEG/...: resized like training, quantized with the .tflite's input scale/zero
+point), a .npy array (float: quantized the same way; int8/uint8: used as is) or a .bin file of raw input bytes;
+with no inputs, a few seeded random ones. The bytes are exactly the model's input tensor, so the sketch passes
+an array straight to TVMExecute. A JSON sidecar carries the same bytes for the reference run, with the class
+labels and the output quantization that the sketch prints its results with.
 """
 import base64
 import hashlib
@@ -11,13 +13,17 @@ import os
 import re
 
 from . import images as imagesmod
+from . import usermodel
 from .errors import PipelineError
 from .fsutil import atomic_open
-from .quantio import input_quantization, quantize_pixels
+from .quantio import confidence_constants, model_io, pixels_to_input, quantize_values
 
-# Human titles for the tutorial's class folders; printed by the sketch as "<title> results:".
+# Human titles for the tutorial's class folders; printed by the sketch before each result ("Car: ...").
 TITLES = {"target": "Car", "random": "Other object"}
 ALIGNMENT = 16
+# Without given inputs (MODEL= a .tflite and no DATA=), this many seeded random ones keep every stage working.
+GENERATED_INPUTS = 2
+QUANTIZED_TYPES = ("int8", "uint8")
 
 
 def c_identifier(text):
@@ -25,26 +31,148 @@ def c_identifier(text):
     return "_" + ident if ident[0].isdigit() else ident
 
 
-def embed(image_paths, tflite_path, out_c, out_h, out_json, *, labels=None, progmem=False):
-    dtype, scale, zp, shape = input_quantization(tflite_path)
-    _, height, width, channels = shape
-    if width != height:
-        raise PipelineError(f"{tflite_path}: non-square input {shape} is not supported for embedding")
-    labels = labels or [os.path.splitext(os.path.basename(p))[0] for p in image_paths]
+def c_string(text):
+    """A C string literal for any text (non-ASCII as UTF-8 octal escapes, so any compiler takes it)."""
+    out = []
+    for ch in str(text):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= ord(ch) < 127 and ch != "?":      # "?" escaped: no trigraphs
+            out.append(ch)
+        else:
+            out.extend("\\%03o" % b for b in ch.encode("utf-8"))
+    return '"' + "".join(out) + '"'
+
+
+def _printable(text):
+    """A name or label as one line of the printed results: no control characters, no ": " (the separator)."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", str(text).strip()).replace(": ", " ")
+
+
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def load_input(path, inp):
+    """The raw input-tensor bytes for one test input file; PipelineError naming the file when it does not fit."""
+    import numpy as np
+
+    dtype, shape = inp["dtype"], inp["shape"]
+    count = _count(shape)
+    what = f"the model input {shape} takes {count} {dtype} values"
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".bin":
+        with open(path, "rb") as f:
+            raw = f.read()
+        if len(raw) != count:
+            raise PipelineError(f"{path}: {len(raw)} bytes, but {what} ({count} bytes); give exactly the raw input "
+                                "tensor, or a .npy file")
+        return raw
+    if ext == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise PipelineError(f"{path}: not a readable .npy file ({e}); write it with numpy.save") from None
+        if arr.size != count:
+            raise PipelineError(f"{path}: {arr.size} values (shape {list(arr.shape)}), but {what}; give one input "
+                                f"of shape {shape[1:] or shape} or {count} values")
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise PipelineError(f"{path}: holds NaN or infinite values; give finite float inputs")
+            return quantize_values(arr.reshape(-1), dtype, inp["scale"], inp["zero_point"]).tobytes()
+        if arr.dtype.name in QUANTIZED_TYPES:
+            if arr.dtype.name != dtype:
+                raise PipelineError(f"{path}: {arr.dtype.name} values, but {what}; give {dtype} values (used as "
+                                    "they are) or float values (quantized with the input's scale)")
+            return np.ascontiguousarray(arr).reshape(-1).tobytes()
+        raise PipelineError(f"{path}: {arr.dtype.name} values, but {what}; give float values (quantized with the "
+                            f"input's scale) or {dtype} values (used as they are)")
+    image = usermodel.image_input(shape)
+    if image is None:
+        raise PipelineError(f"{path}: an image, but {what} and is not an image (height, width, 1 or 3 channels); "
+                            "give .npy or .bin test inputs")
+    height, width, channels = image
+    pixels = imagesmod.load_image(path, (height, width), channels)
+    return pixels_to_input(pixels, dtype, inp["scale"], inp["zero_point"]).tobytes()
+
+
+def generated_inputs(inp, n, seed):
+    """n deterministic random input tensors (uniform over the input type), named input0, input1, ..."""
+    import numpy as np
+
+    info = np.iinfo(inp["dtype"])
+    rng = np.random.RandomState(seed)
+    return [(f"input{i}", rng.randint(int(info.min), int(info.max) + 1, _count(inp["shape"]))
+             .astype(inp["dtype"]).tobytes()) for i in range(n)]
+
+
+def class_labels_for(output_size, labels_file=None, class_labels=None, class_source="the dataset"):
+    """The label of each output: LABELS= file lines, else the dataset's classes, else class0..classN-1."""
+    if labels_file:
+        try:
+            with open(labels_file, encoding="utf-8") as f:
+                labels = [_printable(line) for line in f]
+        except (OSError, UnicodeDecodeError) as e:
+            raise PipelineError(f"LABELS={labels_file}: cannot read it as UTF-8 text ({e})") from None
+        labels = [label for label in labels if label]
+        if len(labels) != output_size:
+            raise PipelineError(f"LABELS={labels_file}: {len(labels)} labels, but the model has {output_size} "
+                                "outputs; give one label per line, one for each output, in output order")
+        return labels
+    if class_labels:
+        if len(class_labels) != output_size:
+            raise PipelineError(f"{class_source}: {len(class_labels)} classes ({', '.join(class_labels)}), but the "
+                                f"model has {output_size} outputs; give LABELS=<file> with {output_size} labels")
+        return [_printable(c) for c in class_labels]
+    return [f"class{i}" for i in range(output_size)]
+
+
+def output_meta(out):
+    """The output's quantization and how its top score is printed (see quantio.confidence_text)."""
+    constants = confidence_constants(out["scale"]) if out["softmax"] and out["scale"] > 0 else None
+    return {"dtype": out["dtype"], "shape": out["shape"], "size": _count(out["shape"]), "scale": out["scale"],
+            "zero_point": out["zero_point"], "softmax": constants is not None,
+            "confidence_multiplier": constants[0] if constants else None,
+            "confidence_shift": constants[1] if constants else None}
+
+
+def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, progmem=False, class_labels=None,
+          labels_file=None, class_source="the dataset", generate=GENERATED_INPUTS, seed=0):
+    """`labels`: a name per input (the tutorial's held-out class folders); `class_labels`/`labels_file`: the
+    label of each model output. Without input files, `generate` seeded random inputs."""
+    io = model_io(tflite_path)
+    inp, out = io["input"], io["output"]
+    for role, t in (("input", inp), ("output", out)):
+        if t["dtype"] not in QUANTIZED_TYPES:
+            raise PipelineError(f"{tflite_path}: the model {role} is {t['dtype']}; the sketch needs int8 or uint8 "
+                                "I/O (convert with inference_input_type/inference_output_type tf.int8 or tf.uint8)")
+    output = output_meta(out)
+    classes = class_labels_for(output["size"], labels_file, class_labels, class_source)
+    dtype, shape, size = inp["dtype"], inp["shape"], _count(inp["shape"])
+    if input_paths:
+        names = labels or [None] * len(input_paths)
+        raws = []
+        for path, label in zip(input_paths, names):
+            title = TITLES.get(label, label) if label else os.path.basename(path)
+            label = label or os.path.splitext(os.path.basename(path))[0]
+            raws.append((label, title, os.path.basename(path), load_input(path, inp)))
+    else:
+        raws = [(name, name, "generated", raw) for name, raw in generated_inputs(inp, generate, seed)]
     entries, seen = [], set()
-    for path, label in zip(image_paths, labels):
-        pixels = imagesmod.load_image(path, height, channels)
-        raw = quantize_pixels(pixels, dtype, scale, zp).tobytes()
+    for label, title, source, raw in raws:
         name = "image_" + c_identifier(label)
         while name in seen:
             name += "_"
         seen.add(name)
-        entries.append({"name": name, "label": label, "title": TITLES.get(label, label),
-                        "source": os.path.basename(path), "sha256": hashlib.sha256(raw).hexdigest(),
-                        "data": base64.b64encode(raw).decode()})
-    size = height * width * channels
-    meta = {"shape": [1, height, width, channels], "dtype": dtype, "scale": scale, "zero_point": zp,
-            "size_bytes": size, "progmem": progmem, "images": entries}
+        entries.append({"name": name, "label": label, "title": _printable(title), "source": source,
+                        "sha256": hashlib.sha256(raw).hexdigest(), "data": base64.b64encode(raw).decode()})
+    meta = {"shape": shape, "dtype": dtype, "scale": inp["scale"], "zero_point": inp["zero_point"],
+            "size_bytes": size, "progmem": progmem, "labels": classes, "output": output, "images": entries}
+    image = usermodel.image_input(shape)
+    dims = "x".join(str(d) for d in shape[1:] or shape)
 
     header = [
         "/* Generated by codegen/bin2c.py: test images as raw model-input bytes. Do not edit. */",
@@ -58,8 +186,11 @@ def embed(image_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
     else:
         header += ["#define IMAGES_STORAGE"]
     header += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
-               f"#define IMAGE_HEIGHT {height}", f"#define IMAGE_WIDTH {width}", f"#define IMAGE_CHANNELS {channels}",
-               f"#define IMAGE_SIZE_BYTES {size}",
+               f"/* model input {shape} */"]
+    if image:
+        header += [f"#define IMAGE_HEIGHT {image[0]}", f"#define IMAGE_WIDTH {image[1]}",
+                   f"#define IMAGE_CHANNELS {image[2]}"]
+    header += [f"#define IMAGE_SIZE_BYTES {size}",
                f"#define IMAGE_DTYPE_{dtype.upper()} 1  /* bytes are {dtype} values (quantized model input) */",
                f"#define IMAGE_COUNT {len(entries)}", ""]
     for e in entries:
@@ -71,7 +202,7 @@ def embed(image_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
             '#include "images.h"', ""]
     for e in entries:
         raw = base64.b64decode(e["data"])
-        body.append(f"/* {e['source']}: {height}x{width}x{channels} {dtype}, sha256 {e['sha256'][:16]} */")
+        body.append(f"/* {e['source']}: {dims} {dtype}, sha256 {e['sha256'][:16]} */")
         body.append(f"const uint8_t {e['name']}[IMAGE_SIZE_BYTES] __attribute__((aligned({ALIGNMENT}))) "
                     "IMAGES_STORAGE = {")
         for i in range(0, len(raw), 16):

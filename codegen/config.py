@@ -8,9 +8,13 @@ import shlex
 
 from .errors import ConfigError
 
-# MobileNetV1 widths Keras knows (and for which ImageNet weights exist): other values would silently build a
-# network no pretrained file fits.
-MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
+# The widths each Keras application accepts (and for which ImageNet weights exist): other values would build a
+# network no pretrained file fits, or make Keras refuse. The first is the default (the smallest).
+ARCH_ALPHAS = {
+    "mobilenet_v1": (0.25, 0.5, 0.75, 1.0),
+    "mobilenet_v2": (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+    "mobilenet_v3_small": (0.75, 1.0),
+}
 QUANT_MODES = ("int8", "float16", "dynamic")
 IO_TYPES = ("uint8", "int8")
 
@@ -18,10 +22,15 @@ IO_TYPES = ("uint8", "int8")
 VARIABLES = {
     "BOARD": ("nano33ble", "target board(s), comma separated; see codegen/boards.json"),
     "DATA": ("", "folder of class subfolders (images/<class>/*.jpg|png); empty: the built-in synthetic dataset"),
+    "MODEL": ("", "your model instead of training ARCH: a full-int8 .tflite (used as it is) or a Keras .keras/.h5 "
+                  "(quantized here, calibrated on DATA=, REP_DATA= or the built-in dataset)"),
     "SAMPLES": ("1000", "images per class of the built-in synthetic dataset"),
     "EPOCHS": ("20", "training epochs"),
     "LR": ("", "Adam learning rate; empty: 5e-4 with WEIGHTS= (the tutorial's fine-tuning), 5e-3 from scratch"),
-    "ALPHA": ("0.25", "MobileNetV1 width multiplier (0.25, 0.5, 0.75, 1.0)"),
+    "ARCH": ("mobilenet_v1", "architecture to train: " + ", ".join(ARCH_ALPHAS) + " (Keras applications with the "
+                             "tutorial's head; mobilenet_v1 is the tutorial's)"),
+    "ALPHA": ("", "width multiplier: " + "; ".join(f"{a} {', '.join(map(str, w))}" for a, w in ARCH_ALPHAS.items())
+                  + "; empty: the architecture's smallest"),
     "DEPTH": ("", "keep only the first N of MobileNetV1's 13 depthwise-separable blocks; empty: all (tutorial)"),
     "SIZE": ("64", "model input height and width in pixels (>= 32)"),
     "CHANNELS": ("3", "model input channels: 3 (RGB) or 1 (grayscale)"),
@@ -31,7 +40,14 @@ VARIABLES = {
     "QUANT": ("int8", "post-training quantization: int8 (full integer), float16, dynamic (range)"),
     "IO_TYPE": ("uint8", "input/output type of the int8 model: uint8 or int8"),
     "REP_SAMPLES": ("100", "representative images used to calibrate int8 quantization"),
-    "IMAGES": ("", "images to embed in the sketch, comma separated; empty: one held-out image per class"),
+    "REP_DATA": ("", ".npy of float model inputs, shape (N, *input shape) or (N, values), to calibrate the int8 "
+                     "quantization instead of the dataset's images (e.g. for a non-image Keras MODEL=)"),
+    "INPUTS": ("", "test inputs to embed in the sketch, comma separated: images (.png/.jpg/...), .npy (float: "
+                   "quantized with the model's input scale; int8/uint8: used as is) or .bin (raw input bytes); "
+                   "empty: one held-out image per class, or 2 seeded random inputs for MODEL= without DATA="),
+    "IMAGES": ("", "the former name of INPUTS= (still accepted)"),
+    "LABELS": ("", "text file with one class label per line, as many as the model has outputs; empty: the "
+                   "dataset's class names (training, DATA=), else class0..classN-1"),
     "TEMPLATES": ("", "folder of Jinja sketch templates; empty: the project's templates/sketch"),
     "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino"),
     "DOWNLOAD_DIR": ("data/tutorial", "where `scons download` puts target/ (cars) and random/ (COCO) images"),
@@ -99,7 +115,7 @@ def parse(raw, board=None):
         "data": v["DATA"].strip(),
         "samples": _int("SAMPLES", v["SAMPLES"], 4),
         "epochs": _int("EPOCHS", v["EPOCHS"], 1),
-        "alpha": _choice("ALPHA", v["ALPHA"], MOBILENET_ALPHAS, float),
+        "arch": _choice("ARCH", v["ARCH"], tuple(ARCH_ALPHAS)),
         "size": _int("SIZE", v["SIZE"], 32),
         "depth": _int("DEPTH", v["DEPTH"], 1) if v["DEPTH"].strip() else None,
         "channels": _choice("CHANNELS", v["CHANNELS"], (1, 3), int),
@@ -110,7 +126,10 @@ def parse(raw, board=None):
         "quant": _choice("QUANT", v["QUANT"], QUANT_MODES),
         "io_type": _choice("IO_TYPE", v["IO_TYPE"], IO_TYPES),
         "rep_samples": _int("REP_SAMPLES", v["REP_SAMPLES"], 1),
-        "images": _list(v["IMAGES"]),
+        "inputs": _list(v["INPUTS"]) or _list(v["IMAGES"]),
+        "labels_file": v["LABELS"].strip(),
+        "model": v["MODEL"].strip(),
+        "rep_data": v["REP_DATA"].strip(),
         "templates": v["TEMPLATES"].strip(),
         "sketch": v["SKETCH"].strip(),
         "build_dir": v["BUILD_DIR"].strip() or "build",
@@ -125,6 +144,16 @@ def parse(raw, board=None):
         "force": _choice("FORCE", v["FORCE"], (0, 1), int) == 1,
         "monitor_timeout": _int("MONITOR_TIMEOUT", v["MONITOR_TIMEOUT"], 1),
     }
+    cfg["alpha"] = _alpha(cfg["arch"], v["ALPHA"])
+    if cfg["arch"] != "mobilenet_v1" and cfg["depth"] is not None:
+        if "DEPTH" in raw:
+            raise ConfigError(f"DEPTH={cfg['depth']} cuts MobileNetV1's blocks; ARCH={cfg['arch']} has no DEPTH= "
+                              "(make it smaller with ALPHA= and SIZE=)")
+        cfg["depth"] = None     # a board's model_defaults are meant for MobileNetV1
+    if _list(v["INPUTS"]) and _list(v["IMAGES"]) and _list(v["INPUTS"]) != _list(v["IMAGES"]):
+        raise ConfigError("INPUTS= and IMAGES= (its former name) are both set, differently; give only INPUTS=")
+    cfg["images"] = cfg["inputs"]       # the former name, for code that reads it
+    _check_user_model(cfg)
     if not cfg["sketch"].replace("_", "a").isalnum() or cfg["sketch"][0].isdigit():
         raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (letters, digits, _)")
     if cfg["depth"] is not None and cfg["depth"] > 13:
@@ -132,9 +161,14 @@ def parse(raw, board=None):
     if cfg["data"] and not os.path.isdir(cfg["data"]):
         raise ConfigError(f"DATA={cfg['data']!r} is not a folder; point it at a folder with one subfolder of "
                           "images per class (e.g. DATA/target/*.jpg and DATA/random/*.jpg)")
-    for img in cfg["images"]:
-        if not os.path.isfile(img):
-            raise ConfigError(f"IMAGES: {img!r} does not exist; give existing PNG/JPEG files, comma separated")
+    name = "INPUTS" if _list(v["INPUTS"]) else "IMAGES"
+    for path in cfg["inputs"]:
+        if not os.path.isfile(path):
+            raise ConfigError(f"{name}: {path!r} does not exist; give existing images (.png/.jpg), .npy or .bin "
+                              "files, comma separated")
+    if cfg["labels_file"] and not os.path.isfile(cfg["labels_file"]):
+        raise ConfigError(f"LABELS={cfg['labels_file']!r} does not exist; give a text file with one class label "
+                          "per line")
     if cfg["templates"] and not os.path.isdir(cfg["templates"]):
         raise ConfigError(f"TEMPLATES={cfg['templates']!r} is not a folder of Jinja templates")
     if cfg["weights"] and not cfg["weights"].startswith(("http://", "https://")) \
@@ -143,8 +177,47 @@ def parse(raw, board=None):
     return cfg
 
 
+def _alpha(arch, value):
+    if not str(value).strip():
+        return ARCH_ALPHAS[arch][0]
+    try:
+        alpha = float(str(value).strip())
+    except ValueError:
+        alpha = None
+    if alpha not in ARCH_ALPHAS[arch]:
+        raise ConfigError(f"ALPHA={value!r} is not supported for ARCH={arch}; use one of: "
+                          f"{', '.join(map(str, ARCH_ALPHAS[arch]))}")
+    return alpha
+
+
+def _check_user_model(cfg):
+    """MODEL= and REP_DATA=: the file must be usable, and the other variables must make sense with it."""
+    from . import usermodel
+
+    cfg["model_kind"], cfg["model_input_shape"] = None, None
+    if cfg["model"]:
+        info = usermodel.inspect(cfg["model"])
+        cfg["model_kind"], cfg["model_input_shape"] = info["kind"], info["input_shape"]
+        if cfg["quant"] != "int8":
+            raise ConfigError(f"QUANT={cfg['quant']} compares a float model with the trained one; with MODEL= the "
+                              "build makes (or takes) a full-int8 model: drop QUANT=")
+    rep = cfg["rep_data"]
+    if rep:
+        if cfg["model_kind"] == "tflite":
+            raise ConfigError(f"REP_DATA= calibrates a model the build quantizes; MODEL={cfg['model']!r} is "
+                              "already quantized: drop REP_DATA=")
+        if not rep.lower().endswith(".npy"):
+            raise ConfigError(f"REP_DATA={rep!r} must be a .npy file of float inputs (numpy.save)")
+        if not os.path.isfile(rep):
+            raise ConfigError(f"REP_DATA={rep!r} does not exist; give a .npy file of float inputs, shape "
+                              "(N, *input shape)")
+    elif cfg["model_kind"] == "keras" and not usermodel.image_input(cfg["model_input_shape"]):
+        raise ConfigError(f"MODEL={cfg['model']!r} takes input {cfg['model_input_shape']}, not an image "
+                          "(height, width, 1 or 3 channels): calibrate its quantization with REP_DATA=<inputs.npy>")
+
+
 # Settings that are per-stage construction variables TINY_<NAME> (the rest are command-line only).
-CONSTRUCTION_VARIABLES = ("data", "samples", "epochs", "alpha", "depth", "size", "channels", "seed", "batch", "lr",
+CONSTRUCTION_VARIABLES = ("data", "samples", "epochs", "arch", "alpha", "depth", "size", "channels", "seed", "batch", "lr",
                           "weights", "quant", "io_type", "rep_samples", "sketch", "arduino_cli", "arduino_flags",
                           "port", "force", "monitor_timeout")
 

@@ -1,8 +1,12 @@
-"""Reference scores for the embedded images from TFLite's reference kernels: what the sketch must print."""
+"""Reference results for the embedded inputs from TFLite's reference kernels: what the sketch must print.
+
+Besides the raw scores, each input gets its top label and the exact result line (codegen.hostcheck.result_line)
+that the sketch, the host check and the emulators print, so that they are compared byte for byte."""
 import json
 
 from .bin2c import load_embedded
 from .fsutil import atomic_open
+from .hostcheck import result_line, top_index
 
 
 def reference_scores(tflite_path, images_json, out_json):
@@ -15,9 +19,16 @@ def reference_scores(tflite_path, images_json, out_json):
     dtype = interp.get_input_details()[0]["dtype"]
     x = np.stack([np.frombuffer(r, dtype=dtype) for r in raws])
     scores = run_interpreter(interp, x)
-    result = {"output_dtype": scores.dtype.name, "images": [
-        {"name": e["name"], "title": e["title"], "scores": [int(v) for v in s], "argmax": int(np.argmax(s))}
-        for e, s in zip(meta["images"], scores)]}
+    output = meta.get("output") or {}
+    labels = meta.get("labels") or [f"class{i}" for i in range(scores.shape[1])]
+    images = []
+    for e, s in zip(meta["images"], scores):
+        values = [int(v) for v in s]
+        top = top_index(values)
+        images.append({"name": e["name"], "title": e["title"], "scores": values, "argmax": top, "top": labels[top],
+                       "line": result_line(e["title"], values, labels, output)})
+    result = {"output_dtype": scores.dtype.name, "labels": labels, "softmax": bool(output.get("softmax")),
+              "images": images}
     with atomic_open(out_json) as f:
         json.dump(result, f, indent=1)
     return result

@@ -1,8 +1,10 @@
 """Host check: compiles the generated sketch (model C, images, .ino) with host gcc against a minimal Arduino API
 stand-in, runs it, and compares the printed scores with TFLite's for the same images.
 
-The build fails when any image's decision (argmax) differs; exact byte equality is reported alongside.
+The build fails when any input's decision (top label) differs; exact byte equality of every printed line is
+reported alongside.
 """
+import collections
 import json
 import os
 import re
@@ -12,6 +14,7 @@ import tempfile
 
 from .errors import PipelineError
 from .fsutil import atomic_open
+from .quantio import confidence_text
 from .resources import host_stub_dir
 
 HOST_STUB_DIR = host_stub_dir()
@@ -58,37 +61,103 @@ def _run(cmd, what):
         raise PipelineError(f"{what} failed:\n{proc.stderr.strip()}")
 
 
+# One line per input, the format every runner of the model prints (sketch, QEMU and simavr harnesses) and
+# expected.json holds: "<name>: <top label> <confidence> [<score>, ...]", the confidence being the top output's
+# probability in tenths of a percent ("87.5%") for a softmax, else its raw score; scores are the raw quantized
+# outputs. E.g. "person.png: person 87.5% [96, -96]".
+RESULT_LINE = re.compile(r"^(?P<title>.+?): (?P<label>.+) (?P<confidence>-?\d+\.\d%|-?\d+) "
+                         r"\[(?P<scores>-?\d+(?:, -?\d+)*)\]$")
+Result = collections.namedtuple("Result", "title label confidence scores line")
+
+
+def top_index(scores):
+    """The first index of the largest score (what the sketch's strict `>` loop picks)."""
+    return max(range(len(scores)), key=lambda k: (scores[k], -k))
+
+
+def result_line(title, scores, labels, output):
+    """The exact line a runner prints for raw output `scores`, given images.json's labels and output."""
+    top = top_index(scores)
+    if output.get("softmax"):
+        confidence = confidence_text(scores[top], output["zero_point"], output["confidence_multiplier"],
+                                     output["confidence_shift"])
+    else:
+        confidence = str(scores[top])
+    return f"{title}: {labels[top]} {confidence} [{', '.join(str(v) for v in scores)}]"
+
+
 def parse_results(text):
-    """[(title, [scores])] from the sketch's output: a '<title> results:' line, then 'a, b, ...'."""
+    """[Result] for every result line in a runner's output (other lines, e.g. boot messages, are skipped)."""
     results = []
-    lines = [ln.strip() for ln in text.splitlines()]
-    for i, line in enumerate(lines):
-        if line.endswith("results:") and i + 1 < len(lines):
-            nums = re.findall(r"-?\d+", lines[i + 1])
-            results.append((line[:-len("results:")].strip(), [int(n) for n in nums]))
+    for line in text.splitlines():
+        m = RESULT_LINE.match(line.strip())
+        if m:
+            results.append(Result(m["title"], m["label"], m["confidence"],
+                                  [int(n) for n in m["scores"].split(", ")], line.strip()))
     return results
 
 
+def first_round(text, expected):
+    """The first complete round of results in the output of a sketch that repeats them in loop(): `want`
+    results from the first line of the first expected input on (a board may be caught mid-round), or None
+    while the round is incomplete (or its last line unterminated)."""
+    want = expected["images"]
+    printed = parse_results(text)
+    first = next((i for i, r in enumerate(printed) if r.title == want[0]["title"]), None)
+    if first is None or len(printed) - first < len(want) or not text.endswith("\n"):
+        return None
+    return printed[first:first + len(want)]
+
+
 def compare(printed, expected, who="generated C"):
-    """Checks printed results against expected.json's; returns a summary dict, raises on a wrong decision."""
+    """Checks printed results against expected.json's; returns a summary dict, raises on a wrong decision.
+
+    A wrong top label (or number of results or scores) fails, and so does a line that differs with the same
+    scores (the printing is wrong); "exact" says whether every line equals the expected one byte for byte."""
     want = expected["images"]
     if len(printed) != len(want):
         raise PipelineError(f"the sketch printed {len(printed)} result(s), expected {len(want)}")
     rows, wrong = [], []
-    for (title, scores), exp in zip(printed, want):
+    for got, exp in zip(printed, want):
+        title, scores = got.title, got.scores
         if len(scores) != len(exp["scores"]):
             raise PipelineError(f"{title}: printed {len(scores)} scores, the model has {len(exp['scores'])}")
-        argmax = max(range(len(scores)), key=lambda k: scores[k])
+        argmax = top_index(scores)
         diff = max(abs(a - b) for a, b in zip(scores, exp["scores"]))
-        rows.append({"title": title, "scores": scores, "tflite": exp["scores"], "argmax": argmax,
-                     "tflite_argmax": exp["argmax"], "max_abs_diff": diff})
-        if argmax != exp["argmax"]:
-            wrong.append(f"{title}: {who} says class {argmax} {scores}, TFLite says {exp['argmax']} "
-                         f"{exp['scores']}")
+        rows.append({"title": title, "label": got.label, "confidence": got.confidence, "scores": scores,
+                     "tflite": exp["scores"], "argmax": argmax, "tflite_argmax": exp["argmax"],
+                     "max_abs_diff": diff, "line": got.line, "expected_line": exp.get("line"),
+                     "exact": got.line == exp.get("line", got.line) and diff == 0})
+        if argmax != exp["argmax"] or got.label != exp.get("top", got.label):
+            wrong.append(f"{title}: {who} says class {argmax} ({got.label}) {scores}, TFLite says class "
+                         f"{exp['argmax']} ({exp.get('top', '?')}) {exp['scores']}")
+        elif diff == 0 and got.line != exp.get("line", got.line):
+            # Same scores, different text: the printing (label, confidence) is wrong, not the arithmetic.
+            wrong.append(f"{title}: {who} prints {got.line!r}, expected {exp['line']!r}")
     if wrong:
         raise PipelineError(f"check failed: the {who} disagrees with TFLite:\n  " + "\n  ".join(wrong))
-    return {"images": rows, "exact": all(r["max_abs_diff"] == 0 for r in rows),
+    return {"images": rows, "exact": all(r["exact"] for r in rows),
             "max_abs_diff": max(r["max_abs_diff"] for r in rows)}
+
+
+def compare_lines(printed, expected, source, where):
+    """Raises PipelineError unless the printed results equal expected.json's byte for byte: the same titles and
+    scores, and the same lines (top label, confidence). `where` names the runner, e.g. "on simavr"."""
+    want = expected["images"]
+    if len(printed) != len(want):
+        raise PipelineError(f"{source} printed results for {len(printed)} input(s), expected.json has {len(want)}")
+    bad = []
+    for got, exp in zip(printed, want):
+        name = f"{exp['name']} ({exp['title']})"
+        if got.title != exp["title"]:
+            bad.append(f"{name}: printed under the title {got.title!r}")
+        elif got.scores != exp["scores"]:
+            bad.append(f"{name}: printed {got.scores} {where}, TFLite reference expects {exp['scores']}")
+        elif got.line != exp.get("line", got.line):
+            bad.append(f"{name}: printed {got.line!r} {where}, expected {exp['line']!r}")
+    if bad:
+        raise PipelineError(f"{source}: the generated C is not bit-exact with TFLite {where}:\n  "
+                            + "\n  ".join(bad))
 
 
 def host_check(sketch_dir, sketch_name, expected_json, out_json):

@@ -11,6 +11,7 @@ rewritten: arduino-cli's incremental build then recompiles only what really chan
 import json
 import os
 
+from .bin2c import c_string
 from .errors import PipelineError
 from .fsutil import write_if_changed
 from .mlf_archive import model_files, read_mlf
@@ -58,6 +59,7 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
         e.pop("data", None)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["c_string"] = c_string      # labels and input names are user text: quote them for C
     ctx = dict(context, sketch_name=sketch_name, model=metadata, model_name=model_name, images=images_meta,
                input=metadata["inputs"][0], output=metadata["outputs"][0])
     outputs = {}

@@ -38,8 +38,10 @@ def test_several_ports_ask_for_port():
                                   ("/dev/ttyACM1", "0x2341", "0x805a", "")), NANO)
 
 
-EXPECTED = {"images": [{"title": "Car", "scores": [3, 252], "argmax": 1},
-                       {"title": "Other object", "scores": [250, 5], "argmax": 0}]}
+EXPECTED = {"images": [{"title": "Car", "scores": [3, 252], "argmax": 1, "top": "target",
+                        "line": "Car: target 98.4% [3, 252]"},
+                       {"title": "Other object", "scores": [250, 5], "argmax": 0, "top": "random",
+                        "line": "Other object: random 97.7% [250, 5]"}]}
 
 
 def _pty_board(lines, delay=0.05):
@@ -62,10 +64,12 @@ def _pty_board(lines, delay=0.05):
 def test_monitor_reads_and_checks_scores(tmp_path):
     exp = tmp_path / "expected.json"
     exp.write_text(json.dumps(EXPECTED))
-    port, fds = _pty_board(["garbage from boot\r\n", "5\r\n", "Car results:\r\n", "3, 252\r\n",
-                            "Other object results:\r\n", "250, 5\r\n"])
+    # caught mid-round: the board's previous round ends with the second input
+    port, fds = _pty_board(["garbage from boot\r\n", "5\r\n", "Other object: random 97.7% [250, 5]\r\n",
+                            "Car: target 98.4% [3, 252]\r\n", "Other object: random 97.7% [250, 5]\r\n"])
     summary = arduino.monitor(port, str(exp), timeout_s=10)
     assert summary["exact"] and [r["scores"] for r in summary["images"]] == [[3, 252], [250, 5]]
+    assert [r["line"] for r in summary["images"]] == [e["line"] for e in EXPECTED["images"]]
     for fd in fds:
         os.close(fd)
 
@@ -73,10 +77,10 @@ def test_monitor_reads_and_checks_scores(tmp_path):
 def test_monitor_wrong_scores_and_timeout(tmp_path):
     exp = tmp_path / "expected.json"
     exp.write_text(json.dumps(EXPECTED))
-    port, fds = _pty_board(["Car results:\r\n", "252, 3\r\n", "Other object results:\r\n", "250, 5\r\n"])
+    port, fds = _pty_board(["Car: random 98.4% [252, 3]\r\n", "Other object: random 97.7% [250, 5]\r\n"])
     with pytest.raises(PipelineError, match="Car: board says class 0"):
         arduino.monitor(port, str(exp), timeout_s=10)
-    port2, fds2 = _pty_board(["Car results:\r\n"])
+    port2, fds2 = _pty_board(["Car: target 98.4% [3, 252]\r\n"])
     with pytest.raises(PipelineError, match="no complete results .* within 1 s"):
         arduino.monitor(port2, str(exp), timeout_s=1)
     with pytest.raises(PipelineError, match="cannot open /dev/nonexistent"):

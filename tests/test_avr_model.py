@@ -100,14 +100,15 @@ def test_constants_are_in_flash_and_fit_the_mega(mega_build):
 def test_simavr_scores_equal_tflite(mega_build):
     want = mega_build["expected"]
     t0 = time.monotonic()
-    # loop() prints every image's two lines, then starts over: stop once all have arrived.
+    # loop() prints one line per image, then starts over: stop once all have arrived.
     text = avr.run_simavr(mega_build["build"]["elf"], MCU, timeout_s=120,
-                          until=lambda t: len(hostcheck.parse_results(t)) >= len(want["images"]))
+                          until=lambda t: hostcheck.first_round(t, want) is not None)
     run_s = time.monotonic() - t0
-    printed = hostcheck.parse_results(text)[:len(want["images"])]
-    print(f"\nsimavr {run_s:.1f} s:\n{text}expected: {[e['scores'] for e in want['images']]}")
-    assert [title for title, _ in printed] == ["Car", "Other object"]
-    assert [scores for _, scores in printed] == [e["scores"] for e in want["images"]]
+    printed = hostcheck.first_round(text, want)
+    print(f"\nsimavr {run_s:.1f} s:\n{text}expected: {[e['line'] for e in want['images']]}")
+    assert [r.title for r in printed] == ["Car", "Other object"]
+    assert [r.scores for r in printed] == [e["scores"] for e in want["images"]]
+    assert [r.line for r in printed] == [e["line"] for e in want["images"]]     # labels, integer confidence
     summary = hostcheck.compare(printed, want)
     assert summary["exact"] and summary["max_abs_diff"] == 0
 

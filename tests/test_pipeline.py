@@ -31,7 +31,10 @@ def test_full_build_outputs_are_real(tiny_build):
     check = json.loads((out / "hostcheck.json").read_text())
     expected = json.loads((out / "expected.json").read_text())
     assert [r["tflite"] for r in check["images"]] == [e["scores"] for e in expected["images"]]
-    assert "Car results:" in check["output"] and "Other object results:" in check["output"]
+    # one line per image: its name, the top class of the dataset's and its confidence, the raw scores
+    assert [line.split(":")[0] for line in check["output"].splitlines()] == ["Car", "Other object"]
+    assert [r["line"] for r in check["images"]] == [e["line"] for e in expected["images"]]
+    assert expected["labels"] == ["random", "target"] and all(r["label"] in expected["labels"] for r in check["images"])
     assert all(r["argmax"] == r["tflite_argmax"] for r in check["images"])
 
 

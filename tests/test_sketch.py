@@ -29,7 +29,10 @@ def _fake_inputs(tmp_path):
             tar.addfile(info, io.BytesIO(data))
     (tmp_path / "images.c").write_text("/* c */\n")
     (tmp_path / "images.h").write_text("/* h */\n")
-    (tmp_path / "images.json").write_text(json.dumps({"progmem": False, "images": [
+    output = {"dtype": "uint8", "shape": [1, 2], "size": 2, "scale": 1 / 256, "zero_point": 0, "softmax": True,
+              "confidence_multiplier": 4096000, "confidence_shift": 20}
+    (tmp_path / "images.json").write_text(json.dumps({"progmem": False, "labels": ["random", 'say "hi"'],
+                                                      "output": output, "images": [
         {"name": "image_target", "title": "Car", "label": "target", "data": ""}]}))
     return [str(tmp_path / n) for n in ("m.tar", "images.c", "images.h", "images.json")]
 
@@ -46,7 +49,11 @@ def test_renders_declared_files_and_keeps_unchanged_ones(tmp_path):
     declared = sketch.sketch_outputs(TEMPLATES, "demo")
     assert sorted(written) == sorted(declared)
     ino = (out / "demo.ino").read_text()
-    assert 'print_results("Car results:", image_target);' in ino
+    assert 'print_results(F("Car"), image_target);' in ino
+    # labels are user text: quoted for C; the confidence uses the output's quantization, in integers
+    assert 'case 1: Serial.print(F("say \\"hi\\"")); break;' in ino
+    assert "#define CONFIDENCE_MULTIPLIER 4096000L" in ino and "#define OUTPUT_ZERO_POINT 0" in ino
+    assert "float" not in ino and "double" not in ino
     assert "TVMInitialize();" in ino
     assert "#define MODEL_INPUT_SIZE 192" in (out / "src" / "model.h").read_text()
     mtime = os.stat(out / "src" / "model" / "default_lib1.c").st_mtime_ns

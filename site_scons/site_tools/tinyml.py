@@ -10,29 +10,59 @@ STAGE_TOOLS = ("tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_imag
 
 
 def TinyMLPipeline(env, board_name, cfg):
-    """Declares every stage for one board under <BUILD_DIR>/<board>/; returns {stage: nodes}."""
-    from codegen import boards
+    """Declares every stage for one board under <BUILD_DIR>/<board>/; returns {stage: nodes}.
+
+    With MODEL= a .tflite, that file is the model: no dataset (unless DATA= gives test images and class
+    names), train, quantize or report. With MODEL= a Keras model, only the quantize stage makes the .tflite,
+    calibrated on DATA=, the built-in dataset at the model's input size, or REP_DATA=."""
+    from codegen import boards, usermodel
 
     board = boards.get(board_name)
     out = os.path.join(cfg["build_dir"], board_name)
-    npz, heldout = env.TinyDataset(out, data=cfg["data"], samples=cfg["samples"], seed=cfg["seed"],
-                                   size=cfg["size"], channels=cfg["channels"],
-                                   synthetic_dir=os.path.join(cfg["build_dir"], "dataset", "synthetic"))
-    model, history = env.TinyTrain(out, npz, alpha=cfg["alpha"], epochs=cfg["epochs"], seed=cfg["seed"],
-                                   batch=cfg["batch"], weights=cfg["weights"], lr=cfg["lr"], depth=cfg["depth"])
-    tflite = env.TinyQuantize(out, model, npz, mode=cfg["quant"], io_type=cfg["io_type"],
-                              rep_samples=cfg["rep_samples"])
-    report = env.TinyReport(out, tflite, npz, history)
-    if cfg["images"]:
-        image_files, labels = cfg["images"], None
+    kind = cfg["model_kind"]
+    nodes = {"dataset": [], "train": [], "quantize": [], "report": []}
+    npz, heldout = None, {}
+    size, channels = cfg["size"], cfg["channels"]
+    calibrate_keras_on_images = kind == "keras" and not cfg["rep_data"]
+    if calibrate_keras_on_images:       # at the model's input size (config checked that it is an image)
+        height, width, channels = usermodel.image_input(cfg["model_input_shape"])
+        size = height if height == width else [height, width]
+    if kind is None or cfg["data"] or calibrate_keras_on_images:
+        npz, heldout = env.TinyDataset(out, data=cfg["data"], samples=cfg["samples"], seed=cfg["seed"],
+                                       size=size, channels=channels,
+                                       synthetic_dir=os.path.join(cfg["build_dir"], "dataset", "synthetic"))
+        nodes["dataset"] = [npz, *heldout.values()]
+    calibration = env.File(cfg["rep_data"]) if cfg["rep_data"] else npz
+    if kind == "tflite":
+        tflite = env.File(cfg["model"])
+    elif kind == "keras":
+        tflite = env.TinyQuantize(out, env.File(cfg["model"]), calibration, mode=cfg["quant"],
+                                  io_type=cfg["io_type"], rep_samples=cfg["rep_samples"])
+        nodes["quantize"] = tflite
     else:
+        model, history = env.TinyTrain(out, npz, arch=cfg["arch"], alpha=cfg["alpha"], epochs=cfg["epochs"],
+                                       seed=cfg["seed"], batch=cfg["batch"], weights=cfg["weights"], lr=cfg["lr"],
+                                       depth=cfg["depth"])
+        tflite = env.TinyQuantize(out, model, calibration, mode=cfg["quant"], io_type=cfg["io_type"],
+                                  rep_samples=cfg["rep_samples"])
+        nodes.update(train=[model, history], quantize=tflite, report=env.TinyReport(out, tflite, npz, history))
+
+    # The dataset's classes label the outputs only when the model was trained on them (here or, with DATA=,
+    # presumably by the user); the synthetic set that merely calibrates a Keras MODEL= says nothing about it.
+    classes = list(heldout) if (kind is None or cfg["data"]) else []
+    if cfg["inputs"]:
+        input_files, input_names = cfg["inputs"], None
+    elif classes:
         # The tutorial prints the car first.
-        labels = sorted(heldout, key=lambda c: (c != "target", c))
-        image_files = [heldout[c] for c in labels]
-    images = env.TinyImages(out, image_files, tflite, labels=labels, progmem=board["progmem"])
+        input_names = sorted(heldout, key=lambda c: (c != "target", c))
+        input_files = [heldout[c] for c in input_names]
+    else:
+        input_files, input_names = [], None      # seeded random inputs
+    images = env.TinyImages(out, input_files, tflite, labels=input_names, progmem=board["progmem"],
+                            class_labels=classes, labels_file=cfg["labels_file"] or None,
+                            class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset", seed=cfg["seed"])
     expected = env.TinyExpected(out, tflite, images[2])
     mlf = env.TinyMLF(out, tflite, board=board)
-    classes = list(heldout)
     sketch = env.TinySketch(out, mlf, images, sketch_name=cfg["sketch"], templates=cfg["templates"] or None,
                             context={"board": board, "classes": classes, "baud": 115200})
     library = env.TinyCLibrary(os.path.join(out, "c_library"), mlf)
@@ -45,10 +75,9 @@ def TinyMLPipeline(env, board_name, cfg):
                                    port=cfg["port"], force=cfg["force"])
     monitor = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
                                      timeout=cfg["monitor_timeout"])
-    return {"dataset": [npz, *heldout.values()], "train": [model, history], "quantize": tflite, "report": report,
-            "images": images, "expected": expected, "mlf": mlf, "export": library, "sketch": sketch, "check": check,
-            "compile": compiled, "upload": upload, "monitor": monitor, "memory": memory,
-            "simulate": simulate}
+    nodes.update(images=images, expected=expected, mlf=mlf, export=library, sketch=sketch, check=check,
+                 compile=compiled, upload=upload, monitor=monitor, memory=memory, simulate=simulate)
+    return nodes
 
 
 def generate(env):

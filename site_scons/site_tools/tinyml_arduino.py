@@ -38,7 +38,7 @@ def _monitor(target, source, p):
     port = p["port"] or arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
     summary = arduino.monitor(port, p["expected"], timeout_s=p["timeout"])
     for row in summary["images"]:
-        print(f"  {row['title']}: board {row['scores']}  TFLite {row['tflite']}")
+        print(f"  {row['line']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
     print("  scores match TFLite" if summary["exact"] else f"  max difference {summary['max_abs_diff']}")
 
 

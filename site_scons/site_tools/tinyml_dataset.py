@@ -28,7 +28,9 @@ def _pack(target, source, p):
 
 def TinyDataset(env, build_dir, *, data=None, samples=None, seed=None, size=None, channels=None,
                 synthetic_dir="$TINY_SYNTHETIC_DIR"):
-    """dataset.npz plus one held-out PNG per class under build_dir; returns (npz node, {class: png node})."""
+    """dataset.npz plus one held-out PNG per class under build_dir; returns (npz node, {class: png node}).
+
+    `size`: the side of a square model input, or [height, width] (a user's Keras model)."""
     from codegen import dataset
 
     data, samples, seed = setting(env, data, "DATA"), setting(env, samples, "SAMPLES"), setting(env, seed, "SEED")

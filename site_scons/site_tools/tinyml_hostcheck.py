@@ -1,5 +1,5 @@
 """SCons tool: compile the generated sketch with host gcc against an Arduino stand-in, run it, and compare the
-printed scores with TFLite's."""
+printed results with TFLite's."""
 import os
 
 from tinyml_glue import add_builder, params_node, stage_action
@@ -10,8 +10,8 @@ def _hostcheck(target, source, p):
 
     summary = hostcheck.host_check(p["sketch_dir"], p["sketch_name"], p["expected"], target[0])
     for row in summary["images"]:
-        print(f"  {row['title']}: C {row['scores']}  TFLite {row['tflite']}")
-    print(f"  {len(summary['images'])} image(s): same decisions as TFLite, "
+        print(f"  {row['line']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
+    print(f"  {len(summary['images'])} input(s): same decisions as TFLite, "
           + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
 
 

@@ -1,14 +1,20 @@
-"""SCons tool: embed test images as C arrays (bin2c) and compute TFLite's reference scores for them."""
+"""SCons tool: embed test inputs as C arrays (bin2c) and compute TFLite's reference results for them."""
 import os
 
 from tinyml_glue import add_builder, params_node, stage_action
+
+# Bumped when images.json gains fields the later stages read: an older one is then re-embedded.
+IMAGES_FORMAT = 2
 
 
 def _embed(target, source, p):
     from codegen import bin2c
 
-    bin2c.embed(source[:-1], source[-1], target[0], target[1], target[2], labels=p["labels"],
-                progmem=p["progmem"])
+    tflite, rest = source[0], source[1:]
+    labels_file, inputs = (rest[0], rest[1:]) if p["labels_file"] else (None, rest)
+    bin2c.embed(inputs, tflite, target[0], target[1], target[2], labels=p["labels"], progmem=p["progmem"],
+                class_labels=p["class_labels"], labels_file=labels_file, class_source=p["class_source"],
+                generate=p["generate"], seed=p["seed"])
 
 
 def _expected(target, source, p):
@@ -17,12 +23,23 @@ def _expected(target, source, p):
     expected.reference_scores(source[0], source[1], target[0])
 
 
-def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False):
-    """images.c/.h/.json under build_dir from image files (quantized with the model's input parameters)."""
+def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, class_labels=None, labels_file=None,
+               class_source="the dataset", generate=None, seed=0):
+    """images.c/.h/.json under build_dir from test input files (images, .npy, .bin; quantized with the model's
+    input parameters), or `generate` seeded random inputs when there are none (default 2).
+
+    `labels`: a name per input file (default: from its file name); `class_labels` (e.g. the dataset's classes, named by `class_source` in
+    errors) or `labels_file` (one label per line): the label of each model output, else class0..classN-1."""
+    from codegen import bin2c
+
     images = [env.File(i) if isinstance(i, str) else i for i in images]
-    labels = labels or [os.path.splitext(os.path.basename(str(i)))[0] for i in images]
+    sources = [tflite] + ([env.File(labels_file)] if labels_file else []) + images
     return env.TinyEmbedImages([os.path.join(build_dir, n) for n in ("images.c", "images.h", "images.json")],
-                               images + [tflite, params_node(env, labels=labels, progmem=progmem)])
+                               sources + [params_node(env, labels=labels, progmem=progmem,
+                                                      class_labels=list(class_labels or []),
+                                                      class_source=class_source, labels_file=bool(labels_file),
+                                                      generate=bin2c.GENERATED_INPUTS if generate is None else generate,
+                                                      seed=seed, format=IMAGES_FORMAT)])
 
 
 def TinyExpected(env, build_dir, tflite, images_json):

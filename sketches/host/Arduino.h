@@ -11,11 +11,16 @@
 #define memcpy_P memcpy
 #define DEC 10
 
+/* Flash strings as on the boards (F("...")): on the host they are ordinary strings. */
+class __FlashStringHelper;
+#define F(string_literal) (reinterpret_cast<const __FlashStringHelper*>(string_literal))
+
 class HostSerial {
  public:
   void begin(unsigned long) {}
   explicit operator bool() const { return true; }
   void print(const char* s) { fputs(s, stdout); }
+  void print(const __FlashStringHelper* s) { fputs(reinterpret_cast<const char*>(s), stdout); }
   void print(char c) { fputc(c, stdout); }
   void print(unsigned char v, int base = DEC) { print((unsigned long)v, base); }
   void print(int v, int base = DEC) { print((long)v, base); }
