@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from codegen import mlf  # noqa: E402
+from codegen.emit import mlf  # noqa: E402
 from codegen.frontend import load  # noqa: E402
 from codegen.lowering import lower  # noqa: E402
 

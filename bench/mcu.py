@@ -6,7 +6,7 @@
 Default model: build/nano33ble/model.tflite (copied to a temporary folder first: a build may rewrite it),
 default image: the first one of build/nano33ble/dataset.npz.
 
-* Cortex-M4 instructions per inference: firmware built with codegen/qemu.py (arm-none-eabi-gcc, -mcpu=cortex-m4
+* Cortex-M4 instructions per inference: firmware built with codegen/runners/qemu.py (arm-none-eabi-gcc, -mcpu=cortex-m4
   hard-float) runs one inference between insn_region_begin()/insn_region_end() on a real image; the output is
   checked against the same C compiled for the host.
 * flash: text + data of the three model objects (arm-none-eabi-size); RAM: workspace + input + output bytes.
@@ -30,7 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from codegen import mlf, qemu  # noqa: E402
+from codegen.emit import mlf
+
+from codegen.runners import qemu  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(ROOT, "build", "nano33ble", "model.tflite")
 DEFAULT_DATA = os.path.join(ROOT, "build", "nano33ble", "dataset.npz")

@@ -20,7 +20,7 @@ IO_TYPES = ("uint8", "int8")
 
 # name: (default, help)
 VARIABLES = {
-    "BOARD": ("nano33ble", "target board(s), comma separated; see codegen/boards.json"),
+    "BOARD": ("nano33ble", "target board(s), comma separated; see codegen/device/boards.json"),
     "DATA": ("", "folder of class subfolders (images/<class>/*.jpg|png); empty: the built-in synthetic dataset"),
     "MODEL": ("", "your model instead of training ARCH: a full-int8 .tflite (used as it is) or a Keras .keras/.h5 "
                   "(quantized here, calibrated on DATA=, REP_DATA= or the built-in dataset)"),
@@ -192,7 +192,7 @@ def _alpha(arch, value):
 
 def _check_user_model(cfg):
     """MODEL= and REP_DATA=: the file must be usable, and the other variables must make sense with it."""
-    from . import usermodel
+    from .stages import usermodel
 
     cfg["model_kind"], cfg["model_input_shape"] = None, None
     if cfg["model"]:

@@ -63,7 +63,8 @@ def test_architecture_bit_exact(models, arch, tmp_path):
 @pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc") or not shutil.which("qemu-system-arm"),
                     reason="needs arm-none-eabi-gcc and qemu-system-arm")
 def test_mobilenet_v2_bit_exact_on_cortex_m4(models, tmp_path):
-    from codegen import exactness, mlf
+    from codegen.runners import exactness
+    from codegen.emit import mlf
     paths, X = models
     tar = str(tmp_path / "v2.tar")
     mlf.build_mlf(paths["mobilenet_v2"], tar, model_name="v2")

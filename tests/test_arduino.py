@@ -5,7 +5,9 @@ import threading
 
 import pytest
 
-from codegen import arduino, boards
+from codegen.device import arduino
+
+from codegen.device import boards
 from codegen.errors import PipelineError
 
 NANO = boards.get("nano33ble")

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from codegen import avr
-from codegen.avr import AvrError
+from codegen.runners import avr
+from codegen.runners.avr import AvrError
 from codegen.errors import PipelineError
 
 pytestmark = pytest.mark.skipif(

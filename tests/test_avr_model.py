@@ -13,9 +13,27 @@ import time
 
 import pytest
 
-from codegen import avr, bin2c, boards, dataset, expected, hostcheck, mlf, quantize, sketch, train
+from codegen.runners import avr
+
+from codegen.emit import bin2c
+
+from codegen.device import boards
+
+from codegen.stages import dataset
+
+from codegen.stages import expected
+
+from codegen.runners import hostcheck
+
+from codegen.emit import mlf
+
+from codegen.stages import quantize
+
+from codegen.emit import sketch
+
+from codegen.stages import train
 from codegen.errors import PipelineError
-from codegen.tflite_model import ModelError
+from codegen.frontend.reader import ModelError
 
 pytestmark = pytest.mark.skipif(
     not avr.toolchain_available(),

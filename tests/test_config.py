@@ -1,6 +1,8 @@
 import pytest
 
-from codegen import boards, config
+from codegen.device import boards
+
+from codegen import config
 from codegen.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codegen import dataset
+from codegen.stages import dataset
 from codegen.errors import PipelineError
 
 

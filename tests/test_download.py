@@ -1,4 +1,4 @@
-"""Tests for codegen/download.py against a local HTTP server (no internet)."""
+"""Tests for codegen/stages/download.py against a local HTTP server (no internet)."""
 
 import hashlib
 import http.server
@@ -21,8 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from codegen import download  # noqa: E402
-from codegen.download import (  # noqa: E402
+from codegen.stages import download  # noqa: E402
+from codegen.stages.download import (  # noqa: E402
     DownloadError,
     extract_class_folder,
     fetch,
@@ -382,7 +382,7 @@ def test_download_error_is_a_pipeline_error():
 
 
 def test_module_import_is_light():
-    code = ("import sys; sys.path.insert(0, %r); import codegen.download; "
+    code = ("import sys; sys.path.insert(0, %r); import codegen.stages.download; "
             "heavy = [m for m in ('SCons', 'numpy', 'PIL', 'tensorflow', 'tvm') if m in sys.modules]; "
             "print(heavy)" % ROOT)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

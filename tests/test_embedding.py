@@ -102,7 +102,7 @@ def test_exported_library_builds_with_cmake(firmware_repo, tmp_path):
 
 
 def test_exported_library_runs_on_cortex_m4(firmware_repo, tmp_path):
-    from codegen import qemu
+    from codegen.runners import qemu
 
     if not qemu.toolchain_available():
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")

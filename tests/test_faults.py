@@ -178,7 +178,7 @@ def test_fuzzed_tflite_files_raise_model_error_only(tiny_build, tmp_path):
     script.write_text(f"""
 import random, signal, sys
 sys.path.insert(0, {ROOT!r})
-from codegen.tflite_model import ModelError, load
+from codegen.frontend.reader import ModelError, load
 data = bytearray(open({str(build / 'nano33ble' / 'model.tflite')!r}, 'rb').read())
 rng = random.Random(1234)
 def alarm(*_):

@@ -7,7 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from codegen import boards, memreport
+from codegen.device import boards
+
+from codegen.device import memreport
 from codegen.errors import PipelineError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,7 +24,7 @@ except ImportError:  # pragma: no cover
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from codegen import mlf
+    from codegen.emit import mlf
     d = tmp_path_factory.mktemp("memreport_model")
     X = np.random.RandomState(5).randint(0, 256, (16,) + SHAPE).astype(np.uint8)
     tflite = str(d / "model.tflite")
@@ -97,7 +99,7 @@ def test_tiny_board_fails_with_overshoot(model, tmp_path):
 
 
 def _legacy_mlf(tar, dest):
-    """The same MLF as an older codegen/mlf.py wrote it: plain `const` arrays (no PROGMEM on AVR)."""
+    """The same MLF as an older codegen/emit/mlf.py wrote it: plain `const` arrays (no PROGMEM on AVR)."""
     import io
     import tarfile
     with tarfile.open(tar) as src, tarfile.open(dest, "w") as out:

@@ -18,10 +18,12 @@ for _p in (ROOT, os.path.join(ROOT, "tests")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from codegen import mlf, tflite_model  # noqa: E402
-from codegen.mlf_archive import MLF_VERSION  # noqa: E402
+from codegen.emit import mlf  # noqa: E402
+
+from codegen.frontend import reader  # noqa: E402
+from codegen.emit.mlf_archive import MLF_VERSION  # noqa: E402
 from tflite_helpers import check_exact  # noqa: E402
-from codegen.tflite_model import ModelError  # noqa: E402
+from codegen.errors import ModelError  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -245,7 +247,7 @@ int main(void) {
 def test_cortex_m4_bit_exact(models, kind, tmp_path):
     """The same C built for a Cortex-M4F (where the kernels take the Armv7E-M DSP path) and
     run in QEMU gives TFLite's reference outputs byte for byte."""
-    from codegen import qemu
+    from codegen.runners import qemu
     path, X = models[kind]
     name = "m4net"
     tar_path = str(tmp_path / "m4.tar")
@@ -322,7 +324,7 @@ def test_dynamic_batch_is_pinned_to_one(tmp_path):
     p = str(tmp_path / "dyn.tflite")
     with open(p, "wb") as f:
         f.write(_convert(m, X, "int8"))
-    model = tflite_model.load(p)
+    model = reader.load(p)
     assert -1 in model.inputs[0].shape_signature
     assert model.notes and "batch -1" in model.notes[0]
     meta = mlf.build_mlf(p, str(tmp_path / "m.tar"), model_name="dyn")
@@ -338,7 +340,7 @@ def test_dynamic_inner_dimension_is_rejected(tmp_path):
     with open(p, "wb") as f:
         f.write(_convert(m, X, "int8"))
     with pytest.raises(ModelError) as e:
-        tflite_model.load(p)
+        reader.load(p)
     msg = str(e.value)
     assert "dyn_inner.tflite" in msg and "dynamic dimension 1" in msg and "batch_size=1" in msg, msg
 
@@ -368,7 +370,7 @@ def test_unsupported_op_is_rejected(tmp_path):
     with open(p, "wb") as f:
         f.write(_convert(m, X, "int8"))
     with pytest.raises(ModelError) as e:
-        tflite_model.load(p)
+        reader.load(p)
     assert "CONCATENATION" in str(e.value) and "concat.tflite" in str(e.value)
 
 
@@ -396,13 +398,13 @@ def test_truncated_file_is_rejected(models, tmp_path):
 
 def test_missing_file_is_rejected(tmp_path):
     with pytest.raises(ModelError) as e:
-        tflite_model.load(str(tmp_path / "nope.tflite"))
+        reader.load(str(tmp_path / "nope.tflite"))
     assert "nope.tflite" in str(e.value)
 
 
 def test_model_reader(models):
     path, X = models["rgb"]
-    m = tflite_model.load(path)
+    m = reader.load(path)
     assert m.inputs[0].shape == (1, 64, 64, 3) and m.inputs[0].dtype == "uint8"
     assert m.outputs[0].shape == (1, 2)
     types = [op.type for op in m.ops]

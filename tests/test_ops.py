@@ -1,5 +1,5 @@
 """Pooling and elementwise ops (MAX_POOL_2D, AVERAGE_POOL_2D, ADD, RELU, RELU6, DEQUANTIZE) lowered
-by codegen/tvm_lower.py: small Keras models trained for one short epoch on random data are
+by codegen/lowering.py: small Keras models trained for one short epoch on random data are
 converted to full-int8 TFLite, turned into C with codegen.mlf.build_mlf, compiled with the host
 gcc and compared byte for byte with TFLite's reference kernels (BUILTIN_REF) -- the final output
 and, through the TVMGEN_TRACE hook, every intermediate tensor."""
@@ -15,8 +15,8 @@ for p in (ROOT, os.path.join(ROOT, "tests")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from codegen import tflite_model  # noqa: E402
-from codegen.tflite_model import ModelError  # noqa: E402
+from codegen.frontend import reader  # noqa: E402
+from codegen.errors import ModelError  # noqa: E402
 from tflite_helpers import as_input_dtype, check_exact, convert_int8, fit_briefly  # noqa: E402
 
 N_IMAGES = 50
@@ -120,7 +120,7 @@ def models(tmp_path_factory):
 def test_ops_bit_exact_with_tflite_reference(models, case, tmp_path):
     path, X = models[case]
     expected_ops = CASES[case][4]
-    m = tflite_model.load(path)
+    m = reader.load(path)
     types = [op.type for op in m.ops]
     print("%s ops: %s" % (case, types))
     for op in m.ops:
@@ -138,10 +138,10 @@ def test_float_op_after_dequantize_is_rejected(models):
     """A DEQUANTIZE whose float output feeds anything but the model output stays unsupported;
     checked on a copy of a parsed model (the converter does not emit such graphs for int8)."""
     path, _ = models["float_out"]
-    m = tflite_model._parse(path, open(path, "rb").read())
+    m = reader._parse(path, open(path, "rb").read())
     deq = [op for op in m.ops if op.type == "DEQUANTIZE"][0]
     # pretend the float tensor feeds a further (float) op and something else is the output
     m.output_ids = [deq.inputs[0]]
     with pytest.raises(ModelError) as e:
-        tflite_model._validate(m)
+        reader._validate(m)
     assert "DEQUANTIZE" in str(e.value) and "float_out.tflite" in str(e.value)

@@ -19,8 +19,8 @@ for p in (ROOT, os.path.join(ROOT, "tests")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from codegen import tflite_model  # noqa: E402
-from codegen.tflite_model import ModelError  # noqa: E402
+from codegen.frontend import reader  # noqa: E402
+from codegen.errors import ModelError  # noqa: E402
 from tflite_helpers import as_input_dtype, check_exact, convert_int8, fit_briefly  # noqa: E402
 
 
@@ -260,7 +260,7 @@ def converted(tmp_path_factory):
 
 
 def _ops(path):
-    m = tflite_model.load(path)
+    m = reader.load(path)
     return m, [op.type for op in m.ops]
 
 
@@ -531,7 +531,7 @@ def test_unsupported_configurations_fail_clearly(converted):
     cases.append((requantized(buf, {op.outputs[0]: (1e-9, 0)}), ["SUB", "larger scale"]))
     for k, (b, words) in enumerate(cases):
         with pytest.raises(ModelError) as e:
-            tflite_model.load(converted.write(b, "bad%d" % k))
+            reader.load(converted.write(b, "bad%d" % k))
         print(e.value)
         for w in words:
             assert w in str(e.value), (w, str(e.value))

@@ -174,7 +174,8 @@ def test_several_boards_build_in_parallel(tiny_build):
 
 
 def test_simulate_on_cortex_m4_and_avr(tiny_build):
-    from codegen import avr, qemu
+    from codegen.runners import avr
+    from codegen.runners import qemu
 
     if not (qemu.toolchain_available() and avr.toolchain_available()):
         pytest.skip("needs arm-none-eabi-gcc, qemu-system-arm, arduino-builder and simavr (./dev test installs them)")

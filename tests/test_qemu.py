@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from codegen import qemu
+from codegen.runners import qemu
 from codegen.errors import PipelineError
 
 pytestmark = pytest.mark.skipif(

@@ -30,3 +30,10 @@ def test_every_registered_op_has_a_bit_exact_case(request):
         pytest.skip("run together with all op tests (%s)" % ", ".join(sorted(op_modules - collected)))
     missing = sorted(set(registry()) - tflite_helpers.EXACT_OPS)
     assert not missing, "registered ops without a bit-exact test case: %s" % missing
+
+
+def test_scons_help_lists_the_registry(tmp_path):
+    from conftest import run_scons
+    out = run_scons(tmp_path, "-h").stdout
+    for name in registry():
+        assert name in out, name

@@ -23,7 +23,7 @@ MODELS = {
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_shared_model_bit_exact(name, tmp_path):
-    from codegen import exactness
+    from codegen.runners import exactness
     from codegen.frontend import load
 
     path = os.path.join(SHARED_MODELS, name + ".tflite")
@@ -44,7 +44,8 @@ def test_shared_model_bit_exact(name, tmp_path):
 def test_shared_model_bit_exact_on_cortex_m4(name, tmp_path):
     """The same C on the emulated Cortex-M4F, where the kernels take their DSP (SMLAD) paths: every tensor's
     hash and the outputs equal BUILTIN_REF's."""
-    from codegen import exactness, mlf
+    from codegen.runners import exactness
+    from codegen.emit import mlf
 
     path = os.path.join(SHARED_MODELS, name + ".tflite")
     if not os.path.isfile(path):

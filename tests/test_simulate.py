@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from codegen import qemu
+from codegen.runners import qemu
 from codegen.errors import PipelineError
 
 pytestmark = pytest.mark.skipif(
@@ -62,7 +62,11 @@ def build_tiny_pipeline(d):
     """tiny model -> int8 .tflite -> MLF tar -> 3 embedded images -> expected scores; returns the paths."""
     from PIL import Image
 
-    from codegen import bin2c, expected, mlf
+    from codegen.emit import bin2c
+
+    from codegen.stages import expected
+
+    from codegen.emit import mlf
 
     rs = np.random.RandomState(7)
     X = rs.randint(0, 256, (16,) + SHAPE).astype(np.uint8)
@@ -91,7 +95,7 @@ def pipeline(tmp_path_factory):
 
 
 def _simulate(p, tmp_path, expected_json=None, tag="run"):
-    from codegen.simulate import simulate_cortex_m4
+    from codegen.runners.simulate import simulate_cortex_m4
     out = tmp_path / f"{tag}.json"
     res = simulate_cortex_m4(p["mlf"], p["images.c"], p["images.h"], p["images.json"],
                              expected_json or p["expected.json"], str(out), work_dir=str(tmp_path / tag),
@@ -129,7 +133,7 @@ def test_wrong_expected_score_names_the_image(pipeline, tmp_path):
     bad = tmp_path / "expected_bad.json"
     bad.write_text(json.dumps(exp))
     out = tmp_path / "bad.json"
-    from codegen.simulate import simulate_cortex_m4
+    from codegen.runners.simulate import simulate_cortex_m4
     with pytest.raises(PipelineError) as ei:
         simulate_cortex_m4(pipeline["mlf"], pipeline["images.c"], pipeline["images.h"], pipeline["images.json"],
                            str(bad), str(out), work_dir=str(tmp_path / "bad"), timeout_s=60)

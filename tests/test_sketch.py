@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from codegen import sketch
+from codegen.emit import sketch
 from codegen.errors import PipelineError
 from codegen.fsutil import write_if_changed
 
@@ -84,7 +84,7 @@ def test_write_if_changed(tmp_path):
 
 
 def test_damaged_or_foreign_mlf_is_one_clear_error(tmp_path):
-    from codegen.mlf_archive import read_mlf
+    from codegen.emit.mlf_archive import read_mlf
 
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"not a tar at all")

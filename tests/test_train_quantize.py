@@ -4,9 +4,15 @@ import json
 import numpy as np
 import pytest
 
-from codegen import dataset, quantize, report, train
+from codegen.stages import dataset
+
+from codegen.stages import quantize
+
+from codegen.stages import report
+
+from codegen.stages import train
 from codegen.errors import PipelineError
-from codegen.quantio import input_quantization
+from codegen.stages.quantio import input_quantization
 
 pytestmark = pytest.mark.heavy
 
@@ -70,7 +76,7 @@ def test_report_has_float_and_int8_accuracy_and_a_curve(trained):
 
 def test_weights_file_transfer_and_wrong_architecture(trained, tmp_path):
     d, _ = trained
-    from codegen.tf_env import import_tf
+    from codegen.stages.tf_env import import_tf
 
     _, keras = import_tf()
     base = keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None, include_top=False)

@@ -95,7 +95,7 @@ def test_tflite_model_builds_check_without_training(models, tmp_path):
 
 
 def test_inputs_of_every_kind_and_a_labels_file(models, tmp_path):
-    from codegen.images import load_image
+    from codegen.stages.images import load_image
 
     tflite = models / "image.tflite"
     scale, zp = _input_quantization(tflite)
@@ -116,7 +116,7 @@ def test_inputs_of_every_kind_and_a_labels_file(models, tmp_path):
 
     out = build / "nano33ble"
     embedded = _json(out / "images.json")
-    from codegen.bin2c import load_embedded
+    from codegen.emit.bin2c import load_embedded
 
     got = load_embedded(str(out / "images.json"))[1]
     v = floats.astype(np.float64).reshape(-1) / scale
@@ -173,7 +173,7 @@ def test_non_image_model_prints_raw_scores(models, tmp_path):
 
 
 def test_quantize_values_rounds_half_away_from_zero_and_clamps():
-    from codegen.quantio import pixels_to_input, quantize_values
+    from codegen.stages.quantio import pixels_to_input, quantize_values
 
     q = quantize_values(np.array([0.25, -0.25, 0.75, -0.75, 0.2, 100.0, -100.0]), "int8", 0.5, 3)
     assert q.tolist() == [4, 2, 5, 1, 3, 127, -128]          # like TFLite's QUANTIZE (std::round)
@@ -254,7 +254,8 @@ def test_bad_input_is_one_clear_error(models, tmp_path, case, make, needle, earl
 
 
 def test_board_defaults_for_v1_do_not_stop_another_arch():
-    from codegen import boards, config
+    from codegen.device import boards
+    from codegen import config
 
     cfg = config.parse({"ARCH": "mobilenet_v2"}, boards.get("mega"))     # the Mega's model_defaults say DEPTH=2
     assert cfg["depth"] is None and cfg["alpha"] == 0.35 and cfg["size"] == 32
@@ -333,7 +334,7 @@ def test_mlperf_keyword_spotting_with_npy_inputs(tmp_path):
     assert len(expected["labels"]) == 12
     assert expected["softmax"] and all(e["line"].split()[2].endswith("%") for e in expected["images"])
     assert _json(build / "nano33ble" / "hostcheck.json")["exact"]
-    from codegen import qemu
+    from codegen.runners import qemu
 
     if qemu.toolchain_available():      # the same lines from the Cortex-M4 harness
         run_scons(build, "simulate", MODEL=model, INPUTS=",".join(files))
@@ -352,7 +353,7 @@ def test_mlperf_visual_wake_words_with_pngs_and_labels(tmp_path):
               LABELS=str(tmp_path / "labels.txt"))
     out = build / "nano33ble"
     # The input is quantized for 0..1 (scale 1/255, zero point -128): pixels are normalized, not clamped.
-    from codegen.bin2c import load_embedded
+    from codegen.emit.bin2c import load_embedded
 
     empty = np.frombuffer(load_embedded(str(out / "images.json"))[1][1], np.int8)
     assert set(empty.tolist()) == {200 - 128}

@@ -45,7 +45,8 @@ def convert_int8(model, X, in_type="int8", out_type="int8", rep=16):
 def check_exact(tflite_path, inputs, workdir, expected_ops=(), model_name="m"):
     """Generates C for the model, runs it on `inputs` (model-input dtype rows) with host gcc and asserts that the
     output and every traced intermediate tensor equal tf.lite BUILTIN_REF; returns (metadata, report)."""
-    from codegen import exactness, mlf
+    from codegen.runners import exactness
+    from codegen.emit import mlf
 
     tar = os.path.join(str(workdir), "%s.tar" % model_name)
     meta = mlf.build_mlf(tflite_path, tar, model_name=model_name)

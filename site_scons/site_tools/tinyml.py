@@ -15,7 +15,8 @@ def TinyMLPipeline(env, board_name, cfg):
     With MODEL= a .tflite, that file is the model: no dataset (unless DATA= gives test images and class
     names), train, quantize or report. With MODEL= a Keras model, only the quantize stage makes the .tflite,
     calibrated on DATA=, the built-in dataset at the model's input size, or REP_DATA=."""
-    from codegen import boards, usermodel
+    from codegen.device import boards
+    from codegen.stages import usermodel
 
     board = boards.get(board_name)
     out = os.path.join(cfg["build_dir"], board_name)

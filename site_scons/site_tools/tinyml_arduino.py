@@ -8,7 +8,9 @@ from tinyml_glue import add_builder, params_node, setting, stage_action
 def _compile(target, source, p):
     import json
 
-    from codegen import arduino, memreport
+    from codegen.device import arduino
+
+    from codegen.device import memreport
 
     if p["memory"]:
         with open(p["memory"]) as f:
@@ -24,7 +26,7 @@ def _compile(target, source, p):
 
 
 def _upload(target, source, p):
-    from codegen import arduino
+    from codegen.device import arduino
 
     port, uploaded = arduino.upload(p["cli"], p["board"], p["port"], p["output_dir"], p["sketch_dir"],
                                     p["record"], p["compile_json"], force=p["force"])
@@ -33,7 +35,7 @@ def _upload(target, source, p):
 
 
 def _monitor(target, source, p):
-    from codegen import arduino
+    from codegen.device import arduino
 
     port = p["port"] or arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
     summary = arduino.monitor(port, p["expected"], timeout_s=p["timeout"])

@@ -5,13 +5,13 @@ from tinyml_glue import add_builder, params_node, setting, stage_action
 
 
 def _synthesize(target, source, p):
-    from codegen import dataset
+    from codegen.stages import dataset
 
     dataset.generate_synthetic(os.path.dirname(target[0]), p["per_class"], p["seed"], target[0])
 
 
 def _pack(target, source, p):
-    from codegen import dataset
+    from codegen.stages import dataset
 
     if p["data"]:
         classes = dataset.list_class_folder(p["data"])
@@ -31,7 +31,7 @@ def TinyDataset(env, build_dir, *, data=None, samples=None, seed=None, size=None
     """dataset.npz plus one held-out PNG per class under build_dir; returns (npz node, {class: png node}).
 
     `size`: the side of a square model input, or [height, width] (a user's Keras model)."""
-    from codegen import dataset
+    from codegen.stages import dataset
 
     data, samples, seed = setting(env, data, "DATA"), setting(env, samples, "SAMPLES"), setting(env, seed, "SEED")
     size, channels = setting(env, size, "SIZE"), setting(env, channels, "CHANNELS")

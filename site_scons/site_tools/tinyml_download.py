@@ -6,7 +6,7 @@ from tinyml_glue import params_node, stage_action
 
 
 def _download(target, source, p):
-    from codegen import download
+    from codegen.stages import download
 
     counts = download.tutorial_dataset(p["out_dir"], cache_dir=p["cache_dir"], limit_per_class=p["limit"],
                                        sources={"target": (p["cars_url"], None), "random": (p["coco_url"], None)})
@@ -15,7 +15,7 @@ def _download(target, source, p):
 
 
 def TinyDownloadTutorial(env, alias, out_dir, cache_dir, *, limit=None, cars_url=None, coco_url=None):
-    from codegen import download
+    from codegen.stages import download
 
     comstr_var, default, action = stage_action(_download, "TINY_DOWNLOADCOMSTR",
                                                "Downloading the tutorial dataset -> " + out_dir)

@@ -5,14 +5,14 @@ from tinyml_glue import add_builder, params_node, stage_action
 
 
 def _export(target, source, p):
-    from codegen import export
+    from codegen.emit import export
 
     export.export_c_library(source[0], p["out_dir"], model_name=p["model_name"])
 
 
 def TinyCLibrary(env, out_dir, mlf, *, model_name="default"):
     """Returns the library's file nodes; the .c nodes can go straight into env.Program/env.StaticLibrary."""
-    from codegen import export
+    from codegen.emit import export
 
     out_dir = env.Dir(out_dir).path if not os.path.isabs(str(out_dir)) else str(out_dir)
     nodes = env.TinyExportCLibrary([os.path.join(out_dir, f) for f in export.library_files(model_name)],

@@ -6,7 +6,7 @@ from tinyml_glue import add_builder, params_node, stage_action
 
 
 def _hostcheck(target, source, p):
-    from codegen import hostcheck
+    from codegen.runners import hostcheck
 
     summary = hostcheck.host_check(p["sketch_dir"], p["sketch_name"], p["expected"], target[0])
     for row in summary["images"]:
@@ -16,7 +16,7 @@ def _hostcheck(target, source, p):
 
 
 def TinyHostCheck(env, build_dir, sketch_nodes, expected, *, sketch_name):
-    from codegen import hostcheck
+    from codegen.runners import hostcheck
 
     expected = env.arg2nodes(expected)[0]
     stub = [env.File(os.path.join(hostcheck.HOST_STUB_DIR, f)) for f in ("Arduino.h", "main.cpp")]

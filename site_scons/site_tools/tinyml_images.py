@@ -8,7 +8,7 @@ IMAGES_FORMAT = 2
 
 
 def _embed(target, source, p):
-    from codegen import bin2c
+    from codegen.emit import bin2c
 
     tflite, rest = source[0], source[1:]
     labels_file, inputs = (rest[0], rest[1:]) if p["labels_file"] else (None, rest)
@@ -18,7 +18,7 @@ def _embed(target, source, p):
 
 
 def _expected(target, source, p):
-    from codegen import expected
+    from codegen.stages import expected
 
     expected.reference_scores(source[0], source[1], target[0])
 
@@ -30,7 +30,7 @@ def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, cl
 
     `labels`: a name per input file (default: from its file name); `class_labels` (e.g. the dataset's classes, named by `class_source` in
     errors) or `labels_file` (one label per line): the label of each model output, else class0..classN-1."""
-    from codegen import bin2c
+    from codegen.emit import bin2c
 
     images = [env.File(i) if isinstance(i, str) else i for i in images]
     sources = [tflite] + ([env.File(labels_file)] if labels_file else []) + images

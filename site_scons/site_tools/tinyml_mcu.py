@@ -6,7 +6,7 @@ from tinyml_glue import add_builder, params_node, stage_action
 
 
 def _memory(target, source, p):
-    from codegen import memreport
+    from codegen.device import memreport
 
     report = memreport.memory_report(source[0], p["board"], target[0], target[1])
     print(memreport.format_report(report))
@@ -19,7 +19,7 @@ def _memory(target, source, p):
 def _simulate(target, source, p):
     emulator = p["board"].get("emulator") or ""
     if emulator.startswith("qemu"):
-        from codegen import simulate
+        from codegen.runners import simulate
 
         mlf, images_c, images_h, images_json, expected = source[:5]
         result = simulate.simulate_cortex_m4(mlf, images_c, images_h, images_json, expected, target[0],
@@ -27,7 +27,7 @@ def _simulate(target, source, p):
         print(f"  Cortex-M4 (QEMU mps2-an386): {result['instructions_per_inference']:,.0f} instructions per "
               f"inference, {result['instructions_per_mac']:.2f} per MAC; scores identical to TFLite")
     elif emulator.startswith("simavr"):
-        from codegen import avr_sim
+        from codegen.runners import avr_sim
 
         avr_sim.simulate_avr_sketch(p["sketch_dir"], p["sketch_name"], p["board"], source[4], target[0],
                                     work_dir=p["work_dir"])
@@ -35,7 +35,7 @@ def _simulate(target, source, p):
         from codegen.errors import PipelineError
 
         raise PipelineError(f"no emulator for {p['board']['title']}; `scons simulate` supports boards whose "
-                            "emulator is set in codegen/boards.json (e.g. BOARD=nano33ble, BOARD=mega)")
+                            "emulator is set in codegen/device/boards.json (e.g. BOARD=nano33ble, BOARD=mega)")
 
 
 def TinyMemoryReport(env, build_dir, mlf, board):

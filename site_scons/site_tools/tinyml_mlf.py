@@ -1,12 +1,12 @@
 """SCons tool: TVM codegen of a full-int8 .tflite into a standalone-C Model Library Format tar."""
 import os
 
-from codegen.mlf_archive import MLF_VERSION
+from codegen.emit.mlf_archive import MLF_VERSION
 from tinyml_glue import add_builder, params_node, stage_action, tool_versions
 
 
 def _mlf(target, source, p):
-    from codegen import mlf
+    from codegen.emit import mlf
 
     meta = mlf.build_mlf(source[0], target[0], model_name=p["model_name"], max_object_bytes=p["max_object_bytes"])
     for note in meta["notes"]:

@@ -5,14 +5,14 @@ from tinyml_glue import add_builder, params_node, setting, stage_action, tool_ve
 
 
 def _quantize(target, source, p):
-    from codegen import quantize
+    from codegen.stages import quantize
 
     quantize.quantize(source[0], source[1], target[0], mode=p["mode"], io_type=p["io_type"],
                       rep_samples=p["rep_samples"])
 
 
 def _report(target, source, p):
-    from codegen import report
+    from codegen.stages import report
 
     report.evaluate(source[0], source[1], source[2], target[0], target[1])
 

@@ -5,7 +5,7 @@ from tinyml_glue import add_builder, params_node, setting, stage_action
 
 
 def _sketch(target, source, p):
-    from codegen import sketch
+    from codegen.emit import sketch
 
     mlf, images_c, images_h, images_json = source[:4]
     sketch.render(p["templates"], p["sketch_dir"], p["sketch_name"], mlf, images_c, images_h, images_json,
@@ -15,7 +15,7 @@ def _sketch(target, source, p):
 def TinySketch(env, build_dir, mlf, images, *, sketch_name=None, templates=None, context=None,
                model_name="default"):
     """The sketch folder build_dir/<sketch_name>/; returns its file nodes (the .ino first)."""
-    from codegen import sketch
+    from codegen.emit import sketch
 
     sketch_name = setting(env, sketch_name, "SKETCH")
     # Relative to the top dir when inside it, so that the parameter (and a shared cache key) does not depend on

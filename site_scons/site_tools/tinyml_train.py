@@ -7,11 +7,11 @@ DEFAULT_ARCH = "mobilenet_v1"
 
 
 def _train(target, source, p):
-    from codegen import train
+    from codegen.stages import train
 
     weights = p["weights"]
     if weights.startswith(("http://", "https://")):
-        from codegen.download import fetch
+        from codegen.stages.download import fetch
 
         weights = fetch(weights, os.path.join(p["weights_cache"], os.path.basename(weights.split("?")[0])))
     train.train(source[0], target[0], target[1], alpha=p["alpha"], epochs=p["epochs"], seed=p["seed"],
@@ -22,7 +22,7 @@ def _train(target, source, p):
 def TinyTrain(env, build_dir, dataset_npz, *, alpha=None, epochs=None, seed=None, batch=None, weights=None,
               lr=None, depth=None, arch=None):
     """model.keras (batch-1 input) and train_history.json under build_dir. Unset parameters: $TINY_<NAME>."""
-    from codegen import train
+    from codegen.stages import train
 
     alpha, epochs, seed = setting(env, alpha, "ALPHA"), setting(env, epochs, "EPOCHS"), setting(env, seed, "SEED")
     batch, weights = setting(env, batch, "BATCH"), setting(env, weights, "WEIGHTS")

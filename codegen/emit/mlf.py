@@ -27,9 +27,9 @@ import time
 
 import numpy as np
 
-from .frontend import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
-from .lowering import C_TYPES, lower
-from .mlf_archive import MLF_VERSION
+from ..frontend import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
+from ..lowering import C_TYPES, lower
+from ..emit.mlf_archive import MLF_VERSION
 
 
 
@@ -173,7 +173,7 @@ def _call_list(lw):
 def _render(lw, name, tflite_path):
     up = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
     guard = "TVMGEN_%s_H_" % up
-    src_note = "/* Generated from %s by codegen/mlf.py (Apache TVM %s). Do not edit. */\n"
+    src_note = "/* Generated from %s by codegen/emit/mlf.py (Apache TVM %s). Do not edit. */\n"
     import tvm
     note = src_note % (os.path.basename(tflite_path), tvm.__version__)
 

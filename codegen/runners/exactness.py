@@ -15,8 +15,8 @@ import tempfile
 
 import numpy as np
 
-from .errors import PipelineError
-from .mlf_archive import read_mlf
+from ..errors import PipelineError
+from ..emit.mlf_archive import read_mlf
 
 _MAIN_C = r"""
 #include <stdio.h>
@@ -120,7 +120,7 @@ def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
 def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
     """The MLF built with arm-none-eabi-gcc for the Cortex-M4F (DSP paths on) and run in QEMU: a HostRun whose
     `traced` holds, per call index, the (n,) FNV-1a hashes of the call's output tensor."""
-    from . import qemu
+    from ..runners import qemu
 
     meta, _ = read_mlf(mlf_tar)
     name = meta["model_name"]
@@ -157,7 +157,7 @@ def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
 
 def reference_tensors(tflite_path, inputs, tensor_ids):
     """tf.lite BUILTIN_REF with every tensor preserved: ({tensor: (n, bytes)}, outputs (n, bytes))."""
-    from .tf_env import import_tf, quiet
+    from ..stages.tf_env import import_tf, quiet
 
     tf, _ = import_tf()
     with quiet():
@@ -212,7 +212,7 @@ def _signed_diff(a, b, dtype):
 def compare(tflite_path, mlf_tar, inputs, workdir, target="host"):
     """Runs both on `inputs` (rows of the model input, in its dtype); a Report of every traced tensor.
     target: "host" (gcc, bytes compared) or "cortex-m4" (QEMU, tensor hashes compared)."""
-    from .frontend import load
+    from ..frontend import load
 
     model = load(tflite_path)
     host = run_host(mlf_tar, inputs, workdir) if target == "host" else run_cortex_m4(mlf_tar, inputs, workdir)
@@ -243,7 +243,7 @@ def compare(tflite_path, mlf_tar, inputs, workdir, target="host"):
 
 def random_inputs(tflite_path, n, seed=0):
     """n random rows of the model input in its dtype (uniform over the whole integer range)."""
-    from .frontend import load
+    from ..frontend import load
 
     t = load(tflite_path).inputs[0]
     rs = np.random.RandomState(seed)
@@ -252,7 +252,7 @@ def random_inputs(tflite_path, n, seed=0):
 
 
 def main(argv):
-    from . import mlf
+    from ..emit import mlf
 
     if not argv:
         print("usage: python -m codegen.exactness MODEL.tflite [N_INPUTS]", file=sys.stderr)

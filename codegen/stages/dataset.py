@@ -10,9 +10,9 @@ import hashlib
 import json
 import os
 
-from . import images as imagesmod
-from .errors import PipelineError
-from .fsutil import atomic_open, atomic_path
+from ..stages import images as imagesmod
+from ..errors import PipelineError
+from ..fsutil import atomic_open, atomic_path
 
 CLASS_CAR = "target"      # the tutorial's folder names: cars are the target, COCO the random class
 CLASS_OTHER = "random"

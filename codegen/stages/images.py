@@ -3,7 +3,7 @@ exact same pixels for the same file (stretch to the model size, bilinear, like K
 `image_dataset_from_directory`, which does not keep the aspect ratio either)."""
 import os
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 

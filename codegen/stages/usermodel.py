@@ -8,7 +8,7 @@ import json
 import os
 import zipfile
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 TFLITE_EXTENSIONS = (".tflite",)
 KERAS_EXTENSIONS = (".keras", ".h5")

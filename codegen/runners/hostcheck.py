@@ -12,10 +12,10 @@ import shutil
 import subprocess
 import tempfile
 
-from .errors import PipelineError
-from .fsutil import atomic_open
-from .quantio import confidence_text
-from .resources import host_stub_dir
+from ..errors import PipelineError
+from ..fsutil import atomic_open
+from ..stages.quantio import confidence_text
+from ..resources import host_stub_dir
 
 HOST_STUB_DIR = host_stub_dir()
 RUN_TIMEOUT_S = 60

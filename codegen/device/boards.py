@@ -2,7 +2,7 @@
 import json
 import os
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _BOARDS_FILE = os.path.join(os.path.dirname(__file__), "boards.json")
 _cache = None

@@ -1,9 +1,9 @@
 """Runs generated C on an emulated Cortex-M4F (QEMU's mps2-an386 board) and counts executed instructions.
 
 Firmware is built with arm-none-eabi-gcc against the startup code, linker script and fault handler in
-codegen/baremetal/ (FPU enabled before main, printf/exit over semihosting via newlib's rdimon, every fault ends
+codegen/runners/baremetal/ (FPU enabled before main, printf/exit over semihosting via newlib's rdimon, every fault ends
 the emulation with a message and exit code instead of spinning). Instructions are counted by a small TCG plugin
-(codegen/baremetal/insn_count_plugin.c) that adds one per executed guest instruction; without interrupts or
+(codegen/runners/baremetal/insn_count_plugin.c) that adds one per executed guest instruction; without interrupts or
 timers the count is deterministic, so it serves as a reproducible cost measure.
 
 Two ways to isolate the cost of the workload from startup and printing:
@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 BAREMETAL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baremetal")
 STARTUP_C = os.path.join(BAREMETAL_DIR, "startup.c")
@@ -97,7 +97,7 @@ def build_firmware(c_sources, include_dirs, main_c, out_elf, *, cflags=("-O2",))
 
     All sources go through one arm-none-eabi-gcc command (Cortex-M4F hard-float, newlib nano, semihosting I/O,
     libm), so `cflags` may also hold link options such as "-u _printf_float" or defines such as
-    "-DITERATIONS=3". codegen/baremetal is on the include path (baremetal.h: region markers, baremetal_exit).
+    "-DITERATIONS=3". codegen/runners/baremetal is on the include path (baremetal.h: region markers, baremetal_exit).
     """
     _require(CC, INSTALL_HINT)
     out_elf = os.path.abspath(out_elf)

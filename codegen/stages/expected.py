@@ -4,15 +4,15 @@ Besides the raw scores, each input gets its top label and the exact result line 
 that the sketch, the host check and the emulators print, so that they are compared byte for byte."""
 import json
 
-from .bin2c import load_embedded
-from .fsutil import atomic_open
-from .hostcheck import result_line, top_index
+from ..emit.bin2c import load_embedded
+from ..fsutil import atomic_open
+from ..runners.hostcheck import result_line, top_index
 
 
 def reference_scores(tflite_path, images_json, out_json):
     import numpy as np
 
-    from .tf_env import reference_interpreter, run_interpreter
+    from ..stages.tf_env import reference_interpreter, run_interpreter
 
     meta, raws = load_embedded(images_json)
     interp = reference_interpreter(tflite_path)

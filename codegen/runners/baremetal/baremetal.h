@@ -1,4 +1,4 @@
-/* Helpers for firmware run under QEMU (mps2-an386) by codegen/qemu.py. */
+/* Helpers for firmware run under QEMU (mps2-an386) by codegen/runners/qemu.py. */
 #ifndef CODEGEN_BAREMETAL_H
 #define CODEGEN_BAREMETAL_H
 

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 HARDWARE_DIRS = ("/usr/share/arduino/hardware", "/usr/share/arduino-builder")
 TOOLS_DIR = "/usr/bin"

@@ -11,8 +11,8 @@ Every architecture takes 0..255 pixels and rescales them itself, as its Keras ap
 """
 import json
 
-from .errors import PipelineError
-from .fsutil import atomic_open, atomic_path
+from ..errors import PipelineError
+from ..fsutil import atomic_open, atomic_path
 
 ARCHITECTURES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small")
 TITLES = {"mobilenet_v1": "MobileNetV1", "mobilenet_v2": "MobileNetV2", "mobilenet_v3_small": "MobileNetV3Small"}
@@ -118,7 +118,7 @@ def build_model(size, channels, alpha, num_classes, batch_size=None, weights_pat
                 arch="mobilenet_v1"):
     """`depth`: None for the tutorial's network, or 1..13 to keep only the first `depth` depthwise-separable
     blocks of MobileNetV1 (a model small enough for an 8-bit MCU); the head is the same either way."""
-    from .tf_env import import_tf
+    from ..stages.tf_env import import_tf
 
     depth = _check_depth(depth, arch)
     _, keras = import_tf()
@@ -139,8 +139,8 @@ def build_model(size, channels, alpha, num_classes, batch_size=None, weights_pat
 
 def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weights_path=None, lr=None, verbose=2,
           depth=None, arch="mobilenet_v1"):
-    from .dataset import load_packed
-    from .tf_env import import_tf
+    from ..stages.dataset import load_packed
+    from ..stages.tf_env import import_tf
 
     depth = _check_depth(depth, arch)
     tf, keras = import_tf(seed)

@@ -42,8 +42,8 @@ import zipfile
 import zlib
 
 try:  # the project's "problem a user can fix" base class, printed by the SCons glue
-    from .errors import PipelineError as _ErrorBase
-except ImportError:  # run as a plain script (python codegen/download.py)
+    from ..errors import PipelineError as _ErrorBase
+except ImportError:  # run as a plain script (python codegen/stages/download.py)
     _ErrorBase = Exception
 
 __all__ = [

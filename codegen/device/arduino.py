@@ -11,8 +11,8 @@ import shutil
 import subprocess
 import time
 
-from .errors import PipelineError
-from .fsutil import atomic_open
+from ..errors import PipelineError
+from ..fsutil import atomic_open
 
 INSTALL_HINT = ("install arduino-cli (https://arduino.github.io/arduino-cli/latest/installation/, e.g. "
                 "`curl -fsSL https://raw.githubusercontent.com/arduino/arduino-cli/master/install.sh | sh`), "
@@ -148,7 +148,7 @@ def upload(cli, board, port, input_dir, sketch_dir, record_json, compile_json, f
 def monitor(port, expected_json, *, baud=115200, timeout_s=30, serial_factory=None):
     """Reads the sketch's output from the serial port until every embedded image's result arrived, and checks
     the scores against TFLite's. Returns the comparison summary."""
-    from .hostcheck import compare, first_round
+    from ..runners.hostcheck import compare, first_round
 
     if serial_factory is None:
         import serial

@@ -1,11 +1,11 @@
-"""Reading the Model Library Format tar that codegen/mlf.py writes, for the stages that consume it (sketch,
+"""Reading the Model Library Format tar that codegen/emit/mlf.py writes, for the stages that consume it (sketch,
 C library export, memory report, simulation). Light on purpose: no TVM or numpy, importable at build-file
 read time."""
 import json
 import os
 import tarfile
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 # Bumped whenever the generated C or metadata.json changes shape: part of the mlf stage's parameters, so an MLF
 # built by an earlier release of this generator is rebuilt rather than trusted.

@@ -8,7 +8,7 @@ Accounting:
             + constant data (weights, bias, requantization multipliers/shifts)
             + CORE_MARGINS' estimate for the Arduino core (startup, Serial, RTOS on mbed boards).
   * RAM   = static workspace (all intermediate activations, planned by TVM) + input and output buffers
-            + on AVR boards (`progmem: true`) the cost of reading constants: codegen/mlf.py puts them in PROGMEM on
+            + on AVR boards (`progmem: true`) the cost of reading constants: codegen/emit/mlf.py puts them in PROGMEM on
               AVR and copies each kernel's constants into free workspace bytes before the call, so the RAM
               workspace is metadata's flash_constants_workspace_size_bytes; an MLF without that (plain `const`
               arrays) has all constant data in .data, which avr-gcc's startup copies from flash into RAM
@@ -26,9 +26,9 @@ import shutil
 import subprocess
 import tempfile
 
-from .errors import PipelineError
-from .fsutil import atomic_open
-from .mlf_archive import read_mlf
+from ..errors import PipelineError
+from ..fsutil import atomic_open
+from ..emit.mlf_archive import read_mlf
 
 # Estimated flash/RAM the Arduino core itself needs next to the model, per core family (a prefix of the board's
 # "core"). Measured orders of magnitude of an empty sketch that uses Serial, rounded up to leave stack headroom:
@@ -181,7 +181,7 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
     title = board.get("title", board.get("name", "board"))
 
     lib0 = b"".join(data for n, data in sources.items() if n.endswith("_lib0.c"))
-    # MLFs from codegen/mlf.py put the constants in PROGMEM on AVR and stage each kernel's constants in a
+    # MLFs from codegen/emit/mlf.py put the constants in PROGMEM on AVR and stage each kernel's constants in a
     # (possibly larger) workspace; older MLFs leave plain `const` arrays, which avr-gcc copies into RAM.
     progmem_consts = avr and b"TVMGEN_CONST_STORAGE PROGMEM" in lib0 \
         and "flash_constants_workspace_size_bytes" in meta
