@@ -5,7 +5,7 @@ model runs in tf.lite's reference kernels (BUILTIN_REF) with every tensor preser
 says which TFLite op (and so which tensor) each traced call produced.  Random inputs saturate many classifiers
 to a few distinct outputs, so the intermediate tensors are the real check.
 
-Used by the test suite and usable on any model: `python -m codegen.exactness model.tflite [N]`.
+Used by the test suite and usable on any model: `python -m codegen.runners.exactness model.tflite [N]`.
 """
 import os
 import subprocess
@@ -255,7 +255,7 @@ def main(argv):
     from ..emit import mlf
 
     if not argv:
-        print("usage: python -m codegen.exactness MODEL.tflite [N_INPUTS]", file=sys.stderr)
+        print("usage: python -m codegen.runners.exactness MODEL.tflite [N_INPUTS]", file=sys.stderr)
         return 2
     path, n = argv[0], int(argv[1]) if len(argv) > 1 else 20
     with tempfile.TemporaryDirectory() as d:

@@ -27,6 +27,11 @@ def _conv_checks(m, op):
                % (op.type, op.index))
 
 
+def _bias(m, b_i, n):
+    """The op's int32 bias as int64 (zeros without one), for folding the input zero point into it."""
+    return np.asarray(m.tensors[b_i].data).astype(np.int64).reshape(n) if b_i >= 0 else np.zeros(n, np.int64)
+
+
 def _conv_common(ctx, op, depthwise):
     from tvm import te, tirx
     m = ctx.m
@@ -62,9 +67,7 @@ def _conv_common(ctx, op, depthwise):
     # instead of 0 so that they cancel as well; zp * sum(w) is folded into the bias constant.
     wd = np.asarray(w_t.data).astype(np.int64)
     sumw = wd[0].reshape(-1, OC).sum(0) if depthwise else wd.reshape(OC, -1).sum(1)
-    bias = (np.asarray(m.tensors[b_i].data).astype(np.int64).reshape(OC) if b_i >= 0
-            else np.zeros(OC, np.int64))
-    bias = bias - izp * sumw
+    bias = _bias(m, b_i, OC) - izp * sumw
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         m.fail("%s (op #%d): folded bias overflows int32." % (op.type, op.index))
     pointwise = (not depthwise and KH == 1 and KW == 1 and sh == 1 and sw == 1
@@ -228,12 +231,9 @@ def lower_fully_connected(ctx, op):
     # (sum((x - zp) * w) = sum(x * w) - zp * sum(w), exact in int32 like TFLite's accumulator).
     dot4 = K % 4 == 0 and x_t.dtype == "int8" and wzp == 0
     wd = np.asarray(w_t.data).astype(np.int64)
-    bias = (np.asarray(m.tensors[b_i].data).astype(np.int64).reshape(U) if b_i >= 0 else np.zeros(U, np.int64))
-    if dot4:
-        bias = bias - izp * wd.sum(1)
-    if np.abs(bias).max(initial=0) >= 2 ** 31:
-        dot4, bias = False, (np.asarray(m.tensors[b_i].data).astype(np.int64).reshape(U) if b_i >= 0
-                             else np.zeros(U, np.int64))
+    bias = _bias(m, b_i, U) - (izp * wd.sum(1) if dot4 else 0)
+    if np.abs(bias).max(initial=0) >= 2 ** 31:   # the folded bias must stay an int32: keep the zero point
+        dot4, bias = False, _bias(m, b_i, U)
     x = ctx.values[op.inputs[0]]
     if tuple(x_t.shape) != (B, K):
         x = ctx.bb.emit(relax.op.reshape(x, (B, K)))
