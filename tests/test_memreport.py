@@ -16,10 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHAPE = (32, 32, 3)
 
-try:  # the MLF tests' model helpers (pytest's default "prepend" import mode puts tests/ on sys.path)
-    from test_mlf import _convert, _mobilenet
-except ImportError:  # pragma: no cover
-    from test_simulate import _local_convert as _convert, _local_mobilenet as _mobilenet
+from tflite_helpers import convert_int8, tutorial_mobilenet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +26,7 @@ def model(tmp_path_factory):
     X = np.random.RandomState(5).randint(0, 256, (16,) + SHAPE).astype(np.uint8)
     tflite = str(d / "model.tflite")
     with open(tflite, "wb") as f:
-        f.write(_convert(_mobilenet(SHAPE, 4, X), X, "uint8"))
+        f.write(convert_int8(tutorial_mobilenet(SHAPE, 4, X), X, "uint8", "uint8"))
     tar = str(d / "model_mlf.tar")
     meta = mlf.build_mlf(tflite, tar)
     return tar, meta

@@ -22,53 +22,12 @@ from codegen.emit import mlf  # noqa: E402
 
 from codegen.frontend import reader  # noqa: E402
 from codegen.emit.mlf_archive import MLF_VERSION  # noqa: E402
-from tflite_helpers import check_exact  # noqa: E402
+from tflite_helpers import check_exact, convert_float, convert_int8, tutorial_mobilenet  # noqa: E402
 from codegen.errors import ModelError  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 N_IMAGES = 50  # every model is checked on >= 50 images
-
-
-def _mobilenet(shape, seed, X, alpha=0.25):
-    """Same architecture code as the project's training script (MobileNetV1 alpha 0.25
-    body, Rescaling in front, Dense softmax head), random init and one short epoch (without
-    it the untrained BatchNorm statistics make the late activations vanish, and TFLite's
-    reference softmax aborts on the resulting ~1e-8 input scale)."""
-    import keras
-    keras.utils.set_random_seed(seed)
-    base = keras.applications.MobileNet(input_shape=shape, alpha=alpha, weights=None,
-                                        include_top=True, classes=1000)
-    inp = keras.Input(shape=shape, batch_size=1)
-    x = keras.layers.Rescaling(1 / 255.0)(inp)
-    x = keras.Model(base.inputs, base.layers[-5].output)(x)
-    x = keras.layers.Reshape((-1,))(x)
-    x = keras.layers.Dropout(0.1)(x)
-    x = keras.layers.Flatten()(x)
-    out = keras.layers.Dense(2, activation="softmax")(x)
-    m = keras.Model(inp, out)
-    Xf = X[:16].astype(np.float32)  # a few images are enough (time budget)
-    y = (Xf.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
-    m.compile(optimizer=keras.optimizers.Adam(5e-4), loss="sparse_categorical_crossentropy")
-    m.fit(Xf, y, epochs=1, batch_size=8, verbose=0)
-    return m
-
-
-def _convert(model, X, io_type="uint8", quantize=True):
-    import tensorflow as tf
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantize:
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-
-        def rep():
-            for i in range(min(len(X), 16)):
-                yield [X[i:i + 1].astype(np.float32)]
-
-        conv.representative_dataset = rep
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = getattr(tf, io_type)
-        conv.inference_output_type = getattr(tf, io_type)
-    return conv.convert()
 
 
 def _reference(path, X):
@@ -156,19 +115,19 @@ def models(tmp_path_factory):
     X = rs.randint(0, 256, (N_IMAGES, 64, 64, 3)).astype(np.uint8)
     p = str(d / "rgb.tflite")
     with open(p, "wb") as f:
-        f.write(_convert(_mobilenet((64, 64, 3), 1, X), X, "uint8"))
+        f.write(convert_int8(tutorial_mobilenet((64, 64, 3), 1, X), X, "uint8", "uint8"))
     out["rgb"] = (p, X)
     # grayscale, int8 in/out, 32x32
     Xg = rs.randint(0, 256, (N_IMAGES, 32, 32, 1)).astype(np.uint8)
     p = str(d / "gray.tflite")
     with open(p, "wb") as f:
-        f.write(_convert(_mobilenet((32, 32, 1), 2, Xg), Xg, "int8"))
+        f.write(convert_int8(tutorial_mobilenet((32, 32, 1), 2, Xg), Xg, "int8", "int8"))
     out["gray"] = (p, (Xg.astype(np.int16) - 128).astype(np.int8))
     # alpha 0.5, 96x96 RGB, int8 in/out (ends in 3x3 -> MEAN; channel counts 16..512)
     X96 = rs.randint(0, 256, (N_IMAGES, 96, 96, 3)).astype(np.uint8)
     p = str(d / "rgb96.tflite")
     with open(p, "wb") as f:
-        f.write(_convert(_mobilenet((96, 96, 3), 3, X96, alpha=0.5), X96, "int8"))
+        f.write(convert_int8(tutorial_mobilenet((96, 96, 3), 3, X96, alpha=0.5), X96, "int8", "int8"))
     out["rgb96"] = (p, (X96.astype(np.int16) - 128).astype(np.int8))
     return out
 
@@ -297,7 +256,7 @@ def test_softmax_head_bit_exact(classes, scale, io, tmp_path):
     X = np.random.RandomState(classes).randn(64, 16).astype(np.float32)
     p = str(tmp_path / "head.tflite")
     with open(p, "wb") as f:
-        f.write(_convert(_dense_softmax(classes, scale, classes), X, io))
+        f.write(convert_int8(_dense_softmax(classes, scale, classes), X, io, io))
     import tensorflow as tf
     d = tf.lite.Interpreter(model_path=p).get_input_details()[0]
     sc, zp = d["quantization"]
@@ -323,7 +282,7 @@ def test_dynamic_batch_is_pinned_to_one(tmp_path):
     X = np.random.RandomState(0).randn(8, 16).astype(np.float32)
     p = str(tmp_path / "dyn.tflite")
     with open(p, "wb") as f:
-        f.write(_convert(m, X, "int8"))
+        f.write(convert_int8(m, X, "int8", "int8"))
     model = reader.load(p)
     assert -1 in model.inputs[0].shape_signature
     assert model.notes and "batch -1" in model.notes[0]
@@ -338,7 +297,7 @@ def test_dynamic_inner_dimension_is_rejected(tmp_path):
     X = np.random.RandomState(0).randn(8, 3, 16).astype(np.float32)
     p = str(tmp_path / "dyn_inner.tflite")
     with open(p, "wb") as f:
-        f.write(_convert(m, X, "int8"))
+        f.write(convert_int8(m, X, "int8", "int8"))
     with pytest.raises(ModelError) as e:
         reader.load(p)
     msg = str(e.value)
@@ -352,7 +311,7 @@ def test_float_model_is_rejected(tmp_path):
     m = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
     p = str(tmp_path / "float.tflite")
     with open(p, "wb") as f:
-        f.write(_convert(m, None, quantize=False))
+        f.write(convert_float(m))
     out = str(tmp_path / "out.tar")
     with pytest.raises(ModelError) as e:
         mlf.build_mlf(p, out)
@@ -361,17 +320,22 @@ def test_float_model_is_rejected(tmp_path):
 
 
 def test_unsupported_op_is_rejected(tmp_path):
+    """An op outside the registry (here RESIZE_BILINEAR): one error naming the op, its index and every
+    supported op."""
     import keras
+    from codegen.lowering import supported_ops
     inp = keras.Input((8, 8, 3), batch_size=1)
-    x = keras.layers.Concatenate()([keras.layers.Conv2D(4, 3)(inp), keras.layers.Conv2D(4, 3)(inp)])
+    x = keras.layers.UpSampling2D(interpolation="bilinear")(keras.layers.Conv2D(4, 3)(inp))
     m = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
     X = np.random.RandomState(0).rand(4, 8, 8, 3).astype(np.float32)
-    p = str(tmp_path / "concat.tflite")
+    p = str(tmp_path / "bilinear.tflite")
     with open(p, "wb") as f:
-        f.write(_convert(m, X, "int8"))
+        f.write(convert_int8(m, X, "int8", "int8"))
     with pytest.raises(ModelError) as e:
         reader.load(p)
-    assert "CONCATENATION" in str(e.value) and "concat.tflite" in str(e.value)
+    msg = str(e.value)
+    assert "operator RESIZE_BILINEAR (op #" in msg and "bilinear.tflite" in msg, msg
+    assert all(name in msg for name in supported_ops())
 
 
 def test_garbage_file_is_rejected(tmp_path):

@@ -22,57 +22,21 @@ SHAPE = (32, 32, 3)
 LABELS = ("target", "random", "stripes")
 
 
-def _local_mobilenet(shape, seed, X):
-    """MobileNetV1 alpha 0.25, random init, one short epoch (untrained BatchNorm statistics make TFLite's
-    reference softmax abort on a vanishing input scale)."""
-    import keras
-    keras.utils.set_random_seed(seed)
-    base = keras.applications.MobileNet(input_shape=shape, alpha=0.25, weights=None, include_top=False)
-    inp = keras.Input(shape=shape, batch_size=1)
-    x = keras.layers.Rescaling(1 / 255.0)(inp)
-    x = base(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    out = keras.layers.Dense(2, activation="softmax")(x)
-    m = keras.Model(inp, out)
-    Xf = X.astype(np.float32)
-    y = (Xf.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
-    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    m.fit(Xf, y, epochs=1, batch_size=8, verbose=0)
-    return m
-
-
-def _local_convert(model, X, io_type="uint8"):
-    import tensorflow as tf
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([X[i:i + 1].astype(np.float32)] for i in range(min(len(X), 16)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = getattr(tf, io_type)
-    conv.inference_output_type = getattr(tf, io_type)
-    return conv.convert()
-
-
-try:  # the MLF tests' model helpers, when importable (pytest's default "prepend" import mode)
-    from test_mlf import _convert, _mobilenet
-except ImportError:  # pragma: no cover
-    _mobilenet, _convert = _local_mobilenet, _local_convert
+from tflite_helpers import convert_int8, tutorial_mobilenet  # noqa: E402
 
 
 def build_tiny_pipeline(d):
     """tiny model -> int8 .tflite -> MLF tar -> 3 embedded images -> expected scores; returns the paths."""
     from PIL import Image
 
-    from codegen.emit import bin2c
-
+    from codegen.emit import bin2c, mlf
     from codegen.stages import expected
-
-    from codegen.emit import mlf
 
     rs = np.random.RandomState(7)
     X = rs.randint(0, 256, (16,) + SHAPE).astype(np.uint8)
     tflite = os.path.join(d, "model.tflite")
     with open(tflite, "wb") as f:
-        f.write(_convert(_mobilenet(SHAPE, 3, X), X, "uint8"))
+        f.write(convert_int8(tutorial_mobilenet(SHAPE, 3, X), X, "uint8", "uint8"))
     tar = os.path.join(d, "model_mlf.tar")
     mlf.build_mlf(tflite, tar)
     paths = []

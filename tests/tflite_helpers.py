@@ -25,6 +25,33 @@ def fit_briefly(model, X, seed=0):
     return model
 
 
+def tutorial_mobilenet(shape, seed, X, alpha=0.25):
+    """The training script's architecture (MobileNetV1 body cut at layers[-5], Rescaling in front, Dense softmax
+    head), random init and one short epoch (without it the untrained BatchNorm statistics make the late
+    activations vanish, and TFLite's reference softmax aborts on the resulting ~1e-8 input scale)."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    base = keras.applications.MobileNet(input_shape=shape, alpha=alpha, weights=None, include_top=True, classes=1000)
+    inp = keras.Input(shape=shape, batch_size=1)
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    x = keras.Model(base.inputs, base.layers[-5].output)(x)
+    x = keras.layers.Reshape((-1,))(x)
+    x = keras.layers.Dropout(0.1)(x)
+    x = keras.layers.Flatten()(x)
+    m = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(x))
+    Xf = X[:16].astype(np.float32)  # a few images are enough (time budget)
+    y = (Xf.mean(axis=tuple(range(1, Xf.ndim))) > 127).astype(np.int64)
+    m.compile(optimizer=keras.optimizers.Adam(5e-4), loss="sparse_categorical_crossentropy")
+    m.fit(Xf, y, epochs=1, batch_size=8, verbose=0)
+    return m
+
+
+def convert_float(model):
+    """A float32 TFLite flatbuffer (no quantization) of a Keras model."""
+    import tensorflow as tf
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
 def convert_int8(model, X, in_type="int8", out_type="int8", rep=16):
     """Full-integer TFLite flatbuffer of a Keras model, calibrated on X[:rep] (float inputs)."""
     import tensorflow as tf
