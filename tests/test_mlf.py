@@ -46,41 +46,18 @@ def _reference(path, X):
     return np.array(res), inp["dtype"]
 
 
-MAIN_C = r"""
-#include <stdio.h>
-#include <stdint.h>
-#include "tvmgen_%(name)s.h"
-int main(void) {
-  static uint8_t in[TVMGEN_%(NAME)s_INPUT_SIZE];
-  static uint8_t out[TVMGEN_%(NAME)s_OUTPUT_SIZE];
-  while (fread(in, 1, sizeof in, stdin) == sizeof in) {
-    if (tvmgen_%(name)s_run(in, out) != 0) return 1;
-    fwrite(out, 1, sizeof out, stdout);
-  }
-  return 0;
-}
-"""
-
-
 def _build_and_run(tar_path, name, X, workdir):
+    """The MLF built with host gcc -Wall (no warning allowed) and run on X: (extract dir, sources, include dir,
+    output bytes)."""
+    from codegen.runners import exactness
+
+    run = exactness.run_host(tar_path, X, workdir, cflags=("-O2", "-Wall"))
+    assert "warning" not in run.compiler_output, run.compiler_output
     ext = os.path.join(workdir, "mlf")
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(ext)
     srcdir = os.path.join(ext, "codegen", "host", "src")
-    incdir = os.path.join(ext, "codegen", "host", "include")
     sources = sorted(os.path.join(srcdir, f) for f in os.listdir(srcdir))
     assert [os.path.basename(s) for s in sources] == ["%s_lib%d.c" % (name, i) for i in range(3)]
-    main_c = os.path.join(workdir, "main.c")
-    with open(main_c, "w") as f:
-        f.write(MAIN_C % {"name": name, "NAME": name.upper()})
-    exe = os.path.join(workdir, "run")
-    r = subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-I", incdir, main_c] + sources
-                       + ["-o", exe, "-lm"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "warning" not in r.stderr, r.stderr
-    r = subprocess.run([exe], input=np.ascontiguousarray(X).tobytes(), capture_output=True,
-                       check=True)
-    return ext, sources, incdir, np.frombuffer(r.stdout, np.uint8)
+    return ext, sources, os.path.join(ext, "codegen", "host", "include"), run.outputs.ravel()
 
 
 def _check_sources(ext, sources, name, meta):

@@ -72,22 +72,27 @@ def fnv1a(data):
 class HostRun:
     """Outputs (n, output bytes) and, per kernel call index, its output tensor bytes (n, bytes)."""
 
-    def __init__(self, meta, outputs, traced):
+    def __init__(self, meta, outputs, traced, compiler_output=""):
         self.meta = meta
         self.outputs = outputs
         self.traced = traced
+        self.compiler_output = compiler_output    # the compiler's warnings, if any
+
+
+def _unpack(mlf_tar, folder):
+    """(metadata, src dir, include dir, [lib0, lib1, lib2 .c]) of the MLF extracted into `folder`."""
+    meta, _ = read_mlf(mlf_tar)
+    with tarfile.open(mlf_tar) as tar:
+        tar.extractall(folder, filter="data")
+    srcdir = os.path.join(folder, "codegen", "host", "src")
+    incdir = os.path.join(folder, "codegen", "host", "include")
+    return meta, srcdir, incdir, [os.path.join(srcdir, "%s_lib%d.c" % (meta["model_name"], i)) for i in range(3)]
 
 
 def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
     """Compiles the MLF with gcc (with the trace hook) and runs it on each row of `inputs` (model input bytes)."""
-    meta, _ = read_mlf(mlf_tar)
+    meta, _, incdir, sources = _unpack(mlf_tar, os.path.join(workdir, "mlf"))
     name = meta["model_name"]
-    ext = os.path.join(workdir, "mlf")
-    with tarfile.open(mlf_tar) as tar:
-        tar.extractall(ext, filter="data")
-    srcdir = os.path.join(ext, "codegen", "host", "src")
-    incdir = os.path.join(ext, "codegen", "host", "include")
-    sources = [os.path.join(srcdir, "%s_lib%d.c" % (name, i)) for i in range(3)]
     main_c = os.path.join(workdir, "trace_main.c")
     with open(main_c, "w") as f:
         f.write(_MAIN_C % {"name": name, "NAME": name.upper()})
@@ -97,6 +102,7 @@ def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
                         "-o", exe, "-lm"], capture_output=True, text=True)
     if r.returncode != 0:
         raise PipelineError("%s: the generated C does not compile with gcc:\n%s" % (mlf_tar, r.stderr[-3000:]))
+    compiler_output = r.stderr
     x = np.ascontiguousarray(inputs).view(np.uint8).reshape(len(inputs), -1)
     r = subprocess.run([exe], input=x.tobytes(), capture_output=True)
     if r.returncode != 0:
@@ -114,7 +120,7 @@ def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
     for c in calls:
         traced[c["index"]] = data[:, pos:pos + c["output_bytes"]]
         pos += c["output_bytes"]
-    return HostRun(meta, outputs, traced)
+    return HostRun(meta, outputs, traced, compiler_output)
 
 
 def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
@@ -122,13 +128,8 @@ def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
     `traced` holds, per call index, the (n,) FNV-1a hashes of the call's output tensor."""
     from ..runners import qemu
 
-    meta, _ = read_mlf(mlf_tar)
+    meta, srcdir, incdir, _ = _unpack(mlf_tar, os.path.join(workdir, "mlf_m4"))
     name = meta["model_name"]
-    ext = os.path.join(workdir, "mlf_m4")
-    with tarfile.open(mlf_tar) as tar:
-        tar.extractall(ext, filter="data")
-    srcdir = os.path.join(ext, "codegen", "host", "src")
-    incdir = os.path.join(ext, "codegen", "host", "include")
     x = np.ascontiguousarray(inputs).view(np.uint8).reshape(len(inputs), -1)
     with open(os.path.join(workdir, "trace_inputs.h"), "w") as f:
         f.write("#define N_INPUTS %d\nstatic const uint8_t trace_inputs[%d][%d] = {\n" % (len(x), len(x), x.shape[1]))
