@@ -22,7 +22,7 @@ from codegen.emit import mlf  # noqa: E402
 
 from codegen.frontend import reader  # noqa: E402
 from codegen.emit.mlf_archive import MLF_VERSION  # noqa: E402
-from tflite_helpers import check_exact, convert_float, convert_int8, tutorial_mobilenet  # noqa: E402
+from tflite_helpers import SHARED_MODELS, check_exact, convert_float, convert_int8, tutorial_mobilenet  # noqa: E402
 from codegen.errors import ModelError  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -354,3 +354,18 @@ def test_model_reader(models):
     assert conv.type == "CONV_2D" and conv.options["padding"] in ("SAME", "VALID")
     w = m.tensors[conv.inputs[1]]
     assert w.data.dtype == np.int8 and len(w.scale) == w.shape[0]
+
+
+def test_mlf_tar_is_byte_reproducible(tmp_path):
+    """Same model, same generator: the same bytes (no timestamps or timings inside), so a cache or a diff of
+    two builds sees no change."""
+    import hashlib
+    path = os.path.join(SHARED_MODELS, "kws_ref_model.tflite")
+    if not os.path.isfile(path):
+        pytest.skip("%s is absent" % path)
+    digests = set()
+    for k in range(2):
+        tar = str(tmp_path / ("m%d.tar" % k))
+        mlf.build_mlf(path, tar)
+        digests.add(hashlib.sha256(open(tar, "rb").read()).hexdigest())
+    assert len(digests) == 1

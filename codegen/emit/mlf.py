@@ -23,7 +23,6 @@ import os
 import re
 import tarfile
 import tempfile
-import time
 
 import numpy as np
 
@@ -267,7 +266,6 @@ def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None)
     import tvm
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", model_name):
         raise ModelError("%s: model_name %r must be a C identifier." % (tflite_path, model_name))
-    t0 = time.time()
     model = load(tflite_path)
     if max_object_bytes is not None:        # fail before the slow lowering when a weight tensor is too big
         check_object_sizes(tflite_path, [("%r (TFLite tensor)" % t.name, t.size_bytes)
@@ -295,7 +293,6 @@ def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None)
         "constants": [{"name": c, "dtype": str(a.dtype), "bytes": int(a.nbytes)} for c, a in lw.constants],
         "notes": list(model.notes),
         "total_macs": int(sum(o["macs"] for o in lw.ops)),
-        "codegen_seconds": round(time.time() - t0, 3),
     }
     files = [
         ("metadata.json", json.dumps(meta, indent=2) + "\n"),
