@@ -11,7 +11,7 @@ import json
 import os
 
 from ..fsutil import write_if_changed
-from ..emit.mlf_archive import model_files, read_mlf
+from .mlf_archive import model_files, read_mlf
 
 
 def library_files(model_name="default"):

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..frontend import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
 from ..lowering import C_TYPES, lower
-from ..emit.mlf_archive import MLF_VERSION
+from .mlf_archive import MLF_VERSION
 
 
 

@@ -11,10 +11,10 @@ rewritten: arduino-cli's incremental build then recompiles only what really chan
 import json
 import os
 
-from ..emit.bin2c import c_string
+from .bin2c import c_string
 from ..errors import PipelineError
 from ..fsutil import write_if_changed
-from ..emit.mlf_archive import model_files, read_mlf
+from .mlf_archive import model_files, read_mlf
 
 INO_TEMPLATE = "sketch.ino.j2"
 

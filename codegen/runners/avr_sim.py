@@ -3,10 +3,10 @@ arduino-builder with the AVR core) and run in simavr; its result lines must equa
 import json
 import os
 
-from ..runners import avr
+from . import avr
 from ..errors import PipelineError
 from ..fsutil import atomic_open
-from ..runners.hostcheck import compare_lines, first_round
+from .hostcheck import compare_lines, first_round
 
 
 def simulate_avr_sketch(sketch_dir, sketch_name, board, expected_json, out_json, *, work_dir, timeout_s=120):

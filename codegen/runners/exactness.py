@@ -126,7 +126,7 @@ def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
 def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
     """The MLF built with arm-none-eabi-gcc for the Cortex-M4F (DSP paths on) and run in QEMU: a HostRun whose
     `traced` holds, per call index, the (n,) FNV-1a hashes of the call's output tensor."""
-    from ..runners import qemu
+    from . import qemu
 
     meta, srcdir, incdir, _ = _unpack(mlf_tar, os.path.join(workdir, "mlf_m4"))
     name = meta["model_name"]

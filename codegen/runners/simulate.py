@@ -12,11 +12,11 @@ expected.json's byte for byte; any difference raises PipelineError naming the in
 import json
 import os
 
-from ..runners import qemu
+from . import qemu
 from ..emit.bin2c import c_string as _c_string
 from ..errors import PipelineError
 from ..fsutil import atomic_open
-from ..runners.hostcheck import compare_lines, parse_results
+from .hostcheck import compare_lines, parse_results
 from ..emit.mlf_archive import read_mlf
 
 MLF_SRC_DIR = "codegen/host/src"

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 
-from ..stages import images as imagesmod
+from . import images as imagesmod
 from ..errors import PipelineError
 from ..fsutil import atomic_open, atomic_path
 

@@ -31,7 +31,7 @@ def representative_set(calibration_path, input_shape, rep_samples):
         if not np.isfinite(x).all():
             raise PipelineError(f"REP_DATA={calibration_path}: holds NaN or infinite values")
         return x[:rep_samples].reshape([-1] + shape).astype("float32")
-    from ..stages.dataset import load_packed
+    from .dataset import load_packed
 
     data = load_packed(calibration_path)
     pick = [i for i in data["order"] if not data["is_val"][i]][:rep_samples]
@@ -71,7 +71,7 @@ def _converter(tf, keras, model):
 
 def quantize(model_path, npz_path, out_path, *, mode="int8", io_type="uint8", rep_samples=100):
     """`npz_path`: the dataset .npz, or a REP_DATA .npy of float inputs, to calibrate int8 on."""
-    from ..stages.tf_env import import_tf, quiet
+    from .tf_env import import_tf, quiet
 
     tf, keras = import_tf()
     model = _load_keras(keras, model_path)

@@ -3,14 +3,14 @@ import json
 import os
 
 from ..fsutil import atomic_open, atomic_path
-from ..stages.quantio import quantize_pixels
+from .quantio import quantize_pixels
 
 
 def evaluate(tflite_path, npz_path, history_path, metrics_out, curve_out):
     import numpy as np
 
-    from ..stages.dataset import load_packed
-    from ..stages.tf_env import import_tf, quiet, run_interpreter
+    from .dataset import load_packed
+    from .tf_env import import_tf, quiet, run_interpreter
 
     tf, _ = import_tf()
     with open(history_path) as f:

@@ -118,7 +118,7 @@ def build_model(size, channels, alpha, num_classes, batch_size=None, weights_pat
                 arch="mobilenet_v1"):
     """`depth`: None for the tutorial's network, or 1..13 to keep only the first `depth` depthwise-separable
     blocks of MobileNetV1 (a model small enough for an 8-bit MCU); the head is the same either way."""
-    from ..stages.tf_env import import_tf
+    from .tf_env import import_tf
 
     depth = _check_depth(depth, arch)
     _, keras = import_tf()
@@ -139,8 +139,8 @@ def build_model(size, channels, alpha, num_classes, batch_size=None, weights_pat
 
 def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weights_path=None, lr=None, verbose=2,
           depth=None, arch="mobilenet_v1"):
-    from ..stages.dataset import load_packed
-    from ..stages.tf_env import import_tf
+    from .dataset import load_packed
+    from .tf_env import import_tf
 
     depth = _check_depth(depth, arch)
     tf, keras = import_tf(seed)
