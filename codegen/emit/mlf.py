@@ -102,6 +102,7 @@ def _live_ranges(lw):
     for i, (_, args, nbytes) in enumerate(lw.calls):
         busy = [(off, off + size) for k, (off, size, p) in enumerate(produced)
                 if p < i and reads.get(k, -1) >= i]
+        busy += [(a[1], a[1] + a[2]) for a in args if a[0] == "scratch"]
         if args[-1][0] == "ws":
             busy.append((args[-1][1], args[-1][1] + nbytes))
         ranges.append(sorted(busy))
@@ -155,6 +156,8 @@ def _call_list(lw):
             return {"kind": "constant", "name": a[1], "bytes": sizes[a[1]]}
         if a[0] == "ws":
             return {"kind": "workspace", "offset": int(a[1])}
+        if a[0] == "scratch":
+            return {"kind": "scratch", "offset": int(a[1]), "bytes": int(a[2])}
         return {"kind": a[0]}
 
     if len(lw.call_ops) != len(lw.calls):

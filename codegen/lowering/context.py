@@ -18,6 +18,7 @@ class LoweringContext:
         self.param_data = {}      # relax var -> (c_name, np array)
         self.values = {}          # tflite tensor index -> relax expr
         self.scheds = {}          # kernel name -> schedule fn(s_tir.Schedule)
+        self.scratch_kernels = set()  # kernels whose first output is a scratch buffer (microkernels.emit_call)
         self.call_ops = []        # the TFLite op of each kernel call, in call order (identical kernels of
                                   # equal layers are one PrimFunc: Relax deduplicates them)
 
@@ -65,6 +66,15 @@ class LoweringContext:
         if sched is not None:
             self.scheds[name] = sched
         return v
+
+    def emit_extern(self, op, fn, args):
+        """One kernel whose `fn(*te_tensors)` returns [scratch, output] (a te.extern): the scratch buffer is
+        planned like a tensor that dies right after the call; the op's value is the output."""
+        name = self.kname(op)
+        t = self.bb.emit_te(fn, *args, primfunc_name_hint=name)
+        self.call_ops.append(op)
+        self.scratch_kernels.add(name)
+        return self.bb.emit(self.relax.TupleGetItem(t, 1))
 
     def reshape(self, value, shape):
         """A Relax reshape: no kernel, the planner aliases the storage."""

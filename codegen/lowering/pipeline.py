@@ -38,6 +38,7 @@ import time
 import numpy as np
 
 from ..errors import ModelError
+from . import microkernels
 from .context import LoweringContext
 from .quant import C_TYPES
 from .registry import registry
@@ -287,6 +288,9 @@ def _lower(model, model_name):
     from tvm.tirx.build import codegen_build
     src = codegen_build(cmod, target).inspect_source()
     text = _strip_tvm(src)
+    if re.search(r"\btvmgen_mk_\w+\(", text):
+        text = re.sub(r"^int32_t tvmgen_mk_\w+\([^)]*\);\n", "", text, flags=re.M)
+        text = microkernels.header_source() + "\n" + text
     if re.search(r"\btvmgen_(dot4|ld4|clamp)\(", text):
         text = re.sub(r"^int32_t tvmgen_(dot4|ld4|clamp)\([^)]*\);\n", "", text, flags=re.M)
         text = KERNEL_PREAMBLE + "\n" + _fuse_dot4(text)
@@ -342,12 +346,21 @@ def _plan(lw, main, b, input_var):
                                          "memory planning" % name)
                 else:  # GlobalVar: a TIR kernel call
                     args = [where[a] for a in val.args]
+                    if op.name_hint in b.scratch_kernels:   # [..., scratch, output]
+                        s_ty = val.args[-2].ty
+                        s_bytes = int(np.prod([int(d) for d in s_ty.shape.values])) * \
+                            np.dtype(str(s_ty.dtype)).itemsize
+                        args[-2] = ("scratch", args[-2][1], s_bytes)
                     out_ty = val.args[-1].ty
                     nbytes = int(np.prod([int(d) for d in out_ty.shape.values])) * \
                         np.dtype(str(out_ty.dtype)).itemsize
                     lw.calls.append((op.name_hint, args, nbytes))
             elif isinstance(val, relax.Var):
                 where[var] = where[val]
+            elif isinstance(val, relax.Tuple):      # the outputs of a kernel with a scratch buffer
+                where[var] = tuple(where[f] for f in val.fields)
+            elif isinstance(val, relax.TupleGetItem):
+                where[var] = where[val.tuple_value][val.index]
             else:
                 raise ModelError("internal error: unexpected binding %s" % type(val).__name__)
     r = where[ret]

@@ -5,7 +5,8 @@ model runs in tf.lite's reference kernels (BUILTIN_REF) with every tensor preser
 says which TFLite op (and so which tensor) each traced call produced.  Random inputs saturate many classifiers
 to a few distinct outputs, so the intermediate tensors are the real check.
 
-Used by the test suite and usable on any model: `python -m codegen.runners.exactness model.tflite [N]`.
+Used by the test suite and usable on any model:
+`python -m codegen.runners.exactness [--cortex-m4] model.tflite [N]`.
 """
 import os
 import subprocess
@@ -255,18 +256,22 @@ def random_inputs(tflite_path, n, seed=0):
 def main(argv):
     from ..emit import mlf
 
+    target = "host"
+    if argv[:1] == ["--cortex-m4"]:
+        target, argv = "cortex-m4", argv[1:]
     if not argv:
-        print("usage: python -m codegen.runners.exactness MODEL.tflite [N_INPUTS]", file=sys.stderr)
+        print("usage: python -m codegen.runners.exactness [--cortex-m4] MODEL.tflite [N_INPUTS]",
+              file=sys.stderr)
         return 2
     path, n = argv[0], int(argv[1]) if len(argv) > 1 else 20
     with tempfile.TemporaryDirectory() as d:
         tar = os.path.join(d, "m.tar")
         mlf.build_mlf(path, tar)
-        rep = compare(path, tar, random_inputs(path, n), d)
+        rep = compare(path, tar, random_inputs(path, n), d, target=target)
     bad = {m.op_index: m for m in rep.mismatches}
     for idx, typ in rep.checked_ops:
         print("  op #%-3d %-20s %s" % (idx, typ, bad.get(idx, "bit-exact")))
-    print("%s: %s (%d tensors compared on %d inputs)" % (path, "bit-exact" if rep.exact else "DIFFERS",
+    print("%s: %s on %s (%d tensors compared on %d inputs)" % (path, "bit-exact" if rep.exact else "DIFFERS", target,
                                                          len(rep.checked_ops), n))
     return 0 if rep.exact else 1
 

@@ -6,6 +6,7 @@ from ..quant import (activation_range, clamp_cast, i32, mbqm, per_channel_multip
                     rdbpot_masked, same_padding, srdhm)
 from ..registry import FUSED_ACTIVATION, PADDING, clamp_activation, options, per_tensor, register
 from ..schedules import factor, sched_conv, sched_depthwise, sched_pointwise, sched_reduction, sched_tiled
+from .. import microkernels as mk
 
 
 CONV_OPTIONS = options("Conv2DOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
@@ -70,6 +71,9 @@ def _conv_common(ctx, op, depthwise):
     bias = _bias(m, b_i, OC) - izp * sumw
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         m.fail("%s (op #%d): folded bias overflows int32." % (op.type, op.index))
+    if mk.enabled() and x_t.dtype == "int8" and odt == "int8" and rq is mbqm and (not depthwise or dm == 1):
+        return _conv_microkernel(ctx, op, depthwise, (H, W, C, OH, OW, OC, KH, KW, sh, sw, dh, dw, pt, pl),
+                                 izp, ozp, lo, hi, mult, shift, b_i)
     pointwise = (not depthwise and KH == 1 and KW == 1 and sh == 1 and sw == 1
                  and pt == 0 and pl == 0)
     # 1x1 convolutions over int8 channels in groups of four: one tvmgen_dot4 call (two
@@ -186,6 +190,43 @@ def _conv_common(ctx, op, depthwise):
 
 
 
+def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b_i):
+    """CONV_2D / DEPTHWISE_CONV_2D (depth multiplier 1) as a call of tvmgen_mk_conv / tvmgen_mk_dwconv."""
+    m = ctx.m
+    H, W, C, OH, OW, OC, KH, KW, sh, sw, dh, dw, pt, pl = dims
+    w = np.asarray(m.tensors[op.inputs[1]].data)
+    bias = _bias(m, b_i, OC)
+    xmax = max(abs(-128 - izp), abs(127 - izp))          # |x - zp| for int8 x
+    wabs = np.abs(w.astype(np.int64))
+    if depthwise:
+        absw = wabs[0].reshape(-1, OC).sum(0)
+        # the zero point folded into the bias: padding taps read a row of zp bytes (see microkernels.h)
+        bias_k = bias - izp * w.astype(np.int64)[0].reshape(-1, OC).sum(0)
+        if np.abs(bias_k).max(initial=0) >= 2 ** 31:
+            m.fail("%s (op #%d): folded bias overflows int32." % (op.type, op.index))
+    else:
+        absw = wabs.reshape(OC, -1).sum(1)
+        bias_k = bias
+    rq, lsh, flags = mk.requant_double(bias_k, mult, shift, xmax * absw + np.abs(bias), absw == 0,
+                                       (ozp, lo, hi))
+    if depthwise:
+        rows = (OC + 3) // 4 * 4
+        wk = ctx.const(mk.depthwise_weights(w), "dw_w16")
+        scratch, sdt, cfunc = C, "int8", "tvmgen_mk_dwconv"
+    else:
+        rows = (OC + 1) // 2 * 2
+        wk = ctx.const(mk.conv_weights(w), "conv_w")
+        k4 = (KH * KW * C + 3) // 4 * 4
+        scratch, sdt, cfunc = 2 * k4, "int16", "tvmgen_mk_conv"
+    args = [ctx.values[op.inputs[0]], wk, ctx.const(mk.pad_rows(rq, rows), "rq"),
+            ctx.const(mk.pad_rows(lsh, rows) if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "lshift")]
+    scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
+                                                                 izp, ozp, lo, hi, flags]
+    y = mk.emit_call(ctx, op, cfunc, args, (1, OH, OW, OC), "int8", scratch, sdt, scalars)
+    ctx.values[op.outputs[0]] = y
+    return OH * OW * OC * KH * KW * (1 if depthwise else C)
+
+
 @register("CONV_2D", family="conv", options=CONV_OPTIONS, validate=_conv_checks)
 def lower_conv_2d(ctx, op):
     """2-D convolution: int32 sums of (x - zp) * w + bias, per-channel requantization."""
@@ -226,6 +267,17 @@ def lower_fully_connected(ctx, op):
         mult, shift = np.full(U, mu, np.int32), np.full(U, sh, np.int32)
     odt = o_t.dtype
     srange = (int(shift.min()), int(shift.max()))
+    rq_single = mk.requant_single(_bias(m, b_i, U), mult, shift)
+    if mk.enabled() and x_t.dtype == "int8" and odt == "int8" and wzp == 0 and rq_single is not None:
+        x = ctx.values[op.inputs[0]]
+        args = [x, ctx.const(mk.fc_weights(np.asarray(w_t.data, np.int8)), "fc_w"),
+                ctx.const(mk.pad_rows(rq_single, (U + 3) // 4 * 4), "fc_rq")]
+        y = mk.emit_call(ctx, op, "tvmgen_mk_fc", args, (B, U), "int8", (K + 3) // 4 * 4, "int16",
+                         [B, K, U, izp, ozp, lo, hi])
+        if tuple(o_t.shape) != (B, U):
+            y = ctx.bb.emit(relax.op.reshape(y, tuple(o_t.shape)))
+        ctx.values[op.outputs[0]] = y
+        return B * U * K
     # int8 inputs in groups of four: tvmgen_dot4 (two SMLADs on a DSP core) per group, a tile of 4 outputs
     # sharing each input load; the input zero point is folded into the bias as for convolutions
     # (sum((x - zp) * w) = sum(x * w) - zp * sum(w), exact in int32 like TFLite's accumulator).

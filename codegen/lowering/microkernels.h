@@ -1,0 +1,413 @@
+/* Hand-written int8 microkernels that the generated kernels call (codegen/lowering/microkernels.py).
+ *
+ * Every function is `static inline` and always inlined: each TVM kernel calls one of them with its layer's
+ * shapes as literal constants, so the C compiler specialises the loops per layer (constant trip counts,
+ * immediate offsets), and layers with equal parameters share one kernel (Relax deduplicates the calls).
+ *
+ * Arithmetic is TFLite's reference kernels' exactly: int32 sums of (x - input_zp) * w + bias, then
+ * MultiplyByQuantizedMultiplier (double rounding for convolutions, single rounding for FULLY_CONNECTED),
+ * + output zero point, clamp.  With the Armv7E-M DSP extension (Cortex-M4/M7/M33) the sums are SMLAD
+ * dot products on int16 pairs (SXTB16 unpacks four int8 values into two registers); elsewhere (AVR, the
+ * host) the same sums in plain C.  Integer addition is associative modulo 2^32, so both give the same
+ * bytes as TFLite whatever the order of the products.
+ *
+ * Constants are laid out for these loops by microkernels.py at code generation time (see each function).
+ */
+#ifndef TVMGEN_MICROKERNELS_H_
+#define TVMGEN_MICROKERNELS_H_
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TVMGEN_MK_DSP 1
+#else
+#define TVMGEN_MK_DSP 0
+#endif
+
+/* the inner loops as Thumb-2 assembly (register allocation the compiler does not find on its own) */
+#if TVMGEN_MK_DSP && defined(__thumb2__)
+#define TVMGEN_MK_ASM 1
+#else
+#define TVMGEN_MK_ASM 0
+#endif
+
+#define TVMGEN_MK_INLINE static inline __attribute__((always_inline))
+
+/* requantization flags (compile-time constants at every call) */
+#define TVMGEN_RQ_LSHIFT 1   /* some channel has a left shift: rq_lsh[] holds it */
+#define TVMGEN_RQ_SMMUL 2    /* |acc << (lshift + 1)| < 2^31 is proven: SRDHM is one SMMULR */
+#define TVMGEN_RQ_FAST 4     /* every right shift >= 1 and no overflow: (v + half + (v >> 31)) >> r */
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_ld4(const void* p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_sat(int32_t v, int32_t lo, int32_t hi) {
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+  if (lo == -128 && hi == 127) return __ssat(v, 8);
+#endif
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* SaturatingRoundingDoublingHighMul(a, m) = (a * m + 2^30) >> 31 (m > 0, no saturation case). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int flags) {
+  if (flags & TVMGEN_RQ_SMMUL) {
+    /* (2a * m + 2^31) >> 32 is the same value; 2a fits int32 by the proven bound */
+#if TVMGEN_MK_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"((int32_t)((uint32_t)a << 1)), "r"(m));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * 2 * m + ((int64_t)1 << 31)) >> 32);
+#endif
+  }
+  return (int32_t)(((int64_t)a * m + ((int64_t)1 << 30)) >> 31);
+}
+
+/* Requantize one int32 sum (bias included) with TFLite's double rounding.  rq = {bias, multiplier, right
+ * shift, rounding constant} of the channel: the constant is 2^(r-1) with TVMGEN_RQ_FAST, else the mask
+ * 2^r - 1 of RoundingDivideByPOT. */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const int8_t* lsh, int flags,
+                                           int32_t ozp, int32_t lo, int32_t hi) {
+  if (flags & TVMGEN_RQ_LSHIFT) acc = (int32_t)((uint32_t)acc << *lsh);
+  int32_t v = tvmgen_mk_srdhm(acc, rq[1], flags);
+  int32_t r = rq[2], c = rq[3];
+  if (flags & TVMGEN_RQ_FAST) {
+    v = (v + c + (v >> 31)) >> r;
+  } else {
+    int32_t t = (c >> 1) - (v >> 31) - (v & c);
+    v = (v >> r) - (t >> 31);
+  }
+  return tvmgen_mk_sat(v + ozp, lo, hi);
+}
+
+/* MultiplyByQuantizedMultiplier, single rounding (per-channel FULLY_CONNECTED): (acc * m + 2^(t-1)) >> t
+ * with t = 31 - shift >= 32, as the high word of one 64-bit multiply-accumulate.  rq = {bias, multiplier,
+ * t - 32, 2^(t-33) (the rounding term's high word; its low word is 0 unless t == 32: then 2^31)}. */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single(int32_t acc, const int32_t* rq, int32_t ozp, int32_t lo,
+                                                  int32_t hi) {
+  int64_t v = (int64_t)acc * rq[1] + (((int64_t)rq[3] << 32) | (rq[2] == 0 ? 0x80000000u : 0u));
+  return tvmgen_mk_sat(((int32_t)(v >> 32) >> rq[2]) + ozp, lo, hi);
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * im2col: the K = KH*KW*C inputs of output pixel (oh, ow) as int16 (x - zp), 0 for padding taps, zero-filled
+ * up to K4 (a multiple of 4), in natural order within each group of four inputs.  Groups are G int16 apart
+ * and this pixel's group starts J int16 into it: G = 8, J = 0 or 4 interleaves the columns of two pixels
+ * (one pointer and two LDRDs load both), G = 4, J = 0 is a plain row.  The weights are stored with the
+ * bytes of each group of four in the order 0, 2, 1, 3, so that SXTB16 of a weight word gives the pairs
+ * (w0, w1) and (w2, w3) that match the column's int16 pairs. */
+#define TVMGEN_MK_COL(k) col[((k) >> 2) * G + J + ((k) & 3)]
+
+TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t* x, int oh, int ow, int H,
+                                       int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
+                                       int PL, int32_t izp, int K4) {
+  int k = 0;
+  for (int kh = 0; kh < KH; kh++) {
+    int ih = oh * SH + kh * DH - PT;
+    for (int kw = 0; kw < KW; kw++) {
+      int iw = ow * SW + kw * DW - PL;
+      if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+        for (int c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = 0;
+        continue;
+      }
+      const int8_t* px = x + (ih * W + iw) * C;
+      if ((C & 3) == 0) {           /* k is a multiple of 4 here: whole groups */
+        for (int c = 0; c < C; c += 4, k += 4) {
+          int16_t* g = &TVMGEN_MK_COL(k);
+#if TVMGEN_MK_DSP
+          const int32_t zz = (int32_t)(((uint32_t)(uint16_t)izp << 16) | (uint16_t)izp);
+          int32_t v = tvmgen_mk_ld4(px + c), e, o;
+          e = __ssub16(__sxtb16(v), zz);                        /* (x0, x2) */
+          __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
+          o = __ssub16(o, zz);                                  /* (x1, x3) */
+          uint32_t lo = ((uint32_t)e & 0xffffu) | ((uint32_t)o << 16);         /* PKHBT: (x0, x1) */
+          uint32_t hi = ((uint32_t)e >> 16) | ((uint32_t)o & 0xffff0000u);     /* PKHTB: (x2, x3) */
+          uint64_t both = ((uint64_t)hi << 32) | lo;
+          memcpy(g, &both, 8);
+#else
+          g[0] = (int16_t)(px[c + 0] - izp);
+          g[1] = (int16_t)(px[c + 1] - izp);
+          g[2] = (int16_t)(px[c + 2] - izp);
+          g[3] = (int16_t)(px[c + 3] - izp);
+#endif
+        }
+      } else {
+        for (int c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = (int16_t)(px[c] - izp);
+      }
+    }
+  }
+  for (; k < K4; k++) TVMGEN_MK_COL(k) = 0;
+}
+#undef TVMGEN_MK_COL
+
+/* w bytes of a group of four are stored as 0, 2, 1, 3: input j of the group has its weight at byte
+ * TVMGEN_MK_WPERM(j) (the permutation is its own inverse). */
+#define TVMGEN_MK_WPERM(j) ((((j) & 1) << 1) | (((j) >> 1) & 1))
+
+/* CONV_2D (any kernel size, stride, dilation, padding), NHWC int8.  w: [OC2/2][K4/4][2 channels][4] int8
+ * (OC2 = OC rounded up to even, K4 = KH*KW*C rounded up to a multiple of 4, zero-filled, bytes of a group
+ * permuted as above); rq: [OC2][4] (see tvmgen_mk_requant), bias without zero-point folding; col: scratch of
+ * 2 * K4 int16, the columns of two pixels interleaved.  Two pixels x two channels per step. */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const int32_t* rq, const int8_t* lsh,
+                                     int16_t* col, int8_t* out, int H, int W, int C, int OH, int OW, int OC,
+                                     int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                                     int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int flags) {
+  const int K4 = (KH * KW * C + 3) & ~3;
+  const int P = OH * OW;
+  for (int p = 0; p < P; p += 2) {
+    const int two = p + 1 < P;
+    tvmgen_mk_im2col(col, 8, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+    /* an odd last pixel is computed twice and stored once */
+    tvmgen_mk_im2col(col, 8, 4, x, (p + two) / OW, (p + two) % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL,
+                     izp, K4);
+    int8_t* o0 = out + p * OC;
+    int8_t* o1 = o0 + OC;
+    const int8_t* wp = w;
+    for (int oc = 0; oc < OC; oc += 2, wp += 2 * K4) {
+      const int32_t* r0 = rq + oc * 4;
+      int32_t s00 = r0[0], s01 = r0[4], s10 = s00, s11 = s01;
+#if TVMGEN_MK_ASM
+      const int16_t* cp = col;
+      const int8_t* wq = wp;
+      const int8_t* const wend = wp + 2 * K4;
+      while (wq != wend) {
+        int32_t x0a, x0b, x1a, x1b, wa, wb, t;
+        /* 16 MACs in 15 instructions: both pixels' groups and both channels' weights in three LDRDs */
+        __asm__("ldrd %[x0a], %[x0b], [%[cp]], #8\n\t"
+                "ldrd %[x1a], %[x1b], [%[cp]], #8\n\t"
+                "ldrd %[wa], %[wb], [%[wq]], #8\n\t"
+                "sxtb16 %[t], %[wa]\n\t"
+                "sxtb16 %[wa], %[wa], ror #8\n\t"
+                "smlad %[s00], %[t], %[x0a], %[s00]\n\t"
+                "smlad %[s10], %[t], %[x1a], %[s10]\n\t"
+                "smlad %[s00], %[wa], %[x0b], %[s00]\n\t"
+                "smlad %[s10], %[wa], %[x1b], %[s10]\n\t"
+                "sxtb16 %[t], %[wb]\n\t"
+                "sxtb16 %[wb], %[wb], ror #8\n\t"
+                "smlad %[s01], %[t], %[x0a], %[s01]\n\t"
+                "smlad %[s11], %[t], %[x1a], %[s11]\n\t"
+                "smlad %[s01], %[wb], %[x0b], %[s01]\n\t"
+                "smlad %[s11], %[wb], %[x1b], %[s11]"
+                : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [cp] "+r"(cp),
+                  [wq] "+r"(wq), [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b),
+                  [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                :
+                : "memory");
+      }
+#else
+      for (int k = 0; k < K4; k += 4) {
+        const int16_t* c = col + k * 2;
+        const int8_t* wa = wp + k * 2;
+        for (int j = 0; j < 4; j++) {
+          const int32_t w0 = wa[TVMGEN_MK_WPERM(j)], w1 = wa[4 + TVMGEN_MK_WPERM(j)];
+          s00 += c[j] * w0;
+          s10 += c[4 + j] * w0;
+          s01 += c[j] * w1;
+          s11 += c[4 + j] * w1;
+        }
+      }
+#endif
+      o0[oc] = (int8_t)tvmgen_mk_requant(s00, r0, lsh + oc, flags, ozp, lo, hi);
+      if (two) o1[oc] = (int8_t)tvmgen_mk_requant(s10, r0, lsh + oc, flags, ozp, lo, hi);
+      if (oc + 1 < OC) {
+        o0[oc + 1] = (int8_t)tvmgen_mk_requant(s01, r0 + 4, lsh + oc + 1, flags, ozp, lo, hi);
+        if (two) o1[oc + 1] = (int8_t)tvmgen_mk_requant(s11, r0 + 4, lsh + oc + 1, flags, ozp, lo, hi);
+      }
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * DEPTHWISE_CONV_2D with depth multiplier 1, NHWC int8.  w: int16 [C4/4][KH*KW][4]: for channel group g
+ * and tap t the weights of channels 4g+0, 4g+2, 4g+1, 4g+3 (the pairs SXTB16 makes of the inputs), C4 = C
+ * rounded up to 4, zero-filled; rq: [C4][4] with the input zero point folded into the bias (bias - zp *
+ * sum(w)), so a padding tap reads `zrow` (C bytes of zp, scratch) and adds zp * w - zp * w = 0.  Output
+ * pixels whose taps all lie inside the input use constant tap offsets; the others a table of tap rows. */
+TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* base, int use_base,
+                                         const int16_t* w, const int32_t* rq, const int8_t* lsh, int8_t* o,
+                                         int W, int C, int KH, int KW, int DH, int DW, int32_t ozp,
+                                         int32_t lo, int32_t hi, int flags) {
+  const int T = KH * KW;
+  int g = 0;
+  for (; g + 4 <= C; g += 4) {
+    const int32_t* r = rq + g * 4;
+    int32_t a0 = r[0], a1 = r[4], a2 = r[8], a3 = r[12];
+    const int16_t* wg = w + g * T;
+#if TVMGEN_MK_ASM
+    const int16_t* wp = wg;
+#endif
+#pragma GCC unroll 25
+    for (int t = 0; t < T; t++) {
+      const int8_t* px = use_base ? base + ((t / KW) * DH * W + (t % KW) * DW) * C + g : tp[t] + g;
+#if TVMGEN_MK_ASM
+      int32_t xv, xe, we, wo;
+      /* 4 MACs in 8 instructions; the tap's row is an immediate offset inside the input */
+      __asm__("ldr %[xv], %[px]\n\t"
+              "ldrd %[we], %[wo], [%[wp]], #8\n\t"
+              "sxtb16 %[xe], %[xv]\n\t"
+              "sxtb16 %[xv], %[xv], ror #8\n\t"
+              "smlabb %[a0], %[xe], %[we], %[a0]\n\t"
+              "smlatt %[a2], %[xe], %[we], %[a2]\n\t"
+              "smlabb %[a1], %[xv], %[wo], %[a1]\n\t"
+              "smlatt %[a3], %[xv], %[wo], %[a3]"
+              : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [wp] "+r"(wp),
+                [xv] "=&r"(xv), [xe] "=&r"(xe), [we] "=&r"(we), [wo] "=&r"(wo)
+              : [px] "m"(*(const int32_t*)(const void*)px));
+#elif TVMGEN_MK_DSP
+      int32_t xv = tvmgen_mk_ld4(px), xe, xo;
+      const int32_t* wq = (const int32_t*)(const void*)(wg + t * 4);
+      int32_t we = wq[0], wo = wq[1];
+      xe = __sxtb16(xv);
+      __asm__("sxtb16 %0, %1, ror #8" : "=r"(xo) : "r"(xv));
+      a0 = __smlabb(xe, we, a0);
+      a2 = __smlatt(xe, we, a2);
+      a1 = __smlabb(xo, wo, a1);
+      a3 = __smlatt(xo, wo, a3);
+#else
+      const int16_t* wt = wg + t * 4;
+      a0 += px[0] * wt[0];
+      a2 += px[2] * wt[1];
+      a1 += px[1] * wt[2];
+      a3 += px[3] * wt[3];
+#endif
+    }
+    o[g + 0] = (int8_t)tvmgen_mk_requant(a0, r, lsh + g, flags, ozp, lo, hi);
+    o[g + 1] = (int8_t)tvmgen_mk_requant(a1, r + 4, lsh + g + 1, flags, ozp, lo, hi);
+    o[g + 2] = (int8_t)tvmgen_mk_requant(a2, r + 8, lsh + g + 2, flags, ozp, lo, hi);
+    o[g + 3] = (int8_t)tvmgen_mk_requant(a3, r + 12, lsh + g + 3, flags, ozp, lo, hi);
+  }
+  for (int c = g; c < C; c++) {          /* channels after the last group of four */
+    const int j = c - g, q = (j & 1) ? 2 + (j >> 1) : (j >> 1);
+    int32_t a = rq[c * 4];
+    for (int t = 0; t < T; t++) {
+      const int8_t* px = use_base ? base + ((t / KW) * DH * W + (t % KW) * DW) * C : tp[t];
+      a += px[c] * w[g * T + t * 4 + q];
+    }
+    o[c] = (int8_t)tvmgen_mk_requant(a, rq + c * 4, lsh + c, flags, ozp, lo, hi);
+  }
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, const int32_t* rq,
+                                       const int8_t* lsh, int8_t* zrow, int8_t* out, int H, int W, int C,
+                                       int OH, int OW, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
+                                       int PL, int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int flags) {
+  const int T = KH * KW;
+  const int8_t* taps[T];
+  /* output rows/columns whose taps are all inside the input */
+  int oh_lo = (PT + SH - 1) / SH, ow_lo = (PL + SW - 1) / SW;
+  int oh_hi = (H - 1 + PT - (KH - 1) * DH) / SH + 1, ow_hi = (W - 1 + PL - (KW - 1) * DW) / SW + 1;
+  if (H - 1 + PT - (KH - 1) * DH < 0) oh_hi = 0;
+  if (W - 1 + PL - (KW - 1) * DW < 0) ow_hi = 0;
+  memset(zrow, (int)izp, (size_t)C);
+  for (int oh = 0; oh < OH; oh++) {
+    const int row_in = oh >= oh_lo && oh < oh_hi;
+    for (int ow = 0; ow < OW; ow++) {
+      int8_t* o = out + (oh * OW + ow) * C;
+      if (row_in && ow >= ow_lo && ow < ow_hi) {
+        const int8_t* base = x + ((oh * SH - PT) * W + (ow * SW - PL)) * C;
+        tvmgen_mk_dw_pixel(taps, base, 1, w, rq, lsh, o, W, C, KH, KW, DH, DW, ozp, lo, hi, flags);
+      } else {
+        for (int t = 0; t < T; t++) {
+          int ih = oh * SH + (t / KW) * DH - PT, iw = ow * SW + (t % KW) * DW - PL;
+          taps[t] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x + (ih * W + iw) * C : zrow;
+        }
+        tvmgen_mk_dw_pixel(taps, x, 0, w, rq, lsh, o, W, C, KH, KW, DH, DW, ozp, lo, hi, flags);
+      }
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * FULLY_CONNECTED, int8, B rows of K inputs.  w: [U4/4][K4/4][4 outputs][4 inputs] int8 (U4, K4 = U, K
+ * rounded up to 4, zero-filled, bytes of a group permuted like the convolution's); rq: [U4][4] in the
+ * single-rounding form of tvmgen_mk_requant_single, bias without zero-point folding; col: scratch of K4 int16,
+ * the row as (x - zp). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const int32_t* rq, int16_t* col,
+                                   int8_t* out, int B, int K, int U, int32_t izp, int32_t ozp, int32_t lo,
+                                   int32_t hi) {
+  const int K4 = (K + 3) & ~3;
+  for (int b = 0; b < B; b++) {
+    tvmgen_mk_im2col(col, 4, 0, x + b * K, 0, 0, 1, 1, K, 1, 1, 1, 1, 1, 1, 0, 0, izp, K4);
+    int8_t* o = out + b * U;
+    for (int u = 0; u < U; u += 4) {
+      const int32_t* r = rq + u * 4;
+      int32_t a0 = r[0], a1 = r[4], a2 = r[8], a3 = r[12];
+      const int8_t* wq = w + u * K4;
+#if TVMGEN_MK_ASM
+      const int16_t* cp = col;
+      const int8_t* wp = wq;
+      const int16_t* const cend = col + K4;
+      while (cp != cend) {
+        int32_t xa, xb, wa, wb, t;
+        /* 16 MACs: the row's four inputs once, four outputs' weights in two LDRDs */
+        __asm__("ldrd %[xa], %[xb], [%[cp]], #8\n\t"
+                "ldrd %[wa], %[wb], [%[wp]], #8\n\t"
+                "sxtb16 %[t], %[wa]\n\t"
+                "sxtb16 %[wa], %[wa], ror #8\n\t"
+                "smlad %[a0], %[t], %[xa], %[a0]\n\t"
+                "smlad %[a0], %[wa], %[xb], %[a0]\n\t"
+                "sxtb16 %[t], %[wb]\n\t"
+                "sxtb16 %[wb], %[wb], ror #8\n\t"
+                "smlad %[a1], %[t], %[xa], %[a1]\n\t"
+                "smlad %[a1], %[wb], %[xb], %[a1]\n\t"
+                "ldrd %[wa], %[wb], [%[wp]], #8\n\t"
+                "sxtb16 %[t], %[wa]\n\t"
+                "sxtb16 %[wa], %[wa], ror #8\n\t"
+                "smlad %[a2], %[t], %[xa], %[a2]\n\t"
+                "smlad %[a2], %[wa], %[xb], %[a2]\n\t"
+                "sxtb16 %[t], %[wb]\n\t"
+                "sxtb16 %[wb], %[wb], ror #8\n\t"
+                "smlad %[a3], %[t], %[xa], %[a3]\n\t"
+                "smlad %[a3], %[wb], %[xb], %[a3]"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [cp] "+r"(cp), [wp] "+r"(wp),
+                  [xa] "=&r"(xa), [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                :
+                : "memory");
+      }
+#elif TVMGEN_MK_DSP
+      const int32_t* cp = (const int32_t*)(const void*)col;
+      const int32_t* wp = (const int32_t*)(const void*)wq;
+      for (int k = 0; k < K4; k += 4) {
+        int32_t xe = cp[0], xo = cp[1], wv, we, wo;
+        cp += 2;
+#define TVMGEN_MK_FC_LANE(acc, i)                                  \
+        wv = wp[i];                                                \
+        we = __sxtb16(wv);                                         \
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(wo) : "r"(wv));     \
+        acc = __smlad(we, xe, acc);                                \
+        acc = __smlad(wo, xo, acc);
+        TVMGEN_MK_FC_LANE(a0, 0)
+        TVMGEN_MK_FC_LANE(a1, 1)
+        TVMGEN_MK_FC_LANE(a2, 2)
+        TVMGEN_MK_FC_LANE(a3, 3)
+#undef TVMGEN_MK_FC_LANE
+        wp += 4;
+      }
+#else
+      for (int k = 0; k < K4; k += 4) {
+        for (int j = 0; j < 4; j++) {
+          const int32_t xv = col[k + j];
+          const int8_t* wg = wq + k * 4 + TVMGEN_MK_WPERM(j);
+          a0 += xv * wg[0];
+          a1 += xv * wg[4];
+          a2 += xv * wg[8];
+          a3 += xv * wg[12];
+        }
+      }
+#endif
+      o[u] = (int8_t)tvmgen_mk_requant_single(a0, r, ozp, lo, hi);
+      if (u + 1 < U) o[u + 1] = (int8_t)tvmgen_mk_requant_single(a1, r + 4, ozp, lo, hi);
+      if (u + 2 < U) o[u + 2] = (int8_t)tvmgen_mk_requant_single(a2, r + 8, ozp, lo, hi);
+      if (u + 3 < U) o[u + 3] = (int8_t)tvmgen_mk_requant_single(a3, r + 12, ozp, lo, hi);
+    }
+  }
+  return 0;
+}
+
+#endif /* TVMGEN_MICROKERNELS_H_ */

@@ -1,0 +1,144 @@
+"""Kernels that call the hand-written microkernels of microkernels.h instead of a TE loop nest.
+
+A microkernel op is still one TVM kernel (a PrimFunc that Relax plans and the ``c`` target emits): its body is a
+single ``call_extern`` of a static inline C function with the layer's shapes as literal constants, so the C
+compiler specialises the loops per layer and equal layers share one kernel.  Each such kernel has two outputs,
+a scratch buffer (the int16 im2col columns, a zero-point row) and the op's output; Relax's memory planner
+places the scratch like any short-lived tensor, so it shares workspace bytes with dead activations and is
+counted in the RAM report.
+
+This module holds the codegen-time half: re-laying the constant weights for the microkernels' loops, the
+per-channel requantization tables, and the proof that the fast requantization forms are exact.
+"""
+
+import os
+
+import numpy as np
+
+HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "microkernels.h")
+
+RQ_LSHIFT, RQ_SMMUL, RQ_FAST = 1, 2, 4
+
+
+def enabled():
+    """Microkernels are the default; TINYML_MICROKERNELS=0 keeps the TE loop nests (to compare the two)."""
+    return os.environ.get("TINYML_MICROKERNELS", "1") != "0"
+
+
+def header_source():
+    with open(HEADER, encoding="utf-8") as f:
+        return f.read()
+
+
+def _round_up(n, k):
+    return (n + k - 1) // k * k
+
+
+def requant_double(bias, mult, shift, abound, constant, out_range):
+    """Per-channel tables of TFLite's double-rounding MultiplyByQuantizedMultiplier for tvmgen_mk_requant.
+
+    `abound[c]` bounds |sum + bias| of channel c; `constant[c]` says that channel c's weights are all zero, so
+    its output is the requantized bias whatever the input; out_range = (output zero point, lo, hi).
+    Returns (rq [n][4] int32 = bias, multiplier, right shift, rounding constant; lsh int8 [n]; flags)."""
+    from .quant import mbqm_int
+    n = len(bias)
+    mult = np.asarray(mult, np.int64).copy()
+    bias = np.asarray(bias, np.int64).copy()
+    shift = np.asarray(shift, np.int64).copy()
+    abound = np.asarray(abound, np.int64).copy()
+    # A pruned channel (all weights zero) outputs q = clamp(MBQM(bias) + zp): re-encode it as bias 4 (q - zp),
+    # multiplier 2^30, shift -1, which gives q through the fast forms (SRDHM -> 2 (q - zp), RDBPOT(., 1) ->
+    # q - zp) and cannot veto them with a huge bias.
+    ozp, lo, hi = out_range
+    for c in np.flatnonzero(np.asarray(constant, bool)):
+        q = min(max(mbqm_int(int(bias[c]), int(mult[c]), int(shift[c])) + ozp, lo), hi)
+        bias[c], mult[c], shift[c], abound[c] = 4 * (q - ozp), 1 << 30, -1, abs(4 * (q - ozp))
+    # A channel whose multiplier is 0 (its scale underflowed QuantizeMultiplier) outputs the zero point
+    # whatever its sum: give it bias 0 and shift 1 so that it cannot veto the fast forms below.
+    dead = mult == 0
+    bias = np.where(dead, 0, bias)
+    shift = np.where(dead, -1, shift)
+    rsh = np.clip(-shift, 0, 31)
+    lsh = np.clip(shift, 0, 30)
+    bound = np.where(dead, 0, abound) << lsh
+    flags = RQ_LSHIFT if lsh.max(initial=0) > 0 else 0
+    if np.all(bound < 2 ** 30):           # 2 * (sum << lshift) fits int32: SRDHM is one SMMULR
+        flags |= RQ_SMMUL
+    # (v + 2^(r-1) + (v >> 31)) >> r is RoundingDivideByPOT when r >= 1 and the sum cannot overflow
+    # (|SRDHM(v, m)| <= |v| for m < 2^31)
+    fast = bool(rsh.min(initial=1) >= 1 and np.all(bound + (1 << np.maximum(rsh - 1, 0)) < 2 ** 31 - 1))
+    if fast:
+        flags |= RQ_FAST
+    rconst = (1 << (rsh - 1)) if fast else (1 << rsh) - 1
+    rq = np.stack([bias, mult, rsh, rconst], axis=1)
+    assert rq.shape == (n, 4)
+    return rq.astype(np.int32), lsh.astype(np.int8), flags
+
+
+def requant_single(bias, mult, shift):
+    """Tables of the single-rounding MultiplyByQuantizedMultiplier for tvmgen_mk_requant_single, or None when
+    some channel's total shift 31 - shift is below 32 (the form needs the rounding term in the high word)."""
+    shift = np.asarray(shift, np.int64)
+    t = 31 - shift
+    if t.min(initial=32) < 32 or t.max(initial=32) > 62:
+        return None
+    hi_round = np.where(t >= 33, 1 << np.maximum(t - 33, 0), 0)
+    rq = np.stack([np.asarray(bias, np.int64), np.asarray(mult, np.int64), t - 32, hi_round], axis=1)
+    return rq.astype(np.int32)
+
+
+def pad_rows(a, n):
+    """`a` with zero rows appended up to `n` rows."""
+    if a.shape[0] == n:
+        return a
+    return np.concatenate([a, np.zeros((n - a.shape[0],) + a.shape[1:], a.dtype)])
+
+
+# the bytes of each group of four weights in the order SXTB16 pairs them with the natural-order int16 inputs
+WEIGHT_PERM = [0, 2, 1, 3]
+
+
+def conv_weights(w):
+    """OHWI int8 weights -> [OC2/2][K4/4][2 channels][4 inputs, permuted] (K = KH*KW*C padded to K4, OC to
+    an even OC2, with zeros)."""
+    oc = w.shape[0]
+    k = int(np.prod(w.shape[1:]))
+    oc2, k4 = _round_up(oc, 2), _round_up(k, 4)
+    out = np.zeros((oc2, k4), np.int8)
+    out[:oc, :k] = np.asarray(w, np.int8).reshape(oc, k)
+    g = out.reshape(oc2 // 2, 2, k4 // 4, 4)[:, :, :, WEIGHT_PERM]
+    return np.ascontiguousarray(g.transpose(0, 2, 1, 3))
+
+
+def depthwise_weights(w):
+    """[1][KH][KW][C] int8 -> int16 [C4/4][KH*KW][4], lanes of a group in the order c0, c2, c1, c3."""
+    _, kh, kw, c = w.shape
+    c4 = _round_up(c, 4)
+    wt = np.zeros((kh * kw, c4), np.int16)
+    wt[:, :c] = np.asarray(w, np.int16).reshape(kh * kw, c)
+    g = wt.reshape(kh * kw, c4 // 4, 4)[:, :, [0, 2, 1, 3]]      # [T][G][4]
+    return np.ascontiguousarray(g.transpose(1, 0, 2))               # [G][T][4]
+
+
+def fc_weights(w):
+    """[U][K] int8 -> [U4/4][K4/4][4 outputs][4 inputs]."""
+    u, k = w.shape
+    u4, k4 = _round_up(u, 4), _round_up(k, 4)
+    wp = np.zeros((u4, k4), np.int8)
+    wp[:u, :k] = w
+    g = wp.reshape(u4 // 4, 4, k4 // 4, 4)[:, :, :, WEIGHT_PERM]
+    return np.ascontiguousarray(g.transpose(0, 2, 1, 3))
+
+
+def emit_call(ctx, op, cfunc, inputs, out_shape, out_dtype, scratch_elems, scratch_dtype, scalars):
+    """One kernel: `cfunc(*inputs, scratch, out, *scalars)` (pointers, then int32 literals)."""
+    from tvm import te, tirx
+
+    def f(*ins_te):
+        def body(ins, outs):
+            args = [i.data for i in ins] + [outs[0].data, outs[1].data]
+            return tirx.call_extern("int32", cfunc, *args, *[tirx.const(int(v), "int32") for v in scalars])
+        return te.extern([(max(int(scratch_elems), 1),), tuple(int(d) for d in out_shape)], list(ins_te),
+                         body, dtype=[scratch_dtype, out_dtype], name="mk")
+
+    return ctx.emit_extern(op, f, inputs)
