@@ -33,6 +33,7 @@
 #endif
 
 #define TVMGEN_MK_INLINE static inline __attribute__((always_inline))
+#define TVMGEN_MK_MAX_TAPS 64   /* depthwise kernels up to KH * KW = 64 (microkernels.py checks) */
 
 /* requantization flags (compile-time constants at every call) */
 #define TVMGEN_RQ_LSHIFT 1   /* some channel has a left shift: rq_lsh[] holds it */
@@ -116,18 +117,19 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
       }
       const int8_t* px = x + (ih * W + iw) * C;
       if ((C & 3) == 0) {           /* k is a multiple of 4 here: whole groups */
-        for (int c = 0; c < C; c += 4, k += 4) {
-          int16_t* g = &TVMGEN_MK_COL(k);
+        int16_t* g = &TVMGEN_MK_COL(k);
+        for (int c = 0; c < C; c += 4, g += G) {
 #if TVMGEN_MK_DSP
           const int32_t zz = (int32_t)(((uint32_t)(uint16_t)izp << 16) | (uint16_t)izp);
-          int32_t v = tvmgen_mk_ld4(px + c), e, o;
+          int32_t v = tvmgen_mk_ld4(px + c), e, o, lo, hi;
           e = __ssub16(__sxtb16(v), zz);                        /* (x0, x2) */
           __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
           o = __ssub16(o, zz);                                  /* (x1, x3) */
-          uint32_t lo = ((uint32_t)e & 0xffffu) | ((uint32_t)o << 16);         /* PKHBT: (x0, x1) */
-          uint32_t hi = ((uint32_t)e >> 16) | ((uint32_t)o & 0xffff0000u);     /* PKHTB: (x2, x3) */
-          uint64_t both = ((uint64_t)hi << 32) | lo;
-          memcpy(g, &both, 8);
+          __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(lo) : "r"(e), "r"(o));   /* (x0, x1) */
+          __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(hi) : "r"(o), "r"(e));   /* (x2, x3) */
+          int32_t* gw = (int32_t*)(void*)g;
+          gw[0] = lo;
+          gw[1] = hi;
 #else
           g[0] = (int16_t)(px[c + 0] - izp);
           g[1] = (int16_t)(px[c + 1] - izp);
@@ -135,6 +137,7 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
           g[3] = (int16_t)(px[c + 3] - izp);
 #endif
         }
+        k += C;
       } else {
         for (int c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = (int16_t)(px[c] - izp);
       }
@@ -173,31 +176,46 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const 
 #if TVMGEN_MK_ASM
       const int16_t* cp = col;
       const int8_t* wq = wp;
-      const int8_t* const wend = wp + 2 * K4;
-      while (wq != wend) {
-        int32_t x0a, x0b, x1a, x1b, wa, wb, t;
-        /* 16 MACs in 15 instructions: both pixels' groups and both channels' weights in three LDRDs */
-        __asm__("ldrd %[x0a], %[x0b], [%[cp]], #8\n\t"
-                "ldrd %[x1a], %[x1b], [%[cp]], #8\n\t"
-                "ldrd %[wa], %[wb], [%[wq]], #8\n\t"
-                "sxtb16 %[t], %[wa]\n\t"
-                "sxtb16 %[wa], %[wa], ror #8\n\t"
-                "smlad %[s00], %[t], %[x0a], %[s00]\n\t"
-                "smlad %[s10], %[t], %[x1a], %[s10]\n\t"
-                "smlad %[s00], %[wa], %[x0b], %[s00]\n\t"
-                "smlad %[s10], %[wa], %[x1b], %[s10]\n\t"
-                "sxtb16 %[t], %[wb]\n\t"
-                "sxtb16 %[wb], %[wb], ror #8\n\t"
-                "smlad %[s01], %[t], %[x0a], %[s01]\n\t"
-                "smlad %[s11], %[t], %[x1a], %[s11]\n\t"
-                "smlad %[s01], %[wb], %[x0b], %[s01]\n\t"
-                "smlad %[s11], %[wb], %[x1b], %[s11]"
-                : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [cp] "+r"(cp),
-                  [wq] "+r"(wq), [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b),
-                  [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
-                :
-                : "memory");
+      int32_t x0a, x0b, x1a, x1b, wa, wb, t;
+      /* 16 MACs in 15 instructions: both pixels' groups and both channels' weights in three LDRDs; the
+       * loop (counted down inside the asm) runs two such steps per iteration when K4 allows */
+#define TVMGEN_MK_CONV_STEP                                 \
+                "ldrd %[x0a], %[x0b], [%[cp]], #8\n\t"      \
+                "ldrd %[x1a], %[x1b], [%[cp]], #8\n\t"      \
+                "ldrd %[wa], %[wb], [%[wq]], #8\n\t"        \
+                "sxtb16 %[t], %[wa]\n\t"                    \
+                "sxtb16 %[wa], %[wa], ror #8\n\t"           \
+                "smlad %[s00], %[t], %[x0a], %[s00]\n\t"    \
+                "smlad %[s10], %[t], %[x1a], %[s10]\n\t"    \
+                "smlad %[s00], %[wa], %[x0b], %[s00]\n\t"   \
+                "smlad %[s10], %[wa], %[x1b], %[s10]\n\t"   \
+                "sxtb16 %[t], %[wb]\n\t"                    \
+                "sxtb16 %[wb], %[wb], ror #8\n\t"           \
+                "smlad %[s01], %[t], %[x0a], %[s01]\n\t"    \
+                "smlad %[s11], %[t], %[x1a], %[s11]\n\t"    \
+                "smlad %[s01], %[wb], %[x0b], %[s01]\n\t"   \
+                "smlad %[s11], %[wb], %[x1b], %[s11]\n\t"
+#define TVMGEN_MK_CONV_OPERANDS                                                                           \
+                : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [cp] "+r"(cp),    \
+                  [wq] "+r"(wq), [n] "+r"(n), [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a),      \
+                  [x1b] "=&r"(x1b), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)                         \
+                :                                                                                         \
+                : "memory", "cc"
+      if ((K4 & 7) == 0) {
+        int32_t n = K4 / 8;
+        __asm__ volatile("1:\n\t" TVMGEN_MK_CONV_STEP TVMGEN_MK_CONV_STEP
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b"
+                         TVMGEN_MK_CONV_OPERANDS);
+      } else {
+        int32_t n = K4 / 4;
+        __asm__ volatile("1:\n\t" TVMGEN_MK_CONV_STEP
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b"
+                         TVMGEN_MK_CONV_OPERANDS);
       }
+#undef TVMGEN_MK_CONV_STEP
+#undef TVMGEN_MK_CONV_OPERANDS
 #else
       for (int k = 0; k < K4; k += 4) {
         const int16_t* c = col + k * 2;
@@ -297,7 +315,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
                                        int OH, int OW, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
                                        int PL, int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int flags) {
   const int T = KH * KW;
-  const int8_t* taps[T];
+  const int8_t* taps[TVMGEN_MK_MAX_TAPS];
   /* output rows/columns whose taps are all inside the input */
   int oh_lo = (PT + SH - 1) / SH, ow_lo = (PL + SW - 1) / SW;
   int oh_hi = (H - 1 + PT - (KH - 1) * DH) / SH + 1, ow_hi = (W - 1 + PL - (KW - 1) * DW) / SW + 1;

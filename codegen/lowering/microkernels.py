@@ -18,6 +18,7 @@ import numpy as np
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "microkernels.h")
 
 RQ_LSHIFT, RQ_SMMUL, RQ_FAST = 1, 2, 4
+MAX_DEPTHWISE_TAPS = 64      # TVMGEN_MK_MAX_TAPS
 
 
 def enabled():

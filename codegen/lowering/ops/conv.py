@@ -71,7 +71,8 @@ def _conv_common(ctx, op, depthwise):
     bias = _bias(m, b_i, OC) - izp * sumw
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         m.fail("%s (op #%d): folded bias overflows int32." % (op.type, op.index))
-    if mk.enabled() and x_t.dtype == "int8" and odt == "int8" and rq is mbqm and (not depthwise or dm == 1):
+    if (mk.enabled() and x_t.dtype == "int8" and odt == "int8" and rq is mbqm
+            and (not depthwise or (dm == 1 and KH * KW <= mk.MAX_DEPTHWISE_TAPS))):
         return _conv_microkernel(ctx, op, depthwise, (H, W, C, OH, OW, OC, KH, KW, sh, sw, dh, dw, pt, pl),
                                  izp, ozp, lo, hi, mult, shift, b_i)
     pointwise = (not depthwise and KH == 1 and KW == 1 and sh == 1 and sw == 1
