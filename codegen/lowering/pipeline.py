@@ -22,6 +22,9 @@ Route (TVM 0.27: Relax + TIR, no relay/microTVM):
      as one 64-bit multiply-add and shifts, no 64-bit division, per-channel shift tables
      (right shift + rounding term) instead of per-element shift clamping, and a saturating
      clamp (``tvmgen_clamp``).  Everything stays bit-exact with TFLite's reference kernels.
+   int8 convolutions, depthwise convolutions and fully connected layers skip the loop nest:
+   their PrimFunc is one ``call_extern`` of a microkernel (microkernels.py / .h) with the
+   layer's shapes as literals and a scratch buffer as a second output.
 3. Relax ``StaticPlanBlockMemory`` plans the intermediate tensors; its storages
    are laid out one after another in a single static workspace.
 4. A TIR pass turns buffer parameters into plain pointer parameters, the TIR
