@@ -88,9 +88,11 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const
 /* MultiplyByQuantizedMultiplier, single rounding (per-channel FULLY_CONNECTED): (acc * m + 2^(t-1)) >> t
  * with t = 31 - shift >= 32, as the high word of one 64-bit multiply-accumulate.  rq = {bias, multiplier,
  * t - 32, 2^(t-33) (the rounding term's high word; its low word is 0 unless t == 32: then 2^31)}. */
+#define TVMGEN_RQS_T32 1     /* some channel has t == 32: its rounding term is in the low word */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single(int32_t acc, const int32_t* rq, int32_t ozp, int32_t lo,
-                                                  int32_t hi) {
-  int64_t v = (int64_t)acc * rq[1] + (((int64_t)rq[3] << 32) | (rq[2] == 0 ? 0x80000000u : 0u));
+                                                  int32_t hi, int flags) {
+  const uint32_t low = (flags & TVMGEN_RQS_T32) ? (rq[2] == 0 ? 0x80000000u : 0u) : 0u;
+  int64_t v = (int64_t)acc * rq[1] + (((int64_t)rq[3] << 32) | low);
   return tvmgen_mk_sat(((int32_t)(v >> 32) >> rq[2]) + ozp, lo, hi);
 }
 
@@ -348,7 +350,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
  * the row as (x - zp). */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const int32_t* rq, int16_t* col,
                                    int8_t* out, int B, int K, int U, int32_t izp, int32_t ozp, int32_t lo,
-                                   int32_t hi) {
+                                   int32_t hi, int flags) {
   const int K4 = (K + 3) & ~3;
   for (int b = 0; b < B; b++) {
     tvmgen_mk_im2col(col, 4, 0, x + b * K, 0, 0, 1, 1, K, 1, 1, 1, 1, 1, 1, 0, 0, izp, K4);
@@ -419,10 +421,106 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
         }
       }
 #endif
-      o[u] = (int8_t)tvmgen_mk_requant_single(a0, r, ozp, lo, hi);
-      if (u + 1 < U) o[u + 1] = (int8_t)tvmgen_mk_requant_single(a1, r + 4, ozp, lo, hi);
-      if (u + 2 < U) o[u + 2] = (int8_t)tvmgen_mk_requant_single(a2, r + 8, ozp, lo, hi);
-      if (u + 3 < U) o[u + 3] = (int8_t)tvmgen_mk_requant_single(a3, r + 12, ozp, lo, hi);
+      o[u] = (int8_t)tvmgen_mk_requant_single(a0, r, ozp, lo, hi, flags);
+      if (u + 1 < U) o[u + 1] = (int8_t)tvmgen_mk_requant_single(a1, r + 4, ozp, lo, hi, flags);
+      if (u + 2 < U) o[u + 2] = (int8_t)tvmgen_mk_requant_single(a2, r + 8, ozp, lo, hi, flags);
+      if (u + 3 < U) o[u + 3] = (int8_t)tvmgen_mk_requant_single(a3, r + 12, ozp, lo, hi, flags);
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * FULLY_CONNECTED without a scratch buffer, two outputs per SMLAD: the weights of outputs 2p ("B") and 2p+1
+ * ("A") for the same input share one halfword, B's as the unsigned low byte b' = w + 128 and A's as the
+ * signed high byte, so the halfword is b' + 256 a.  With int8 inputs x paired by SXTB16:
+ *   S = sum x (b' + 256 a)   (SMLAD on the raw weight word)
+ *   T = sum x b'             (SMLAD on UXTB16 of it)
+ * A's sum is (S - T) / 256 (exact modulo 2^32 while |A's sum| < 2^23, proven at codegen time) and B's is
+ * T - 128 sum x.  Eight MACs cost one UXTB16 and two SMLADs per weight word instead of two SXTB16s and two
+ * SMLADs.  w: [U4/4][K/4][2 pairs][2 words: inputs (k, k+2), (k+1, k+3)][b'/a bytes] for the whole groups,
+ * then [U4/2][K%4][2: b', a] for the last K % 4 inputs; rq: [U4][4] single rounding, the input zero point
+ * folded into the bias (the sums use x itself). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, const int32_t* rq, int8_t* out,
+                                        int B, int K, int U, int32_t ozp, int32_t lo, int32_t hi, int flags) {
+  const int K4 = K & ~3, KT = K - K4;
+  const uint8_t* wt = w + ((U + 3) / 4) * K4 * 4;       /* tail weights */
+  for (int b = 0; b < B; b++) {
+    const int8_t* xr = x + b * K;
+    int32_t sx = 0;
+    for (int k = 0; k < K; k++) sx += xr[k];
+    int8_t* o = out + b * U;
+    for (int u = 0; u < U; u += 4) {
+      int32_t s0 = 0, t0 = 0, s1 = 0, t1 = 0;
+      const uint8_t* wp = w + u * K4;
+#if TVMGEN_MK_ASM
+      if (K4) {
+        const int8_t* xp = xr;
+        int32_t n = K4 / 4, xv, xe, e, od, t;
+#define TVMGEN_MK_FCP_STEP                             \
+                  "ldr %[xv], [%[xp]], #4\n\t"         \
+                  "sxtb16 %[xe], %[xv]\n\t"            \
+                  "sxtb16 %[xv], %[xv], ror #8\n\t"    \
+                  "ldrd %[e], %[od], [%[wp]], #8\n\t"  \
+                  "uxtb16 %[t], %[e]\n\t"              \
+                  "smlad %[s0], %[xe], %[e], %[s0]\n\t" \
+                  "smlad %[t0], %[xe], %[t], %[t0]\n\t" \
+                  "uxtb16 %[t], %[od]\n\t"             \
+                  "smlad %[s0], %[xv], %[od], %[s0]\n\t" \
+                  "smlad %[t0], %[xv], %[t], %[t0]\n\t" \
+                  "ldrd %[e], %[od], [%[wp]], #8\n\t"  \
+                  "uxtb16 %[t], %[e]\n\t"              \
+                  "smlad %[s1], %[xe], %[e], %[s1]\n\t" \
+                  "smlad %[t1], %[xe], %[t], %[t1]\n\t" \
+                  "uxtb16 %[t], %[od]\n\t"             \
+                  "smlad %[s1], %[xv], %[od], %[s1]\n\t" \
+                  "smlad %[t1], %[xv], %[t], %[t1]\n\t"
+#define TVMGEN_MK_FCP_OPERANDS                                                                             \
+                  : [s0] "+r"(s0), [t0] "+r"(t0), [s1] "+r"(s1), [t1] "+r"(t1), [xp] "+r"(xp), [wp] "+r"(wp), \
+                    [n] "+r"(n), [xv] "=&r"(xv), [xe] "=&r"(xe), [e] "=&r"(e), [od] "=&r"(od), [t] "=&r"(t)  \
+                  :                                                                                        \
+                  : "memory", "cc"
+        if ((K4 & 7) == 0) {
+          n = K4 / 8;
+          __asm__ volatile("1:\n\t" TVMGEN_MK_FCP_STEP TVMGEN_MK_FCP_STEP "subs %[n], %[n], #1\n\tbne 1b"
+                           TVMGEN_MK_FCP_OPERANDS);
+        } else {
+          __asm__ volatile("1:\n\t" TVMGEN_MK_FCP_STEP "subs %[n], %[n], #1\n\tbne 1b" TVMGEN_MK_FCP_OPERANDS);
+        }
+#undef TVMGEN_MK_FCP_STEP
+#undef TVMGEN_MK_FCP_OPERANDS
+      }
+#else
+      for (int k = 0; k < K4; k += 4, wp += 16) {
+        for (int j = 0; j < 4; j++) {
+          /* input k + j sits in word (j & 1), halfword (j >> 1) of each pair's 8 bytes */
+          const int q = (j & 1) * 4 + (j >> 1) * 2;
+          const int32_t xv = xr[k + j];
+          s0 += xv * (wp[q] + 256 * (int8_t)wp[q + 1]);
+          t0 += xv * wp[q];
+          s1 += xv * (wp[8 + q] + 256 * (int8_t)wp[8 + q + 1]);
+          t1 += xv * wp[8 + q];
+        }
+      }
+#endif
+      for (int k = 0; k < KT; k++) {       /* the last K % 4 inputs */
+        const int32_t xv = xr[K4 + k];
+        const uint8_t* p0 = wt + ((u / 2) * KT + k) * 2;
+        const uint8_t* p1 = wt + ((u / 2 + 1) * KT + k) * 2;
+        s0 += xv * (p0[0] + 256 * (int8_t)p0[1]);
+        t0 += xv * p0[0];
+        s1 += xv * (p1[0] + 256 * (int8_t)p1[1]);
+        t1 += xv * p1[0];
+      }
+      const int32_t* r = rq + u * 4;
+      o[u] = (int8_t)tvmgen_mk_requant_single(t0 - 128 * sx + r[0], r, ozp, lo, hi, flags);
+      if (u + 1 < U)
+        o[u + 1] = (int8_t)tvmgen_mk_requant_single(((int32_t)((uint32_t)s0 - (uint32_t)t0) >> 8) + r[4], r + 4,
+                                                    ozp, lo, hi, flags);
+      if (u + 2 < U) o[u + 2] = (int8_t)tvmgen_mk_requant_single(t1 - 128 * sx + r[8], r + 8, ozp, lo, hi, flags);
+      if (u + 3 < U)
+        o[u + 3] = (int8_t)tvmgen_mk_requant_single(((int32_t)((uint32_t)s1 - (uint32_t)t1) >> 8) + r[12],
+                                                    r + 12, ozp, lo, hi, flags);
     }
   }
   return 0;

@@ -88,6 +88,14 @@ def requant_single(bias, mult, shift):
     return rq.astype(np.int32)
 
 
+RQS_T32 = 1
+
+
+def single_flags(rq):
+    """TVMGEN_RQS_T32 when some channel's total shift is exactly 32 (rounding term in the low word)."""
+    return RQS_T32 if np.any(rq[:, 2] == 0) else 0
+
+
 def pad_rows(a, n):
     """`a` with zero rows appended up to `n` rows."""
     if a.shape[0] == n:
@@ -131,15 +139,42 @@ def fc_weights(w):
     return np.ascontiguousarray(g.transpose(0, 2, 1, 3))
 
 
-def emit_call(ctx, op, cfunc, inputs, out_shape, out_dtype, scratch_elems, scratch_dtype, scalars):
-    """One kernel: `cfunc(*inputs, scratch, out, *scalars)` (pointers, then int32 literals)."""
+def fc_pair_weights(w):
+    """[U][K] int8 -> the bytes of tvmgen_mk_fc_pair, or None when an odd output's sum could reach 2^23 (its
+    value is recovered from a 32-bit difference scaled by 256)."""
+    u, k = w.shape
+    u4, k4 = _round_up(u, 4), k // 4 * 4
+    wp = np.zeros((u4, k), np.int64)
+    wp[:u] = w
+    if np.any(128 * np.abs(wp[1::2]).sum(1) >= 2 ** 23):
+        return None
+    b_lo = (wp[0::2] + 128).astype(np.uint8)        # [U4/2][K] outputs 2p: unsigned low bytes
+    a_hi = wp[1::2].astype(np.int8).view(np.uint8)  # [U4/2][K] outputs 2p+1: signed high bytes
+    halves = np.stack([b_lo, a_hi], axis=-1)        # [U4/2][K][2]
+    body = halves[:, :k4].reshape(u4 // 4, 2, k4 // 4, 2, 2, 2)      # [U4/4][pair][group][k>>1][k&1][2]
+    body = body.transpose(0, 2, 1, 4, 3, 5)                          # [U4/4][group][pair][k&1][k>>1][2]
+    tail = halves[:, k4:]                                            # [U4/2][K%4][2]
+    return np.concatenate([body.reshape(-1), tail.reshape(-1)]).astype(np.uint8)
+
+
+def emit_call(ctx, op, cfunc, inputs, out_shape, out_dtype, scratch_elems, scratch_dtype, scalars,
+              scratch=True):
+    """One kernel: `cfunc(*inputs, [scratch,] out, *scalars)` (pointers, then int32 literals)."""
     from tvm import te, tirx
+    shape = tuple(int(d) for d in out_shape)
+    lits = [tirx.const(int(v), "int32") for v in scalars]
+
+    if not scratch:
+        def f1(*ins_te):
+            return te.extern(shape, list(ins_te), lambda ins, outs: tirx.call_extern(
+                "int32", cfunc, *[i.data for i in ins], outs[0].data, *lits), dtype=out_dtype, name="mk")
+        return ctx.emit(op, f1, inputs)
 
     def f(*ins_te):
         def body(ins, outs):
             args = [i.data for i in ins] + [outs[0].data, outs[1].data]
-            return tirx.call_extern("int32", cfunc, *args, *[tirx.const(int(v), "int32") for v in scalars])
-        return te.extern([(max(int(scratch_elems), 1),), tuple(int(d) for d in out_shape)], list(ins_te),
+            return tirx.call_extern("int32", cfunc, *args, *lits)
+        return te.extern([(max(int(scratch_elems), 1),), shape], list(ins_te),
                          body, dtype=[scratch_dtype, out_dtype], name="mk")
 
     return ctx.emit_extern(op, f, inputs)

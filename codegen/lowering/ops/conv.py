@@ -270,11 +270,21 @@ def lower_fully_connected(ctx, op):
     srange = (int(shift.min()), int(shift.max()))
     rq_single = mk.requant_single(_bias(m, b_i, U), mult, shift)
     if mk.enabled() and x_t.dtype == "int8" and odt == "int8" and wzp == 0 and rq_single is not None:
+        wd = np.asarray(w_t.data, np.int8)
+        packed = mk.fc_pair_weights(wd)
+        folded = _bias(m, b_i, U) - izp * wd.astype(np.int64).sum(1)
         x = ctx.values[op.inputs[0]]
-        args = [x, ctx.const(mk.fc_weights(np.asarray(w_t.data, np.int8)), "fc_w"),
-                ctx.const(mk.pad_rows(rq_single, (U + 3) // 4 * 4), "fc_rq")]
-        y = mk.emit_call(ctx, op, "tvmgen_mk_fc", args, (B, U), "int8", (K + 3) // 4 * 4, "int16",
-                         [B, K, U, izp, ozp, lo, hi])
+        if packed is not None and np.abs(folded).max(initial=0) < 2 ** 31:
+            # two outputs per SMLAD, no scratch (microkernels.h, tvmgen_mk_fc_pair)
+            rq_p = mk.requant_single(folded, mult, shift)
+            args = [x, ctx.const(packed, "fc_w2"), ctx.const(mk.pad_rows(rq_p, (U + 3) // 4 * 4), "fc_rq")]
+            y = mk.emit_call(ctx, op, "tvmgen_mk_fc_pair", args, (B, U), "int8", 0, "int8",
+                             [B, K, U, ozp, lo, hi, mk.single_flags(rq_p)], scratch=False)
+        else:
+            args = [x, ctx.const(mk.fc_weights(wd), "fc_w"),
+                    ctx.const(mk.pad_rows(rq_single, (U + 3) // 4 * 4), "fc_rq")]
+            y = mk.emit_call(ctx, op, "tvmgen_mk_fc", args, (B, U), "int8", (K + 3) // 4 * 4, "int16",
+                             [B, K, U, izp, ozp, lo, hi, mk.single_flags(rq_single)])
         if tuple(o_t.shape) != (B, U):
             y = ctx.bb.emit(relax.op.reshape(y, tuple(o_t.shape)))
         ctx.values[op.outputs[0]] = y
