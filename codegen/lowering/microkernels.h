@@ -98,12 +98,16 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single(int32_t acc, const int32_t* rq
 
 /* ------------------------------------------------------------------------------------------------------
  * im2col: the K = KH*KW*C inputs of output pixel (oh, ow) as int16 (x - zp), 0 for padding taps, zero-filled
- * up to K4 (a multiple of 4), in natural order within each group of four inputs.  Groups are G int16 apart
- * and this pixel's group starts J int16 into it: G = 8, J = 0 or 4 interleaves the columns of two pixels
- * (one pointer and two LDRDs load both), G = 4, J = 0 is a plain row.  The weights are stored with the
- * bytes of each group of four in the order 0, 2, 1, 3, so that SXTB16 of a weight word gives the pairs
- * (w0, w1) and (w2, w3) that match the column's int16 pairs. */
+ * up to K4 (a multiple of 4).  Groups of four inputs are G int16 apart and this pixel's group starts J int16
+ * into it (G = 8, J = 0 or 4 interleaves the columns of two pixels so that one pointer and two LDRDs load
+ * both; G = 4, J = 0 is a plain row).  With the DSP extension the four inputs of a group are stored in the
+ * order 0, 2, 1, 3, which is what SXTB16 of an input word gives and what SXTB16 of a weight word (natural
+ * byte order) pairs with: (x0, x2) with (w0, w2), (x1, x3) with (w1, w3).  Without it, natural order. */
+#if TVMGEN_MK_DSP
+#define TVMGEN_MK_COL(k) col[((k) >> 2) * G + J + ((((k) & 1) << 1) | (((k) >> 1) & 1))]
+#else
 #define TVMGEN_MK_COL(k) col[((k) >> 2) * G + J + ((k) & 3)]
+#endif
 
 TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t* x, int oh, int ow, int H,
                                        int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
@@ -123,15 +127,11 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
         for (int c = 0; c < C; c += 4, g += G) {
 #if TVMGEN_MK_DSP
           const int32_t zz = (int32_t)(((uint32_t)(uint16_t)izp << 16) | (uint16_t)izp);
-          int32_t v = tvmgen_mk_ld4(px + c), e, o, lo, hi;
-          e = __ssub16(__sxtb16(v), zz);                        /* (x0, x2) */
+          int32_t v = tvmgen_mk_ld4(px + c), o;
           __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
-          o = __ssub16(o, zz);                                  /* (x1, x3) */
-          __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(lo) : "r"(e), "r"(o));   /* (x0, x1) */
-          __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(hi) : "r"(o), "r"(e));   /* (x2, x3) */
           int32_t* gw = (int32_t*)(void*)g;
-          gw[0] = lo;
-          gw[1] = hi;
+          gw[0] = __ssub16(__sxtb16(v), zz);     /* (x0, x2) */
+          gw[1] = __ssub16(o, zz);               /* (x1, x3) */
 #else
           g[0] = (int16_t)(px[c + 0] - izp);
           g[1] = (int16_t)(px[c + 1] - izp);
@@ -149,14 +149,11 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
 }
 #undef TVMGEN_MK_COL
 
-/* w bytes of a group of four are stored as 0, 2, 1, 3: input j of the group has its weight at byte
- * TVMGEN_MK_WPERM(j) (the permutation is its own inverse). */
-#define TVMGEN_MK_WPERM(j) ((((j) & 1) << 1) | (((j) >> 1) & 1))
 
 /* CONV_2D (any kernel size, stride, dilation, padding), NHWC int8.  w: [OC2/2][K4/4][2 channels][4] int8
- * (OC2 = OC rounded up to even, K4 = KH*KW*C rounded up to a multiple of 4, zero-filled, bytes of a group
- * permuted as above); rq: [OC2][4] (see tvmgen_mk_requant), bias without zero-point folding; col: scratch of
- * 2 * K4 int16, the columns of two pixels interleaved.  Two pixels x two channels per step. */
+ * (OC2 = OC rounded up to even, K4 = KH*KW*C rounded up to a multiple of 4, zero-filled); rq: [OC2][4] (see
+ * tvmgen_mk_requant), bias without zero-point folding; col: scratch of 2 * K4 int16, the columns of two
+ * pixels (interleaved by group with the DSP extension).  Two pixels x two channels per step. */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const int32_t* rq, const int8_t* lsh,
                                      int16_t* col, int8_t* out, int H, int W, int C, int OH, int OW, int OC,
                                      int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
@@ -165,10 +162,16 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const 
   const int P = OH * OW;
   for (int p = 0; p < P; p += 2) {
     const int two = p + 1 < P;
-    tvmgen_mk_im2col(col, 8, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
     /* an odd last pixel is computed twice and stored once */
+#if TVMGEN_MK_DSP
+    tvmgen_mk_im2col(col, 8, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
     tvmgen_mk_im2col(col, 8, 4, x, (p + two) / OW, (p + two) % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL,
                      izp, K4);
+#else
+    tvmgen_mk_im2col(col, 4, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+    tvmgen_mk_im2col(col + K4, 4, 0, x, (p + two) / OW, (p + two) % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT,
+                     PL, izp, K4);
+#endif
     int8_t* o0 = out + p * OC;
     int8_t* o1 = o0 + OC;
     const int8_t* wp = w;
@@ -219,15 +222,15 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const 
 #undef TVMGEN_MK_CONV_STEP
 #undef TVMGEN_MK_CONV_OPERANDS
 #else
+      const int16_t* c0 = col;
+      const int16_t* c1 = col + K4;
       for (int k = 0; k < K4; k += 4) {
-        const int16_t* c = col + k * 2;
-        const int8_t* wa = wp + k * 2;
+        const int8_t* wa = wp + k * 2;   /* [group][2 channels][4] */
         for (int j = 0; j < 4; j++) {
-          const int32_t w0 = wa[TVMGEN_MK_WPERM(j)], w1 = wa[4 + TVMGEN_MK_WPERM(j)];
-          s00 += c[j] * w0;
-          s10 += c[4 + j] * w0;
-          s01 += c[j] * w1;
-          s11 += c[4 + j] * w1;
+          s00 += c0[k + j] * wa[j];
+          s10 += c1[k + j] * wa[j];
+          s01 += c0[k + j] * wa[4 + j];
+          s11 += c1[k + j] * wa[4 + j];
         }
       }
 #endif
@@ -345,7 +348,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
 
 /* ------------------------------------------------------------------------------------------------------
  * FULLY_CONNECTED, int8, B rows of K inputs.  w: [U4/4][K4/4][4 outputs][4 inputs] int8 (U4, K4 = U, K
- * rounded up to 4, zero-filled, bytes of a group permuted like the convolution's); rq: [U4][4] in the
+ * rounded up to 4, zero-filled); rq: [U4][4] in the
  * single-rounding form of tvmgen_mk_requant_single, bias without zero-point folding; col: scratch of K4 int16,
  * the row as (x - zp). */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const int32_t* rq, int16_t* col,
@@ -413,7 +416,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
       for (int k = 0; k < K4; k += 4) {
         for (int j = 0; j < 4; j++) {
           const int32_t xv = col[k + j];
-          const int8_t* wg = wq + k * 4 + TVMGEN_MK_WPERM(j);
+          const int8_t* wg = wq + k * 4 + j;
           a0 += xv * wg[0];
           a1 += xv * wg[4];
           a2 += xv * wg[8];

@@ -103,19 +103,15 @@ def pad_rows(a, n):
     return np.concatenate([a, np.zeros((n - a.shape[0],) + a.shape[1:], a.dtype)])
 
 
-# the bytes of each group of four weights in the order SXTB16 pairs them with the natural-order int16 inputs
-WEIGHT_PERM = [0, 2, 1, 3]
-
-
 def conv_weights(w):
-    """OHWI int8 weights -> [OC2/2][K4/4][2 channels][4 inputs, permuted] (K = KH*KW*C padded to K4, OC to
-    an even OC2, with zeros)."""
+    """OHWI int8 weights -> [OC2/2][K4/4][2 channels][4 inputs] (K = KH*KW*C padded to K4, OC to an even
+    OC2, with zeros)."""
     oc = w.shape[0]
     k = int(np.prod(w.shape[1:]))
     oc2, k4 = _round_up(oc, 2), _round_up(k, 4)
     out = np.zeros((oc2, k4), np.int8)
     out[:oc, :k] = np.asarray(w, np.int8).reshape(oc, k)
-    g = out.reshape(oc2 // 2, 2, k4 // 4, 4)[:, :, :, WEIGHT_PERM]
+    g = out.reshape(oc2 // 2, 2, k4 // 4, 4)
     return np.ascontiguousarray(g.transpose(0, 2, 1, 3))
 
 
@@ -135,7 +131,7 @@ def fc_weights(w):
     u4, k4 = _round_up(u, 4), _round_up(k, 4)
     wp = np.zeros((u4, k4), np.int8)
     wp[:u, :k] = w
-    g = wp.reshape(u4 // 4, 4, k4 // 4, 4)[:, :, :, WEIGHT_PERM]
+    g = wp.reshape(u4 // 4, 4, k4 // 4, 4)
     return np.ascontiguousarray(g.transpose(0, 2, 1, 3))
 
 
