@@ -39,6 +39,7 @@
 #define TVMGEN_RQ_LSHIFT 1   /* some channel has a left shift: rq_lsh[] holds it */
 #define TVMGEN_RQ_SMMUL 2    /* |acc << (lshift + 1)| < 2^31 is proven: SRDHM is one SMMULR */
 #define TVMGEN_RQ_FAST 4     /* every right shift >= 1 and no overflow: (v + half + (v >> 31)) >> r */
+#define TVMGEN_RQ_ZP 16      /* with FAST: the rounding constant also holds zp << r (adds the zero point) */
 
 TVMGEN_MK_INLINE int32_t tvmgen_mk_ld4(const void* p) {
   int32_t v;
@@ -78,6 +79,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const
   int32_t r = rq[2], c = rq[3];
   if (flags & TVMGEN_RQ_FAST) {
     v = (v + c + (v >> 31)) >> r;
+    if (flags & TVMGEN_RQ_ZP) return tvmgen_mk_sat(v, lo, hi);
   } else {
     int32_t t = (c >> 1) - (v >> 31) - (v & c);
     v = (v >> r) - (t >> 31);

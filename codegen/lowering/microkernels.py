@@ -17,7 +17,7 @@ import numpy as np
 
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "microkernels.h")
 
-RQ_LSHIFT, RQ_SMMUL, RQ_FAST = 1, 2, 4
+RQ_LSHIFT, RQ_SMMUL, RQ_FAST, RQ_ZP = 1, 2, 4, 16
 MAX_DEPTHWISE_TAPS = 64      # TVMGEN_MK_MAX_TAPS
 
 
@@ -71,6 +71,10 @@ def requant_double(bias, mult, shift, abound, constant, out_range):
     if fast:
         flags |= RQ_FAST
     rconst = (1 << (rsh - 1)) if fast else (1 << rsh) - 1
+    # (v + half + (v >> 31) + (zp << r)) >> r adds the zero point exactly when the sum cannot overflow
+    if fast and np.all(bound + (1 << np.maximum(rsh - 1, 0)) + (abs(ozp) << rsh) < 2 ** 31 - 1):
+        flags |= RQ_ZP
+        rconst = rconst + (ozp << rsh)
     rq = np.stack([bias, mult, rsh, rconst], axis=1)
     assert rq.shape == (n, 4)
     return rq.astype(np.int32), lsh.astype(np.int8), flags
