@@ -531,4 +531,20 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, co
   return 0;
 }
 
+/* ------------------------------------------------------------------------------------------------------
+ * ADD / SUB of two int8 tensors of the output's shape: out = requant(ta[a] (+/-) tb[b]) with ta, tb the
+ * 256-entry tables of each input's scaled value (ops/elementwise.py) indexed from -128, rq = {0, multiplier,
+ * right shift, rounding constant} of the output scaling (tvmgen_mk_requant). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_add(const int8_t* a, const int8_t* b, const int32_t* ta, const int32_t* tb,
+                                    const int32_t* rq, const int8_t* lsh, int8_t* out, int N, int subtract,
+                                    int32_t ozp, int32_t lo, int32_t hi, int flags) {
+  const int32_t* ta0 = ta + 128;
+  const int32_t* tb0 = tb + 128;
+  for (int i = 0; i < N; i++) {
+    const int32_t s = subtract ? ta0[a[i]] - tb0[b[i]] : ta0[a[i]] + tb0[b[i]];
+    out[i] = (int8_t)tvmgen_mk_requant(s, rq, lsh, flags, ozp, lo, hi);
+  }
+  return 0;
+}
+
 #endif /* TVMGEN_MICROKERNELS_H_ */

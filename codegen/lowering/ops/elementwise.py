@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..quant import QRANGE, activation_range, clamp_cast, i32, mbqm_int, quantize_multiplier
+from .. import microkernels as mk
 from ..registry import (FUSED_ACTIVATION, broadcastable, clamp_activation, lookup, options, register,
                         same_quantization, same_type_per_tensor)
 
@@ -90,6 +91,19 @@ def _add_sub(ctx, op, subtract):
                                    for v in range(qmin, qmin + 256)], np.int32), hint)
 
     tables = (table(azp, ma, sha, "add_a"), table(bzp, mb, shb, "add_b"))
+    same_shape = tuple(a_t.shape) == tuple(b_t.shape) == tuple(o_t.shape)
+    if (mk.enabled() and odt == "int8" and a_t.dtype == "int8" and same_shape and rounding == "double"
+            and not a_t.is_const and not b_t.is_const):
+        # one microkernel loop: two table loads, one requantization per element
+        tab = [ctx.param_data[t][1] for t in tables]
+        bound = int(np.abs(tab[0]).max() + np.abs(tab[1]).max())
+        rqt, lsh, flags = mk.requant_double([0], [mo], [sho], [bound], [False], (ozp, lo, hi))
+        args = [ctx.operand(op.inputs[0]), ctx.operand(op.inputs[1]), *tables, ctx.const(rqt, "add_rq"),
+                ctx.const(lsh if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "add_lshift")]
+        ctx.values[op.outputs[0]] = mk.emit_call(
+            ctx, op, "tvmgen_mk_add", args, tuple(o_t.shape), "int8", 0, "int8",
+            [o_t.size, int(subtract), ozp, lo, hi, flags], scratch=False)
+        return
 
     def combine(a, b, ta, tb):
         sa, sb = ta(a.astype("int32") - i32(qmin)), tb(b.astype("int32") - i32(qmin))
