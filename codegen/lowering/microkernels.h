@@ -115,6 +115,22 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
                                        int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
                                        int PL, int32_t izp, int K4) {
   int k = 0;
+  if ((C & 3) != 0 && KH * KW * C <= 64) {
+    /* small windows over few channels (first layers): a window that lies inside the input is copied with
+     * every offset and column position a constant (fully unrolled), no per-tap checks */
+    const int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
+    if (ih0 >= 0 && ih0 + (KH - 1) * DH < H && iw0 >= 0 && iw0 + (KW - 1) * DW < W) {
+      const int8_t* base = x + (ih0 * W + iw0) * C;
+#pragma GCC unroll 64
+      for (int t = 0; t < KH * KW * C; t++) {
+        const int kh = t / (KW * C), kw = (t / C) % KW, c = t % C;
+        TVMGEN_MK_COL(t) = (int16_t)(base[(kh * DH * W + kw * DW) * C + c] - izp);
+      }
+#pragma GCC unroll 4
+      for (int t = KH * KW * C; t < K4; t++) TVMGEN_MK_COL(t) = 0;
+      return;
+    }
+  }
   for (int kh = 0; kh < KH; kh++) {
     int ih = oh * SH + kh * DH - PT;
     for (int kw = 0; kw < KW; kw++) {
@@ -152,34 +168,13 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
 #undef TVMGEN_MK_COL
 
 
-/* CONV_2D (any kernel size, stride, dilation, padding), NHWC int8.  w: [OC2/2][K4/4][2 channels][4] int8
- * (OC2 = OC rounded up to even, K4 = KH*KW*C rounded up to a multiple of 4, zero-filled); rq: [OC2][4] (see
- * tvmgen_mk_requant), bias without zero-point folding; col: scratch of 2 * K4 int16, the columns of two
- * pixels (interleaved by group with the DSP extension).  Two pixels x two channels per step. */
-TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const int32_t* rq, const int8_t* lsh,
-                                     int16_t* col, int8_t* out, int H, int W, int C, int OH, int OW, int OC,
-                                     int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
-                                     int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int flags) {
-  const int K4 = (KH * KW * C + 3) & ~3;
-  const int P = OH * OW;
-  for (int p = 0; p < P; p += 2) {
-    const int two = p + 1 < P;
-    /* an odd last pixel is computed twice and stored once */
-#if TVMGEN_MK_DSP
-    tvmgen_mk_im2col(col, 8, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
-    tvmgen_mk_im2col(col, 8, 4, x, (p + two) / OW, (p + two) % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL,
-                     izp, K4);
-#else
-    tvmgen_mk_im2col(col, 4, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
-    tvmgen_mk_im2col(col + K4, 4, 0, x, (p + two) / OW, (p + two) % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT,
-                     PL, izp, K4);
-#endif
-    int8_t* o0 = out + p * OC;
-    int8_t* o1 = o0 + OC;
-    const int8_t* wp = w;
-    for (int oc = 0; oc < OC; oc += 2, wp += 2 * K4) {
-      const int32_t* r0 = rq + oc * 4;
-      int32_t s00 = r0[0], s01 = r0[4], s10 = s00, s11 = s01;
+/* One pair of output channels (weights wp, requantization r, left shifts l) for the two pixels whose columns
+ * are in col; `two` = 0 for a lone last pixel, `second` = 0 for a lone last channel (compile-time constants
+ * at every call, so the stores are unconditional code). */
+TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, const int32_t* r0,
+                                          const int8_t* lsh, int8_t* o0, int OC, int K4, int two, int second,
+                                          int flags, int32_t ozp, int32_t lo, int32_t hi) {
+  int32_t s00 = r0[0], s01 = r0[4], s10 = s00, s11 = s01;
 #if TVMGEN_MK_ASM
       const int16_t* cp = col;
       const int8_t* wq = wp;
@@ -236,13 +231,59 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const 
         }
       }
 #endif
-      o0[oc] = (int8_t)tvmgen_mk_requant(s00, r0, lsh + oc, flags, ozp, lo, hi);
-      if (two) o1[oc] = (int8_t)tvmgen_mk_requant(s10, r0, lsh + oc, flags, ozp, lo, hi);
-      if (oc + 1 < OC) {
-        o0[oc + 1] = (int8_t)tvmgen_mk_requant(s01, r0 + 4, lsh + oc + 1, flags, ozp, lo, hi);
-        if (two) o1[oc + 1] = (int8_t)tvmgen_mk_requant(s11, r0 + 4, lsh + oc + 1, flags, ozp, lo, hi);
-      }
-    }
+  o0[0] = (int8_t)tvmgen_mk_requant(s00, r0, lsh, flags, ozp, lo, hi);
+  if (two) o0[OC] = (int8_t)tvmgen_mk_requant(s10, r0, lsh, flags, ozp, lo, hi);
+  if (second) {
+    o0[1] = (int8_t)tvmgen_mk_requant(s01, r0 + 4, lsh + 1, flags, ozp, lo, hi);
+    if (two) o0[OC + 1] = (int8_t)tvmgen_mk_requant(s11, r0 + 4, lsh + 1, flags, ozp, lo, hi);
+  }
+}
+
+/* All output channels of two pixels (or of one: two = 0), with pointer increments only. */
+TVMGEN_MK_INLINE void tvmgen_mk_conv_channels(const int16_t* col, const int8_t* w, const int32_t* rq,
+                                              const int8_t* lsh, int8_t* o0, int OC, int K4, int two,
+                                              int flags, int32_t ozp, int32_t lo, int32_t hi) {
+  int8_t* const end = o0 + (OC & ~1);
+  while (o0 != end) {
+    tvmgen_mk_conv_pair(col, w, rq, lsh, o0, OC, K4, two, 1, flags, ozp, lo, hi);
+    w += 2 * K4;
+    rq += 8;
+    o0 += 2;
+    if (flags & TVMGEN_RQ_LSHIFT) lsh += 2;
+  }
+  if (OC & 1) tvmgen_mk_conv_pair(col, w, rq, lsh, o0, OC, K4, two, 0, flags, ozp, lo, hi);
+}
+
+/* im2col of pixels p and q into the two columns of col */
+TVMGEN_MK_INLINE void tvmgen_mk_im2col_pair(int16_t* col, const int8_t* x, int p, int q, int H, int W, int C,
+                                            int OW, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
+                                            int PL, int32_t izp, int K4) {
+#if TVMGEN_MK_DSP
+  tvmgen_mk_im2col(col, 8, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+  tvmgen_mk_im2col(col, 8, 4, x, q / OW, q % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+#else
+  tvmgen_mk_im2col(col, 4, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+  tvmgen_mk_im2col(col + K4, 4, 0, x, q / OW, q % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+#endif
+}
+
+/* CONV_2D (any kernel size, stride, dilation, padding), NHWC int8.  w: [OC2/2][K4/4][2 channels][4] int8
+ * (OC2 = OC rounded up to even, K4 = KH*KW*C rounded up to a multiple of 4, zero-filled); rq: [OC2][4] (see
+ * tvmgen_mk_requant), bias without zero-point folding; col: scratch of 2 * K4 int16, the columns of two
+ * pixels (interleaved by group with the DSP extension).  Two pixels x two channels per step. */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const int32_t* rq, const int8_t* lsh,
+                                     int16_t* col, int8_t* out, int H, int W, int C, int OH, int OW, int OC,
+                                     int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                                     int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int flags) {
+  const int K4 = (KH * KW * C + 3) & ~3;
+  const int P = OH * OW;
+  for (int p = 0; p + 1 < P; p += 2) {
+    tvmgen_mk_im2col_pair(col, x, p, p + 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+    tvmgen_mk_conv_channels(col, w, rq, lsh, out + p * OC, OC, K4, 1, flags, ozp, lo, hi);
+  }
+  if (P & 1) {   /* a lone last pixel: computed in both columns, stored once */
+    tvmgen_mk_im2col_pair(col, x, P - 1, P - 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+    tvmgen_mk_conv_channels(col, w, rq, lsh, out + (P - 1) * OC, OC, K4, 0, flags, ozp, lo, hi);
   }
   return 0;
 }
