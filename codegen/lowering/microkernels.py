@@ -18,6 +18,7 @@ import numpy as np
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "microkernels.h")
 
 RQ_LSHIFT, RQ_SMMUL, RQ_FAST, RQ_ZP = 1, 2, 4, 16
+CONV_PAIR = 32
 MAX_DEPTHWISE_TAPS = 64      # TVMGEN_MK_MAX_TAPS
 
 
@@ -117,6 +118,23 @@ def conv_weights(w):
     out[:oc, :k] = np.asarray(w, np.int8).reshape(oc, k)
     g = out.reshape(oc2 // 2, 2, k4 // 4, 4)
     return np.ascontiguousarray(g.transpose(0, 2, 1, 3))
+
+
+def conv_pair_weights(w, xmax):
+    """OHWI int8 weights -> the packed-pair bytes of tvmgen_mk_conv_pair ([OC2/2][K4/4][2 words: the group's
+    inputs (0, 2) and (1, 3)][per input: b' = w + 128 of the pair's first channel, a = w of its second]), or
+    None when a second channel's sum could reach 2^23 (|x - zp| <= xmax) or the unsigned sum 2^31."""
+    oc = w.shape[0]
+    k = int(np.prod(w.shape[1:]))
+    oc2, k4 = _round_up(oc, 2), _round_up(k, 4)
+    wp = np.zeros((oc2, k4), np.int64)
+    wp[:oc, :k] = np.asarray(w).reshape(oc, k)
+    if np.any(xmax * np.abs(wp[1::2]).sum(1) >= 2 ** 23) or xmax * 255 * k4 >= 2 ** 31:
+        return None
+    b_lo = (wp[0::2] + 128).astype(np.uint8)
+    a_hi = wp[1::2].astype(np.int8).view(np.uint8)
+    halves = np.stack([b_lo, a_hi], axis=-1).reshape(oc2 // 2, k4 // 4, 2, 2, 2)   # [pair][group][k>>1][k&1][2]
+    return np.ascontiguousarray(halves.transpose(0, 1, 3, 2, 4)).reshape(-1).view(np.int8)
 
 
 def depthwise_weights(w):

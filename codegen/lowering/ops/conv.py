@@ -216,7 +216,12 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         scratch, sdt, cfunc = C, "int8", "tvmgen_mk_dwconv"
     else:
         rows = (OC + 1) // 2 * 2
-        wk = ctx.const(mk.conv_weights(w), "conv_w")
+        packed = mk.conv_pair_weights(w, xmax)
+        if packed is not None:
+            wk = ctx.const(packed, "conv_w2")
+            flags |= mk.CONV_PAIR
+        else:
+            wk = ctx.const(mk.conv_weights(w), "conv_w")
         k4 = (KH * KW * C + 3) // 4 * 4
         scratch, sdt, cfunc = 2 * k4, "int16", "tvmgen_mk_conv"
     args = [ctx.values[op.inputs[0]], wk, ctx.const(mk.pad_rows(rq, rows), "rq"),
