@@ -41,9 +41,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-for _p in (ROOT, HERE):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+# ROOT first: bench/codegen.py (run as a script, bench/ is sys.path[0]) must not hide the codegen package
+if ROOT in sys.path:
+    sys.path.remove(ROOT)
+sys.path.insert(0, ROOT)
+if HERE not in sys.path:
+    sys.path.append(HERE)
 
 import tflm_peer  # noqa: E402
 
@@ -214,6 +217,15 @@ def _ram(meta):
     return sum(parts.values()), parts
 
 
+# The MACs the table divides by: those of the multiply-accumulate layers, as ../shared/peers/tflite_info.py and
+# the issue count them (metadata's total_macs also counts pooling and elementwise ops).
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+def layer_macs(meta):
+    return sum(o["macs"] for o in meta["ops"] if o["type"] in MAC_OPS)
+
+
 def measure_project(model_src, work, cflags):
     """This project's columns for one model, measured on the peer's input."""
     cg = _codegen(model_src, work)
@@ -221,7 +233,7 @@ def measure_project(model_src, work, cflags):
     m4 = _m4_count(cg, work, cflags, peer_input=True)
     model_flash, _ = _model_objects_flash(cg, work, cflags)
     ram, parts = _ram(meta)
-    return {"macs": meta["total_macs"], "insn": m4["insn"], "ram": ram, **parts,
+    return {"macs": layer_macs(meta), "all_op_macs": meta["total_macs"], "insn": m4["insn"], "ram": ram, **parts,
             "firmware_flash": m4["firmware_flash"], "model_flash": model_flash, "tflite_bytes": cg["tflite_bytes"],
             "codegen_s": round(cg["codegen_s"], 2), "outputs": m4["out"]}
 
@@ -299,7 +311,8 @@ def format_compare(report):
             notes.append("%s: this project failed: %s" % (r["model"], r["error"]))
             lines.append("| " + " | ".join(cells) + " |")
             continue
-        cells = [r["model"], _m(p["macs"]), "%s (%.2f/MAC)" % (_m(p["insn"]), p["insn_per_mac"]),
+        per_mac = "%.2f/MAC" % p["insn_per_mac"] if p["insn_per_mac"] is not None else "no MACs"
+        cells = [r["model"], _m(p["macs"]), "%s (%s)" % (_m(p["insn"]), per_mac),
                  _m(cm["insn"]) if cm else "-",
                  "%.2f×" % r["ratio"] if r["ratio"] is not None else "-",
                  ("yes" if r["goal_met"] else "**NO**") if r["goal_met"] is not None else "-"]
@@ -315,7 +328,6 @@ def format_compare(report):
                       "%s / -" % _ms(p["latency_ms_min"])]
         lines.append("| " + " | ".join(cells) + " |")
         if r["peer_error"]:
-            notes.append("%s: TFLM columns missing: %s" % (r["model"], r["peer_error"]))
             rec = r["peer_recorded"]
             if rec:
                 rc = rec[tflm_peer.CMSIS_NN]
@@ -323,8 +335,16 @@ def format_compare(report):
                              "%.2f× that), arena %s B, flash %s B" % (r["model"], tflm_peer.RECORDED_SOURCE,
                                                                    _b(rc["insn"]), p["insn"] / rc["insn"],
                                                                    _b(rc["arena"]), _b(rc["flash"])))
+    # why the peer's columns are missing: once per distinct reason (typically the same for every model)
+    reasons = {}
+    for r in rows:
+        if r["peer_error"]:
+            reasons.setdefault(r["peer_error"], []).append(r["model"])
+    notes[:0] = ["TFLM columns missing for %s: %s" % ("every model" if len(ms) == len(rows) > 1 else ", ".join(ms),
+                                                       why) for why, ms in reasons.items()]
     cpu = report["board_cpu"]
     notes += [
+        "MACs: those of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (as ../shared/peers/tflite_info.py counts).",
         "instructions per inference on QEMU mps2-an386 (Cortex-M4F), %s: this project inside tvmgen_default_run(); "
         "TFLM count(2 Invokes) - count(1), which includes one input memcpy. Input for both: byte i = (i*7) mod 251."
         % report["cflags"],
@@ -387,6 +407,11 @@ def compare(models, *, board, cflags, peer_script, mirror, ksets, peer_timeout, 
     return report
 
 
+def _ksets(args):
+    # the reference kernels only when asked: their library is another 10-15 min build and 4x the emulation
+    return [tflm_peer.CMSIS_NN] + ([tflm_peer.REFERENCE] if args.peer_reference else [])
+
+
 def compare_main(args):
     models = args.model or default_models()
     if not models:
@@ -395,7 +420,7 @@ def compare_main(args):
     for m in models:
         if not os.path.isfile(m):
             raise BenchError(f"model {m} does not exist: give the path of a .tflite file")
-    ksets = [tflm_peer.CMSIS_NN] + ([tflm_peer.REFERENCE] if args.peer_reference else [])
+    ksets = _ksets(args)
     work = args.keep or tempfile.mkdtemp(prefix="bench-mcu-")
     try:
         report = compare(models, board=args.board, cflags=tuple(args.cflags.split()),
@@ -497,7 +522,7 @@ def _peer_rows(args, model, name, macs, cflags):
         return [], "TFLM not measured (--no-peer)", None
     try:
         peer = tflm_peer.run(model, script=args.peer_script or tflm_peer.default_script(), mirror=args.mirror,
-                             ksets=(tflm_peer.CMSIS_NN, tflm_peer.REFERENCE), opt=_opt_level(cflags),
+                             ksets=_ksets(args), opt=_opt_level(cflags),
                              timeout_s=args.peer_timeout)
         label, note = "measured", "TFLM measured in this run with %s" % os.path.basename(
             args.peer_script or tflm_peer.default_script())
@@ -525,7 +550,7 @@ def detail_main(args):
         model, tflite_size, codegen_s = cg["model"], cg["tflite_bytes"], cg["codegen_s"]
         img, img_desc = _load_image(meta, args.data, args.image)
         _image_header(os.path.join(work, "bench_image.h"), img)
-        macs = meta["total_macs"]
+        macs = layer_macs(meta)
         cflags = tuple(args.cflags.split())
 
         # --- Cortex-M4 ---------------------------------------------------------------------------
@@ -628,7 +653,7 @@ def main(argv=None):
                     % tflm_peer.PEER_SCRIPT_ENV)
     ap.add_argument("--mirror", default=os.environ.get("MIRROR"),
                     help="folder of the peer's bare git mirrors (default: $MIRROR)")
-    ap.add_argument("--peer-reference", action="store_true", help="with --peer: also TFLM's reference kernels")
+    ap.add_argument("--peer-reference", action="store_true", help="also TFLM's reference kernels")
     ap.add_argument("--peer-timeout", type=int, default=3600, help="seconds per model for the peer script")
     ap.add_argument("--no-peer", action="store_true", help="without --peer: do not run the peer script")
     ap.add_argument("--data", default=DEFAULT_DATA)

@@ -84,8 +84,13 @@ def test_table_prints_measured_columns_and_says_why_peer_columns_are_missing():
     alone = next(line for line in lines if line.startswith("| alone |"))
     assert "2.00 M (2.00/MAC)" in alone and "30,000 / -" in alone and "31.2 / -" in alone
     assert "| 2.00 M (2.00/MAC) | - | - | - |" in alone  # TFLM insn, ratio and goal: empty, not invented
-    assert "alone: TFLM columns missing: tflm_m4.sh exited with code 1: MIRROR: set MIRROR" in text
+    assert "TFLM columns missing for alone: tflm_m4.sh exited with code 1: MIRROR: set MIRROR" in text
     assert "lower bound" in text and "recorded" not in text
+    # one reason for every model is said once
+    again = mcu.compare_row("again", "/x/again.tflite", _project(), None, clock_hz=64_000_000,
+                            peer_error=missing["peer_error"])
+    text = mcu.format_compare(_report(mcu, [missing, again]))
+    assert text.count("MIRROR: set MIRROR") == 1 and "TFLM columns missing for every model: " in text
 
 
 def test_recorded_peer_values_only_for_the_same_model_and_clearly_labelled():
@@ -171,7 +176,7 @@ def test_side_by_side_with_a_stand_in_peer(tmp_path):
     assert report["clock_hz"] == 64_000_000 and report["peer_kernel_sets"] == ["cmsis-nn"]
     good, bad, silent = report["models"]
     p = good["project"]
-    assert good["model"] == "tiny" and p["macs"] == 24 * 16 + 16 * 4
+    assert good["model"] == "tiny" and p["macs"] == 24 * 16 + 16 * 4 and p["all_op_macs"] >= p["macs"]
     assert p["insn"] > p["macs"]  # real work was counted on the M4
     assert p["ram"] == p["workspace"] + p["input"] + p["output"] and p["input"] == 24 and p["output"] == 4
     assert good["peer"]["cmsis-nn"]["insn"] == 50_000 and good["peer_error"] is None
@@ -187,7 +192,7 @@ def test_side_by_side_with_a_stand_in_peer(tmp_path):
     assert calls[0] == "%s KSETS=cmsis-nn OPT=-O2 MIRROR=%s" % (model, tmp_path)
     assert len(calls) == 3
     text = _bench().format_compare(report)
-    assert "| tiny |" in text and "bad_tiny: TFLM columns missing: peer.sh exited with code 1" in text
+    assert "| tiny |" in text and "TFLM columns missing for bad_tiny: peer.sh exited with code 1" in text
 
 
 def _peer_ready():
