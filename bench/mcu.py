@@ -27,6 +27,8 @@ One model in detail (flash per object, x86 latency, goals; --profile: instructio
   take more).
 """
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -293,7 +295,8 @@ def format_compare(report):
     rows, mhz = report["models"], report["clock_hz"] / 1e6
     ksets = report["peer_kernel_sets"]
     ref = tflm_peer.REFERENCE in ksets
-    head = ["model", "MACs", "this project insn", "TFLM + CMSIS-NN insn", "ratio", "goal ≤ %.1f×" % report["goal_ratio"]]
+    head = ["model", "MACs", "this project insn", "TFLM + CMSIS-NN insn", "ratio",
+            "goal ≤ %.1f×" % report["goal_ratio"]]
     if ref:
         head.insert(4, "TFLM reference insn")
     head += ["RAM B: this / TFLM arena", "flash B: this / TFLM firmware",
@@ -577,60 +580,62 @@ def detail_main(args):
         tflm = _tflm_x86(model, img, args.runs)
 
         # --- table -------------------------------------------------------------------------------
-        print("model %s (%s), image %s, MACs %s, codegen %.2f s, kernels %d"
-              % (model_src, meta["inputs"][0]["dtype"], img_desc, format(macs, ","), codegen_s,
-                 meta["kernels"]))
-        print("outputs: M4 %s  x86 %s%s%s" % (" ".join(fw_out or ["?"]), " ".join(host_out),
-              "  TFLM %s" % " ".join(str(int(v) & 0xFF) for v in tflm["out"]) if tflm else "",
-              "" if fw_out == host_out else "  ** M4 != x86 **"))
-        print()
-        hdr = "%-30s %14s %10s %12s %12s" % ("Cortex-M4", "instructions", "insn/MAC", "RAM B", "flash B")
-        print(hdr)
-        print("-" * len(hdr))
-        print("%-30s %14s %10.2f %12s %12s" % ("this C (%s)" % args.cflags, format(m4_insn, ","),
-                                               m4_insn / macs, format(ram, ","), format(flash, ",")))
-        for label, v in peer_rows:
-            print("%-30s %14s %10.2f %12s %12s" % (label, format(v["insn"], ","), v["insn"] / macs,
-                                                   format(v["arena"], ",") if v.get("arena") else "-",
-                                                   format(v["flash"], ",") if v.get("flash") else "-"))
-        print("  workspace %s + input %d + output %d; flash per object: %s; .tflite %s B"
-              % (format(meta["workspace_size_bytes"], ","), meta["inputs"][0]["size_bytes"],
-                 meta["outputs"][0]["size_bytes"],
-                 ", ".join("%s %s" % (k, format(v, ",")) for k, v in per_obj.items()),
-                 format(tflite_size, ",")))
-        print("  %s (TFLM: RAM = its arena, flash = its whole firmware; its input is byte i = (i*7) mod 251)"
-              % peer_note)
-        if profile:
+        # with --json only the JSON line goes to stdout
+        with contextlib.redirect_stdout(io.StringIO() if args.json else sys.stdout):
+            print("model %s (%s), image %s, MACs %s, codegen %.2f s, kernels %d"
+                  % (model_src, meta["inputs"][0]["dtype"], img_desc, format(macs, ","), codegen_s,
+                     meta["kernels"]))
+            print("outputs: M4 %s  x86 %s%s%s" % (" ".join(fw_out or ["?"]), " ".join(host_out),
+                  "  TFLM %s" % " ".join(str(int(v) & 0xFF) for v in tflm["out"]) if tflm else "",
+                  "" if fw_out == host_out else "  ** M4 != x86 **"))
             print()
-            print("%-44s %12s %12s %9s" % ("kernel (Cortex-M4)", "MACs", "instructions", "insn/MAC"))
-            print("-" * 80)
-            for kname, kmacs, n in profile:
-                print("%-44s %12s %12s %9s" % (kname, format(kmacs, ","), format(n, ","),
-                                               "%.2f" % (n / kmacs) if kmacs else "-"))
-        print()
-        print("%-28s %12s" % ("x86 latency (median of %d)" % args.runs, "ms"))
-        print("-" * 41)
-        print("%-28s %12.3f" % ("this C (gcc -O2)", host_ms))
-        if tflm:
-            print("%-28s %12.3f   (arena %s B)" % ("tflite-micro interpreter", tflm["ms"],
-                                                   format(tflm["arena"], ",")))
-        else:
-            print("%-28s %12s" % ("tflite-micro interpreter", "not installed"))
-        print()
-        goals = [
-            ("insn/MAC <= %.1f" % GOAL_INSN_PER_MAC, m4_insn / macs <= GOAL_INSN_PER_MAC,
-             "%.2f" % (m4_insn / macs)),
-            ("x86 <= 0.5x TFLM", (host_ms <= 0.5 * tflm["ms"]) if tflm else None,
-             "%.2fx" % (host_ms / tflm["ms"]) if tflm else "-"),
-            ("RAM <= %.1fx TFLM arena" % GOAL_RAM_RATIO, ram <= GOAL_RAM_RATIO * peer_arena if peer_arena else None,
-             "%.2fx" % (ram / peer_arena) if peer_arena else "-"),
-            ("flash <= 0.9x .tflite", flash <= 0.9 * tflite_size, "%.2fx" % (flash / tflite_size)),
-            ("codegen <= 20 s", codegen_s <= 20, "%.2f s" % codegen_s),
-        ]
-        print("%-28s %10s %8s" % ("goal", "value", "met"))
-        print("-" * 48)
-        for g, ok, v in goals:
-            print("%-28s %10s %8s" % (g, v, "-" if ok is None else ("yes" if ok else "NO")))
+            hdr = "%-30s %14s %10s %12s %12s" % ("Cortex-M4", "instructions", "insn/MAC", "RAM B", "flash B")
+            print(hdr)
+            print("-" * len(hdr))
+            print("%-30s %14s %10.2f %12s %12s" % ("this C (%s)" % args.cflags, format(m4_insn, ","),
+                                                   m4_insn / macs, format(ram, ","), format(flash, ",")))
+            for label, v in peer_rows:
+                print("%-30s %14s %10.2f %12s %12s" % (label, format(v["insn"], ","), v["insn"] / macs,
+                                                       format(v["arena"], ",") if v.get("arena") else "-",
+                                                       format(v["flash"], ",") if v.get("flash") else "-"))
+            print("  workspace %s + input %d + output %d; flash per object: %s; .tflite %s B"
+                  % (format(meta["workspace_size_bytes"], ","), meta["inputs"][0]["size_bytes"],
+                     meta["outputs"][0]["size_bytes"],
+                     ", ".join("%s %s" % (k, format(v, ",")) for k, v in per_obj.items()),
+                     format(tflite_size, ",")))
+            print("  %s (TFLM: RAM = its arena, flash = its whole firmware; its input is byte i = (i*7) mod 251)"
+                  % peer_note)
+            if profile:
+                print()
+                print("%-44s %12s %12s %9s" % ("kernel (Cortex-M4)", "MACs", "instructions", "insn/MAC"))
+                print("-" * 80)
+                for kname, kmacs, n in profile:
+                    print("%-44s %12s %12s %9s" % (kname, format(kmacs, ","), format(n, ","),
+                                                   "%.2f" % (n / kmacs) if kmacs else "-"))
+            print()
+            print("%-28s %12s" % ("x86 latency (median of %d)" % args.runs, "ms"))
+            print("-" * 41)
+            print("%-28s %12.3f" % ("this C (gcc -O2)", host_ms))
+            if tflm:
+                print("%-28s %12.3f   (arena %s B)" % ("tflite-micro interpreter", tflm["ms"],
+                                                       format(tflm["arena"], ",")))
+            else:
+                print("%-28s %12s" % ("tflite-micro interpreter", "not installed"))
+            print()
+            goals = [
+                ("insn/MAC <= %.1f" % GOAL_INSN_PER_MAC, m4_insn / macs <= GOAL_INSN_PER_MAC,
+                 "%.2f" % (m4_insn / macs)),
+                ("x86 <= 0.5x TFLM", (host_ms <= 0.5 * tflm["ms"]) if tflm else None,
+                 "%.2fx" % (host_ms / tflm["ms"]) if tflm else "-"),
+                ("RAM <= %.1fx TFLM arena" % GOAL_RAM_RATIO, ram <= GOAL_RAM_RATIO * peer_arena if peer_arena else None,
+                 "%.2fx" % (ram / peer_arena) if peer_arena else "-"),
+                ("flash <= 0.9x .tflite", flash <= 0.9 * tflite_size, "%.2fx" % (flash / tflite_size)),
+                ("codegen <= 20 s", codegen_s <= 20, "%.2f s" % codegen_s),
+            ]
+            print("%-28s %10s %8s" % ("goal", "value", "met"))
+            print("-" * 48)
+            for g, ok, v in goals:
+                print("%-28s %10s %8s" % (g, v, "-" if ok is None else ("yes" if ok else "NO")))
         print(json.dumps({"m4_instructions": m4_insn, "insn_per_mac": round(m4_insn / macs, 3), "ram": ram,
                           "flash": flash, "codegen_s": round(codegen_s, 2), "x86_ms": round(host_ms, 4),
                           "tflm_ms": round(tflm["ms"], 4) if tflm else None,
@@ -647,7 +652,7 @@ def main(argv=None):
     ap.add_argument("model", nargs="*", help=".tflite file(s); several only with --peer")
     ap.add_argument("--peer", action="store_true",
                     help="side-by-side table against TFLite Micro + CMSIS-NN for every model")
-    ap.add_argument("--json", action="store_true", help="with --peer: the table's data as JSON on stdout")
+    ap.add_argument("--json", action="store_true", help="the data as JSON on stdout instead of the table")
     ap.add_argument("--board", default="nano33ble", help="board whose clock gives the latency estimate")
     ap.add_argument("--peer-script", help="the peer script (default: $%s or ../shared/peers/tflm_m4.sh)"
                     % tflm_peer.PEER_SCRIPT_ENV)

@@ -3,7 +3,7 @@
 Runs ../shared/peers/tflm_m4.sh (its README says what it needs: bare git mirrors in MIRROR=, the Arm toolchain
 with libstdc++, qemu-system-arm) on one .tflite and parses the one line it prints per kernel set:
 
-    <kernel set> insn=<instructions per inference> arena=<smallest working arena, B> flash=<text+data of the firmware, B>
+    <kernel set> insn=<instructions per inference> arena=<smallest working arena, B> flash=<firmware text+data, B>
 
 The script is third-party glue kept outside the repository, so it is run, never imported or copied. A stand-in
 with the same command line and output (PEER_SCRIPT_ENV or --peer-script) lets the table logic be tested without
