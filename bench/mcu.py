@@ -254,7 +254,7 @@ def compare_row(name, path, project, peer, *, clock_hz, peer_error=None, error=N
     def latency(insn):
         return round(insn / clock_hz * 1e3, 6)
 
-    row = {"model": name, "path": path, "error": error, "project": None, "peer": None, "peer_error": peer_error,
+    row = {"model": name, "path": path, "error": error, "macs": None, "project": None, "peer": None, "peer_error": peer_error,
            "peer_recorded": None, "ratio": None, "goal_met": None, "ram_ratio": None, "ram_goal_met": None,
            "flash_ratio": None}
     if project is not None:
@@ -271,9 +271,9 @@ def compare_row(name, path, project, peer, *, clock_hz, peer_error=None, error=N
     cmsis = (peer or {}).get(tflm_peer.CMSIS_NN)
     if project is not None and cmsis is not None:
         row["ratio"] = _ratio(project["insn"], cmsis["insn"])
-        row["goal_met"] = row["ratio"] <= goal_ratio
+        row["goal_met"] = project["insn"] <= goal_ratio * cmsis["insn"]  # not the rounded ratio
         row["ram_ratio"] = _ratio(project["ram"], cmsis["arena"])
-        row["ram_goal_met"] = row["ram_ratio"] <= goal_ram_ratio
+        row["ram_goal_met"] = project["ram"] <= goal_ram_ratio * cmsis["arena"]
         row["flash_ratio"] = _ratio(project["firmware_flash"], cmsis["flash"])
     return row
 
