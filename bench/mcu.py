@@ -397,8 +397,8 @@ def compare(models, *, board, cflags, peer_script, mirror, ksets, peer_timeout, 
             project = measure_project(path, os.path.join(work_root, "%d_%s" % (i, name)), cflags)
         except (PipelineError, subprocess.CalledProcessError) as e:
             error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        log.write("[%d/%d] %s: TFLM (%s) with %s ...\n" % (i + 1, len(models), name, ", ".join(ksets),
-                                                         os.path.basename(peer_script)))
+        log.write("[%d/%d] %s: TFLM (%s) with %s (its first run builds the libraries, 10-15 min) ...\n"
+                  % (i + 1, len(models), name, ", ".join(ksets), os.path.basename(peer_script)))
         log.flush()
         try:
             peer = tflm_peer.run(path, script=peer_script, mirror=mirror, ksets=ksets, opt=_opt_level(cflags),
@@ -523,6 +523,8 @@ def _peer_rows(args, model, name, macs, cflags):
     (labelled), else none; plus a note saying which."""
     if args.no_peer:
         return [], "TFLM not measured (--no-peer)", None
+    sys.stderr.write("TFLM (%s) with the peer script (its first run builds the libraries, 10-15 min) ...\n"
+                     % ", ".join(_ksets(args)))
     try:
         peer = tflm_peer.run(model, script=args.peer_script or tflm_peer.default_script(), mirror=args.mirror,
                              ksets=_ksets(args), opt=_opt_level(cflags),
