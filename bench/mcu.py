@@ -1,19 +1,34 @@
 #!/usr/bin/env python3
-"""Prints a table: cost of the generated C for one .tflite on a Cortex-M4 (QEMU instruction count) and on x86.
+"""Cost of the generated C on a Cortex-M4 (QEMU instruction count), side by side with TFLite Micro + CMSIS-NN.
 
-    .venv/bin/python bench/mcu.py [MODEL.tflite] [--image K] [--runs N] [--cflags "-O2"]
+Side by side, one table for a list of models (default: the tutorial model build/nano33ble/model.tflite when it
+exists, then the four MLPerf Tiny models of ../shared/models):
 
-Default model: build/nano33ble/model.tflite (copied to a temporary folder first: a build may rewrite it),
-default image: the first one of build/nano33ble/dataset.npz.
+    .venv/bin/python bench/mcu.py --peer [MODEL.tflite ...] [--board nano33ble] [--json]
+    MIRROR=/work/.mirror .venv/bin/python bench/mcu.py --peer           # the peer needs its sources, see below
 
-* Cortex-M4 instructions per inference: firmware built with codegen/runners/qemu.py (arm-none-eabi-gcc, -mcpu=cortex-m4
-  hard-float) runs one inference between insn_region_begin()/insn_region_end() on a real image; the output is
-  checked against the same C compiled for the host.
-* flash: text + data of the three model objects (arm-none-eabi-size); RAM: workspace + input + output bytes.
-* x86 latency: the same C compiled with host gcc -O2, median of N runs, next to the tflite-micro interpreter
-  (pip package `tflite-micro`) when it is installed (smallest working arena found by bisection).
+One model in detail (flash per object, x86 latency, goals; --profile: instructions per kernel):
+
+    .venv/bin/python bench/mcu.py [MODEL.tflite] [--image K] [--runs N] [--cflags "-O2"] [--profile]
+
+* This project: the model's C (codegen/emit/mlf.py) in firmware built by codegen/runners/qemu.py
+  (arm-none-eabi-gcc -mcpu=cortex-m4 hard-float, newlib-nano, semihosting printf); the instructions executed
+  inside tvmgen_default_run() between insn_region_begin()/insn_region_end(). RAM = workspace + input + output;
+  flash = text + data of the whole firmware (side by side) or of the three model objects (detail).
+* The peer: ../shared/peers/tflm_m4.sh (--peer-script or TINYML_PEER_SCRIPT for another one) builds TFLite
+  Micro with CMSIS-NN kernels for the same CPU and flags, runs it on the same QEMU board with an
+  instruction-count plugin and prints instructions per inference (count of 2 Invokes minus 1, so one input
+  memcpy is included), its smallest working arena and its firmware's text + data. It needs bare git mirrors
+  in MIRROR= (../shared/peers/README.md); without them the table keeps this project's columns, says why the
+  peer's are missing and shows the README's recorded values, labelled as such, for models it lists.
+* Side by side both get the peer's input, element i = (i*7) mod 251 as a byte, so data-dependent paths match.
+* Latency at the board's clock (codegen/device/boards.json `clock_hz`) = instructions / clock: a lower bound,
+  since a Cortex-M4 needs at least one cycle per instruction (loads, taken branches and flash wait states
+  take more).
 """
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -26,35 +41,50 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+# ROOT first: bench/codegen.py (run as a script, bench/ is sys.path[0]) must not hide the codegen package
+if ROOT in sys.path:
+    sys.path.remove(ROOT)
+sys.path.insert(0, ROOT)
+if HERE not in sys.path:
+    sys.path.append(HERE)
 
-from codegen.emit import mlf
+import tflm_peer  # noqa: E402
 
+from codegen.device import boards  # noqa: E402
+from codegen.errors import PipelineError  # noqa: E402
+from codegen.emit import mlf  # noqa: E402
 from codegen.runners import qemu  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(ROOT, "build", "nano33ble", "model.tflite")
 DEFAULT_DATA = os.path.join(ROOT, "build", "nano33ble", "dataset.npz")
+SHARED_MODELS = os.path.join(ROOT, "..", "shared", "models")
+# the issue's order: MobileNet VWW, ResNet-8, DS-CNN KWS, FC autoencoder
+SHARED_MODEL_NAMES = ("vww_96_int8", "pretrainedResnet_quant", "kws_ref_model", "ad01_int8")
+TUTORIAL = "tutorial"
 
-# Anchors for the tutorial model (MobileNetV1 alpha 0.25, 64x64x3, 3,329,024 MACs).
-ANCHORS = [
-    ("TFLite Micro + CMSIS-NN", 11.22e6, 59828, 410724),
-    ("TFLM reference kernels", 44.5e6, None, None),
-    ("TVM QDQ float C", 59.3e6, None, None),
-]
-TFLM_CMSIS_ARENA = 59828
 GOAL_INSN_PER_MAC = 2.5
+GOAL_RATIO = 0.6       # instructions, this project / TFLM + CMSIS-NN
+GOAL_RAM_RATIO = 0.8   # workspace + input + output / TFLM's smallest arena
 
 FW_MAIN = r"""
 #include <stdio.h>
 #include <stdint.h>
 #include "baremetal.h"
 #include "tvmgen_%(name)s.h"
+#ifdef PEER_INPUT
+/* the peer's input (../shared/peers/tflm_main.cc): element i = (i*7) %% 251, computed, not stored in flash */
+static uint8_t bench_image[TVMGEN_%(NAME)s_INPUT_SIZE];
+#else
 #include "bench_image.h"
+#endif
 static uint8_t out[TVMGEN_%(NAME)s_OUTPUT_SIZE];
 int main(void) {
   int i;
+#ifdef PEER_INPUT
+  for (i = 0; i < (int)sizeof bench_image; ++i) bench_image[i] = (uint8_t)((i * 7) %% 251);
+#endif
   insn_region_begin();
   int32_t rc = tvmgen_%(name)s_run(bench_image, out);
   insn_region_end();
@@ -97,6 +127,13 @@ int main(int argc, char** argv) {
 """
 
 
+class BenchError(Exception):
+    """Bad command line input: main() prints it as one error: line."""
+
+
+# --- this project's C -------------------------------------------------------------------------------------
+
+
 def _image_header(path, img):
     data = np.ascontiguousarray(img).view(np.uint8).ravel()
     with open(path, "w") as f:
@@ -121,7 +158,291 @@ def _load_image(meta, data_path, index):
     return (img.view(np.int8) if inp["dtype"] == "int8" else img), "random"
 
 
-def _tflm(path, img, runs):
+def _codegen(model_src, work, name="default"):
+    """The model's MLF C in work/mlf; returns {"model" (the copy used), "meta", "sources", "incdir", ...}."""
+    os.makedirs(work, exist_ok=True)
+    model = os.path.join(work, "model.tflite")
+    shutil.copyfile(model_src, model)  # a build may rewrite the original meanwhile
+    t = time.perf_counter()
+    meta = mlf.build_mlf(model, os.path.join(work, "model.tar"), model_name=name)
+    codegen_s = time.perf_counter() - t
+    ext = os.path.join(work, "mlf")
+    with tarfile.open(os.path.join(work, "model.tar")) as tar:
+        tar.extractall(ext)
+    srcdir = os.path.join(ext, "codegen", "host", "src")
+    return {"model": model, "meta": meta, "name": name, "codegen_s": codegen_s,
+            "tflite_bytes": os.path.getsize(model), "incdir": os.path.join(ext, "codegen", "host", "include"),
+            "sources": [os.path.join(srcdir, "%s_lib%d.c" % (name, i)) for i in range(3)],
+            "subst": {"name": name, "NAME": name.upper()}}
+
+
+def _text_data(paths):
+    """{basename: text + data} of ELF or object files (arm-none-eabi-size, Berkeley format)."""
+    sz = subprocess.run(["arm-none-eabi-size", *paths], capture_output=True, text=True, check=True).stdout
+    sizes = {}
+    for line in sz.splitlines()[1:]:
+        p = line.split()
+        sizes[os.path.basename(p[-1])] = int(p[0]) + int(p[1])
+    return sizes
+
+
+def _m4_count(cg, work, cflags, peer_input):
+    """Builds the firmware and counts the instructions of one tvmgen_*_run() on QEMU's Cortex-M4F."""
+    fw_main = os.path.join(work, "fw_main.c")
+    with open(fw_main, "w") as f:
+        f.write(FW_MAIN % cg["subst"])
+    extra = ("-DPEER_INPUT",) if peer_input else ()
+    elf = qemu.build_firmware(cg["sources"], [cg["incdir"], work], fw_main, os.path.join(work, "fw.elf"),
+                              cflags=(*cflags, *extra))
+    res = qemu.count_region(elf, timeout_s=600)
+    out = res["stdout"].strip()
+    if not out.startswith("rc=0 "):
+        raise PipelineError(f"the generated C of {cg['model']} failed on the Cortex-M4: {out[:200]!r}")
+    return {"insn": res["first"], "elf": elf, "out": out.split("out=")[1].split(),
+            "firmware_flash": _text_data([elf])[os.path.basename(elf)]}
+
+
+def _model_objects_flash(cg, work, cflags):
+    objs = []
+    for s in cg["sources"]:
+        o = os.path.join(work, os.path.basename(s) + ".o")
+        subprocess.run([qemu.CC, *qemu.ARCH_FLAGS, *cflags, "-ffunction-sections", "-fdata-sections",
+                        "-I", cg["incdir"], "-c", s, "-o", o], check=True)
+        objs.append(o)
+    per_obj = _text_data(objs)
+    return sum(per_obj.values()), per_obj
+
+
+def _ram(meta):
+    parts = {"workspace": meta["workspace_size_bytes"], "input": meta["inputs"][0]["size_bytes"],
+             "output": meta["outputs"][0]["size_bytes"]}
+    return sum(parts.values()), parts
+
+
+# The MACs the table divides by: those of the multiply-accumulate layers, as ../shared/peers/tflite_info.py and
+# the issue count them (metadata's total_macs also counts pooling and elementwise ops).
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+def layer_macs(meta):
+    return sum(o["macs"] for o in meta["ops"] if o["type"] in MAC_OPS)
+
+
+def measure_project(model_src, work, cflags):
+    """This project's columns for one model, measured on the peer's input."""
+    cg = _codegen(model_src, work)
+    meta = cg["meta"]
+    m4 = _m4_count(cg, work, cflags, peer_input=True)
+    model_flash, _ = _model_objects_flash(cg, work, cflags)
+    ram, parts = _ram(meta)
+    return {"macs": layer_macs(meta), "all_op_macs": meta["total_macs"], "insn": m4["insn"], "ram": ram, **parts,
+            "firmware_flash": m4["firmware_flash"], "model_flash": model_flash, "tflite_bytes": cg["tflite_bytes"],
+            "codegen_s": round(cg["codegen_s"], 2), "outputs": m4["out"]}
+
+
+# --- side by side -----------------------------------------------------------------------------------------
+
+
+def _ratio(a, b):
+    return round(a / b, 4) if a is not None and b else None
+
+
+def compare_row(name, path, project, peer, *, clock_hz, peer_error=None, error=None,
+                goal_ratio=GOAL_RATIO, goal_ram_ratio=GOAL_RAM_RATIO):
+    """One model's row: this project's measurement (None when it failed: `error`), the peer's per kernel set
+    (None when it could not run: `peer_error`), and what follows from them. Latencies are lower bounds (ms)."""
+    def latency(insn):
+        return round(insn / clock_hz * 1e3, 6)
+
+    row = {"model": name, "path": path, "error": error, "macs": None, "project": None, "peer": None, "peer_error": peer_error,
+           "peer_recorded": None, "ratio": None, "goal_met": None, "ram_ratio": None, "ram_goal_met": None,
+           "flash_ratio": None}
+    if project is not None:
+        row["macs"] = project["macs"]
+        row["project"] = dict(project, insn_per_mac=round(project["insn"] / project["macs"], 3)
+                              if project["macs"] else None, latency_ms_min=latency(project["insn"]))
+    if peer is not None:
+        row["peer"] = {k: dict(v, latency_ms_min=latency(v["insn"]),
+                               insn_per_mac=round(v["insn"] / project["macs"], 3)
+                               if project is not None and project["macs"] else None)
+                       for k, v in peer.items()}
+    elif project is not None:
+        row["peer_recorded"] = tflm_peer.recorded(name, project["macs"])
+    cmsis = (peer or {}).get(tflm_peer.CMSIS_NN)
+    if project is not None and cmsis is not None:
+        row["ratio"] = _ratio(project["insn"], cmsis["insn"])
+        row["goal_met"] = project["insn"] <= goal_ratio * cmsis["insn"]  # not the rounded ratio
+        row["ram_ratio"] = _ratio(project["ram"], cmsis["arena"])
+        row["ram_goal_met"] = project["ram"] <= goal_ram_ratio * cmsis["arena"]
+        row["flash_ratio"] = _ratio(project["firmware_flash"], cmsis["flash"])
+    return row
+
+
+def _m(n):
+    return "%.2f M" % (n / 1e6)
+
+
+def _b(n):
+    return format(n, ",")
+
+
+def _ms(ms):
+    return ("%.1f" % ms) if ms >= 10 else ("%.2f" % ms)
+
+
+def format_compare(report):
+    """The side-by-side table (Markdown) and its notes."""
+    rows, mhz = report["models"], report["clock_hz"] / 1e6
+    ksets = report["peer_kernel_sets"]
+    ref = tflm_peer.REFERENCE in ksets
+    head = ["model", "MACs", "this project insn", "TFLM + CMSIS-NN insn", "ratio",
+            "goal ≤ %.1f×" % report["goal_ratio"]]
+    if ref:
+        head.insert(4, "TFLM reference insn")
+    head += ["RAM B: this / TFLM arena", "flash B: this / TFLM firmware",
+             "latency ≥ ms @ %g MHz: this / TFLM" % mhz]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
+    for r in rows:
+        p, peer = r["project"], r["peer"] or {}
+        cm, rf = peer.get(tflm_peer.CMSIS_NN), peer.get(tflm_peer.REFERENCE)
+        if p is None:
+            cells = [r["model"], "-", "failed", _m(cm["insn"]) if cm else "-", "-", "-"]
+            if ref:
+                cells.insert(4, _m(rf["insn"]) if rf else "-")
+            cells += ["-", "-", "-"]
+            notes.append("%s: this project failed: %s" % (r["model"], r["error"]))
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
+        per_mac = "%.2f/MAC" % p["insn_per_mac"] if p["insn_per_mac"] is not None else "no MACs"
+        cells = [r["model"], _m(p["macs"]), "%s (%s)" % (_m(p["insn"]), per_mac),
+                 _m(cm["insn"]) if cm else "-",
+                 "%.2f×" % r["ratio"] if r["ratio"] is not None else "-",
+                 ("yes" if r["goal_met"] else "**NO**") if r["goal_met"] is not None else "-"]
+        if ref:
+            cells.insert(4, _m(rf["insn"]) if rf else "-")
+        if cm:
+            cells += ["%s / %s (%.2f×%s)" % (_b(p["ram"]), _b(cm["arena"]), r["ram_ratio"],
+                                             "" if r["ram_goal_met"] else ", > %.1f×" % report["goal_ram_ratio"]),
+                      "%s / %s (%.2f×)" % (_b(p["firmware_flash"]), _b(cm["flash"]), r["flash_ratio"]),
+                      "%s / %s" % (_ms(p["latency_ms_min"]), _ms(cm["latency_ms_min"]))]
+        else:
+            cells += ["%s / -" % _b(p["ram"]), "%s / -" % _b(p["firmware_flash"]),
+                      "%s / -" % _ms(p["latency_ms_min"])]
+        lines.append("| " + " | ".join(cells) + " |")
+        if r["peer_error"]:
+            rec = r["peer_recorded"]
+            if rec:
+                rc = rec[tflm_peer.CMSIS_NN]
+                notes.append("%s: recorded, not measured in this run (%s): TFLM + CMSIS-NN %s insn (this project "
+                             "%.2f× that), arena %s B, flash %s B" % (r["model"], tflm_peer.RECORDED_SOURCE,
+                                                                   _b(rc["insn"]), p["insn"] / rc["insn"],
+                                                                   _b(rc["arena"]), _b(rc["flash"])))
+    # why the peer's columns are missing: once per distinct reason (typically the same for every model)
+    reasons = {}
+    for r in rows:
+        if r["peer_error"]:
+            reasons.setdefault(r["peer_error"], []).append(r["model"])
+    notes[:0] = ["TFLM columns missing for %s: %s" % ("every model" if len(ms) == len(rows) > 1 else ", ".join(ms),
+                                                       why) for why, ms in reasons.items()]
+    cpu = report["board_cpu"]
+    notes += [
+        "MACs: those of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (as ../shared/peers/tflite_info.py counts).",
+        "instructions per inference on QEMU mps2-an386 (Cortex-M4F), %s: this project inside tvmgen_default_run(); "
+        "TFLM count(2 Invokes) - count(1), which includes one input memcpy. Input for both: byte i = (i*7) mod 251."
+        % report["cflags"],
+        "RAM: this project's workspace + input + output; TFLM's smallest arena that gives the same outputs. "
+        "flash: text + data of each whole firmware (startup, newlib-nano, semihosting printf, model).",
+        "latency: instructions / %g MHz (%s, %s in codegen/device/boards.json) is a lower bound: a Cortex-M4 "
+        "needs at least one cycle per instruction, loads, taken branches and flash wait states more."
+        % (mhz, report["board"], cpu)
+        + ("" if cpu.startswith("cortex-m4") else
+           " The counts are Cortex-M4 instructions; this board's CPU differs, so the estimate is indicative only."),
+    ]
+    return "\n".join(lines + [""] + ["- " + n for n in notes])
+
+
+def _label(path):
+    if os.path.abspath(path) == os.path.abspath(DEFAULT_MODEL):
+        return TUTORIAL
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def default_models():
+    models = [DEFAULT_MODEL] if os.path.exists(DEFAULT_MODEL) else []
+    models += [p for p in (os.path.normpath(os.path.join(SHARED_MODELS, n + ".tflite"))
+                           for n in SHARED_MODEL_NAMES) if os.path.exists(p)]
+    return models
+
+
+def _opt_level(cflags):
+    opts = [f for f in cflags if f.startswith("-O")]
+    return opts[-1] if opts else "-O2"
+
+
+def compare(models, *, board, cflags, peer_script, mirror, ksets, peer_timeout, work_root, log=sys.stderr):
+    """Measures every model (this project, then the peer) and returns the report dict (format_compare)."""
+    b = boards.get(board)
+    if not b.get("clock_hz"):
+        raise BenchError(f"board {board} has no clock_hz in codegen/device/boards.json: add its CPU clock in Hz")
+    report = {"board": board, "board_cpu": b.get("cpu", "?"), "clock_hz": b["clock_hz"],
+              "cflags": " ".join(cflags), "peer_script": peer_script, "peer_kernel_sets": list(ksets),
+              "goal_ratio": GOAL_RATIO, "goal_ram_ratio": GOAL_RAM_RATIO, "models": []}
+    for i, path in enumerate(models):
+        name = _label(path)
+        project = error = peer = peer_error = None
+        log.write("[%d/%d] %s: this project's C on the Cortex-M4 ...\n" % (i + 1, len(models), name))
+        log.flush()
+        try:
+            project = measure_project(path, os.path.join(work_root, "%d_%s" % (i, name)), cflags)
+        except (PipelineError, subprocess.CalledProcessError) as e:
+            error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log.write("[%d/%d] %s: TFLM (%s) with %s (its first run builds the libraries, 10-15 min) ...\n"
+                  % (i + 1, len(models), name, ", ".join(ksets), os.path.basename(peer_script)))
+        log.flush()
+        try:
+            peer = tflm_peer.run(path, script=peer_script, mirror=mirror, ksets=ksets, opt=_opt_level(cflags),
+                                 timeout_s=peer_timeout)
+        except tflm_peer.PeerUnavailable as e:
+            peer_error = str(e)
+        report["models"].append(compare_row(name, os.path.abspath(path), project, peer,
+                                            clock_hz=b["clock_hz"], peer_error=peer_error, error=error))
+    return report
+
+
+def _ksets(args):
+    # the reference kernels only when asked: their library is another 10-15 min build and 4x the emulation
+    return [tflm_peer.CMSIS_NN] + ([tflm_peer.REFERENCE] if args.peer_reference else [])
+
+
+def compare_main(args):
+    models = args.model or default_models()
+    if not models:
+        raise BenchError(f"no models: {DEFAULT_MODEL} is not built (run scons) and {SHARED_MODELS} is absent; "
+                         "give MODEL.tflite paths")
+    for m in models:
+        if not os.path.isfile(m):
+            raise BenchError(f"model {m} does not exist: give the path of a .tflite file")
+    ksets = _ksets(args)
+    work = args.keep or tempfile.mkdtemp(prefix="bench-mcu-")
+    try:
+        report = compare(models, board=args.board, cflags=tuple(args.cflags.split()),
+                         peer_script=args.peer_script or tflm_peer.default_script(), mirror=args.mirror,
+                         ksets=ksets, peer_timeout=args.peer_timeout, work_root=work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_compare(report))
+    return 1 if any(r["error"] for r in report["models"]) else 0
+
+
+# --- one model in detail ----------------------------------------------------------------------------------
+
+
+def _tflm_x86(path, img, runs):
     try:
         from tflite_micro.python.tflite_micro import runtime
     except Exception:
@@ -197,63 +518,52 @@ def _profile(work, sources, incdir, cflags, subst, meta):
     return rows
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", nargs="?", default=DEFAULT_MODEL)
-    ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--image", type=int, default=0)
-    ap.add_argument("--runs", type=int, default=200, help="x86 runs (median)")
-    ap.add_argument("--cflags", default="-O2", help="arm-none-eabi-gcc optimisation flags")
-    ap.add_argument("--keep", help="keep the work folder here")
-    ap.add_argument("--profile", action="store_true", help="also count the instructions of each kernel")
-    args = ap.parse_args()
+def _peer_rows(args, model, name, macs, cflags):
+    """The peer's rows for the detail table: measured when the peer runs, else the README's recorded values
+    (labelled), else none; plus a note saying which."""
+    if args.no_peer:
+        return [], "TFLM not measured (--no-peer)", None
+    sys.stderr.write("TFLM (%s) with the peer script (its first run builds the libraries, 10-15 min) ...\n"
+                     % ", ".join(_ksets(args)))
+    try:
+        peer = tflm_peer.run(model, script=args.peer_script or tflm_peer.default_script(), mirror=args.mirror,
+                             ksets=_ksets(args), opt=_opt_level(cflags),
+                             timeout_s=args.peer_timeout)
+        label, note = "measured", "TFLM measured in this run with %s" % os.path.basename(
+            args.peer_script or tflm_peer.default_script())
+    except tflm_peer.PeerUnavailable as e:
+        peer = tflm_peer.recorded(name, macs)
+        if peer is None:
+            return [], "TFLM not measured: %s" % e, None
+        label, note = "recorded", "TFLM not measured (%s); recorded values from %s" % (e, tflm_peer.RECORDED_SOURCE)
+    rows = [("TFLM + CMSIS-NN (%s)" % label, peer[tflm_peer.CMSIS_NN]),
+            ("TFLM reference (%s)" % label, peer.get(tflm_peer.REFERENCE))]
+    return [(lab, v) for lab, v in rows if v], note, peer[tflm_peer.CMSIS_NN].get("arena")
 
+
+def detail_main(args):
+    if len(args.model) > 1:
+        raise BenchError("one model at a time without --peer (give --peer for a side-by-side table of several)")
+    model_src = args.model[0] if args.model else DEFAULT_MODEL
+    if not os.path.isfile(model_src):
+        raise BenchError(f"model {model_src} does not exist: run scons first or give a .tflite path")
     work = args.keep or tempfile.mkdtemp(prefix="bench-mcu-")
     os.makedirs(work, exist_ok=True)
     try:
-        model = os.path.join(work, "model.tflite")
-        shutil.copyfile(args.model, model)
-        tflite_size = os.path.getsize(model)
-        name = "default"
-        t = time.perf_counter()
-        meta = mlf.build_mlf(model, os.path.join(work, "model.tar"), model_name=name)
-        codegen_s = time.perf_counter() - t
-        ext = os.path.join(work, "mlf")
-        with tarfile.open(os.path.join(work, "model.tar")) as tar:
-            tar.extractall(ext)
-        srcdir = os.path.join(ext, "codegen", "host", "src")
-        incdir = os.path.join(ext, "codegen", "host", "include")
-        sources = [os.path.join(srcdir, "%s_lib%d.c" % (name, i)) for i in range(3)]
+        cg = _codegen(model_src, work)
+        meta, sources, incdir, subst = cg["meta"], cg["sources"], cg["incdir"], cg["subst"]
+        model, tflite_size, codegen_s = cg["model"], cg["tflite_bytes"], cg["codegen_s"]
         img, img_desc = _load_image(meta, args.data, args.image)
         _image_header(os.path.join(work, "bench_image.h"), img)
-        subst = {"name": name, "NAME": name.upper()}
-        macs = meta["total_macs"]
+        macs = layer_macs(meta)
         cflags = tuple(args.cflags.split())
 
         # --- Cortex-M4 ---------------------------------------------------------------------------
-        fw_main = os.path.join(work, "fw_main.c")
-        with open(fw_main, "w") as f:
-            f.write(FW_MAIN % subst)
-        elf = qemu.build_firmware(sources, [incdir, work], fw_main, os.path.join(work, "fw.elf"),
-                                  cflags=cflags)
-        res = qemu.count_region(elf, timeout_s=300)
-        m4_insn = res["count"] and res["total"] // res["count"]
-        m4_out = res["stdout"].strip()
-        # flash of the model objects
-        objs = []
-        for s in sources:
-            o = os.path.join(work, os.path.basename(s) + ".o")
-            subprocess.run([qemu.CC, *qemu.ARCH_FLAGS, *cflags, "-ffunction-sections", "-fdata-sections",
-                            "-I", incdir, "-c", s, "-o", o], check=True)
-            objs.append(o)
-        sz = subprocess.run(["arm-none-eabi-size", *objs], capture_output=True, text=True, check=True).stdout
-        flash = 0
-        per_obj = {}
-        for line in sz.splitlines()[1:]:
-            p = line.split()
-            flash += int(p[0]) + int(p[1])
-            per_obj[os.path.basename(p[-1])] = int(p[0]) + int(p[1])
-        ram = meta["workspace_size_bytes"] + meta["inputs"][0]["size_bytes"] + meta["outputs"][0]["size_bytes"]
+        m4 = _m4_count(cg, work, cflags, peer_input=False)
+        m4_insn, fw_out = m4["insn"], m4["out"]
+        flash, per_obj = _model_objects_flash(cg, work, cflags)
+        ram, _ = _ram(meta)
+        peer_rows, peer_note, peer_arena = _peer_rows(args, model_src, _label(model_src), macs, cflags)
 
         profile = []
         if args.profile:
@@ -269,69 +579,103 @@ def main():
         hr = subprocess.run([exe, str(args.runs)], capture_output=True, text=True, check=True).stdout.strip()
         host_ms = float(hr.split()[0].split("=")[1])
         host_out = hr.split("out=")[1].split()
-        fw_out = m4_out.split("out=")[1].split() if "out=" in m4_out else None
-        tflm = _tflm(model, img, args.runs)
+        tflm = _tflm_x86(model, img, args.runs)
 
         # --- table -------------------------------------------------------------------------------
-        print("model %s (%s), image %s, MACs %s, codegen %.2f s, kernels %d"
-              % (args.model, meta["inputs"][0]["dtype"], img_desc, format(macs, ","), codegen_s,
-                 meta["kernels"]))
-        print("outputs: M4 %s  x86 %s%s%s" % (" ".join(fw_out or ["?"]), " ".join(host_out),
-              "  TFLM %s" % " ".join(str(int(v) & 0xFF) for v in tflm["out"]) if tflm else "",
-              "" if fw_out == host_out else "  ** M4 != x86 **"))
-        print()
-        hdr = "%-28s %14s %10s %12s %12s" % ("Cortex-M4", "instructions", "insn/MAC", "RAM B", "flash B")
-        print(hdr)
-        print("-" * len(hdr))
-        print("%-28s %14s %10.2f %12s %12s" % ("this C (%s)" % args.cflags, format(m4_insn, ","),
-                                               m4_insn / macs, format(ram, ","), format(flash, ",")))
-        for label, insn, arena, fl in ANCHORS:
-            print("%-28s %14s %10.2f %12s %12s" % (label, format(int(insn), ","), insn / 3329024,
-                                                   format(arena, ",") if arena else "-",
-                                                   format(fl, ",") if fl else "-"))
-        print("  workspace %s + input %d + output %d; flash per object: %s; .tflite %s B"
-              % (format(meta["workspace_size_bytes"], ","), meta["inputs"][0]["size_bytes"],
-                 meta["outputs"][0]["size_bytes"],
-                 ", ".join("%s %s" % (k, format(v, ",")) for k, v in per_obj.items()),
-                 format(tflite_size, ",")))
-        if profile:
+        # with --json only the JSON line goes to stdout
+        with contextlib.redirect_stdout(io.StringIO() if args.json else sys.stdout):
+            print("model %s (%s), image %s, MACs %s, codegen %.2f s, kernels %d"
+                  % (model_src, meta["inputs"][0]["dtype"], img_desc, format(macs, ","), codegen_s,
+                     meta["kernels"]))
+            print("outputs: M4 %s  x86 %s%s%s" % (" ".join(fw_out or ["?"]), " ".join(host_out),
+                  "  TFLM %s" % " ".join(str(int(v) & 0xFF) for v in tflm["out"]) if tflm else "",
+                  "" if fw_out == host_out else "  ** M4 != x86 **"))
             print()
-            print("%-44s %12s %12s %9s" % ("kernel (Cortex-M4)", "MACs", "instructions", "insn/MAC"))
-            print("-" * 80)
-            for kname, kmacs, n in profile:
-                print("%-44s %12s %12s %9s" % (kname, format(kmacs, ","), format(n, ","),
-                                               "%.2f" % (n / kmacs) if kmacs else "-"))
-        print()
-        print("%-28s %12s" % ("x86 latency (median of %d)" % args.runs, "ms"))
-        print("-" * 41)
-        print("%-28s %12.3f" % ("this C (gcc -O2)", host_ms))
-        if tflm:
-            print("%-28s %12.3f   (arena %s B)" % ("tflite-micro interpreter", tflm["ms"],
-                                                   format(tflm["arena"], ",")))
-        else:
-            print("%-28s %12s" % ("tflite-micro interpreter", "not installed"))
-        print()
-        goals = [
-            ("insn/MAC <= %.1f" % GOAL_INSN_PER_MAC, m4_insn / macs <= GOAL_INSN_PER_MAC,
-             "%.2f" % (m4_insn / macs)),
-            ("x86 <= 0.5x TFLM", (host_ms <= 0.5 * tflm["ms"]) if tflm else None,
-             "%.2fx" % (host_ms / tflm["ms"]) if tflm else "-"),
-            ("RAM <= 0.8x TFLM arena", ram <= 0.8 * TFLM_CMSIS_ARENA, "%.2fx" % (ram / TFLM_CMSIS_ARENA)),
-            ("flash <= 0.9x .tflite", flash <= 0.9 * tflite_size, "%.2fx" % (flash / tflite_size)),
-            ("codegen <= 20 s", codegen_s <= 20, "%.2f s" % codegen_s),
-        ]
-        print("%-28s %10s %8s" % ("goal", "value", "met"))
-        print("-" * 48)
-        for g, ok, v in goals:
-            print("%-28s %10s %8s" % (g, v, "-" if ok is None else ("yes" if ok else "NO")))
+            hdr = "%-30s %14s %10s %12s %12s" % ("Cortex-M4", "instructions", "insn/MAC", "RAM B", "flash B")
+            print(hdr)
+            print("-" * len(hdr))
+            print("%-30s %14s %10.2f %12s %12s" % ("this C (%s)" % args.cflags, format(m4_insn, ","),
+                                                   m4_insn / macs, format(ram, ","), format(flash, ",")))
+            for label, v in peer_rows:
+                print("%-30s %14s %10.2f %12s %12s" % (label, format(v["insn"], ","), v["insn"] / macs,
+                                                       format(v["arena"], ",") if v.get("arena") else "-",
+                                                       format(v["flash"], ",") if v.get("flash") else "-"))
+            print("  workspace %s + input %d + output %d; flash per object: %s; .tflite %s B"
+                  % (format(meta["workspace_size_bytes"], ","), meta["inputs"][0]["size_bytes"],
+                     meta["outputs"][0]["size_bytes"],
+                     ", ".join("%s %s" % (k, format(v, ",")) for k, v in per_obj.items()),
+                     format(tflite_size, ",")))
+            print("  %s (TFLM: RAM = its arena, flash = its whole firmware; its input is byte i = (i*7) mod 251)"
+                  % peer_note)
+            if profile:
+                print()
+                print("%-44s %12s %12s %9s" % ("kernel (Cortex-M4)", "MACs", "instructions", "insn/MAC"))
+                print("-" * 80)
+                for kname, kmacs, n in profile:
+                    print("%-44s %12s %12s %9s" % (kname, format(kmacs, ","), format(n, ","),
+                                                   "%.2f" % (n / kmacs) if kmacs else "-"))
+            print()
+            print("%-28s %12s" % ("x86 latency (median of %d)" % args.runs, "ms"))
+            print("-" * 41)
+            print("%-28s %12.3f" % ("this C (gcc -O2)", host_ms))
+            if tflm:
+                print("%-28s %12.3f   (arena %s B)" % ("tflite-micro interpreter", tflm["ms"],
+                                                       format(tflm["arena"], ",")))
+            else:
+                print("%-28s %12s" % ("tflite-micro interpreter", "not installed"))
+            print()
+            goals = [
+                ("insn/MAC <= %.1f" % GOAL_INSN_PER_MAC, m4_insn / macs <= GOAL_INSN_PER_MAC,
+                 "%.2f" % (m4_insn / macs)),
+                ("x86 <= 0.5x TFLM", (host_ms <= 0.5 * tflm["ms"]) if tflm else None,
+                 "%.2fx" % (host_ms / tflm["ms"]) if tflm else "-"),
+                ("RAM <= %.1fx TFLM arena" % GOAL_RAM_RATIO, ram <= GOAL_RAM_RATIO * peer_arena if peer_arena else None,
+                 "%.2fx" % (ram / peer_arena) if peer_arena else "-"),
+                ("flash <= 0.9x .tflite", flash <= 0.9 * tflite_size, "%.2fx" % (flash / tflite_size)),
+                ("codegen <= 20 s", codegen_s <= 20, "%.2f s" % codegen_s),
+            ]
+            print("%-28s %10s %8s" % ("goal", "value", "met"))
+            print("-" * 48)
+            for g, ok, v in goals:
+                print("%-28s %10s %8s" % (g, v, "-" if ok is None else ("yes" if ok else "NO")))
         print(json.dumps({"m4_instructions": m4_insn, "insn_per_mac": round(m4_insn / macs, 3), "ram": ram,
                           "flash": flash, "codegen_s": round(codegen_s, 2), "x86_ms": round(host_ms, 4),
                           "tflm_ms": round(tflm["ms"], 4) if tflm else None,
-                          "tflm_arena": tflm["arena"] if tflm else None}))
+                          "tflm_x86_arena": tflm["arena"] if tflm else None,
+                          "tflm_m4": dict(peer_rows) or None}))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", nargs="*", help=".tflite file(s); several only with --peer")
+    ap.add_argument("--peer", action="store_true",
+                    help="side-by-side table against TFLite Micro + CMSIS-NN for every model")
+    ap.add_argument("--json", action="store_true", help="the data as JSON on stdout instead of the table")
+    ap.add_argument("--board", default="nano33ble", help="board whose clock gives the latency estimate")
+    ap.add_argument("--peer-script", help="the peer script (default: $%s or ../shared/peers/tflm_m4.sh)"
+                    % tflm_peer.PEER_SCRIPT_ENV)
+    ap.add_argument("--mirror", default=os.environ.get("MIRROR"),
+                    help="folder of the peer's bare git mirrors (default: $MIRROR)")
+    ap.add_argument("--peer-reference", action="store_true", help="also TFLM's reference kernels")
+    ap.add_argument("--peer-timeout", type=int, default=3600, help="seconds per model for the peer script")
+    ap.add_argument("--no-peer", action="store_true", help="without --peer: do not run the peer script")
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--image", type=int, default=0)
+    ap.add_argument("--runs", type=int, default=200, help="x86 runs (median)")
+    ap.add_argument("--cflags", default="-O2", help="arm-none-eabi-gcc optimisation flags")
+    ap.add_argument("--keep", help="keep the work folder here")
+    ap.add_argument("--profile", action="store_true", help="also count the instructions of each kernel")
+    args = ap.parse_args(argv)
+    try:
+        return compare_main(args) if args.peer else detail_main(args)
+    except (BenchError, PipelineError) as e:
+        sys.stderr.write("error: %s\n" % e)
+        return 2
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

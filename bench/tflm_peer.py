@@ -1,0 +1,106 @@
+"""The peer to beat: TensorFlow Lite Micro (CMSIS-NN or reference kernels) on the same emulated Cortex-M4F.
+
+Runs ../shared/peers/tflm_m4.sh (its README says what it needs: bare git mirrors in MIRROR=, the Arm toolchain
+with libstdc++, qemu-system-arm) on one .tflite and parses the one line it prints per kernel set:
+
+    <kernel set> insn=<instructions per inference> arena=<smallest working arena, B> flash=<firmware text+data, B>
+
+The script is third-party glue kept outside the repository, so it is run, never imported or copied. A stand-in
+with the same command line and output (PEER_SCRIPT_ENV or --peer-script) lets the table logic be tested without
+building TFLite Micro.
+"""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SCRIPT = os.path.join(ROOT, "..", "shared", "peers", "tflm_m4.sh")
+PEER_SCRIPT_ENV = "TINYML_PEER_SCRIPT"
+CMSIS_NN = "cmsis-nn"
+REFERENCE = "reference"
+
+_RESULT_LINE = re.compile(r"^(?P<kset>\S+) insn=(?P<insn>\d+) arena=(?P<arena>\d+) flash=(?P<flash>\d+)\s*$")
+
+# What ../shared/peers/README.md recorded on 2026-12-01 (TFLM 90b983c2, CMSIS-NN 4ab83cc3, gcc 12.2 -O2), shown
+# only when the peer cannot run here and only for a model of the same name and MAC count; always labelled
+# "recorded", never mixed with values measured in this run.
+RECORDED_SOURCE = "../shared/peers/README.md: TFLM 90b983c2, CMSIS-NN 4ab83cc3, -O2, 2026-12-01"
+RECORDED = {
+    "tutorial": {"macs": 3329024, CMSIS_NN: {"insn": 11221196, "arena": 59836, "flash": 421288},
+                 REFERENCE: {"insn": 44527928}},
+    "vww_96_int8": {"macs": 7489664, CMSIS_NN: {"insn": 24116606, "arena": 100712, "flash": 431416},
+                    REFERENCE: {"insn": 100453372}},
+    "pretrainedResnet_quant": {"macs": 12501632, CMSIS_NN: {"insn": 29863721, "arena": 55000, "flash": 191420},
+                               REFERENCE: {"insn": 107491761}},
+    "kws_ref_model": {"macs": 2656768, CMSIS_NN: {"insn": 7697674, "arena": 22824, "flash": 152064},
+                      REFERENCE: {"insn": 43113175}},
+    "ad01_int8": {"macs": 264192, CMSIS_NN: {"insn": 583280, "arena": 3012, "flash": 322612},
+                  REFERENCE: {"insn": 1954145}},
+}
+
+
+class PeerUnavailable(Exception):
+    """The peer could not be measured; the message says why (and what to do)."""
+
+
+def default_script():
+    return os.environ.get(PEER_SCRIPT_ENV) or os.path.normpath(DEFAULT_SCRIPT)
+
+
+def parse_output(text):
+    """{kernel set: {"insn", "arena", "flash"}} from the script's stdout; other lines (warnings) are ignored."""
+    results = {}
+    for line in text.splitlines():
+        m = _RESULT_LINE.match(line.strip())
+        if m:
+            results[m.group("kset")] = {k: int(m.group(k)) for k in ("insn", "arena", "flash")}
+    return results
+
+
+def _last_line(*texts):
+    for text in texts:
+        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return "no output"
+
+
+def run(model, *, script=None, mirror=None, ksets=(CMSIS_NN,), opt="-O2", timeout_s=3600):
+    """Measures `model` with the peer script; returns {kernel set: {"insn", "arena", "flash"}} for every kset.
+
+    Raises PeerUnavailable when the script is absent, fails, times out or prints no result for a kernel set.
+    The first run for an OPT builds the TFLM libraries (10-15 min per kernel set, cached by the script).
+    """
+    script = script or default_script()
+    if not os.path.isfile(script):
+        raise PeerUnavailable(f"peer script {script} not found (../shared/peers comes with the project's CI, "
+                              f"not with a user's clone); give --peer-script or {PEER_SCRIPT_ENV}=")
+    env = dict(os.environ, KSETS=" ".join(ksets), OPT=opt)
+    if mirror:
+        env["MIRROR"] = os.path.abspath(mirror)
+    # the script's default TFLM_PY is ./.venv/bin/python relative to its working directory: pin it to ours
+    env.setdefault("TFLM_PY", sys.executable)
+    try:
+        proc = subprocess.run(["bash", script, os.path.abspath(model)], env=env, capture_output=True, text=True,
+                              timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise PeerUnavailable(f"{script} did not finish within {timeout_s} s (the first run builds the TFLM "
+                              f"libraries: run it once with --lib-only, or raise --peer-timeout)") from None
+    results = parse_output(proc.stdout)
+    missing = [k for k in ksets if k not in results]
+    if proc.returncode != 0:
+        raise PeerUnavailable(f"{os.path.basename(script)} exited with code {proc.returncode}: "
+                              f"{_last_line(proc.stderr, proc.stdout)}")
+    if missing:
+        raise PeerUnavailable(f"{os.path.basename(script)} printed no result for {', '.join(missing)}: "
+                              f"{_last_line(proc.stdout, proc.stderr)}")
+    return {k: results[k] for k in ksets}
+
+
+def recorded(name, macs):
+    """The README's recorded peer values for a model of this name and MAC count, or None."""
+    entry = RECORDED.get(name)
+    if entry is None or entry["macs"] != macs:
+        return None
+    return {k: v for k, v in entry.items() if k != "macs"}

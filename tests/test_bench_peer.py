@@ -1,0 +1,233 @@
+"""bench/mcu.py --peer: the side-by-side table against TFLite Micro + CMSIS-NN (issue 10).
+
+The table logic is tested with a stand-in for ../shared/peers/tflm_m4.sh that prints the peer's line format
+(no TFLM build); one heavy test runs the real peer on the MLPerf AD autoencoder when its mirrors and libraries
+are there."""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from codegen.runners import qemu
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MCU_PY = os.path.join(ROOT, "bench", "mcu.py")
+PEER_SCRIPT = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "tflm_m4.sh"))
+AD01 = os.path.normpath(os.path.join(ROOT, "..", "shared", "models", "ad01_int8.tflite"))
+
+needs_m4 = pytest.mark.skipif(not (qemu.toolchain_available() and shutil.which("gcc")),
+                              reason="needs arm-none-eabi-gcc, qemu-system-arm and host gcc (Debian: "
+                                     "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc)")
+
+
+def _bench():
+    """bench/mcu.py as a module (bench/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_mcu", MCU_PY)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run_bench(*args, env=None):
+    return subprocess.run([sys.executable, MCU_PY, *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=1200)
+
+
+def _project(macs=1_000_000, insn=1_500_000, ram=30_000, fw=120_000):
+    return {"macs": macs, "insn": insn, "ram": ram, "workspace": ram - 1000, "input": 900, "output": 100,
+            "firmware_flash": fw, "model_flash": fw - 20_000, "tflite_bytes": fw, "codegen_s": 1.0,
+            "outputs": ["1", "2"]}
+
+
+def test_row_ratios_goals_and_latency_come_from_both_measurements():
+    mcu = _bench()
+    peer = {"cmsis-nn": {"insn": 3_000_000, "arena": 40_000, "flash": 400_000}}
+    row = mcu.compare_row("m", "/x/m.tflite", _project(), peer, clock_hz=64_000_000)
+    assert row["ratio"] == 0.5 and row["goal_met"] is True
+    assert row["ram_ratio"] == 0.75 and row["ram_goal_met"] is True
+    assert row["flash_ratio"] == 0.3
+    assert row["project"]["insn_per_mac"] == 1.5
+    assert row["project"]["latency_ms_min"] == pytest.approx(1_500_000 / 64e6 * 1e3, abs=1e-6)
+    assert row["peer"]["cmsis-nn"]["latency_ms_min"] == pytest.approx(3_000_000 / 64e6 * 1e3, abs=1e-6)
+    assert row["peer"]["cmsis-nn"]["insn_per_mac"] == 3.0
+    # the goals can fail too: 0.61x of the peer's instructions, 0.81x of its arena
+    slow = mcu.compare_row("m", "/x/m.tflite", _project(insn=1_830_000, ram=32_400), peer, clock_hz=16_000_000)
+    assert slow["ratio"] == 0.61 and slow["goal_met"] is False
+    assert slow["ram_ratio"] == 0.81 and slow["ram_goal_met"] is False
+    assert slow["project"]["latency_ms_min"] == pytest.approx(1_830_000 / 16e6 * 1e3, abs=1e-6)
+    # the goal is judged on the counts, not on the ratio as rounded for printing
+    edge = mcu.compare_row("m", "/x/m.tflite", _project(insn=1_800_001), peer, clock_hz=64_000_000)
+    assert edge["ratio"] == 0.6 and edge["goal_met"] is False
+
+
+def _report(mcu, rows, ksets=("cmsis-nn",)):
+    return {"board": "nano33ble", "board_cpu": "cortex-m4f", "clock_hz": 64_000_000, "cflags": "-O2",
+            "peer_script": "stand-in", "peer_kernel_sets": list(ksets), "goal_ratio": mcu.GOAL_RATIO,
+            "goal_ram_ratio": mcu.GOAL_RAM_RATIO, "models": rows}
+
+
+def test_table_prints_measured_columns_and_says_why_peer_columns_are_missing():
+    mcu = _bench()
+    peer = {"cmsis-nn": {"insn": 3_000_000, "arena": 40_000, "flash": 400_000}}
+    measured = mcu.compare_row("fast", "/x/fast.tflite", _project(), peer, clock_hz=64_000_000)
+    missing = mcu.compare_row("alone", "/x/alone.tflite", _project(insn=2_000_000), None, clock_hz=64_000_000,
+                              peer_error="tflm_m4.sh exited with code 1: MIRROR: set MIRROR")
+    text = mcu.format_compare(_report(mcu, [measured, missing]))
+    lines = text.splitlines()
+    assert lines[0].startswith("| model | MACs | this project insn | TFLM + CMSIS-NN insn | ratio |")
+    fast = next(line for line in lines if line.startswith("| fast |"))
+    assert "1.50 M (1.50/MAC)" in fast and "3.00 M" in fast and "0.50×" in fast and "| yes |" in fast
+    assert "30,000 / 40,000 (0.75×)" in fast and "120,000 / 400,000 (0.30×)" in fast
+    assert "23.4 / 46.9" in fast  # ms at 64 MHz
+    alone = next(line for line in lines if line.startswith("| alone |"))
+    assert "2.00 M (2.00/MAC)" in alone and "30,000 / -" in alone and "31.2 / -" in alone
+    assert "| 2.00 M (2.00/MAC) | - | - | - |" in alone  # TFLM insn, ratio and goal: empty, not invented
+    assert "TFLM columns missing for alone: tflm_m4.sh exited with code 1: MIRROR: set MIRROR" in text
+    assert "lower bound" in text and "recorded" not in text
+    # one reason for every model is said once
+    again = mcu.compare_row("again", "/x/again.tflite", _project(), None, clock_hz=64_000_000,
+                            peer_error=missing["peer_error"])
+    text = mcu.format_compare(_report(mcu, [missing, again]))
+    assert text.count("MIRROR: set MIRROR") == 1 and "TFLM columns missing for every model: " in text
+
+
+def test_recorded_peer_values_only_for_the_same_model_and_clearly_labelled():
+    mcu = _bench()
+    rec = mcu.tflm_peer.RECORDED["ad01_int8"]
+    same = mcu.compare_row("ad01_int8", "/x/ad01_int8.tflite", _project(macs=rec["macs"], insn=291_640), None,
+                           clock_hz=64_000_000, peer_error="no mirrors")
+    assert same["peer"] is None and same["ratio"] is None  # recorded values never fill the measured columns
+    assert same["peer_recorded"]["cmsis-nn"]["insn"] == rec["cmsis-nn"]["insn"]
+    text = mcu.format_compare(_report(mcu, [same]))
+    assert "ad01_int8: recorded, not measured in this run" in text and "0.50× that" in text
+    other = mcu.compare_row("ad01_int8", "/x/ad01_int8.tflite", _project(macs=rec["macs"] + 1), None,
+                            clock_hz=64_000_000, peer_error="no mirrors")
+    assert other["peer_recorded"] is None
+
+
+def test_reference_kernel_column_when_asked():
+    mcu = _bench()
+    peer = {"cmsis-nn": {"insn": 3_000_000, "arena": 40_000, "flash": 400_000},
+            "reference": {"insn": 12_000_000, "arena": 41_000, "flash": 380_000}}
+    row = mcu.compare_row("m", "/x/m.tflite", _project(), peer, clock_hz=64_000_000)
+    text = mcu.format_compare(_report(mcu, [row], ksets=("cmsis-nn", "reference")))
+    assert "TFLM reference insn" in text.splitlines()[0] and "12.00 M" in text
+
+
+def test_peer_output_parsing_ignores_other_lines():
+    mcu = _bench()
+    out = ("cmsis-nn: WARNING outputs differ between RUNS=1 and RUNS=2\n"
+           "cmsis-nn insn=583280 arena=3012 flash=322612\n"
+           "  count(N=1)=1 count(N=2)=2\n"
+           "reference insn=1954145 arena=3020 flash=300000\n")
+    assert mcu.tflm_peer.parse_output(out) == {
+        "cmsis-nn": {"insn": 583280, "arena": 3012, "flash": 322612},
+        "reference": {"insn": 1954145, "arena": 3020, "flash": 300000}}
+
+
+def test_bad_input_is_one_error_line():
+    proc = _run_bench("--peer", "/nonexistent/model.tflite")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: model /nonexistent/model.tflite does not exist: give the path of a .tflite file"]
+    assert proc.stdout == ""
+
+
+STAND_IN = r"""#!/bin/bash
+# stand-in for tflm_m4.sh: records how it was called, answers in the peer's format, fails on models named bad*
+echo "$1 KSETS=$KSETS OPT=$OPT MIRROR=$MIRROR" >> "%(log)s"
+case "$(basename "$1")" in
+  bad*) echo "building TFLM ..." ; echo "library build failed, see /tmp/lib.log" >&2; exit 1 ;;
+  noline*) echo "cmsis-nn: probe failed:"; exit 0 ;;
+esac
+echo "cmsis-nn: WARNING something the table does not need" >&2
+echo "cmsis-nn insn=%(insn)d arena=%(arena)d flash=%(flash)d"
+"""
+
+
+def _tiny_int8_model(path):
+    """A two-layer int8 dense model, small enough for seconds of codegen and emulation."""
+    import keras
+    from tflite_helpers import convert_int8, fit_briefly
+    keras.utils.set_random_seed(3)
+    inp = keras.Input(shape=(24,), batch_size=1)
+    x = keras.layers.Dense(16, activation="relu")(inp)
+    model = keras.Model(inp, keras.layers.Dense(4)(x))
+    X = np.random.RandomState(0).rand(32, 24).astype(np.float32) * 255
+    path.write_bytes(convert_int8(fit_briefly(model, X), X))
+    return str(path)
+
+
+@needs_m4
+def test_side_by_side_with_a_stand_in_peer(tmp_path):
+    """The real CLI on a real model: this project's columns measured, the peer's parsed from the stand-in,
+    a failing or silent peer leaves its columns empty with the reason, and --json carries it all."""
+    model = _tiny_int8_model(tmp_path / "tiny.tflite")
+    shutil.copyfile(model, tmp_path / "bad_tiny.tflite")
+    shutil.copyfile(model, tmp_path / "noline_tiny.tflite")
+    log = tmp_path / "calls.log"
+    script = tmp_path / "peer.sh"
+    script.write_text(STAND_IN % {"log": log, "insn": 50_000, "arena": 4_096, "flash": 200_000})
+    proc = _run_bench("--peer", "--json", "--mirror", str(tmp_path), model, str(tmp_path / "bad_tiny.tflite"),
+                      str(tmp_path / "noline_tiny.tflite"), env={"TINYML_PEER_SCRIPT": str(script)})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["clock_hz"] == 64_000_000 and report["peer_kernel_sets"] == ["cmsis-nn"]
+    good, bad, silent = report["models"]
+    p = good["project"]
+    assert good["model"] == "tiny" and p["macs"] == 24 * 16 + 16 * 4 and p["all_op_macs"] >= p["macs"]
+    assert p["insn"] > p["macs"]  # real work was counted on the M4
+    assert p["ram"] == p["workspace"] + p["input"] + p["output"] and p["input"] == 24 and p["output"] == 4
+    assert good["peer"]["cmsis-nn"]["insn"] == 50_000 and good["peer_error"] is None
+    assert good["ratio"] == round(p["insn"] / 50_000, 4) and good["goal_met"] == (good["ratio"] <= 0.6)
+    assert good["ram_ratio"] == round(p["ram"] / 4_096, 4)
+    assert good["flash_ratio"] == round(p["firmware_flash"] / 200_000, 4)
+    assert p["latency_ms_min"] == pytest.approx(p["insn"] / 64e6 * 1e3, abs=1e-6)
+    # a failing peer: this project's columns stay, the reason is the script's last error line
+    assert bad["project"]["insn"] == p["insn"] and bad["peer"] is None and bad["ratio"] is None
+    assert bad["peer_error"] == "peer.sh exited with code 1: library build failed, see /tmp/lib.log"
+    assert silent["peer"] is None and "printed no result for cmsis-nn: cmsis-nn: probe failed:" in silent["peer_error"]
+    calls = log.read_text().splitlines()
+    assert calls[0] == "%s KSETS=cmsis-nn OPT=-O2 MIRROR=%s" % (model, tmp_path)
+    assert len(calls) == 3
+    text = _bench().format_compare(report)
+    assert "| tiny |" in text and "TFLM columns missing for bad_tiny: peer.sh exited with code 1" in text
+
+
+def _peer_ready():
+    """None when the real peer can run here quickly, else why not."""
+    mirror = os.environ.get("MIRROR")
+    cache = os.environ.get("PEERS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tflm-peers")
+    if not os.path.isfile(PEER_SCRIPT) or not os.path.isfile(AD01):
+        return "../shared/peers and ../shared/models are absent (they come with the project's CI)"
+    if not mirror or not os.path.isdir(os.path.join(mirror, "tensorflow+tflite-micro", "repo")):
+        return "MIRROR is not set to the peer's bare git mirrors (../shared/peers/README.md)"
+    if not os.path.isfile(os.path.join(cache, "lib", "cmsis-nn-O2", "libtensorflow-microlite.a")):
+        return ("the TFLM + CMSIS-NN library is not built (10-15 min): MIRROR=... bash %s --lib-only"
+                % PEER_SCRIPT)
+    return None
+
+
+@pytest.mark.heavy
+@needs_m4
+def test_side_by_side_with_the_real_peer_on_ad01():
+    why = _peer_ready()
+    if why:
+        pytest.skip(why)
+    proc = _run_bench("--peer", "--json", AD01)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)["models"][0]
+    assert row["peer_error"] is None, row["peer_error"]
+    cm = row["peer"]["cmsis-nn"]
+    # the table holds what the peer script itself prints for this model (its result is cached: a fast rerun)
+    direct = subprocess.run(["bash", PEER_SCRIPT, AD01], capture_output=True, text=True, timeout=1800,
+                            env={**os.environ, "KSETS": "cmsis-nn", "TFLM_PY": sys.executable}).stdout
+    assert "cmsis-nn insn=%d arena=%d flash=%d" % (cm["insn"], cm["arena"], cm["flash"]) in direct
+    # a 640-in, 640-out FC autoencoder: the arena holds its int8 input and output, the firmware its weights
+    assert cm["arena"] >= 2 * 640 and cm["flash"] > 250_000 and cm["insn"] > row["macs"]
+    assert row["ratio"] == round(row["project"]["insn"] / cm["insn"], 4)
