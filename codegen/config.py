@@ -7,6 +7,7 @@ import os
 import shlex
 
 from .errors import ConfigError
+from .linux import settings as linux_settings
 
 # The widths each Keras application accepts (and for which ImageNet weights exist): other values would build a
 # network no pretrained file fits, or make Keras refuse. The first is the default (the smallest).
@@ -62,6 +63,7 @@ VARIABLES = {
     "FORCE": ("0", "1: upload even if the board already runs this binary"),
     "MONITOR_TIMEOUT": ("30", "seconds `scons monitor` waits for the sketch's results"),
 }
+VARIABLES.update(linux_settings.VARIABLES)     # HOST=, SSH_PORT=, ... of the Linux boards
 
 
 def _int(name, value, lo=None):
@@ -144,6 +146,7 @@ def parse(raw, board=None):
         "force": _choice("FORCE", v["FORCE"], (0, 1), int) == 1,
         "monitor_timeout": _int("MONITOR_TIMEOUT", v["MONITOR_TIMEOUT"], 1),
     }
+    cfg.update(linux_settings.parse(v))
     cfg["alpha"] = _alpha(cfg["arch"], v["ALPHA"])
     if cfg["arch"] != "mobilenet_v1" and cfg["depth"] is not None:
         if "DEPTH" in raw:
