@@ -12,6 +12,7 @@ import os
 
 from ..errors import PipelineError
 from ..fsutil import atomic_open
+from ..stages.quantio import model_io
 from . import bundle as bundlemod
 from . import runtime_env
 
@@ -35,9 +36,12 @@ def reference_results(bundle_dir, spec=None):
         interp = tf.lite.Interpreter(model_path=os.path.join(bundle_dir, spec["model"]))
         interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    # From the model itself, not bundle.json: a wrong pixel range written there must show up as a difference.
+    model_input = model_io(os.path.join(bundle_dir, spec["model"]))["input"]
+    pixels_in = bundlemod.pixel_range(model_input)
     rows = []
     for rel in spec["samples"]:
-        tensor = bundlemod.input_tensor(os.path.join(bundle_dir, rel), spec["input"], spec["pixel_range"])
+        tensor = bundlemod.input_tensor(os.path.join(bundle_dir, rel), model_input, pixels_in)
         interp.set_tensor(inp["index"], np.ascontiguousarray(tensor).reshape(inp["shape"]).astype(inp["dtype"]))
         interp.invoke()
         scores = interp.get_tensor(out["index"]).reshape(-1)
