@@ -345,3 +345,39 @@ def test_float_quant_modes_bundle_and_check(rpi_build, quant):
     assert check["exact"] and check["quant"] == quant
     assert all(isinstance(v, float) for r in check["samples"] for v in r["scores"])
     assert json.loads((build / "rpi4" / "memory.json").read_text())["quant"] == quant
+
+
+# --- models the user brings (MLPerf Tiny, from ../shared) -------------------------------------------------------------
+
+SHARED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "shared", "models")
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("model,board,with_image,pixel_range", [
+    ("vww_96_int8.tflite", "rpi4", True, [0, 1]),        # input quantized for 0..1: pixels are normalized
+    ("kws_ref_model.tflite", "rpi_zero2", False, None),   # no test images: seeded random input tensors (.npy)
+])
+def test_mlperf_models_bundle_and_check(tmp_path, rpi_build, model, board, with_image, pixel_range):
+    path = os.path.join(SHARED_MODELS, model)
+    if not os.path.isfile(path):
+        pytest.skip(f"needs ../shared/models/{model} (MLPerf Tiny)")
+    variables = {"BOARD": board, "MODEL": path}
+    if with_image:
+        build, _ = rpi_build
+        variables["INPUTS"] = str(build / "rpi4" / "bundle" / "samples" / "target.png")
+        labels = tmp_path / "labels.txt"
+        labels.write_text("no person\nperson\n")
+        variables["LABELS"] = str(labels)
+    proc = run_scons(tmp_path / "build", "check", **variables)
+    bundle = tmp_path / "build" / board / "bundle"
+    spec = json.loads((bundle / "bundle.json").read_text())
+    check = json.loads((tmp_path / "build" / board / "linuxcheck.json").read_text())
+    assert check["exact"] and all(r["same_input"] for r in check["samples"]), proc.stdout[-2000:]
+    if pixel_range:
+        assert spec["pixel_range"] == pixel_range
+    if with_image:
+        assert os.listdir(bundle / "samples") == ["target.png"] and spec["labels"] == ["no person", "person"]
+        assert check["samples"][0]["top"] in spec["labels"]
+    else:
+        assert sorted(os.listdir(bundle / "samples")) == ["input0.npy", "input1.npy"]
