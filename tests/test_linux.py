@@ -149,6 +149,10 @@ def test_bundle_runs_in_an_isolated_venv_with_tflite_scores(rpi_build):
                           capture_output=True, text=True, check=True).stdout.splitlines()
     assert len(text) == 2 and all(line.endswith(" ms") and "%" in line for line in text), text
     assert text[0].startswith("random.png: ")
+    # No camera library in the runtime venv: one error saying what to install.
+    cam = subprocess.run([_venv_python(check), "-I", str(bundle / "run.py"), "--camera"], capture_output=True,
+                         text=True)
+    assert cam.returncode == 2 and cam.stderr.startswith("error: --camera needs picamera2"), cam.stderr
 
 
 @pytest.mark.heavy

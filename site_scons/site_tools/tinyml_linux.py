@@ -122,12 +122,15 @@ def _remote_params(board, cfg, bundle_dir):
             "remote_dir": cfg["remote_dir"] or remote.default_remote_dir(board["name"]), "bundle_dir": bundle_dir}
 
 
-def TinyLinuxUpload(env, bundle_nodes, board, cfg, *, force=None):
-    """An always-built alias: asks the board for its bundle hash every time and copies only a changed bundle."""
+def TinyLinuxUpload(env, bundle_nodes, board, cfg, *, check=None, force=None):
+    """An always-built alias: asks the board for its bundle hash every time and copies only a changed bundle.
+    `check` (linuxcheck.json) gates it: a bundle whose scores differ from tf.lite's does not go to the board."""
     force = setting(env, force, "FORCE")
     bundle_dir = os.path.dirname(str(bundle_nodes[0]))
     params = params_node(env, force=force, upload_with=cfg["upload_with"], **_remote_params(board, cfg, bundle_dir))
-    alias = env.Alias(f"upload-{board['name']}", list(bundle_nodes) + [params], env["TINY_LINUX_UPLOAD_ACTION"])
+    gate = env.arg2nodes(check) if check else []
+    alias = env.Alias(f"upload-{board['name']}", list(bundle_nodes) + gate + [params],
+                      env["TINY_LINUX_UPLOAD_ACTION"])
     env.AlwaysBuild(alias)
     return alias
 
@@ -154,7 +157,7 @@ def TinyLinuxStages(env, build_dir, board, cfg, tflite, input_files, input_names
     check = env.TinyLinuxCheck(build_dir, bundle_nodes, runtime_venv=cfg["runtime_venv"])
     memory = env.TinyLinuxMemoryReport(build_dir, bundle_nodes, board, runtime_venv=cfg["runtime_venv"],
                                        runs=cfg["bench_runs"])
-    upload = env.TinyLinuxUpload(bundle_nodes, board, cfg, force=cfg["force"])
+    upload = env.TinyLinuxUpload(bundle_nodes, board, cfg, check=check, force=cfg["force"])
     monitor = env.TinyLinuxMonitor(upload, check, board, cfg, timeout=cfg["monitor_timeout"])
     return {"bundle": bundle_nodes, "check": check, "memory": memory, "upload": upload, "monitor": monitor}
 
