@@ -95,6 +95,21 @@ def test_scons_stops_before_any_stage(tmp_path, args, needle):
     assert not os.path.exists(tmp_path / "dataset") and "Training" not in proc.stdout
 
 
+@pytest.mark.heavy
+def test_a_runtime_venv_pip_cannot_build_is_one_error_and_leaves_nothing(tmp_path):
+    """pip fails (here: a wheel that is not there; no registry involved): one PipelineError with pip's reason,
+    and no venv folder that a later run would take for a complete one."""
+    from codegen.linux import runtime_env
+
+    req = tmp_path / "requirements.txt"
+    req.write_text(f"{tmp_path / 'no_such_runtime-1.0-py3-none-any.whl'}\n")
+    root = tmp_path / "venvs"
+    with pytest.raises(PipelineError, match="pip could not install the bundle's requirements.txt") as err:
+        runtime_env.runtime_python(str(req), str(root), log=lambda *a, **k: None)
+    assert "no_such_runtime" in str(err.value) or "does not exist" in str(err.value)
+    assert [p for p in os.listdir(root) if not p.endswith(".lock")] == []
+
+
 # --- a real build for a Raspberry Pi 4 ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

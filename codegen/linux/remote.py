@@ -218,3 +218,32 @@ def monitor(remote, remote_dir, python, check_json, *, timeout_s=60):
     rows = compare(reference, ran["results"])
     return {"runtime": ran["runtime"], "python": ran["python"], "exact": all(r["exact"] for r in rows),
             "samples": rows}
+
+
+def stream_remote(remote, remote_dir, python, args, *, timeout_s=60, out=None):
+    """Runs run.py on the board with the user's arguments (RUN_ARGS=, e.g. a camera), printing its lines as they
+    come; stopped after timeout_s (MONITOR_TIMEOUT=). PipelineError when ssh or run.py fails."""
+    import sys
+    import threading
+
+    out = out or sys.stdout
+    cmd = f"cd {_q(remote_dir)} && {_remote_python(python)} run.py " + " ".join(shlex.quote(a) for a in args)
+    proc = subprocess.Popen(remote.ssh_cmd(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+        stderr = proc.stderr.read()
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    if code == -9:
+        raise PipelineError(f"run.py on {remote.describe()} was still running after MONITOR_TIMEOUT={timeout_s} s "
+                            "and was stopped; give a larger MONITOR_TIMEOUT= for long runs")
+    if code == 255:
+        raise ssh_error(remote, stderr)
+    if code != 0:
+        raise PipelineError(f"run.py failed on {remote.describe()} (exit {code}): {_last_lines(stderr, 2)}")

@@ -59,8 +59,7 @@ def _monitor(target, source, p):
 
     where = _remote(p)
     if p["run_args"]:
-        proc = remote.run_remote(where, p["remote_dir"], p["remote_python"], p["run_args"], timeout_s=p["timeout"])
-        print(proc.stdout, end="")
+        remote.stream_remote(where, p["remote_dir"], p["remote_python"], p["run_args"], timeout_s=p["timeout"])
         return
     summary = remote.monitor(where, p["remote_dir"], p["remote_python"], p["check_json"], timeout_s=p["timeout"])
     for row in summary["samples"]:
