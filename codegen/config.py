@@ -193,6 +193,13 @@ def _alpha(arch, value):
     return alpha
 
 
+def _linux_boards_only(names):
+    """Linux boards run any .tflite with LiteRT: a Keras MODEL= may be quantized to float16/dynamic for them."""
+    from .device import boards
+
+    return all(boards.is_linux(boards.get(name)) for name in names)
+
+
 def _check_user_model(cfg):
     """MODEL= and REP_DATA=: the file must be usable, and the other variables must make sense with it."""
     from .stages import usermodel
@@ -201,7 +208,7 @@ def _check_user_model(cfg):
     if cfg["model"]:
         info = usermodel.inspect(cfg["model"])
         cfg["model_kind"], cfg["model_input_shape"] = info["kind"], info["input_shape"]
-        if cfg["quant"] != "int8":
+        if cfg["quant"] != "int8" and not (info["kind"] == "keras" and _linux_boards_only(cfg["boards"])):
             raise ConfigError(f"QUANT={cfg['quant']} compares a float model with the trained one; with MODEL= the "
                               "build makes (or takes) a full-int8 model: drop QUANT=")
     rep = cfg["rep_data"]

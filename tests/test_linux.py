@@ -327,7 +327,7 @@ def test_ssh_problems_are_one_clear_error_line(rpi_build, sshd, tmp_path):
 
     accepted = run_scons(build, "upload", **_ssh_vars(sshd, remote_dir, SSH_KNOWN_HOSTS=str(unknown),
                                                       SSH_ACCEPT_NEW="1"))
-    assert "bundle copied" in accepted.stdout
+    assert "bundle copied" in accepted.stdout and "Bundling" not in accepted.stdout    # only the upload reran
     recorded = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{sshd['port']}", "-f", str(unknown)],
                               capture_output=True, text=True)       # the entry may be hashed (HashKnownHosts)
     assert recorded.returncode == 0 and "ssh-ed25519" in recorded.stdout
@@ -400,3 +400,24 @@ def test_mlperf_models_bundle_and_check(tmp_path, rpi_build, model, board, with_
         assert check["samples"][0]["top"] in spec["labels"]
     else:
         assert sorted(os.listdir(bundle / "samples")) == ["input0.npy", "input1.npy"]
+
+
+@pytest.mark.heavy
+def test_float_user_models_on_a_linux_board(rpi_build, tmp_path):
+    """A Keras MODEL= may be quantized to dynamic range for a Linux board (not for an MCU), and a float .tflite
+    MODEL= runs as it is there."""
+    build, _ = rpi_build
+    keras_model = str(build / "rpi4" / "model.keras")
+    with pytest.raises(ConfigError, match="drop QUANT="):
+        config.parse({"MODEL": keras_model, "QUANT": "dynamic", "BOARD": "nano33ble,rpi4"})
+    run_scons(tmp_path / "k", "check", BOARD="rpi4", MODEL=keras_model, QUANT="dynamic")
+    check = json.loads((tmp_path / "k" / "rpi4" / "linuxcheck.json").read_text())
+    assert check["exact"] and check["quant"] == "dynamic"
+
+    float_tflite = tmp_path / "float_model.tflite"
+    shutil.copy(tmp_path / "k" / "rpi4" / "model.tflite", float_tflite)
+    run_scons(tmp_path / "f", "check", BOARD="rpi5", MODEL=str(float_tflite))
+    check = json.loads((tmp_path / "f" / "rpi5" / "linuxcheck.json").read_text())
+    assert check["exact"] and sorted(r["name"] for r in check["samples"]) == ["input0.npy", "input1.npy"]
+    assert all(isinstance(v, float) for r in check["samples"] for v in r["scores"])
+    assert check["quant"] == "dynamic"      # what the model holds, read from its tensors

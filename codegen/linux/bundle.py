@@ -27,7 +27,7 @@ STATIC_FILES = ("run.py", "requirements.txt")
 GENERATED_FILES = ("model.tflite", "labels.txt", "bundle.json")
 SAMPLES_DIR = "samples"
 # Bumped when bundle.json gains fields run.py or the check read.
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 QUANTIZED = ("int8", "uint8")
 
 
@@ -117,9 +117,29 @@ def _generated_samples(inp, names, seed):
     return [rng.uniform(0, 255, inp["shape"]).astype(inp["dtype"]) for _ in names]
 
 
-def make_bundle(tflite_path, input_paths, out_dir, *, names, board, quant, class_labels=None, labels_file=None,
+def quantization_of(tflite_path):
+    """What the model is, read from its tensors (a MODEL= .tflite says nothing else): "int8" (integer input),
+    "float16" (float16 weights), "dynamic" (int8 weights, float activations) or "float32"."""
+    import tflite
+
+    with open(tflite_path, "rb") as f:
+        buf = f.read()
+    model = tflite.Model.GetRootAsModel(buf, 0)
+    graph = model.Subgraphs(0)
+    types = {graph.Tensors(i).Type() for i in range(graph.TensorsLength())}
+    if graph.Tensors(graph.Inputs(0)).Type() in (tflite.TensorType.INT8, tflite.TensorType.UINT8):
+        return "int8"
+    if tflite.TensorType.FLOAT16 in types:
+        return "float16"
+    if tflite.TensorType.INT8 in types or tflite.TensorType.UINT8 in types:
+        return "dynamic"
+    return "float32"
+
+
+def make_bundle(tflite_path, input_paths, out_dir, *, names, board, quant=None, class_labels=None, labels_file=None,
                 class_source="the dataset", seed=0):
-    """Writes the bundle folder; `names`: the sample file names (sample_names). Returns bundle.json's content."""
+    """Writes the bundle folder; `names`: the sample file names (sample_names). Returns bundle.json's content.
+    `quant`: the QUANT= the build asked for, recorded beside what the model holds (they differ for a MODEL=)."""
     import numpy as np
 
     io = model_io(tflite_path)
@@ -137,7 +157,8 @@ def make_bundle(tflite_path, input_paths, out_dir, *, names, board, quant, class
     import hashlib
 
     spec = {
-        "format": BUNDLE_FORMAT, "board": board["name"], "board_title": board["title"], "quant": quant,
+        "format": BUNDLE_FORMAT, "board": board["name"], "board_title": board["title"],
+        "quant": quantization_of(tflite_path), "quant_requested": quant,
         "model": "model.tflite", "model_bytes": len(model_bytes),
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
         "size": list(image[:2]) if image else None, "channels": image[2] if image else None,
