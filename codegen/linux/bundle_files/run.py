@@ -79,10 +79,6 @@ class Model:
         self.spec = spec
         self.labels = labels
 
-    @property
-    def input_dtype(self):
-        return self.inp["dtype"].__name__ if hasattr(self.inp["dtype"], "__name__") else str(self.inp["dtype"])
-
     def input_from_pixels(self, pixels):
         """uint8 (height, width, channels) pixels -> the input tensor (as bundle.json's `pixel_range` says)."""
         import numpy as np
