@@ -51,6 +51,7 @@ def test_linux_boards_are_data():
     ({"BOARD": "nano33ble"}, ["bundle"], "is a Linux-board stage"),
     ({"BOARD": "rpi4"}, ["upload"], "needs the board's ssh address"),
     ({"BOARD": "rpi4"}, ["monitor-rpi4"], "needs the board's ssh address"),
+    ({"BOARD": "rpi4", "HOST": "pi@pi", "PORT": "2222"}, ["upload"], "give its port as SSH_PORT="),
 ])
 def test_a_stage_the_board_lacks_is_a_config_error(raw, stages, needle):
     with pytest.raises(ConfigError, match=needle):

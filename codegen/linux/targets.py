@@ -21,6 +21,10 @@ def check(cfg, targets):
     """Raises ConfigError when a requested target is not a stage of one of the boards, or upload/monitor of a
     Linux board has no HOST=."""
     targets = set(targets)
+    linux = [n for n in cfg["boards"] if boards.is_linux(boards.get(n))]
+    if cfg.get("port") and linux and len(linux) == len(cfg["boards"]):
+        raise ConfigError(f"PORT={cfg['port']} is an Arduino's serial port; BOARD={','.join(linux)} is reached over "
+                          "ssh: give its port as SSH_PORT= (or HOST=user@host:port)")
     for name in cfg["boards"]:
         board = boards.get(name)
         if boards.is_linux(board):
