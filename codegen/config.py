@@ -7,6 +7,7 @@ import os
 import shlex
 
 from .errors import ConfigError
+from .linux import settings as linux_settings
 
 # The widths each Keras application accepts (and for which ImageNet weights exist): other values would build a
 # network no pretrained file fits, or make Keras refuse. The first is the default (the smallest).
@@ -62,6 +63,7 @@ VARIABLES = {
     "FORCE": ("0", "1: upload even if the board already runs this binary"),
     "MONITOR_TIMEOUT": ("30", "seconds `scons monitor` waits for the sketch's results"),
 }
+VARIABLES.update(linux_settings.VARIABLES)     # HOST=, SSH_PORT=, ... of the Linux boards
 
 
 def _int(name, value, lo=None):
@@ -144,6 +146,7 @@ def parse(raw, board=None):
         "force": _choice("FORCE", v["FORCE"], (0, 1), int) == 1,
         "monitor_timeout": _int("MONITOR_TIMEOUT", v["MONITOR_TIMEOUT"], 1),
     }
+    cfg.update(linux_settings.parse(v))
     cfg["alpha"] = _alpha(cfg["arch"], v["ALPHA"])
     if cfg["arch"] != "mobilenet_v1" and cfg["depth"] is not None:
         if "DEPTH" in raw:
@@ -190,6 +193,13 @@ def _alpha(arch, value):
     return alpha
 
 
+def _linux_boards_only(names):
+    """Linux boards run any .tflite with LiteRT: a Keras MODEL= may be quantized to float16/dynamic for them."""
+    from .device import boards
+
+    return all(boards.is_linux(boards.get(name)) for name in names)
+
+
 def _check_user_model(cfg):
     """MODEL= and REP_DATA=: the file must be usable, and the other variables must make sense with it."""
     from .stages import usermodel
@@ -198,7 +208,7 @@ def _check_user_model(cfg):
     if cfg["model"]:
         info = usermodel.inspect(cfg["model"])
         cfg["model_kind"], cfg["model_input_shape"] = info["kind"], info["input_shape"]
-        if cfg["quant"] != "int8":
+        if cfg["quant"] != "int8" and not (info["kind"] == "keras" and _linux_boards_only(cfg["boards"])):
             raise ConfigError(f"QUANT={cfg['quant']} compares a float model with the trained one; with MODEL= the "
                               "build makes (or takes) a full-int8 model: drop QUANT=")
     rep = cfg["rep_data"]

@@ -22,3 +22,9 @@ def get(name):
         raise ConfigError(f"BOARD={name!r} is not a known board; use one of: {', '.join(sorted(boards))} "
                           f"(or add an entry to {_BOARDS_FILE})")
     return dict(boards[name], name=name)
+
+
+def is_linux(board):
+    """A Linux single-board computer (`"kind": "linux"`): it runs the .tflite with LiteRT instead of C code from
+    the generator, so its stages differ (codegen.linux.targets)."""
+    return board.get("kind") == "linux"

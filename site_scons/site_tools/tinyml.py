@@ -6,7 +6,8 @@ Each stage is also usable alone (env.TinyTrain, env.TinyQuantize, env.TinyMLF, e
 import os
 
 STAGE_TOOLS = ("tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
-               "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export", "tinyml_mcu")
+               "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export", "tinyml_mcu",
+               "tinyml_linux")
 
 
 def TinyMLPipeline(env, board_name, cfg):
@@ -59,6 +60,10 @@ def TinyMLPipeline(env, board_name, cfg):
         input_files = [heldout[c] for c in input_names]
     else:
         input_files, input_names = [], None      # seeded random inputs
+    if boards.is_linux(board):      # LiteRT runs the .tflite itself: a bundle instead of generated C
+        nodes.update(env.TinyLinuxStages(out, board, cfg, tflite, input_files, input_names, class_labels=classes,
+                                         class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset"))
+        return nodes
     images = env.TinyImages(out, input_files, tflite, labels=input_names, progmem=board["progmem"],
                             class_labels=classes, labels_file=cfg["labels_file"] or None,
                             class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset", seed=cfg["seed"])
