@@ -18,6 +18,7 @@ class LoweringContext:
         self.param_data = {}      # relax var -> (c_name, np array)
         self.values = {}          # tflite tensor index -> relax expr
         self.scheds = {}          # kernel name -> schedule fn(s_tir.Schedule)
+        self.inplace = {}         # kernel name -> [(input arg index, largest safe output - input offset)]
         self.scratch_kernels = set()  # kernels whose first output is a scratch buffer (microkernels.emit_call)
         self.call_ops = []        # the TFLite op of each kernel call, in call order (identical kernels of
                                   # equal layers are one PrimFunc: Relax deduplicates them)

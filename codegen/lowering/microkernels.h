@@ -5,7 +5,7 @@
  * immediate offsets), and layers with equal parameters share one kernel (Relax deduplicates the calls).
  *
  * Arithmetic is TFLite's reference kernels' exactly: int32 sums of (x - input_zp) * w + bias, then
- * MultiplyByQuantizedMultiplier (double rounding for convolutions, single rounding for FULLY_CONNECTED),
+ * MultiplyByQuantizedMultiplier (SRDHM then RoundingDivideByPOT for convolutions, one rounding for FULLY_CONNECTED),
  * + output zero point, clamp.  With the Armv7E-M DSP extension (Cortex-M4/M7/M33) the sums are SMLAD
  * dot products on int16 pairs (SXTB16 unpacks four int8 values into two registers); elsewhere (AVR, the
  * host) the same sums in plain C.  Integer addition is associative modulo 2^32, so both give the same
@@ -70,7 +70,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int flags) {
   return (int32_t)(((int64_t)a * m + ((int64_t)1 << 30)) >> 31);
 }
 
-/* Requantize one int32 sum (bias included) with TFLite's double rounding.  rq = {bias, multiplier, right
+/* Requantize one int32 sum (bias included) with TFLite's two roundings.  rq = {bias, multiplier, right
  * shift, rounding constant} of the channel: the constant is 2^(r-1) with TVMGEN_RQ_FAST, else the mask
  * 2^r - 1 of RoundingDivideByPOT. */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const int8_t* lsh, int flags,

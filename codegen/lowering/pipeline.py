@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 from ..errors import ModelError
-from . import microkernels
+from . import memplan, microkernels
 from .context import LoweringContext
 from .quant import C_TYPES
 from .registry import registry
@@ -270,6 +270,10 @@ def _lower(model, model_name):
     main = planned["main"]
     lw.relax_text += "\n\n# ---- after StaticPlanBlockMemory ----\n" + main.script(show_meta=False)
     _plan(lw, main, b, x)
+    if b.inplace:
+        replanned = memplan.replan(lw.calls, lw.copies, b.inplace, lw.workspace_size)
+        if replanned is not None:
+            lw.calls, lw.copies, lw.workspace_size = replanned
     lw.times["plan"] = time.time() - t1
 
     # --- TIR -> C ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ from ..quant import (activation_range, clamp_cast, i32, mbqm, per_channel_multip
                     rdbpot_masked, same_padding, srdhm)
 from ..registry import FUSED_ACTIVATION, PADDING, clamp_activation, options, per_tensor, register
 from ..schedules import factor, sched_conv, sched_depthwise, sched_pointwise, sched_reduction, sched_tiled
-from .. import microkernels as mk
+from .. import memplan, microkernels as mk
 
 
 CONV_OPTIONS = options("Conv2DOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
@@ -229,6 +229,10 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
                                                                  izp, ozp, lo, hi, flags]
     y = mk.emit_call(ctx, op, cfunc, args, (1, OH, OW, OC), "int8", scratch, sdt, scalars)
+    delta = (memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl) if depthwise else
+             memplan.inplace_delta_conv(H, W, C, OH, OW, OC, sh, sw, pt, pl))
+    if delta is not None and dh == 1 and dw == 1:
+        ctx.inplace[ctx.kname(op)] = [(0, delta)]
     ctx.values[op.outputs[0]] = y
     return OH * OW * OC * KH * KW * (1 if depthwise else C)
 

@@ -103,6 +103,8 @@ def _add_sub(ctx, op, subtract):
         ctx.values[op.outputs[0]] = mk.emit_call(
             ctx, op, "tvmgen_mk_add", args, tuple(o_t.shape), "int8", 0, "int8",
             [o_t.size, int(subtract), ozp, lo, hi, flags], scratch=False)
+        # element i of both inputs is read before output element i is written: either dying input's bytes
+        ctx.inplace[ctx.kname(op)] = [(0, 0), (1, 0)]
         return
 
     def combine(a, b, ta, tb):

@@ -1,0 +1,199 @@
+"""An in-place-aware placement of the workspace tensors, on top of Relax's plan.
+
+Relax's StaticPlanBlockMemory never lets a kernel's output share bytes with one of its inputs, so a 3x3
+convolution keeps its whole input and its whole output live at once.  Many kernels can do better, because they
+read an input byte for the last time before they write the output bytes that would cover it:
+
+* ADD/SUB read element i of both inputs before writing output element i: the output may start exactly at the
+  start of an input that dies there (delta 0);
+* the convolution microkernel copies the windows of two pixels into its scratch before it writes those pixels,
+  pixel after pixel in row-major order, so its output may start `delta` bytes from its input's start as long as
+  every output byte written stays below every input byte still to be read (a 3x3 convolution with padding 1
+  needs about one input row of margin, a pointwise expansion ends where its input ends);
+* the depthwise microkernel reads all taps of a pixel (per group of four channels) before writing that pixel.
+
+Each op states its largest safe delta (`inplace_delta_*`, computed from its shapes); this module re-places the
+tensors of Relax's call list greedily in call order: an output whose input dies at that call goes at the
+input's offset + delta when those bytes are free, anything else first-fit.  The result never uses more bytes
+than Relax's plan (it is kept only when smaller)."""
+
+import numpy as np
+
+ALIGN = 16
+
+
+def _down(v, a=ALIGN):
+    return v // a * a
+
+
+def _up(v, a=ALIGN):
+    return (v + a - 1) // a * a
+
+
+def _min_read_suffix(first_byte):
+    """suffix[p] = min(first_byte[p:]), suffix[P] = +inf."""
+    out = np.empty(len(first_byte) + 1, np.int64)
+    out[-1] = np.iinfo(np.int64).max // 4
+    out[:-1] = np.minimum.accumulate(np.asarray(first_byte, np.int64)[::-1])[::-1]
+    return out
+
+
+def _window_first_byte(OH, OW, H, W, C, SH, SW, PT, PL):
+    """The lowest input byte each output pixel's window reads (row-major pixels)."""
+    oh, ow = np.divmod(np.arange(OH * OW), OW)
+    ih = np.maximum(oh * SH - PT, 0)
+    iw = np.maximum(ow * SW - PL, 0)
+    # a window that starts above the input's first row reads its first valid row from column iw0 on
+    return (ih * W + iw) * C
+
+
+def inplace_delta_conv(H, W, C, OH, OW, OC, SH, SW, PT, PL):
+    """Largest output-start minus input-start (bytes) for tvmgen_mk_conv: pixels in blocks of two, both
+    windows copied to the scratch before the block's outputs are written."""
+    P = OH * OW
+    first = _window_first_byte(OH, OW, H, W, C, SH, SW, PT, PL)
+    need = _min_read_suffix(first)
+    best = None
+    for b in range(0, P, 2):
+        written_end = min(b + 2, P) * OC          # bytes [0, written_end) of the output are written
+        later = need[min(b + 2, P)]               # lowest input byte read by any later block
+        if later >= np.iinfo(np.int64).max // 8:
+            continue
+        d = int(later - written_end)
+        best = d if best is None else min(best, d)
+    return best if best is not None else None
+
+
+def inplace_delta_depthwise(H, W, C, OH, OW, SH, SW, PT, PL):
+    """Largest delta for tvmgen_mk_dwconv: the whole pixel is written after its own taps are read (per group
+    of channels, so count the pixel's bytes as written before its later groups read: conservative)."""
+    P = OH * OW
+    first = _window_first_byte(OH, OW, H, W, C, SH, SW, PT, PL)
+    need = _min_read_suffix(first)
+    d = min(int(need[p] - (p + 1) * C) for p in range(P))
+    return d
+
+
+def replan(calls, copies, inplace, relax_size):
+    """The smaller of the placements with and without margins reserved below in-place inputs (greedy
+    placement cannot tell in advance which pays), or None (see _replan)."""
+    best = None
+    for margins in (False, True):
+        r = _replan(calls, copies, inplace, relax_size, margins)
+        if r is not None and (best is None or r[2] < best[2]):
+            best = r
+    return best
+
+
+def _replan(calls, copies, inplace, relax_size, margins):
+    """Re-place the workspace tensors of `calls` ([(kernel, args, out_nbytes)], args as built by
+    pipeline._plan) with `inplace` = {kernel: [(input arg index, delta), ...]}.  Returns (calls, copies, size) or
+    None when Relax's plan is at least as small or a read cannot be matched to its producer."""
+    n = len(calls)
+    # tensors: one per kernel output or scratch in the workspace; reads matched to the latest producer at the
+    # same offset (views and reshapes keep the offset)
+    tensors = []                     # dicts: size, born, last
+    producer_at = {}                 # relax offset -> tensor id (latest)
+    reads = []                       # per call: [(arg index, tensor id)]
+    outs = []                        # per call: (tensor id or None, scratch tensor id or None)
+    for i, (_, args, nbytes) in enumerate(calls):
+        r = []
+        for k, a in enumerate(args[:-1]):
+            if a[0] == "ws":
+                t = producer_at.get(a[1])
+                if t is None:
+                    return None
+                r.append((k, t))
+                tensors[t]["last"] = max(tensors[t]["last"], i)
+        sid = None
+        for k, a in enumerate(args[:-1]):
+            if a[0] == "scratch":
+                sid = len(tensors)
+                tensors.append({"size": _up(a[2]), "born": i, "last": i})
+        oid = None
+        if args[-1][0] == "ws":
+            oid = len(tensors)
+            tensors.append({"size": _up(nbytes), "born": i, "last": i})
+            producer_at[args[-1][1]] = oid
+        reads.append(r)
+        outs.append((oid, sid))
+    final_reads = []
+    for dst, src, _ in copies:
+        if src[0] == "ws":
+            t = producer_at.get(src[1])
+            if t is None:
+                return None
+            tensors[t]["last"] = n
+            final_reads.append(t)
+
+    # a tensor whose last reader may overwrite it in place with a negative delta gets that many free bytes
+    # reserved below it when it is placed, so that the reader's output has room to start there
+    margin = {}
+    for i, (kernel, args, _) in enumerate(calls):
+        for k, delta in inplace.get(kernel, ()):
+            src = dict(reads[i]).get(k)
+            if margins and src is not None and tensors[src]["last"] == i and delta < 0:
+                margin[src] = max(margin.get(src, 0), _up(-delta))
+                break
+
+    off = {}
+
+    def live_at(i, exclude=()):
+        return [(off[t], off[t] + tensors[t]["size"]) for t in off
+                if t not in exclude and tensors[t]["born"] <= i <= tensors[t]["last"]]
+
+    def fits(lo, size, busy):
+        return lo >= 0 and all(lo + size <= s or lo >= e for s, e in busy)
+
+    def first_fit(size, busy):
+        lo = 0
+        for s, e in sorted(busy):
+            if lo + size <= s:
+                break
+            lo = max(lo, _up(e))
+        return lo
+
+    for i, (kernel, args, _) in enumerate(calls):
+        oid, sid = outs[i]
+        if oid is not None:
+            size = tensors[oid]["size"]
+            placed = False
+            for k, delta in inplace.get(kernel, ()):
+                src = dict(reads[i]).get(k)
+                if src is not None and tensors[src]["last"] == i:
+                    cand = off[src] + _down(delta)
+                    # the other tensors live during the call (the dying input itself may be overlapped)
+                    if fits(cand, size, live_at(i, exclude=(src,))):
+                        off[oid] = cand
+                        placed = True
+                        break
+            if not placed:
+                extra = margin.get(oid, 0)
+                off[oid] = first_fit(size + extra, live_at(i)) + extra
+        if sid is not None:
+            busy = live_at(i)
+            off[sid] = first_fit(tensors[sid]["size"], busy)
+    size = _up(max([off[t] + tensors[t]["size"] for t in off] + [0]))
+    if size >= relax_size:
+        return None
+
+    new_calls = []
+    for i, (kernel, args, nbytes) in enumerate(calls):
+        oid, sid = outs[i]
+        rd = dict(reads[i])
+        new_args = []
+        for k, a in enumerate(args):
+            if k == len(args) - 1 and a[0] == "ws":
+                new_args.append(("ws", off[oid]))
+            elif a[0] == "ws":
+                new_args.append(("ws", off[rd[k]]))
+            elif a[0] == "scratch":
+                new_args.append(("scratch", off[sid], a[2]))
+            else:
+                new_args.append(a)
+        new_calls.append((kernel, new_args, nbytes))
+    new_copies = []
+    fr = iter(final_reads)
+    for dst, src, nb in copies:
+        new_copies.append((dst, ("ws", off[next(fr)]) if src[0] == "ws" else src, nb))
+    return new_calls, new_copies, size
