@@ -5,7 +5,7 @@ Each stage is also usable alone (env.TinyTrain, env.TinyQuantize, env.TinyMLF, e
 """
 import os
 
-STAGE_TOOLS = ("tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
+STAGE_TOOLS = ("tinyml_state", "tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
                "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export", "tinyml_mcu")
 
 

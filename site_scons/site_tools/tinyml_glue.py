@@ -6,6 +6,7 @@ node's signature and rebuilds exactly the targets that depend on it.
 import contextlib
 import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -104,9 +105,22 @@ def stage_action(fn, comstr_var, default_comstr):
     return comstr_var, default_comstr, SCons.Action.Action(action, "$" + comstr_var)
 
 
+def _locking(emitter):
+    """Every stage builder takes the build lock when a build file declares its targets: any SConstruct that
+    loads the tool, ours or a firmware repo's, holds it from then until scons exits (tinyml_state)."""
+
+    def emit(target, source, env):
+        from tinyml_state import hold_build_lock
+
+        hold_build_lock(os.path.dirname(target[0].get_abspath()))
+        return emitter(target, source, env) if emitter else (target, source)
+
+    return emit
+
+
 def add_builder(env, name, stage, emitter=None, **kw):
     import SCons.Builder
 
     comstr_var, default_comstr, action = stage
     env.SetDefault(**{comstr_var: default_comstr})
-    env["BUILDERS"][name] = SCons.Builder.Builder(action=action, emitter=emitter, **kw)
+    env["BUILDERS"][name] = SCons.Builder.Builder(action=action, emitter=_locking(emitter), **kw)
