@@ -83,8 +83,10 @@ def stage_action(fn, comstr_var, default_comstr):
         if source and isinstance(source[-1], SCons.Node.Python.Value):
             params = json.loads(source[-1].read())
             source = source[:-1]
+        from codegen.quiet import stage_running
+
         try:
-            with _interruptible():
+            with stage_running(), _interruptible():
                 fn([str(t) for t in target], [str(s) for s in source], params)
         except KeyboardInterrupt:
             sys.stderr.write(f"error: interrupted: {target[0]} was not written; run scons again to redo this step\n")
