@@ -76,3 +76,33 @@ def as_user_command(uid, gid, cmd, umask=0o022):
     if probe.returncode != 0:
         pytest.skip(f"cannot make {hidden} searchable in a mount namespace: {probe.stderr.decode()[-200:]}")
     return ["unshare", "-m", "sh", "-c", script, "sh", tree, hidden, *inner]
+
+
+@pytest.fixture
+def fake_sketch_inputs(tmp_path):
+    """The four inputs of the sketch stage (an MLF tar with stand-in C, images.c/.h/.json), without a model."""
+    import io
+    import json
+    import tarfile
+
+    from codegen.emit import sketch
+
+    meta = {"inputs": [{"name": "image", "shape": [1, 8, 8, 3], "dtype": "uint8", "size_bytes": 192}],
+            "outputs": [{"name": "scores", "shape": [1, 2], "dtype": "uint8", "size_bytes": 2}],
+            "workspace_size_bytes": 64}
+    with tarfile.open(tmp_path / "m.tar", "w") as tar:
+        files = {"metadata.json": json.dumps(meta).encode()}
+        for f in sketch.model_files():
+            files[f"codegen/host/{'include' if f.endswith('.h') else 'src'}/{f}"] = f"/* {f} */\n".encode()
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "images.c").write_text("/* c */\n")
+    (tmp_path / "images.h").write_text("/* h */\n")
+    output = {"dtype": "uint8", "shape": [1, 2], "size": 2, "scale": 1 / 256, "zero_point": 0, "softmax": True,
+              "confidence_multiplier": 4096000, "confidence_shift": 20}
+    (tmp_path / "images.json").write_text(json.dumps({"progmem": False, "labels": ["random", "target"],
+                                                      "output": output, "images": [
+        {"name": "image_target", "title": "Car", "label": "target", "data": ""}]}))
+    return [str(tmp_path / n) for n in ("m.tar", "images.c", "images.h", "images.json")]
