@@ -34,7 +34,7 @@ class _ThreadFilteredStream:
         else:
             self._out = os.fdopen(os.dup(fd), "w", buffering=1, closefd=True,
                                   encoding=getattr(stream, "encoding", None) or "utf-8",
-                                  errors=getattr(stream, "errors", None) or "backslashreplace")
+                                  errors="backslashreplace")
 
     def write(self, text):
         if getattr(_local, "muted", 0):
@@ -61,7 +61,9 @@ class _ThreadFilteredStream:
         return getattr(self._stream, name)
 
 
-def _install_filters():
+def install_filters():
+    """Puts the per-thread filters in place of sys.stdout and sys.stderr (once). Their encoding errors are
+    backslash escapes: a file name that is not UTF-8 is printed, not a UnicodeEncodeError."""
     with _state:
         if not isinstance(sys.stdout, _ThreadFilteredStream):
             sys.stdout = _ThreadFilteredStream(sys.stdout)
@@ -90,7 +92,7 @@ def quiet():
     """Mutes this thread's output, and the process's C-level output while no other stage runs. Exceptions
     still propagate with their messages."""
     global _fds_redirected
-    _install_filters()
+    install_filters()
     _local.muted = getattr(_local, "muted", 0) + 1
     saved = None
     with _state:

@@ -120,9 +120,31 @@ def _locking(emitter):
     return emit
 
 
-def add_builder(env, name, stage, emitter=None, **kw):
+def literal_nodes(env, paths):
+    """File nodes for paths that are data, not SCons expressions: SCons substitutes `$NAME` in a string it is
+    given, so an image, class or folder called `a$b` became `a` ("not found"). Nodes pass through."""
+    import SCons.Util
+
+    return [env.fs.File(p) if SCons.Util.is_String(p) else p for p in SCons.Util.flatten(paths)]
+
+
+def _literal_path_builder():
     import SCons.Builder
 
+    class LiteralPathBuilder(SCons.Builder.BuilderBase):
+        """A stage builder whose string targets and sources are taken as file paths, `$` included."""
+
+        def _execute(self, env, target, source, *args, **kw):
+            if target is not None:
+                target = literal_nodes(env, target)
+            if source is not None:
+                source = literal_nodes(env, source)
+            return super()._execute(env, target, source, *args, **kw)
+
+    return LiteralPathBuilder
+
+
+def add_builder(env, name, stage, emitter=None, **kw):
     comstr_var, default_comstr, action = stage
     env.SetDefault(**{comstr_var: default_comstr})
-    env["BUILDERS"][name] = SCons.Builder.Builder(action=action, emitter=_locking(emitter), **kw)
+    env["BUILDERS"][name] = _literal_path_builder()(action=action, emitter=_locking(emitter), **kw)

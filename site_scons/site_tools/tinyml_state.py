@@ -345,6 +345,10 @@ class StageCache(SCons.CacheDir.CacheDir):
 
 
 def generate(env):
+    from codegen.quiet import install_filters
+
+    # From now on Python-level output survives a stage's fd-level silencing, and odd file names print.
+    install_filters()
     env["CACHEDIR_CLASS"] = StageCache
     if getattr(env, "_CacheDir_path", None) is None:
         # No CACHE_DIR: the class still runs SCons' cache hooks, which keep the records of finished targets.
