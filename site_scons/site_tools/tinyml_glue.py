@@ -49,26 +49,35 @@ def tool_versions(*distributions):
 
 @contextlib.contextmanager
 def _interruptible():
-    """Lets Ctrl-C stop a long in-process stage (training, codegen) at once.
+    """Lets Ctrl-C and SIGTERM (a CI timeout, `kill`) stop a long in-process stage (training, codegen, a hung
+    arduino-cli) at once.
 
-    SCons' own SIGINT handler only stops scheduling new work, so a running Python action would go on for
-    minutes. In the main thread (-j1) a KeyboardInterrupt is raised inside the stage instead; its atomic writes
-    then drop their temporary files, and SCons' handler is called so that the build stops. Worker threads
-    (-j2 and up) cannot install handlers: there the stage finishes and SCons stops after it.
+    SCons' own handlers only stop scheduling new work, so a running Python action would go on for minutes.
+    In the main thread (-j1) a KeyboardInterrupt is raised inside the stage instead; its atomic writes then
+    drop their temporary files, child processes are killed (codegen.device.arduino kills arduino-cli's whole
+    process group), and SCons' handler is called so that the build stops. Worker threads (-j2 and up)
+    cannot install handlers: there the stage finishes and SCons stops after it.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    scons_handler = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    scons_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in scons_handlers:
+        signal.signal(sig, stop)
     try:
         yield
     except KeyboardInterrupt:
-        if callable(scons_handler):
-            scons_handler(signal.SIGINT, None)
+        for sig, handler in scons_handlers.items():
+            if callable(handler):
+                handler(sig, None)
         raise
     finally:
-        signal.signal(signal.SIGINT, scons_handler)
+        for sig, handler in scons_handlers.items():
+            signal.signal(sig, handler)
 
 
 def stage_action(fn, comstr_var, default_comstr):
