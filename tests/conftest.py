@@ -106,3 +106,16 @@ def fake_sketch_inputs(tmp_path):
                                                       "output": output, "images": [
         {"name": "image_target", "title": "Car", "label": "target", "data": ""}]}))
     return [str(tmp_path / n) for n in ("m.tar", "images.c", "images.h", "images.json")]
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder other users can reach (pytest's tmp_path is under a root-only /tmp/pytest-of-root)."""
+    import pathlib
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="tinyml-shared-")
+    os.chmod(folder, 0o755)
+    yield pathlib.Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)

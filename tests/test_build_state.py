@@ -7,16 +7,14 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY, built_stages, run_scons, scons_exe
-
-pytestmark = pytest.mark.heavy
-
+from conftest import ROOT, TINY, as_user_command, built_stages, run_scons, scons_exe
 
 def _cmd(build, *targets, **variables):
     args = {**TINY, "BUILD_DIR": str(build), **variables}
     return [scons_exe(), "-C", ROOT, *[f"{k}={v}" for k, v in args.items()], *targets]
 
 
+@pytest.mark.heavy
 def test_two_scons_on_one_build_dir_keep_both_results(tmp_path):
     """Different targets and boards at once: the second waits for the first (before, both ran and the later
     exit's .sconsign lost the other's signatures, so the next run rebuilt them)."""
@@ -62,6 +60,7 @@ def _redone(output):
     return [s for s in built_stages(output) if not s.startswith("Generating synthetic")]
 
 
+@pytest.mark.heavy
 def test_kill_9_redoes_only_the_unfinished_stage(tmp_path):
     build = tmp_path / "b"
     variables = {"EPOCHS": "3", "SAMPLES": "40"}
@@ -81,3 +80,14 @@ def test_kill_9_redoes_only_the_unfinished_stage(tmp_path):
     assert _redone(proc.stdout) == ["Host check (gcc build + run vs TFLite)"], proc.stdout
     proc = run_scons(build, **variables)
     assert built_stages(proc.stdout) == [], proc.stdout                # and then it is a no-op
+
+
+def test_read_only_build_dir_is_one_error_before_any_stage(shared_tmp):
+    """As a user who may not write there (root may write anywhere): one error line, exit 2, no traceback."""
+    build = shared_tmp / "b"
+    build.mkdir()                                    # root's, 0755
+    proc = subprocess.run(as_user_command(2005, 2005, _cmd(build)), capture_output=True, text=True, timeout=120)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stdout + proc.stderr
+    assert f"cannot write to the build directory {build}" in errors[0] and "BUILD_DIR=" in errors[0]
+    assert "Traceback" not in proc.stderr and os.listdir(build) == []

@@ -1,11 +1,8 @@
 """CACHE_DIR= shared by two users (a second uid via setpriv): filled and read by both, files with the users'
 umask, a read-only or unusable cache a warning, a damaged entry evicted and rebuilt (README, Troubleshooting)."""
 import os
-import pathlib
-import shutil
 import stat
 import subprocess
-import tempfile
 import zipfile
 
 import pytest
@@ -22,15 +19,6 @@ def _scons_as(uid, gid, home, build, cache, *targets, umask=0o002, **variables):
     cmd = as_user_command(uid, gid, ["env", f"HOME={home}", scons_exe(), "-C", ROOT,
                                      *[f"{k}={v}" for k, v in args.items()], *targets], umask=umask)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture
-def shared_tmp():
-    """A folder other users can reach (pytest's tmp_path is under a root-only /tmp/pytest-of-root)."""
-    folder = tempfile.mkdtemp(prefix="tinyml-shared-")
-    os.chmod(folder, 0o755)
-    yield pathlib.Path(folder)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _home(tmp_path, name, uid, gid):
