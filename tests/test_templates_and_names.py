@@ -65,3 +65,49 @@ def test_any_name_is_a_valid_c_string_with_the_printed_text(name):
         assert subprocess.run([exe], capture_output=True).stdout == text.encode("utf-8")
     finally:
         os.remove(exe)
+
+
+def _odd_data(root):
+    """Class folders and files whose names SCons, C and UTF-8 find hard."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.RandomState(3)
+    names = {b"ca$HOME": [b"im$1.png", b"im${X}.png", b"plain.png"],
+             b'q"uo\\te': [b"a'b.png", b"c d.png", b"e\xff.png"]}           # \xff: not UTF-8
+    for cls, files in names.items():
+        os.makedirs(os.path.join(os.fsencode(root), cls))
+        for f in files:
+            Image.fromarray(rng.randint(0, 255, (12, 12, 3), dtype=np.uint8)).save(
+                os.path.join(os.fsencode(root), cls, f), format="PNG")
+    return sorted(os.fsdecode(c) for c in names)
+
+
+def test_odd_names_reach_the_dataset_unsubstituted(tmp_path):
+    from conftest import run_scons
+
+    data = tmp_path / "da$ta"
+    classes = _odd_data(data)
+    build = tmp_path / "b$uild"
+    proc = run_scons(build, "dataset", DATA=str(data))
+    assert "Traceback" not in proc.stderr
+    held = sorted(os.listdir(build / "nano33ble" / "heldout"))
+    assert held == sorted(f"{c}.png" for c in classes)
+    assert "Packing dataset" in proc.stdout
+    assert "Packing dataset" not in run_scons(build, "dataset", DATA=str(data)).stdout      # then a no-op
+
+
+@pytest.mark.heavy
+def test_odd_names_through_the_host_check(tmp_path):
+    """The printed titles and labels (C strings) equal expected.json's, for names SCons and C find hard."""
+    from conftest import run_scons
+
+    data = tmp_path / "da$ta"
+    _odd_data(data)
+    odd_input = tmp_path / 'in"put\\$x\xe9.png'
+    shutil.copy(os.path.join(os.fsencode(data), b"ca$HOME", b"plain.png"), odd_input)
+    build = tmp_path / "b"
+    proc = run_scons(build, "check", DATA=str(data))
+    assert "same decisions as TFLite, bytes identical" in proc.stdout, proc.stdout[-2000:]
+    proc = run_scons(build, "check", DATA=str(data), INPUTS=str(odd_input))
+    assert "same decisions as TFLite, bytes identical" in proc.stdout, proc.stdout[-2000:]
