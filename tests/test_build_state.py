@@ -91,3 +91,18 @@ def test_read_only_build_dir_is_one_error_before_any_stage(shared_tmp):
     assert proc.returncode == 2 and len(errors) == 1, proc.stdout + proc.stderr
     assert f"cannot write to the build directory {build}" in errors[0] and "BUILD_DIR=" in errors[0]
     assert "Traceback" not in proc.stderr and os.listdir(build) == []
+
+
+@pytest.mark.heavy
+def test_after_a_failed_inputs_build_one_run_settles(tiny_build, tmp_path):
+    """Before, after a failed IMAGES= build the next two scons runs both redid the host check."""
+    build, _ = tiny_build
+    run_scons(build)
+    bad = tmp_path / "photo.png"
+    bad.write_text("not a PNG")
+    proc = run_scons(build, check=False, IMAGES=str(bad))
+    assert proc.returncode != 0 and "not a readable image" in proc.stderr
+    first = run_scons(build)
+    assert "Training MobileNetV1" not in built_stages(first.stdout)
+    second = run_scons(build)
+    assert built_stages(second.stdout) == [], second.stdout
