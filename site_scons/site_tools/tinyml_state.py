@@ -93,6 +93,11 @@ def hold_build_lock(target_dir):
         lock.write(str(os.getpid()))
         lock.flush()
         _held_locks[path] = lock
+        if SCons.Script.GetOption("clean"):
+            # `scons -c` means "build from scratch next time": the records must not bring the targets back.
+            import shutil
+
+            shutil.rmtree(os.path.join(directory, RECORDS_DIR), ignore_errors=True)
 
 
 def _sha256(path):
