@@ -284,10 +284,10 @@ class StageCache(SCons.CacheDir.CacheDir):
         return SCons.CacheDir.cache_enabled and self.path is not None
 
     def retrieve(self, node):
-        if node.always_build:
+        if node.always_build or not SCons.CacheDir.cache_enabled:      # --cache-disable: build everything
             return False
         if self._restore_finished(node):
-            print(f"scons: kept `{node}' (it was finished before the previous run stopped)")
+            print(f"scons: kept `{node}' (built earlier from the same inputs; its signature was never saved)")
             return True
         if not self.is_enabled():
             return False
