@@ -6,6 +6,32 @@ leaves a file that a later build would trust as up to date.
 import contextlib
 import os
 import tempfile
+import threading
+
+_umask_cache = []
+_umask_mutex = threading.Lock()
+
+
+def current_umask():
+    """The process's umask, read without changing it: os.umask() can only be read by setting it, and between
+    two calls another thread (scons -j2) would create files with the wrong mode. Linux reports it in
+    /proc/self/status; elsewhere it is read once, under a lock, the first time it is asked for."""
+    with _umask_mutex:
+        if not _umask_cache:
+            try:
+                with open("/proc/self/status") as f:
+                    line = next(l for l in f if l.startswith("Umask:"))
+                _umask_cache.append(int(line.split()[1], 8))
+            except (OSError, StopIteration, ValueError):
+                mask = os.umask(0o022)
+                os.umask(mask)
+                _umask_cache.append(mask)
+        return _umask_cache[0]
+
+
+def file_mode():
+    """The mode an ordinary new file gets (0644 with the usual umask 022; 0664 with a team's 002)."""
+    return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -21,6 +47,9 @@ def atomic_path(path, suffix=""):
     os.close(fd)
     try:
         yield tmp
+        # mkstemp makes the file 0600: a teammate reading it (or its copy in a shared CACHE_DIR) would get
+        # "Permission denied". Give it the mode any new file of this user gets.
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

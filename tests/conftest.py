@@ -42,3 +42,80 @@ def tiny_build(tmp_path_factory):
     build = tmp_path_factory.mktemp("tiny_build")
     proc = run_scons(build)
     return build, proc
+
+
+def _unsearchable_ancestor(path):
+    """The outermost folder above `path` that other users cannot enter (e.g. /root holding pyenv's Python)."""
+    parts = os.path.realpath(path).split(os.sep)
+    for i in range(2, len(parts)):
+        folder = os.sep.join(parts[:i])
+        if not os.stat(folder).st_mode & 0o001:
+            return folder
+    return None
+
+
+def as_user_command(uid, gid, cmd, umask=0o022):
+    """`cmd` run as another uid/gid (setpriv), with the given umask, for tests of files shared between users.
+
+    The venv's Python may live where only root can enter (pyenv under /root): then the command runs in a
+    private mount namespace where that folder is a world-searchable tmpfs with just Python's tree bound into
+    it; nothing changes outside the namespace. Skips the test when this machine cannot do it."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("unshare"):
+        pytest.skip("needs root with setpriv and unshare to run scons as a second user")
+    inner = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", "sh", "-c",
+             f'umask {umask:03o}; exec "$@"', "sh", *cmd]
+    hidden = _unsearchable_ancestor(sys.base_prefix)
+    if hidden is None:
+        return inner
+    tree = os.path.realpath(sys.base_prefix)
+    script = ('set -e; t=$(mktemp -d); mount --bind "$1" "$t"; mount -t tmpfs -o mode=755 tmpfs "$2"; '
+              'mkdir -p "$1"; mount --move "$t" "$1"; rmdir "$t"; shift 2; exec "$@"')
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", tree, hidden, "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make {hidden} searchable in a mount namespace: {probe.stderr.decode()[-200:]}")
+    return ["unshare", "-m", "sh", "-c", script, "sh", tree, hidden, *inner]
+
+
+@pytest.fixture
+def fake_sketch_inputs(tmp_path):
+    """The four inputs of the sketch stage (an MLF tar with stand-in C, images.c/.h/.json), without a model."""
+    import io
+    import json
+    import tarfile
+
+    from codegen.emit import sketch
+
+    meta = {"inputs": [{"name": "image", "shape": [1, 8, 8, 3], "dtype": "uint8", "size_bytes": 192}],
+            "outputs": [{"name": "scores", "shape": [1, 2], "dtype": "uint8", "size_bytes": 2}],
+            "workspace_size_bytes": 64}
+    with tarfile.open(tmp_path / "m.tar", "w") as tar:
+        files = {"metadata.json": json.dumps(meta).encode()}
+        for f in sketch.model_files():
+            files[f"codegen/host/{'include' if f.endswith('.h') else 'src'}/{f}"] = f"/* {f} */\n".encode()
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "images.c").write_text("/* c */\n")
+    (tmp_path / "images.h").write_text("/* h */\n")
+    output = {"dtype": "uint8", "shape": [1, 2], "size": 2, "scale": 1 / 256, "zero_point": 0, "softmax": True,
+              "confidence_multiplier": 4096000, "confidence_shift": 20}
+    (tmp_path / "images.json").write_text(json.dumps({"progmem": False, "labels": ["random", "target"],
+                                                      "output": output, "images": [
+        {"name": "image_target", "title": "Car", "label": "target", "data": ""}]}))
+    return [str(tmp_path / n) for n in ("m.tar", "images.c", "images.h", "images.json")]
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder other users can reach (pytest's tmp_path is under a root-only /tmp/pytest-of-root)."""
+    import pathlib
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="tinyml-shared-")
+    os.chmod(folder, 0o755)
+    yield pathlib.Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)

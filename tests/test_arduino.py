@@ -85,7 +85,7 @@ def test_monitor_wrong_scores_and_timeout(tmp_path):
     port2, fds2 = _pty_board(["Car: target 98.4% [3, 252]\r\n"])
     with pytest.raises(PipelineError, match="no complete results .* within 1 s"):
         arduino.monitor(port2, str(exp), timeout_s=1)
-    with pytest.raises(PipelineError, match="cannot open /dev/nonexistent"):
+    with pytest.raises(PipelineError, match="PORT=/dev/nonexistent does not exist"):
         arduino.monitor("/dev/nonexistent", str(exp), timeout_s=1)
     for fd in (*fds, *fds2):
         os.close(fd)

@@ -251,3 +251,7 @@ void loop() {}
             return
         with pytest.raises(AvrError, match=r"crashed[\s\S]*before the jump"):
             avr.run_simavr(elf, MCU, timeout_s=30)
+
+
+# arduino-builder AVR builds run in simavr: minutes; `pytest -m "not heavy"` skips this module.
+pytestmark = [pytestmark, pytest.mark.heavy]

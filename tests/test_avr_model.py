@@ -235,3 +235,7 @@ def test_too_large_constant_is_a_model_error(tmp_path):
     mlf.build_mlf(str(path), str(tmp_path / "big.tar"))
     with tarfile.open(tmp_path / "big.tar") as tar:
         assert json.load(tar.extractfile("metadata.json"))["constants_size_bytes"] > 40960
+
+
+# the module fixture trains and builds for the Mega under simavr: minutes; `pytest -m "not heavy"` skips this module.
+pytestmark = [pytestmark, pytest.mark.heavy]

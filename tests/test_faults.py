@@ -147,7 +147,9 @@ def test_disk_full_while_writing_then_rerun(tiny_build):
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    cmd = [scons_exe(), "-C", ROOT, *[f"{k}={v}" for k, v in {**TINY, "BUILD_DIR": str(build)}.items()], "mlf"]
+    # --cache-disable: rebuild it for real instead of restoring the finished copy recorded earlier.
+    cmd = [scons_exe(), "-C", ROOT, *[f"{k}={v}" for k, v in {**TINY, "BUILD_DIR": str(build)}.items()], "mlf",
+           "--cache-disable"]
     proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=small_files, timeout=600)
     assert proc.returncode != 0
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]

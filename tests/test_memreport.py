@@ -18,6 +18,8 @@ SHAPE = (32, 32, 3)
 
 from tflite_helpers import convert_int8, tutorial_mobilenet  # noqa: E402
 
+pytestmark = pytest.mark.heavy      # the module fixture runs TVM codegen on the tutorial model: minutes; `pytest -m 'not heavy'` skips it
+
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):

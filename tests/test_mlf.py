@@ -25,6 +25,8 @@ from codegen.emit.mlf_archive import MLF_VERSION  # noqa: E402
 from tflite_helpers import SHARED_MODELS, check_exact, convert_float, convert_int8, tutorial_mobilenet  # noqa: E402
 from codegen.errors import ModelError  # noqa: E402
 
+pytestmark = pytest.mark.heavy      # module fixtures train Keras models and run TVM codegen: minutes; `pytest -m 'not heavy'` skips it
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 N_IMAGES = 50  # every model is checked on >= 50 images

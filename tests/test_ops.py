@@ -19,6 +19,8 @@ from codegen.frontend import reader  # noqa: E402
 from codegen.errors import ModelError  # noqa: E402
 from tflite_helpers import as_input_dtype, check_exact, convert_int8, fit_briefly  # noqa: E402
 
+pytestmark = pytest.mark.heavy      # every case trains, converts and compiles a model (TVM + gcc): minutes; `pytest -m 'not heavy'` skips it
+
 N_IMAGES = 50
 
 

@@ -214,3 +214,7 @@ def test_compile_error_raises(workdir):
     with pytest.raises(qemu.QemuError, match="broken"):
         qemu.build_firmware([], [], str(main), str(workdir / "broken.elf"))
     assert not os.path.exists(workdir / "broken.elf")
+
+
+# TVM codegen and Cortex-M4 builds run in QEMU: minutes; `pytest -m "not heavy"` skips this module.
+pytestmark = [pytestmark, pytest.mark.heavy]

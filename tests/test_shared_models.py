@@ -21,6 +21,7 @@ MODELS = {
 }
 
 
+@pytest.mark.heavy      # TVM codegen + gcc of each MLPerf model: tens of seconds each
 @pytest.mark.parametrize("name", list(MODELS))
 def test_shared_model_bit_exact(name, tmp_path):
     from codegen.runners import exactness

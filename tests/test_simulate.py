@@ -105,3 +105,7 @@ def test_wrong_expected_score_names_the_image(pipeline, tmp_path):
     assert victim["name"] in msg and str(victim["scores"]) in msg
     assert exp["images"][0]["name"] not in msg  # only the corrupted image is reported
     assert not out.exists()
+
+
+# the module fixture builds the whole tiny pipeline: minutes; `pytest -m "not heavy"` skips this module.
+pytestmark = [pytestmark, pytest.mark.heavy]

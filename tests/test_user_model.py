@@ -71,6 +71,7 @@ def _input_quantization(tflite):
 
 # ------------------------------------------------------------------------------------------------ MODEL=.tflite
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_tflite_model_builds_check_without_training(models, tmp_path):
     model = tmp_path / "mine.tflite"
     shutil.copy(models / "image.tflite", model)
@@ -96,6 +97,7 @@ def test_tflite_model_builds_check_without_training(models, tmp_path):
     assert _json(out / "images.json")["dtype"] == "uint8" and _json(out / "hostcheck.json")["exact"]
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_inputs_of_every_kind_and_a_labels_file(models, tmp_path):
     from codegen.stages.images import load_image
 
@@ -151,6 +153,7 @@ def _class_folders(root, classes, per_class=3, seed=2):
     return str(root)
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_tflite_model_with_data_takes_its_classes_and_heldout_images(models, tmp_path):
     data = _class_folders(tmp_path / "data", ("bird", "cat", "dog"))
     build = tmp_path / "b"
@@ -162,6 +165,7 @@ def test_tflite_model_with_data_takes_its_classes_and_heldout_images(models, tmp
     assert _json(build / "nano33ble" / "hostcheck.json")["exact"]
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_non_image_model_prints_raw_scores(models, tmp_path):
     build = tmp_path / "b"
     run_scons(build, "check", MODEL=str(models / "dense.tflite"))
@@ -241,6 +245,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 @pytest.mark.parametrize("case,make,needle,early", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
 def test_bad_input_is_one_clear_error(models, tmp_path, case, make, needle, early):
     targets, variables = make(tmp_path, models)
@@ -272,6 +277,7 @@ def test_help_lists_the_new_variables(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ MODEL=.keras
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_keras_model_is_quantized_on_data_and_labelled_by_it(models, tmp_path):
     data = _class_folders(tmp_path / "data", ("bird", "cat", "dog"), per_class=4)
     build = tmp_path / "b"
@@ -291,6 +297,7 @@ def test_keras_model_is_quantized_on_data_and_labelled_by_it(models, tmp_path):
     assert run_scons(build, "check", "-q", check=False, **variables).returncode == 0
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_keras_model_calibration_sources(models, tmp_path):
     build = tmp_path / "b"
     keras_model = str(models / "image.keras")
@@ -317,6 +324,7 @@ def _shared_model(name):
     return path
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_mlperf_keyword_spotting_with_npy_inputs(tmp_path):
     model = _shared_model("kws_ref_model.tflite")
     scale, zp = _input_quantization(model)
@@ -344,6 +352,7 @@ def test_mlperf_keyword_spotting_with_npy_inputs(tmp_path):
         assert sim["output"].splitlines() == [e["line"] for e in expected["images"]]
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_mlperf_visual_wake_words_with_pngs_and_labels(tmp_path):
     model = _shared_model("vww_96_int8.tflite")
     rs = np.random.RandomState(5)
@@ -372,6 +381,7 @@ def test_mlperf_visual_wake_words_with_pngs_and_labels(tmp_path):
         assert sim["output"].splitlines() == [e["line"] for e in expected["images"]]
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 @pytest.mark.parametrize("name", ["pretrainedResnet_quant.tflite", "ad01_int8.tflite"])
 def test_mlperf_model_with_default_inputs(tmp_path, name):
     """ResNet-8 (CIFAR-10) and the FC autoencoder (640 values in, 640 out, no softmax) through MODEL= alone."""
@@ -426,6 +436,7 @@ def test_arch_trains_quantizes_and_runs_exactly(tmp_path, arch, title, alpha, ne
         assert sim["output"].splitlines() == [e["line"] for e in expected["images"]]
 
 
+@pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_user_model_compiles_uploads_and_exports(tmp_path):
     """MODEL= goes through the device stages unchanged: arduino-cli (the recording stand-in) compiles and
     uploads its sketch, and the C library export holds the model."""

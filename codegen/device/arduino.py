@@ -4,6 +4,7 @@ serial monitor that checks the sketch's printed scores.
 Flags are passed identically every time and the build path is fixed per board, so arduino-cli's own cache
 stays valid between runs.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -27,25 +28,72 @@ def find_cli(cli, sketch_dir=None):
     return path
 
 
-def _run_json(cmd, what):
+DEFAULT_TIMEOUT_S = 1800
+
+
+def cli_timeout():
+    """Seconds an arduino-cli call may take: $ARDUINO_CLI_TIMEOUT, else 30 minutes (a first compile of the
+    mbed core is slow). Not a build variable: it does not change what is built."""
+    raw = os.environ.get("ARDUINO_CLI_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    except subprocess.TimeoutExpired:
-        raise PipelineError(f"{what} did not finish in 30 minutes") from None
+        value = float(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise PipelineError(f"ARDUINO_CLI_TIMEOUT={raw!r} is not a positive number of seconds")
+    return value
+
+
+def _run(cmd, what, timeout_s):
+    """Runs arduino-cli in its own process group; on a timeout, Ctrl-C or SIGTERM (raised here as
+    KeyboardInterrupt by the SCons glue) the whole group is killed: a hung arduino-cli ignores SIGTERM."""
+    import signal
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                            start_new_session=True)
     try:
-        data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+        out, err = proc.communicate(timeout=timeout_s)
+    except BaseException as e:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise PipelineError(f"{what} did not finish in {timeout_s:g} s and was stopped; raise "
+                                "ARDUINO_CLI_TIMEOUT=<seconds> if it is just slow") from None
+        raise
+    return proc.returncode, out, err
+
+
+def _run_json(cmd, what, expect=dict):
+    """arduino-cli's `--format json` answer, checked: exit status, JSON, and the shape the caller reads."""
+    returncode, out, err = _run(cmd, what, cli_timeout())
+    try:
+        data = json.loads(out) if out.strip() else None
+        parsed = True
     except json.JSONDecodeError:
-        data = {}
-    if proc.returncode != 0:
-        detail = (data.get("error") if isinstance(data, dict) else None) or proc.stderr.strip() or proc.stdout.strip()
-        raise PipelineError(f"{what} failed (arduino-cli exit {proc.returncode}):\n{detail}")
+        data, parsed = None, False
+    if returncode != 0:
+        detail = (data.get("error") if isinstance(data, dict) else None) or err.strip() or out.strip()
+        raise PipelineError(f"{what} failed (arduino-cli exit {returncode}):\n{detail}")
+    if not parsed or data is None:
+        shown = (out.strip() or err.strip() or "nothing").splitlines()[0][:200]
+        raise PipelineError(f"{what}: arduino-cli exited 0 but did not answer in JSON (it printed: {shown}); "
+                            f"check that {cmd[0]} is arduino-cli 0.30 or newer (`{cmd[0]} version`)")
+    if expect is not None and not isinstance(data, expect if isinstance(expect, tuple) else (expect,)):
+        raise PipelineError(f"{what}: arduino-cli answered JSON of an unexpected shape ({type(data).__name__}: "
+                            f"{json.dumps(data)[:200]}); check that {cmd[0]} is arduino-cli 0.30 or newer")
     return data
 
 
 def installed_cores(cli):
-    data = _run_json([cli, "core", "list", "--format", "json"], "arduino-cli core list")
-    platforms = data.get("platforms", data) if isinstance(data, dict) else data
-    return {p.get("id") for p in platforms or [] if isinstance(p, dict)}
+    data = _run_json([cli, "core", "list", "--format", "json"], "arduino-cli core list", expect=(dict, list))
+    platforms = data.get("platforms", []) if isinstance(data, dict) else data
+    if not isinstance(platforms, list) or not all(isinstance(p, dict) and "id" in p for p in platforms):
+        raise PipelineError(f"arduino-cli core list: unexpected JSON ({json.dumps(data)[:200]}); expected a list "
+                            "of platforms with an id; check that it is arduino-cli 0.30 or newer")
+    return {p["id"] for p in platforms}
 
 
 def compile_sketch(cli, sketch_dir, board, build_path, output_dir, result_json, extra_flags=()):
@@ -58,20 +106,29 @@ def compile_sketch(cli, sketch_dir, board, build_path, output_dir, result_json, 
            "--output-dir", os.path.abspath(output_dir), "--format", "json", *extra_flags, os.path.abspath(sketch_dir)]
     result = _run_json(cmd, f"arduino-cli compile of {sketch_dir}")
     sections = {s.get("name"): s for s in (result.get("builder_result") or {}).get("executable_sections_size") or []}
+    binaries = _binaries(output_dir)
+    if not binaries:
+        raise PipelineError(f"arduino-cli compile of {sketch_dir} reported success but wrote no firmware (.bin, "
+                            f".hex, .elf, .uf2) into {output_dir}; check its --output-dir support and run again")
     with atomic_open(result_json) as f:
         json.dump({"command": cmd, "firmware_sha256": firmware_hash(output_dir),
                    "sections": sections, "result": result}, f, indent=1)
     return result
 
 
+def _binaries(output_dir):
+    names = sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []
+    return [n for n in names if n.endswith((".bin", ".hex", ".elf", ".uf2"))
+            and os.path.getsize(os.path.join(output_dir, n)) > 0]
+
+
 def firmware_hash(output_dir):
     """One hash over the binaries arduino-cli wrote (what an upload would put on the board)."""
     h = hashlib.sha256()
-    for name in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
-        if name.endswith((".bin", ".hex", ".elf", ".uf2")):
-            h.update(name.encode())
-            with open(os.path.join(output_dir, name), "rb") as f:
-                h.update(f.read())
+    for name in _binaries(output_dir):
+        h.update(name.encode())
+        with open(os.path.join(output_dir, name), "rb") as f:
+            h.update(f.read())
     return h.hexdigest()
 
 
@@ -110,8 +167,27 @@ def select_port(board_list, board):
     return found[0]["address"]
 
 
+def check_port(port):
+    """PORT= must be a device (or a name arduino-cli resolves, e.g. COM3 or a network address): a regular file
+    or a folder is a typo, not "another program is using it"."""
+    import stat
+
+    if not port.startswith("/"):
+        return port
+    try:
+        mode = os.stat(port).st_mode
+    except FileNotFoundError:
+        raise PipelineError(f"PORT={port} does not exist: is the board connected? `arduino-cli board list` shows "
+                            "the ports it sees") from None
+    if not stat.S_ISCHR(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else "not a device"
+        raise PipelineError(f"PORT={port} is {kind}, not a serial port; pass the board's device (e.g. /dev/ttyACM0; "
+                            "`arduino-cli board list` shows them)")
+    return port
+
+
 def detect_port(cli, board):
-    return select_port(_run_json([cli, "board", "list", "--format", "json"], "arduino-cli board list"), board)
+    return select_port(_run_json([cli, "board", "list", "--format", "json"], "arduino-cli board list", expect=(dict, list)), board)
 
 
 # ------------------------------------------------------------------------------------------------ upload
@@ -123,7 +199,7 @@ def upload(cli, board, port, input_dir, sketch_dir, record_json, compile_json, f
     Returns (port, uploaded: bool).
     """
     cli = find_cli(cli, sketch_dir)
-    port = port or detect_port(cli, board)
+    port = check_port(port) if port else detect_port(cli, board)
     with open(compile_json) as f:
         binary = json.load(f)["firmware_sha256"]
     record = {"port": port, "fqbn": board["fqbn"], "firmware_sha256": binary}
@@ -156,6 +232,7 @@ def monitor(port, expected_json, *, baud=115200, timeout_s=30, serial_factory=No
         serial_factory = serial.Serial
     with open(expected_json) as f:
         expected = json.load(f)
+    check_port(port)
     try:
         conn = serial_factory(port, baud, timeout=0.5)
     except Exception as e:  # noqa: BLE001 - pyserial raises SerialException/OSError variants

@@ -40,12 +40,14 @@ def c_string(text):
         elif 32 <= ord(ch) < 127 and ch != "?":      # "?" escaped: no trigraphs
             out.append(ch)
         else:
-            out.extend("\\%03o" % b for b in ch.encode("utf-8"))
+            out.extend("\\%03o" % b for b in ch.encode("utf-8", "surrogateescape"))
     return '"' + "".join(out) + '"'
 
 
 def _printable(text):
-    """A name or label as one line of the printed results: no control characters, no ": " (the separator)."""
+    """A name or label as one line of the printed results: no control characters, no ": " (the separator), and
+    a file name's bytes that are not UTF-8 as U+FFFD (what the host check and a serial monitor decode them to)."""
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return re.sub(r"[\x00-\x1f\x7f]", "?", str(text).strip()).replace(": ", " ")
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from ..frontend import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
 from ..lowering import C_TYPES, lower
 from .mlf_archive import MLF_VERSION
+from ..fsutil import file_mode
 
 
 
@@ -322,7 +323,7 @@ def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None)
                     tar.addfile(info, io.BytesIO(data))
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.chmod(tmp, file_mode())  # mkstemp creates 0600; a shared cache needs the user's umask mode
         os.replace(tmp, out_tar)
     except BaseException:
         try:

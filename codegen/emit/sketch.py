@@ -9,6 +9,7 @@ File names depend only on the model name and the templates, never on content, an
 rewritten: arduino-cli's incremental build then recompiles only what really changed.
 """
 import json
+import traceback
 import os
 
 from .bin2c import c_string
@@ -70,9 +71,15 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
                 text = env.get_template(rel.replace(os.sep, "/")).render(**ctx)
             except jinja2.TemplateSyntaxError as e:
                 raise PipelineError(f"{e.filename or src}:{e.lineno}: template syntax error: {e.message}") from None
+            except jinja2.TemplateNotFound as e:
+                raise PipelineError(f"{_template_line(e, templates_dir, src)}: includes {e.name!r}, which "
+                                    f"{templates_dir} does not have; add it or remove the include") from None
             except jinja2.UndefinedError as e:
-                raise PipelineError(f"{src}: {e.message}; the variables a template can use are: "
-                                    f"{', '.join(sorted(ctx))}") from None
+                raise PipelineError(f"{_template_line(e, templates_dir, src)}: {e.message}; the variables a "
+                                    f"template can use are: {', '.join(sorted(ctx))}") from None
+            except Exception as e:  # noqa: BLE001 - a template's own code (a filter, a division) failed
+                raise PipelineError(f"{_template_line(e, templates_dir, src)}: the template failed: "
+                                    f"{type(e).__name__}: {e}") from None
             outputs[output_name(rel, sketch_name)] = text.encode()
         else:
             with open(src, "rb") as f:
@@ -88,4 +95,27 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if write_if_changed(path, data):
             written.append(rel)
+    _remove_stale(sketch_dir, set(outputs))
     return written
+
+
+def _template_line(error, templates_dir, fallback):
+    """`file:line` of the innermost template frame of an error raised while rendering (Jinja puts the
+    template's own file and line into the traceback)."""
+    root = os.path.abspath(templates_dir)
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if frame.filename and os.path.abspath(frame.filename).startswith(root + os.sep):
+            return f"{frame.filename}:{frame.lineno}"
+    return fallback
+
+
+def _remove_stale(sketch_dir, keep):
+    """Files an earlier render wrote that this one does not (a template removed from TEMPLATES=): left in
+    place, arduino-cli and the host check would compile them as if they were current."""
+    for dirpath, dirnames, filenames in os.walk(sketch_dir, topdown=False):
+        for f in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, f), sketch_dir)
+            if rel not in keep and not any(part.startswith(".") for part in rel.split(os.sep)):
+                os.remove(os.path.join(dirpath, f))
+        if dirpath != sketch_dir and not os.listdir(dirpath):
+            os.rmdir(dirpath)

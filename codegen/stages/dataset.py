@@ -162,12 +162,13 @@ def list_class_folder(root):
     """{class: [image paths]} for root/<class>/*, classes sorted like image_dataset_from_directory."""
     if not os.path.isdir(root):
         raise PipelineError(f"DATA={root!r}: no such folder; give a folder with one subfolder of images per class")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    classes = sorted(d for d in os.listdir(root)
+                     if os.path.isdir(os.path.join(root, d)) and not imagesmod.is_hidden(d))
     result = {}
     for cls in classes:
         files = []
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, cls)):
-            dirnames.sort()
+            dirnames[:] = sorted(d for d in dirnames if not imagesmod.is_hidden(d))   # .thumbnails/ etc.
             files += [os.path.join(dirpath, f) for f in sorted(filenames) if imagesmod.is_image_name(f)]
         result[cls] = files
     return result
@@ -190,6 +191,23 @@ def check_classes(classes, where):
                             "(one is held out for the sketch); add JPEG/PNG images")
 
 
+MIN_IMAGES_PER_CLASS = 10     # below this, one validation image decides a class's accuracy: warned about
+
+
+def stratified_split(y, order, val_fraction):
+    """Validation mask: per class, `val_fraction` of its images (at least one, never all), taken in the seeded
+    `order`. A plain shuffle of 2 vs 500 images left the small class out of validation entirely and the report
+    said 1.0."""
+    import numpy as np
+
+    is_val = np.zeros(len(y), dtype=bool)
+    for label in np.unique(y):
+        members = [i for i in order if y[i] == label]
+        n_val = min(max(1, int(round(len(members) * val_fraction))), len(members) - 1)
+        is_val[members[:n_val]] = True
+    return is_val
+
+
 def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2, where="dataset", warn=None):
     """Loads every image at the model size into one .npz (x uint8 NHWC, y int, split, class names).
 
@@ -198,7 +216,7 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
     than 2 readable images is an error.
     Per class, the first readable image (sorted) is held out from training and validation and written as PNG
     to heldout_paths[class]: the default images embedded in the sketch are then ones the model never saw.
-    The 80/20 train/validation split is a seeded shuffle, so it is stable across runs.
+    The 80/20 train/validation split is a seeded shuffle within each class (stratified), stable across runs.
     """
     import sys
 
@@ -222,7 +240,7 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
         held = loaded[0][0]
         with atomic_path(heldout_paths[cls], suffix=".png") as tmp:
             with Image.open(held) as im:
-                im.convert("L" if channels == 1 else "RGB").save(tmp, format="PNG")
+                imagesmod.open_as(im, "L" if channels == 1 else "RGB").save(tmp, format="PNG")
         for _, arr in loaded[1:]:
             xs.append(arr)
             ys.append(label)
@@ -232,9 +250,13 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
     x = np.stack(xs)
     y = np.asarray(ys, dtype=np.int64)
     order = np.random.RandomState(seed).permutation(len(y))
-    n_val = max(1, int(round(len(y) * val_fraction)))
-    is_val = np.zeros(len(y), dtype=bool)
-    is_val[order[:n_val]] = True
+    is_val = stratified_split(y, order, val_fraction)
+    n_val = int(is_val.sum())
+    few = {names[c]: int((y == c).sum()) for c in range(len(names)) if (y == c).sum() < MIN_IMAGES_PER_CLASS}
+    if few:
+        warn(f"{where}: class(es) " + ", ".join(f"{c} ({n} image(s) after the held-out one)" for c, n in few.items())
+             + f" have fewer than {MIN_IMAGES_PER_CLASS} images: the model barely sees them and the validation "
+             "accuracy says little about them; add images (the split keeps each class in both parts when it can)")
     with atomic_path(out_npz, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, x=x, y=y, is_val=is_val, order=order, class_names=np.asarray(names))

@@ -1,31 +1,9 @@
 """Imports TensorFlow/Keras quietly and deterministically; only stage actions call this (never at build-file
 read time: importing TensorFlow takes seconds)."""
-import contextlib
 import os
-import sys
 import warnings
 
-
-@contextlib.contextmanager
-def quiet():
-    """Silences stdout/stderr at the file-descriptor level: TensorFlow's C++ start-up banner (oneDNN, CUDA
-    probing) and the converter's SavedModel dump are printed before any log level applies. Exceptions still
-    propagate with their messages."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
+from ..quiet import quiet  # noqa: F401 (stages and runners import it from here)
 
 
 def import_tf(seed=None):

@@ -5,7 +5,9 @@ Each stage is also usable alone (env.TinyTrain, env.TinyQuantize, env.TinyMLF, e
 """
 import os
 
-STAGE_TOOLS = ("tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
+from tinyml_glue import literal_nodes
+
+STAGE_TOOLS = ("tinyml_state", "tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
                "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export", "tinyml_mcu",
                "tinyml_linux")
 
@@ -34,11 +36,11 @@ def TinyMLPipeline(env, board_name, cfg):
                                        size=size, channels=channels,
                                        synthetic_dir=os.path.join(cfg["build_dir"], "dataset", "synthetic"))
         nodes["dataset"] = [npz, *heldout.values()]
-    calibration = env.File(cfg["rep_data"]) if cfg["rep_data"] else npz
+    calibration = literal_nodes(env, cfg["rep_data"])[0] if cfg["rep_data"] else npz
     if kind == "tflite":
-        tflite = env.File(cfg["model"])
+        tflite = literal_nodes(env, cfg["model"])[0]
     elif kind == "keras":
-        tflite = env.TinyQuantize(out, env.File(cfg["model"]), calibration, mode=cfg["quant"],
+        tflite = env.TinyQuantize(out, literal_nodes(env, cfg["model"])[0], calibration, mode=cfg["quant"],
                                   io_type=cfg["io_type"], rep_samples=cfg["rep_samples"])
         nodes["quantize"] = tflite
     else:

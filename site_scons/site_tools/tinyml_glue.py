@@ -6,6 +6,7 @@ node's signature and rebuilds exactly the targets that depend on it.
 import contextlib
 import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -48,26 +49,35 @@ def tool_versions(*distributions):
 
 @contextlib.contextmanager
 def _interruptible():
-    """Lets Ctrl-C stop a long in-process stage (training, codegen) at once.
+    """Lets Ctrl-C and SIGTERM (a CI timeout, `kill`) stop a long in-process stage (training, codegen, a hung
+    arduino-cli) at once.
 
-    SCons' own SIGINT handler only stops scheduling new work, so a running Python action would go on for
-    minutes. In the main thread (-j1) a KeyboardInterrupt is raised inside the stage instead; its atomic writes
-    then drop their temporary files, and SCons' handler is called so that the build stops. Worker threads
-    (-j2 and up) cannot install handlers: there the stage finishes and SCons stops after it.
+    SCons' own handlers only stop scheduling new work, so a running Python action would go on for minutes.
+    In the main thread (-j1) a KeyboardInterrupt is raised inside the stage instead; its atomic writes then
+    drop their temporary files, child processes are killed (codegen.device.arduino kills arduino-cli's whole
+    process group), and SCons' handler is called so that the build stops. Worker threads (-j2 and up)
+    cannot install handlers: there the stage finishes and SCons stops after it.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    scons_handler = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    scons_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in scons_handlers:
+        signal.signal(sig, stop)
     try:
         yield
     except KeyboardInterrupt:
-        if callable(scons_handler):
-            scons_handler(signal.SIGINT, None)
+        for sig, handler in scons_handlers.items():
+            if callable(handler):
+                handler(sig, None)
         raise
     finally:
-        signal.signal(signal.SIGINT, scons_handler)
+        for sig, handler in scons_handlers.items():
+            signal.signal(sig, handler)
 
 
 def stage_action(fn, comstr_var, default_comstr):
@@ -82,8 +92,10 @@ def stage_action(fn, comstr_var, default_comstr):
         if source and isinstance(source[-1], SCons.Node.Python.Value):
             params = json.loads(source[-1].read())
             source = source[:-1]
+        from codegen.quiet import stage_running
+
         try:
-            with _interruptible():
+            with stage_running(), _interruptible():
                 fn([str(t) for t in target], [str(s) for s in source], params)
         except KeyboardInterrupt:
             sys.stderr.write(f"error: interrupted: {target[0]} was not written; run scons again to redo this step\n")
@@ -104,9 +116,44 @@ def stage_action(fn, comstr_var, default_comstr):
     return comstr_var, default_comstr, SCons.Action.Action(action, "$" + comstr_var)
 
 
-def add_builder(env, name, stage, emitter=None, **kw):
+def _locking(emitter):
+    """Every stage builder takes the build lock when a build file declares its targets: any SConstruct that
+    loads the tool, ours or a firmware repo's, holds it from then until scons exits (tinyml_state)."""
+
+    def emit(target, source, env):
+        from tinyml_state import hold_build_lock
+
+        hold_build_lock(os.path.dirname(target[0].get_abspath()))
+        return emitter(target, source, env) if emitter else (target, source)
+
+    return emit
+
+
+def literal_nodes(env, paths):
+    """File nodes for paths that are data, not SCons expressions: SCons substitutes `$NAME` in a string it is
+    given, so an image, class or folder called `a$b` became `a` ("not found"). Nodes pass through."""
+    import SCons.Util
+
+    return [env.fs.File(p) if SCons.Util.is_String(p) else p for p in SCons.Util.flatten(paths)]
+
+
+def _literal_path_builder():
     import SCons.Builder
 
+    class LiteralPathBuilder(SCons.Builder.BuilderBase):
+        """A stage builder whose string targets and sources are taken as file paths, `$` included."""
+
+        def _execute(self, env, target, source, *args, **kw):
+            if target is not None:
+                target = literal_nodes(env, target)
+            if source is not None:
+                source = literal_nodes(env, source)
+            return super()._execute(env, target, source, *args, **kw)
+
+    return LiteralPathBuilder
+
+
+def add_builder(env, name, stage, emitter=None, **kw):
     comstr_var, default_comstr, action = stage
     env.SetDefault(**{comstr_var: default_comstr})
-    env["BUILDERS"][name] = SCons.Builder.Builder(action=action, emitter=emitter, **kw)
+    env["BUILDERS"][name] = _literal_path_builder()(action=action, emitter=_locking(emitter), **kw)

@@ -1,7 +1,7 @@
 """SCons tool: embed test inputs as C arrays (bin2c) and compute TFLite's reference results for them."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, literal_nodes, params_node, stage_action
 
 # Bumped when images.json gains fields the later stages read: an older one is then re-embedded.
 IMAGES_FORMAT = 2
@@ -32,8 +32,8 @@ def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, cl
     errors) or `labels_file` (one label per line): the label of each model output, else class0..classN-1."""
     from codegen.emit import bin2c
 
-    images = [env.File(i) if isinstance(i, str) else i for i in images]
-    sources = [tflite] + ([env.File(labels_file)] if labels_file else []) + images
+    images = literal_nodes(env, images)
+    sources = [tflite] + (literal_nodes(env, labels_file) if labels_file else []) + images
     return env.TinyEmbedImages([os.path.join(build_dir, n) for n in ("images.c", "images.h", "images.json")],
                                sources + [params_node(env, labels=labels, progmem=progmem,
                                                       class_labels=list(class_labels or []),

@@ -1,7 +1,7 @@
 """SCons tool: render the Arduino sketch folder from Jinja templates, the MLF and the embedded images."""
 import os
 
-from tinyml_glue import add_builder, params_node, setting, stage_action
+from tinyml_glue import add_builder, literal_nodes, params_node, setting, stage_action
 
 
 def _sketch(target, source, p):
@@ -20,10 +20,10 @@ def TinySketch(env, build_dir, mlf, images, *, sketch_name=None, templates=None,
     sketch_name = setting(env, sketch_name, "SKETCH")
     # Relative to the top dir when inside it, so that the parameter (and a shared cache key) does not depend on
     # where the checkout lives.
-    templates = env.Dir(templates or env.subst("$TINY_TEMPLATES")).path
+    templates = env.fs.Dir(templates or env.subst("$TINY_TEMPLATES")).path
     sketch_dir = os.path.join(build_dir, sketch_name)
     outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name, model_name)]
-    template_nodes = [env.File(os.path.join(templates, t)) for t in sketch.template_files(templates)]
+    template_nodes = literal_nodes(env, [os.path.join(templates, t) for t in sketch.template_files(templates)])
     nodes = env.TinyRenderSketch(outputs, [mlf, *images] + template_nodes + [params_node(
         env, templates=templates, sketch_dir=sketch_dir, sketch_name=sketch_name, model_name=model_name,
         context=context or {})])

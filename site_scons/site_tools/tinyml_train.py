@@ -1,7 +1,7 @@
 """SCons tool: the train stage (a Keras MobileNet, ARCH= V1/V2/V3Small, with the tutorial's head)."""
 import os
 
-from tinyml_glue import add_builder, params_node, setting, stage_action, tool_versions
+from tinyml_glue import add_builder, literal_nodes, params_node, setting, stage_action, tool_versions
 
 DEFAULT_ARCH = "mobilenet_v1"
 
@@ -29,7 +29,7 @@ def TinyTrain(env, build_dir, dataset_npz, *, alpha=None, epochs=None, seed=None
     lr, depth, arch = setting(env, lr, "LR"), setting(env, depth, "DEPTH"), setting(env, arch, "ARCH")
     sources = [dataset_npz]
     if weights and not weights.startswith(("http://", "https://")):
-        sources.append(env.File(weights))
+        sources += literal_nodes(env, weights)
     # The tutorial's architecture stays out of the parameters: models trained before ARCH= existed keep their
     # signature (and cache key) instead of being retrained for nothing.
     arch_param = {} if arch == DEFAULT_ARCH else {"arch": arch}
