@@ -41,6 +41,7 @@
 #define TVMGEN_RQ_FAST 4     /* every right shift >= 1 and no overflow: (v + half + (v >> 31)) >> r */
 #define TVMGEN_RQ_ZP 16      /* with FAST: the rounding constant also holds zp << r (adds the zero point) */
 #define TVMGEN_CONV_PAIR 32  /* conv weights of a channel pair packed into one halfword (tvmgen_mk_conv_pair) */
+#define TVMGEN_RQ_DOUBLED 64 /* with SMMUL: the sum arrives doubled (weights and bias stored x2) */
 
 TVMGEN_MK_INLINE int32_t tvmgen_mk_ld4(const void* p) {
   int32_t v;
@@ -57,6 +58,15 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_sat(int32_t v, int32_t lo, int32_t hi) {
 
 /* SaturatingRoundingDoublingHighMul(a, m) = (a * m + 2^30) >> 31 (m > 0, no saturation case). */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int flags) {
+  if (flags & TVMGEN_RQ_DOUBLED) {  /* a is already 2 * sum */
+#if TVMGEN_MK_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(m));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * m + ((int64_t)1 << 31)) >> 32);
+#endif
+  }
   if (flags & TVMGEN_RQ_SMMUL) {
     /* (2a * m + 2^31) >> 32 is the same value; 2a fits int32 by the proven bound */
 #if TVMGEN_MK_DSP
@@ -73,11 +83,11 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int flags) {
 /* Requantize one int32 sum (bias included) with TFLite's two roundings.  rq = {bias, multiplier, right
  * shift, rounding constant} of the channel: the constant is 2^(r-1) with TVMGEN_RQ_FAST, else the mask
  * 2^r - 1 of RoundingDivideByPOT. */
-TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const int8_t* lsh, int flags,
-                                           int32_t ozp, int32_t lo, int32_t hi) {
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_s(int32_t acc, const int32_t* rq, int stride, const int8_t* lsh,
+                                             int flags, int32_t ozp, int32_t lo, int32_t hi) {
   if (flags & TVMGEN_RQ_LSHIFT) acc = (int32_t)((uint32_t)acc << *lsh);
-  int32_t v = tvmgen_mk_srdhm(acc, rq[1], flags);
-  int32_t r = rq[2], c = rq[3];
+  int32_t v = tvmgen_mk_srdhm(acc, rq[stride], flags);
+  int32_t r = rq[2 * stride], c = rq[3 * stride];
   if (flags & TVMGEN_RQ_FAST) {
     v = (v + c + (v >> 31)) >> r;
     if (flags & TVMGEN_RQ_ZP) return tvmgen_mk_sat(v, lo, hi);
@@ -86,6 +96,13 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const
     v = (v >> r) - (t >> 31);
   }
   return tvmgen_mk_sat(v + ozp, lo, hi);
+}
+
+/* the fields of a channel as consecutive words (stride 1); the depthwise kernel keeps them by field for each
+ * group of four channels (stride 4), so that the four channels' values load together */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const int8_t* lsh, int flags,
+                                           int32_t ozp, int32_t lo, int32_t hi) {
+  return tvmgen_mk_requant_s(acc, rq, 1, lsh, flags, ozp, lo, hi);
 }
 
 /* MultiplyByQuantizedMultiplier, single rounding (per-channel FULLY_CONNECTED): (acc * m + 2^(t-1)) >> t
@@ -371,7 +388,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const 
 /* ------------------------------------------------------------------------------------------------------
  * DEPTHWISE_CONV_2D with depth multiplier 1, NHWC int8.  w: int16 [C4/4][KH*KW][4]: for channel group g
  * and tap t the weights of channels 4g+0, 4g+2, 4g+1, 4g+3 (the pairs SXTB16 makes of the inputs), C4 = C
- * rounded up to 4, zero-filled; rq: [C4][4] with the input zero point folded into the bias (bias - zp *
+ * rounded up to 4, zero-filled; rq: [C4/4][4 fields][4 channels] with the input zero point folded into the bias (bias - zp *
  * sum(w)), so a padding tap reads `zrow` (C bytes of zp, scratch) and adds zp * w - zp * w = 0.  Output
  * pixels whose taps all lie inside the input use constant tap offsets; the others a table of tap rows. */
 TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* base, int use_base,
@@ -381,8 +398,8 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* 
   const int T = KH * KW;
   int g = 0;
   for (; g + 4 <= C; g += 4) {
-    const int32_t* r = rq + g * 4;
-    int32_t a0 = r[0], a1 = r[4], a2 = r[8], a3 = r[12];
+    const int32_t* r = rq + g * 4;        /* [group][field][4 channels] */
+    int32_t a0 = r[0], a1 = r[1], a2 = r[2], a3 = r[3];
     const int16_t* wg = w + g * T;
 #if TVMGEN_MK_ASM
     const int16_t* wp = wg;
@@ -422,19 +439,20 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* 
       a3 += px[3] * wt[3];
 #endif
     }
-    o[g + 0] = (int8_t)tvmgen_mk_requant(a0, r, lsh + g, flags, ozp, lo, hi);
-    o[g + 1] = (int8_t)tvmgen_mk_requant(a1, r + 4, lsh + g + 1, flags, ozp, lo, hi);
-    o[g + 2] = (int8_t)tvmgen_mk_requant(a2, r + 8, lsh + g + 2, flags, ozp, lo, hi);
-    o[g + 3] = (int8_t)tvmgen_mk_requant(a3, r + 12, lsh + g + 3, flags, ozp, lo, hi);
+    o[g + 0] = (int8_t)tvmgen_mk_requant_s(a0, r, 4, lsh + g, flags, ozp, lo, hi);
+    o[g + 1] = (int8_t)tvmgen_mk_requant_s(a1, r + 1, 4, lsh + g + 1, flags, ozp, lo, hi);
+    o[g + 2] = (int8_t)tvmgen_mk_requant_s(a2, r + 2, 4, lsh + g + 2, flags, ozp, lo, hi);
+    o[g + 3] = (int8_t)tvmgen_mk_requant_s(a3, r + 3, 4, lsh + g + 3, flags, ozp, lo, hi);
   }
   for (int c = g; c < C; c++) {          /* channels after the last group of four */
     const int j = c - g, q = (j & 1) ? 2 + (j >> 1) : (j >> 1);
-    int32_t a = rq[c * 4];
+    const int32_t* r = rq + g * 4 + j;
+    int32_t a = r[0];
     for (int t = 0; t < T; t++) {
       const int8_t* px = use_base ? base + ((t / KW) * DH * W + (t % KW) * DW) * C : tp[t];
       a += px[c] * w[g * T + t * 4 + q];
     }
-    o[c] = (int8_t)tvmgen_mk_requant(a, rq + c * 4, lsh + c, flags, ozp, lo, hi);
+    o[c] = (int8_t)tvmgen_mk_requant_s(a, r, 4, lsh + c, flags, ozp, lo, hi);
   }
 }
 

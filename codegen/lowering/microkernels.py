@@ -19,6 +19,10 @@ HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "microkernels.
 
 RQ_LSHIFT, RQ_SMMUL, RQ_FAST, RQ_ZP = 1, 2, 4, 16
 CONV_PAIR = 32
+RQ_DOUBLED = 64
+# the packed-pair conv pays (two fewer instructions per 16 MACs) only when the column sums and the longer
+# epilogue are spread over enough inputs: measured on VWW, K4 = 64 gains, 32 loses
+CONV_PAIR_MIN_K = 48
 MAX_DEPTHWISE_TAPS = 64      # TVMGEN_MK_MAX_TAPS
 
 

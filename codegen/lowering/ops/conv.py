@@ -212,11 +212,18 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
                                        (ozp, lo, hi))
     if depthwise:
         rows = (OC + 3) // 4 * 4
-        wk = ctx.const(mk.depthwise_weights(w), "dw_w16")
+        # with SRDHM as one SMMULR (which needs 2 * sum), store 2 w and 2 bias: the sum comes out doubled
+        doubled = bool(flags & mk.RQ_SMMUL)
+        if doubled:
+            rq = rq.copy()
+            rq[:, 0] *= 2
+            flags |= mk.RQ_DOUBLED
+        wk = ctx.const(mk.depthwise_weights(w) * (2 if doubled else 1), "dw_w16")
         scratch, sdt, cfunc = C, "int8", "tvmgen_mk_dwconv"
     else:
         rows = (OC + 1) // 2 * 2
-        packed = mk.conv_pair_weights(w, xmax)
+        k4 = (KH * KW * C + 3) // 4 * 4
+        packed = mk.conv_pair_weights(w, xmax) if k4 >= mk.CONV_PAIR_MIN_K else None
         if packed is not None:
             wk = ctx.const(packed, "conv_w2")
             flags |= mk.CONV_PAIR
@@ -224,7 +231,10 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
             wk = ctx.const(mk.conv_weights(w), "conv_w")
         k4 = (KH * KW * C + 3) // 4 * 4
         scratch, sdt, cfunc = 2 * k4, "int16", "tvmgen_mk_conv"
-    args = [ctx.values[op.inputs[0]], wk, ctx.const(mk.pad_rows(rq, rows), "rq"),
+    rq = mk.pad_rows(rq, rows)
+    if depthwise:   # by field within each group of four channels (microkernels.h, tvmgen_mk_dw_pixel)
+        rq = np.ascontiguousarray(rq.reshape(rows // 4, 4, 4).transpose(0, 2, 1)).reshape(rows, 4)
+    args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"),
             ctx.const(mk.pad_rows(lsh, rows) if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "lshift")]
     scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
                                                                  izp, ozp, lo, hi, flags]
