@@ -172,6 +172,9 @@ def parse(raw, board=None):
             check_tree(cfg["tflm_dir"])
         except TflmError as e:
             raise ConfigError(str(e)) from None
+        if board and str(board.get("cpu", "")).startswith(("atmega", "avr")):
+            raise ConfigError(f"BACKEND=tflm cannot target {board.get('title', 'this board')}: TensorFlow Lite Micro "
+                              "needs a 32-bit CPU; use BACKEND=tvm for AVR boards, or a board such as nano33ble")
     if not cfg["sketch"].replace("_", "a").isalnum() or cfg["sketch"][0].isdigit():
         raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (letters, digits, _)")
     if cfg["depth"] is not None and cfg["depth"] > 13:

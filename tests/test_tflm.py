@@ -239,3 +239,10 @@ def test_compile_hands_tflm_to_arduino_cli_as_a_library(tmp_path):
     assert compile_args[-1].endswith(os.path.join("tflm", "tflm_model"))
     assert os.path.isfile(os.path.join(lib, "src", "TensorFlowLite.h"))
     assert os.path.realpath(os.path.join(lib, "src", "tensorflow")) == os.path.join(SHARED_TFLM_CMSIS, "tensorflow")
+
+
+def test_tflm_for_an_avr_board_stops_before_any_stage(tmp_path):
+    tree = fake_tree(tmp_path / "tree")
+    proc = run_scons(tmp_path / "b", "check", check=False, BACKEND="tflm", TFLM_DIR=tree, BOARD="mega")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "needs a 32-bit CPU" in errors[0], proc.stderr
