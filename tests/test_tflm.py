@@ -83,6 +83,11 @@ def test_kernels_are_chosen_by_the_registrations_they_define():
     names = [os.path.relpath(s, library.KERNEL_DIR) for s in library.kernel_sources(root, sources, ["FullyConnected"])]
     assert "cmsis_nn/fully_connected.cc" in names and "fully_connected_common.cc" in names   # kernel + helper
     assert "cmsis_nn/conv.cc" not in names and "kernel_util.cc" in names
+    assert "conv_common.cc" not in names                          # a helper goes with its kernel
+    chosen = library.kernel_sources(root, sources, ["FullyConnected"])
+    cmsis = [os.path.basename(s) for s in library.cmsis_nn_sources(root, sources, chosen)]
+    assert "arm_fully_connected_s8.c" in cmsis and "arm_nn_vec_mat_mult_t_s8.c" in cmsis   # called, and callee
+    assert "arm_convolve_s8.c" not in cmsis and "arm_softmax_s8.c" not in cmsis
 
 
 def test_tree_errors(tmp_path):

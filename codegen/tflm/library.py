@@ -107,20 +107,57 @@ def registrations_by_method(root):
 
 def kernel_sources(root, sources, methods):
     """The kernel files a library with resolver `methods` (e.g. ['Conv2D', 'Softmax']) needs: every file that
-    defines a Register_* function those methods call, and every kernel file that defines none (shared helpers);
-    files registering other ops are left out."""
+    defines a Register_* function those methods call; of the files that define none (helpers), those named after
+    a kernel (conv_common.cc for conv.cc) go with it, the others (kernel_util.cc, ...) always."""
     table = registrations_by_method(root)
     wanted = set()
     for method in methods:
         wanted |= table.get(method, set())
-    keep = []
+    kernels, helpers, names = [], [], set()
     for rel in sources:
         if not rel.startswith(KERNEL_DIR):
             continue
         defined = set(_REGISTRATION_DEF.findall(_read(root, rel)))
-        if not defined or defined & wanted:
-            keep.append(rel)
-    return keep
+        if defined:
+            names.add(os.path.splitext(os.path.basename(rel))[0])
+            if defined & wanted:
+                kernels.append(rel)
+        else:
+            helpers.append(rel)
+    chosen = {os.path.splitext(os.path.basename(rel))[0] for rel in kernels}
+    for rel in helpers:
+        owner = os.path.splitext(os.path.basename(rel))[0]
+        owner = owner[:-len("_common")] if owner.endswith("_common") else owner
+        if owner not in names or owner in chosen:
+            kernels.append(rel)
+    return sorted(kernels)
+
+
+CMSIS_NN_DIR = "third_party/cmsis_nn/"
+_ARM_CALL = re.compile(r"\b(arm_\w+)\s*\(")
+_ARM_DEF = re.compile(r"^[A-Za-z_][\w \t\*]*?\b(arm_\w+)\s*\(([^;{}]*)\)\s*\{", re.M)
+
+
+def cmsis_nn_sources(root, sources, kernel_files):
+    """The CMSIS-NN C files the chosen kernels reach: the closure of the arm_* functions they call over the
+    functions each CMSIS-NN file defines (CMSIS-NN has one public function per file and ~110 files)."""
+    defined_in = {}
+    for rel in sources:
+        if rel.startswith(CMSIS_NN_DIR):
+            for name, _ in _ARM_DEF.findall(_read(root, rel)):
+                defined_in.setdefault(name, rel)
+    todo = [name for rel in kernel_files for name in _ARM_CALL.findall(_read(root, rel))]
+    seen, files = set(), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        rel = defined_in.get(name)
+        if rel and rel not in files:
+            files.add(rel)
+            todo += _ARM_CALL.findall(_read(root, rel))
+    return sorted(files)
 
 
 def tree_files(root):
@@ -221,7 +258,9 @@ def build_library(tflm_dir, toolchain, *, ops=None, cache_dir=None, jobs=None, l
         sources, label = all_sources, "all"
     else:
         kernels = set(kernel_sources(root, all_sources, ops))
-        sources = [rel for rel in all_sources if not rel.startswith(KERNEL_DIR) or rel in kernels]
+        picked = kernels | set(cmsis_nn_sources(root, all_sources, sorted(kernels)))
+        sources = [rel for rel in all_sources
+                   if rel in picked or not rel.startswith((KERNEL_DIR, CMSIS_NN_DIR))]
         label = hashlib.sha256(",".join(sorted(set(ops))).encode()).hexdigest()[:12]
     lib = os.path.join(out_dir, f"libtflm-{label}.a")
     if os.path.isfile(lib):
