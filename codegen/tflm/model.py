@@ -123,6 +123,7 @@ def source_context(tflite_path, tflm_dir, arena):
 
 
 def arena_record(used_bytes, measured_on):
+    """`used_bytes`: the smallest arena with which the model ran (the probe's bisection)."""
     return {"used_bytes": int(used_bytes), "size_bytes": int(used_bytes) + ARENA_ALIGNMENT_SLACK,
             "measured_on": measured_on, "alignment_slack": ARENA_ALIGNMENT_SLACK}
 

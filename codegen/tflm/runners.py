@@ -50,7 +50,8 @@ def measure_arena(tflite_path, tflm_dir, out_json, *, cache_dir=None):
         for name in ("model.cpp", "model_data.cpp", ARENA_PROBE):
             path = name if os.path.isabs(name) else os.path.join(src, name)
             obj = os.path.join(work, os.path.basename(name) + ".o")
-            _run([tc["cxx"], *_cxx_flags(root, "host"), f"-DMODEL_ARENA_SIZE={PROBE_ARENA_BYTES}", f"-I{src}",
+            _run([tc["cxx"], *_cxx_flags(root, "host"), f"-DMODEL_ARENA_SIZE={PROBE_ARENA_BYTES}",
+                  "-DMODEL_ARENA_PROBE", f"-I{src}",
                   "-c", path, "-o", obj], f"compiling {os.path.basename(name)} for the arena measurement")
             objs.append(obj)
         exe = os.path.join(work, "arena_probe")
@@ -59,7 +60,7 @@ def measure_arena(tflite_path, tflm_dir, out_json, *, cache_dir=None):
             proc = subprocess.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise TflmError(f"the TFLM arena probe for {tflite_path} did not finish in {RUN_TIMEOUT_S} s") from None
-    m = re.search(r"^arena_used_bytes=(\d+)$", proc.stdout, re.M)
+    m = re.search(r"^arena_min_bytes=(\d+)$", proc.stdout, re.M)
     if proc.returncode != 0 or m is None:
         raise TflmError(f"{tflite_path}: TensorFlow Lite Micro could not run the model with a "
                         f"{PROBE_ARENA_BYTES // (1024 * 1024)} MiB arena (probe exit {proc.returncode}, output "
@@ -68,6 +69,7 @@ def measure_arena(tflite_path, tflm_dir, out_json, *, cache_dir=None):
     pointer = re.search(r"^pointer_bytes=(\d+)$", proc.stdout, re.M).group(1)
     record = model.arena_record(int(m.group(1)), f"host x86-64 ({pointer}-byte pointers, an upper bound for "
                                                  "32-bit boards)")
+    record["arena_used_bytes"] = int(re.search(r"^arena_used_bytes=(\d+)$", proc.stdout, re.M).group(1))
     record.update(ops=ctx["ops"], library=lib)
     with atomic_open(out_json) as f:
         json.dump(record, f, indent=1)
@@ -90,7 +92,8 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
     run under QEMU with instruction counting; scores checked against expected_json byte for byte."""
     from ..runners import qemu
     from ..runners.hostcheck import parse_results
-    from ..runners.simulate import _PGMSPACE_STUB, _load_json, compare_exact, harness_source
+    from ..runners.simulate import _PGMSPACE_STUB, _load_json, harness_source
+    from .yardstick import describe, judge
 
     root = library.check_tree(tflm_dir)
     lib = library.build_library(root, "cortex-m4", ops=model.library_ops(tflite_path, root), cache_dir=cache_dir)
@@ -133,7 +136,7 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
         raise qemu.QemuError(f"firmware {elf} exited with code {res['exit_code']} under QEMU (2: TVMExecute "
                              f"failed, e.g. the arena is too small); output: {res['stdout'][-500:]!r}")
     printed = parse_results(res["stdout"])
-    compare_exact(printed, expected, f"TFLM firmware ({elf})")
+    verdict = judge([r.scores for r in printed], expected, "on the Cortex-M4")
     region = res["region"]
     if region is None or region["count"] != len(images):
         raise qemu.QemuError(f"firmware {elf} completed {0 if region is None else region['count']} "
@@ -149,7 +152,10 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
         "kernels": "cmsis-nn" if library.has_cmsis_nn(root) else "reference",
         "tflm_dir": root,
         "library": lib,
-        "exact": True,
+        "exact": verdict["resolver"] is not None,
+        "matches_resolver": verdict["resolver"],
+        "max_diff": verdict["max_diff"],
+        "verdict": describe(verdict),
         "images": [{"name": exp["name"], "title": exp["title"], "scores": r.scores, "tflite": exp["scores"]}
                    for r, exp in zip(printed, expected["images"])],
         "inferences": region["count"],

@@ -92,7 +92,7 @@ def _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes):
     both = "tvm" in cfg["backends"]
     tdir, tflm_dir, cache = os.path.join(out, "tflm"), cfg["tflm_dir"], cfg["tflm_cache"]
     name = cfg["tflm_sketch"]
-    expected = env.TinyExpected(tdir, tflite, images[2])
+    expected = env.TinyTflmExpected(tdir, tflite, images[2])
     arena = env.TinyTflmArena(tdir, tflite, tflm_dir=tflm_dir, tflm_cache=cache)
     sketch = env.TinyTflmSketch(tdir, tflite, arena, images, sketch_name=name, tflm_dir=tflm_dir,
                                 templates=cfg["templates"] or None,

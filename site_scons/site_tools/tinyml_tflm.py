@@ -30,15 +30,25 @@ def _sketch(target, source, p):
 
 
 def _hostcheck(target, source, p):
-    from codegen.runners import hostcheck
-    from codegen.tflm import runners
+    import json
 
+    from codegen.fsutil import atomic_open
+    from codegen.runners import hostcheck
+    from codegen.tflm import runners, yardstick
+
+    with open(p["expected"]) as f:
+        expected = json.load(f)
     options = runners.host_build_options(p["tflm_dir"], source[0], cache_dir=p["tflm_cache"] or None)
+    # Fails (writing nothing) on a decision that differs from tf.lite's; the verdict is then added.
     summary = hostcheck.host_check(p["sketch_dir"], p["sketch_name"], p["expected"], target[0], options)
+    verdict = yardstick.judge([row["scores"] for row in summary["images"]], expected, "on the host")
+    summary.update(exact=verdict["resolver"] is not None, matches_resolver=verdict["resolver"],
+                   max_diff=verdict["max_diff"], verdict=yardstick.describe(verdict))
+    with atomic_open(target[0]) as f:
+        json.dump(summary, f, indent=1)
     for row in summary["images"]:
-        print(f"  {row['line']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
-    print(f"  {len(summary['images'])} input(s) on TFLite Micro: same decisions as TFLite, "
-          + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
+        print(f"  {row['line']}")
+    print(f"  {len(summary['images'])} input(s) on TFLite Micro: {summary['verdict']}")
 
 
 def _simulate(target, source, p):
@@ -51,8 +61,7 @@ def _simulate(target, source, p):
     r = runners.simulate_cortex_m4(p["sketch_dir"], source[0], source[1], source[2], target[0], p["tflm_dir"],
                                    work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None)
     print(f"  Cortex-M4 (QEMU mps2-an386), TFLM {r['kernels']} kernels: {r['instructions_per_inference']:,.0f} "
-          f"instructions per inference, arena {r['arena_used_bytes_m4']:,} B used on the M4; scores identical "
-          "to TFLite")
+          f"instructions per inference, arena {r['arena_used_bytes_m4']:,} B used on the M4; {r['verdict']}")
 
 
 def _memory(target, source, p):
@@ -70,9 +79,29 @@ def _compare(target, source, p):
     print(table)
 
 
+def _generator_files(env):
+    """The files the TFLM sources are generated and measured from: a change to them redoes those stages."""
+    from codegen.emit.sketch import template_files
+    from codegen.tflm import model, runners
+
+    return [env.File(os.path.join(model.templates_dir(), t)) for t in template_files(model.templates_dir())] + \
+        [env.File(os.path.join(runners.NATIVE_DIR, f)) for f in sorted(os.listdir(runners.NATIVE_DIR))]
+
+
+def _expected(target, source, p):
+    from codegen.tflm import yardstick
+
+    yardstick.expected_scores(source[0], source[1], target[0])
+
+
+def TinyTflmExpected(env, build_dir, tflite, images_json):
+    """expected_tflm.json: tf.lite's BUILTIN_REF lines plus BUILTIN_WITHOUT_DEFAULT_DELEGATES scores."""
+    return env.TinyTflmReferenceScores(os.path.join(build_dir, "expected_tflm.json"), [tflite, images_json])
+
+
 def TinyTflmArena(env, build_dir, tflite, *, tflm_dir, tflm_cache=None):
-    return env.TinyTflmMeasureArena(os.path.join(build_dir, "arena.json"),
-                                    [tflite, params_node(env, **_tree_params(env, tflm_dir, tflm_cache))])
+    return env.TinyTflmMeasureArena(os.path.join(build_dir, "arena.json"), [tflite, *_generator_files(env),
+                                    params_node(env, **_tree_params(env, tflm_dir, tflm_cache))])
 
 
 def TinyTflmSketch(env, build_dir, tflite, arena, images, *, sketch_name, tflm_dir, templates=None, context=None):
@@ -111,7 +140,7 @@ def TinyTflmSimulate(env, build_dir, tflite, sketch_nodes, images, expected, boa
 
 def TinyTflmMemoryReport(env, build_dir, tflite, arena, board, *, tflm_dir, tflm_cache=None):
     return env.TinyTflmMemoryTable([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
-                                   [tflite, arena, params_node(env, board=board,
+                                   [tflite, arena, *_generator_files(env), params_node(env, board=board,
                                                                work_dir=os.path.join(build_dir, "memory"),
                                                                **_tree_params(env, tflm_dir, tflm_cache))])
 
@@ -146,6 +175,8 @@ def TinyBackendComparison(env, build_dir, tvm_memory, tflm_memory, board, tvm_si
 
 
 def generate(env):
+    add_builder(env, "TinyTflmReferenceScores",
+                stage_action(_expected, "TINY_TFLMEXPECTEDCOMSTR", "TFLite reference scores (two resolvers) -> $TARGET"))
     add_builder(env, "TinyTflmMeasureArena",
                 stage_action(_arena, "TINY_TFLMARENACOMSTR", "Measuring the TFLM tensor arena -> $TARGET"))
     add_builder(env, "TinyTflmRenderSketch",
@@ -160,7 +191,7 @@ def generate(env):
                 stage_action(_compare, "TINY_COMPARECOMSTR", "Comparing backends -> $TARGET"))
     add_builder(env, "TinyTflmMakeArduinoLibrary",
                 stage_action(_arduino_library, "TINY_TFLMLIBCOMSTR", "TFLM as an Arduino library -> $TARGET"))
-    for method in (TinyTflmArduinoLibrary, TinyTflmArena, TinyTflmSketch, TinyTflmHostCheck, TinyTflmSimulate, TinyTflmMemoryReport,
+    for method in (TinyTflmArduinoLibrary, TinyTflmExpected, TinyTflmArena, TinyTflmSketch, TinyTflmHostCheck, TinyTflmSimulate, TinyTflmMemoryReport,
                    TinyBackendComparison):
         env.AddMethod(method)
 
