@@ -15,6 +15,7 @@ NATIVE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native")
 ARENA_PROBE = os.path.join(NATIVE_DIR, "arena_probe.cc")
 # The probe's arena: big enough for any model a microcontroller could hold; the measured use replaces it.
 PROBE_ARENA_BYTES = 64 * 1024 * 1024
+M4_PROBE_ARENA_BYTES = 2 * 1024 * 1024       # of the emulated board's 4 MiB RAM
 RUN_TIMEOUT_S = 120
 
 
@@ -37,40 +38,57 @@ def _cxx_flags(root, toolchain):
 
 
 def measure_arena(tflite_path, tflm_dir, out_json, *, cache_dir=None):
-    """Builds the generated model sources with a PROBE_ARENA_BYTES arena against the host TFLM library, runs one
-    inference and writes {"used_bytes", "size_bytes", ...} (model.arena_record) to out_json."""
+    """Finds the smallest tensor arena the model runs with (arena_probe.cc) and writes model.arena_record(...)
+    to out_json. Measured where the tree's kernels belong: a CMSIS-NN tree on the emulated Cortex-M4F (32-bit, the
+    exact figure for the boards), any other tree on the host (64-bit pointers: an upper bound for 32-bit boards)."""
     root = library.check_tree(tflm_dir)
-    lib = library.build_library(root, "host", ops=model.library_ops(tflite_path, root), cache_dir=cache_dir)
-    files, ctx = model.model_sources(tflite_path, root, model.arena_record(PROBE_ARENA_BYTES, "probe"))
-    tc = library.TOOLCHAINS["host"]
+    on_m4 = library.has_cmsis_nn(root)
+    toolchain = "cortex-m4" if on_m4 else "host"
+    probe_bytes = M4_PROBE_ARENA_BYTES if on_m4 else PROBE_ARENA_BYTES
+    lib = library.build_library(root, toolchain, ops=model.library_ops(tflite_path, root), cache_dir=cache_dir)
+    files, ctx = model.model_sources(tflite_path, root, model.arena_record(probe_bytes, "probe"))
+    tc = library.TOOLCHAINS[toolchain]
     with tempfile.TemporaryDirectory(prefix="tflm-arena-") as work:
         write_sources(files, work)
         src = os.path.join(work, "src")
         objs = []
-        for name in ("model.cpp", "model_data.cpp", ARENA_PROBE):
-            path = name if os.path.isabs(name) else os.path.join(src, name)
-            obj = os.path.join(work, os.path.basename(name) + ".o")
-            _run([tc["cxx"], *_cxx_flags(root, "host"), f"-DMODEL_ARENA_SIZE={PROBE_ARENA_BYTES}",
-                  "-DMODEL_ARENA_PROBE", f"-I{src}",
-                  "-c", path, "-o", obj], f"compiling {os.path.basename(name)} for the arena measurement")
+        for path in (os.path.join(src, "model.cpp"), os.path.join(src, "model_data.cpp"), ARENA_PROBE):
+            obj = os.path.join(work, os.path.basename(path) + ".o")
+            _run([tc["cxx"], *_cxx_flags(root, toolchain), f"-DMODEL_ARENA_SIZE={probe_bytes}",
+                  "-DMODEL_ARENA_PROBE", f"-I{src}", "-c", path, "-o", obj],
+                 f"compiling {os.path.basename(path)} for the arena measurement")
             objs.append(obj)
-        exe = os.path.join(work, "arena_probe")
-        _run([tc["cxx"], *objs, lib, "-o", exe, "-lm"], "linking the arena probe")
-        try:
-            proc = subprocess.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise TflmError(f"the TFLM arena probe for {tflite_path} did not finish in {RUN_TIMEOUT_S} s") from None
-    m = re.search(r"^arena_min_bytes=(\d+)$", proc.stdout, re.M)
-    if proc.returncode != 0 or m is None:
+        if on_m4:
+            from ..runners import qemu
+
+            startup = os.path.join(work, "startup.o")
+            _run([tc["cc"], *qemu.ARCH_FLAGS, "-O2", "-I", qemu.BAREMETAL_DIR, "-c", qemu.STARTUP_C, "-o", startup],
+                 "compiling the M4 start-up code")
+            elf = os.path.join(work, "arena_probe.elf")
+            _run([tc["cxx"], *qemu.ARCH_FLAGS, startup, *objs, lib, "-T", qemu.LINKER_SCRIPT, *qemu.LINK_FLAGS,
+                  "-lm", "-o", elf], "linking the arena probe for the Cortex-M4")
+            res = qemu.run_firmware(elf, timeout_s=RUN_TIMEOUT_S)
+            returncode, stdout = res["exit_code"], res["stdout"]
+            where = "the emulated Cortex-M4F (QEMU mps2-an386, 32-bit pointers)"
+        else:
+            exe = os.path.join(work, "arena_probe")
+            _run([tc["cxx"], *objs, lib, "-o", exe, "-lm"], "linking the arena probe")
+            try:
+                proc = subprocess.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise TflmError(f"the TFLM arena probe for {tflite_path} did not finish in {RUN_TIMEOUT_S} s") \
+                    from None
+            returncode, stdout = proc.returncode, proc.stdout
+            where = "host x86-64 (64-bit pointers: an upper bound for 32-bit boards)"
+    m = re.search(r"^arena_min_bytes=(\d+)", stdout, re.M)
+    if returncode != 0 or m is None:
         raise TflmError(f"{tflite_path}: TensorFlow Lite Micro could not run the model with a "
-                        f"{PROBE_ARENA_BYTES // (1024 * 1024)} MiB arena (probe exit {proc.returncode}, output "
-                        f"{proc.stdout.strip()!r}); check that every op and type of the model is supported by "
-                        "TFLM's kernels")
-    pointer = re.search(r"^pointer_bytes=(\d+)$", proc.stdout, re.M).group(1)
-    record = model.arena_record(int(m.group(1)), f"host x86-64 ({pointer}-byte pointers, an upper bound for "
-                                                 "32-bit boards)")
-    record["arena_used_bytes"] = int(re.search(r"^arena_used_bytes=(\d+)$", proc.stdout, re.M).group(1))
-    record.update(ops=ctx["ops"], library=lib)
+                        f"{probe_bytes // (1024 * 1024)} MiB arena on {where} (probe exit {returncode}, output "
+                        f"{stdout.strip()[-300:]!r}); check that every op and type of the model is supported by "
+                        "TFLM's kernels, and that the model fits a microcontroller")
+    record = model.arena_record(int(m.group(1)), where)
+    record["arena_used_bytes"] = int(re.search(r"^arena_used_bytes=(\d+)", stdout, re.M).group(1))
+    record.update(ops=ctx["ops"], library=lib, toolchain=toolchain)
     with atomic_open(out_json) as f:
         json.dump(record, f, indent=1)
     return record

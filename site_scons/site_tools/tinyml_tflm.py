@@ -18,7 +18,8 @@ def _arena(target, source, p):
     from codegen.tflm import runners
 
     rec = runners.measure_arena(source[0], p["tflm_dir"], target[0], cache_dir=p["tflm_cache"] or None)
-    print(f"  TFLM arena: {rec['used_bytes']:,} B used ({rec['measured_on']}); sketch arena {rec['size_bytes']:,} B")
+    print(f"  TFLM arena: smallest that runs the model {rec['used_bytes']:,} B on {rec['measured_on']}; sketch arena "
+          f"{rec['size_bytes']:,} B")
 
 
 def _sketch(target, source, p):
@@ -61,7 +62,7 @@ def _simulate(target, source, p):
     r = runners.simulate_cortex_m4(p["sketch_dir"], source[0], source[1], source[2], target[0], p["tflm_dir"],
                                    work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None)
     print(f"  Cortex-M4 (QEMU mps2-an386), TFLM {r['kernels']} kernels: {r['instructions_per_inference']:,.0f} "
-          f"instructions per inference, arena {r['arena_used_bytes_m4']:,} B used on the M4; {r['verdict']}")
+          f"instructions per inference (TFLM reports {r['arena_used_bytes_m4']:,} B of arena used); {r['verdict']}")
 
 
 def _memory(target, source, p):
