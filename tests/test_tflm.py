@@ -206,6 +206,19 @@ def test_check_on_tflm_equals_tflite(tmp_path):
 
 
 @pytest.mark.heavy
+def test_check_tflm_on_the_trained_tutorial_model(tmp_path):
+    """The default pipeline (train, quantize with uint8 I/O) with BACKEND=tflm: QUANTIZE and MEAN kernels too."""
+    need(SHARED_TFLM_REF)
+    proc = run_scons(tmp_path, "check", BACKEND="tflm", TFLM_DIR=SHARED_TFLM_REF)
+    out = tmp_path / "nano33ble" / "tflm"
+    summary = json.loads((out / "hostcheck.json").read_text())
+    assert summary["matches_resolver"] is not None, proc.stdout
+    assert len(summary["images"]) >= 2                                # one held-out image per class
+    cpp = (out / "tflm_model" / "src" / "model.cpp").read_text()
+    assert "AddQuantize()" in cpp and "AddMean()" in cpp
+
+
+@pytest.mark.heavy
 def test_fully_connected_rounding_is_reported_against_both_resolvers(tmp_path):
     """ad01 (ten FULLY_CONNECTED layers): TFLM rounds FC requantization twice, tf.lite 2.21's BUILTIN_REF once;
     the check keeps tf.lite's decisions and says how far each resolver is."""
@@ -259,7 +272,8 @@ def test_compile_hands_tflm_to_arduino_cli_as_a_library(tmp_path):
     lib = compile_args[compile_args.index("--library") + 1]
     assert compile_args[-1].endswith(os.path.join("tflm", "tflm_model"))
     assert os.path.isfile(os.path.join(lib, "src", "TensorFlowLite.h"))
-    assert os.path.realpath(os.path.join(lib, "src", "tensorflow")) == os.path.join(SHARED_TFLM_CMSIS, "tensorflow")
+    assert os.path.realpath(os.path.join(lib, "src", "tensorflow")) == os.path.realpath(
+        os.path.join(SHARED_TFLM_CMSIS, "tensorflow"))
 
 
 def test_tflm_for_an_avr_board_stops_before_any_stage(tmp_path):

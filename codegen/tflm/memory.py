@@ -1,6 +1,6 @@
 """Memory report of the TFLM backend and the side-by-side table of both backends (BACKEND=tvm,tflm).
 
-The TFLM numbers are measured, not estimated: the model's generated sources and the arena probe's main are
+The TFLM numbers are measured, not estimated: the model's generated sources and a main that runs it are
 linked for the Cortex-M4F against the TFLM library (CMSIS-NN when the tree has it), and the same start-up code
 and printf without the model are linked as a baseline; flash = the difference in text + data, RAM = the
 difference in data + bss (the arena, the interpreter, the op resolver). Other ARM boards run the same Thumb-2 code.
@@ -10,9 +10,10 @@ import os
 
 from ..fsutil import atomic_open
 from . import library, model
-from .runners import ARENA_PROBE, NATIVE_DIR, _cxx_flags, _run, elf_sizes, write_sources
+from .runners import NATIVE_DIR, _cxx_flags, _run, elf_sizes, write_sources
 
 BASELINE_MAIN = os.path.join(NATIVE_DIR, "baseline_main.c")
+MODEL_MAIN = os.path.join(NATIVE_DIR, "memory_main.cc")
 
 
 def _link(objs, elf, lib=None):
@@ -41,7 +42,7 @@ def measure_m4(tflite_path, tflm_dir, arena, work_dir, *, cache_dir=None):
     base_obj = os.path.join(work_dir, "baseline_main.o")
     _run([tc["cc"], *c_flags, "-c", BASELINE_MAIN, "-o", base_obj], "compiling the baseline main")
     objs = [startup]
-    for path in (os.path.join(src, "model.cpp"), os.path.join(src, "model_data.cpp"), ARENA_PROBE):
+    for path in (os.path.join(src, "model.cpp"), os.path.join(src, "model_data.cpp"), MODEL_MAIN):
         obj = os.path.join(work_dir, os.path.basename(path) + ".o")
         _run([tc["cxx"], *_cxx_flags(root, "cortex-m4"), "-I", src, "-c", path, "-o", obj],
              f"compiling {os.path.basename(path)} for the Cortex-M4")
@@ -93,7 +94,7 @@ def format_report(r):
              f"{b['ram_bytes']:,} B); ops: {', '.join(r['ops'])}",
              f"flash: model {r['model_bytes']:,} B + TFLM runtime and {r['kernels']} kernels "
              f"{r['runtime_code_bytes']:,} B = {r['flash_added_bytes']:,} B",
-             f"RAM: arena {r['arena_bytes']:,} B ({r['arena_used_bytes']:,} B used, {r['arena_measured_on']}) + "
+             f"RAM: arena {r['arena_bytes']:,} B ({r['arena_used_bytes']:,} B needed on {r['arena_measured_on']}) + "
              f"interpreter, resolver, buffers = {r['ram_added_bytes']:,} B"]
     for key, label in (("flash", "Flash"), ("ram", "RAM")):
         x = r[key]
