@@ -153,7 +153,8 @@ def test_sketch_keeps_the_ino_and_replaces_the_backend_files(tmp_path):
     assert "#define MODEL_ARENA_SIZE 5016" in header                # measured use + alignment slack
     cpp = (out / "src" / "model.cpp").read_text()
     assert "MicroMutableOpResolver<1>" in cpp and "AddFullyConnected()" in cpp and "AllOpsResolver" not in cpp
-    assert cpp.index("memcpy(interpreter->input(0)") < cpp.index("Invoke()")    # input copied before each Invoke
+    execute = cpp[cpp.index('extern "C" int32_t TVMExecute('):]
+    assert execute.index("memcpy(interpreter->input(0)") < execute.index("Invoke()")   # input in before each Invoke
     data = (out / "src" / "model_data.cpp").read_text()
     assert "alignas(16) const unsigned char g_model_data[]" in data
     assert f"g_model_data_len = {os.path.getsize(AD01)};" in data

@@ -25,8 +25,8 @@ url=https://github.com/tensorflow/tflite-micro
 architectures=*
 precompiled=false
 """
-_ANCHOR = """/* Made by tinyml-scons: this header is empty on purpose. Including it lets the Arduino builder see that the
- * sketch depends on this library; the TFLM headers are then found under this src/ folder. */
+_ANCHOR = """/* Made by tinyml-scons: this header is empty on purpose. Including it lets the Arduino builder see
+ * that the sketch depends on this library; the TFLM headers are then found under this src/ folder. */
 #ifndef TINYML_SCONS_TENSORFLOWLITE_H_
 #define TINYML_SCONS_TENSORFLOWLITE_H_
 #endif

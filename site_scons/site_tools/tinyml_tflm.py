@@ -177,13 +177,15 @@ def TinyBackendComparison(env, build_dir, tvm_memory, tflm_memory, board, tvm_si
 
 def generate(env):
     add_builder(env, "TinyTflmReferenceScores",
-                stage_action(_expected, "TINY_TFLMEXPECTEDCOMSTR", "TFLite reference scores (two resolvers) -> $TARGET"))
+                stage_action(_expected, "TINY_TFLMEXPECTEDCOMSTR",
+                             "TFLite reference scores (two resolvers) -> $TARGET"))
     add_builder(env, "TinyTflmMeasureArena",
                 stage_action(_arena, "TINY_TFLMARENACOMSTR", "Measuring the TFLM tensor arena -> $TARGET"))
     add_builder(env, "TinyTflmRenderSketch",
                 stage_action(_sketch, "TINY_TFLMSKETCHCOMSTR", "Rendering TFLM sketch -> $TARGET"))
     add_builder(env, "TinyTflmRunHostCheck",
-                stage_action(_hostcheck, "TINY_TFLMHOSTCHECKCOMSTR", "Host check on TFLM (gcc + run vs TFLite) -> $TARGET"))
+                stage_action(_hostcheck, "TINY_TFLMHOSTCHECKCOMSTR",
+                             "Host check on TFLM (gcc + run vs TFLite) -> $TARGET"))
     add_builder(env, "TinyTflmRunSimulation",
                 stage_action(_simulate, "TINY_TFLMSIMULATECOMSTR", "Simulating TFLM on the Cortex-M4 -> $TARGET"))
     add_builder(env, "TinyTflmMemoryTable",
@@ -192,8 +194,8 @@ def generate(env):
                 stage_action(_compare, "TINY_COMPARECOMSTR", "Comparing backends -> $TARGET"))
     add_builder(env, "TinyTflmMakeArduinoLibrary",
                 stage_action(_arduino_library, "TINY_TFLMLIBCOMSTR", "TFLM as an Arduino library -> $TARGET"))
-    for method in (TinyTflmArduinoLibrary, TinyTflmExpected, TinyTflmArena, TinyTflmSketch, TinyTflmHostCheck, TinyTflmSimulate, TinyTflmMemoryReport,
-                   TinyBackendComparison):
+    for method in (TinyTflmArduinoLibrary, TinyTflmExpected, TinyTflmArena, TinyTflmSketch, TinyTflmHostCheck,
+                   TinyTflmSimulate, TinyTflmMemoryReport, TinyBackendComparison):
         env.AddMethod(method)
 
 
