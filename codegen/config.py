@@ -50,7 +50,13 @@ VARIABLES = {
     "LABELS": ("", "text file with one class label per line, as many as the model has outputs; empty: the "
                    "dataset's class names (training, DATA=), else class0..classN-1"),
     "TEMPLATES": ("", "folder of Jinja sketch templates; empty: the project's templates/sketch"),
-    "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino"),
+    "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino (BACKEND=tflm: tflm_model unless set)"),
+    "BACKEND": ("tvm", "code generator(s) for the MCU stages: tvm (standalone C from TVM), tflm (TensorFlow Lite "
+                       "Micro, needs TFLM_DIR=), or tvm,tflm to build both and compare them side by side"),
+    "TFLM_DIR": ("", "TensorFlow Lite Micro sources for BACKEND=tflm: a tree made by TFLM's create_tflm_tree.py or "
+                     "the Arduino library Arduino_TensorFlowLite (its folder or its src/)"),
+    "TFLM_CACHE": ("", "where the TFLM static libraries built from TFLM_DIR are kept (one per tree content and "
+                       "toolchain); empty: ~/.cache/tinyml-scons/tflm"),
     "DOWNLOAD_DIR": ("data/tutorial", "where `scons download` puts target/ (cars) and random/ (COCO) images"),
     "DOWNLOAD_LIMIT": ("", "at most this many images per class from the downloaded archives; empty: all"),
     "CARS_URL": ("", "Stanford Cars archive URL (a mirror); empty: the tutorial's"),
@@ -134,6 +140,9 @@ def parse(raw, board=None):
         "rep_data": v["REP_DATA"].strip(),
         "templates": v["TEMPLATES"].strip(),
         "sketch": v["SKETCH"].strip(),
+        "backends": _backends(v["BACKEND"]),
+        "tflm_dir": v["TFLM_DIR"].strip(),
+        "tflm_cache": v["TFLM_CACHE"].strip(),
         "build_dir": v["BUILD_DIR"].strip() or "build",
         "cache_dir": v["CACHE_DIR"].strip(),
         "download_dir": v["DOWNLOAD_DIR"].strip() or "data/tutorial",
@@ -157,6 +166,18 @@ def parse(raw, board=None):
         raise ConfigError("INPUTS= and IMAGES= (its former name) are both set, differently; give only INPUTS=")
     cfg["images"] = cfg["inputs"]       # the former name, for code that reads it
     _check_user_model(cfg)
+    # The TFLM sketch is another program: its own default name keeps it apart from the TVM one in the IDE.
+    cfg["tflm_sketch"] = v["SKETCH"].strip() if "SKETCH" in raw else "tflm_model"
+    if "tflm" in cfg["backends"]:
+        from .tflm.library import TflmError, check_tree
+
+        try:
+            check_tree(cfg["tflm_dir"])
+        except TflmError as e:
+            raise ConfigError(str(e)) from None
+        if board and str(board.get("cpu", "")).startswith(("atmega", "avr")):
+            raise ConfigError(f"BACKEND=tflm cannot target {board.get('title', 'this board')}: TensorFlow Lite Micro "
+                              "needs a 32-bit CPU; use BACKEND=tvm for AVR boards, or a board such as nano33ble")
     if not cfg["sketch"].replace("_", "a").isalnum() or cfg["sketch"][0].isdigit():
         raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (letters, digits, _)")
     if cfg["depth"] is not None and cfg["depth"] > 13:
@@ -178,6 +199,17 @@ def parse(raw, board=None):
             and not os.path.isfile(cfg["weights"]):
         raise ConfigError(f"WEIGHTS={cfg['weights']!r} does not exist; give a Keras weights file or an URL")
     return cfg
+
+
+BACKENDS = ("tvm", "tflm")
+
+
+def _backends(value):
+    chosen = _list(value) or ["tvm"]
+    for b in chosen:
+        if b not in BACKENDS:
+            raise ConfigError(f"BACKEND={value!r}: {b!r} is not a backend; use tvm, tflm or tvm,tflm")
+    return list(dict.fromkeys(chosen))
 
 
 def _alpha(arch, value):

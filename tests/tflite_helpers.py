@@ -8,6 +8,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "shared", "models")
+# TensorFlow Lite Micro trees (../shared/TFLM-TREES.md): reference kernels (host) and CMSIS-NN (Cortex-M4).
+SHARED_TFLM_REF = os.path.join(os.path.dirname(SHARED_MODELS), "tflm-tree-ref")
+SHARED_TFLM_CMSIS = os.path.join(os.path.dirname(SHARED_MODELS), "tflm-tree")
 
 
 # Every op type seen in a model that check_exact() found bit-exact in this test session (tests/test_registry.py

@@ -31,7 +31,10 @@ def _sources(sketch_dir):
     return c_files, cpp_files
 
 
-def build_host_binary(sketch_dir, sketch_name, work_dir, cc="gcc", cxx="g++", stub_dir=HOST_STUB_DIR):
+def build_host_binary(sketch_dir, sketch_name, work_dir, cc="gcc", cxx="g++", stub_dir=HOST_STUB_DIR, *,
+                      extra_flags=(), extra_cxxflags=(), libs=()):
+    """`extra_flags` (all sources), `extra_cxxflags` (C++ only, after the default -std) and `libs` (linked
+    before libm) are what a backend's runtime needs, e.g. TFLM's defines, include paths and static library."""
     c_files, cpp_files = _sources(sketch_dir)
     # Like the Arduino builder: the .ino becomes C++ with Arduino.h included first.
     ino_cpp = os.path.join(work_dir, sketch_name + ".ino.cpp")
@@ -40,15 +43,16 @@ def build_host_binary(sketch_dir, sketch_name, work_dir, cc="gcc", cxx="g++", st
     with open(ino_cpp, "w") as f:
         f.write('#include "Arduino.h"\n#line 1 "%s.ino"\n%s' % (sketch_name, ino))
     objs = []
-    flags = ["-O2", "-Wall", "-I", stub_dir, "-I", sketch_dir]
+    flags = ["-O2", "-Wall", "-I", stub_dir, "-I", sketch_dir, *extra_flags]
     steps = [(cc, ["-std=gnu99"], p) for p in c_files] + \
-            [(cxx, ["-std=gnu++11"], p) for p in cpp_files + [ino_cpp, os.path.join(stub_dir, "main.cpp")]]
+            [(cxx, ["-std=gnu++11", *extra_cxxflags], p)
+             for p in cpp_files + [ino_cpp, os.path.join(stub_dir, "main.cpp")]]
     for i, (compiler, std, src) in enumerate(steps):
         obj = os.path.join(work_dir, f"{i:03d}_{os.path.basename(src)}.o")
         _run([compiler, *std, *flags, "-c", src, "-o", obj], f"compiling {src}")
         objs.append(obj)
     exe = os.path.join(work_dir, sketch_name + ".host")
-    _run([cxx, *objs, "-o", exe, "-lm"], "linking the host check binary")
+    _run([cxx, *objs, *libs, "-o", exe, "-lm"], "linking the host check binary")
     return exe
 
 
@@ -160,11 +164,12 @@ def compare_lines(printed, expected, source, where):
                             + "\n  ".join(bad))
 
 
-def host_check(sketch_dir, sketch_name, expected_json, out_json):
+def host_check(sketch_dir, sketch_name, expected_json, out_json, build_options=None):
+    """`build_options`: keyword arguments for build_host_binary (a backend's flags and libraries)."""
     with open(expected_json) as f:
         expected = json.load(f)
     with tempfile.TemporaryDirectory(prefix="hostcheck-") as work:
-        exe = build_host_binary(sketch_dir, sketch_name, work)
+        exe = build_host_binary(sketch_dir, sketch_name, work, **(build_options or {}))
         try:
             proc = subprocess.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                                   env=dict(os.environ, HOST_LOOPS="1"))

@@ -53,13 +53,18 @@ def extract_mlf(mlf_tar, dest):
     return meta, sources, include_dir
 
 
-def harness_source(model_name, images, output_dtype, labels=None, output=None):
+def harness_source(model_name, images, output_dtype, labels=None, output=None, sketch_api=False):
     """C source of the bare-metal main: runs each input once inside an instruction-count region and prints its
     result line like the sketch does (codegen.hostcheck.result_line), with integer arithmetic only.
+
+    `sketch_api`: call the sketch's backend-neutral src/model.h (TVMInitialize once, TVMExecute per input, as
+    the TFLM backend provides) instead of the MLF's tvmgen_<model>_run.
 
     `labels`/`output`: images.json's class labels and output quantization; without them the labels are
     class0..classN-1 and the confidence is the raw top score."""
     up = model_name.upper()
+    size_macro = "MODEL_OUTPUT_SIZE" if sketch_api else f"TVMGEN_{up}_OUTPUT_SIZE"
+    run_call = "TVMExecute(images[i], output)" if sketch_api else f"tvmgen_{model_name}_run(images[i], output)"
     signed = output_dtype == "int8"
     output = output or {}
     softmax = bool(output.get("softmax"))
@@ -71,9 +76,9 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None):
         "#include <stdio.h>",
         '#include "baremetal.h"',
         '#include "images.h"',
-        f'#include "tvmgen_{model_name}.h"',
+        '#include "model.h"' if sketch_api else f'#include "tvmgen_{model_name}.h"',
         "",
-        f"static uint8_t output[TVMGEN_{up}_OUTPUT_SIZE];",
+        f"static uint8_t output[{size_macro}];",
         f"#define SCORE(k) ((int32_t){'(int8_t)' if signed else ''}output[k])",
         "",
         "static const uint8_t *const images[] = {",
@@ -89,7 +94,7 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None):
         "",
         "static void print_result(const char *title) {",
         "  unsigned k, best = 0;",
-        f"  for (k = 1; k < TVMGEN_{up}_OUTPUT_SIZE; ++k)",
+        f"  for (k = 1; k < {size_macro}; ++k)",
         "    if (SCORE(k) > SCORE(best)) best = k;",
         ('  printf("%s: %s ", title, labels[best]);' if labels else '  printf("%s: class%u ", title, best);'),
     ]
@@ -107,17 +112,18 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None):
         lines += ['  printf("%ld", (long)SCORE(best));']
     lines += [
         '  printf(" [");',
-        f"  for (k = 0; k < TVMGEN_{up}_OUTPUT_SIZE; ++k)",
+        f"  for (k = 0; k < {size_macro}; ++k)",
         '    printf("%s%ld", k ? ", " : "", (long)SCORE(k));',
         '  printf("]\\n");',
         "}",
         "",
         "int main(void) {",
         "  unsigned i;",
+        *(["  TVMInitialize();"] if sketch_api else []),
         f"  for (i = 0; i < {len(images)}u; ++i) {{",
         "    int32_t rc;",
         "    insn_region_begin();",
-        f"    rc = tvmgen_{model_name}_run(images[i], output);",
+        f"    rc = {run_call};",
         "    insn_region_end();",
         "    if (rc != 0) {",
         '      printf("model run failed on %s: %ld\\n", titles[i], (long)rc);',

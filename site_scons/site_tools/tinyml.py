@@ -9,7 +9,7 @@ from tinyml_glue import literal_nodes
 
 STAGE_TOOLS = ("tinyml_state", "tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
                "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export", "tinyml_mcu",
-               "tinyml_linux")
+               "tinyml_linux", "tinyml_tflm")
 
 
 def TinyMLPipeline(env, board_name, cfg):
@@ -79,13 +79,55 @@ def TinyMLPipeline(env, board_name, cfg):
     simulate = env.TinySimulate(out, mlf, images, expected, sketch, board, sketch_name=cfg["sketch"])
     compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
                                       flags=cfg["arduino_flags"], memory=memory[0])
-    upload = env.TinyArduinoUpload(out, compiled, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
-                                   port=cfg["port"], force=cfg["force"])
-    monitor = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
-                                     timeout=cfg["monitor_timeout"])
+    upload = monitor = None     # one board runs one program: BACKEND=tflm alone uploads the TFLM sketch
+    if "tvm" in cfg.get("backends", ("tvm",)):
+        upload = env.TinyArduinoUpload(out, compiled, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
+                                       port=cfg["port"], force=cfg["force"])
+        monitor = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
+                                         timeout=cfg["monitor_timeout"])
     nodes.update(images=images, expected=expected, mlf=mlf, export=library, sketch=sketch, check=check,
                  compile=compiled, upload=upload, monitor=monitor, memory=memory, simulate=simulate)
+    if "tflm" in cfg.get("backends", ()):
+        _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes)
     return nodes
+
+
+def _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes):
+    """BACKEND=tflm: the TFLM sketch, host check, simulate and memory under <out>/tflm/. Alone, they replace
+    the TVM stages' targets; with BACKEND=tvm,tflm both are built and `memory`/`simulate` add the comparison."""
+    both = "tvm" in cfg["backends"]
+    tdir, tflm_dir, cache = os.path.join(out, "tflm"), cfg["tflm_dir"], cfg["tflm_cache"]
+    name = cfg["tflm_sketch"]
+    expected = env.TinyTflmExpected(tdir, tflite, images[2])
+    arena = env.TinyTflmArena(tdir, tflite, tflm_dir=tflm_dir, tflm_cache=cache)
+    sketch = env.TinyTflmSketch(tdir, tflite, arena, images, sketch_name=name, tflm_dir=tflm_dir,
+                                templates=cfg["templates"] or None,
+                                context={"board": board, "classes": classes, "baud": 115200})
+    check = env.TinyTflmHostCheck(tdir, tflite, sketch, expected, sketch_name=name, tflm_dir=tflm_dir, tflm_cache=cache)
+    memory = env.TinyTflmMemoryReport(tdir, tflite, arena, board, tflm_dir=tflm_dir, tflm_cache=cache)
+    simulate = env.TinyTflmSimulate(tdir, tflite, sketch, images, expected, board, sketch_name=name, tflm_dir=tflm_dir,
+                                    tflm_cache=cache)
+    lib_dir, lib_nodes = env.TinyTflmArduinoLibrary(os.path.join(tdir, "arduino_library"), tflm_dir=tflm_dir)
+    compiled = env.TinyArduinoCompile(tdir, list(sketch) + list(lib_nodes), board, sketch_name=name,
+                                      cli=cfg["arduino_cli"], flags=[*cfg["arduino_flags"], "--library", lib_dir],
+                                      memory=memory[0])
+    staged = {"expected": expected, "sketch": sketch, "check": check, "memory": memory, "simulate": simulate,
+              "compile": compiled, "tflm_arena": arena}
+    if not both:        # one board runs one program: with both backends, upload/monitor stay TVM's
+        staged["upload"] = env.TinyArduinoUpload(tdir, compiled, board, sketch_name=name, cli=cfg["arduino_cli"],
+                                                 port=cfg["port"], force=cfg["force"])
+        staged["monitor"] = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
+                                                   timeout=cfg["monitor_timeout"])
+    if both:
+        on_qemu = (board.get("emulator") or "").startswith("qemu")
+        compare = env.TinyBackendComparison(out, nodes["memory"][0], memory[0], board,
+                                            *((nodes["simulate"], simulate) if on_qemu else ()))
+        for stage in ("expected", "sketch", "check", "memory", "simulate", "compile"):
+            staged[stage] = list(env.Flatten([nodes[stage]])) + list(env.Flatten([staged[stage]]))
+        staged["memory"] += list(compare)
+        if on_qemu:
+            staged["simulate"] += list(compare)
+    nodes.update(staged)
 
 
 def generate(env):

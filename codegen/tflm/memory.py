@@ -1,0 +1,146 @@
+"""Memory report of the TFLM backend and the side-by-side table of both backends (BACKEND=tvm,tflm).
+
+The TFLM numbers are measured, not estimated: the model's generated sources and a main that runs it are
+linked for the Cortex-M4F against the TFLM library (CMSIS-NN when the tree has it), and the same start-up code
+and printf without the model are linked as a baseline; flash = the difference in text + data, RAM = the
+difference in data + bss (the arena, the interpreter, the op resolver). Other ARM boards run the same Thumb-2 code.
+"""
+import json
+import os
+
+from ..fsutil import atomic_open
+from . import library, model
+from .runners import NATIVE_DIR, _cxx_flags, _run, elf_sizes, write_sources
+
+BASELINE_MAIN = os.path.join(NATIVE_DIR, "baseline_main.c")
+MODEL_MAIN = os.path.join(NATIVE_DIR, "memory_main.cc")
+
+
+def _link(objs, elf, lib=None):
+    from ..runners import qemu
+
+    tc = library.TOOLCHAINS["cortex-m4"]
+    _run([tc["cxx"], *qemu.ARCH_FLAGS, *objs, *([lib] if lib else []), "-T", qemu.LINKER_SCRIPT, *qemu.LINK_FLAGS,
+          "-lm", "-o", elf], f"linking {elf}")
+    return elf_sizes(elf)
+
+
+def measure_m4(tflite_path, tflm_dir, arena, work_dir, *, cache_dir=None):
+    """{"model": sizes, "baseline": sizes} of the M4 firmware with and without the model (see module doc)."""
+    from ..runners import qemu
+
+    root = library.check_tree(tflm_dir)
+    lib = library.build_library(root, "cortex-m4", ops=model.library_ops(tflite_path, root), cache_dir=cache_dir)
+    files, ctx = model.model_sources(tflite_path, root, arena)
+    work_dir = os.path.abspath(work_dir)
+    write_sources(files, work_dir)
+    src = os.path.join(work_dir, "src")
+    tc = library.TOOLCHAINS["cortex-m4"]
+    c_flags = [*qemu.ARCH_FLAGS, "-O2", "-ffunction-sections", "-fdata-sections", "-I", qemu.BAREMETAL_DIR]
+    startup = os.path.join(work_dir, "startup.o")
+    _run([tc["cc"], *c_flags, "-c", qemu.STARTUP_C, "-o", startup], "compiling the M4 start-up code")
+    base_obj = os.path.join(work_dir, "baseline_main.o")
+    _run([tc["cc"], *c_flags, "-c", BASELINE_MAIN, "-o", base_obj], "compiling the baseline main")
+    objs = [startup]
+    for path in (os.path.join(src, "model.cpp"), os.path.join(src, "model_data.cpp"), MODEL_MAIN):
+        obj = os.path.join(work_dir, os.path.basename(path) + ".o")
+        _run([tc["cxx"], *_cxx_flags(root, "cortex-m4"), "-I", src, "-c", path, "-o", obj],
+             f"compiling {os.path.basename(path)} for the Cortex-M4")
+        objs.append(obj)
+    return {"model": _link(objs, os.path.join(work_dir, "model.elf"), lib),
+            "baseline": _link([startup, base_obj], os.path.join(work_dir, "baseline.elf")),
+            "kernels": "cmsis-nn" if library.has_cmsis_nn(root) else "reference", "ops": ctx["ops"],
+            "model_bytes": ctx["model_size"]}
+
+
+def memory_report(tflite_path, arena_json, board, tflm_dir, out_json, out_txt, *, work_dir, cache_dir=None):
+    from ..device.memreport import _budget, core_margin
+
+    with open(arena_json) as f:
+        arena = json.load(f)
+    m = measure_m4(tflite_path, tflm_dir, arena, work_dir, cache_dir=cache_dir)
+    flash = (m["model"]["text"] + m["model"]["data"]) - (m["baseline"]["text"] + m["baseline"]["data"])
+    ram = (m["model"]["data"] + m["model"]["bss"]) - (m["baseline"]["data"] + m["baseline"]["bss"])
+    margin = core_margin(board)
+    report = {
+        "backend": "tflm",
+        "board": {"name": board.get("name"), "title": board.get("title"), "cpu": board.get("cpu"),
+                  "flash_bytes": int(board["flash_bytes"]), "ram_bytes": int(board["ram_bytes"])},
+        "kernels": m["kernels"], "ops": m["ops"],
+        "model_bytes": m["model_bytes"],
+        "runtime_code_bytes": flash - m["model_bytes"],
+        "arena_bytes": arena["size_bytes"], "arena_used_bytes": arena["used_bytes"],
+        "arena_measured_on": arena["measured_on"],
+        "flash_added_bytes": flash, "ram_added_bytes": ram, "code_bytes": flash - m["model_bytes"],
+        "core_margin": margin,
+        "firmware": m,
+        "flash": _budget({"tflm_and_model": flash, "core_margin": margin["flash_bytes"]}, board["flash_bytes"]),
+        "ram": _budget({"arena_interpreter_and_buffers": ram, "core_margin": margin["ram_bytes"]},
+                       board["ram_bytes"]),
+        "notes": [f"measured: Cortex-M4F link (-O2, TFLM {m['kernels']} kernels) minus the same firmware without "
+                  "the model", f"core margin: an estimated {margin['flash_bytes']} B flash and "
+                  f"{margin['ram_bytes']} B RAM for {margin['what']}"],
+    }
+    with atomic_open(out_json) as f:
+        json.dump(report, f, indent=1)
+    with atomic_open(out_txt) as f:
+        f.write(format_report(report))
+    return report
+
+
+def format_report(r):
+    b = r["board"]
+    lines = [f"TFLM memory report on {b['title']} ({b['cpu']}, flash {b['flash_bytes']:,} B, RAM "
+             f"{b['ram_bytes']:,} B); ops: {', '.join(r['ops'])}",
+             f"flash: model {r['model_bytes']:,} B + TFLM runtime and {r['kernels']} kernels "
+             f"{r['runtime_code_bytes']:,} B = {r['flash_added_bytes']:,} B",
+             f"RAM: arena {r['arena_bytes']:,} B ({r['arena_used_bytes']:,} B needed on {r['arena_measured_on']}) + "
+             f"interpreter, resolver, buffers = {r['ram_added_bytes']:,} B"]
+    for key, label in (("flash", "Flash"), ("ram", "RAM")):
+        x = r[key]
+        status = "fits" if x["fits"] else f"OVER by {x['over_by']:,} B"
+        lines.append(f"{label}: {x['total']:,} of {x['limit']:,} B ({x['percent']}%) with core margin -> {status}")
+    return "\n".join(lines + [f"note: {n}" for n in r["notes"]] + [""])
+
+
+def compare_backends(sources, out_json, out_txt, board):
+    """The table of both backends: sources = [tvm memory.json, tflm memory.json] (+ [tvm simulate.json, tflm
+    simulate.json])."""
+    def load(path):
+        with open(str(path)) as f:
+            return json.load(f)
+
+    tvm, tflm = load(sources[0]), load(sources[1])
+    sims = [load(s) for s in sources[2:4]] if len(sources) >= 4 else [None, None]
+    tvm_flash = (tvm.get("code_bytes") or 0) + tvm["constants_bytes"]
+    rows = {
+        "flash_bytes": (tvm_flash, tflm["flash_added_bytes"]),
+        "constants_or_model_bytes": (tvm["constants_bytes"], tflm["model_bytes"]),
+        "code_bytes": (tvm.get("code_bytes"), tflm["runtime_code_bytes"]),
+        "workspace_or_arena_bytes": (tvm["ram_workspace_bytes"], tflm["arena_bytes"]),
+        "ram_bytes": (tvm["ram_workspace_bytes"] + tvm["input_bytes"] + tvm["output_bytes"],
+                      tflm["ram_added_bytes"]),
+    }
+    if sims[0] and sims[1]:
+        rows["m4_instructions_per_inference"] = (sims[0]["instructions_per_inference"],
+                                                 sims[1]["instructions_per_inference"])
+    result = {"board": board.get("name"), "tflm_kernels": tflm["kernels"],
+              "rows": {k: {"tvm": a, "tflm": b} for k, (a, b) in rows.items()}}
+    labels = {"flash_bytes": "flash (code + weights), B", "constants_or_model_bytes": "  weights / model array, B",
+              "code_bytes": "  code, B", "workspace_or_arena_bytes": "workspace / arena, B",
+              "ram_bytes": "RAM total (incl. buffers), B",
+              "m4_instructions_per_inference": "Cortex-M4 instructions / inference"}
+    title = f"Backends on {board.get('title')}: TVM standalone C vs TFLite Micro ({tflm['kernels']} kernels)"
+    lines = [title, f"{'':<36} {'tvm':>14} {'tflm':>14} {'tflm/tvm':>9}"]
+    for k, (a, b) in rows.items():
+        ratio = f"{b / a:.2f}" if a and b else ""
+        fa = "n/a" if a is None else f"{a:,.0f}"
+        lines.append(f"{labels[k]:<36} {fa:>14} {b:>14,.0f} {ratio:>9}")
+    if not (sims[0] and sims[1]):
+        lines.append("(instructions: run `scons simulate BACKEND=tvm,tflm` on a board with QEMU, e.g. nano33ble)")
+    text = "\n".join(lines) + "\n"
+    with atomic_open(out_json) as f:
+        json.dump(result, f, indent=1)
+    with atomic_open(out_txt) as f:
+        f.write(text)
+    return text
