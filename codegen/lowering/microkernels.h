@@ -83,11 +83,10 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int flags) {
 /* Requantize one int32 sum (bias included) with TFLite's two roundings.  rq = {bias, multiplier, right
  * shift, rounding constant} of the channel: the constant is 2^(r-1) with TVMGEN_RQ_FAST, else the mask
  * 2^r - 1 of RoundingDivideByPOT. */
-TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_s(int32_t acc, const int32_t* rq, int stride, const int8_t* lsh,
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_v(int32_t acc, int32_t m, int32_t r, int32_t c, int32_t lshift,
                                              int flags, int32_t ozp, int32_t lo, int32_t hi) {
-  if (flags & TVMGEN_RQ_LSHIFT) acc = (int32_t)((uint32_t)acc << *lsh);
-  int32_t v = tvmgen_mk_srdhm(acc, rq[stride], flags);
-  int32_t r = rq[2 * stride], c = rq[3 * stride];
+  if (flags & TVMGEN_RQ_LSHIFT) acc = (int32_t)((uint32_t)acc << lshift);
+  int32_t v = tvmgen_mk_srdhm(acc, m, flags);
   if (flags & TVMGEN_RQ_FAST) {
     v = (v + c + (v >> 31)) >> r;
     if (flags & TVMGEN_RQ_ZP) return tvmgen_mk_sat(v, lo, hi);
@@ -96,6 +95,12 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_s(int32_t acc, const int32_t* rq, int
     v = (v >> r) - (t >> 31);
   }
   return tvmgen_mk_sat(v + ozp, lo, hi);
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_s(int32_t acc, const int32_t* rq, int stride, const int8_t* lsh,
+                                             int flags, int32_t ozp, int32_t lo, int32_t hi) {
+  return tvmgen_mk_requant_v(acc, rq[stride], rq[2 * stride], rq[3 * stride],
+                             (flags & TVMGEN_RQ_LSHIFT) ? *lsh : 0, flags, ozp, lo, hi);
 }
 
 /* the fields of a channel as consecutive words (stride 1); the depthwise kernel keeps them by field for each
@@ -131,7 +136,8 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single(int32_t acc, const int32_t* rq
 
 TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t* x, int oh, int ow, int H,
                                        int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
-                                       int PL, int32_t izp, int K4) {
+                                       int PL, int32_t izp, int K4, int M) {
+  /* M = 2 stores 2 (x - zp): the sums come out doubled, as SRDHM-by-SMMULR wants (TVMGEN_RQ_DOUBLED) */
   int k = 0;
   if ((C & 3) != 0 && KH * KW * C <= 64) {
     /* small windows over few channels (first layers): a window that lies inside the input is copied with
@@ -142,7 +148,7 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
 #pragma GCC unroll 64
       for (int t = 0; t < KH * KW * C; t++) {
         const int kh = t / (KW * C), kw = (t / C) % KW, c = t % C;
-        TVMGEN_MK_COL(t) = (int16_t)(base[(kh * DH * W + kw * DW) * C + c] - izp);
+        TVMGEN_MK_COL(t) = (int16_t)(M * (base[(kh * DH * W + kw * DW) * C + c] - izp));
       }
 #pragma GCC unroll 4
       for (int t = KH * KW * C; t < K4; t++) TVMGEN_MK_COL(t) = 0;
@@ -166,18 +172,23 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
           int32_t v = tvmgen_mk_ld4(px + c), o;
           __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
           int32_t* gw = (int32_t*)(void*)g;
-          gw[0] = __ssub16(__sxtb16(v), zz);     /* (x0, x2) */
-          gw[1] = __ssub16(o, zz);               /* (x1, x3) */
+          int32_t e2 = __ssub16(__sxtb16(v), zz), o2 = __ssub16(o, zz);     /* (x0, x2), (x1, x3) */
+          if (M == 2) {
+            e2 = __sadd16(e2, e2);
+            o2 = __sadd16(o2, o2);
+          }
+          gw[0] = e2;
+          gw[1] = o2;
 #else
-          g[0] = (int16_t)(px[c + 0] - izp);
-          g[1] = (int16_t)(px[c + 1] - izp);
-          g[2] = (int16_t)(px[c + 2] - izp);
-          g[3] = (int16_t)(px[c + 3] - izp);
+          g[0] = (int16_t)(M * (px[c + 0] - izp));
+          g[1] = (int16_t)(M * (px[c + 1] - izp));
+          g[2] = (int16_t)(M * (px[c + 2] - izp));
+          g[3] = (int16_t)(M * (px[c + 3] - izp));
 #endif
         }
         k += C;
       } else {
-        for (int c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = (int16_t)(px[c] - izp);
+        for (int c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = (int16_t)(M * (px[c] - izp));
       }
     }
   }
@@ -315,11 +326,14 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
       }
 #endif
   }
-  o0[0] = (int8_t)tvmgen_mk_requant(s00, r0, lsh, flags, ozp, lo, hi);
-  if (two) o0[OC] = (int8_t)tvmgen_mk_requant(s10, r0, lsh, flags, ozp, lo, hi);
+  /* both channels' fields in locals before the first store (a byte store may alias them, forcing reloads) */
+  const int32_t m0 = r0[1], rs0 = r0[2], c0 = r0[3], m1 = r0[5], rs1 = r0[6], c1 = r0[7];
+  const int32_t l0 = (flags & TVMGEN_RQ_LSHIFT) ? lsh[0] : 0, l1 = (flags & TVMGEN_RQ_LSHIFT) ? lsh[1] : 0;
+  o0[0] = (int8_t)tvmgen_mk_requant_v(s00, m0, rs0, c0, l0, flags, ozp, lo, hi);
+  if (two) o0[OC] = (int8_t)tvmgen_mk_requant_v(s10, m0, rs0, c0, l0, flags, ozp, lo, hi);
   if (second) {
-    o0[1] = (int8_t)tvmgen_mk_requant(s01, r0 + 4, lsh + 1, flags, ozp, lo, hi);
-    if (two) o0[OC + 1] = (int8_t)tvmgen_mk_requant(s11, r0 + 4, lsh + 1, flags, ozp, lo, hi);
+    o0[1] = (int8_t)tvmgen_mk_requant_v(s01, m1, rs1, c1, l1, flags, ozp, lo, hi);
+    if (two) o0[OC + 1] = (int8_t)tvmgen_mk_requant_v(s11, m1, rs1, c1, l1, flags, ozp, lo, hi);
   }
 }
 
@@ -354,13 +368,13 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_channels(const int16_t* col, const int8_t* 
 /* im2col of pixels p and q into the two columns of col */
 TVMGEN_MK_INLINE void tvmgen_mk_im2col_pair(int16_t* col, const int8_t* x, int p, int q, int H, int W, int C,
                                             int OW, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
-                                            int PL, int32_t izp, int K4) {
+                                            int PL, int32_t izp, int K4, int M) {
 #if TVMGEN_MK_DSP
-  tvmgen_mk_im2col(col, 8, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
-  tvmgen_mk_im2col(col, 8, 4, x, q / OW, q % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+  tvmgen_mk_im2col(col, 8, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
+  tvmgen_mk_im2col(col, 8, 4, x, q / OW, q % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
 #else
-  tvmgen_mk_im2col(col, 4, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
-  tvmgen_mk_im2col(col + K4, 4, 0, x, q / OW, q % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+  tvmgen_mk_im2col(col, 4, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
+  tvmgen_mk_im2col(col + K4, 4, 0, x, q / OW, q % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
 #endif
 }
 
@@ -374,12 +388,13 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const 
                                      int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int flags) {
   const int K4 = (KH * KW * C + 3) & ~3;
   const int P = OH * OW;
+  const int M = (flags & TVMGEN_RQ_DOUBLED) ? 2 : 1;
   for (int p = 0; p + 1 < P; p += 2) {
-    tvmgen_mk_im2col_pair(col, x, p, p + 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+    tvmgen_mk_im2col_pair(col, x, p, p + 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
     tvmgen_mk_conv_channels(col, w, rq, lsh, out + p * OC, OC, K4, 1, flags, ozp, lo, hi);
   }
   if (P & 1) {   /* a lone last pixel: computed in both columns, stored once */
-    tvmgen_mk_im2col_pair(col, x, P - 1, P - 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4);
+    tvmgen_mk_im2col_pair(col, x, P - 1, P - 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
     tvmgen_mk_conv_channels(col, w, rq, lsh, out + (P - 1) * OC, OC, K4, 0, flags, ozp, lo, hi);
   }
   return 0;
@@ -473,8 +488,12 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
     for (int ow = 0; ow < OW; ow++) {
       int8_t* o = out + (oh * OW + ow) * C;
       if (row_in && ow >= ow_lo && ow < ow_hi) {
+        /* the row's run of interior pixels: pointers stepped, no checks */
         const int8_t* base = x + ((oh * SH - PT) * W + (ow * SW - PL)) * C;
-        tvmgen_mk_dw_pixel(taps, base, 1, w, rq, lsh, o, W, C, KH, KW, DH, DW, ozp, lo, hi, flags);
+        int8_t* const o_end = o + (ow_hi - ow) * C;
+        for (; o != o_end; o += C, base += SW * C)
+          tvmgen_mk_dw_pixel(taps, base, 1, w, rq, lsh, o, W, C, KH, KW, DH, DW, ozp, lo, hi, flags);
+        ow = ow_hi - 1;
       } else {
         for (int t = 0; t < T; t++) {
           int ih = oh * SH + (t / KW) * DH - PT, iw = ow * SW + (t % KW) * DW - PL;
@@ -497,7 +516,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
                                    int32_t hi, int flags) {
   const int K4 = (K + 3) & ~3;
   for (int b = 0; b < B; b++) {
-    tvmgen_mk_im2col(col, 4, 0, x + b * K, 0, 0, 1, 1, K, 1, 1, 1, 1, 1, 1, 0, 0, izp, K4);
+    tvmgen_mk_im2col(col, 4, 0, x + b * K, 0, 0, 1, 1, K, 1, 1, 1, 1, 1, 1, 0, 0, izp, K4, 1);
     int8_t* o = out + b * U;
     for (int u = 0; u < U; u += 4) {
       const int32_t* r = rq + u * 4;

@@ -133,7 +133,7 @@ def conv_pair_weights(w, xmax):
     oc2, k4 = _round_up(oc, 2), _round_up(k, 4)
     wp = np.zeros((oc2, k4), np.int64)
     wp[:oc, :k] = np.asarray(w).reshape(oc, k)
-    if np.any(xmax * np.abs(wp[1::2]).sum(1) >= 2 ** 23) or xmax * 255 * k4 >= 2 ** 31:
+    if np.any(xmax * np.abs(wp[1::2]).sum(1) >= 2 ** 23) or xmax * 256 * k4 >= 2 ** 31:
         return None
     b_lo = (wp[0::2] + 128).astype(np.uint8)
     a_hi = wp[1::2].astype(np.int8).view(np.uint8)

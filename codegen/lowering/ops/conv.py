@@ -223,7 +223,15 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     else:
         rows = (OC + 1) // 2 * 2
         k4 = (KH * KW * C + 3) // 4 * 4
-        packed = mk.conv_pair_weights(w, xmax) if k4 >= mk.CONV_PAIR_MIN_K else None
+        # with SRDHM as one SMMULR (which needs 2 * sum) the im2col can store 2 (x - zp) so that the sums come
+        # out doubled: one SADD16 per two inputs of a pixel against one shift per output, so only when the
+        # layer has more outputs per pixel than input pairs
+        if flags & mk.RQ_SMMUL and k4 < 2 * OC:
+            rq = rq.copy()
+            rq[:, 0] *= 2
+            flags |= mk.RQ_DOUBLED
+        xeff = xmax * (2 if flags & mk.RQ_DOUBLED else 1)
+        packed = mk.conv_pair_weights(w, xeff) if k4 >= mk.CONV_PAIR_MIN_K else None
         if packed is not None:
             wk = ctx.const(packed, "conv_w2")
             flags |= mk.CONV_PAIR
