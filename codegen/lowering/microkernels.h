@@ -32,6 +32,7 @@
 #define TVMGEN_MK_ASM 0
 #endif
 
+/* all shapes, offsets and counters are int32_t: `int` is 16 bits on AVR */
 #define TVMGEN_MK_INLINE static inline __attribute__((always_inline))
 #define TVMGEN_MK_MAX_TAPS 64   /* depthwise kernels up to KH * KW = 64 (microkernels.py checks) */
 
@@ -57,7 +58,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_sat(int32_t v, int32_t lo, int32_t hi) {
 }
 
 /* SaturatingRoundingDoublingHighMul(a, m) = (a * m + 2^30) >> 31 (m > 0, no saturation case). */
-TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int flags) {
+TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int32_t flags) {
   if (flags & TVMGEN_RQ_DOUBLED) {  /* a is already 2 * sum */
 #if TVMGEN_MK_DSP
     int32_t r;
@@ -84,7 +85,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int flags) {
  * shift, rounding constant} of the channel: the constant is 2^(r-1) with TVMGEN_RQ_FAST, else the mask
  * 2^r - 1 of RoundingDivideByPOT. */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_v(int32_t acc, int32_t m, int32_t r, int32_t c, int32_t lshift,
-                                             int flags, int32_t ozp, int32_t lo, int32_t hi) {
+                                             int32_t flags, int32_t ozp, int32_t lo, int32_t hi) {
   if (flags & TVMGEN_RQ_LSHIFT) acc = (int32_t)((uint32_t)acc << lshift);
   int32_t v = tvmgen_mk_srdhm(acc, m, flags);
   if (flags & TVMGEN_RQ_FAST) {
@@ -97,15 +98,15 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_v(int32_t acc, int32_t m, int32_t r, 
   return tvmgen_mk_sat(v + ozp, lo, hi);
 }
 
-TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_s(int32_t acc, const int32_t* rq, int stride, const int8_t* lsh,
-                                             int flags, int32_t ozp, int32_t lo, int32_t hi) {
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_s(int32_t acc, const int32_t* rq, int32_t stride, const int8_t* lsh,
+                                             int32_t flags, int32_t ozp, int32_t lo, int32_t hi) {
   return tvmgen_mk_requant_v(acc, rq[stride], rq[2 * stride], rq[3 * stride],
                              (flags & TVMGEN_RQ_LSHIFT) ? *lsh : 0, flags, ozp, lo, hi);
 }
 
 /* the fields of a channel as consecutive words (stride 1); the depthwise kernel keeps them by field for each
  * group of four channels (stride 4), so that the four channels' values load together */
-TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const int8_t* lsh, int flags,
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const int8_t* lsh, int32_t flags,
                                            int32_t ozp, int32_t lo, int32_t hi) {
   return tvmgen_mk_requant_s(acc, rq, 1, lsh, flags, ozp, lo, hi);
 }
@@ -115,7 +116,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const
  * t - 32, 2^(t-33) (the rounding term's high word; its low word is 0 unless t == 32: then 2^31)}. */
 #define TVMGEN_RQS_T32 1     /* some channel has t == 32: its rounding term is in the low word */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single(int32_t acc, const int32_t* rq, int32_t ozp, int32_t lo,
-                                                  int32_t hi, int flags) {
+                                                  int32_t hi, int32_t flags) {
   const uint32_t low = (flags & TVMGEN_RQS_T32) ? (rq[2] == 0 ? 0x80000000u : 0u) : 0u;
   int64_t v = (int64_t)acc * rq[1] + (((int64_t)rq[3] << 32) | low);
   return tvmgen_mk_sat(((int32_t)(v >> 32) >> rq[2]) + ozp, lo, hi);
@@ -134,39 +135,39 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single(int32_t acc, const int32_t* rq
 #define TVMGEN_MK_COL(k) col[((k) >> 2) * G + J + ((k) & 3)]
 #endif
 
-TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t* x, int oh, int ow, int H,
-                                       int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
-                                       int PL, int32_t izp, int K4, int M) {
+TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int32_t G, int32_t J, const int8_t* x, int32_t oh, int32_t ow, int32_t H,
+                                       int32_t W, int32_t C, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT,
+                                       int32_t PL, int32_t izp, int32_t K4, int32_t M) {
   /* M = 2 stores 2 (x - zp): the sums come out doubled, as SRDHM-by-SMMULR wants (TVMGEN_RQ_DOUBLED) */
-  int k = 0;
+  int32_t k = 0;
   if ((C & 3) != 0 && KH * KW * C <= 64) {
     /* small windows over few channels (first layers): a window that lies inside the input is copied with
      * every offset and column position a constant (fully unrolled), no per-tap checks */
-    const int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
+    const int32_t ih0 = oh * SH - PT, iw0 = ow * SW - PL;
     if (ih0 >= 0 && ih0 + (KH - 1) * DH < H && iw0 >= 0 && iw0 + (KW - 1) * DW < W) {
       const int8_t* base = x + (ih0 * W + iw0) * C;
 #pragma GCC unroll 64
-      for (int t = 0; t < KH * KW * C; t++) {
-        const int kh = t / (KW * C), kw = (t / C) % KW, c = t % C;
+      for (int32_t t = 0; t < KH * KW * C; t++) {
+        const int32_t kh = t / (KW * C), kw = (t / C) % KW, c = t % C;
         TVMGEN_MK_COL(t) = (int16_t)(M * (base[(kh * DH * W + kw * DW) * C + c] - izp));
       }
 #pragma GCC unroll 4
-      for (int t = KH * KW * C; t < K4; t++) TVMGEN_MK_COL(t) = 0;
+      for (int32_t t = KH * KW * C; t < K4; t++) TVMGEN_MK_COL(t) = 0;
       return;
     }
   }
-  for (int kh = 0; kh < KH; kh++) {
-    int ih = oh * SH + kh * DH - PT;
-    for (int kw = 0; kw < KW; kw++) {
-      int iw = ow * SW + kw * DW - PL;
+  for (int32_t kh = 0; kh < KH; kh++) {
+    int32_t ih = oh * SH + kh * DH - PT;
+    for (int32_t kw = 0; kw < KW; kw++) {
+      int32_t iw = ow * SW + kw * DW - PL;
       if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-        for (int c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = 0;
+        for (int32_t c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = 0;
         continue;
       }
       const int8_t* px = x + (ih * W + iw) * C;
       if ((C & 3) == 0) {           /* k is a multiple of 4 here: whole groups */
         int16_t* g = &TVMGEN_MK_COL(k);
-        for (int c = 0; c < C; c += 4, g += G) {
+        for (int32_t c = 0; c < C; c += 4, g += G) {
 #if TVMGEN_MK_DSP
           const int32_t zz = (int32_t)(((uint32_t)(uint16_t)izp << 16) | (uint16_t)izp);
           int32_t v = tvmgen_mk_ld4(px + c), o;
@@ -188,7 +189,7 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
         }
         k += C;
       } else {
-        for (int c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = (int16_t)(M * (px[c] - izp));
+        for (int32_t c = 0; c < C; c++, k++) TVMGEN_MK_COL(k) = (int16_t)(M * (px[c] - izp));
       }
     }
   }
@@ -201,8 +202,8 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int G, int J, const int8_t*
  * are in col; `two` = 0 for a lone last pixel, `second` = 0 for a lone last channel (compile-time constants
  * at every call, so the stores are unconditional code). */
 TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, const int32_t* r0,
-                                          const int8_t* lsh, int8_t* o0, int OC, int K4, int two, int second,
-                                          int32_t sx0, int32_t sx1, int flags, int32_t ozp, int32_t lo,
+                                          const int8_t* lsh, int8_t* o0, int32_t OC, int32_t K4, int32_t two, int32_t second,
+                                          int32_t sx0, int32_t sx1, int32_t flags, int32_t ozp, int32_t lo,
                                           int32_t hi) {
   int32_t s00 = r0[0], s01 = r0[4], s10 = s00, s11 = s01;
   if (flags & TVMGEN_CONV_PAIR) {
@@ -247,10 +248,10 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
 #undef TVMGEN_MK_PAIR_STEP
 #undef TVMGEN_MK_PAIR_OPERANDS
 #else
-    for (int k = 0; k < K4; k += 4) {
+    for (int32_t k = 0; k < K4; k += 4) {
       const uint8_t* wg = (const uint8_t*)wp + k * 2;
-      for (int j = 0; j < 4; j++) {
-        const int q = (j & 1) * 4 + (j >> 1) * 2;   /* input j of the group: word j & 1, halfword j >> 1 */
+      for (int32_t j = 0; j < 4; j++) {
+        const int32_t q = (j & 1) * 4 + (j >> 1) * 2;   /* input j of the group: word j & 1, halfword j >> 1 */
 #if TVMGEN_MK_DSP
         const int32_t x0 = col[k * 2 + (((j & 1) << 1) | (j >> 1))];
         const int32_t x1 = col[k * 2 + 4 + (((j & 1) << 1) | (j >> 1))];
@@ -315,13 +316,14 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
 #else
       const int16_t* c0 = col;
       const int16_t* c1 = col + K4;
-      for (int k = 0; k < K4; k += 4) {
+      for (int32_t k = 0; k < K4; k += 4) {
         const int8_t* wa = wp + k * 2;   /* [group][2 channels][4] */
-        for (int j = 0; j < 4; j++) {
-          s00 += c0[k + j] * wa[j];
-          s10 += c1[k + j] * wa[j];
-          s01 += c0[k + j] * wa[4 + j];
-          s11 += c1[k + j] * wa[4 + j];
+        for (int32_t j = 0; j < 4; j++) {
+          /* products in int32_t: int is 16 bits on AVR, and 2 (x - zp) * w reaches 65,280 */
+          s00 += (int32_t)c0[k + j] * wa[j];
+          s10 += (int32_t)c1[k + j] * wa[j];
+          s01 += (int32_t)c0[k + j] * wa[4 + j];
+          s11 += (int32_t)c1[k + j] * wa[4 + j];
         }
       }
 #endif
@@ -339,11 +341,11 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
 
 /* All output channels of two pixels (or of one: two = 0), with pointer increments only. */
 TVMGEN_MK_INLINE void tvmgen_mk_conv_channels(const int16_t* col, const int8_t* w, const int32_t* rq,
-                                              const int8_t* lsh, int8_t* o0, int OC, int K4, int two,
-                                              int flags, int32_t ozp, int32_t lo, int32_t hi) {
+                                              const int8_t* lsh, int8_t* o0, int32_t OC, int32_t K4, int32_t two,
+                                              int32_t flags, int32_t ozp, int32_t lo, int32_t hi) {
   int32_t sx0 = 0, sx1 = 0;          /* the columns' sums, for packed-pair weights */
   if (flags & TVMGEN_CONV_PAIR) {
-    for (int k = 0; k < K4; k += 4) {
+    for (int32_t k = 0; k < K4; k += 4) {
 #if TVMGEN_MK_DSP
       const int32_t* g = (const int32_t*)(const void*)(col + k * 2);
       sx0 = __smlad(g[0], 0x00010001, __smlad(g[1], 0x00010001, sx0));
@@ -366,9 +368,9 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_channels(const int16_t* col, const int8_t* 
 }
 
 /* im2col of pixels p and q into the two columns of col */
-TVMGEN_MK_INLINE void tvmgen_mk_im2col_pair(int16_t* col, const int8_t* x, int p, int q, int H, int W, int C,
-                                            int OW, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
-                                            int PL, int32_t izp, int K4, int M) {
+TVMGEN_MK_INLINE void tvmgen_mk_im2col_pair(int16_t* col, const int8_t* x, int32_t p, int32_t q, int32_t H, int32_t W, int32_t C,
+                                            int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT,
+                                            int32_t PL, int32_t izp, int32_t K4, int32_t M) {
 #if TVMGEN_MK_DSP
   tvmgen_mk_im2col(col, 8, 0, x, p / OW, p % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
   tvmgen_mk_im2col(col, 8, 4, x, q / OW, q % OW, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
@@ -383,13 +385,13 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col_pair(int16_t* col, const int8_t* x, int p
  * tvmgen_mk_requant), bias without zero-point folding; col: scratch of 2 * K4 int16, the columns of two
  * pixels (interleaved by group with the DSP extension).  Two pixels x two channels per step. */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const int32_t* rq, const int8_t* lsh,
-                                     int16_t* col, int8_t* out, int H, int W, int C, int OH, int OW, int OC,
-                                     int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
-                                     int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int flags) {
-  const int K4 = (KH * KW * C + 3) & ~3;
-  const int P = OH * OW;
-  const int M = (flags & TVMGEN_RQ_DOUBLED) ? 2 : 1;
-  for (int p = 0; p + 1 < P; p += 2) {
+                                     int16_t* col, int8_t* out, int32_t H, int32_t W, int32_t C, int32_t OH, int32_t OW, int32_t OC,
+                                     int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT, int32_t PL,
+                                     int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  const int32_t K4 = (KH * KW * C + 3) & ~3;
+  const int32_t P = OH * OW;
+  const int32_t M = (flags & TVMGEN_RQ_DOUBLED) ? 2 : 1;
+  for (int32_t p = 0; p + 1 < P; p += 2) {
     tvmgen_mk_im2col_pair(col, x, p, p + 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
     tvmgen_mk_conv_channels(col, w, rq, lsh, out + p * OC, OC, K4, 1, flags, ozp, lo, hi);
   }
@@ -406,12 +408,12 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const 
  * rounded up to 4, zero-filled; rq: [C4/4][4 fields][4 channels] with the input zero point folded into the bias (bias - zp *
  * sum(w)), so a padding tap reads `zrow` (C bytes of zp, scratch) and adds zp * w - zp * w = 0.  Output
  * pixels whose taps all lie inside the input use constant tap offsets; the others a table of tap rows. */
-TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* base, int use_base,
+TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* base, int32_t use_base,
                                          const int16_t* w, const int32_t* rq, const int8_t* lsh, int8_t* o,
-                                         int W, int C, int KH, int KW, int DH, int DW, int32_t ozp,
-                                         int32_t lo, int32_t hi, int flags) {
-  const int T = KH * KW;
-  int g = 0;
+                                         int32_t W, int32_t C, int32_t KH, int32_t KW, int32_t DH, int32_t DW, int32_t ozp,
+                                         int32_t lo, int32_t hi, int32_t flags) {
+  const int32_t T = KH * KW;
+  int32_t g = 0;
   for (; g + 4 <= C; g += 4) {
     const int32_t* r = rq + g * 4;        /* [group][field][4 channels] */
     int32_t a0 = r[0], a1 = r[1], a2 = r[2], a3 = r[3];
@@ -420,7 +422,7 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* 
     const int16_t* wp = wg;
 #endif
 #pragma GCC unroll 25
-    for (int t = 0; t < T; t++) {
+    for (int32_t t = 0; t < T; t++) {
       const int8_t* px = use_base ? base + ((t / KW) * DH * W + (t % KW) * DW) * C + g : tp[t] + g;
 #if TVMGEN_MK_ASM
       int32_t xv, xe, we, wo;
@@ -448,10 +450,10 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* 
       a3 = __smlatt(xo, wo, a3);
 #else
       const int16_t* wt = wg + t * 4;
-      a0 += px[0] * wt[0];
-      a2 += px[2] * wt[1];
-      a1 += px[1] * wt[2];
-      a3 += px[3] * wt[3];
+      a0 += (int32_t)px[0] * wt[0];      /* int32_t: x * 2w reaches 32,768 (int is 16 bits on AVR) */
+      a2 += (int32_t)px[2] * wt[1];
+      a1 += (int32_t)px[1] * wt[2];
+      a3 += (int32_t)px[3] * wt[3];
 #endif
     }
     o[g + 0] = (int8_t)tvmgen_mk_requant_s(a0, r, 4, lsh + g, flags, ozp, lo, hi);
@@ -459,33 +461,33 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* 
     o[g + 2] = (int8_t)tvmgen_mk_requant_s(a2, r + 2, 4, lsh + g + 2, flags, ozp, lo, hi);
     o[g + 3] = (int8_t)tvmgen_mk_requant_s(a3, r + 3, 4, lsh + g + 3, flags, ozp, lo, hi);
   }
-  for (int c = g; c < C; c++) {          /* channels after the last group of four */
-    const int j = c - g, q = (j & 1) ? 2 + (j >> 1) : (j >> 1);
+  for (int32_t c = g; c < C; c++) {          /* channels after the last group of four */
+    const int32_t j = c - g, q = (j & 1) ? 2 + (j >> 1) : (j >> 1);
     const int32_t* r = rq + g * 4 + j;
     int32_t a = r[0];
-    for (int t = 0; t < T; t++) {
+    for (int32_t t = 0; t < T; t++) {
       const int8_t* px = use_base ? base + ((t / KW) * DH * W + (t % KW) * DW) * C : tp[t];
-      a += px[c] * w[g * T + t * 4 + q];
+      a += (int32_t)px[c] * w[g * T + t * 4 + q];
     }
     o[c] = (int8_t)tvmgen_mk_requant_s(a, r, 4, lsh + c, flags, ozp, lo, hi);
   }
 }
 
 TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, const int32_t* rq,
-                                       const int8_t* lsh, int8_t* zrow, int8_t* out, int H, int W, int C,
-                                       int OH, int OW, int KH, int KW, int SH, int SW, int DH, int DW, int PT,
-                                       int PL, int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int flags) {
-  const int T = KH * KW;
+                                       const int8_t* lsh, int8_t* zrow, int8_t* out, int32_t H, int32_t W, int32_t C,
+                                       int32_t OH, int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT,
+                                       int32_t PL, int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  const int32_t T = KH * KW;
   const int8_t* taps[TVMGEN_MK_MAX_TAPS];
   /* output rows/columns whose taps are all inside the input */
-  int oh_lo = (PT + SH - 1) / SH, ow_lo = (PL + SW - 1) / SW;
-  int oh_hi = (H - 1 + PT - (KH - 1) * DH) / SH + 1, ow_hi = (W - 1 + PL - (KW - 1) * DW) / SW + 1;
+  int32_t oh_lo = (PT + SH - 1) / SH, ow_lo = (PL + SW - 1) / SW;
+  int32_t oh_hi = (H - 1 + PT - (KH - 1) * DH) / SH + 1, ow_hi = (W - 1 + PL - (KW - 1) * DW) / SW + 1;
   if (H - 1 + PT - (KH - 1) * DH < 0) oh_hi = 0;
   if (W - 1 + PL - (KW - 1) * DW < 0) ow_hi = 0;
   memset(zrow, (int)izp, (size_t)C);
-  for (int oh = 0; oh < OH; oh++) {
-    const int row_in = oh >= oh_lo && oh < oh_hi;
-    for (int ow = 0; ow < OW; ow++) {
+  for (int32_t oh = 0; oh < OH; oh++) {
+    const int32_t row_in = oh >= oh_lo && oh < oh_hi;
+    for (int32_t ow = 0; ow < OW; ow++) {
       int8_t* o = out + (oh * OW + ow) * C;
       if (row_in && ow >= ow_lo && ow < ow_hi) {
         /* the row's run of interior pixels: pointers stepped, no checks */
@@ -495,8 +497,8 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
           tvmgen_mk_dw_pixel(taps, base, 1, w, rq, lsh, o, W, C, KH, KW, DH, DW, ozp, lo, hi, flags);
         ow = ow_hi - 1;
       } else {
-        for (int t = 0; t < T; t++) {
-          int ih = oh * SH + (t / KW) * DH - PT, iw = ow * SW + (t % KW) * DW - PL;
+        for (int32_t t = 0; t < T; t++) {
+          int32_t ih = oh * SH + (t / KW) * DH - PT, iw = ow * SW + (t % KW) * DW - PL;
           taps[t] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x + (ih * W + iw) * C : zrow;
         }
         tvmgen_mk_dw_pixel(taps, x, 0, w, rq, lsh, o, W, C, KH, KW, DH, DW, ozp, lo, hi, flags);
@@ -512,13 +514,13 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
  * single-rounding form of tvmgen_mk_requant_single, bias without zero-point folding; col: scratch of K4 int16,
  * the row as (x - zp). */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const int32_t* rq, int16_t* col,
-                                   int8_t* out, int B, int K, int U, int32_t izp, int32_t ozp, int32_t lo,
-                                   int32_t hi, int flags) {
-  const int K4 = (K + 3) & ~3;
-  for (int b = 0; b < B; b++) {
+                                   int8_t* out, int32_t B, int32_t K, int32_t U, int32_t izp, int32_t ozp, int32_t lo,
+                                   int32_t hi, int32_t flags) {
+  const int32_t K4 = (K + 3) & ~3;
+  for (int32_t b = 0; b < B; b++) {
     tvmgen_mk_im2col(col, 4, 0, x + b * K, 0, 0, 1, 1, K, 1, 1, 1, 1, 1, 1, 0, 0, izp, K4, 1);
     int8_t* o = out + b * U;
-    for (int u = 0; u < U; u += 4) {
+    for (int32_t u = 0; u < U; u += 4) {
       const int32_t* r = rq + u * 4;
       int32_t a0 = r[0], a1 = r[4], a2 = r[8], a3 = r[12];
       const int8_t* wq = w + u * K4;
@@ -556,7 +558,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
 #elif TVMGEN_MK_DSP
       const int32_t* cp = (const int32_t*)(const void*)col;
       const int32_t* wp = (const int32_t*)(const void*)wq;
-      for (int k = 0; k < K4; k += 4) {
+      for (int32_t k = 0; k < K4; k += 4) {
         int32_t xe = cp[0], xo = cp[1], wv, we, wo;
         cp += 2;
 #define TVMGEN_MK_FC_LANE(acc, i)                                  \
@@ -573,8 +575,8 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
         wp += 4;
       }
 #else
-      for (int k = 0; k < K4; k += 4) {
-        for (int j = 0; j < 4; j++) {
+      for (int32_t k = 0; k < K4; k += 4) {
+        for (int32_t j = 0; j < 4; j++) {
           const int32_t xv = col[k + j];
           const int8_t* wg = wq + k * 4 + j;
           a0 += xv * wg[0];
@@ -605,15 +607,15 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
  * then [U4/2][K%4][2: b', a] for the last K % 4 inputs; rq: [U4][4] single rounding, the input zero point
  * folded into the bias (the sums use x itself). */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, const int32_t* rq, int8_t* out,
-                                        int B, int K, int U, int32_t ozp, int32_t lo, int32_t hi, int flags) {
-  const int K4 = K & ~3, KT = K - K4;
+                                        int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  const int32_t K4 = K & ~3, KT = K - K4;
   const uint8_t* wt = w + ((U + 3) / 4) * K4 * 4;       /* tail weights */
-  for (int b = 0; b < B; b++) {
+  for (int32_t b = 0; b < B; b++) {
     const int8_t* xr = x + b * K;
     int32_t sx = 0;
-    for (int k = 0; k < K; k++) sx += xr[k];
+    for (int32_t k = 0; k < K; k++) sx += xr[k];
     int8_t* o = out + b * U;
-    for (int u = 0; u < U; u += 4) {
+    for (int32_t u = 0; u < U; u += 4) {
       int32_t s0 = 0, t0 = 0, s1 = 0, t1 = 0;
       const uint8_t* wp = w + u * K4;
 #if TVMGEN_MK_ASM
@@ -654,10 +656,10 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, co
 #undef TVMGEN_MK_FCP_OPERANDS
       }
 #else
-      for (int k = 0; k < K4; k += 4, wp += 16) {
-        for (int j = 0; j < 4; j++) {
+      for (int32_t k = 0; k < K4; k += 4, wp += 16) {
+        for (int32_t j = 0; j < 4; j++) {
           /* input k + j sits in word (j & 1), halfword (j >> 1) of each pair's 8 bytes */
-          const int q = (j & 1) * 4 + (j >> 1) * 2;
+          const int32_t q = (j & 1) * 4 + (j >> 1) * 2;
           const int32_t xv = xr[k + j];
           s0 += xv * (wp[q] + 256 * (int8_t)wp[q + 1]);
           t0 += xv * wp[q];
@@ -666,7 +668,7 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, co
         }
       }
 #endif
-      for (int k = 0; k < KT; k++) {       /* the last K % 4 inputs */
+      for (int32_t k = 0; k < KT; k++) {       /* the last K % 4 inputs */
         const int32_t xv = xr[K4 + k];
         const uint8_t* p0 = wt + ((u / 2) * KT + k) * 2;
         const uint8_t* p1 = wt + ((u / 2 + 1) * KT + k) * 2;
@@ -694,11 +696,11 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, co
  * 256-entry tables of each input's scaled value (ops/elementwise.py) indexed from -128, rq = {0, multiplier,
  * right shift, rounding constant} of the output scaling (tvmgen_mk_requant). */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_add(const int8_t* a, const int8_t* b, const int32_t* ta, const int32_t* tb,
-                                    const int32_t* rq, const int8_t* lsh, int8_t* out, int N, int subtract,
-                                    int32_t ozp, int32_t lo, int32_t hi, int flags) {
+                                    const int32_t* rq, const int8_t* lsh, int8_t* out, int32_t N, int32_t subtract,
+                                    int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
   const int32_t* ta0 = ta + 128;
   const int32_t* tb0 = tb + 128;
-  for (int i = 0; i < N; i++) {
+  for (int32_t i = 0; i < N; i++) {
     const int32_t s = subtract ? ta0[a[i]] - tb0[b[i]] : ta0[a[i]] + tb0[b[i]];
     out[i] = (int8_t)tvmgen_mk_requant(s, rq, lsh, flags, ozp, lo, hi);
   }

@@ -188,6 +188,21 @@ def _strip_tvm(src):
     return text
 
 
+def _canonical_offsets(text):
+    """The TVMScript of extern kernels names their buffers' elem_offset type variables in an order that varies
+    from run to run; number them by first use within each function so that the MLF's tir.txt is
+    byte-reproducible."""
+    text = re.sub(r"(?m)^\s*elem_offset(?:_\d+)? = TypeVar\(.*\)\n", "", text)
+    out = []
+    names = {}
+    for line in text.splitlines(True):
+        if line.lstrip().startswith("def "):
+            names = {}
+        out.append(re.sub(r"(?<![\w.])(elem_offset(?:_\d+)?)\b(?!\s*=)",
+                          lambda m: names.setdefault(m.group(1), "offset_%d" % len(names)), line))
+    return "".join(out)
+
+
 def lower(model, model_name="default"):
     """Lower `model` to C. Returns a `Lowered`. Raises ModelError on failure."""
     try:
@@ -257,7 +272,7 @@ def _lower(model, model_name):
         mod[gv] = func
     lw.relax_text = mod["main"].script(show_meta=False)
     tir_mod = tvm.IRModule({gv: f for gv, f in new_funcs.items()})
-    lw.tir_text = tir_mod.script(show_meta=False)
+    lw.tir_text = _canonical_offsets(tir_mod.script(show_meta=False))
 
     # --- memory planning (Relax) ------------------------------------------------------
     planned = tvm.transform.Sequential([
