@@ -119,3 +119,15 @@ def shared_tmp():
     os.chmod(folder, 0o755)
     yield pathlib.Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def serial_port():
+    """A real character device (a pty) standing in for a board's serial port: PORT= must name a device, and
+    the arduino-cli stand-in lists this one as the board's."""
+    master, slave = os.openpty()
+    try:
+        yield os.ttyname(slave)
+    finally:
+        os.close(master)
+        os.close(slave)

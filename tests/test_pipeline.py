@@ -88,9 +88,11 @@ def test_changing_epochs_retrains_and_identical_tflite_stops_there(tiny_build, t
     assert "Generating synthetic" not in stages and "Packing dataset" not in stages
     # Retraining with the same settings is deterministic: the .tflite comes out byte-identical, so nothing
     # after quantization runs again.
+    # (--cache-disable: otherwise the finished-target records put the deleted model.keras back, as SCons'
+    # CacheDir would)
     tflite = (build / "nano33ble" / "model.tflite").read_bytes()
     (build / "nano33ble" / "model.keras").unlink()
-    stages = built_stages(run_scons(build, EPOCHS="2").stdout)
+    stages = built_stages(run_scons(build, "--cache-disable", EPOCHS="2").stdout)
     assert stages == ["Training MobileNetV1", "Quantizing (TFLite PTQ)"]
     assert (build / "nano33ble" / "model.tflite").read_bytes() == tflite
 
@@ -104,12 +106,12 @@ def test_compile_without_arduino_cli_says_how_to_install(tiny_build, tmp_path):
     assert not (build / "nano33ble" / "firmware" / "compile.json").exists()
 
 
-def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_path):
+def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_path, serial_port):
     build, _ = tiny_build
     run_scons(build)
     log = tmp_path / "calls.log"
     cli = os.path.join(ROOT, "tests", "fixtures", "fake_arduino_cli.py")
-    ports = json.dumps([["/dev/ttyACM0", "0x2341", "0x805A", "arduino:mbed_nano:nano33ble"]])
+    ports = json.dumps([[serial_port, "0x2341", "0x805A", "arduino:mbed_nano:nano33ble"]])
     env = {"FAKE_ARDUINO_LOG": str(log), "FAKE_ARDUINO_PORTS": ports}
 
     def calls():
@@ -122,12 +124,12 @@ def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_pa
     result = json.loads((build / "nano33ble" / "firmware" / "compile.json").read_text())
     assert "arduino:mbed_nano:nano33ble" in result["command"] and result["sections"]["text"]["size"] > 0
     record = json.loads((build / "nano33ble" / "firmware" / "upload.json").read_text())
-    assert record["port"] == "/dev/ttyACM0" and record["firmware_sha256"] == result["firmware_sha256"]
+    assert record["port"] == serial_port and record["firmware_sha256"] == result["firmware_sha256"]
 
-    proc = run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0")
+    proc = run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port)
     assert calls() == []                         # same binary, same port: nothing to do
     assert "upload skipped" in proc.stdout
-    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", FORCE="1")
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port, FORCE="1")
     assert calls() == ["upload --fqbn"]
 
     # Other test images: the sketch changes, so compile once and upload once; then an edit of one image does
@@ -136,21 +138,21 @@ def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_pa
     for p, src in zip(imgs, ("target", "random")):
         shutil.copy(build / "nano33ble" / "heldout" / f"{src}.png", p)
     images = ",".join(map(str, imgs))
-    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", IMAGES=images)
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port, IMAGES=images)
     assert calls() == ["core list", "compile --fqbn", "upload --fqbn"]
     arr = np.asarray(Image.open(imgs[0])).copy()
     arr[:4, :4] = 255 - arr[:4, :4]
     Image.fromarray(arr).save(imgs[0])
-    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", IMAGES=images)
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port, IMAGES=images)
     assert calls() == ["core list", "compile --fqbn", "upload --fqbn"]
 
     # A failed upload records nothing, so the next run uploads again.
     proc = run_scons(build, "upload", check=False, env={**env, "FAKE_ARDUINO_FAIL": "upload"}, ARDUINO_CLI=cli,
-                     PORT="/dev/ttyACM0", FORCE="1", IMAGES=images)
+                     PORT=serial_port, FORCE="1", IMAGES=images)
     assert proc.returncode != 0 and "fake upload error" in proc.stderr
     assert not (build / "nano33ble" / "firmware" / "upload.json").exists()
     calls()
-    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT="/dev/ttyACM0", IMAGES=images)
+    run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port, IMAGES=images)
     assert calls() == ["upload --fqbn"]
 
     # Missing core and compile errors: one clear message each, and the next run retries.

@@ -255,6 +255,9 @@ class StageCache(SCons.CacheDir.CacheDir):
             _write_atomically(base + ".json", json.dumps(
                 {"target": target, "key": self.stage_key(node), "sha256": _sha256(base + ".data")}))
         except OSError as e:
+            # a partial copy (disk full, file size limit) must not stay behind
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.remove(tmp)
             self._warn_once("record", f"cannot record finished targets in {os.path.dirname(base)} "
                                       f"({e.strerror}): a crash of this build would redo them")
 
