@@ -86,7 +86,8 @@ def _check_sources(ext, sources, name, meta):
     assert not _float_types(lib0)
     lib1 = open(os.path.join(ext, "codegen", "host", "src", "%s_lib1.c" % name)).read()
     assert not _float_types(lib1)  # all-integer kernels (comments may say "doubled")
-    assert "const int8_t" in lib0 and "const int32_t" in lib0
+    # weights as int8 (or as bytes packed for the microkernels), tables as int32
+    assert ("const int8_t" in lib0 or "const uint8_t" in lib0) and "const int32_t" in lib0
     for f in ("src/relax.txt", "src/tir.txt"):
         assert os.path.getsize(os.path.join(ext, f)) > 0
 

@@ -93,6 +93,12 @@ def hold_build_lock(target_dir):
         lock.write(str(os.getpid()))
         lock.flush()
         _held_locks[path] = lock
+        # temp files of records that a killed run was writing (the lock is ours: nobody else writes them now)
+        import glob
+
+        for stale in glob.glob(os.path.join(directory, RECORDS_DIR, "*.tmp")):
+            with contextlib.suppress(OSError):
+                os.remove(stale)
         if SCons.Script.GetOption("clean"):
             # `scons -c` means "build from scratch next time": the records must not bring the targets back.
             import shutil
@@ -252,6 +258,9 @@ class StageCache(SCons.CacheDir.CacheDir):
 
                 shutil.copy2(target, tmp)
             os.replace(tmp, base + ".data")
+            # rename() of two links to the same file does nothing (POSIX): an unchanged target's link stays
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
             _write_atomically(base + ".json", json.dumps(
                 {"target": target, "key": self.stage_key(node), "sha256": _sha256(base + ".data")}))
         except OSError as e:
