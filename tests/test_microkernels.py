@@ -298,25 +298,6 @@ def _requant_surgery(model):
     big_bias("rq_dw_big", 3)
 
 
-def _convert_int8_per_tensor(model, X, rep=16):
-    """convert_int8 with per-tensor weight scales (the converter's per-channel quantization switched off)."""
-    import tensorflow as tf
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def representative():
-        for i in range(min(rep, len(X))):
-            yield [X[i:i + 1].astype(np.float32)]
-
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    conv._experimental_disable_per_channel = True
-    conv._experimental_disable_per_channel_quantization_for_dense_layers = True
-    return conv.convert()
-
-
 def _fuse_activations(buf, cycle):
     """The converted flatbuffer with fused activations set on its conv / depthwise / FC ops that have none,
     taking `cycle`'s entries in turn: the converter only fuses RELU / RELU6 where the calibrated range already
@@ -413,7 +394,7 @@ def models(tmp_path_factory):
         m.set_weights(trained)
         if case["surgery"] is not None:
             case["surgery"](m)
-        buf = convert_int8(m, X) if case["per_channel"] else _convert_int8_per_tensor(m, X)
+        buf = convert_int8(m, X, per_channel=case["per_channel"])
         if case["fuse"]:
             buf = _fuse_activations(buf, case["fuse"])
         p = str(d / ("%s.tflite" % name))

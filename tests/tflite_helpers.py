@@ -55,8 +55,9 @@ def convert_float(model):
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-def convert_int8(model, X, in_type="int8", out_type="int8", rep=16):
-    """Full-integer TFLite flatbuffer of a Keras model, calibrated on X[:rep] (float inputs)."""
+def convert_int8(model, X, in_type="int8", out_type="int8", rep=16, per_channel=True):
+    """Full-integer TFLite flatbuffer of a Keras model, calibrated on X[:rep] (float inputs); per_channel=False
+    gives per-tensor weight scales (the converter's per-channel quantization switched off)."""
     import tensorflow as tf
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -69,6 +70,9 @@ def convert_int8(model, X, in_type="int8", out_type="int8", rep=16):
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = getattr(tf, in_type)
     conv.inference_output_type = getattr(tf, out_type)
+    if not per_channel:
+        conv._experimental_disable_per_channel = True
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
     return conv.convert()
 
 
