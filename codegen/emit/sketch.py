@@ -86,6 +86,14 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
                 outputs[rel] = f.read()
     for name, data in model_sources.items():
         outputs[os.path.join("src", "model", name)] = data
+    return write_sketch(sketch_dir, outputs, images_c, images_h)
+
+
+def write_sketch(sketch_dir, outputs, images_c, images_h):
+    """Writes `outputs` ({path in the sketch: bytes}) plus the embedded inputs into `sketch_dir`, each file only
+    when its bytes changed (arduino-cli's cache survives), and removes what an earlier render left; returns the
+    files actually (re)written.  Shared by every backend's sketch."""
+    outputs = dict(outputs)
     for path in (images_c, images_h):
         with open(path, "rb") as f:
             outputs[os.path.join("src", os.path.basename(path))] = f.read()

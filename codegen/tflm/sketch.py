@@ -13,8 +13,7 @@ under ARDUINO), the host check and the simulation link the library built from TF
 import json
 import os
 
-from ..emit.sketch import INO_TEMPLATE, output_name, template_files
-from ..fsutil import write_if_changed
+from ..emit.sketch import INO_TEMPLATE, output_name, template_files, write_sketch
 from . import model
 
 
@@ -59,13 +58,4 @@ def render(templates_dir, sketch_dir, sketch_name, tflite_path, tflm_dir, arena_
     rendered = model.render_templates(templates_dir, base_ctx, only=keep)
     for rel in keep:
         outputs[output_name(rel, sketch_name)] = rendered[rel[:-3] if rel.endswith(".j2") else rel]
-    for path in (images_c, images_h):
-        with open(path, "rb") as f:
-            outputs[os.path.join("src", os.path.basename(path))] = f.read()
-    written = []
-    for rel, data in sorted(outputs.items()):
-        path = os.path.join(sketch_dir, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if write_if_changed(path, data):
-            written.append(rel)
-    return written
+    return write_sketch(sketch_dir, outputs, images_c, images_h)
