@@ -85,6 +85,16 @@ def requant_double(bias, mult, shift, abound, constant, out_range):
     return rq.astype(np.int32), lsh.astype(np.int8), flags
 
 
+def doubled_sums(rq, flags, when):
+    """The tables and flags for a kernel that delivers 2 * sum (doubled weights or inputs) when `when`: the bias
+    doubled too, TVMGEN_RQ_DOUBLED set (SRDHM is then one SMMULR without a shift)."""
+    if not when:
+        return rq, flags
+    rq = rq.copy()
+    rq[:, 0] *= 2
+    return rq, flags | RQ_DOUBLED
+
+
 def requant_single(bias, mult, shift):
     """Tables of the single-rounding MultiplyByQuantizedMultiplier for tvmgen_mk_requant_single, or None when
     some channel's total shift 31 - shift is below 32 (the form needs the rounding term in the high word)."""

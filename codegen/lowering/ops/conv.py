@@ -213,12 +213,8 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     if depthwise:
         rows = (OC + 3) // 4 * 4
         # with SRDHM as one SMMULR (which needs 2 * sum), store 2 w and 2 bias: the sum comes out doubled
-        doubled = bool(flags & mk.RQ_SMMUL)
-        if doubled:
-            rq = rq.copy()
-            rq[:, 0] *= 2
-            flags |= mk.RQ_DOUBLED
-        wk = ctx.const(mk.depthwise_weights(w) * (2 if doubled else 1), "dw_w16")
+        rq, flags = mk.doubled_sums(rq, flags, bool(flags & mk.RQ_SMMUL))
+        wk = ctx.const(mk.depthwise_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1), "dw_w16")
         scratch, sdt, cfunc = C, "int8", "tvmgen_mk_dwconv"
     else:
         rows = (OC + 1) // 2 * 2
@@ -226,10 +222,7 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         # with SRDHM as one SMMULR (which needs 2 * sum) the im2col can store 2 (x - zp) so that the sums come
         # out doubled: one SADD16 per two inputs of a pixel against one shift per output, so only when the
         # layer has more outputs per pixel than input pairs
-        if flags & mk.RQ_SMMUL and k4 < 2 * OC:
-            rq = rq.copy()
-            rq[:, 0] *= 2
-            flags |= mk.RQ_DOUBLED
+        rq, flags = mk.doubled_sums(rq, flags, bool(flags & mk.RQ_SMMUL) and k4 < 2 * OC)
         xeff = xmax * (2 if flags & mk.RQ_DOUBLED else 1)
         packed = mk.conv_pair_weights(w, xeff) if k4 >= mk.CONV_PAIR_MIN_K else None
         if packed is not None:
