@@ -94,8 +94,6 @@ def test_read_only_build_dir_is_one_error_before_any_stage(shared_tmp):
 
 
 @pytest.mark.heavy
-@pytest.mark.xfail(strict=True, reason="open: the host check reruns with an empty --debug=explain after a failed "
-                                       "INPUTS= build (issue 11, item 7); the stages before it are kept")
 def test_after_a_failed_inputs_build_one_run_settles(tiny_build, tmp_path):
     """Before, after a failed IMAGES= build the next two scons runs both redid the host check."""
     build, _ = tiny_build

@@ -153,7 +153,20 @@ def _literal_path_builder():
     return LiteralPathBuilder
 
 
+def _declared_inputs_only():
+    """A source scanner that adds nothing: a stage declares every file it reads.
+
+    SCons' C scanner skips a generated file that is not yet known to be current when its reader is first
+    visited, and never rescans it if that file then turns out up to date (nothing was built). After a failed
+    build, the host check's implicit dependencies were saved half-empty and the next two runs redid it. All
+    the generated C a stage compiles is among its explicit sources already."""
+    import SCons.Scanner
+
+    return SCons.Scanner.Base(lambda node, env, path: [], name="TinyDeclaredInputs")
+
+
 def add_builder(env, name, stage, emitter=None, **kw):
     comstr_var, default_comstr, action = stage
     env.SetDefault(**{comstr_var: default_comstr})
+    kw.setdefault("source_scanner", _declared_inputs_only())
     env["BUILDERS"][name] = _literal_path_builder()(action=action, emitter=_locking(emitter), **kw)
