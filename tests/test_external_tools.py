@@ -62,3 +62,36 @@ def test_port_must_be_a_device(tmp_path):
         with pytest.raises(PipelineError, match=needle):
             arduino.check_port(port)
     assert arduino.check_port("/dev/null") == "/dev/null" and arduino.check_port("COM3") == "COM3"
+
+
+def test_a_stop_request_from_the_main_thread_ends_a_hung_arduino_cli_in_a_worker_thread(tmp_path):
+    """scons -j2 runs stages in worker threads, which no signal handler reaches: the main thread's handler
+    calls codegen.interrupt.request_stop, which must end a child that ignores SIGTERM at once. In a subprocess:
+    a stop request is final for the process that makes it."""
+    import subprocess
+    import sys
+
+    cli = _cli(tmp_path, "trap '' TERM; sleep 60 & wait; sleep 60")
+    script = f"""
+import sys, threading, time
+sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r})
+from codegen import interrupt
+from codegen.device import arduino
+outcome = []
+def stage():
+    try:
+        arduino.installed_cores({cli!r})
+    except KeyboardInterrupt:
+        outcome.append("interrupted")
+worker = threading.Thread(target=stage)
+worker.start()
+time.sleep(1.0)
+start = time.monotonic()
+interrupt.request_stop()
+worker.join(20)
+print(outcome, round(time.monotonic() - start, 1))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    outcome, seconds = proc.stdout.rsplit(" ", 1)
+    assert outcome == "['interrupted']", proc.stdout + proc.stderr
+    assert float(seconds) < 5

@@ -138,6 +138,29 @@ def test_ctrl_c_during_training_and_codegen_leaves_nothing_trusted(tmp_path):
     assert "TVM codegen (standalone C, MLF)" in stages and "Training MobileNetV1" not in stages
 
 
+@pytest.mark.heavy
+def test_sigterm_with_j2_ends_the_running_stage_promptly(tmp_path):
+    """With -j2 a stage runs in a worker thread that no signal handler reaches; SCons alone only stops
+    scheduling, and training went on to its last epoch. SIGTERM goes to scons only (as `kill` or a CI timeout)."""
+    build = tmp_path / "b"
+    args = {**TINY, "BUILD_DIR": str(build), "SAMPLES": "120", "EPOCHS": "40"}
+    cmd = [scons_exe(), "-C", ROOT, "-j2", *[f"{k}={v}" for k, v in args.items()], "train"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if "Epoch 2/" in line:
+            break
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    seen += proc.stdout.read()
+    proc.wait(timeout=120)
+    assert time.monotonic() - start < 20, seen
+    assert proc.returncode != 0 and "Epoch 40/" not in seen, seen
+    assert "error: interrupted" in seen and "model.keras" in seen, seen
+    assert not (build / "nano33ble" / "model.keras").exists() and _temp_files(build) == []
+
+
 def test_disk_full_while_writing_then_rerun(tiny_build):
     build, _ = tiny_build
     run_scons(build)

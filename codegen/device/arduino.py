@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 
+from .. import interrupt
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 
@@ -54,7 +55,8 @@ def _run(cmd, what, timeout_s):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                             start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=timeout_s)
+        with interrupt.child(proc, own_group=True):     # -j2: a signal in the main thread kills the group
+            out, err = proc.communicate(timeout=timeout_s)
     except BaseException as e:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

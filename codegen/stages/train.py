@@ -11,6 +11,7 @@ Every architecture takes 0..255 pixels and rescales them itself, as its Keras ap
 """
 import json
 
+from .. import interrupt
 from ..errors import PipelineError
 from ..fsutil import atomic_open, atomic_path
 
@@ -158,7 +159,7 @@ def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weigh
                   metrics=["accuracy"])
     xf = x.astype("float32")
     hist = model.fit(xf[~is_val], y[~is_val], validation_data=(xf[is_val], y[is_val]), epochs=epochs,
-                     batch_size=batch, shuffle=True, verbose=verbose)
+                     batch_size=batch, shuffle=True, verbose=verbose, callbacks=[interrupt.keras_callback()])
     if any(v != v for v in hist.history["loss"]):  # NaN
         raise PipelineError("training diverged (loss became NaN); try another SEED or fewer EPOCHS")
 

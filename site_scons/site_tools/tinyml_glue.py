@@ -56,13 +56,21 @@ def _interruptible():
     In the main thread (-j1) a KeyboardInterrupt is raised inside the stage instead; its atomic writes then
     drop their temporary files, child processes are killed (codegen.device.arduino kills arduino-cli's whole
     process group), and SCons' handler is called so that the build stops. Worker threads (-j2 and up)
-    cannot install handlers: there the stage finishes and SCons stops after it.
+    cannot install handlers: there the main thread's handler asks the stages to stop (codegen.interrupt).
     """
     if threading.current_thread() is not threading.main_thread():
+        # A signal sent to the process goes to any thread that does not block it. Taken by a worker (or a
+        # TensorFlow thread it started, which inherits its mask), it left the main thread asleep in SCons'
+        # join() until the stage ended, and SCons' handler ran minutes late. Blocked here, it wakes the main
+        # thread, whose handler stops the stages (stop_stages_on_signals).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
         yield
         return
 
     def stop(signum, frame):
+        from codegen import interrupt
+
+        interrupt.request_stop()
         raise KeyboardInterrupt
 
     scons_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -78,6 +86,36 @@ def _interruptible():
     finally:
         for sig, handler in scons_handlers.items():
             signal.signal(sig, handler)
+
+
+def stop_stages_on_signals():
+    """Makes SCons' own Ctrl-C/SIGTERM/SIGHUP handler also stop the stages running in worker threads (-j2+).
+
+    SCons installs its handler when the build starts (Jobs._setup_sig_handler) and offers no hook: it only
+    stops scheduling, and a running stage went on (a 30-minute arduino-cli timeout, minutes of training).
+    The wrapper chains codegen.interrupt.request_stop after SCons' handler: child process groups are killed
+    and training ends at the next batch, each with the usual "interrupted" error line."""
+    import SCons.Taskmaster.Job as job
+
+    setup = job.Jobs._setup_sig_handler
+    if getattr(setup, "tinyml_chained", False):
+        return
+
+    def chained_setup(self):
+        setup(self)
+        from codegen import interrupt
+
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            scons_handler = signal.getsignal(sig) if sig is not None else None
+            if callable(scons_handler):
+                def handler(signum, frame, scons_handler=scons_handler):
+                    scons_handler(signum, frame)
+                    interrupt.request_stop()
+
+                signal.signal(sig, handler)
+
+    chained_setup.tinyml_chained = True
+    job.Jobs._setup_sig_handler = chained_setup
 
 
 def stage_action(fn, comstr_var, default_comstr):

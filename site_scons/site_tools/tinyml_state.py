@@ -366,6 +366,9 @@ def generate(env):
 
     # From now on Python-level output survives a stage's fd-level silencing, and odd file names print.
     install_filters()
+    from tinyml_glue import stop_stages_on_signals
+
+    stop_stages_on_signals()
     env["CACHEDIR_CLASS"] = StageCache
     if getattr(env, "_CacheDir_path", None) is None:
         # No CACHE_DIR: the class still runs SCons' cache hooks, which keep the records of finished targets.
