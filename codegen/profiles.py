@@ -283,7 +283,7 @@ def resolve(arguments, path, saving=False):
     return Resolved(profiles, env, env_from, raw, sources)
 
 
-def save(path, arguments):
+def save(path, arguments, dry_run=False):
     """Writes the command line's variables (`arguments`, with ENV=NAME) into [env:NAME] of `path`: keys it
     gives replace the section's, its other keys, sections and comments stay. Returns what it wrote.
 
@@ -315,6 +315,10 @@ def save(path, arguments):
     if bad:
         raise ConfigError(f"{bad[0]}={arguments[bad[0]]!r} cannot be kept in an ini file as it is (a line break, "
                           f"or ' ;' / ' #', which start a comment there); pass it on the command line instead")
+    written = "\n".join(f"  {_line(k, arguments[k])}" for k in arguments)
+    verb = "updated" if section in profiles.sections else "added"
+    if dry_run:     # scons -n
+        return f"would have {verb} [{section}] in {profiles.shown} (scons -n: not written):\n{written}"
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tinyml-ini-", dir=folder)
     try:
@@ -329,8 +333,7 @@ def save(path, arguments):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    written = "\n".join(f"  {_line(k, arguments[k])}" for k in arguments)
-    return f"{'updated' if section in profiles.sections else 'added'} [{section}] in {profiles.shown}:\n{written}"
+    return f"{verb} [{section}] in {profiles.shown}:\n{written}"
 
 
 def _line(key, value):
@@ -445,7 +448,7 @@ def help_width():
 
 def variables_help(resolved, board_dicts, width=100):
     """`scons -h`'s variable table: names aligned to the longest, each with its value in force and where that
-    comes from (aligned too, values longer than a column push only their own row), its help wrapped under it."""
+    comes from (aligned too; a longer value pushes only its own row's source), its help wrapped under it."""
     rows = in_force(resolved, board_dicts)
     helps = {name: help_text for name, (_, help_text) in config.VARIABLES.items()}
     name_width = max(len(name) for name, _, _ in rows)
@@ -453,9 +456,8 @@ def variables_help(resolved, board_dicts, width=100):
     indent = " " * (2 + name_width + 2)
     out = [f"  {'NAME':<{name_width}}  {'VALUE':<{value_width}}  FROM"]
     for name, value, source in rows:
-        out.append(textwrap.fill(f"{value:<{value_width}}  {source}", width,
-                                 initial_indent=f"  {name:<{name_width}}  ", subsequent_indent=indent + "    ",
-                                 break_on_hyphens=False, break_long_words=False))
+        # one line, however long (a path): a row is found by its name, and a file name is not cut in two
+        out.append(f"  {name:<{name_width}}  {value:<{value_width}}  {source}")
         out.append(textwrap.fill(helps[name], width, initial_indent=indent + "  ", subsequent_indent=indent + "  ",
                                  break_on_hyphens=False))
     return "\n".join(out)
