@@ -53,11 +53,11 @@ def _shown(path):
 def _parser():
     # default_section: a name no one writes, so that a [DEFAULT] section is reported as unknown instead of
     # silently applying to every section (configparser's meaning, not PlatformIO's).
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"),
-                                       default_section="\0unused", strict=True)
-    return parser
+    return configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"),
+                                     default_section="\0unused", strict=True)
 
 
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 _HEADER = re.compile(r"\[(?P<name>[^]]+)\]")
 _KEY = re.compile(r"(?P<key>[^=:\s][^=:]*?)\s*[=:]")
 
@@ -99,8 +99,9 @@ class Profiles:
         try:
             parser.read_string(text, source=self.shown)
         except configparser.Error as e:
-            raise ConfigError(f"{self.shown}{_line_of(e)}: {_what(e, text.splitlines())}; fix the file (PlatformIO-style: [env], "
-                              f"[env:NAME] sections of KEY = value lines) or remove it") from None
+            raise ConfigError(f"{self.shown}{_line_of(e)}: {_what(e, text.splitlines())}; fix the file "
+                              "(PlatformIO-style: [env], [env:NAME] sections of KEY = value lines) or remove it") \
+                from None
         lines = {}
         for kind, section, key, i in _scan(text.splitlines()):
             if kind == "section":
@@ -122,7 +123,10 @@ class Profiles:
         for section, values in self.sections.items():
             if section == TOOL_SECTION:
                 allowed = {k.upper() for k in TOOL_KEYS}
-            elif section == COMMON or (section.startswith("env:") and section[4:].strip()):
+            elif section.startswith("env:") and not _PROFILE_NAME.fullmatch(section[4:]):
+                raise ConfigError(f"{self.where(section)}: [{section}] is not a profile name; use letters, digits "
+                                  "and - _ . + after env: (no spaces), e.g. [env:mega-tiny]")
+            elif section == COMMON or section.startswith("env:"):
                 allowed = set(config.VARIABLES) - {CHOOSER}
                 if section != COMMON:
                     allowed |= {k.upper() for k in SECTION_KEYS}
@@ -147,7 +151,7 @@ class Profiles:
             self._chain(name)      # an unknown or circular `extends` is an error even in an unused profile
 
     def envs(self):
-        return [s[4:].strip() for s in self.sections if s.startswith("env:")]
+        return [s[4:] for s in self.sections if s.startswith("env:")]
 
     def default_env(self):
         value, _ = self.sections.get(TOOL_SECTION, {}).get("DEFAULT_ENVS", ("", None))
@@ -294,7 +298,7 @@ def save(path, arguments, dry_run=False):
     if not name:
         raise ConfigError("`scons save` needs ENV=NAME, the profile to write, e.g. scons save ENV=mega-tiny "
                           "BOARD=mega EPOCHS=5")
-    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+    if not _PROFILE_NAME.fullmatch(name):
         raise ConfigError(f"ENV={name!r} is not a profile name; use letters, digits and - _ . +")
     if not arguments:
         raise ConfigError(f"`scons save ENV={name}` was given no variables to save; add them, e.g. "

@@ -228,6 +228,7 @@ def command_line_message(**raw):
     ("[env:a]\nEPOCHS 3\n", {"ENV": "a"}, "{ini}:2: 'EPOCHS 3' is not a KEY = value line"),
     ("[env:a]\nEPOCHS = 1\nepochs = 2\n", {"ENV": "a"}, "{ini}:3: 'epochs' is given twice in [env:a]"),
     ("[envs:a]\n", {}, "{ini}:1: unknown section [envs:a]"),
+    ("[env]\n[env: a]\n", {}, "{ini}:2: [env: a] is not a profile name"),
     ("[env:a]\nextends = env:b\n[env:b]\nextends = a\n", {"ENV": "a"}, "{ini}:2: [env:a] extends itself"),
     ("[tinyml]\ndefault_envs = a, b\n[env:a]\n[env:b]\n", {}, "{ini}:2: default_envs names 2 profiles"),
     ("[env]\nENV = a\n", {}, "{ini}:2: unknown key 'ENV' in [env]; ENV= chooses a profile on the command line"),
