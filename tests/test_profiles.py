@@ -68,6 +68,13 @@ BATCH = 8
     assert sources["BATCH"].endswith("[env:mega-tiny]") and sources["BOARD"].endswith("[env:mega-tiny]")
     assert sources["SEED"].endswith("[env]") and sources["CHANNELS"].endswith("[env]")
     assert sources["SIZE"] == "board default (boards.json: mega)" and sources["SAMPLES"] == "built-in default"
+    # several boards: a value their model_defaults set differently is shown per board
+    both = {name: (value, source) for name, value, source in
+            profiles.in_force(profiles.resolve({"BOARD": "mega,nano33ble"}, str(ini)),
+                              [boards.get("mega"), boards.get("nano33ble")])}
+    assert both["DEPTH"] == ("mega: 2; nano33ble: (empty)", "mega: board default (boards.json); nano33ble: "
+                                                            "built-in default")
+    assert both["CHANNELS"][1].endswith("[env]") and both["BATCH"] == ("32", "built-in default")
     # The same file without ENV=: only [env] applies
     assert profiles.resolve({}, str(ini)).parse()["epochs"] == 20
 
@@ -267,3 +274,7 @@ def test_without_a_file_help_says_how_to_write_one(tmp_path):
     missing = scons(tmp_path / "tinyml.ini", "dataset", ENV="x", BUILD_DIR=tmp_path / "b")
     assert missing.returncode == 2 and "there is no" in error_lines(missing)[0]
     assert profiles.project_file(ROOT) == os.path.join(ROOT, "tinyml.ini")
+    if not os.path.exists(os.path.join(ROOT, "tinyml.ini")):     # without --project-conf: the project's file
+        default = subprocess.run([scons_exe(), "-C", ROOT, "-h", f"BUILD_DIR={tmp_path / 'b'}"],
+                                 capture_output=True, text=True, timeout=300)
+        assert "Profiles: none (tinyml.ini does not exist" in default.stdout
