@@ -35,6 +35,10 @@ SECTION_KEYS = ("extends",)
 # Chooses the section: a command-line-only variable, never a key in one.
 CHOOSER = "ENV"
 
+# Comma-separated lists (config.parse splits them): a value on several lines in the file, one item per line as
+# in platformio.ini, is the same list. Other values on several lines join with spaces (ARDUINO_FLAGS=).
+LIST_VARIABLES = ("BOARD", "INPUTS", "IMAGES", "BACKEND")
+
 COMMAND_LINE = "command line"
 BUILT_IN = "built-in default"
 
@@ -278,13 +282,20 @@ def resolve(arguments, path, saving=False):
     for section in chain:
         for key, (value, line) in profiles.sections[section].items():
             if key in config.VARIABLES:
-                raw[key] = value
+                raw[key] = _one_line(key, value)
                 sources[key] = (f"{profiles.shown} [{section}]",
                                 f"{profiles.shown}:{line} [{section}]" if line else f"{profiles.shown} [{section}]")
     for key, value in arguments.items():
         raw[key] = value
         sources[key] = (COMMAND_LINE, None)
     return Resolved(profiles, env, env_from, raw, sources)
+
+
+def _one_line(key, value):
+    lines = [line.strip() for line in value.splitlines() if line.strip()]
+    if key in LIST_VARIABLES:
+        return ",".join(item.strip(",") for item in lines)
+    return " ".join(lines)
 
 
 def save(path, arguments, dry_run=False):
@@ -479,7 +490,7 @@ def profiles_help(resolved):
     column = max([len(e) for e in envs] + [0]) + 2
     for env in envs:
         values = profiles.sections[f"env:{env}"]
-        text = " ".join(f"{k}={v}" for k, (v, _) in values.items() if k in config.VARIABLES)
+        text = " ".join(f"{k}={_one_line(k, v)}" for k, (v, _) in values.items() if k in config.VARIABLES)
         if "EXTENDS" in values:
             text += f" (extends {values['EXTENDS'][0]})"
         mark = "*" if env == resolved.env else " "

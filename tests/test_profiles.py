@@ -57,12 +57,17 @@ BATCH = 4
 extends = env:base
 board = mega      ; keys are case-insensitive
 BATCH = 8
+ARDUINO_FLAGS = --warnings all
+    --verbose
 """)
     chosen = profiles.resolve({"ENV": "mega-tiny", "EPOCHS": "2"}, str(ini))
     cfg = chosen.parse("mega")
     assert (cfg["epochs"], cfg["batch"], cfg["seed"], cfg["channels"], cfg["size"], cfg["depth"], cfg["samples"]) \
         == (2, 8, 3, 3, 32, 2, 1000)
-    assert cfg["boards"] == ["mega"]
+    assert cfg["boards"] == ["mega"] and cfg["arduino_flags"] == ["--warnings", "all", "--verbose"]
+    # a list on several lines, as platformio.ini writes them
+    listed = write(tmp_path / "listed.ini", "[env:two]\nBOARD =\n    mega,\n    nano33ble\n")
+    assert profiles.resolve({"ENV": "two"}, str(listed)).parse()["boards"] == ["mega", "nano33ble"]
     sources = {name: source for name, _, source in profiles.in_force(chosen, [boards.get("mega")])}
     assert sources["EPOCHS"] == "command line"
     assert sources["BATCH"].endswith("[env:mega-tiny]") and sources["BOARD"].endswith("[env:mega-tiny]")
