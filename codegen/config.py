@@ -21,6 +21,8 @@ IO_TYPES = ("uint8", "int8")
 
 # name: (default, help)
 VARIABLES = {
+    "ENV": ("", "profile: use the [env:NAME] section of tinyml.ini (see Profiles below; the command line overrides "
+                "it); empty: the file's [tinyml] default_envs, if any"),
     "BOARD": ("nano33ble", "target board(s), comma separated; see codegen/device/boards.json"),
     "DATA": ("", "folder of class subfolders (images/<class>/*.jpg|png); empty: the built-in synthetic dataset"),
     "MODEL": ("", "your model instead of training ARCH: a full-int8 .tflite (used as it is) or a Keras .keras/.h5 "
