@@ -288,6 +288,11 @@ def resolve(arguments, path, saving=False):
     for key, value in arguments.items():
         raw[key] = value
         sources[key] = (COMMAND_LINE, None)
+    if env and "BUILD_DIR" not in raw:
+        # Each profile builds in its own folder, as PlatformIO's .pio/build/<env>: switching between two
+        # profiles of one board then rebuilds nothing (they shared build/<BOARD>/ and retrained every time).
+        raw["BUILD_DIR"] = os.path.join(config.VARIABLES["BUILD_DIR"][0], env)
+        sources["BUILD_DIR"] = (f"profile {env}'s own folder", None)
     return Resolved(profiles, env, env_from, raw, sources)
 
 

@@ -189,6 +189,7 @@ MONITOR_TIMEOUT = 45
     assert rows["BATCH"][:2] == ("32", "built-in default")
     assert rows["DATA"][:2] == ("(empty)", "built-in default")
     assert rows["ENV"][:2] == ("mega-tiny", "command line")
+    assert rows["BUILD_DIR"][:2] == (os.path.join("build", "mega-tiny"), "profile mega-tiny's own folder")
     # one value column for all names (aligned to the longest), no quoted numbers, wrapped to the width
     assert len({column for _, _, column in rows.values()}) == 1
     assert "'20'" not in proc.stdout and "'32'" not in proc.stdout
