@@ -39,8 +39,11 @@ class _ThreadFilteredStream:
     def write(self, text):
         if getattr(_local, "muted", 0):
             return len(text)
-        written = self._out.write(text)
-        self._out.flush()
+        try:
+            written = self._out.write(text)
+            self._out.flush()
+        except BrokenPipeError:     # `scons -h | head`: the reader left; what is left to say goes nowhere
+            return len(text)
         return written
 
     def writelines(self, lines):
@@ -49,7 +52,8 @@ class _ThreadFilteredStream:
 
     def flush(self):
         if not getattr(_local, "muted", 0):
-            self._out.flush()
+            with contextlib.suppress(BrokenPipeError):
+                self._out.flush()
 
     def fileno(self):
         return self._out.fileno()
