@@ -110,7 +110,8 @@ def TinyTflmSketch(env, build_dir, tflite, arena, images, *, sketch_name, tflm_d
 
     templates = env.Dir(templates or env.subst("$TINY_TEMPLATES")).path
     sketch_dir = os.path.join(build_dir, sketch_name)
-    outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name)]
+    outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name,
+                                                                            board=(context or {}).get("board"))]
     deps = [env.File(t) for t in sketch.template_dependencies(templates)]
     params = _tree_params(env, tflm_dir, None)
     nodes = env.TinyTflmRenderSketch(outputs, [tflite, arena, *images[:3], *deps, params_node(
