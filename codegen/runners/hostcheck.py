@@ -35,16 +35,18 @@ def include_dirs(sketch_dir, stub_dir=HOST_STUB_DIR):
     return [stub_dir, sketch_dir]
 
 
-def compile_units(sketch_dir, sketch_name, stub_dir=HOST_STUB_DIR):
+def compile_units(sketch_dir, sketch_name, stub_dir=HOST_STUB_DIR, files=None):
     """[(kind, source)] of the host build, kind "c", "c++" or "ino": every .c/.cpp under src/, the .ino and
-    the stub's main.cpp."""
-    c_files, cpp_files = [], []
-    for dirpath, dirnames, filenames in os.walk(os.path.join(sketch_dir, "src")):
-        dirnames.sort()
-        for f in sorted(filenames):
-            (c_files if f.endswith(".c") else cpp_files if f.endswith(".cpp") else []).append(
-                os.path.join(dirpath, f))
-    return ([("c", p) for p in c_files] + [("c++", p) for p in cpp_files]
+    the stub's main.cpp. `files` (paths relative to the sketch folder) stands for the folder's content when
+    the sketch is not rendered yet (a build declaring its steps)."""
+    if files is None:
+        files = []
+        for dirpath, dirnames, filenames in os.walk(os.path.join(sketch_dir, "src")):
+            dirnames.sort()
+            files += [os.path.relpath(os.path.join(dirpath, f), sketch_dir) for f in sorted(filenames)]
+    in_src = [f for f in files if f.split(os.sep)[0] == "src"]
+    return ([("c", os.path.join(sketch_dir, f)) for f in in_src if f.endswith(".c")]
+            + [("c++", os.path.join(sketch_dir, f)) for f in in_src if f.endswith(".cpp")]
             + [("ino", os.path.join(sketch_dir, sketch_name + ".ino")), ("c++", os.path.join(stub_dir, "main.cpp"))])
 
 
