@@ -232,8 +232,15 @@ def test_scons_clean_leaves_only_the_signature_database_and_lock(tmp_path):
     # the undeclared work files are there to be cleaned
     assert {"mega/firmware/tvm_model.ino.hex", "dataset/synthetic/index.json"} <= made
     assert any(f.startswith("dataset/synthetic/") and f.endswith(".png") for f in made)
+    partial = build / "download-cache" / "archive.part"        # what `scons download` leaves to resume
+    partial.parent.mkdir()
+    partial.write_text("partial\n")
     proc = run_scons(build, "-c", env=env, **common)
     assert "Removed" in proc.stdout
     left = sorted(os.path.relpath(os.path.join(d, n), build) for d, ds, fs in os.walk(build) for n in ds + fs)
-    # SCons writes its signature database after cleaning; the build lock is held until scons exits
-    assert set(left) <= {".sconsign.dblite", ".scons.lock"}, left
+    # SCons writes its signature database after cleaning; the build lock is held until scons exits; the
+    # download cache (multi-GB, resumable) goes only with `scons -c download`
+    assert set(left) <= {".sconsign.dblite", ".scons.lock", "download-cache", "download-cache/archive.part"}, left
+    assert partial.exists()
+    run_scons(build, "-c", "download", env=env, **common)
+    assert not partial.parent.exists()
