@@ -194,9 +194,11 @@ def test_scons_library_installs_and_its_example_compiles_for_the_mega(mega_build
         pytest.skip("arduino-builder/AVR core missing: " + ", ".join(avr.missing_tools()))
     result = avr.compile_sketch(installed / "examples" / "tvm_model", MEGA["fqbn"], tmp_path / "ab",
                                 libraries=[tmp_path / "sb" / "libraries"])
-    assert result["flash_bytes"] > 0
     # the model was compiled as the library's, not from a copy in the example
     assert os.path.isdir(tmp_path / "ab" / "libraries" / lib)
+    # ... and it is the sketch's program: the same flash and static RAM as the sketch folder built alone
+    alone = avr.compile_sketch(build / "mega" / "tvm_model", MEGA["fqbn"], tmp_path / "sk")
+    assert (result["flash_bytes"], result["ram_bytes"]) == (alone["flash_bytes"], alone["ram_bytes"])
     # the sketch folder carries the board for arduino-cli
     assert (build / "mega" / "tvm_model" / "sketch.yaml").read_text().count(MEGA["fqbn"]) == 2
 

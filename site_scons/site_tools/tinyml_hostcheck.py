@@ -1,6 +1,8 @@
 """SCons tool: compile the generated sketch with host gcc against an Arduino stand-in, run it, and compare the
-printed results with TFLite's."""
+printed results with TFLite's; and the compile_commands.json of that host build (`scons compiledb`)."""
 import os
+
+import SCons.Defaults
 
 from tinyml_glue import add_builder, params_node, stage_action
 
@@ -47,8 +49,6 @@ def TinyCompilationDatabase(env, build_dir, sketch_nodes, *, sketch_name):
     static_obj = db_env["BUILDERS"]["StaticObject"]
     # The .ino compiles as C++ (hostcheck.INO_FLAGS): the C++ action, and the .cpp emitter, which carries
     # compilation_db's entry recorder.
-    import SCons.Defaults
-
     static_obj.add_action(".ino", SCons.Defaults.CXXAction)
     static_obj.add_emitter(".ino", static_obj.emitter[".cpp"])
     obj_dir = os.path.join(build_dir, "compiledb")
