@@ -83,3 +83,17 @@ def write_if_changed(path, data):
     with atomic_open(path, "wb") as f:
         f.write(raw)
     return True
+
+
+def remove_empty_dirs(root):
+    """Removes every empty folder below `root` (bottom-up; `root` itself stays): what `scons -c` leaves after
+    deleting the files, since SCons removes files, not the folders it made for them."""
+    removed = []
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        if dirpath != root and not os.listdir(dirpath) and not os.path.islink(dirpath):
+            try:
+                os.rmdir(dirpath)
+                removed.append(dirpath)
+            except OSError:
+                pass        # raced by another writer, or not ours to remove: leave it
+    return removed

@@ -8,7 +8,8 @@ from ..device import boards
 from ..errors import ConfigError
 
 LINUX_STAGES = ("dataset", "train", "quantize", "report", "bundle", "check", "memory", "upload", "monitor")
-MCU_ONLY_STAGES = ("images", "expected", "mlf", "export", "sketch", "compile", "simulate")
+MCU_ONLY_STAGES = ("images", "expected", "mlf", "export", "arduino-library", "sketch", "compiledb", "compile",
+                   "simulate")
 LINUX_ONLY_STAGES = ("bundle",)
 REMOTE_STAGES = ("upload", "monitor")
 

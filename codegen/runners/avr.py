@@ -146,8 +146,9 @@ def elf_sizes(elf):
     return text + data, data + bss
 
 
-def compile_sketch(sketch_dir, fqbn, build_path, *, extra_prefs=()):
-    """Build <sketch_dir>/<name>.ino for `fqbn` into `build_path` with arduino-builder.
+def compile_sketch(sketch_dir, fqbn, build_path, *, extra_prefs=(), libraries=()):
+    """Build <sketch_dir>/<name>.ino for `fqbn` into `build_path` with arduino-builder; `libraries`: folders
+    holding Arduino libraries (each a sketchbook's libraries/), searched for the sketch's #includes.
 
     Returns {"elf", "hex", "flash_bytes", "ram_bytes"}; raises AvrError with the compiler's error lines.
     """
@@ -165,6 +166,8 @@ def compile_sketch(sketch_dir, fqbn, build_path, *, extra_prefs=()):
     cmd = ["arduino-builder", "-compile"]
     for hw in HARDWARE_DIRS:
         cmd += ["-hardware", hw]
+    for folder in libraries:
+        cmd += ["-libraries", os.path.abspath(os.fspath(folder))]
     cmd += ["-tools", TOOLS_DIR, "-fqbn", fqbn, "-ide-version", IDE_VERSION, "-build-path", build_path,
             *_prefs(extra_prefs), ino]
     try:

@@ -21,33 +21,45 @@ HOST_STUB_DIR = host_stub_dir()
 RUN_TIMEOUT_S = 60
 
 
-def _sources(sketch_dir):
-    c_files, cpp_files = [], []
-    for dirpath, dirnames, filenames in os.walk(os.path.join(sketch_dir, "src")):
-        dirnames.sort()
-        for f in sorted(filenames):
-            (c_files if f.endswith(".c") else cpp_files if f.endswith(".cpp") else []).append(
-                os.path.join(dirpath, f))
-    return c_files, cpp_files
+# The host build's flags, in one place: build_host_binary runs them and `scons compiledb` writes them into
+# compile_commands.json (site_scons/site_tools/tinyml_hostcheck.py), so an IDE indexes what the check compiles.
+COMMON_FLAGS = ("-O2", "-Wall")
+C_FLAGS = ("-std=gnu99",)
+CXX_FLAGS = ("-std=gnu++11",)
+# Like the Arduino builder: the .ino is C++ with Arduino.h included first. gcc does both itself (-x, -include),
+# so the .ino is compiled in place and its diagnostics name the .ino's own lines.
+INO_FLAGS = ("-x", "c++", "-include", "Arduino.h")
+
+
+def include_dirs(sketch_dir, stub_dir=HOST_STUB_DIR):
+    return [stub_dir, sketch_dir]
+
+
+def compile_units(sketch_dir, sketch_name, stub_dir=HOST_STUB_DIR, files=None):
+    """[(kind, source)] of the host build, kind "c", "c++" or "ino": every .c/.cpp under src/, the .ino and
+    the stub's main.cpp. `files` (paths relative to the sketch folder) stands for the folder's content when
+    the sketch is not rendered yet (a build declaring its steps)."""
+    if files is None:
+        files = []
+        for dirpath, dirnames, filenames in os.walk(os.path.join(sketch_dir, "src")):
+            dirnames.sort()
+            files += [os.path.relpath(os.path.join(dirpath, f), sketch_dir) for f in sorted(filenames)]
+    in_src = [f for f in files if f.split(os.sep)[0] == "src"]
+    return ([("c", os.path.join(sketch_dir, f)) for f in in_src if f.endswith(".c")]
+            + [("c++", os.path.join(sketch_dir, f)) for f in in_src if f.endswith(".cpp")]
+            + [("ino", os.path.join(sketch_dir, sketch_name + ".ino")), ("c++", os.path.join(stub_dir, "main.cpp"))])
 
 
 def build_host_binary(sketch_dir, sketch_name, work_dir, cc="gcc", cxx="g++", stub_dir=HOST_STUB_DIR, *,
                       extra_flags=(), extra_cxxflags=(), libs=()):
     """`extra_flags` (all sources), `extra_cxxflags` (C++ only, after the default -std) and `libs` (linked
     before libm) are what a backend's runtime needs, e.g. TFLM's defines, include paths and static library."""
-    c_files, cpp_files = _sources(sketch_dir)
-    # Like the Arduino builder: the .ino becomes C++ with Arduino.h included first.
-    ino_cpp = os.path.join(work_dir, sketch_name + ".ino.cpp")
-    with open(os.path.join(sketch_dir, sketch_name + ".ino")) as f:
-        ino = f.read()
-    with open(ino_cpp, "w") as f:
-        f.write('#include "Arduino.h"\n#line 1 "%s.ino"\n%s' % (sketch_name, ino))
     objs = []
-    flags = ["-O2", "-Wall", "-I", stub_dir, "-I", sketch_dir, *extra_flags]
-    steps = [(cc, ["-std=gnu99"], p) for p in c_files] + \
-            [(cxx, ["-std=gnu++11", *extra_cxxflags], p)
-             for p in cpp_files + [ino_cpp, os.path.join(stub_dir, "main.cpp")]]
-    for i, (compiler, std, src) in enumerate(steps):
+    flags = [*COMMON_FLAGS, *(f for d in include_dirs(sketch_dir, stub_dir) for f in ("-I", d)), *extra_flags]
+    for i, (kind, src) in enumerate(compile_units(sketch_dir, sketch_name, stub_dir)):
+        compiler, std = (cc, list(C_FLAGS)) if kind == "c" else (cxx, [*CXX_FLAGS, *extra_cxxflags])
+        if kind == "ino":
+            std += INO_FLAGS
         obj = os.path.join(work_dir, f"{i:03d}_{os.path.basename(src)}.o")
         _run([compiler, *std, *flags, "-c", src, "-o", obj], f"compiling {src}")
         objs.append(obj)

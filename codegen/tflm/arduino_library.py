@@ -9,22 +9,23 @@ Two ways a user has TFLM:
 """
 import os
 
+from ..emit.arduino_library import properties_text
 from ..fsutil import atomic_open, write_if_changed
 from .library import check_tree
 
 LIBRARY_NAME = "Arduino_TensorFlowLite"
 ANCHOR_HEADER = "TensorFlowLite.h"
-_PROPERTIES = """name={name}
-version=0.0.0
-author=The TensorFlow Authors (TensorFlow Lite Micro, Apache-2.0); wrapped by tinyml-scons
-maintainer=you
-sentence=TensorFlow Lite Micro from {root}
-paragraph=Made by the build around TFLM_DIR so that arduino-cli can compile the TFLM sketch against it.
-category=Data Processing
-url=https://github.com/tensorflow/tflite-micro
-architectures=*
-precompiled=false
-"""
+_PROPERTIES = {
+    "version": "0.0.0",
+    "author": "The TensorFlow Authors (TensorFlow Lite Micro, Apache-2.0); wrapped by tinyml-scons",
+    "maintainer": "you",
+    "sentence": "TensorFlow Lite Micro from {root}",
+    "paragraph": "Made by the build around TFLM_DIR so that arduino-cli can compile the TFLM sketch against it.",
+    "category": "Data Processing",
+    "url": "https://github.com/tensorflow/tflite-micro",
+    "architectures": "*",
+    "precompiled": "false",
+}
 _ANCHOR = """/* Made by tinyml-scons: this header is empty on purpose. Including it lets the Arduino builder see
  * that the sketch depends on this library; the TFLM headers are then found under this src/ folder. */
 #ifndef TINYML_SCONS_TENSORFLOWLITE_H_
@@ -49,7 +50,8 @@ def make_library(tflm_dir, out_dir):
     lib = os.path.join(os.path.abspath(out_dir), LIBRARY_NAME)
     src = os.path.join(lib, "src")
     os.makedirs(src, exist_ok=True)
-    write_if_changed(os.path.join(lib, "library.properties"), _PROPERTIES.format(name=LIBRARY_NAME, root=root))
+    fields = {"name": LIBRARY_NAME, **_PROPERTIES, "sentence": _PROPERTIES["sentence"].format(root=root)}
+    write_if_changed(os.path.join(lib, "library.properties"), properties_text(fields))
     write_if_changed(os.path.join(src, ANCHOR_HEADER), _ANCHOR)
     wanted = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     for name in wanted:

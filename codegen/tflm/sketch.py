@@ -13,7 +13,7 @@ under ARDUINO), the host check and the simulation link the library built from TF
 import json
 import os
 
-from ..emit.sketch import INO_TEMPLATE, output_name, template_files, write_sketch
+from ..emit.sketch import INO_TEMPLATE, output_name, project_file, template_files, write_sketch
 from . import model
 
 
@@ -28,11 +28,11 @@ def _base_templates(templates_dir):
             if rel == INO_TEMPLATE or _stem(output_name(rel, "x")) not in replaced]
 
 
-def sketch_outputs(templates_dir, sketch_name):
+def sketch_outputs(templates_dir, sketch_name, board=None):
     outs = [output_name(rel, sketch_name) for rel in _base_templates(templates_dir)]
     outs += [rel[:-3] if rel.endswith(".j2") else rel for rel in template_files(model.templates_dir())]
     outs += [os.path.join("src", "images.c"), os.path.join("src", "images.h")]
-    return outs
+    return outs + [f for f in project_file(board) if f not in outs]
 
 
 def template_dependencies(templates_dir):
@@ -58,4 +58,6 @@ def render(templates_dir, sketch_dir, sketch_name, tflite_path, tflm_dir, arena_
     rendered = model.render_templates(templates_dir, base_ctx, only=keep)
     for rel in keep:
         outputs[output_name(rel, sketch_name)] = rendered[rel[:-3] if rel.endswith(".j2") else rel]
+    for name, text in project_file(context.get("board")).items():
+        outputs.setdefault(name, text.encode())     # arduino-cli's project file, as for the TVM sketch
     return write_sketch(sketch_dir, outputs, images_c, images_h)

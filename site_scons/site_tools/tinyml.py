@@ -74,7 +74,10 @@ def TinyMLPipeline(env, board_name, cfg):
     sketch = env.TinySketch(out, mlf, images, sketch_name=cfg["sketch"], templates=cfg["templates"] or None,
                             context={"board": board, "classes": classes, "baud": 115200})
     library = env.TinyCLibrary(os.path.join(out, "c_library"), mlf)
+    arduino_library = env.TinyArduinoLibrary(os.path.join(out, "arduino_library"), sketch, mlf,
+                                             sketch_name=cfg["sketch"], board=board, classes=classes)
     check = env.TinyHostCheck(out, sketch, expected, sketch_name=cfg["sketch"])
+    compiledb = env.TinyCompilationDatabase(out, sketch, sketch_name=cfg["sketch"]) + list(sketch)
     memory = env.TinyMemoryReport(out, mlf, board)
     simulate = env.TinySimulate(out, mlf, images, expected, sketch, board, sketch_name=cfg["sketch"])
     compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
@@ -85,7 +88,8 @@ def TinyMLPipeline(env, board_name, cfg):
                                        port=cfg["port"], force=cfg["force"])
         monitor = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
                                          timeout=cfg["monitor_timeout"])
-    nodes.update(images=images, expected=expected, mlf=mlf, export=library, sketch=sketch, check=check,
+    nodes.update(images=images, expected=expected, mlf=mlf, export=list(library) + list(arduino_library),
+                 sketch=sketch, check=check, compiledb=compiledb, **{"arduino-library": arduino_library},
                  compile=compiled, upload=upload, monitor=monitor, memory=memory, simulate=simulate)
     if "tflm" in cfg.get("backends", ()):
         _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes)

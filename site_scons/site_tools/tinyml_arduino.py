@@ -51,7 +51,10 @@ def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None,
     flags = setting(env, flags, "ARDUINO_FLAGS")
     sketch_dir = os.path.join(build_dir, sketch_name)
     memory = env.arg2nodes(memory)[0] if memory else None
-    # Firmware files are written beside compile.json by arduino-cli, undeclared: never take it from a cache.
+    # Firmware files are written beside compile.json by arduino-cli, undeclared: never take it from a cache;
+    # `scons -c` removes them and arduino-cli's build folder with it.
+    env.Clean(os.path.join(build_dir, "firmware", "compile.json"),
+              [env.Dir(os.path.join(build_dir, d)) for d in ("firmware", "arduino-build")])
     return env.NoCache(env.TinyArduinoCompileSketch(
         os.path.join(build_dir, "firmware", "compile.json"),
         list(sketch_nodes) + ([memory] if memory else []) + [params_node(

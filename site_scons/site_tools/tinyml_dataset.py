@@ -46,6 +46,8 @@ def TinyDataset(env, build_dir, *, data=None, samples=None, seed=None, size=None
         # The images beside the index are not declared targets, so a cache could restore the index without
         # them: always generate (deterministic, seconds) instead of retrieving.
         env.NoCache(index)
+        # The PNGs are undeclared (their number is a parameter): `scons -c` removes their folder with the index.
+        env.Clean(index, os.path.dirname(index[0].get_abspath()))
         sources = index
         names = [dataset.CLASS_OTHER, dataset.CLASS_CAR]
     targets = [os.path.join(build_dir, "dataset.npz")] + [os.path.join(build_dir, "heldout", f"{c}.png")

@@ -24,6 +24,9 @@ def TinyDownloadTutorial(env, alias, out_dir, cache_dir, *, limit=None, cars_url
                                          cars_url=cars_url or download.CARS_URL,
                                          coco_url=coco_url or download.COCO_URL)], action)
     env.AlwaysBuild(node)
+    # Partial and complete archives (multi-GB, resumable): only `scons -c download` removes them; the images in
+    # out_dir are the user's data (DATA=) and stay.
+    env.Clean(node, env.Dir(cache_dir))
     return node
 
 

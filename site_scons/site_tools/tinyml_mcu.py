@@ -44,10 +44,13 @@ def TinyMemoryReport(env, build_dir, mlf, board):
 
 
 def TinySimulate(env, build_dir, mlf, images, expected, sketch_nodes, board, *, sketch_name):
-    return env.TinyRunSimulation(os.path.join(build_dir, "simulate.json"),
+    work_dir = os.path.join(build_dir, "simulate")
+    node = env.TinyRunSimulation(os.path.join(build_dir, "simulate.json"),
                                  [mlf, *images[:3], expected, *sketch_nodes, params_node(
-                                     env, board=board, work_dir=os.path.join(build_dir, "simulate"),
+                                     env, board=board, work_dir=work_dir,
                                      sketch_dir=os.path.join(build_dir, sketch_name), sketch_name=sketch_name)])
+    env.Clean(node, env.Dir(work_dir))      # the firmware and arduino-builder's cache: kept between runs, undeclared
+    return node
 
 
 def generate(env):

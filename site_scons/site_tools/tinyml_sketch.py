@@ -22,7 +22,8 @@ def TinySketch(env, build_dir, mlf, images, *, sketch_name=None, templates=None,
     # where the checkout lives.
     templates = env.fs.Dir(templates or env.subst("$TINY_TEMPLATES")).path
     sketch_dir = os.path.join(build_dir, sketch_name)
-    outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name, model_name)]
+    outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name, model_name,
+                                                                            board=(context or {}).get("board"))]
     template_nodes = literal_nodes(env, [os.path.join(templates, t) for t in sketch.template_files(templates)])
     nodes = env.TinyRenderSketch(outputs, [mlf, *images] + template_nodes + [params_node(
         env, templates=templates, sketch_dir=sketch_dir, sketch_name=sketch_name, model_name=model_name,

@@ -110,7 +110,8 @@ def TinyTflmSketch(env, build_dir, tflite, arena, images, *, sketch_name, tflm_d
 
     templates = env.Dir(templates or env.subst("$TINY_TEMPLATES")).path
     sketch_dir = os.path.join(build_dir, sketch_name)
-    outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name)]
+    outputs = [os.path.join(sketch_dir, f) for f in sketch.sketch_outputs(templates, sketch_name,
+                                                                            board=(context or {}).get("board"))]
     deps = [env.File(t) for t in sketch.template_dependencies(templates)]
     params = _tree_params(env, tflm_dir, None)
     nodes = env.TinyTflmRenderSketch(outputs, [tflite, arena, *images[:3], *deps, params_node(
@@ -132,18 +133,22 @@ def TinyTflmHostCheck(env, build_dir, tflite, sketch_nodes, expected, *, sketch_
 
 def TinyTflmSimulate(env, build_dir, tflite, sketch_nodes, images, expected, board, *, sketch_name, tflm_dir,
                      tflm_cache=None):
-    return env.TinyTflmRunSimulation(os.path.join(build_dir, "simulate.json"), [tflite, images[2], expected,
+    node = env.TinyTflmRunSimulation(os.path.join(build_dir, "simulate.json"), [tflite, images[2], expected,
                                                                                 *sketch_nodes,
                                      params_node(env, board=board, work_dir=os.path.join(build_dir, "simulate"),
                                                  sketch_dir=os.path.join(build_dir, sketch_name),
                                                  **_tree_params(env, tflm_dir, tflm_cache))])
+    env.Clean(node, env.Dir(os.path.join(build_dir, "simulate")))     # undeclared work files (`scons -c`)
+    return node
 
 
 def TinyTflmMemoryReport(env, build_dir, tflite, arena, board, *, tflm_dir, tflm_cache=None):
-    return env.TinyTflmMemoryTable([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
-                                   [tflite, arena, *_generator_files(env), params_node(env, board=board,
+    nodes = env.TinyTflmMemoryTable([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
+                                    [tflite, arena, *_generator_files(env), params_node(env, board=board,
                                                                work_dir=os.path.join(build_dir, "memory"),
                                                                **_tree_params(env, tflm_dir, tflm_cache))])
+    env.Clean(nodes, env.Dir(os.path.join(build_dir, "memory")))      # undeclared work files (`scons -c`)
+    return nodes
 
 
 def _arduino_library(target, source, p):
@@ -165,6 +170,9 @@ def TinyTflmArduinoLibrary(env, build_dir, *, tflm_dir):
     nodes = env.TinyTflmMakeArduinoLibrary(
         [os.path.join(lib, "library.properties"), os.path.join(lib, "src", arduino_library.ANCHOR_HEADER)],
         [params_node(env, out_dir=build_dir, **params)])
+    # The links into TFLM_DIR and the tree record are undeclared: `scons -c` removes the folder (the links
+    # themselves, never what they point to).
+    env.Clean(nodes, env.Dir(lib))
     return os.path.abspath(lib), nodes
 
 
