@@ -126,7 +126,8 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None, s
         f"    rc = {run_call};",
         "    insn_region_end();",
         "    if (rc != 0) {",
-        '      printf("model run failed on %s: %ld\\n", titles[i], (long)rc);',
+        # The sketch's error line (codegen.hostcheck.ERROR_LINE), then stop: no scores from a failed run.
+        f'      printf("%s: error: {run_call.split("(")[0]} returned %ld\\n", titles[i], (long)rc);',
         "      return 2;",
         "    }",
         "    print_result(titles[i]);",
