@@ -182,6 +182,8 @@ class PtyBoard:
         def talk():
             time.sleep(delay)
             for line in lines:
+                if self.master is None:         # unplugged: the rest is never heard
+                    return
                 os.write(self.master, line.encode())
                 time.sleep(pause)
 
@@ -368,3 +370,18 @@ def test_scons_verify_exits_nonzero_on_a_mismatch_and_zero_within_tolerance(tiny
             errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
             assert errors and "disagrees with TFLite" in errors[0], proc.stderr
             assert f"{want['images'][0]['title']}: score {k} is {scores[k]} on the board" in proc.stderr
+
+
+def test_baud_and_tolerance_are_checked_before_any_stage():
+    from codegen import config
+    from codegen.errors import ConfigError
+
+    cfg = config.parse({"BAUD": "9600", "TOLERANCE": "2"})
+    assert (cfg["baud"], cfg["tolerance"]) == (9600, 2)
+    assert (config.parse({})["baud"], config.parse({})["tolerance"]) == (None, 0)   # the sketch's rate; exact
+    with pytest.raises(ConfigError, match=r"BAUD='fast' is not a whole number; e\.g\. BAUD=9600"):
+        config.parse({"BAUD": "fast"})
+    with pytest.raises(ConfigError, match="TOLERANCE=-1 is too small"):
+        config.parse({"TOLERANCE": "-1"})
+    assert boards.serial_baud(boards.get("mega")) == 115200 == boards.serial_baud({"baud": None})
+    assert boards.serial_baud({"baud": 9600}) == 9600

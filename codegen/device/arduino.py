@@ -271,7 +271,7 @@ def monitor(port, baud, *, timeout_s=30, stdin=None, stdout=None):
 
     On a terminal this is pyserial's miniterm (its exit key Ctrl+], and Ctrl+C, end it). When stdin is not a
     terminal (a pipe, a test, CI) there is no keyboard to forward: the port's lines are echoed to stdout until the
-    port closes or `timeout_s` passes. Returns "exit key", "closed" or "timeout"."""
+    port closes, `timeout_s` passes or Ctrl-C. Returns "exit key", "closed", "timeout" or "interrupted"."""
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     conn = open_port(port, baud, timeout_s=0.2)
@@ -295,6 +295,8 @@ def _echo(conn, stdout, timeout_s):
     while time.monotonic() < deadline:
         try:
             data = conn.readline()
+        except KeyboardInterrupt:       # Ctrl-C ends watching; nothing was being built
+            return "interrupted"
         except Exception as e:  # noqa: BLE001 - pyserial raises SerialException/OSError variants
             if _port_closed(e):
                 return "closed"
