@@ -207,7 +207,7 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
         "exact": True,
         "images": [{"name": exp["name"], "title": exp["title"], "scores": scores, "tflite": exp["scores"],
                     "argmax": max(range(len(scores)), key=lambda k: scores[k])}
-                   for (_, _, _, scores, _), exp in zip(printed, expected["images"])],
+                   for scores, exp in zip((r.scores for r in printed), expected["images"])],
         "inferences": region["count"],
         "instructions_per_inference": per_inference,
         "instructions_min": region["min"],

@@ -97,6 +97,8 @@ def TinyMLPipeline(env, board_name, cfg):
 def _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes):
     """BACKEND=tflm: the TFLM sketch, host check, simulate and memory under <out>/tflm/. Alone, they replace
     the TVM stages' targets; with BACKEND=tvm,tflm both are built and `memory`/`simulate` add the comparison."""
+    from codegen.device import boards
+
     both = "tvm" in cfg["backends"]
     tdir, tflm_dir, cache = os.path.join(out, "tflm"), cfg["tflm_dir"], cfg["tflm_cache"]
     name = cfg["tflm_sketch"]
