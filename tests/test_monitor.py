@@ -178,14 +178,21 @@ class PtyBoard:
         self.master, self.slave = os.openpty()
         self.path = os.ttyname(self.slave)
 
-    def say(self, lines, delay=0.5, pause=0.05):
+    def say(self, lines, delay=0.5, pause=0.05, rounds=1):
+        """Writes `lines` `rounds` times, like a sketch's loop(): a port opened late (a loaded machine) still
+        hears a whole round, as pyserial drops what arrived before it opened the port."""
         def talk():
             time.sleep(delay)
-            for line in lines:
-                if self.master is None:         # unplugged: the rest is never heard
-                    return
-                os.write(self.master, line.encode())
-                time.sleep(pause)
+            for _ in range(rounds):
+                for line in lines:
+                    fd = self.master
+                    if fd is None:          # unplugged: the rest is never heard
+                        return
+                    try:
+                        os.write(fd, line.encode())
+                    except OSError:
+                        return
+                    time.sleep(pause)
 
         thread = threading.Thread(target=talk, daemon=True)
         thread.start()
@@ -200,15 +207,15 @@ class PtyBoard:
 
     def unplug(self):
         """Closes the board's end: the port's reader sees the line hang up."""
-        if self.master is not None:
-            os.close(self.master)
-            self.master = None
+        fd, self.master = self.master, None
+        if fd is not None:
+            os.close(fd)
 
     def hang_up(self):
         self.unplug()
-        if self.slave is not None:
-            os.close(self.slave)
-            self.slave = None
+        fd, self.slave = self.slave, None
+        if fd is not None:
+            os.close(fd)
 
 
 @pytest.fixture
@@ -220,14 +227,14 @@ def board():
 
 def test_monitor_echoes_the_port_when_stdin_is_not_a_terminal(board):
     out = io.StringIO()
-    board.say(["boot\r\n", "Car: target 94.1% [30, 241, 17] 0.004 ms\r\n"], delay=0.2)
+    board.say(["boot\r\n", "Car: target 94.1% [30, 241, 17] 0.004 ms\r\n"], delay=0.5)
     assert arduino.monitor(board.path, 115200, timeout_s=1.5, stdin=io.StringIO(), stdout=out) == "timeout"
     assert out.getvalue() == "boot\nCar: target 94.1% [30, 241, 17] 0.004 ms\n"
 
 
 def test_monitor_ends_when_the_port_closes(board):
     out = io.StringIO()
-    talker = board.say(["last words\r\n"], delay=0.2)
+    talker = board.say(["last words\r\n"], delay=0.5)
 
     def unplug():
         talker.join()
@@ -267,8 +274,8 @@ def _scons_monitor(port, stdin, *args):
 
 def test_scons_monitor_echoes_a_pty_in_a_pipe(board, tmp_path):
     board.say(["Car: target 94.1% [30, 241, 17] 0.004 ms\r\n", "Other object: random 82.4% [210, 7, 11] 0.004 ms\r\n"],
-              delay=2.5)        # after scons has started and opened the port
-    proc = _scons_monitor(board.path, subprocess.DEVNULL, "MONITOR_TIMEOUT=5", f"BUILD_DIR={tmp_path}")
+              delay=1, pause=0.1, rounds=100)
+    proc = _scons_monitor(board.path, subprocess.DEVNULL, "MONITOR_TIMEOUT=3", f"BUILD_DIR={tmp_path}")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Car: target 94.1% [30, 241, 17] 0.004 ms\nOther object: random 82.4% [210, 7, 11] 0.004 ms\n" in out
@@ -280,12 +287,12 @@ def test_scons_monitor_is_miniterm_on_a_terminal(board, tmp_path, key):
     keyboard, terminal = os.openpty()
     try:
         proc = _scons_monitor(board.path, terminal, f"BUILD_DIR={tmp_path}", "BAUD=9600")
-        board.say(["hello from the board\r\n"], delay=2.5).join()
-        time.sleep(0.5)
-        os.write(keyboard, b"x")           # typed keys go to the board
-        deadline = time.monotonic() + 5
+        board.say(["hello from the board\r\n"], delay=1, pause=0.2, rounds=100)
+        deadline = time.monotonic() + 30
         while b"x" not in board.heard() and time.monotonic() < deadline:
-            time.sleep(0.1)
+            os.write(keyboard, b"x")       # typed keys go to the board (once miniterm runs)
+            time.sleep(0.5)
+        time.sleep(1)                      # a few of the board's lines reach the terminal
         os.write(keyboard, key.encode())
         out, err = proc.communicate(timeout=30)
     finally:
@@ -294,6 +301,25 @@ def test_scons_monitor_is_miniterm_on_a_terminal(board, tmp_path, key):
     assert proc.returncode == 0, err
     assert "hello from the board\n" in out and f"{board.path} at 9600 baud; quit with Ctrl+] or Ctrl+C" in err
     assert "error" not in err
+
+
+def test_scons_monitor_on_a_terminal_ends_when_the_board_goes_away(board, tmp_path):
+    keyboard, terminal = os.openpty()
+    try:
+        proc = _scons_monitor(board.path, terminal, f"BUILD_DIR={tmp_path}")
+        board.say(["h\u00e9llo\r\n"], delay=1, pause=0.2, rounds=100)
+        deadline = time.monotonic() + 30
+        while b"x" not in board.heard() and time.monotonic() < deadline:
+            os.write(keyboard, b"x")       # miniterm runs once the board hears keys
+            time.sleep(0.5)
+        time.sleep(1)
+        board.unplug()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(keyboard)
+        os.close(terminal)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "h\u00e9llo\n" in out and f"{board.path} closed (board unplugged or reset?)" in err
 
 
 def test_scons_monitor_missing_port_is_one_error_line(tmp_path):
@@ -319,7 +345,7 @@ def _round(want, change=None):
 
 def test_verify_is_exact_by_default_and_names_the_difference(board, tmp_path):
     want = expected_json(tmp_path / "expected.json")
-    board.say(["garbage\r\n", *_round(want, change=(1, 2, 1))], delay=0.3)
+    board.say(["garbage\r\n", *_round(want, change=(1, 2, 1))], delay=0.5)
     with pytest.raises(PipelineError, match=r"Other object: score 2 is 12 on the board, TFLite 11 \(difference 1 > "
                                             r"TOLERANCE=0\)"):
         arduino.verify(board.path, str(tmp_path / "expected.json"), timeout_s=10)
@@ -327,7 +353,7 @@ def test_verify_is_exact_by_default_and_names_the_difference(board, tmp_path):
 
 def test_verify_accepts_differences_within_tolerance(board, tmp_path):
     want = expected_json(tmp_path / "expected.json")
-    board.say(_round(want, change=(0, 0, -1)), delay=0.3)
+    board.say(_round(want, change=(0, 0, -1)), delay=0.5)
     summary = arduino.verify(board.path, str(tmp_path / "expected.json"), timeout_s=10, tolerance=1)
     assert not summary["exact"] and summary["max_abs_diff"] == 1
     assert [r["ms"] for r in summary["images"]] == [0.004, 0.004]
@@ -335,7 +361,7 @@ def test_verify_accepts_differences_within_tolerance(board, tmp_path):
 
 def test_verify_reports_a_failed_run(board, tmp_path):
     expected_json(tmp_path / "expected.json")
-    board.say(["Car: error: TVMExecute returned -1\r\n", "Other object: error: TVMExecute returned -1\r\n"], delay=0.3)
+    board.say(["Car: error: TVMExecute returned -1\r\n", "Other object: error: TVMExecute returned -1\r\n"], delay=0.5)
     with pytest.raises(PipelineError, match="model run failed on the board"):
         arduino.verify(board.path, str(tmp_path / "expected.json"), timeout_s=10)
 
@@ -359,7 +385,7 @@ def test_scons_verify_exits_nonzero_on_a_mismatch_and_zero_within_tolerance(tiny
     for tolerance, ok in (("0", False), ("1", True)):
         pty = PtyBoard()
         try:
-            pty.say(board_lines * 3, delay=3, pause=0.3)
+            pty.say(board_lines, delay=1, pause=0.2, rounds=200)
             proc = run_scons(build, "verify", check=False, PORT=pty.path, TOLERANCE=tolerance, MONITOR_TIMEOUT="30")
         finally:
             pty.hang_up()

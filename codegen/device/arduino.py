@@ -291,6 +291,9 @@ def _is_terminal(stream):
 
 
 def _echo(conn, stdout, timeout_s):
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")    # a character may straddle two reads
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -302,7 +305,7 @@ def _echo(conn, stdout, timeout_s):
                 return "closed"
             raise
         if data:
-            stdout.write(data.decode("utf-8", "replace").replace("\r\n", "\n"))
+            stdout.write(decoder.decode(data).replace("\r\n", "\n"))
             stdout.flush()
     return "timeout"
 
@@ -319,8 +322,12 @@ def _miniterm(conn, port, baud):
         def reader(self):
             try:
                 super().reader()
-            except serial.SerialException:
-                self.lost = True            # the board went away: end quietly, say so below
+            except (serial.SerialException, OSError):
+                # The board went away (miniterm's reader re-raises this in its thread, a traceback): say so
+                # now; miniterm has already woken its key reader, or the next key ends it.
+                self.lost = True
+                sys.stderr.write(f"\n--- {port} closed (board unplugged or reset?) ---\n")
+                sys.stderr.flush()
 
     with contextlib.redirect_stdout(sys.__stdout__):    # the real terminal, not a stage's filtered stream
         term = Monitor(conn, echo=False, eol="crlf")
@@ -343,7 +350,8 @@ def _miniterm(conn, port, baud):
     finally:
         term.console.cleanup()
     term.join()
-    sys.stderr.write(f"\n--- {port} closed (board unplugged or reset?) ---\n" if term.lost else "\n--- exit ---\n")
+    if not term.lost:
+        sys.stderr.write("\n--- exit ---\n")
     return "closed" if term.lost else "exit key"
 
 
