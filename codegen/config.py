@@ -65,7 +65,7 @@ VARIABLES = {
     "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/..."),
     "ARDUINO_CLI": ("arduino-cli", "arduino-cli executable"),
     "ARDUINO_FLAGS": ("", "extra arduino-cli compile arguments, e.g. --build-property compiler.cpp.extra_flags=-O3"),
-    "PORT": ("", "serial port for upload/monitor (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
+    "PORT": ("", "serial port for upload/monitor/verify (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
     "FORCE": ("0", "1: upload even if the board already runs this binary"),
     "MONITOR_TIMEOUT": ("30", "seconds `scons verify` waits for the sketch's results; `scons monitor` with stdin "
                               "not a terminal (a pipe) echoes the port for this long"),
