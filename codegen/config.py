@@ -67,18 +67,24 @@ VARIABLES = {
     "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/..."),
     "ARDUINO_CLI": ("arduino-cli", "arduino-cli executable"),
     "ARDUINO_FLAGS": ("", "extra arduino-cli compile arguments, e.g. --build-property compiler.cpp.extra_flags=-O3"),
-    "PORT": ("", "serial port for upload/monitor (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
+    "PORT": ("", "serial port for upload/monitor/verify (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
     "FORCE": ("0", "1: upload even if the board already runs this binary"),
-    "MONITOR_TIMEOUT": ("30", "seconds `scons monitor` waits for the sketch's results"),
+    "MONITOR_TIMEOUT": ("30", "seconds `scons verify` waits for the sketch's results; `scons monitor` with stdin "
+                              "not a terminal (a pipe) echoes the port for this long"),
+    "BAUD": ("", "serial rate of `scons monitor`/`verify`; empty: the sketch's (the board's \"baud\" in "
+                 "boards.json, else 115200)"),
+    "TOLERANCE": ("0", "`scons verify`: largest difference allowed between a board's score and TFLite's (0: "
+                       "exact); for boards whose toolchains round differently"),
 }
 VARIABLES.update(linux_settings.VARIABLES)     # HOST=, SSH_PORT=, ... of the Linux boards
 
 
-def _int(name, value, lo=None):
+def _int(name, value, lo=None, example=None):
     try:
         v = int(str(value).strip())
     except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a whole number; e.g. {name}={VARIABLES[name][0]}") from None
+        raise ConfigError(f"{name}={value!r} is not a whole number; e.g. {name}={example or VARIABLES[name][0]}") \
+            from None
     if lo is not None and v < lo:
         raise ConfigError(f"{name}={v} is too small; it must be at least {lo}")
     return v
@@ -156,6 +162,8 @@ def parse(raw, board=None):
         "arduino_flags": shlex.split(v["ARDUINO_FLAGS"]),
         "force": _choice("FORCE", v["FORCE"], (0, 1), int) == 1,
         "monitor_timeout": _int("MONITOR_TIMEOUT", v["MONITOR_TIMEOUT"], 1),
+        "baud": _int("BAUD", v["BAUD"], 1, example=9600) if v["BAUD"].strip() else None,
+        "tolerance": _int("TOLERANCE", v["TOLERANCE"], 0),
     }
     cfg.update(linux_settings.parse(v))
     cfg["alpha"] = _alpha(cfg["arch"], v["ALPHA"])
@@ -263,7 +271,7 @@ def _check_user_model(cfg):
 # Settings that are per-stage construction variables TINY_<NAME> (the rest are command-line only).
 CONSTRUCTION_VARIABLES = ("data", "samples", "epochs", "arch", "alpha", "depth", "size", "channels", "seed", "batch", "lr",
                           "weights", "quant", "io_type", "rep_samples", "sketch", "arduino_cli", "arduino_flags",
-                          "port", "force", "monitor_timeout")
+                          "port", "force", "monitor_timeout", "baud", "tolerance")
 
 
 def construction_defaults():

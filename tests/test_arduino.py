@@ -1,4 +1,4 @@
-"""arduino-cli glue without arduino-cli: port selection, the serial monitor on a pseudo-terminal."""
+"""arduino-cli glue without arduino-cli: port selection, the score check (`verify`) on a pseudo-terminal."""
 import json
 import os
 import threading
@@ -54,7 +54,7 @@ def _pty_board(lines, delay=0.05):
     path = os.ttyname(slave)
 
     def talk():
-        time.sleep(0.5)        # the monitor opens (and flushes) the port first, like a board that keeps printing
+        time.sleep(0.5)        # verify opens (and flushes) the port first, like a board that keeps printing
         for line in lines:
             os.write(master, line.encode())
             time.sleep(delay)
@@ -63,29 +63,29 @@ def _pty_board(lines, delay=0.05):
     return path, (master, slave)
 
 
-def test_monitor_reads_and_checks_scores(tmp_path):
+def test_verify_reads_and_checks_scores(tmp_path):
     exp = tmp_path / "expected.json"
     exp.write_text(json.dumps(EXPECTED))
     # caught mid-round: the board's previous round ends with the second input
     port, fds = _pty_board(["garbage from boot\r\n", "5\r\n", "Other object: random 97.7% [250, 5]\r\n",
                             "Car: target 98.4% [3, 252]\r\n", "Other object: random 97.7% [250, 5]\r\n"])
-    summary = arduino.monitor(port, str(exp), timeout_s=10)
+    summary = arduino.verify(port, str(exp), timeout_s=10)
     assert summary["exact"] and [r["scores"] for r in summary["images"]] == [[3, 252], [250, 5]]
     assert [r["line"] for r in summary["images"]] == [e["line"] for e in EXPECTED["images"]]
     for fd in fds:
         os.close(fd)
 
 
-def test_monitor_wrong_scores_and_timeout(tmp_path):
+def test_verify_wrong_scores_and_timeout(tmp_path):
     exp = tmp_path / "expected.json"
     exp.write_text(json.dumps(EXPECTED))
     port, fds = _pty_board(["Car: random 98.4% [252, 3]\r\n", "Other object: random 97.7% [250, 5]\r\n"])
     with pytest.raises(PipelineError, match="Car: board says class 0"):
-        arduino.monitor(port, str(exp), timeout_s=10)
+        arduino.verify(port, str(exp), timeout_s=10)
     port2, fds2 = _pty_board(["Car: target 98.4% [3, 252]\r\n"])
     with pytest.raises(PipelineError, match="no complete results .* within 1 s"):
-        arduino.monitor(port2, str(exp), timeout_s=1)
+        arduino.verify(port2, str(exp), timeout_s=1)
     with pytest.raises(PipelineError, match="PORT=/dev/nonexistent does not exist"):
-        arduino.monitor("/dev/nonexistent", str(exp), timeout_s=1)
+        arduino.verify("/dev/nonexistent", str(exp), timeout_s=1)
     for fd in (*fds, *fds2):
         os.close(fd)

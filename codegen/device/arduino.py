@@ -1,5 +1,5 @@
-"""arduino-cli: compile, port detection, upload (skipped when the same binary is already on the port) and a
-serial monitor that checks the sketch's printed scores.
+"""arduino-cli: compile, port detection, upload (skipped when the same binary is already on the port); the serial
+monitor (pyserial's miniterm) and `verify`, which checks the sketch's printed scores against TFLite's.
 
 Flags are passed identically every time and the build path is fixed per board, so arduino-cli's own cache
 stays valid between runs.
@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 from .. import interrupt
@@ -222,23 +223,150 @@ def upload(cli, board, port, input_dir, sketch_dir, record_json, compile_json, f
     return port, True
 
 
-# ------------------------------------------------------------------------------------------------ monitor
-def monitor(port, expected_json, *, baud=115200, timeout_s=30, serial_factory=None):
-    """Reads the sketch's output from the serial port until every embedded image's result arrived, and checks
-    the scores against TFLite's. Returns the comparison summary."""
-    from ..runners.hostcheck import compare, first_round
+# ------------------------------------------------------------------------------------------------ serial port
+def _open_error(port, e):
+    """One sentence for why pyserial could not open `port`, with what to do about it."""
+    import errno
 
-    if serial_factory is None:
-        import serial
+    code = getattr(e, "errno", None)
+    text = str(e)
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"cannot open {port}: permission denied; add yourself to the group that owns it (usually dialout: "
+                "`sudo usermod -aG dialout $USER`, then log out and in again)")
+    if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "exclusively lock" in text:
+        return (f"{port} is busy: another program (a serial monitor, the Arduino IDE, `arduino-cli monitor`, "
+                "another `scons monitor`) has it open; close that and run again")
+    if code == errno.ENOENT:
+        return f"PORT={port} does not exist: is the board connected? `arduino-cli board list` shows the ports it sees"
+    if code == errno.ENOTTY or "Inappropriate ioctl" in text:
+        return (f"PORT={port} is not a serial port (not a tty); pass the board's device (e.g. /dev/ttyACM0; "
+                "`arduino-cli board list` shows them)")
+    return f"cannot open {port}: {text}; is another program (a serial monitor) using it?"
 
-        serial_factory = serial.Serial
-    with open(expected_json) as f:
-        expected = json.load(f)
+
+def open_port(port, baud, *, timeout_s=0.5, serial_factory=None):
+    """The board's port opened with pyserial, exclusively (a second monitor gets "busy", not half the bytes)."""
+    import serial
+
     check_port(port)
     try:
-        conn = serial_factory(port, baud, timeout=0.5)
-    except Exception as e:  # noqa: BLE001 - pyserial raises SerialException/OSError variants
-        raise PipelineError(f"cannot open {port}: {e}; is another program (a serial monitor) using it?") from None
+        if serial_factory is not None:
+            return serial_factory(port, baud, timeout=timeout_s)
+        return serial.Serial(port, baud, timeout=timeout_s, exclusive=True)
+    except (serial.SerialException, OSError) as e:
+        raise PipelineError(_open_error(port, e)) from None
+
+
+def _port_closed(e):
+    """True for pyserial's way of saying the other end went away (a pty closed, a board unplugged or reset)."""
+    import serial
+
+    return isinstance(e, (serial.SerialException, OSError))
+
+
+# ------------------------------------------------------------------------------------------------ monitor
+EXIT_KEYS = "Ctrl+] or Ctrl+C"
+
+
+def monitor(port, baud, *, timeout_s=30, stdin=None, stdout=None):
+    """`scons monitor`: the board's serial output on the terminal, and the keyboard to the board.
+
+    On a terminal this is pyserial's miniterm (its exit key Ctrl+], and Ctrl+C, end it). When stdin is not a
+    terminal (a pipe, a test, CI) there is no keyboard to forward: the port's lines are echoed to stdout until the
+    port closes, `timeout_s` passes or Ctrl-C. Returns "exit key", "closed", "timeout" or "interrupted"."""
+    stdin = sys.stdin if stdin is None else stdin
+    stdout = sys.stdout if stdout is None else stdout
+    conn = open_port(port, baud, timeout_s=0.2)
+    try:
+        if _is_terminal(stdin):
+            return _miniterm(conn, port, baud)
+        return _echo(conn, stdout, timeout_s)
+    finally:
+        conn.close()
+
+
+def _is_terminal(stream):
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _echo(conn, stdout, timeout_s):
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")    # a character may straddle two reads
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            data = conn.readline()
+        except KeyboardInterrupt:       # Ctrl-C ends watching; nothing was being built
+            return "interrupted"
+        except Exception as e:  # noqa: BLE001 - pyserial raises SerialException/OSError variants
+            if _port_closed(e):
+                return "closed"
+            raise
+        if data:
+            stdout.write(decoder.decode(data).replace("\r\n", "\n"))
+            stdout.flush()
+    return "timeout"
+
+
+def _miniterm(conn, port, baud):
+    """pyserial's miniterm on an open port; Ctrl+C ends it like its exit key (miniterm puts the terminal in raw
+    mode, so Ctrl+C arrives as a key, which miniterm would otherwise send to the board)."""
+    import serial
+    from serial.tools import miniterm
+
+    class Monitor(miniterm.Miniterm):
+        lost = False
+
+        def reader(self):
+            try:
+                super().reader()
+            except (serial.SerialException, OSError):
+                # The board went away (miniterm's reader re-raises this in its thread, a traceback): say so
+                # now; miniterm has already woken its key reader, or the next key ends it.
+                self.lost = True
+                sys.stderr.write(f"\n--- {port} closed (board unplugged or reset?) ---\n")
+                sys.stderr.flush()
+
+    with contextlib.redirect_stdout(sys.__stdout__):    # the real terminal, not a stage's filtered stream
+        term = Monitor(conn, echo=False, eol="crlf")
+    term.set_rx_encoding("utf-8")
+    term.set_tx_encoding("utf-8")
+    getkey = term.console.getkey
+
+    def getkey_ctrl_c_exits():
+        key = getkey()
+        return term.exit_character if key == "\x03" else key
+
+    term.console.getkey = getkey_ctrl_c_exits
+    sys.stderr.write(f"--- {port} at {baud} baud; quit with {EXIT_KEYS} ---\n")
+    sys.stderr.flush()
+    term.start()
+    try:
+        term.join(True)
+    except KeyboardInterrupt:           # a SIGINT from outside the terminal
+        term.stop()
+    finally:
+        term.console.cleanup()
+    term.join()
+    if not term.lost:
+        sys.stderr.write("\n--- exit ---\n")
+    return "closed" if term.lost else "exit key"
+
+
+# ------------------------------------------------------------------------------------------------ verify
+def verify(port, expected_json, *, baud=115200, timeout_s=30, tolerance=0, serial_factory=None):
+    """`scons verify`: reads the sketch's output from the serial port until every embedded input's result
+    arrived, and checks the scores against TFLite's: each within `tolerance` (0: exactly), the same decisions.
+    Returns the comparison summary; PipelineError (naming the input and score) on a mismatch."""
+    from ..runners.hostcheck import compare, first_round
+
+    with open(expected_json) as f:
+        expected = json.load(f)
+    conn = open_port(port, baud, serial_factory=serial_factory)
     text = ""
     deadline = time.monotonic() + timeout_s
     try:
@@ -247,8 +375,8 @@ def monitor(port, expected_json, *, baud=115200, timeout_s=30, serial_factory=No
             # The sketch prints its results every loop: take one round from the first input on.
             printed = first_round(text, expected)
             if printed is not None:
-                return compare(printed, expected, who="board")
+                return compare(printed, expected, who="board", tolerance=tolerance)
     finally:
         conn.close()
     raise PipelineError(f"no complete results from {port} within {timeout_s} s (read {len(text)} characters: "
-                        f"{text[-200:]!r}); check the baud rate ({baud}) and that the board runs the sketch")
+                        f"{text[-200:]!r}); check the baud rate ({baud}, BAUD=) and that the board runs the sketch")

@@ -4,6 +4,8 @@ import os
 
 from ..errors import ConfigError
 
+# The sketch's Serial.begin() rate unless a board entry says "baud": what `scons monitor`/`verify` open the port at.
+DEFAULT_BAUD = 115200
 _BOARDS_FILE = os.path.join(os.path.dirname(__file__), "boards.json")
 _cache = None
 
@@ -28,3 +30,8 @@ def is_linux(board):
     """A Linux single-board computer (`"kind": "linux"`): it runs the .tflite with LiteRT instead of C code from
     the generator, so its stages differ (codegen.linux.targets)."""
     return board.get("kind") == "linux"
+
+
+def serial_baud(board):
+    """The baud rate the board's sketch prints at: its entry's "baud", else DEFAULT_BAUD."""
+    return int(board.get("baud") or DEFAULT_BAUD)

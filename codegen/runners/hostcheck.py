@@ -80,10 +80,15 @@ def _run(cmd, what):
 # One line per input, the format every runner of the model prints (sketch, QEMU and simavr harnesses) and
 # expected.json holds: "<name>: <top label> <confidence> [<score>, ...]", the confidence being the top output's
 # probability in tenths of a percent ("87.5%") for a softmax, else its raw score; scores are the raw quantized
-# outputs. E.g. "person.png: person 87.5% [96, -96]".
+# outputs. E.g. "person.png: person 87.5% [96, -96]". A runner with a clock (the sketch: micros()) appends the
+# inference time, " 4.123 ms"; it is not part of the compared line. A failed model run prints
+# "<name>: error: TVMExecute returned <code>" and no scores.
 RESULT_LINE = re.compile(r"^(?P<title>.+?): (?P<label>.+) (?P<confidence>-?\d+\.\d%|-?\d+) "
-                         r"\[(?P<scores>-?\d+(?:, -?\d+)*)\]$")
-Result = collections.namedtuple("Result", "title label confidence scores line")
+                         r"\[(?P<scores>-?\d+(?:, -?\d+)*)\](?: (?P<ms>\d+\.\d{3}) ms)?$")
+ERROR_LINE = re.compile(r"^(?P<title>.+?): error: (?P<error>\S+ returned -?\d+)$")
+# line: the compared text (without the time); text: the line as printed; ms: the inference time or None;
+# error: "TVMExecute returned <code>" for a failed run (then label, confidence and scores are None).
+Result = collections.namedtuple("Result", "title label confidence scores line ms error text")
 
 
 def top_index(scores):
@@ -103,20 +108,28 @@ def result_line(title, scores, labels, output):
 
 
 def parse_results(text):
-    """[Result] for every result line in a runner's output (other lines, e.g. boot messages, are skipped)."""
+    """[Result] for every result or error line in a runner's output (other lines, e.g. boot messages, are
+    skipped)."""
     results = []
     for line in text.splitlines():
-        m = RESULT_LINE.match(line.strip())
+        line = line.strip()
+        m = RESULT_LINE.match(line)
         if m:
             results.append(Result(m["title"], m["label"], m["confidence"],
-                                  [int(n) for n in m["scores"].split(", ")], line.strip()))
+                                  [int(n) for n in m["scores"].split(", ")], line[:m.end("scores") + 1],
+                                  float(m["ms"]) if m["ms"] else None, None, line))
+            continue
+        m = ERROR_LINE.match(line)
+        if m:
+            results.append(Result(m["title"], None, None, None, line, None, m["error"], line))
     return results
 
 
 def first_round(text, expected):
     """The first complete round of results in the output of a sketch that repeats them in loop(): `want`
     results from the first line of the first expected input on (a board may be caught mid-round), or None
-    while the round is incomplete (or its last line unterminated)."""
+    while the round is incomplete (or its last line unterminated). Error lines count as results: a failing
+    run is reported, not waited for."""
     want = expected["images"]
     printed = parse_results(text)
     first = next((i for i, r in enumerate(printed) if r.title == want[0]["title"]), None)
@@ -125,12 +138,26 @@ def first_round(text, expected):
     return printed[first:first + len(want)]
 
 
-def compare(printed, expected, who="generated C"):
+def _raise_run_errors(printed, who):
+    failed = [r for r in printed if r.error]
+    if failed:
+        raise PipelineError(f"the model run failed on the {who}, so it printed no scores for "
+                            f"{len(failed)} input(s): " + "; ".join(f"{r.title}: {r.error}" for r in failed)
+                            + " (see TVMExecute in src/model.h for what the code means)")
+
+
+def _differences(scores, reference):
+    return [(k, a, b) for k, (a, b) in enumerate(zip(scores, reference)) if a != b]
+
+
+def compare(printed, expected, who="generated C", tolerance=None):
     """Checks printed results against expected.json's; returns a summary dict, raises on a wrong decision.
 
     A wrong top label (or number of results or scores) fails, and so does a line that differs with the same
-    scores (the printing is wrong); "exact" says whether every line equals the expected one byte for byte."""
+    scores (the printing is wrong); "exact" says whether every line equals the expected one byte for byte.
+    `tolerance` (an int): also fail when any score differs from TFLite's by more than that (0: exactly)."""
     want = expected["images"]
+    _raise_run_errors(printed, who)
     if len(printed) != len(want):
         raise PipelineError(f"the sketch printed {len(printed)} result(s), expected {len(want)}")
     rows, wrong = [], []
@@ -143,10 +170,15 @@ def compare(printed, expected, who="generated C"):
         rows.append({"title": title, "label": got.label, "confidence": got.confidence, "scores": scores,
                      "tflite": exp["scores"], "argmax": argmax, "tflite_argmax": exp["argmax"],
                      "max_abs_diff": diff, "line": got.line, "expected_line": exp.get("line"),
+                     "printed": got.text, "ms": got.ms,
                      "exact": got.line == exp.get("line", got.line) and diff == 0})
         if argmax != exp["argmax"] or got.label != exp.get("top", got.label):
             wrong.append(f"{title}: {who} says class {argmax} ({got.label}) {scores}, TFLite says class "
                          f"{exp['argmax']} ({exp.get('top', '?')}) {exp['scores']}")
+        elif tolerance is not None and diff > tolerance:
+            wrong.append(f"{title}: " + ", ".join(
+                f"score {k} is {a} on the {who}, TFLite {b}" for k, a, b in _differences(scores, exp["scores"])
+                if abs(a - b) > tolerance) + f" (difference {diff} > TOLERANCE={tolerance})")
         elif diff == 0 and got.line != exp.get("line", got.line):
             # Same scores, different text: the printing (label, confidence) is wrong, not the arithmetic.
             wrong.append(f"{title}: {who} prints {got.line!r}, expected {exp['line']!r}")
@@ -160,6 +192,7 @@ def compare_lines(printed, expected, source, where):
     """Raises PipelineError unless the printed results equal expected.json's byte for byte: the same titles and
     scores, and the same lines (top label, confidence). `where` names the runner, e.g. "on simavr"."""
     want = expected["images"]
+    _raise_run_errors(printed, f"{source} ({where})")
     if len(printed) != len(want):
         raise PipelineError(f"{source} printed results for {len(printed)} input(s), expected.json has {len(want)}")
     bad = []

@@ -126,7 +126,8 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None, s
         f"    rc = {run_call};",
         "    insn_region_end();",
         "    if (rc != 0) {",
-        '      printf("model run failed on %s: %ld\\n", titles[i], (long)rc);',
+        # The sketch's error line (codegen.hostcheck.ERROR_LINE), then stop: no scores from a failed run.
+        f'      printf("%s: error: {run_call.split("(")[0]} returned %ld\\n", titles[i], (long)rc);',
         "      return 2;",
         "    }",
         "    print_result(titles[i]);",
@@ -206,7 +207,7 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
         "exact": True,
         "images": [{"name": exp["name"], "title": exp["title"], "scores": scores, "tflite": exp["scores"],
                     "argmax": max(range(len(scores)), key=lambda k: scores[k])}
-                   for (_, _, _, scores, _), exp in zip(printed, expected["images"])],
+                   for scores, exp in zip((r.scores for r in printed), expected["images"])],
         "inferences": region["count"],
         "instructions_per_inference": per_inference,
         "instructions_min": region["min"],

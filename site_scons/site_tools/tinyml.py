@@ -72,7 +72,7 @@ def TinyMLPipeline(env, board_name, cfg):
     expected = env.TinyExpected(out, tflite, images[2])
     mlf = env.TinyMLF(out, tflite, board=board)
     sketch = env.TinySketch(out, mlf, images, sketch_name=cfg["sketch"], templates=cfg["templates"] or None,
-                            context={"board": board, "classes": classes, "baud": 115200})
+                            context={"board": board, "classes": classes, "baud": boards.serial_baud(board)})
     library = env.TinyCLibrary(os.path.join(out, "c_library"), mlf)
     arduino_library = env.TinyArduinoLibrary(os.path.join(out, "arduino_library"), sketch, mlf,
                                              sketch_name=cfg["sketch"], board=board, classes=classes)
@@ -82,15 +82,17 @@ def TinyMLPipeline(env, board_name, cfg):
     simulate = env.TinySimulate(out, mlf, images, expected, sketch, board, sketch_name=cfg["sketch"])
     compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
                                       flags=cfg["arduino_flags"], memory=memory[0])
-    upload = monitor = None     # one board runs one program: BACKEND=tflm alone uploads the TFLM sketch
+    upload = verify = None      # one board runs one program: BACKEND=tflm alone uploads the TFLM sketch
     if "tvm" in cfg.get("backends", ("tvm",)):
         upload = env.TinyArduinoUpload(out, compiled, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
                                        port=cfg["port"], force=cfg["force"])
-        monitor = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
-                                         timeout=cfg["monitor_timeout"])
+        verify = env.TinyArduinoVerify(expected, board, cli=cfg["arduino_cli"], port=cfg["port"], baud=cfg["baud"],
+                                       timeout=cfg["monitor_timeout"], tolerance=cfg["tolerance"])
+    monitor = env.TinyArduinoMonitor(board, cli=cfg["arduino_cli"], port=cfg["port"], baud=cfg["baud"],
+                                     timeout=cfg["monitor_timeout"])
     nodes.update(images=images, expected=expected, mlf=mlf, export=list(library) + list(arduino_library),
                  sketch=sketch, check=check, compiledb=compiledb, **{"arduino-library": arduino_library},
-                 compile=compiled, upload=upload, monitor=monitor, memory=memory, simulate=simulate)
+                 compile=compiled, upload=upload, monitor=monitor, verify=verify, memory=memory, simulate=simulate)
     if "tflm" in cfg.get("backends", ()):
         _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes)
     return nodes
@@ -99,6 +101,8 @@ def TinyMLPipeline(env, board_name, cfg):
 def _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes):
     """BACKEND=tflm: the TFLM sketch, host check, simulate and memory under <out>/tflm/. Alone, they replace
     the TVM stages' targets; with BACKEND=tvm,tflm both are built and `memory`/`simulate` add the comparison."""
+    from codegen.device import boards
+
     both = "tvm" in cfg["backends"]
     tdir, tflm_dir, cache = os.path.join(out, "tflm"), cfg["tflm_dir"], cfg["tflm_cache"]
     name = cfg["tflm_sketch"]
@@ -106,7 +110,7 @@ def _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes):
     arena = env.TinyTflmArena(tdir, tflite, tflm_dir=tflm_dir, tflm_cache=cache)
     sketch = env.TinyTflmSketch(tdir, tflite, arena, images, sketch_name=name, tflm_dir=tflm_dir,
                                 templates=cfg["templates"] or None,
-                                context={"board": board, "classes": classes, "baud": 115200})
+                                context={"board": board, "classes": classes, "baud": boards.serial_baud(board)})
     check = env.TinyTflmHostCheck(tdir, tflite, sketch, expected, sketch_name=name, tflm_dir=tflm_dir, tflm_cache=cache)
     memory = env.TinyTflmMemoryReport(tdir, tflite, arena, board, tflm_dir=tflm_dir, tflm_cache=cache)
     simulate = env.TinyTflmSimulate(tdir, tflite, sketch, images, expected, board, sketch_name=name, tflm_dir=tflm_dir,
@@ -117,11 +121,12 @@ def _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes):
                                       memory=memory[0])
     staged = {"expected": expected, "sketch": sketch, "check": check, "memory": memory, "simulate": simulate,
               "compile": compiled, "tflm_arena": arena}
-    if not both:        # one board runs one program: with both backends, upload/monitor stay TVM's
+    if not both:        # one board runs one program: with both backends, upload/verify stay TVM's
         staged["upload"] = env.TinyArduinoUpload(tdir, compiled, board, sketch_name=name, cli=cfg["arduino_cli"],
                                                  port=cfg["port"], force=cfg["force"])
-        staged["monitor"] = env.TinyArduinoMonitor(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
-                                                   timeout=cfg["monitor_timeout"])
+        staged["verify"] = env.TinyArduinoVerify(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
+                                                 baud=cfg["baud"], timeout=cfg["monitor_timeout"],
+                                                 tolerance=cfg["tolerance"])
     if both:
         on_qemu = (board.get("emulator") or "").startswith("qemu")
         compare = env.TinyBackendComparison(out, nodes["memory"][0], memory[0], board,

@@ -1,5 +1,6 @@
 """SCons tool: arduino-cli compile (only when a sketch file or a flag changed), upload (always asked for, after
-compile; skipped when the same binary is already on the port) and a serial monitor that checks the scores."""
+compile; skipped when the same binary is already on the port), the serial monitor (miniterm) and `verify`, which
+checks the board's scores against TFLite's."""
 import os
 
 from tinyml_glue import add_builder, params_node, setting, stage_action
@@ -34,14 +35,27 @@ def _upload(target, source, p):
           f"{p['board']['title']} on {port} already runs this binary: upload skipped (FORCE=1 uploads anyway)")
 
 
+def _port(p):
+    from codegen.device import arduino
+
+    return p["port"] or arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
+
+
 def _monitor(target, source, p):
     from codegen.device import arduino
 
-    port = p["port"] or arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
-    summary = arduino.monitor(port, p["expected"], timeout_s=p["timeout"])
+    arduino.monitor(_port(p), p["baud"], timeout_s=p["timeout"])
+
+
+def _verify(target, source, p):
+    from codegen.device import arduino
+
+    summary = arduino.verify(_port(p), p["expected"], baud=p["baud"], timeout_s=p["timeout"],
+                             tolerance=p["tolerance"])
     for row in summary["images"]:
-        print(f"  {row['line']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
-    print("  scores match TFLite" if summary["exact"] else f"  max difference {summary['max_abs_diff']}")
+        print(f"  {row['printed']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
+    print("  scores match TFLite exactly" if summary["exact"] else
+          f"  scores within TOLERANCE={p['tolerance']} of TFLite's (max difference {summary['max_abs_diff']})")
 
 
 def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None, cli=None, flags=None,
@@ -77,12 +91,30 @@ def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name=None, cli=
     return alias
 
 
-def TinyArduinoMonitor(env, expected, board, *, cli=None, port=None, timeout=None):
+def _serial_params(env, board, cli, port, baud, timeout):
+    from codegen.device import boards
+
     cli, port = setting(env, cli, "ARDUINO_CLI"), setting(env, port, "PORT")
-    timeout = setting(env, timeout, "MONITOR_TIMEOUT")
+    baud = setting(env, baud, "BAUD") or boards.serial_baud(board)
+    return dict(cli=cli, board=board, port=port, baud=baud, timeout=setting(env, timeout, "MONITOR_TIMEOUT"))
+
+
+def TinyArduinoMonitor(env, board, *, cli=None, port=None, baud=None, timeout=None):
+    """`monitor-<board>`: the interactive serial monitor. It needs nothing built: watching a board does not wait
+    for a model to train."""
+    alias = env.Alias(f"monitor-{board['name']}", [params_node(env, **_serial_params(env, board, cli, port, baud,
+                                                                                   timeout))],
+                      env["TINY_MONITOR_ACTION"])
+    env.AlwaysBuild(alias)
+    return alias
+
+
+def TinyArduinoVerify(env, expected, board, *, cli=None, port=None, baud=None, timeout=None, tolerance=None):
+    """`verify-<board>`: the board's printed scores against expected.json (TFLite's), within TOLERANCE."""
     expected = env.arg2nodes(expected)[0]
-    alias = env.Alias(f"monitor-{board['name']}", [expected, params_node(
-        env, cli=cli, board=board, port=port, expected=str(expected), timeout=timeout)], env["TINY_MONITOR_ACTION"])
+    params = params_node(env, **_serial_params(env, board, cli, port, baud, timeout), expected=str(expected),
+                         tolerance=setting(env, tolerance, "TOLERANCE"))
+    alias = env.Alias(f"verify-{board['name']}", [expected, params], env["TINY_VERIFY_ACTION"])
     env.AlwaysBuild(alias)
     return alias
 
@@ -90,13 +122,15 @@ def TinyArduinoMonitor(env, expected, board, *, cli=None, port=None, timeout=Non
 def generate(env):
     add_builder(env, "TinyArduinoCompileSketch",
                 stage_action(_compile, "TINY_COMPILECOMSTR", "arduino-cli compile -> $TARGET"))
-    for name, fn, comstr in (("UPLOAD", _upload, "arduino-cli upload"), ("MONITOR", _monitor, "Serial monitor")):
+    for name, fn, comstr in (("UPLOAD", _upload, "arduino-cli upload"), ("MONITOR", _monitor, "Serial monitor"),
+                             ("VERIFY", _verify, "Checking the board's scores against TFLite's")):
         comstr_var, default, action = stage_action(fn, f"TINY_{name}COMSTR", comstr)
         env.SetDefault(**{comstr_var: default})
         env[f"TINY_{name}_ACTION"] = action
     env.AddMethod(TinyArduinoCompile)
     env.AddMethod(TinyArduinoUpload)
     env.AddMethod(TinyArduinoMonitor)
+    env.AddMethod(TinyArduinoVerify)
 
 
 def exists(env):

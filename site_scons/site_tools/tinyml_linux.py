@@ -148,7 +148,8 @@ def TinyLinuxMonitor(env, upload, check, board, cfg, *, timeout=None):
 
 def TinyLinuxStages(env, build_dir, board, cfg, tflite, input_files, input_names=None, class_labels=None,
                     class_source="the dataset"):
-    """The Linux-board stages after quantize: {"bundle", "check", "memory", "upload", "monitor"}."""
+    """The Linux-board stages after quantize: {"bundle", "check", "memory", "upload", "monitor", "verify"}
+    (`verify`, the MCUs' score check, is `monitor` here: the ssh run checks the scores)."""
     bundle_nodes = env.TinyLinuxBundle(build_dir, tflite, input_files, board, input_names=input_names,
                                        quant=cfg["quant"], class_labels=class_labels,
                                        labels_file=cfg["labels_file"] or None, class_source=class_source,
@@ -158,7 +159,8 @@ def TinyLinuxStages(env, build_dir, board, cfg, tflite, input_files, input_names
                                        runs=cfg["bench_runs"])
     upload = env.TinyLinuxUpload(bundle_nodes, board, cfg, check=check, force=cfg["force"])
     monitor = env.TinyLinuxMonitor(upload, check, board, cfg, timeout=cfg["monitor_timeout"])
-    return {"bundle": bundle_nodes, "check": check, "memory": memory, "upload": upload, "monitor": monitor}
+    return {"bundle": bundle_nodes, "check": check, "memory": memory, "upload": upload, "monitor": monitor,
+            "verify": monitor}
 
 
 def generate(env):

@@ -48,7 +48,7 @@ def _hostcheck(target, source, p):
     with atomic_open(target[0]) as f:
         json.dump(summary, f, indent=1)
     for row in summary["images"]:
-        print(f"  {row['line']}")
+        print(f"  {row['printed']}")
     print(f"  {len(summary['images'])} input(s) on TFLite Micro: {summary['verdict']}")
 
 

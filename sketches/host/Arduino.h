@@ -36,6 +36,7 @@ class HostSerial {
 extern HostSerial Serial;
 
 unsigned long millis(void);
+unsigned long micros(void);
 void delay(unsigned long ms);
 void setup(void);
 void loop(void);
