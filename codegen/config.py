@@ -68,6 +68,8 @@ VARIABLES = {
     "PORT": ("", "serial port for upload/monitor (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
     "FORCE": ("0", "1: upload even if the board already runs this binary"),
     "MONITOR_TIMEOUT": ("30", "seconds `scons monitor` waits for the sketch's results"),
+    "VERBOSE": ("0", "1: print each external command line (gcc, qemu, simavr, arduino-cli, ssh, ...) before it "
+                     "runs; changes no output and rebuilds nothing"),
 }
 VARIABLES.update(linux_settings.VARIABLES)     # HOST=, SSH_PORT=, ... of the Linux boards
 
@@ -154,6 +156,7 @@ def parse(raw, board=None):
         "arduino_flags": shlex.split(v["ARDUINO_FLAGS"]),
         "force": _choice("FORCE", v["FORCE"], (0, 1), int) == 1,
         "monitor_timeout": _int("MONITOR_TIMEOUT", v["MONITOR_TIMEOUT"], 1),
+        "verbose": _choice("VERBOSE", v["VERBOSE"], (0, 1), int) == 1,
     }
     cfg.update(linux_settings.parse(v))
     cfg["alpha"] = _alpha(cfg["arch"], v["ALPHA"])

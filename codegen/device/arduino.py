@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 
+from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 
@@ -51,7 +52,7 @@ def _run(cmd, what, timeout_s):
     KeyboardInterrupt by the SCons glue) the whole group is killed: a hung arduino-cli ignores SIGTERM."""
     import signal
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+    proc = external.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                             start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout_s)
@@ -114,6 +115,13 @@ def compile_sketch(cli, sketch_dir, board, build_path, output_dir, result_json, 
         json.dump({"command": cmd, "firmware_sha256": firmware_hash(output_dir),
                    "sections": sections, "result": result}, f, indent=1)
     return result
+
+
+def compiler_diagnostics(result):
+    """What the compiler said during a successful `arduino-cli compile --format json` (warnings, notes): the
+    JSON answer carries gcc's stderr as `compiler_err`. Shown on every compile, as the Arduino IDE does."""
+    text = result.get("compiler_err") if isinstance(result, dict) else None
+    return text.rstrip() if isinstance(text, str) else ""
 
 
 def _binaries(output_dir):
