@@ -70,7 +70,10 @@ def plan(env, roots):
             node, expanded = stack.pop()
             if node in will_build and not expanded:
                 continue
-            kids = list(node.children()) + list(node.prerequisites or [])
+            # Explicit dependencies only: scanning a generated sketch's #includes before it exists would leave
+            # SCons with stale implicit dependencies (a rebuild on the next run). A node whose inputs are all
+            # current is scanned below by is_up_to_date(), as SCons itself would.
+            kids = list(node.children(scan=0)) + list(node.prerequisites or [])
             if not expanded:
                 will_build.setdefault(node, False)      # a cycle guard; SCons itself reports real cycles
                 stack.append((node, True))
