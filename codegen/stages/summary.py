@@ -62,12 +62,14 @@ def percent(value):
     return f"{100.0 * value:.1f}%"
 
 
-def bar(label, used, limit, share, what="used"):
+def bar(label, used, limit, share, what="used", width=7):
     """PlatformIO's size line: `RAM:   [===       ]  34.6% (used 90,658 bytes from 262,144 bytes)`. `share` is
-    the percentage as the report file holds it (printed as it is, so the two agree)."""
+    the percentage as the report file holds it (printed as it is, so the two agree); `width` aligns the bars of
+    labels longer than "Flash: " (e.g. "TFLM Flash: ")."""
     filled = min(BAR_WIDTH, max(0, int(share * BAR_WIDTH / 100.0))) if share is not None else 0
     shown = f"{share:5.1f}%" if share is not None else "    ?%"
-    return (f"{label + ':':<7}[{'=' * filled:<{BAR_WIDTH}}] {shown} ({what} {used:,} bytes from {limit:,} bytes)")
+    return (f"{label + ':':<{width}}[{'=' * filled:<{BAR_WIDTH}}] {shown} ({what} {used:,} bytes from {limit:,} "
+            "bytes)")
 
 
 def _budget_lines(prefix, report, board_name, warnings, fix):
@@ -76,7 +78,8 @@ def _budget_lines(prefix, report, board_name, warnings, fix):
         budget = report.get(key)
         if not isinstance(budget, dict):
             continue
-        lines.append(bar(f"{prefix}{label}", budget["total"], budget["limit"], budget["percent"]))
+        lines.append(bar(f"{prefix}{label}", budget["total"], budget["limit"], budget["percent"],
+                         width=7 + len(prefix)))
         if not budget["fits"]:
             warnings.append(f"{board_name}: {prefix}{label.lower() if key == 'flash' else label} needs "
                             f"{budget['total']:,} bytes, the board has {budget['limit']:,} (over by "
