@@ -287,13 +287,19 @@ def format_report(report):
               f"output {report['output_bytes']:,} B",
               "code: " + (report["code_note"] if report["code_bytes"] is None
                           else f"{report['code_bytes']:,} B ({report['code_note']})"), ""]
-    for key, label in (("flash", "Flash"), ("ram", "RAM")):
-        x = report[key]
-        status = budget_status(x)
-        lines.append(f"{label}: {_fmt_items(x['items'])} = {x['total']:,} of {x['limit']:,} B "
-                     f"({x['percent']}%) -> {status}")
+    lines += budget_lines(report)
     lines += [""] + [f"note: {n}" for n in report["notes"]] + [""]
     return "\n".join(lines)
+
+
+def budget_lines(report):
+    """The flash and RAM lines of the report (what the memory stage prints; the layer table is in memory.txt)."""
+    lines = []
+    for key, label in (("flash", "Flash"), ("ram", "RAM")):
+        x = report[key]
+        lines.append(f"{label}: {_fmt_items(x['items'])} = {x['total']:,} of {x['limit']:,} B "
+                     f"({x['percent']}%) -> {budget_status(x)}")
+    return lines
 
 
 def check_fits(report):
