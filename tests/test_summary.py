@@ -139,6 +139,16 @@ def test_proc_echoes_the_command_only_when_verbose(capsys):
         proc.set_verbose(False)
 
 
+def test_verbose_is_0_or_1_and_in_no_stage_parameter():
+    from codegen import config
+    from codegen.errors import ConfigError
+
+    assert config.parse({"VERBOSE": "1"})["verbose"] and not config.parse({})["verbose"]
+    with pytest.raises(ConfigError, match="VERBOSE"):
+        config.parse({"VERBOSE": "2"})
+    assert "verbose" not in config.CONSTRUCTION_VARIABLES      # never a TINY_* stage parameter
+
+
 def test_no_subprocess_call_bypasses_the_helper():
     """VERBOSE=1 shows every external command only if every one goes through codegen.proc."""
     offenders = []
