@@ -124,10 +124,15 @@ def _check_line(label, check):
     return f"{label}: {n} input(s), same decisions as TFLite, scores differ by at most {diff}"
 
 
+def count(value):
+    """An instruction count as simulate.json has it: a whole number, or a mean over inferences that is not."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
+
+
 def _simulate_line(label, sim, board):
     per = sim.get("instructions_per_inference")
     if per is not None:
-        line = f"{label}: {per:,.0f} instructions per inference"
+        line = f"{label}: {count(per)} instructions per inference"
         clock = board.get("clock_hz")
         if clock:
             # QEMU counts instructions, not cycles: at one instruction per cycle (a lower bound on a Cortex-M4;
