@@ -75,6 +75,8 @@ VARIABLES = {
                  "boards.json, else 115200)"),
     "TOLERANCE": ("0", "`scons verify`: largest difference allowed between a board's score and TFLite's (0: "
                        "exact); for boards whose toolchains round differently"),
+    "VERBOSE": ("0", "1: print each external command line (gcc, qemu, simavr, arduino-cli, ssh, ...) before it "
+                     "runs; changes no output and rebuilds nothing"),
 }
 VARIABLES.update(linux_settings.VARIABLES)     # HOST=, SSH_PORT=, ... of the Linux boards
 
@@ -164,6 +166,7 @@ def parse(raw, board=None):
         "monitor_timeout": _int("MONITOR_TIMEOUT", v["MONITOR_TIMEOUT"], 1),
         "baud": _int("BAUD", v["BAUD"], 1, example=9600) if v["BAUD"].strip() else None,
         "tolerance": _int("TOLERANCE", v["TOLERANCE"], 0),
+        "verbose": _choice("VERBOSE", v["VERBOSE"], (0, 1), int) == 1,
     }
     cfg.update(linux_settings.parse(v))
     cfg["alpha"] = _alpha(cfg["arch"], v["ALPHA"])

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -29,11 +30,19 @@ def run_scons(build_dir, *targets, check=True, env=None, **variables):
     return proc
 
 
+STAGE_COUNTER = re.compile(r"^\[(\d+)/(\d+)\] ")
+
+
+def stage_lines(output):
+    """The stage lines a scons run printed, without their `[i/N] ` counter."""
+    return [STAGE_COUNTER.sub("", line) for line in output.splitlines()]
+
+
 def built_stages(output):
     """The stage messages (COMSTR lines) a scons run printed, i.e. what it rebuilt."""
     prefixes = ("Generating synthetic", "Packing dataset", "Training", "Quantizing", "Evaluating", "Embedding",
                 "TFLite reference", "TVM codegen", "Rendering sketch", "Host check", "arduino-cli")
-    return [line.split(" ->")[0] for line in output.splitlines() if line.startswith(prefixes)]
+    return [line.split(" ->")[0] for line in stage_lines(output) if line.startswith(prefixes)]
 
 
 @pytest.fixture(scope="session")

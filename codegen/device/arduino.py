@@ -14,6 +14,7 @@ import sys
 import time
 
 from .. import interrupt
+from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 
@@ -53,8 +54,8 @@ def _run(cmd, what, timeout_s):
     KeyboardInterrupt by the SCons glue) the whole group is killed: a hung arduino-cli ignores SIGTERM."""
     import signal
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True)
+    proc = external.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                          start_new_session=True)
     try:
         with interrupt.child(proc, own_group=True):     # -j2: a signal in the main thread kills the group
             out, err = proc.communicate(timeout=timeout_s)
@@ -117,6 +118,13 @@ def compile_sketch(cli, sketch_dir, board, build_path, output_dir, result_json, 
         json.dump({"command": cmd, "firmware_sha256": firmware_hash(output_dir),
                    "sections": sections, "result": result}, f, indent=1)
     return result
+
+
+def compiler_diagnostics(result):
+    """What the compiler said during a successful `arduino-cli compile --format json` (warnings, notes): the
+    JSON answer carries gcc's stderr as `compiler_err`. Shown on every compile, as the Arduino IDE does."""
+    text = result.get("compiler_err") if isinstance(result, dict) else None
+    return text.rstrip() if isinstance(text, str) else ""
 
 
 def _binaries(output_dir):

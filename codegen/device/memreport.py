@@ -23,9 +23,9 @@ because TVM reuses its storage, and at least as large as the biggest layer's inp
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
+from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..emit.mlf_archive import read_mlf
@@ -50,6 +50,9 @@ ARM_CPU_FLAGS = {
     "cortex-m0": ("-mcpu=cortex-m0", "-mthumb"),
 }
 AVR_MAX_OBJECT_BYTES = 32767  # avr-gcc: "size of array is too large" above this (16-bit size_t)
+# Above this share of the board's RAM (or flash) the report warns, as the Arduino IDE does ("Low memory
+# available, stability problems may occur" above 75 % of dynamic memory): the stack and heap need the rest.
+LOW_MEMORY_PERCENT = 75.0
 
 _DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
 
@@ -138,14 +141,14 @@ def measure_code(sources, board):
         inc = tmp                     # sources and header side by side
         for n in c_files:
             obj = os.path.join(tmp, os.path.basename(n) + ".o")
-            proc = subprocess.run([cc, *flags, "-O2", "-c", "-I", inc, os.path.join(tmp, n), "-o", obj],
+            proc = external.run([cc, *flags, "-O2", "-c", "-I", inc, os.path.join(tmp, n), "-o", obj],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 errors = [ln.replace(tmp + os.sep, "").strip() for ln in proc.stderr.splitlines()
                           if "error" in ln][:3]
                 return None, per_file, (f"not measured: {cc} {' '.join(flags)} failed on {os.path.basename(n)}: "
                                         + "; ".join(errors))
-            proc = subprocess.run([size, "-A", obj], capture_output=True, text=True)
+            proc = external.run([size, "-A", obj], capture_output=True, text=True)
             if proc.returncode != 0:
                 return None, per_file, f"not measured: {size} failed on {obj}: {proc.stderr.strip()[:200]}"
             text = 0
@@ -155,6 +158,16 @@ def measure_code(sources, board):
                     text += int(parts[1])
             per_file[os.path.basename(n)] = text
     return sum(per_file.values()), per_file, f"measured: .text of {cc} {' '.join(flags)} -O2 -c objects"
+
+
+def budget_status(budget):
+    """"fits", "fits, but low memory ..." above LOW_MEMORY_PERCENT, or "OVER by N B" for a `_budget` dict."""
+    if not budget["fits"]:
+        return f"OVER by {budget['over_by']:,} B"
+    if budget["percent"] is not None and budget["percent"] > LOW_MEMORY_PERCENT:
+        return (f"fits, but over {LOW_MEMORY_PERCENT:g}%: low memory available, stability problems may occur "
+                "(stack and heap need the rest)")
+    return "fits"
 
 
 def _budget(items, limit):
@@ -274,13 +287,19 @@ def format_report(report):
               f"output {report['output_bytes']:,} B",
               "code: " + (report["code_note"] if report["code_bytes"] is None
                           else f"{report['code_bytes']:,} B ({report['code_note']})"), ""]
-    for key, label in (("flash", "Flash"), ("ram", "RAM")):
-        x = report[key]
-        status = "fits" if x["fits"] else f"OVER by {x['over_by']:,} B"
-        lines.append(f"{label}: {_fmt_items(x['items'])} = {x['total']:,} of {x['limit']:,} B "
-                     f"({x['percent']}%) -> {status}")
+    lines += budget_lines(report)
     lines += [""] + [f"note: {n}" for n in report["notes"]] + [""]
     return "\n".join(lines)
+
+
+def budget_lines(report):
+    """The flash and RAM lines of the report (what the memory stage prints; the layer table is in memory.txt)."""
+    lines = []
+    for key, label in (("flash", "Flash"), ("ram", "RAM")):
+        x = report[key]
+        lines.append(f"{label}: {_fmt_items(x['items'])} = {x['total']:,} of {x['limit']:,} B "
+                     f"({x['percent']}%) -> {budget_status(x)}")
+    return lines
 
 
 def check_fits(report):

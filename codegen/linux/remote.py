@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 
+from .. import proc as external
 from ..errors import PipelineError
 from . import bundle as bundlemod
 
@@ -44,7 +45,7 @@ class Remote:
 
     def run(self, remote_command, *, what, timeout_s=120, check=True):
         try:
-            proc = subprocess.run(self.ssh_cmd(remote_command), capture_output=True, text=True, timeout=timeout_s,
+            proc = external.run(self.ssh_cmd(remote_command), capture_output=True, text=True, timeout=timeout_s,
                                   stdin=subprocess.DEVNULL)
         except FileNotFoundError:
             raise PipelineError(f"`{self.ssh}` is not installed; install the OpenSSH client (apt-get install "
@@ -158,7 +159,7 @@ def _rsync(bundle_dir, remote, remote_dir):
     # --delete: files of an earlier bundle (other samples) go; the hash file is the board's own record.
     cmd = ["rsync", "-a", "--delete", f"--exclude=/{HASH_FILE}", "-e", ssh,
            os.path.join(os.path.abspath(bundle_dir), ""), f"{remote.host}:{remote_dir}/"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    proc = external.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise _copy_error(remote, "rsync", proc)
 
@@ -171,7 +172,7 @@ def _scp(bundle_dir, remote, remote_dir):
     entries = [os.path.join(os.path.abspath(bundle_dir), n) for n in sorted(os.listdir(bundle_dir))]
     cmd = ["scp", "-r", "-p", *(["-P", str(remote.port)] if remote.port else []), *remote.options(), *entries,
            f"{remote.host}:{fresh}/"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    proc = external.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise _copy_error(remote, "scp", proc)
     remote.run(f"rm -rf {_q(remote_dir)} && mv {_q(fresh)} {_q(remote_dir)}", what="replacing the bundle")
@@ -228,7 +229,7 @@ def stream_remote(remote, remote_dir, python, args, *, timeout_s=60, out=None):
 
     out = out or sys.stdout
     cmd = f"cd {_q(remote_dir)} && {_remote_python(python)} run.py " + " ".join(shlex.quote(a) for a in args)
-    proc = subprocess.Popen(remote.ssh_cmd(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = external.popen(remote.ssh_cmd(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     timer = threading.Timer(timeout_s, proc.kill)
     timer.start()

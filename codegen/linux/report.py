@@ -8,8 +8,8 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 
+from .. import proc as external
 from ..fsutil import atomic_open
 from . import runtime_env
 
@@ -62,7 +62,7 @@ def _runtime_baseline_rss(python):
     code = ("import numpy, PIL.Image\n"
             "try:\n    import ai_edge_litert.interpreter\nexcept ImportError:\n    import tflite_runtime.interpreter\n"
             "print(next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
-    proc = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, env=runtime_env.clean_env(),
+    proc = external.run([python, "-I", "-c", code], capture_output=True, text=True, env=runtime_env.clean_env(),
                           timeout=120)
     return int(proc.stdout.strip()) if proc.returncode == 0 else None
 

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 
+from .. import proc as external
 from ..errors import PipelineError
 
 PIP_TIMEOUT_S = 1200
@@ -72,7 +73,7 @@ def _probe(python):
             "        return False\n"
             f"print(json.dumps({{'runtime': next((m for m in {list(RUNTIME_MODULES)!r} if has(m)), None),"
             f" 'tensorflow': has('tensorflow'), 'missing': [m for m in {list(REQUIRED_MODULES)!r} if not has(m)]}}))")
-    proc = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, env=clean_env(), timeout=120)
+    proc = external.run([python, "-I", "-c", code], capture_output=True, text=True, env=clean_env(), timeout=120)
     if proc.returncode != 0:
         raise PipelineError(f"the runtime venv's Python {python} does not start: {_tail(proc.stderr)}")
     return json.loads(proc.stdout)
@@ -104,7 +105,7 @@ def _build(requirements_text, final, log):
     shutil.rmtree(final, ignore_errors=True)       # an incomplete one (no stamp) from an older layout
     log(f"  building the isolated runtime venv {final} (once per requirements.txt; pip from PyPI)", flush=True)
     try:
-        proc = subprocess.run([base_python(), "-m", "venv", tmp], capture_output=True, text=True, env=clean_env(),
+        proc = external.run([base_python(), "-m", "venv", tmp], capture_output=True, text=True, env=clean_env(),
                               timeout=300)
         if proc.returncode != 0:
             raise PipelineError(f"python -m venv {tmp} failed: {_tail(proc.stderr)}; install python3-venv")
@@ -113,7 +114,7 @@ def _build(requirements_text, final, log):
             f.write(requirements_text)
         py = os.path.join(tmp, "bin", "python")
         try:
-            proc = subprocess.run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", req],
+            proc = external.run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", req],
                                   capture_output=True, text=True, env=clean_env(), timeout=PIP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise PipelineError(f"pip did not finish installing the runtime in {PIP_TIMEOUT_S} s; check the "
@@ -122,7 +123,7 @@ def _build(requirements_text, final, log):
             raise PipelineError(f"pip could not install the bundle's requirements.txt into the runtime venv: "
                                 f"{_tail(proc.stderr or proc.stdout)}; check the network access to PyPI (or give "
                                 "RUNTIME_VENV= a folder where it was built) and run scons again")
-        freeze = subprocess.run([py, "-m", "pip", "freeze", "--disable-pip-version-check"], capture_output=True,
+        freeze = external.run([py, "-m", "pip", "freeze", "--disable-pip-version-check"], capture_output=True,
                                 text=True, env=clean_env(), timeout=120).stdout.split()
         with open(os.path.join(tmp, "tinyml-venv.json"), "w") as f:
             json.dump({"requirements": requirements_text, "python": platform.python_version(),
@@ -144,7 +145,7 @@ def run_bundle(python, bundle_dir, args, timeout_s=600):
     error line when it fails."""
     cmd = [python, "-I", os.path.join(os.path.abspath(bundle_dir), "run.py"), "--json", *args]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=bundle_dir, env=clean_env(),
+        proc = external.run(cmd, capture_output=True, text=True, cwd=bundle_dir, env=clean_env(),
                               timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise PipelineError(f"run.py did not finish in {timeout_s} s: {' '.join(cmd)}") from None

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import time
 
+from .. import proc as external
 from ..errors import PipelineError
 
 HARDWARE_DIRS = ("/usr/share/arduino/hardware", "/usr/share/arduino-builder")
@@ -133,7 +134,7 @@ def _compiler_errors(output, build_path, sketch_dir):
 def elf_sizes(elf):
     """(flash_bytes, ram_bytes) of an AVR ELF: text+data and data+bss as avr-size reports them."""
     _require(["avr-size"], "measuring the AVR build")
-    proc = subprocess.run(["avr-size", elf], capture_output=True, text=True)
+    proc = external.run(["avr-size", elf], capture_output=True, text=True)
     if proc.returncode != 0:
         raise AvrError(f"avr-size {elf} failed (exit {proc.returncode}): {proc.stderr.strip()}")
     lines = proc.stdout.strip().splitlines()
@@ -171,7 +172,7 @@ def compile_sketch(sketch_dir, fqbn, build_path, *, extra_prefs=(), libraries=()
     cmd += ["-tools", TOOLS_DIR, "-fqbn", fqbn, "-ide-version", IDE_VERSION, "-build-path", build_path,
             *_prefs(extra_prefs), ino]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=COMPILE_TIMEOUT_S)
+        proc = external.run(cmd, capture_output=True, text=True, errors="replace", timeout=COMPILE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise AvrError(f"arduino-builder did not finish compiling {ino} within {COMPILE_TIMEOUT_S} s") from None
     if proc.returncode != 0:
@@ -268,7 +269,7 @@ def run_simavr(elf, mcu, *, freq=16000000, timeout_s=60, until=None):
         cmd = ["stdbuf", "-o0", *cmd]
     parser = _SerialParser()
     stdout_lines = []
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = external.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "out")
     sel.register(proc.stderr, selectors.EVENT_READ, "err")

@@ -9,13 +9,13 @@ Used by the test suite and usable on any model:
 `python -m codegen.runners.exactness [--cortex-m4] model.tflite [N]`.
 """
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
 
 import numpy as np
 
+from .. import proc as external
 from ..errors import PipelineError
 from ..emit.mlf_archive import read_mlf
 
@@ -98,14 +98,14 @@ def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
     with open(main_c, "w") as f:
         f.write(_MAIN_C % {"name": name, "NAME": name.upper()})
     exe = os.path.join(workdir, "trace_run")
-    r = subprocess.run(["gcc", "-std=c99", *cflags, "-include", "stdio.h",
+    r = external.run(["gcc", "-std=c99", *cflags, "-include", "stdio.h",
                         "-DTVMGEN_TRACE(i,p,n)=fwrite((p),1,(n),stderr)", "-I", incdir, main_c, *sources,
                         "-o", exe, "-lm"], capture_output=True, text=True)
     if r.returncode != 0:
         raise PipelineError("%s: the generated C does not compile with gcc:\n%s" % (mlf_tar, r.stderr[-3000:]))
     compiler_output = r.stderr
     x = np.ascontiguousarray(inputs).view(np.uint8).reshape(len(inputs), -1)
-    r = subprocess.run([exe], input=x.tobytes(), capture_output=True)
+    r = external.run([exe], input=x.tobytes(), capture_output=True)
     if r.returncode != 0:
         raise PipelineError("%s: the generated C exited with %d" % (mlf_tar, r.returncode))
     n = len(x)

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 
+from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..stages.quantio import confidence_text
@@ -72,7 +73,7 @@ def _run(cmd, what):
     if shutil.which(cmd[0]) is None:
         raise PipelineError(f"{cmd[0]} not found: the host check needs a C/C++ compiler "
                             "(Debian/Ubuntu: apt-get install gcc g++)")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = external.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise PipelineError(f"{what} failed:\n{proc.stderr.strip()}")
 
@@ -216,7 +217,7 @@ def host_check(sketch_dir, sketch_name, expected_json, out_json, build_options=N
     with tempfile.TemporaryDirectory(prefix="hostcheck-") as work:
         exe = build_host_binary(sketch_dir, sketch_name, work, **(build_options or {}))
         try:
-            proc = subprocess.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+            proc = external.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                                   env=dict(os.environ, HOST_LOOPS="1"))
         except subprocess.TimeoutExpired:
             raise PipelineError(f"the host build of {sketch_dir} did not finish in {RUN_TIMEOUT_S} s") from None

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 
+from .. import proc as external
 from ..errors import PipelineError
 
 BAREMETAL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baremetal")
@@ -70,7 +71,7 @@ def build_plugin(out_so):
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out_so))
     os.close(fd)
     try:
-        proc = subprocess.run([HOST_CC, "-O2", "-Wall", "-shared", "-fPIC", PLUGIN_SRC, "-o", tmp],
+        proc = external.run([HOST_CC, "-O2", "-Wall", "-shared", "-fPIC", PLUGIN_SRC, "-o", tmp],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise QemuError(f"compiling the QEMU plugin {PLUGIN_SRC} with {HOST_CC} failed:\n"
@@ -110,7 +111,7 @@ def build_firmware(c_sources, include_dirs, main_c, out_elf, *, cflags=("-O2",))
     for d in include_dirs:
         cmd += ["-I", d]
     cmd += [*sources, "-T", LINKER_SCRIPT, *LINK_FLAGS, f"-Wl,-Map={out_elf}.map", "-lm", "-o", out_elf]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = external.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise QemuError(f"building firmware {out_elf} with {CC} failed:\n{_tail(proc.stderr)}\n"
                         f"Fix the C sources or flags above (command: {' '.join(cmd)}).")
@@ -121,7 +122,7 @@ def _region_addresses(elf):
     """Addresses of insn_region_begin/insn_region_end in elf, or None when the firmware lacks them."""
     if shutil.which(NM) is None:
         return None
-    proc = subprocess.run([NM, elf], capture_output=True, text=True)
+    proc = external.run([NM, elf], capture_output=True, text=True)
     if proc.returncode != 0:
         return None
     found = {}
@@ -174,7 +175,7 @@ def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None)
                 arg += ",begin=0x%x,end=0x%x" % addrs
             cmd += ["-plugin", arg, "-d", "plugin", "-D", log]
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+            proc = external.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
         except subprocess.TimeoutExpired as e:
             out = (e.stdout or b"").decode("utf-8", "replace")
             raise QemuError(f"firmware {elf} did not finish within {timeout_s} s under QEMU {MACHINE} (endless loop "

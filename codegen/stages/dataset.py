@@ -136,12 +136,22 @@ def synth_image(seed, cls, index, res=SYNTH_RESOLUTION):
 
 def generate_synthetic(out_dir, per_class, seed, index_path):
     """Writes out_dir/<class>/NNNN.png for both classes and an index (file list + sha256) at index_path."""
+    from ..progress import counting
+
+    with counting(2 * per_class, "drawing synthetic images") as advance:
+        entries = _draw_synthetic(out_dir, per_class, seed, index_path, advance)
+    with atomic_open(index_path) as f:
+        json.dump({"seed": seed, "per_class": per_class, "classes": entries}, f, indent=1)
+
+
+def _draw_synthetic(out_dir, per_class, seed, index_path, advance):
     entries = {}
     for cls in (CLASS_OTHER, CLASS_CAR):
         cls_dir = os.path.join(out_dir, cls)
         os.makedirs(cls_dir, exist_ok=True)
         files = []
         for i in range(per_class):
+            advance()
             path = os.path.join(cls_dir, f"{i:04d}.png")
             with atomic_path(path, suffix=".png") as tmp:
                 synth_image(seed, cls, i).save(tmp, format="PNG")
@@ -153,8 +163,7 @@ def generate_synthetic(out_dir, per_class, seed, index_path):
             if name.endswith(".png") and int(name.split(".")[0] or 0) >= per_class:
                 os.remove(os.path.join(cls_dir, name))
         entries[cls] = files
-    with atomic_open(index_path) as f:
-        json.dump({"seed": seed, "per_class": per_class, "classes": entries}, f, indent=1)
+    return entries
 
 
 # ---------------------------------------------------------------------------------------------- folders
@@ -208,6 +217,18 @@ def stratified_split(y, order, val_fraction):
     return is_val
 
 
+def _load_class(paths, size, channels, skipped, advance):
+    """[(path, array)] of the readable images; the others' errors go to `skipped`."""
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append((path, imagesmod.load_image(path, size, channels)))
+        except PipelineError as e:
+            skipped.append(str(e))
+        advance()
+    return loaded
+
+
 def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2, where="dataset", warn=None):
     """Loads every image at the model size into one .npz (x uint8 NHWC, y int, split, class names).
 
@@ -223,17 +244,17 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
     import numpy as np
     from PIL import Image
 
+    from ..progress import counting
+
     warn = warn or (lambda msg: sys.stderr.write(f"warning: {msg}\n"))
     check_classes(classes, where)
     names = sorted(classes)
     xs, ys, skipped = [], [], []
+    # A bar on a terminal only: on a pipe, a line for a few seconds' reading is noise.
+    with counting(sum(len(v) for v in classes.values()), f"reading {where}", announce=False) as advance:
+        loaded_by_class = {cls: _load_class(classes[cls], size, channels, skipped, advance) for cls in names}
     for label, cls in enumerate(names):
-        loaded = []
-        for path in classes[cls]:
-            try:
-                loaded.append((path, imagesmod.load_image(path, size, channels)))
-            except PipelineError as e:
-                skipped.append(str(e))
+        loaded = loaded_by_class[cls]
         if len(loaded) < 2:
             raise PipelineError(f"{where}: class {cls} has {len(loaded)} readable image(s) (need 2; "
                                 f"{len(classes[cls]) - len(loaded)} unreadable); add JPEG/PNG images")

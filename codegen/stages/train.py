@@ -138,13 +138,18 @@ def build_model(size, channels, alpha, num_classes, batch_size=None, weights_pat
     return keras.Model(inputs, outputs, name=f"{arch}_classifier")
 
 
-def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weights_path=None, lr=None, verbose=2,
-          depth=None, arch="mobilenet_v1"):
+def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weights_path=None, lr=None,
+          verbose=None, depth=None, arch="mobilenet_v1"):
+    """`verbose`: model.fit's; None: Keras' progress bar on a terminal, one line per epoch otherwise."""
+    from ..progress import keras_verbosity
     from .dataset import load_packed
     from .tf_env import import_tf
 
     depth = _check_depth(depth, arch)
+    # Importing TensorFlow and building the graph take most of the wait before the first epoch line.
+    print("  loading TensorFlow and building the model ...", flush=True)
     tf, keras = import_tf(seed)
+    verbose = keras_verbosity() if verbose is None else verbose
     data = load_packed(npz_path)
     x, y, is_val = data["x"], data["y"], data["is_val"]
     size, channels = x.shape[1], x.shape[3]
@@ -158,6 +163,8 @@ def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weigh
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     xf = x.astype("float32")
+    print(f"  training on {int((~is_val).sum()):,} images, validating on {int(is_val.sum()):,}, {epochs} epoch(s)",
+          flush=True)
     hist = model.fit(xf[~is_val], y[~is_val], validation_data=(xf[is_val], y[is_val]), epochs=epochs,
                      batch_size=batch, shuffle=True, verbose=verbose, callbacks=[interrupt.keras_callback()])
     if any(v != v for v in hist.history["loss"]):  # NaN

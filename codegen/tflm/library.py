@@ -19,8 +19,8 @@ import json
 import os
 import re
 import shutil
-import subprocess
 
+from .. import proc as external
 from ..errors import PipelineError
 
 # TFLM's own flags (tensorflow/lite/micro/tools/make/Makefile, BUILD_TYPE=release): without them some files
@@ -208,7 +208,7 @@ def compile_flags(root, toolchain):
 
 
 def _compiler_identity(exe):
-    proc = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    proc = external.run([exe, "--version"], capture_output=True, text=True)
     return proc.stdout.splitlines()[0] if proc.returncode == 0 and proc.stdout else exe
 
 
@@ -222,7 +222,7 @@ def library_key(root, toolchain):
 
 def _compile_one(args):
     cmd, src = args
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = external.run(cmd, capture_output=True, text=True)
     return src, proc.returncode, proc.stderr
 
 
@@ -299,7 +299,7 @@ def build_library(tflm_dir, toolchain, *, ops=None, cache_dir=None, jobs=None, l
                             f"{rel}:\n{err.strip()[-2000:]}\nCheck that TFLM_DIR={tflm_dir} is a complete tree "
                             f"generated for this target (create_tflm_tree.py) and that {tc['cxx']} is GCC >= 9")
         tmp_lib = f"{lib}.{os.getpid()}.tmp"
-        proc = subprocess.run([tc["ar"], "rcs", tmp_lib, *objects], capture_output=True, text=True)
+        proc = external.run([tc["ar"], "rcs", tmp_lib, *objects], capture_output=True, text=True)
         if proc.returncode != 0:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp_lib)

@@ -89,6 +89,8 @@ def memory_report(tflite_path, arena_json, board, tflm_dir, out_json, out_txt, *
 
 
 def format_report(r):
+    from ..device.memreport import budget_status
+
     b = r["board"]
     lines = [f"TFLM memory report on {b['title']} ({b['cpu']}, flash {b['flash_bytes']:,} B, RAM "
              f"{b['ram_bytes']:,} B); ops: {', '.join(r['ops'])}",
@@ -98,7 +100,7 @@ def format_report(r):
              f"interpreter, resolver, buffers = {r['ram_added_bytes']:,} B"]
     for key, label in (("flash", "Flash"), ("ram", "RAM")):
         x = r[key]
-        status = "fits" if x["fits"] else f"OVER by {x['over_by']:,} B"
+        status = budget_status(x)
         lines.append(f"{label}: {x['total']:,} of {x['limit']:,} B ({x['percent']}%) with core margin -> {status}")
     return "\n".join(lines + [f"note: {n}" for n in r["notes"]] + [""])
 

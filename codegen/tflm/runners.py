@@ -6,6 +6,7 @@ import re
 import subprocess
 import tempfile
 
+from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open, write_if_changed
 from . import library, model
@@ -20,7 +21,7 @@ RUN_TIMEOUT_S = 120
 
 
 def _run(cmd, what, cwd=None):
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    proc = external.run(cmd, capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         raise TflmError(f"{what} failed:\n{(proc.stderr or proc.stdout).strip()[-3000:]}")
     return proc
@@ -74,7 +75,7 @@ def measure_arena(tflite_path, tflm_dir, out_json, *, cache_dir=None):
             exe = os.path.join(work, "arena_probe")
             _run([tc["cxx"], *objs, lib, "-o", exe, "-lm"], "linking the arena probe")
             try:
-                proc = subprocess.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+                proc = external.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 raise TflmError(f"the TFLM arena probe for {tflite_path} did not finish in {RUN_TIMEOUT_S} s") \
                     from None

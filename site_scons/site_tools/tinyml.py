@@ -9,7 +9,7 @@ from tinyml_glue import literal_nodes
 
 STAGE_TOOLS = ("tinyml_state", "tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
                "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export", "tinyml_mcu",
-               "tinyml_linux", "tinyml_tflm")
+               "tinyml_linux", "tinyml_tflm", "tinyml_progress")
 
 
 def TinyMLPipeline(env, board_name, cfg):
@@ -21,8 +21,11 @@ def TinyMLPipeline(env, board_name, cfg):
     from codegen.device import boards
     from codegen.stages import usermodel
 
+    from tinyml_progress import register_board
+
     board = boards.get(board_name)
     out = os.path.join(cfg["build_dir"], board_name)
+    register_board(board, out)          # the summary at the end of the build reads its result files
     kind = cfg["model_kind"]
     nodes = {"dataset": [], "train": [], "quantize": [], "report": []}
     npz, heldout = None, {}

@@ -19,6 +19,9 @@ def _compile(target, source, p):
 
     result = arduino.compile_sketch(p["cli"], p["sketch_dir"], p["board"], p["build_path"], p["output_dir"],
                                     target[0], extra_flags=p["flags"])
+    diagnostics = arduino.compiler_diagnostics(result)
+    if diagnostics:
+        print(diagnostics)
     # arduino-cli's own section sizes: what the firmware really takes, next to memory.txt's estimate.
     for section in (result.get("builder_result") or {}).get("executable_sections_size") or []:
         size, limit = section.get("size", 0), section.get("max_size") or 0

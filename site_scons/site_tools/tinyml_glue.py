@@ -150,8 +150,18 @@ def stage_action(fn, comstr_var, default_comstr):
             return 1
         return 0
 
+    def stage_line(target, source, env, executor=None):
+        # The stage's COMSTR with the run's stage counter in front ("[4/11] TVM codegen ..."): counted when
+        # SCons announces the action, i.e. when it really runs (an up-to-date stage prints nothing).
+        from tinyml_progress import numbered
+
+        line = env.subst("$" + comstr_var, target=target, source=source, executor=executor)
+        return numbered(line) if line else line
+
     action.__name__ = fn.__name__
-    return comstr_var, default_comstr, SCons.Action.Action(action, "$" + comstr_var)
+    stage = SCons.Action.Action(action, strfunction=stage_line)
+    stage.tinyml_stage = True       # what tinyml_progress counts
+    return comstr_var, default_comstr, stage
 
 
 def _locking(emitter):

@@ -9,7 +9,10 @@ def _memory(target, source, p):
     from codegen.device import memreport
 
     report = memreport.memory_report(source[0], p["board"], target[0], target[1])
-    print(memreport.format_report(report))
+    # The budget, not the 40-row layer table: that is in memory.txt, and the summary shows the bars.
+    for line in memreport.budget_lines(report):
+        print(f"  {line}")
+    print(f"  per-layer table: {target[1]}")
     try:
         memreport.check_fits(report)
     except Exception as e:  # noqa: BLE001 - reported here, enforced before compile/upload

@@ -291,6 +291,25 @@ class StageCache(SCons.CacheDir.CacheDir):
         except (OSError, ValueError):
             return False
 
+    def would_retrieve(self, node):
+        """Whether `retrieve` would supply this out-of-date target instead of its stage (a finished-target record
+        or a shared-cache entry): the stage counter leaves it out. Changes nothing on disk. Only asked while the
+        node's inputs are final (the key is memoized on the node)."""
+        if node.always_build or not SCons.CacheDir.cache_enabled:
+            return False
+        base = self._record_base(node)
+        try:
+            with open(base + ".json") as f:
+                record = json.load(f)
+            if record.get("key") == self.stage_key(node) and record.get("sha256") == _sha256(base + ".data"):
+                return True
+        except (OSError, ValueError):
+            pass
+        if not self.is_enabled():
+            return False
+        _, entry = self.cachepath(node)
+        return os.path.isfile(entry)
+
     # --- SCons' hooks -------------------------------------------------------------------------------------
     def is_enabled(self):
         return SCons.CacheDir.cache_enabled and self.path is not None

@@ -1,0 +1,77 @@
+"""Every external program the stages run (gcc, arm-none-eabi-gcc, qemu-system-arm, simavr, arduino-builder,
+arduino-cli, pip, ssh, rsync, ...) starts here, so that `VERBOSE=1` can show each command line before it runs.
+
+The echo is the command as a shell would need it (`shlex.join`), so it can be copied and rerun by hand. It goes
+to this thread's stdout: a stage running inside `codegen.quiet.quiet()` stays quiet, the others print even under
+`scons -j2`. Verbosity is a process-wide switch, not a stage parameter: it must not change any output file or
+any signature (SConstruct sets it from VERBOSE=, a firmware repo calls `set_verbose(True)`).
+"""
+import os
+import shlex
+import subprocess
+import sys
+
+from . import interrupt
+
+_verbose = False
+
+
+def set_verbose(on):
+    global _verbose
+    _verbose = bool(on)
+
+
+def verbose():
+    return _verbose
+
+
+def command_line(cmd, cwd=None):
+    """`cmd` as one shell line; with `cwd`, prefixed by the `cd` it needs."""
+    line = cmd if isinstance(cmd, str) else shlex.join(os.fspath(a) for a in cmd)
+    return f"cd {shlex.quote(os.fspath(cwd))} && {line}" if cwd else line
+
+
+def echo(cmd, cwd=None):
+    if _verbose:
+        sys.stdout.write(command_line(cmd, cwd) + "\n")
+        sys.stdout.flush()
+
+
+def run(cmd, *, input=None, timeout=None, check=False, capture_output=False, **kwargs):
+    """subprocess.run, echoed under VERBOSE=1, and registered with codegen.interrupt while it runs: with
+    `scons -j2` a Ctrl-C or SIGTERM (handled in the main thread) kills it instead of waiting for it to end.
+    Same arguments, result and exceptions as subprocess.run."""
+    echo(cmd, kwargs.get("cwd"))
+    if capture_output:
+        kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
+    with subprocess.Popen(cmd, **kwargs) as child:
+        try:
+            with interrupt.child(child):
+                out, err = child.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            child.kill()
+            out, err = child.communicate()
+            raise subprocess.TimeoutExpired(child.args, e.timeout, output=out, stderr=err) from None
+        except BaseException:
+            child.kill()
+            raise
+        returncode = child.poll()
+    if check and returncode:
+        raise subprocess.CalledProcessError(returncode, child.args, output=out, stderr=err)
+    return subprocess.CompletedProcess(child.args, returncode, out, err)
+
+
+def popen(cmd, **kwargs):
+    """subprocess.Popen, echoed under VERBOSE=1."""
+    echo(cmd, kwargs.get("cwd"))
+    return subprocess.Popen(cmd, **kwargs)
+
+
+# The exception types callers catch, so that they need not import subprocess beside this module.
+TimeoutExpired = subprocess.TimeoutExpired
+CalledProcessError = subprocess.CalledProcessError
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+STDOUT = subprocess.STDOUT
