@@ -67,11 +67,14 @@ def test_report_has_float_and_int8_accuracy_and_a_curve(trained):
     d, acc = trained
     quantize.quantize(str(d / "model.keras"), str(d / "data.npz"), str(d / "r.tflite"), rep_samples=4)
     m = report.evaluate(str(d / "r.tflite"), str(d / "data.npz"), str(d / "hist.json"), str(d / "metrics.json"),
-                        str(d / "curve.png"))
+                        str(d / "curve.png"), str(d / "confusion.png"))
     assert m["float_val_accuracy"] == acc and 0 <= m["quantized_val_accuracy"] <= 1
-    assert sum(map(sum, m["quantized_confusion"])) == m["val_images"] > 0
+    for key, accuracy in (("quantized_confusion", m["quantized_val_accuracy"]), ("float_confusion", acc)):
+        matrix = np.array(m[key])
+        assert matrix.sum() == m["val_images"] > 0 and np.trace(matrix) == round(accuracy * m["val_images"])
+    assert m["plots"] == {"training_curve": "curve.png", "confusion_matrix": "confusion.png"}
     from PIL import Image
-    assert Image.open(d / "curve.png").size == (640, 360)
+    assert Image.open(d / "curve.png").size == (800, 360) and Image.open(d / "confusion.png").format == "PNG"
 
 
 def test_weights_file_transfer_and_wrong_architecture(trained, tmp_path):
