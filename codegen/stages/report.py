@@ -32,10 +32,13 @@ def _float_predictions(train_info, keras_path, xv):
 
 
 def _tflite_label(interp, input_dtype):
+    """The quantized panel's title, by what the .tflite holds (QUANT=int8, dynamic or float16)."""
     kinds = {d["dtype"].__name__ for d in interp.get_tensor_details()}
-    if input_dtype in ("int8", "uint8") or "int8" in kinds:
+    if input_dtype in ("int8", "uint8"):
         return "int8 TFLite model"
-    return "float16 TFLite model" if "float16" in kinds else "quantized TFLite model"
+    if "int8" in kinds:
+        return "TFLite model, int8 weights (dynamic range)"
+    return "float16 TFLite model" if "float16" in kinds else "TFLite model"
 
 
 def evaluate(tflite_path, npz_path, history_path, metrics_out, curve_out, confusion_out=None, keras_path=None):
