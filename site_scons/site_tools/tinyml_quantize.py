@@ -18,7 +18,7 @@ def _report(target, source, p):
     from codegen.stages import report
 
     metrics = report.evaluate(source[0], source[1], source[2], target[0], target[1], target[2],
-                              keras_path=source[3] if len(source) > 3 else None)
+                              keras_path=p.get("keras_model"))
     folder = os.path.dirname(target[0])
     print("  plots: " + ", ".join(os.path.join(folder, f) for f in metrics["plots"].values()))
 
@@ -45,10 +45,21 @@ def TinyQuantize(env, build_dir, model, dataset_npz, *, mode=None, io_type=None,
 
 def TinyReport(env, build_dir, tflite, dataset_npz, history, model=None):
     """metrics.json (float vs quantized validation accuracy, confusion matrices), training_curve.png and
-    confusion_matrix.png. `model` (the float model.keras) is read only when the history lacks its predictions."""
-    sources = [tflite, dataset_npz, history] + ([model] if model is not None else [])
-    return env.TinyAccuracyReport([os.path.join(build_dir, "metrics.json")] +
-                                  [os.path.join(build_dir, name) for name in REPORT_PLOTS], sources)
+    confusion_matrix.png.
+
+    The float model's predictions come from the history; `model` (the float model.keras) is read only for a
+    history that lacks them (one written before they were recorded). It is an order-only prerequisite, not a
+    source: a retrain that reproduces the same history (and .tflite) leaves the report alone, although the
+    .keras file's bytes (a zip with timestamps) differ."""
+    sources = [tflite, dataset_npz, history]
+    if model is not None:
+        model = env.Flatten([model])[0]
+        sources.append(params_node(env, keras_model=env.File(model).get_abspath()))
+    report = env.TinyAccuracyReport([os.path.join(build_dir, "metrics.json")] +
+                                    [os.path.join(build_dir, name) for name in REPORT_PLOTS], sources)
+    if model is not None:
+        env.Requires(report, model)
+    return report
 
 
 def generate(env):
