@@ -65,6 +65,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 srv.failures[path] -= 1
                 fail = 500
 
+        if fail and srv.retry_after is not None:
+            return self._plain(503, b"busy", {"Retry-After": srv.retry_after})
         if fail:
             return self._plain(fail, b"temporary failure")
         if data is None:
@@ -118,10 +120,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-    def _plain(self, code, body):
+    def _plain(self, code, body, headers=None):
         with self.server.lock:
             self.server.statuses.append(code)
         self.send_response(code)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -138,6 +142,7 @@ class _Server(http.server.ThreadingHTTPServer):
         self.drops, self.drop_after = {}, {}
         self.stalls, self.stall_after = {}, {}
         self.failures = {}
+        self.retry_after = None         # a Retry-After header on the failures (as a 503)
         self.requests = []
         self.statuses = []
         self.bytes_sent = 0
@@ -650,3 +655,59 @@ def test_tutorial_dataset_failed_download_keeps_previous_dataset(served_archives
         tutorial_dataset(out, cache_dir=cache, sources=broken)
     assert "404" in str(exc.value)
     assert {cls: sorted(os.listdir(out / cls)) for cls in ("target", "random")} == before
+
+
+# --------------------------------------------------------------------------
+# Progress (tqdm)
+# --------------------------------------------------------------------------
+
+class _Stream(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def _progress_output(monkeypatch, server, tmp_path, tty):
+    server.files["/big.bin"] = PAYLOAD
+    stream = _Stream(tty)
+    monkeypatch.setattr(download.sys, "stderr", stream)
+    fetch(server.url("/big.bin"), tmp_path / "big.bin", sha256=sha(PAYLOAD), show_progress=True)
+    return stream.getvalue()
+
+
+def test_progress_in_a_log_is_a_few_whole_lines_with_size_and_rate(monkeypatch, server, tmp_path):
+    monkeypatch.setattr(download, "LOG_PROGRESS_INTERVAL", 3600.0)
+    out = _progress_output(monkeypatch, server, tmp_path, tty=False)
+    lines = out.splitlines()
+    assert "\r" not in out and 1 <= len(lines) <= 3, out      # not one line per 64 KiB chunk
+    last = lines[-1]
+    assert last.startswith("big.bin:") and "100%" in last and "293k/293k" in last and "B/s" in last
+
+
+def test_progress_on_a_terminal_redraws_in_place_with_eta(monkeypatch, server, tmp_path):
+    server.drop("/big.bin", after=100_000)          # a resume continues the same bar
+    out = _progress_output(monkeypatch, server, tmp_path, tty=True)
+    assert out.count("\r") >= 2 and "100%" in out and "293k/293k" in out
+    assert re.search(r"<\d\d:\d\d", out)            # tqdm's [elapsed<remaining] time
+
+
+def test_progress_is_off_unless_asked_for(monkeypatch, server, tmp_path):
+    server.files["/f.bin"] = PAYLOAD
+    stream = _Stream(tty=True)
+    monkeypatch.setattr(download.sys, "stderr", stream)
+    fetch(server.url("/f.bin"), tmp_path / "f.bin")
+    assert stream.getvalue() == ""
+
+
+def test_transient_status_retries_honour_retry_after(monkeypatch, server, tmp_path):
+    """urllib3's Retry waits what a 503's Retry-After asks for (here 1 s) before the next request."""
+    server.files["/f.bin"] = PAYLOAD
+    server.failures["/f.bin"] = 1
+    server.retry_after = "1"
+    start = time.monotonic()
+    fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=sha(PAYLOAD), retries=1)
+    assert time.monotonic() - start >= 0.9
+    assert server.statuses == [503, 200]

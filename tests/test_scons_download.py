@@ -44,6 +44,9 @@ def test_scons_download_then_train_on_it(served, tmp_path):
     urls = {"CARS_URL": f"{served}/cars_train.tgz", "COCO_URL": f"{served}/val2017.zip"}
     proc = run_scons(tmp_path / "build", "download", DOWNLOAD_DIR=str(out), **urls)
     assert "target: 4 images" in proc.stdout and "random: 5 images" in proc.stdout
+    # tqdm's progress on stderr, one finished line per archive (stderr is a pipe here, not a terminal)
+    finished = [line for line in proc.stderr.splitlines() if "100%" in line and "B/s" in line]
+    assert [line.split(":")[0] for line in finished] == ["val2017.zip", "cars_train.tgz"], proc.stderr
     assert len(list((out / "target").iterdir())) == 4 and len(list((out / "random").iterdir())) == 5
     proc = run_scons(tmp_path / "build", "dataset", DATA=str(out))
     assert built_stages(proc.stdout) == ["Packing dataset"]

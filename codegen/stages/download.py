@@ -6,24 +6,28 @@ The tutorial builds a two-class dataset:
 * ``target`` -- photos of cars, from the Stanford Cars training archive;
 * ``random`` -- everything else, from the COCO 2017 validation archive.
 
-This module downloads both archives (resumably, with retries and optional
-SHA-256 verification) and lays the images out as ``<out>/target/*.jpg`` and
-``<out>/random/*.jpg``, which is the directory layout
-``tf.keras.utils.image_dataset_from_directory`` expects.
+This module downloads both archives and lays the images out as
+``<out>/target/*.jpg`` and ``<out>/random/*.jpg``, which is the directory
+layout ``tf.keras.utils.image_dataset_from_directory`` expects.
 
-Only the standard library is used, so the module can be imported from an
-SCons build (or anywhere else) without pulling in SCons, numpy or TensorFlow.
+HTTP is requests' (with urllib3's ``Retry`` for connection errors, transient
+statuses, ``Retry-After`` and exponential backoff); progress is a tqdm bar
+with rate and ETA.  What is ours is what those libraries leave to the caller:
+resuming a ``.part`` file with ``Range`` (and noticing a server that ignores
+it), retrying a connection that drops mid-body, never trusting a partial
+file, the checksum, and one error message that says what to do.  requests
+and tqdm are imported inside the functions that use them, so importing this
+module from an SCons build stays cheap.
 
 Command line::
 
-    python -m codegen.download OUT_DIR CACHE_DIR [--limit N]
+    python -m codegen.stages.download OUT_DIR CACHE_DIR [--limit N]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import logging
 import os
 import posixpath
@@ -35,9 +39,7 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 import zlib
 
@@ -73,15 +75,19 @@ DEFAULT_SOURCES = {
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 CHUNK_SIZE = 1 << 16
-USER_AGENT = "codegen-download/1.0 (+python urllib)"
+USER_AGENT = "tinyml-scons-download/2.0 (python-requests)"
 
-#: Seconds to wait before retry number n is ``RETRY_BACKOFF * 2 ** (n - 1)``,
-#: capped at ``MAX_BACKOFF``.  Module-level so tests can set it to 0.
+#: urllib3's backoff: retry n waits ``RETRY_BACKOFF * 2 ** (n - 1)`` seconds,
+#: at most ``MAX_BACKOFF``.  Module-level so tests can set it to 0.
 RETRY_BACKOFF = 0.25
 MAX_BACKOFF = 8.0
 
+#: Seconds between progress lines when stderr is not a terminal (a CI log):
+#: a few dozen lines for a multi-GB archive instead of one per chunk.
+LOG_PROGRESS_INTERVAL = 20.0
+
 # HTTP statuses worth retrying; every other error status fails at once.
-_TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 _UNSATISFIED_RANGE_RE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
@@ -105,7 +111,14 @@ class DownloadError(_ErrorBase):
 
 
 class _Transient(Exception):
-    """Internal: an attempt failed in a way that is worth retrying."""
+    """Internal: an attempt failed in a way that is worth retrying.
+
+    ``attempts`` is how many requests the failure took (urllib3 may have
+    retried a transient status or connection error inside one call)."""
+
+    def __init__(self, message, attempts=1):
+        super().__init__(message)
+        self.attempts = attempts
 
 
 class _Restart(_Transient):
@@ -157,105 +170,177 @@ def _http_error_advice(status):
     return "Check the URL, or download the file manually and place it at the destination"
 
 
-def _attempt(url, part, timeout, progress):
-    """One HTTP request, appending to / rewriting ``part``.
+def _session(retries):
+    """A requests session whose urllib3 pool retries connection errors and
+    transient statuses up to ``retries`` times, with backoff and Retry-After.
+    After the last retry the final response is returned, not raised, so its
+    status can be reported."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
 
-    Returns the final size of ``part``.  Raises _Transient for retryable
-    failures and DownloadError otherwise.
+    retry = Retry(total=max(0, retries), status_forcelist=_TRANSIENT_STATUSES, allowed_methods={"GET"},
+                  backoff_factor=RETRY_BACKOFF, backoff_max=MAX_BACKOFF, raise_on_status=False,
+                  respect_retry_after_header=True)
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    # identity: the bytes on disk are the bytes the server's Content-Length and Range count
+    session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+    return session
+
+
+def _attempt(url, part, timeout, retries, progress):
+    """One GET (plus urllib3's own retries), appending to / rewriting ``part``.
+
+    Returns (final size of ``part``, requests made).  Raises _Transient for
+    retryable failures and DownloadError otherwise.
     """
+    import requests
+    import urllib3
+
     offset = _file_size(part)
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    req = urllib.request.Request(url, headers=headers)
-
-    try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        status = e.code
-        content_range = e.headers.get("Content-Range", "") if e.headers else ""
-        e.close()
-        if status == 416 and offset:
-            # Our .part is at least as large as the file.
-            m = _UNSATISFIED_RANGE_RE.match(content_range)
-            if m and int(m.group(1)) == offset:
-                log.debug("%s: partial file is already complete", url)
-                return offset
-            log.warning("%s: server rejected resume at byte %d; restarting", url, offset)
-            _unlink(part)
-            raise _Restart(f"HTTP 416 for resume at byte {offset}")
-        if status in _TRANSIENT_STATUSES:
-            raise _Transient(f"HTTP {status} {e.reason}")
-        raise DownloadError(url, f"HTTP error {status} ({e.reason})",
-                            _http_error_advice(status)) from None
-    except ValueError as e:  # unknown url type etc.
-        raise DownloadError(url, f"invalid URL ({e})",
-                            "Pass an http://, https:// or file:// URL") from None
-    except (OSError, http.client.HTTPException) as e:  # URLError is an OSError
-        raise _Transient(f"connection failed ({e})")
-
-    with resp:
-        status = getattr(resp, "status", None) or resp.getcode() or 200
-        length = resp.headers.get("Content-Length")
-        length = int(length) if length and length.isdigit() else None
-
-        if status == 206 and offset:
-            cr = _parse_content_range(resp.headers.get("Content-Range"))
-            if cr is None or cr[0] != offset:
-                # Resumed somewhere we did not ask for: start over.
-                log.warning("%s: unexpected Content-Range %r; restarting",
-                            url, resp.headers.get("Content-Range"))
-                _unlink(part)
-                raise _Restart("server answered the resume with the wrong range")
-            total = cr[2] if cr[2] is not None else (
-                offset + length if length is not None else None)
-            mode = "ab"
-            done = offset
-        elif status == 200 or status is None:
-            if offset:
-                log.info("%s: server ignored the Range request; restarting from zero", url)
-            total = length
-            mode = "wb"
-            done = 0
-        else:
-            raise DownloadError(url, f"unexpected HTTP status {status}",
-                                _http_error_advice(status))
-
-        if progress is not None:
-            progress(done, total)
+    with _session(retries) as session:
         try:
-            out = open(part, mode)
-        except OSError as e:
-            raise DownloadError(url, f"cannot write {part} ({e})",
-                                "Check permissions of the destination directory") from None
-        # read1 returns whatever has arrived, so little is lost on a timeout.
-        read = getattr(resp, "read1", None) or resp.read
-        with out:
-            while True:
-                try:
-                    block = read(CHUNK_SIZE)
-                except (OSError, http.client.HTTPException) as e:
-                    raise _Transient(f"connection dropped after {done} bytes ({e!r})")
-                if not block:
-                    break
-                try:
-                    out.write(block)
-                except OSError as e:
-                    raise DownloadError(url, f"cannot write {part} ({e})",
-                                        "Check free disk space and permissions") from None
-                done += len(block)
-                if progress is not None:
-                    progress(done, total)
+            resp = session.get(url, headers={"Range": f"bytes={offset}-"} if offset else {}, stream=True,
+                               timeout=timeout)
+        except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidURL) as e:
+            raise DownloadError(url, f"invalid URL ({e})", "Pass an http:// or https:// URL") from None
+        except requests.exceptions.RequestException as e:
+            # urllib3 already retried: the remaining budget is spent
+            raise _Transient(f"connection failed ({_reason(e)})", attempts=retries + 1) from None
 
-    if total is not None and done < total:
-        raise _Transient(f"connection closed after {done} of {total} bytes")
-    if total is not None and done > total:
-        _unlink(part)
-        raise _Transient(f"received {done} bytes but expected {total}")
-    return done
+        with resp:
+            retried = getattr(getattr(resp.raw, "retries", None), "history", ()) or ()
+            attempts = 1 + len(retried)
+            status = resp.status_code
+            if status == 416 and offset:
+                # Our .part is at least as large as the file.
+                m = _UNSATISFIED_RANGE_RE.match(resp.headers.get("Content-Range", ""))
+                if m and int(m.group(1)) == offset:
+                    log.debug("%s: partial file is already complete", url)
+                    return offset, attempts
+                log.warning("%s: server rejected resume at byte %d; restarting", url, offset)
+                _unlink(part)
+                raise _Restart(f"HTTP 416 for resume at byte {offset}", attempts)
+            if status in _TRANSIENT_STATUSES:
+                raise _Transient(f"HTTP {status} {resp.reason}", attempts)   # urllib3's retries are spent
+            if status >= 400:
+                raise DownloadError(url, f"HTTP error {status} ({resp.reason})", _http_error_advice(status))
+            length = resp.headers.get("Content-Length")
+            length = int(length) if length and length.isdigit() else None
+
+            if status == 206 and offset:
+                cr = _parse_content_range(resp.headers.get("Content-Range"))
+                if cr is None or cr[0] != offset:
+                    # Resumed somewhere we did not ask for: start over.
+                    log.warning("%s: unexpected Content-Range %r; restarting", url, resp.headers.get("Content-Range"))
+                    _unlink(part)
+                    raise _Restart("server answered the resume with the wrong range", attempts)
+                total = cr[2] if cr[2] is not None else (offset + length if length is not None else None)
+                mode, done = "ab", offset
+            elif status == 200:
+                if offset:
+                    log.info("%s: server ignored the Range request; restarting from zero", url)
+                total, mode, done = length, "wb", 0
+            else:
+                raise DownloadError(url, f"unexpected HTTP status {status}", _http_error_advice(status))
+
+            if progress is not None:
+                progress(done, total)
+            try:
+                out = open(part, mode)
+            except OSError as e:
+                raise DownloadError(url, f"cannot write {part} ({e})",
+                                    "Check permissions of the destination directory") from None
+            with out:
+                while True:
+                    try:
+                        # raw bytes, as the server counts them for Content-Length and Range; read1 returns what
+                        # has arrived, so a timeout loses nothing already received
+                        block = resp.raw.read1(CHUNK_SIZE, decode_content=False)
+                    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as e:
+                        raise _Transient(f"connection dropped after {done} bytes ({_reason(e)})", attempts) from None
+                    if not block:
+                        break
+                    try:
+                        out.write(block)
+                    except OSError as e:
+                        raise DownloadError(url, f"cannot write {part} ({e})",
+                                            "Check free disk space and permissions") from None
+                    done += len(block)
+                    if progress is not None:
+                        progress(done, total)
+
+        if total is not None and done < total:
+            raise _Transient(f"connection closed after {done} of {total} bytes", attempts)
+        return done, attempts
 
 
-def fetch(url, dest, *, sha256=None, timeout=30, retries=3, progress=None):
+def _reason(error):
+    """The cause of a requests error (urllib3's), without its "Max retries exceeded with url" wrapping."""
+    first = error.args[0] if error.args else None
+    if isinstance(first, str):           # urllib3's ProtocolError: (message, cause)
+        return first
+    return str(getattr(first, "reason", None) or error)
+
+
+class _ProgressBar:
+    """A tqdm bar fed with fetch's ``(done, total)`` calls: bytes, rate and ETA.
+
+    On a terminal it redraws in place; elsewhere (a CI log, a file) it writes
+    a whole line every LOG_PROGRESS_INTERVAL seconds and a last one at the end.
+    The bar is opened on the first call, at the resumed offset, so resumed
+    bytes do not count towards the rate."""
+
+    def __init__(self, desc, stream=None):
+        self.desc = desc
+        self.stream = stream or sys.stderr
+        self.bar = None
+
+    def __call__(self, done, total):
+        from tqdm import tqdm
+
+        if self.bar is None:
+            tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+            self.bar = tqdm(desc=self.desc, total=total, initial=done, unit="B", unit_scale=True,
+                            unit_divisor=1024, file=self.stream if tty else _LineStream(self.stream),
+                            mininterval=0.2 if tty else LOG_PROGRESS_INTERVAL, dynamic_ncols=tty,
+                            # tqdm's monitor thread also redraws a bar idle for maxinterval seconds
+                            maxinterval=10.0 if tty else LOG_PROGRESS_INTERVAL,
+                            ncols=None if tty else 100, disable=False, leave=True)
+            return
+        if done < self.bar.n or total != self.bar.total:   # restarted from zero, or a new total
+            self.bar.reset(total=total)
+            self.bar.update(done)
+            return
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class _LineStream:
+    """tqdm's output as whole lines: it redraws with carriage returns, which a
+    log shows as one ever-growing line (or thousands of lines)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        text = text.replace("\r", "").strip()
+        if text:
+            self.stream.write(text + "\n")
+
+    def flush(self):
+        self.stream.flush()
+
+
+def fetch(url, dest, *, sha256=None, timeout=30, retries=3, progress=None, show_progress=False):
     """Download ``url`` to ``dest`` and return ``dest``.
 
     * The data is streamed to ``dest + '.part'``; if that file already exists
@@ -274,7 +359,8 @@ def fetch(url, dest, *, sha256=None, timeout=30, retries=3, progress=None):
     * The complete file is renamed atomically onto ``dest``.  If ``dest``
       already exists and matches ``sha256`` (or no ``sha256`` is given) no
       network access happens at all.
-    * ``progress(done_bytes, total_bytes_or_None)`` is called as data arrives.
+    * ``progress(done_bytes, total_bytes_or_None)`` is called as data arrives;
+      ``show_progress`` also draws a tqdm bar on stderr.
 
     Raises :class:`DownloadError` for HTTP errors (e.g. 404, with the status
     in the message), exhausted retries and checksum mismatches.
@@ -292,50 +378,26 @@ def fetch(url, dest, *, sha256=None, timeout=30, retries=3, progress=None):
         if actual == sha256:
             log.debug("%s already present with the right checksum", dest)
             return dest
-        log.warning("%s exists but its sha256 is %s, not %s; downloading again",
-                    dest, actual, sha256)
+        log.warning("%s exists but its sha256 is %s, not %s; downloading again", dest, actual, sha256)
 
     parent = os.path.dirname(os.path.abspath(dest))
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as e:
-        raise DownloadError(url, f"cannot create directory {parent} ({e})",
-                            "Choose a writable destination") from None
+        raise DownloadError(url, f"cannot create directory {parent} ({e})", "Choose a writable destination") from None
 
     log.info("downloading %s -> %s", url, dest)
-    failures = 0
-    free_restart_used = False
-    # Progress means the .part file grew past its largest size so far; this
-    # also terminates when a server ignoring Range keeps dropping early.
-    high_water = _file_size(part)
-    while True:
-        try:
-            _attempt(url, part, timeout, progress)
-            break
-        except _Transient as e:
-            after = _file_size(part)
-            made_progress = after > high_water
-            high_water = max(high_water, after)
-            if isinstance(e, _Restart):
-                high_water = after  # the unusable .part was removed
-                if not free_restart_used:  # one free restart
-                    free_restart_used = True
-                    continue
-            failures = 0 if made_progress else failures + 1
-            if failures > retries:
-                raise DownloadError(
-                    url,
-                    f"download failed after {retries + 1} attempts without progress: {e}",
-                    f"Check your network connection and run again; the "
-                    f"{after} bytes received so far are kept in {part} and "
-                    f"the download will resume" if after else
-                    "Check your network connection and the URL, then run again",
-                ) from None
-            delay = min(MAX_BACKOFF, RETRY_BACKOFF * 2 ** max(0, failures - 1)) if failures else 0
-            log.warning("%s: %s; retrying%s", url, e,
-                        f" in {delay:.2f}s" if delay else "")
-            if delay:
-                time.sleep(delay)
+    bar = _ProgressBar(os.path.basename(dest)) if show_progress else None
+    callbacks = [c for c in (bar, progress) if c is not None]
+
+    def report(done, total):
+        for callback in callbacks:
+            callback(done, total)
+    try:
+        _download_with_retries(url, part, timeout, retries, report if callbacks else None)
+    finally:
+        if bar is not None:
+            bar.close()
 
     if sha256 is not None:
         actual = _sha256_of(part)
@@ -351,6 +413,44 @@ def fetch(url, dest, *, sha256=None, timeout=30, retries=3, progress=None):
     os.replace(part, dest)
     log.info("saved %s (%d bytes)", dest, _file_size(dest))
     return dest
+
+
+def _download_with_retries(url, part, timeout, retries, progress):
+    """Calls _attempt until ``part`` is complete, or until ``retries + 1``
+    consecutive requests made no progress (urllib3's retries inside one call
+    count too: each call is given only the budget that is left)."""
+    failures = 0
+    free_restart_used = False
+    # Progress means the .part file grew past its largest size so far; this
+    # also terminates when a server ignoring Range keeps dropping early.
+    high_water = _file_size(part)
+    while True:
+        try:
+            _attempt(url, part, timeout, retries - failures, progress)
+            return
+        except _Transient as e:
+            after = _file_size(part)
+            made_progress = after > high_water
+            high_water = max(high_water, after)
+            if isinstance(e, _Restart):
+                high_water = after  # the unusable .part was removed
+                if not free_restart_used:  # one free restart
+                    free_restart_used = True
+                    continue
+            failures = 0 if made_progress else failures + e.attempts
+            if failures > retries:
+                raise DownloadError(
+                    url,
+                    f"download failed after {failures} attempt{'s' * (failures != 1)} without progress: {e}",
+                    f"Check your network connection and run again; the "
+                    f"{after} bytes received so far are kept in {part} and "
+                    f"the download will resume" if after else
+                    "Check your network connection and the URL, then run again",
+                ) from None
+            delay = min(MAX_BACKOFF, RETRY_BACKOFF * 2 ** max(0, failures - 1)) if failures else 0
+            log.warning("%s: %s; retrying%s", url, e, f" in {delay:.2f}s" if delay else "")
+            if delay:
+                time.sleep(delay)
 
 
 # --------------------------------------------------------------------------
@@ -545,7 +645,7 @@ def _archive_filename(url, class_name):
 
 
 def tutorial_dataset(out_dir, *, cache_dir, limit_per_class=None, sources=None,
-                     progress=None):
+                     progress=None, show_progress=False):
     """Build the tutorial's car / not-car dataset.
 
     Downloads the archives (Stanford Cars for ``target``, COCO val2017 for
@@ -554,7 +654,8 @@ def tutorial_dataset(out_dir, *, cache_dir, limit_per_class=None, sources=None,
     ``out_dir/random/``.  ``sources`` maps class names to ``(url, sha256)``
     and overrides the defaults per class.  ``limit_per_class`` caps the number
     of images per class (deterministic subset).  ``progress`` is passed to
-    :func:`fetch` as ``progress(done_bytes, total_bytes_or_None)``.
+    :func:`fetch` as ``progress(done_bytes, total_bytes_or_None)``;
+    ``show_progress`` draws a tqdm bar per archive on stderr.
 
     Returns ``{"target": n_images, "random": m_images}``.
     """
@@ -575,7 +676,8 @@ def tutorial_dataset(out_dir, *, cache_dir, limit_per_class=None, sources=None,
             filename = f"{class_name}-{filename}"
         used_names.add(filename)
         archives[class_name] = (url, fetch(url, os.path.join(cache_dir, filename),
-                                           sha256=sha256, progress=progress))
+                                           sha256=sha256, progress=progress,
+                                           show_progress=show_progress))
 
     counts = {}
     for class_name, (url, archive) in archives.items():
@@ -593,30 +695,9 @@ def tutorial_dataset(out_dir, *, cache_dir, limit_per_class=None, sources=None,
 # CLI
 # --------------------------------------------------------------------------
 
-class _ProgressPrinter:
-    def __init__(self, stream):
-        self.stream = stream
-        self.last = -1.0
-        self.last_done = None
-
-    def __call__(self, done, total):
-        now = time.monotonic()
-        finished = total is not None and done >= total
-        if not finished and now - self.last < 0.5:
-            return
-        self.last = now
-        mb = done / 1e6
-        if total:
-            text = f"\r  {mb:9.1f} / {total / 1e6:.1f} MB ({100 * done / total:5.1f}%)"
-        else:
-            text = f"\r  {mb:9.1f} MB"
-        self.stream.write(text + ("\n" if finished else ""))
-        self.stream.flush()
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m codegen.download",
+        prog="python -m codegen.stages.download",
         description="Download the Stanford Cars and COCO val2017 archives and "
                     "build the car (target) / not-car (random) image folders "
                     "used by the TVM microTVM Arduino tutorial.")
@@ -642,8 +723,7 @@ def main(argv=None):
     try:
         counts = tutorial_dataset(
             args.out_dir, cache_dir=args.cache_dir, limit_per_class=args.limit,
-            sources=sources,
-            progress=None if args.quiet else _ProgressPrinter(sys.stderr))
+            sources=sources, show_progress=not args.quiet)
     except DownloadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,14 +1,50 @@
-"""Report stage: float vs quantized accuracy on the validation split (metrics JSON) and a training-curve PNG."""
+"""Report stage: float vs quantized accuracy on the validation split (metrics.json with both confusion
+matrices) and its figures (codegen.plots): the training curves and the confusion matrices."""
 import json
 import os
 
-from ..fsutil import atomic_open, atomic_path
+from ..fsutil import atomic_open
 from .quantio import quantize_pixels
 
 
-def evaluate(tflite_path, npz_path, history_path, metrics_out, curve_out):
+def confusion_matrix(true, pred, n):
     import numpy as np
 
+    m = np.zeros((n, n), dtype=int)
+    np.add.at(m, (np.asarray(true, dtype=int), np.asarray(pred, dtype=int)), 1)
+    return m
+
+
+def _float_predictions(train_info, keras_path, xv):
+    """The float model's predicted classes on the validation split: those the train stage recorded, or, for a
+    history written before it recorded them (e.g. one from a shared cache), the saved model's own."""
+    recorded = train_info.get("float_val_predictions")
+    if recorded is not None and len(recorded) == len(xv):
+        return recorded
+    if not keras_path:
+        return None
+    from .tf_env import import_tf
+
+    _, keras = import_tf()
+    model = keras.models.load_model(keras_path, compile=False)
+    # model.keras has a fixed batch of 1 (for conversion to a static TFLite graph)
+    return model.predict(xv.astype("float32"), batch_size=1, verbose=0).argmax(axis=1).tolist()
+
+
+def _tflite_label(interp, input_dtype):
+    """The quantized panel's title, by what the .tflite holds (QUANT=int8, dynamic or float16)."""
+    kinds = {d["dtype"].__name__ for d in interp.get_tensor_details()}
+    if input_dtype in ("int8", "uint8"):
+        return "int8 TFLite model"
+    if "int8" in kinds:
+        return "TFLite model, int8 weights (dynamic range)"
+    return "float16 TFLite model" if "float16" in kinds else "TFLite model"
+
+
+def evaluate(tflite_path, npz_path, history_path, metrics_out, curve_out, confusion_out=None, keras_path=None):
+    """Writes metrics.json, the training-curve PNG and (with confusion_out) the confusion-matrix PNG; returns
+    the metrics. Plot paths are listed in metrics["plots"] relative to metrics.json's folder."""
+    from .. import plots
     from .dataset import load_packed
     from .tf_env import import_tf, quiet, run_interpreter
 
@@ -24,57 +60,48 @@ def evaluate(tflite_path, npz_path, history_path, metrics_out, curve_out):
     scale, zp = inp["quantization"]
     xq = quantize_pixels(xv, inp["dtype"].__name__, scale, zp)
     pred = run_interpreter(interp, xq).argmax(axis=1)
-    n = len(data["class_names"])
-    confusion = np.zeros((n, n), dtype=int)
-    for t, p in zip(yv, pred):
-        confusion[t, p] += 1
+    classes = [str(c) for c in data["class_names"]]
+    n = len(classes)
+    quantized_confusion = confusion_matrix(yv, pred, n)
+    float_pred = _float_predictions(train_info, keras_path, xv)
+    float_confusion = confusion_matrix(yv, float_pred, n) if float_pred is not None else None
+    quantized_label = _tflite_label(interp, inp["dtype"].__name__)
+
+    folder = os.path.dirname(os.path.abspath(metrics_out))
+    plot_files = {"training_curve": curve_out}
+    if confusion_out:
+        plot_files["confusion_matrix"] = confusion_out
     metrics = {
-        "classes": [str(c) for c in data["class_names"]],
+        "classes": classes,
         "train_images": int((~data["is_val"]).sum()),
         "val_images": int(len(yv)),
         "float_val_accuracy": train_info["float_val_accuracy"],
         "quantized_val_accuracy": float((pred == yv).mean()),
-        "quantized_confusion": confusion.tolist(),
+        # rows: true class, columns: predicted class, in the order of "classes"
+        "float_confusion": float_confusion.tolist() if float_confusion is not None else None,
+        "quantized_confusion": quantized_confusion.tolist(),
+        "quantized_model": quantized_label,
         "tflite_bytes": os.path.getsize(tflite_path),
         "input_dtype": inp["dtype"].__name__,
         "epochs": train_info["epochs"],
         "final": {k: v[-1] for k, v in train_info["history"].items()},
+        "plots": {k: os.path.relpath(os.path.abspath(p), folder) for k, p in plot_files.items()},
     }
+    plots.save_png(plots.training_curves_figure(
+        train_info["history"], title=f"training: {train_info.get('arch', 'model')}, {len(yv)} validation images"),
+        curve_out)
+    if confusion_out:
+        draw_confusion(metrics, confusion_out)
+    # metrics.json last: it names the plots, which exist once it does
     with atomic_open(metrics_out) as f:
         json.dump(metrics, f, indent=1)
-    draw_curves(train_info["history"], curve_out)
     return metrics
 
 
-def draw_curves(history, out_png, width=640, height=360):
-    """Loss and accuracy per epoch, train and validation, drawn with Pillow (no plotting library needed)."""
-    from PIL import Image, ImageDraw
+def draw_confusion(metrics, out_png):
+    """The confusion-matrix PNG from metrics.json's numbers alone: what the picture shows is what it says."""
+    from .. import plots
 
-    im = Image.new("RGB", (width, height), "white")
-    d = ImageDraw.Draw(im)
-    panels = [("loss", ["loss", "val_loss"]), ("accuracy", ["accuracy", "val_accuracy"])]
-    colors = {"loss": (31, 119, 180), "val_loss": (255, 127, 14), "accuracy": (31, 119, 180),
-              "val_accuracy": (255, 127, 14)}
-    pw = width // 2
-    for p, (title, keys) in enumerate(panels):
-        x0, y0, x1, y1 = p * pw + 40, 30, p * pw + pw - 15, height - 35
-        d.rectangle([x0, y0, x1, y1], outline="black")
-        d.text((x0, 10), title + " (blue: train, orange: validation)" if p == 0 else title, fill="black")
-        series = [history.get(k, []) for k in keys]
-        values = [v for s in series for v in s]
-        if not values:
-            continue
-        lo, hi = (0.0, 1.0) if title == "accuracy" else (0.0, max(values) * 1.05 or 1.0)
-        d.text((x0 - 35, y0), f"{hi:.2f}", fill="black")
-        d.text((x0 - 35, y1 - 10), f"{lo:.2f}", fill="black")
-        epochs = max(len(s) for s in series)
-        d.text((x1 - 60, y1 + 8), f"epoch {epochs}", fill="black")
-        for key, s in zip(keys, series):
-            pts = [(x0 + (x1 - x0) * (i / max(1, epochs - 1)), y1 - (y1 - y0) * ((v - lo) / ((hi - lo) or 1)))
-                   for i, v in enumerate(s)]
-            if len(pts) > 1:
-                d.line(pts, fill=colors[key], width=2)
-            for x, y in pts:
-                d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colors[key])
-    with atomic_path(out_png, suffix=".png") as tmp:
-        im.save(tmp, format="PNG")
+    panels = ([("float Keras model", metrics["float_confusion"])] if metrics.get("float_confusion") else []) \
+        + [(metrics.get("quantized_model", "quantized TFLite model"), metrics["quantized_confusion"])]
+    plots.save_png(plots.confusion_figure(panels, metrics["classes"]), out_png)

@@ -175,11 +175,14 @@ def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weigh
     fixed.set_weights(model.get_weights())
     with atomic_path(model_out, suffix=".keras") as tmp:
         fixed.save(tmp)
-    val_pred = model.predict(xf[is_val], batch_size=batch, verbose=0)
-    float_acc = float((val_pred.argmax(axis=1) == y[is_val]).mean())
+    val_pred = model.predict(xf[is_val], batch_size=batch, verbose=0).argmax(axis=1)
+    float_acc = float((val_pred == y[is_val]).mean())
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     with atomic_open(history_out) as f:
-        json.dump({"history": history, "float_val_accuracy": float_acc, "epochs": epochs, "arch": arch,
+        # The predicted classes let the report draw the float model's confusion matrix from the very
+        # predictions float_val_accuracy counts, without loading Keras again.
+        json.dump({"history": history, "float_val_accuracy": float_acc,
+                   "float_val_predictions": [int(p) for p in val_pred], "epochs": epochs, "arch": arch,
                    "alpha": alpha, "lr": lr,
                    "input_shape": [1, int(size), int(size), int(channels)],
                    "classes": [str(c) for c in data["class_names"]]}, f, indent=1)

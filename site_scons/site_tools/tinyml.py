@@ -52,7 +52,7 @@ def TinyMLPipeline(env, board_name, cfg):
                                        depth=cfg["depth"])
         tflite = env.TinyQuantize(out, model, calibration, mode=cfg["quant"], io_type=cfg["io_type"],
                                   rep_samples=cfg["rep_samples"])
-        nodes.update(train=[model, history], quantize=tflite, report=env.TinyReport(out, tflite, npz, history))
+        nodes.update(train=[model, history], quantize=tflite, report=env.TinyReport(out, tflite, npz, history, model))
 
     # The dataset's classes label the outputs only when the model was trained on them (here or, with DATA=,
     # presumably by the user); the synthetic set that merely calibrates a Keras MODEL= says nothing about it.

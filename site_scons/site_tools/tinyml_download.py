@@ -9,7 +9,8 @@ def _download(target, source, p):
     from codegen.stages import download
 
     counts = download.tutorial_dataset(p["out_dir"], cache_dir=p["cache_dir"], limit_per_class=p["limit"],
-                                       sources={"target": (p["cars_url"], None), "random": (p["coco_url"], None)})
+                                       sources={"target": (p["cars_url"], None), "random": (p["coco_url"], None)},
+                                       show_progress=True)
     print(", ".join(f"{cls}: {n} images" for cls, n in sorted(counts.items())) + f" in {p['out_dir']}"
           f" -> now run: scons DATA={p['out_dir']}")
 

@@ -19,6 +19,16 @@ def _memory(target, source, p):
         print(f"warning: {e}")
 
 
+def _memory_plot(target, source, p):
+    import json
+
+    from codegen import plots
+
+    with open(source[0]) as f:
+        report = json.load(f)
+    plots.save_png(plots.memory_layers_figure(report), target[0])
+
+
 def _simulate(target, source, p):
     emulator = p["board"].get("emulator") or ""
     if emulator.startswith("qemu"):
@@ -42,8 +52,11 @@ def _simulate(target, source, p):
 
 
 def TinyMemoryReport(env, build_dir, mlf, board):
-    return env.TinyMemoryTable([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
-                               [mlf, params_node(env, board=board)])
+    """memory.json, memory.txt and memory_layers.png (per-layer flash/RAM bars, drawn from memory.json)."""
+    table = env.TinyMemoryTable([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
+                                [mlf, params_node(env, board=board)])
+    plot = env.TinyMemoryPlot(os.path.join(build_dir, "memory_layers.png"), table[0])
+    return table + plot
 
 
 def TinySimulate(env, build_dir, mlf, images, expected, sketch_nodes, board, *, sketch_name):
@@ -58,6 +71,8 @@ def TinySimulate(env, build_dir, mlf, images, expected, sketch_nodes, board, *, 
 
 def generate(env):
     add_builder(env, "TinyMemoryTable", stage_action(_memory, "TINY_MEMORYCOMSTR", "Memory report -> $TARGET"))
+    add_builder(env, "TinyMemoryPlot", stage_action(_memory_plot, "TINY_MEMORYPLOTCOMSTR",
+                                                    "Per-layer memory plot -> $TARGET"))
     add_builder(env, "TinyRunSimulation", stage_action(_simulate, "TINY_SIMULATECOMSTR", "Simulating -> $TARGET"))
     env.AddMethod(TinyMemoryReport)
     env.AddMethod(TinySimulate)

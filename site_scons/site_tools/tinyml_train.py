@@ -13,7 +13,8 @@ def _train(target, source, p):
     if weights.startswith(("http://", "https://")):
         from codegen.stages.download import fetch
 
-        weights = fetch(weights, os.path.join(p["weights_cache"], os.path.basename(weights.split("?")[0])))
+        weights = fetch(weights, os.path.join(p["weights_cache"], os.path.basename(weights.split("?")[0])),
+                        show_progress=True)
     train.train(source[0], target[0], target[1], alpha=p["alpha"], epochs=p["epochs"], seed=p["seed"],
                 batch=p["batch"], weights_path=weights or None, lr=p["lr"], depth=p["depth"],
                 arch=p.get("arch", DEFAULT_ARCH))
