@@ -6,12 +6,8 @@ does not have is one error naming the board, the stage and what it offers, befor
 """
 from ..device import boards
 from ..errors import ConfigError
+from ..targets import LINUX_ONLY_STAGES, LINUX_STAGES, MCU_ONLY_STAGES
 
-LINUX_STAGES = ("dataset", "train", "quantize", "report", "bundle", "check", "memory", "upload", "monitor",
-                "verify")
-MCU_ONLY_STAGES = ("images", "expected", "mlf", "export", "arduino-library", "sketch", "compiledb", "compile",
-                   "simulate")
-LINUX_ONLY_STAGES = ("bundle",)
 REMOTE_STAGES = ("upload", "monitor", "verify")
 
 

@@ -1,0 +1,97 @@
+"""The command-line targets, registered once: `scons -h` lists them from here, and the checks made before any
+stage runs (a board capability a target needs, the stages a Linux board has, the stages that need QUANT=int8)
+derive from the same entries, so a new target cannot be listed in one place and forgotten in another.
+"""
+import textwrap
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str            # what it does on a microcontroller board (empty: MCU boards lack it)
+    linux: str = ""             # what it does on a Linux board (empty: Linux boards lack it)
+    needs: tuple = ()           # (boards.json key, why) an MCU board must have for it
+    int8_only: bool = False     # on MCU boards it needs the full-integer model
+    listed: bool = True         # shown in `scons -h` (internal stage aliases are not)
+
+
+TARGETS = (
+    Target("dataset", "pack the dataset (built-in synthetic images unless DATA=)", linux="the same"),
+    Target("train", "train ARCH (MobileNetV1 unless ARCH=) -> build/<BOARD>/model.keras", linux="the same"),
+    Target("quantize", "TFLite post-training quantization -> model.tflite (of a Keras MODEL= too)", linux="the same"),
+    Target("report", "float vs quantized accuracy -> metrics.json, training_curve.png, confusion_matrix.png",
+           linux="the same"),
+    Target("images", "embed the test inputs (INPUTS=) as C arrays -> images.c/.h", int8_only=True),
+    Target("expected", "TFLite's scores for the embedded inputs -> expected.json", int8_only=True, listed=False),
+    Target("tflm_arena", "BACKEND=tflm: the smallest tensor arena the model runs in -> tflm/arena.json",
+           int8_only=True, listed=False),
+    Target("mlf", "TVM codegen to standalone C -> model_mlf.tar (Model Library Format)", int8_only=True),
+    Target("export", "the model as a plain C library (CMake, Zephyr, PlatformIO) -> c_library/, and "
+                     "arduino-library", int8_only=True),
+    Target("arduino-library", "the sketch as an Arduino library + .zip -> arduino_library/<SKETCH>_inferencing[.zip]",
+           int8_only=True),
+    Target("sketch", "render the Arduino sketch (+ sketch.yaml: arduino-cli compile there needs no --fqbn) -> "
+                     "build/<BOARD>/<SKETCH>/", int8_only=True),
+    Target("check", "compile + run the sketch on the host with gcc; scores must match TFLite", int8_only=True,
+           linux="run.py in an isolated LiteRT venv (no TensorFlow); scores must equal tf.lite's"),
+    Target("compiledb", "compile_commands.json of the host build (clangd, VS Code) -> "
+                        "build/<BOARD>/compile_commands.json", int8_only=True),
+    Target("memory", "flash/RAM report per board and layer -> memory.json, memory.txt, memory_layers.png (compile "
+                     "fails if it does not fit)", int8_only=True,
+           linux="model size, parameters, activations; peak RSS and x86 latency measured here (a rough guide)"),
+    Target("simulate", "run on an emulated board CPU (nano33ble: Cortex-M4F in QEMU; mega/uno: the sketch in "
+                       "simavr), scores must equal TFLite's byte for byte; reports instructions per inference",
+           int8_only=True, needs=("emulator", "has no emulator; `scons simulate` runs on boards with one (e.g. "
+                                              "BOARD=nano33ble, BOARD=mega)")),
+    Target("compile", "arduino-cli compile (needs arduino-cli and the board's core)", int8_only=True,
+           needs=("fqbn", "has no arduino-cli board id (fqbn) to compile for")),
+    Target("upload", "arduino-cli upload (port from PORT= or detected by fqbn / USB id); skipped if the board "
+                     "already runs this binary (FORCE=1 uploads anyway)", int8_only=True,
+           needs=("fqbn", "has no arduino-cli board id (fqbn) to upload with"),
+           linux="copy the bundle over ssh (HOST=user@host; rsync or scp), skipped if the board has it (FORCE=1)"),
+    Target("monitor", "serial monitor (pyserial's miniterm) on PORT= or the detected port at BAUD=; quit with "
+                      "Ctrl+] or Ctrl+C; with stdin not a terminal, echoes the port for MONITOR_TIMEOUT s",
+           linux="run it on the board over ssh and check its scores against tf.lite's (RUN_ARGS= for others)"),
+    Target("verify", "read the board's serial output and check its scores against TFLite's: exact unless "
+                     "TOLERANCE=, exit status 1 on a mismatch", int8_only=True, linux="the same as monitor"),
+    Target("bundle", "", linux="model.tflite, labels.txt, run.py, requirements.txt, samples/ -> "
+                               "build/<BOARD>/bundle/"),
+    Target("download", "fetch the tutorial's Stanford Cars + COCO images into DOWNLOAD_DIR (then DATA=<that dir>)"),
+    Target("save", "write this command line's variables into tinyml.ini as profile ENV=NAME; builds nothing"),
+)
+BY_NAME = {t.name: t for t in TARGETS}
+
+# Stages (per-board targets), as codegen/linux/targets.py checks them; download and save are not per board.
+_PER_BOARD = [t for t in TARGETS if t.name not in ("download", "save")]
+LINUX_STAGES = tuple(t.name for t in _PER_BOARD if t.linux)
+MCU_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.description and not t.linux)
+LINUX_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.linux and not t.description)
+INT8_STAGES = tuple(t.name for t in TARGETS if t.int8_only)
+NEEDS = {t.name: t.needs for t in TARGETS if t.needs}
+
+
+def listed(names):
+    """Of `names`, those `scons -h` shows (for messages that list stages to a user)."""
+    return [n for n in names if BY_NAME[n].listed]
+
+
+def _rows(pairs, width):
+    """`name  description` rows, names aligned to the longest, descriptions wrapped under themselves."""
+    column = max(len(name) for name, _ in pairs) + 4
+    lines = []
+    for name, text in pairs:
+        wrapped = textwrap.wrap(text, max(width - column, 30)) or [""]
+        lines.append(f"  {name:<{column - 2}}{wrapped[0]}")
+        lines += [" " * column + more for more in wrapped[1:]]
+    return lines
+
+
+def help_text(width=100):
+    """The Targets part of `scons -h`: the MCU boards' targets, then what Linux boards do differently."""
+    mcu = [(t.name, t.description) for t in TARGETS if t.listed and t.description]
+    mcu.append(("<board>", "the default targets for one board, e.g. scons nano33ble"))
+    linux = [(t.name, t.linux) for t in TARGETS if t.listed and t.linux and t.linux != "the same"]
+    return "\n".join([*_rows(mcu, width),
+                      "Linux boards (BOARD=rpi4, rpi5, rpi_zero2) run the .tflite with LiteRT instead (any QUANT=):",
+                      *_rows(linux, width)])
