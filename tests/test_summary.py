@@ -87,11 +87,13 @@ def test_summary_of_result_files_and_only_those_of_this_build(tmp_path):
     flash = memreport._budget({"code": 20000}, board["flash_bytes"])
     (out / "metrics.json").write_text(json.dumps(metrics))
     (out / "memory.json").write_text(json.dumps({"flash": flash, "ram": ram}))
-    (out / "simulate.json").write_text(json.dumps({"flash_bytes": 30318, "ram_bytes": 7372}))
+    (out / "simulate.json").write_text(json.dumps({"flash_bytes": 30318, "ram_bytes": 7372,
+                                                   "images": [{"ms": 1318.5}, {"ms": 1320.5}]}))
     text = summary.format_summary([(board, summary.collect(str(out)))])
     assert "Accuracy: float 90.0%, int8 35.0% on 60 validation images, 3 classes (chance 33.3%)" in text
     assert _expected_bar("RAM", ram) in text and _expected_bar("Flash", flash) in text
     assert "firmware flash 30,318 bytes, static RAM 7,372 bytes" in text
+    assert "Simulated (simavr): 1,320.5 ms per inference (the sketch's micros(), slowest input)" in text
     warnings = [line for line in text.splitlines() if line.startswith("warning:")]
     assert any("int8 accuracy 35.0%" in w and "REP_SAMPLES=" in w for w in warnings), text   # float is fine
     assert any("RAM 85.4% used" in w and "low memory available" in w for w in warnings), text

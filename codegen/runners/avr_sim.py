@@ -34,7 +34,7 @@ def simulate_avr_sketch(sketch_dir, sketch_name, board, expected_json, out_json,
     with atomic_open(out_json) as f:
         json.dump(result, f, indent=1)
     times = [r.ms for r in printed if r.ms is not None]
-    timing = f", {max(times):,.1f} ms per inference (the sketch's micros() in simavr)" if times else ""
+    timing = f", {max(times):,.1f} ms per inference (the sketch's micros() in simavr, slowest input)" if times else ""
     print(f"  {board['title']} (simavr {board['cpu']}): flash {built['flash_bytes']} B, static RAM "
           f"{built['ram_bytes']} B; scores identical to TFLite{timing}")
     return result

@@ -139,9 +139,11 @@ def _simulate_line(label, sim, board):
             # flash wait states and multi-cycle loads add more).
             line += f", ~{1000.0 * per / clock:.1f} ms at {clock / 1e6:g} MHz (1 instruction/cycle)"
         return line + ("; scores identical to TFLite" if sim.get("exact", True) else "")
-    if "flash_bytes" in sim:        # simavr: the real sketch, sized by avr-size
-        return (f"{label}: scores identical to TFLite; firmware flash {sim['flash_bytes']:,} bytes, static RAM "
-                f"{sim['ram_bytes']:,} bytes")
+    if "flash_bytes" in sim:        # simavr: the real sketch, sized by avr-size, timed by its own micros()
+        times = [row["ms"] for row in sim.get("images") or [] if row.get("ms") is not None]
+        timed = f"{max(times):,.1f} ms per inference (the sketch's micros(), slowest input), " if times else ""
+        return (f"{label}: {timed}scores identical to TFLite; firmware flash {sim['flash_bytes']:,} bytes, static "
+                f"RAM {sim['ram_bytes']:,} bytes")
     return f"{label}: scores identical to TFLite"
 
 
