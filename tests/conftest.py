@@ -12,8 +12,17 @@ sys.path.insert(0, ROOT)
 TINY = {"SIZE": "32", "SAMPLES": "16", "EPOCHS": "1", "REP_SAMPLES": "8", "BATCH": "8"}
 
 
+# The op tests record in this process which ops they found bit-exact, and the registry coverage check reads
+# that record: under pytest-xdist (pytest.ini runs one worker per core) they must share one worker.
+_OP_REGISTRY_MODULES = re.compile(r"test_(ops\w*|mlf|registry)$")
+
+
+@pytest.hookimpl(tryfirst=True)         # before xdist reads the xdist_group marks (--dist loadgroup)
 def pytest_collection_modifyitems(config, items):
-    """The registry coverage check reads what the op tests recorded: it runs after them."""
+    """The registry coverage check reads what the op tests recorded: it runs after them, on their worker."""
+    for item in items:
+        if _OP_REGISTRY_MODULES.match(item.module.__name__):
+            item.add_marker(pytest.mark.xdist_group("op_registry"))
     items.sort(key=lambda item: item.get_closest_marker("registry_coverage") is not None)
 
 
