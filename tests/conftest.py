@@ -137,6 +137,11 @@ def as_user_command(uid, gid, cmd, umask=0o022):
 @pytest.fixture
 def fake_sketch_inputs(tmp_path):
     """The four inputs of the sketch stage (an MLF tar with stand-in C, images.c/.h/.json), without a model."""
+    return write_fake_sketch_inputs(tmp_path)
+
+
+def write_fake_sketch_inputs(tmp_path, labels=("random", "target")):
+    """fake_sketch_inputs in `tmp_path`, with these class labels (e.g. ones that need C escaping)."""
     import io
     import json
     import tarfile
@@ -158,7 +163,7 @@ def fake_sketch_inputs(tmp_path):
     (tmp_path / "images.h").write_text("/* h */\n")
     output = {"dtype": "uint8", "shape": [1, 2], "size": 2, "scale": 1 / 256, "zero_point": 0, "softmax": True,
               "confidence_multiplier": 4096000, "confidence_shift": 20}
-    (tmp_path / "images.json").write_text(json.dumps({"progmem": False, "labels": ["random", "target"],
+    (tmp_path / "images.json").write_text(json.dumps({"progmem": False, "labels": list(labels),
                                                       "output": output, "images": [
         {"name": "image_target", "title": "Car", "label": "target", "data": ""}]}))
     return [str(tmp_path / n) for n in ("m.tar", "images.c", "images.h", "images.json")]

@@ -1,44 +1,18 @@
-import io
-import json
 import os
-import tarfile
 
 import pytest
 
 from codegen.emit import sketch
 from codegen.errors import PipelineError
 from codegen.fsutil import write_if_changed
+from conftest import write_fake_sketch_inputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATES = os.path.join(ROOT, "templates", "sketch")
 
 
-def _fake_inputs(tmp_path):
-    meta = {"inputs": [{"name": "image", "shape": [1, 8, 8, 3], "dtype": "uint8", "size_bytes": 192}],
-            "outputs": [{"name": "scores", "shape": [1, 2], "dtype": "uint8", "size_bytes": 2}],
-            "workspace_size_bytes": 64}
-    tar_path = tmp_path / "m.tar"
-    with tarfile.open(tar_path, "w") as tar:
-        files = {"metadata.json": json.dumps(meta).encode()}
-        for f in sketch.model_files():
-            where = "include" if f.endswith(".h") else "src"
-            files[f"codegen/host/{where}/{f}"] = f"/* {f} */\n".encode()
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    (tmp_path / "images.c").write_text("/* c */\n")
-    (tmp_path / "images.h").write_text("/* h */\n")
-    output = {"dtype": "uint8", "shape": [1, 2], "size": 2, "scale": 1 / 256, "zero_point": 0, "softmax": True,
-              "confidence_multiplier": 4096000, "confidence_shift": 20}
-    (tmp_path / "images.json").write_text(json.dumps({"progmem": False, "labels": ["random", 'say "hi"'],
-                                                      "output": output, "images": [
-        {"name": "image_target", "title": "Car", "label": "target", "data": ""}]}))
-    return [str(tmp_path / n) for n in ("m.tar", "images.c", "images.h", "images.json")]
-
-
 def _render(tmp_path, templates=TEMPLATES, context=None):
-    mlf, c, h, j = _fake_inputs(tmp_path)
+    mlf, c, h, j = write_fake_sketch_inputs(tmp_path, labels=("random", 'say "hi"'))
     ctx = context if context is not None else {"classes": ["random", "target"], "baud": 115200, "board": {}}
     return sketch.render(templates, str(tmp_path / "out" / "demo"), "demo", mlf, c, h, j, ctx)
 
@@ -90,6 +64,6 @@ def test_damaged_or_foreign_mlf_is_one_clear_error(tmp_path):
     bad.write_bytes(b"not a tar at all")
     with pytest.raises(PipelineError, match="cannot read the MLF tar .*scons mlf"):
         read_mlf(str(bad))
-    mlf = _fake_inputs(tmp_path)[0]
+    mlf = write_fake_sketch_inputs(tmp_path)[0]
     with pytest.raises(PipelineError, match=r"expected exactly \['other_lib0.c'"):
         read_mlf(mlf, "other")
