@@ -9,7 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from codegen.lowering.registry import markdown_op_list  # noqa: E402
+from codegen.lowering.registry import markdown_op_list, registry  # noqa: E402
 
 
 def test_readme_op_list_is_the_registry():
