@@ -172,6 +172,7 @@ def test_no_subprocess_call_bypasses_the_helper():
 
 
 # ---------------------------------------------------------------------------------------------- tiny_build
+@pytest.mark.heavy          # a full scons build (the shared tiny_build)
 def test_default_build_counts_its_stages_and_summarizes_its_files(tiny_build):
     build, proc_ = tiny_build
     counters = _stage_counters(proc_.stdout)
