@@ -97,8 +97,9 @@ def stop_stages_on_signals():
     and training ends at the next batch, each with the usual "interrupted" error line."""
     import SCons.Taskmaster.Job as job
 
-    setup = job.Jobs._setup_sig_handler
-    if getattr(setup, "tinyml_chained", False):
+    # A private method of the pinned SCons (4.11); another SCons without it keeps its own behaviour.
+    setup = getattr(job.Jobs, "_setup_sig_handler", None)
+    if setup is None or getattr(setup, "tinyml_chained", False):
         return
 
     def chained_setup(self):
