@@ -29,10 +29,6 @@ def request_stop():
                 os.kill(pid, signal.SIGKILL)
 
 
-def stop_requested():
-    return _stop.is_set()
-
-
 def raise_if_stopped():
     if _stop.is_set():
         raise KeyboardInterrupt

@@ -21,10 +21,6 @@ def set_verbose(on):
     _verbose = bool(on)
 
 
-def verbose():
-    return _verbose
-
-
 def command_line(cmd, cwd=None):
     """`cmd` as one shell line; with `cwd`, prefixed by the `cd` it needs."""
     line = cmd if isinstance(cmd, str) else shlex.join(os.fspath(a) for a in cmd)

@@ -88,7 +88,8 @@ def test_summary_of_result_files_and_only_those_of_this_build(tmp_path):
     (out / "metrics.json").write_text(json.dumps(metrics))
     (out / "memory.json").write_text(json.dumps({"flash": flash, "ram": ram}))
     (out / "simulate.json").write_text(json.dumps({"flash_bytes": 30318, "ram_bytes": 7372,
-                                                   "images": [{"ms": 1318.5}, {"ms": 1320.5}]}))
+                                                   "images": [{"ms": 1318.5}, {"ms": 1320.5}],
+                                                   "ms_per_inference": 1320.5}))
     text = summary.format_summary([(board, summary.collect(str(out)))])
     assert "Accuracy: float 90.0%, int8 35.0% on 60 validation images, 3 classes (chance 33.3%)" in text
     assert _expected_bar("RAM", ram) in text and _expected_bar("Flash", flash) in text

@@ -140,8 +140,8 @@ def _simulate_line(label, sim, board):
             line += f", ~{1000.0 * per / clock:.1f} ms at {clock / 1e6:g} MHz (1 instruction/cycle)"
         return line + ("; scores identical to TFLite" if sim.get("exact", True) else "")
     if "flash_bytes" in sim:        # simavr: the real sketch, sized by avr-size, timed by its own micros()
-        times = [row["ms"] for row in sim.get("images") or [] if row.get("ms") is not None]
-        timed = f"{max(times):,.1f} ms per inference (the sketch's micros(), slowest input), " if times else ""
+        ms = sim.get("ms_per_inference")
+        timed = f"{ms:,.1f} ms per inference (the sketch's micros(), slowest input), " if ms else ""
         return (f"{label}: {timed}scores identical to TFLite; firmware flash {sim['flash_bytes']:,} bytes, static "
                 f"RAM {sim['ram_bytes']:,} bytes")
     return f"{label}: scores identical to TFLite"
