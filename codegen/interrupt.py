@@ -29,6 +29,28 @@ def request_stop():
                 os.kill(pid, signal.SIGKILL)
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def block_stop_signals():
+    """In a stage's worker thread: a signal sent to the process must wake the main thread, whose handler calls
+    request_stop(); taken by a worker (or a TensorFlow thread it starts, which inherits its mask), it left the
+    main thread asleep until the stage ended."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def spawning():
+    """Around starting a child process: a child inherits its thread's signal mask, and one with SIGINT/SIGTERM
+    blocked would ignore Ctrl-C at the terminal and a plain `kill`. Unblocked for the moment of the fork."""
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS) & STOP_SIGNALS
+    try:
+        yield
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+
+
 def raise_if_stopped():
     if _stop.is_set():
         raise KeyboardInterrupt

@@ -42,7 +42,9 @@ def run(cmd, *, input=None, timeout=None, check=False, capture_output=False, **k
         kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
     if input is not None:
         kwargs["stdin"] = subprocess.PIPE
-    with subprocess.Popen(cmd, **kwargs) as child:
+    with interrupt.spawning():
+        child = subprocess.Popen(cmd, **kwargs)
+    with child:
         try:
             with interrupt.child(child):
                 out, err = child.communicate(input, timeout=timeout)
@@ -62,7 +64,8 @@ def run(cmd, *, input=None, timeout=None, check=False, capture_output=False, **k
 def popen(cmd, **kwargs):
     """subprocess.Popen, echoed under VERBOSE=1."""
     echo(cmd, kwargs.get("cwd"))
-    return subprocess.Popen(cmd, **kwargs)
+    with interrupt.spawning():
+        return subprocess.Popen(cmd, **kwargs)
 
 
 # The exception types callers catch, so that they need not import subprocess beside this module.

@@ -1,6 +1,7 @@
 """arduino-cli's exit status, output shape and produced files are all checked; a hung one is stopped on a
 timeout the user sets; PORT= must be a device (issue 11, items 7-8). Fast: stand-in scripts."""
 import os
+import re
 import time
 
 import pytest
@@ -95,3 +96,27 @@ print(outcome, round(time.monotonic() - start, 1))
     outcome, seconds = proc.stdout.rsplit(" ", 1)
     assert outcome == "['interrupted']", proc.stdout + proc.stderr
     assert float(seconds) < 5
+
+
+def test_children_of_a_stage_thread_do_not_inherit_its_blocked_signals():
+    """Stage worker threads block SIGINT/SIGTERM (so that the main thread gets them); a child inherits its
+    thread's mask, and would ignore Ctrl-C at the terminal and a plain `kill`. codegen.proc unblocks them for it."""
+    import signal
+    import threading
+
+    from codegen import interrupt, proc
+
+    seen = {}
+
+    def stage():
+        interrupt.block_stop_signals()
+        status = proc.run(["cat", "/proc/self/status"], capture_output=True, text=True, check=True).stdout
+        seen["child"] = int(re.search(r"^SigBlk:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+        seen["thread"] = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+
+    worker = threading.Thread(target=stage)
+    worker.start()
+    worker.join(30)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        assert not seen["child"] & (1 << (sig - 1)), hex(seen["child"])
+        assert sig in seen["thread"]                # the stage's thread keeps them blocked

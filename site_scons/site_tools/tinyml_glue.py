@@ -59,11 +59,11 @@ def _interruptible():
     cannot install handlers: there the main thread's handler asks the stages to stop (codegen.interrupt).
     """
     if threading.current_thread() is not threading.main_thread():
-        # A signal sent to the process goes to any thread that does not block it. Taken by a worker (or a
-        # TensorFlow thread it started, which inherits its mask), it left the main thread asleep in SCons'
-        # join() until the stage ended, and SCons' handler ran minutes late. Blocked here, it wakes the main
-        # thread, whose handler stops the stages (stop_stages_on_signals).
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+        from codegen import interrupt
+
+        # Blocked here, a signal wakes the main thread (asleep in SCons' join()), whose handler stops the stages
+        # (stop_stages_on_signals); codegen.proc unblocks them for the children it starts.
+        interrupt.block_stop_signals()
         yield
         return
 
