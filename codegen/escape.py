@@ -16,7 +16,7 @@ the given string, or raises ValueError when the target cannot hold it (an ini va
     yaml_scalar       YAML scalar: plain when it obviously is one, else double-quoted with escapes
     ini_value         a configparser value (profiles' reader: no interpolation, `;`/`#` inline comments)
     shell_quote/shell_join   POSIX sh words (shlex); local commands take a list argv, never a string
-    cmake_string      a CMake quoted argument (`\\`, `"`, `$`, `;` and line breaks escaped)
+    cmake_string      a CMake quoted argument (`\\`, `"`, `$` and line breaks escaped)
     properties_value  a library.properties value (one line; Arduino's readers have no escapes: lossy)
 
 Templates get them as Jinja filters (codegen.emit.templating), whose environment refuses a user string that
@@ -194,12 +194,13 @@ def shell_join(argv):
 
 
 # ------------------------------------------------------------------------------------ CMake, library.properties
-_CMAKE_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", ";": "\\;", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# `;` needs none in a quoted argument (and `\;` would stay two characters there).
+_CMAKE_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def cmake_string(value):
-    """A CMake quoted argument that evaluates to `value` (no variable reference, no list split). NUL cannot
-    be in a CMake file: ValueError."""
+    """A CMake quoted argument that evaluates to `value` (no variable reference). NUL cannot be in a CMake
+    file: ValueError. A `;` stays a list separator for commands that take lists: keep it out of names."""
     text = _text(value)
     if "\0" in text:
         raise ValueError("a NUL character cannot be written into a CMake file")
