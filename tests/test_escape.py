@@ -277,3 +277,49 @@ def test_hostile_generator_is_seeded_and_covers_every_atom():
     assert hostile_strings(50, seed=1) == hostile_strings(50, seed=1)
     assert set(ATOMS) <= set(STRINGS)
     assert any(len(s) > 1000 for s in hostile_strings(2000, seed=3))
+
+
+# ------------------------------------------------------------------------------- ssh command lines (Linux boards)
+def test_remote_command_line_carries_hostile_arguments_exactly(tmp_path):
+    """run.py's arguments (RUN_ARGS=, sample names) reach the board's shell as words, never as code: a stand-in
+    ssh runs the remote command with the local sh; the stand-in Python prints the words it got."""
+    from codegen.linux import remote
+
+    fake_ssh = tmp_path / "ssh"
+    fake_ssh.write_text('#!/bin/sh\nfor last in "$@"; do :; done\nexec sh -c "$last"\n')
+    printer = tmp_path / "py thon's"
+    printer.write_text("#!/bin/sh\nprintf '%s\\0' \"$@\"\n")
+    for f in (fake_ssh, printer):
+        f.chmod(0o755)
+    args = [t for t in STRINGS[:100] if "\x00" not in t and not escape._has_lone_surrogate(t)]
+    marker = tmp_path / "pwned"
+    args.append(f"$(touch {marker})")
+    proc = remote.run_remote(remote.Remote("board", ssh=str(fake_ssh)), str(tmp_path), str(printer), args)
+    # Remote.run reads text with universal newlines: a \r arrives as \n (the reading, not the shell).
+    assert proc.stdout.split("\0")[:-1] == ["run.py", *(a.replace("\r\n", "\n").replace("\r", "\n") for a in args)]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("value,ok", [("tinyml/mega", True), ("~/models/x-1.2", True), ("~", True),
+                                      ("/opt/t+@x", True), ("a b", False), ("x;touch y", False), ("$(id)", False),
+                                      ("`id`", False), ("x'y", False), ("~root/x", False), ("a\u2028b", False)])
+def test_remote_dir_the_boards_shell_would_interpret_is_refused(value, ok):
+    from codegen.errors import ConfigError
+    from codegen.linux import settings
+
+    raw = {k: d for k, (d, _) in settings.VARIABLES.items()}
+    raw["REMOTE_DIR"] = value
+    if ok:
+        assert settings.parse(raw)["remote_dir"] == value
+    else:
+        with pytest.raises(ConfigError, match="REMOTE_DIR=.*shell would interpret"):
+            settings.parse(raw)
+
+
+@pytest.mark.parametrize("name", ["caf\u00e9", "x\u00b2", "a-b", "1x", "tvm model", "x\ny"])
+def test_sketch_name_must_be_an_ascii_identifier(name):
+    from codegen import config
+    from codegen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="SKETCH=.*C-identifier-like"):
+        config.parse({"SKETCH": name})

@@ -11,7 +11,6 @@ rewritten: arduino-cli's incremental build then recompiles only what really chan
 """
 import json
 import os
-import re
 import traceback
 
 from .. import escape
@@ -41,13 +40,8 @@ def output_name(rel_template, sketch_name):
 
 
 PROJECT_FILE = "sketch.yaml"
-# What a YAML plain scalar may hold here without quoting (fqbn, core and profile names are of this form).
-_PLAIN_YAML = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:=,/-]*$")
-
-
-def _yaml_scalar(text):
-    # A JSON string is also a valid YAML double-quoted scalar: odd board data cannot break the file.
-    return text if _PLAIN_YAML.match(text) else json.dumps(text)
+# Board data (boards.json: anyone may add an entry) is user text here too: every value through yaml_scalar.
+_yaml_scalar = escape.yaml_scalar
 
 
 def project_file(board):
@@ -65,7 +59,7 @@ def project_file(board):
         core = board["core"] + (f" ({board['core_version']})" if board.get("core_version") else "")
         lines += ["profiles:", f"  {_yaml_scalar(board['name'])}:"]
         if board.get("title"):
-            lines.append(f"    notes: {json.dumps(board['title'])}")
+            lines.append(f"    notes: {_yaml_scalar(board['title'])}")
         lines += [f"    fqbn: {_yaml_scalar(fqbn)}", "    platforms:", f"      - platform: {_yaml_scalar(core)}"]
     return {PROJECT_FILE: "\n".join(lines) + "\n"}
 
