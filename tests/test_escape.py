@@ -323,3 +323,13 @@ def test_sketch_name_must_be_an_ascii_identifier(name):
 
     with pytest.raises(ConfigError, match="SKETCH=.*C-identifier-like"):
         config.parse({"SKETCH": name})
+
+
+def test_printed_names_are_one_line_without_terminal_controls():
+    """A label or input name is printed by the sketch and echoed by scons: no line break of any kind (the
+    results parser splits with str.splitlines()), no C0/C1 control (U+009B is CSI), never the ': ' separator."""
+    from codegen.emit.bin2c import _printable
+
+    for text in STRINGS:
+        p = _printable(text)
+        assert p.splitlines() in ([p], []) and not re.search("[\x00-\x1f\x7f-\x9f]", p) and ": " not in p, repr(p)
