@@ -100,7 +100,8 @@ def test_c_identifiers_are_valid_distinct_and_compile(tmp_path):
 
 def test_require_c_identifier():
     assert escape.require_c_identifier("tvm_model", "SKETCH") == "tvm_model"
-    for bad in ["", "1a", "a-b", "caf\u00e9", "int", "__x", "a b", "x\n"]:
+    assert escape.require_c_identifier("default", "model_name") == "default"      # a part of tvmgen_default_run
+    for bad in ["", "1a", "a-b", "caf\u00e9", "a b", "x\n", "a;b"]:
         with pytest.raises(ValueError, match="C identifier"):
             escape.require_c_identifier(bad, "SKETCH")
 
@@ -333,3 +334,19 @@ def test_printed_names_are_one_line_without_terminal_controls():
     for text in STRINGS:
         p = _printable(text)
         assert p.splitlines() in ([p], []) and not re.search("[\x00-\x1f\x7f-\x9f]", p) and ": " not in p, repr(p)
+
+
+def test_every_jinja_environment_is_the_checking_one():
+    """Only codegen/emit/templating.py builds a Jinja environment: a second one would have no escaping filters
+    and no refusal of raw user text."""
+    found = []
+    for folder in ("codegen", "site_scons", "bench"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, folder)):
+            for f in files:
+                if f.endswith(".py"):
+                    path = os.path.join(dirpath, f)
+                    with open(path, encoding="utf-8") as fh:
+                        text = fh.read()
+                    if re.search(r"jinja2\.(Environment|Template)\s*\(|from jinja2 import|\.from_string\s*\(", text):
+                        found.append(os.path.relpath(path, ROOT))
+    assert found == [os.path.join("codegen", "emit", "templating.py")]
