@@ -350,3 +350,31 @@ def test_every_jinja_environment_is_the_checking_one():
                     if re.search(r"jinja2\.(Environment|Template)\s*\(|from jinja2 import|\.from_string\s*\(", text):
                         found.append(os.path.relpath(path, ROOT))
     assert found == [os.path.join("codegen", "emit", "templating.py")]
+
+
+def _code_of(text):
+    """C/C++ text without its string literals' contents and its comments: what the compiler treats as code."""
+    text = re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', text)
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def test_tflm_templates_keep_the_model_file_and_op_names_out_of_the_code():
+    """templates/tflm write the MODEL= file name and the model's op names (a custom op's name comes from the
+    file) into comments: hostile ones change no code."""
+    from codegen.tflm import model
+
+    def render(model_file, ops):
+        ctx = {"model_file": escape.UserText(model_file), "model_size": 4, "model_sha256": "ab" * 32,
+               "model_bytes": templating.Escaped("  0x01, 0x02, 0x03, 0x04,"), "ops": escape.user_text(ops),
+               "resolver_calls": ["AddFullyConnected"], "arena": model.arena_record(100, "test"),
+               "input": {"shape": [1, 4], "dtype": "int8", "size_bytes": 4},
+               "output": {"shape": [1, 2], "dtype": "int8", "size_bytes": 2}}
+        return model.render_templates(model.templates_dir(), ctx)
+
+    plain = render("model.tflite", ["FULLY_CONNECTED", "CUSTOM(x)"])
+    for text in STRINGS[:60]:
+        hostile = render(text, ["FULLY_CONNECTED", f"CUSTOM({text})"])
+        assert sorted(hostile) == sorted(plain)
+        for name in plain:
+            assert _code_of(hostile[name].decode()) == _code_of(plain[name].decode()), (name, text)

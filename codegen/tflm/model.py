@@ -142,7 +142,7 @@ def render_templates(directory, ctx, only=None):
     import jinja2
 
     from ..emit import templating
-    from ..emit.sketch import template_files
+    from ..emit.sketch import _template_line, template_files
 
     env = jinja_env(directory)
     out = {}
@@ -160,7 +160,7 @@ def render_templates(directory, ctx, only=None):
             raise TflmError(f"{src}: {e.message}; the variables a template can use are: "
                             f"{', '.join(sorted(ctx))}") from None
         except templating.UnescapedText as e:
-            raise TflmError(f"{src}: {e}") from None
+            raise TflmError(f"{_template_line(e, directory, src)}: {e}") from None
         out[rel[:-3]] = text.encode()
     return out
 
