@@ -378,3 +378,27 @@ def test_tflm_templates_keep_the_model_file_and_op_names_out_of_the_code():
         assert sorted(hostile) == sorted(plain)
         for name in plain:
             assert _code_of(hostile[name].decode()) == _code_of(plain[name].decode()), (name, text)
+
+
+def test_sketch_yaml_and_library_properties_hold_hostile_board_and_label_text():
+    """Board entries (boards.json is anyone's to extend) reach sketch.yaml; labels and the board's title reach
+    library.properties: each file keeps its structure and the values come back (YAML exactly)."""
+    yaml = pytest.importorskip("yaml")
+    from codegen.emit.arduino_library import library_fields, properties_text
+
+    meta = {"inputs": [{"shape": [1, 4], "dtype": "int8"}], "outputs": [{"shape": [1, 2], "dtype": "int8",
+                                                                        "size_bytes": 2}]}
+    for i, text in enumerate(STRINGS[:120]):
+        if escape._has_lone_surrogate(text):
+            continue
+        board = {"fqbn": text or "x", "core": text or "c", "name": f"b{i}{text}", "title": text}
+        (name, content), = sketch.project_file(board).items()
+        doc = yaml.safe_load(content)
+        assert doc["default_fqbn"] == board["fqbn"]
+        assert list(doc["profiles"]) == [board["name"]]
+        profile = doc["profiles"][board["name"]]
+        assert profile["fqbn"] == board["fqbn"] and profile["platforms"] == [{"platform": board["core"]}]
+        assert profile.get("notes", "") == (text if text else "")
+        fields = library_fields(board, [text, "b"], meta)
+        props = _read_properties(properties_text({"name": "x_inferencing", **fields}))
+        assert set(props) == {"name", *fields}                  # no field injected by a line break

@@ -3,6 +3,7 @@ sketch only as string literals: the host check builds, prints each text exactly 
 them runs. Heavy: full scons runs on a tiny model."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -65,3 +66,12 @@ def test_hostile_labels_and_input_names_are_printed_not_run(dense_model, tmp_pat
     assert images["labels"] == labels
     assert [r.label for r in printed] == labels
     assert check["exact"]
+
+    # The Cortex-M4 harness (codegen/runners/simulate.py) writes the same labels and names into its own C.
+    if shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc"):
+        proc = run_scons(build, "simulate", check=False, MODEL=str(model), LABELS=str(tmp_path / "labels.txt"),
+                         INPUTS=",".join(inputs))
+        assert not marker.exists()
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        sim = json.loads((build / "nano33ble" / "simulate.json").read_text())
+        assert sim["exact"] is True, sim          # every printed line equal to the reference, titles too

@@ -58,7 +58,7 @@ def architecture(board):
     """The core's architecture (`arduino:avr` -> avr), the value library.properties and the IDE match boards
     by; `*` for a board without a core."""
     core = (board or {}).get("core") or ""
-    return core.split(":", 1)[1] if ":" in core else "*"
+    return escape.properties_value(core.split(":", 1)[1] if ":" in core else "") or "*"
 
 
 def _place(rel, sketch_name):
