@@ -402,3 +402,16 @@ def test_sketch_yaml_and_library_properties_hold_hostile_board_and_label_text():
         fields = library_fields(board, [text, "b"], meta)
         props = _read_properties(properties_text({"name": "x_inferencing", **fields}))
         assert set(props) == {"name", *fields}                  # no field injected by a line break
+
+
+def test_external_commands_are_argument_lists_never_shell_strings():
+    from codegen import proc
+
+    for bad in ("true", b"true", "echo $(id)"):
+        with pytest.raises(TypeError, match="argument list"):
+            proc.run(bad)
+        with pytest.raises(TypeError, match="argument list"):
+            proc.popen(bad)
+    with pytest.raises(TypeError, match="argument list"):
+        proc.run(["true"], shell=True)
+    assert proc.run(["true"]).returncode == 0
