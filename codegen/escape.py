@@ -215,6 +215,15 @@ def properties_value(value):
     return re.sub(f"[{LINE_BREAKS}\\x00-\\x1f\\x7f]", " ", text).strip()
 
 
+# ---------------------------------------------------------------------------------------- text shown to humans
+def display_text(value):
+    """User text for a renderer or a terminal line (a plot's labels, a printed result): one line, no C0/C1
+    control character (U+009B is a terminal's CSI) or line break of any kind (each becomes `?`), a non-UTF-8
+    byte as U+FFFD (what a serial monitor shows; a font renderer refuses lone surrogates). Lossy."""
+    text = _utf8(value).decode("utf-8", "replace")
+    return re.sub(f"[\\x00-\\x1f\\x7f-\\x9f{LINE_BREAKS}]", "?", text)
+
+
 # --------------------------------------------------------------------------------------------- marking user text
 class UserText(str):
     """A str that came from the user (a label, a file name, a setting): a template may emit it only through an

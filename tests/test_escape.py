@@ -415,3 +415,20 @@ def test_external_commands_are_argument_lists_never_shell_strings():
     with pytest.raises(TypeError, match="argument list"):
         proc.run(["true"], shell=True)
     assert proc.run(["true"]).returncode == 0
+
+
+def test_plots_draw_hostile_class_names_and_board_titles_as_text(tmp_path):
+    """Class names (DATA= folders) label the confusion matrix: '$...$' is not mathtext (a '$\\frac$' folder
+    crashed the report stage with a parse error), a non-UTF-8 byte is not handed to the font renderer."""
+    import numpy as np
+
+    from codegen import plots
+
+    names = ["$\\frac$", "a$x$b", "\udcff", "\x00\u2028\x9b", "*/", "\ufeff\u202e"] + STRINGS[60:66]
+    fig = plots.confusion_figure([("float", np.eye(len(names), dtype=int))], names)
+    plots.save_png(fig, str(tmp_path / "cm.png"))
+    assert (tmp_path / "cm.png").stat().st_size > 0
+    for text in STRINGS:
+        shown = escape.display_text(text)
+        assert shown.splitlines() in ([shown], []) and not escape._has_lone_surrogate(shown)
+        assert not re.search("[\x00-\x1f\x7f-\x9f]", shown)

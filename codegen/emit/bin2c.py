@@ -39,10 +39,9 @@ def _printable(text):
     """A name or label as one line of the printed results: no control characters or line breaks, no ": " (the
     separator), and a file name's bytes that are not UTF-8 as U+FFFD (what the host check and a serial monitor
     decode them to)."""
-    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     # Line breaks of every kind (U+2028 too: Python's splitlines() and many terminals break lines there), and
     # the C1 controls (U+009B is a terminal's CSI: a label could drive the terminal printing the results).
-    return re.sub(f"[\\x00-\\x1f\\x7f-\\x9f{escape.LINE_BREAKS}]", "?", str(text).strip()).replace(": ", " ")
+    return escape.display_text(str(text).strip()).replace(": ", " ")
 
 
 def _count(shape):
