@@ -156,13 +156,13 @@ def test_scons_save_keeps_a_value_exactly_or_refuses_it(tmp_path):
 
     path = tmp_path / "tinyml.ini"
     for i, text in enumerate(STRINGS[:150]):
-        if "\x00" in text or "\ud800" <= max(text, default="a") <= "\udfff" or escape._has_lone_surrogate(text):
+        if "\x00" in text or escape._has_lone_surrogate(text):
             continue        # a command line cannot carry NUL or undecodable bytes into ARGUMENTS as such
         before = path.read_bytes() if path.exists() else None
         try:
             profiles.save(str(path), {"ENV": f"p{i}", "LABELS": text})
         except ConfigError as e:
-            assert "\n" not in str(e).strip() or "cannot be kept" in str(e)
+            assert "\n" not in str(e), str(e)                  # one error line
             assert (path.read_bytes() if path.exists() else None) == before
             continue
         got = profiles.load(str(path)).sections[f"env:p{i}"]["LABELS"][0]
