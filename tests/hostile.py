@@ -5,7 +5,7 @@ from someone else may hold, for the escaping properties (tests/test_escape.py) a
 continuations, trigraphs, format directives, NUL and control characters, Unicode line separators, direction
 overrides, a BOM, shell and CMake metacharacters, non-UTF-8 bytes (as Python's surrogateescape code points,
 which is how os.fsdecode hands them over).  `hostile_strings(n, seed)` combines them with ordinary text,
-seeded, into `n` strings (a few very long), always starting with every atom on its own."""
+seeded, into `n` strings (a few very long), always starting with every atom on its own and LONG."""
 import random
 
 ATOMS = [
@@ -16,11 +16,13 @@ ATOMS = [
     "\U0001f600", "\x0b", "\x0c", "a" * 300,
 ]
 PLAIN = ["car", "no car", "dog", "A", "x1", "label", " ", "0", "Ünïcödé"]
+# One very long string of the worst pieces (a label file line or a path can be this long).
+LONG = "é*/\"\\??/%n\u2028\udcff\n" * 800
 
 
 def hostile_strings(n=300, seed=0):
     rng = random.Random(seed)
-    out = list(ATOMS)
+    out = list(ATOMS) + [LONG]
     while len(out) < n:
         parts = [rng.choice(ATOMS if rng.random() < 0.6 else PLAIN) for _ in range(rng.randint(1, 6))]
         if rng.random() < 0.02:

@@ -424,7 +424,7 @@ def test_plots_draw_hostile_class_names_and_board_titles_as_text(tmp_path):
 
     from codegen import plots
 
-    names = ["$\\frac$", "a$x$b", "\udcff", "\x00\u2028\x9b", "*/", "\ufeff\u202e"] + STRINGS[60:66]
+    names = ["$\\frac$", "a$x$b", "\udcff", "\x00\u2028\x9b", "*/", "\ufeff\u202e"] + STRINGS[66:72]   # folder-sized
     fig = plots.confusion_figure([("float", np.eye(len(names), dtype=int))], names)
     plots.save_png(fig, str(tmp_path / "cm.png"))
     assert (tmp_path / "cm.png").stat().st_size > 0
