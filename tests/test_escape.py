@@ -432,3 +432,28 @@ def test_plots_draw_hostile_class_names_and_board_titles_as_text(tmp_path):
         shown = escape.display_text(text)
         assert shown.splitlines() in ([shown], []) and not escape._has_lone_surrogate(shown)
         assert not re.search("[\x00-\x1f\x7f-\x9f]", shown)
+
+
+def test_tflm_sketch_refuses_raw_user_text_like_the_tvm_one(tmp_path):
+    """The TFLM backend renders the same .ino with its own context: the labels are marked there too."""
+    from tflite_helpers import SHARED_MODELS, SHARED_TFLM_REF
+
+    from codegen.emit import bin2c
+    from codegen.tflm import model, sketch as tflm_sketch
+    from codegen.tflm.library import TflmError
+
+    ad01 = os.path.join(SHARED_MODELS, "ad01_int8.tflite")
+    for p in (ad01, SHARED_TFLM_REF):
+        if not os.path.exists(p):
+            pytest.skip(f"{p} is absent (../shared comes with the project's CI)")
+    imgs = [str(tmp_path / n) for n in ("images.c", "images.h", "images.json")]
+    bin2c.embed([], ad01, *imgs)
+    arena = tmp_path / "arena.json"
+    arena.write_text(json.dumps(model.arena_record(5000, "test")))
+    tpl = tmp_path / "tpl"
+    shutil.copytree(os.path.join(ROOT, "templates", "sketch"), tpl)
+    ino = tpl / "sketch.ino.j2"
+    ino.write_text("// {{ images.labels[0] }}\n" + ino.read_text())
+    with pytest.raises(TflmError, match=f"{ino}:1: .*escaping filter"):
+        tflm_sketch.render(str(tpl), str(tmp_path / "sk"), "sk", ad01, SHARED_TFLM_REF, str(arena), *imgs,
+                           {"board": {}, "classes": [], "baud": 115200})
