@@ -4,7 +4,6 @@ and g++ (trigraphs on), ast.literal_eval, json, PyYAML, the profiles' configpars
 library.properties reader. Plus the template environment's refusal of raw user text. One compiler or
 interpreter run per language for all strings: a few seconds."""
 import ast
-import configparser
 import json
 import os
 import re

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import os
-import re
 
 from .. import escape
 from ..stages import images as imagesmod
