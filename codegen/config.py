@@ -4,6 +4,7 @@ SConstruct, the SCons tool and the tests all read variables through `parse`, so 
 message everywhere and stops the build before any stage runs.
 """
 import os
+import re
 import shlex
 
 from .errors import ConfigError
@@ -191,8 +192,10 @@ def parse(raw, board=None):
         if board and str(board.get("cpu", "")).startswith(("atmega", "avr")):
             raise ConfigError(f"BACKEND=tflm cannot target {board.get('title', 'this board')}: TensorFlow Lite Micro "
                               "needs a 32-bit CPU; use BACKEND=tvm for AVR boards, or a board such as nano33ble")
-    if not cfg["sketch"].replace("_", "a").isalnum() or cfg["sketch"][0].isdigit():
-        raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (letters, digits, _)")
+    # It names the folder, the .ino, the library's header and its guard: ASCII only (isalnum() took 'é').
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg["sketch"]):
+        raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (ASCII letters, digits, _, "
+                          "not starting with a digit)")
     if cfg["depth"] is not None and cfg["depth"] > 13:
         raise ConfigError(f"DEPTH={cfg['depth']}: MobileNetV1 has 13 depthwise-separable blocks; use 1 to 13")
     if cfg["data"] and not os.path.isdir(cfg["data"]):

@@ -10,6 +10,7 @@ fixed size and dpi, and no "Software" metadata (it carries the matplotlib versio
 """
 import contextlib
 
+from . import escape
 from .fsutil import atomic_path
 
 DPI = 100
@@ -21,7 +22,10 @@ def _style():
     import matplotlib.style
 
     # rc values are read both when artists are made and when the figure is saved (savefig.*): both run inside.
-    with matplotlib.style.context("default"), matplotlib.rc_context({"font.family": "DejaVu Sans", "font.size": 9}):
+    # text.parse_math off: class names and board titles are user text, and "$...$" in one would be parsed as
+    # mathtext (a "$\\frac$" class folder crashed the report stage with a parse error).
+    with matplotlib.style.context("default"), matplotlib.rc_context({"font.family": "DejaVu Sans", "font.size": 9,
+                                                                     "text.parse_math": False}):
         yield
 
 
@@ -73,6 +77,7 @@ def confusion_figure(panels, class_names):
     import numpy as np
 
     n = len(class_names)
+    class_names = [escape.display_text(c) for c in class_names]    # user text: one line, no byte a font refuses
     side = max(3.2, 0.55 * n + 1.6)         # room for the class names of a DATA= set with many classes
     with _style():
         fig = _new_figure(side * len(panels), side)
@@ -124,7 +129,8 @@ def memory_layers_figure(report):
             ax.grid(True, axis="x", alpha=0.3)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         flash_total, ram_total = report["flash"], report["ram"]
-        fig.suptitle(f"{board['title']}\nflash {flash_total['total']:,} of {board['flash_bytes']:,} B "
+        title = escape.display_text(board["title"])
+        fig.suptitle(f"{title}\nflash {flash_total['total']:,} of {board['flash_bytes']:,} B "
                      f"({flash_total['percent']}%), RAM {ram_total['total']:,} of {board['ram_bytes']:,} B "
                      f"({ram_total['percent']}%), core margins included")
         return fig

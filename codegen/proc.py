@@ -33,10 +33,18 @@ def echo(cmd, cwd=None):
         sys.stdout.flush()
 
 
+def _argv(cmd, kwargs):
+    """A command is a list of arguments, never a string for a shell (issue 19: a user string never becomes
+    code); a remote shell's command line is built with codegen.escape.shell_join."""
+    if isinstance(cmd, (str, bytes)) or kwargs.get("shell"):
+        raise TypeError(f"codegen.proc runs an argument list, not a shell string: {cmd!r}")
+
+
 def run(cmd, *, input=None, timeout=None, check=False, capture_output=False, **kwargs):
     """subprocess.run, echoed under VERBOSE=1, and registered with codegen.interrupt while it runs: with
     `scons -j2` a Ctrl-C or SIGTERM (handled in the main thread) kills it instead of waiting for it to end.
-    Same arguments, result and exceptions as subprocess.run."""
+    Same arguments, result and exceptions as subprocess.run, but `cmd` must be a list (no shell)."""
+    _argv(cmd, kwargs)
     echo(cmd, kwargs.get("cwd"))
     if capture_output:
         kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
@@ -62,7 +70,8 @@ def run(cmd, *, input=None, timeout=None, check=False, capture_output=False, **k
 
 
 def popen(cmd, **kwargs):
-    """subprocess.Popen, echoed under VERBOSE=1."""
+    """subprocess.Popen, echoed under VERBOSE=1; `cmd` must be a list (no shell)."""
+    _argv(cmd, kwargs)
     echo(cmd, kwargs.get("cwd"))
     with interrupt.spawning():
         return subprocess.Popen(cmd, **kwargs)

@@ -16,6 +16,7 @@ import os
 import re
 import zipfile
 
+from .. import escape
 from ..errors import PipelineError
 from ..fsutil import atomic_path, write_if_changed
 from .sketch import remove_stale
@@ -57,7 +58,7 @@ def architecture(board):
     """The core's architecture (`arduino:avr` -> avr), the value library.properties and the IDE match boards
     by; `*` for a board without a core."""
     core = (board or {}).get("core") or ""
-    return core.split(":", 1)[1] if ":" in core else "*"
+    return escape.properties_value(core.split(":", 1)[1] if ":" in core else "") or "*"
 
 
 def _place(rel, sketch_name):
@@ -160,7 +161,9 @@ def library_fields(board, classes, metadata):
         "version": "1.0.0",
         "author": "tinyml-scons (generated)",
         "maintainer": "tinyml-scons (generated)",
-        "sentence": f"A TVM-compiled model ({labels}) as standalone C, generated for {title}.",
+        # Labels and the board's title are user text: one line of it (the format has no escapes).
+        "sentence": escape.properties_value(f"A TVM-compiled model ({labels}) as standalone C, generated for "
+                                            f"{title}."),
         "paragraph": (f"Input {shape(inp)} {inp['dtype']}, output {shape(out)} {out['dtype']}; "
                       f"{metadata.get('workspace_size_bytes', 0):,} bytes of static activation memory, no runtime, "
                       "only libm. The example runs the model on the embedded test inputs and prints label, "

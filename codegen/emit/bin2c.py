@@ -10,8 +10,8 @@ import base64
 import hashlib
 import json
 import os
-import re
 
+from .. import escape
 from ..stages import images as imagesmod
 from ..stages import usermodel
 from ..errors import PipelineError
@@ -26,29 +26,21 @@ GENERATED_INPUTS = 2
 QUANTIZED_TYPES = ("int8", "uint8")
 
 
-def c_identifier(text):
-    ident = re.sub(r"[^0-9a-zA-Z_]", "_", text).strip("_").lower() or "image"
-    return "_" + ident if ident[0].isdigit() else ident
+# The C spellings of user text live in codegen.escape; these names stay for the callers that import them here.
+c_string = escape.c_string
 
 
-def c_string(text):
-    """A C string literal for any text (non-ASCII as UTF-8 octal escapes, so any compiler takes it)."""
-    out = []
-    for ch in str(text):
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 32 <= ord(ch) < 127 and ch != "?":      # "?" escaped: no trigraphs
-            out.append(ch)
-        else:
-            out.extend("\\%03o" % b for b in ch.encode("utf-8", "surrogateescape"))
-    return '"' + "".join(out) + '"'
+def c_identifier(text, taken=None):
+    return escape.c_identifier(text, taken, fallback="image")
 
 
 def _printable(text):
-    """A name or label as one line of the printed results: no control characters, no ": " (the separator), and
-    a file name's bytes that are not UTF-8 as U+FFFD (what the host check and a serial monitor decode them to)."""
-    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return re.sub(r"[\x00-\x1f\x7f]", "?", str(text).strip()).replace(": ", " ")
+    """A name or label as one line of the printed results: no control characters or line breaks, no ": " (the
+    separator), and a file name's bytes that are not UTF-8 as U+FFFD (what the host check and a serial monitor
+    decode them to)."""
+    # Line breaks of every kind (U+2028 too: Python's splitlines() and many terminals break lines there), and
+    # the C1 controls (U+009B is a terminal's CSI: a label could drive the terminal printing the results).
+    return escape.display_text(str(text).strip()).replace(": ", " ")
 
 
 def _count(shape):
@@ -115,7 +107,8 @@ def class_labels_for(output_size, labels_file=None, class_labels=None, class_sou
     """The label of each output: LABELS= file lines, else the dataset's classes, else class0..classN-1."""
     if labels_file:
         try:
-            with open(labels_file, encoding="utf-8") as f:
+            # utf-8-sig: an editor's BOM belongs to the file, not to the first label.
+            with open(labels_file, encoding="utf-8-sig") as f:
                 labels = [_printable(line) for line in f]
         except (OSError, UnicodeDecodeError) as e:
             raise PipelineError(f"LABELS={labels_file}: cannot read it as UTF-8 text ({e})") from None
@@ -165,10 +158,7 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
         raws = [(name, name, "generated", raw) for name, raw in generated_inputs(inp, generate, seed)]
     entries, seen = [], set()
     for label, title, source, raw in raws:
-        name = "image_" + c_identifier(label)
-        while name in seen:
-            name += "_"
-        seen.add(name)
+        name = c_identifier("image_" + label, seen)
         entries.append({"name": name, "label": label, "title": _printable(title), "source": source,
                         "sha256": hashlib.sha256(raw).hexdigest(), "data": base64.b64encode(raw).decode()})
     meta = {"shape": shape, "dtype": dtype, "scale": inp["scale"], "zero_point": inp["zero_point"],
@@ -196,7 +186,7 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
                f"#define IMAGE_DTYPE_{dtype.upper()} 1  /* bytes are {dtype} values (quantized model input) */",
                f"#define IMAGE_COUNT {len(entries)}", ""]
     for e in entries:
-        header.append(f"/* {e['source']} ({e['label']}) */")
+        header.append(f"/* {escape.c_comment(e['source'])} ({escape.c_comment(e['label'])}) */")
         header.append(f"extern const uint8_t {e['name']}[IMAGE_SIZE_BYTES];")
     header += ["", "#ifdef __cplusplus", "}", "#endif", "", "#endif  /* SKETCH_IMAGES_H_ */", ""]
 
@@ -204,7 +194,7 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
             '#include "images.h"', ""]
     for e in entries:
         raw = base64.b64decode(e["data"])
-        body.append(f"/* {e['source']}: {dims} {dtype}, sha256 {e['sha256'][:16]} */")
+        body.append(f"/* {escape.c_comment(e['source'])}: {dims} {dtype}, sha256 {e['sha256'][:16]} */")
         body.append(f"const uint8_t {e['name']}[IMAGE_SIZE_BYTES] __attribute__((aligned({ALIGNMENT}))) "
                     "IMAGES_STORAGE = {")
         for i in range(0, len(raw), 16):

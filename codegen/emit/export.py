@@ -7,9 +7,9 @@
     <out>/library.json               PlatformIO library (lib_extra_dirs or lib_deps = file://<out>)
     <out>/metadata.json              the MLF metadata (shapes, quantization, workspace size)
 """
-import json
 import os
 
+from .. import escape
 from ..fsutil import write_if_changed
 from .mlf_archive import model_files, read_mlf
 
@@ -42,6 +42,7 @@ endif()
 
 
 def export_c_library(mlf_tar, out_dir, model_name="default"):
+    escape.require_c_identifier(model_name, "model_name")     # it names the CMake target and the C API
     metadata, files = read_mlf(mlf_tar, model_name)
     sources = sorted(f for f in files if f.endswith(".c"))
     out = {}
@@ -49,12 +50,12 @@ def export_c_library(mlf_tar, out_dir, model_name="default"):
         out[os.path.join("include" if name.endswith(".h") else "src", name)] = data
     out["CMakeLists.txt"] = _cmake(model_name, sources)
     out[os.path.join("zephyr", "module.yml")] = "build:\n  cmake: .\n"
-    out["library.json"] = json.dumps({
+    out["library.json"] = escape.json_text({
         "name": f"tinyml_{model_name}", "version": "0.0.0",
         "description": f"TVM-generated standalone C for model {model_name} (tinyml-scons)",
         "frameworks": "*", "platforms": "*",
         "build": {"srcDir": "src", "includeDir": "include"}}, indent=2) + "\n"
-    out["metadata.json"] = json.dumps(metadata, indent=1) + "\n"
+    out["metadata.json"] = escape.json_text(metadata, indent=1) + "\n"
     for rel, data in out.items():
         path = os.path.join(out_dir, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)

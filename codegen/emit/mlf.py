@@ -26,6 +26,7 @@ import tempfile
 
 import numpy as np
 
+from .. import escape
 from ..frontend import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
 from ..lowering import C_TYPES, lower
 from .mlf_archive import MLF_VERSION
@@ -178,7 +179,7 @@ def _render(lw, name, tflite_path):
     guard = "TVMGEN_%s_H_" % up
     src_note = "/* Generated from %s by codegen/emit/mlf.py (Apache TVM %s). Do not edit. */\n"
     import tvm
-    note = src_note % (os.path.basename(tflite_path), tvm.__version__)
+    note = src_note % (escape.c_comment(os.path.basename(tflite_path)), tvm.__version__)   # MODEL= is user text
 
     header = (
         note
@@ -268,8 +269,10 @@ def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None)
     `max_object_bytes`: the largest single array the target compiler accepts (for AVR boards pass
     AVR_MAX_OBJECT_BYTES, avr-gcc's 32,767): a larger constant or workspace raises ModelError naming it."""
     import tvm
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", model_name):
-        raise ModelError("%s: model_name %r must be a C identifier." % (tflite_path, model_name))
+    try:
+        escape.require_c_identifier(model_name, "model_name")
+    except ValueError as e:
+        raise ModelError(f"{tflite_path}: {e}") from None
     model = load(tflite_path)
     if max_object_bytes is not None:        # fail before the slow lowering when a weight tensor is too big
         check_object_sizes(tflite_path, [("%r (TFLite tensor)" % t.name, t.size_bytes)

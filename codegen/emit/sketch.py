@@ -11,11 +11,11 @@ rewritten: arduino-cli's incremental build then recompiles only what really chan
 """
 import json
 import os
-import re
 import traceback
 
-from .bin2c import c_string
+from .. import escape
 from ..errors import PipelineError
+from . import templating
 from ..fsutil import write_if_changed
 from .mlf_archive import model_files, read_mlf
 
@@ -40,13 +40,8 @@ def output_name(rel_template, sketch_name):
 
 
 PROJECT_FILE = "sketch.yaml"
-# What a YAML plain scalar may hold here without quoting (fqbn, core and profile names are of this form).
-_PLAIN_YAML = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:=,/-]*$")
-
-
-def _yaml_scalar(text):
-    # A JSON string is also a valid YAML double-quoted scalar: odd board data cannot break the file.
-    return text if _PLAIN_YAML.match(text) else json.dumps(text)
+# Board data (boards.json: anyone may add an entry) is user text here too: every value through yaml_scalar.
+_yaml_scalar = escape.yaml_scalar
 
 
 def project_file(board):
@@ -64,7 +59,7 @@ def project_file(board):
         core = board["core"] + (f" ({board['core_version']})" if board.get("core_version") else "")
         lines += ["profiles:", f"  {_yaml_scalar(board['name'])}:"]
         if board.get("title"):
-            lines.append(f"    notes: {json.dumps(board['title'])}")
+            lines.append(f"    notes: {_yaml_scalar(board['title'])}")
         lines += [f"    fqbn: {_yaml_scalar(fqbn)}", "    platforms:", f"      - platform: {_yaml_scalar(core)}"]
     return {PROJECT_FILE: "\n".join(lines) + "\n"}
 
@@ -88,13 +83,9 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
     metadata, model_sources = read_mlf(mlf_tar, model_name)
     with open(images_json) as f:
         images_meta = json.load(f)
-    for e in images_meta["images"]:
-        e.pop("data", None)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["c_string"] = c_string      # labels and input names are user text: quote them for C
-    ctx = dict(context, sketch_name=sketch_name, model=metadata, model_name=model_name, images=images_meta,
-               input=metadata["inputs"][0], output=metadata["outputs"][0])
+    env = templating.environment(templates_dir)
+    ctx = dict(user_context(context), sketch_name=sketch_name, model=metadata, model_name=model_name,
+               images=user_images(images_meta), input=metadata["inputs"][0], output=metadata["outputs"][0])
     outputs = {}
     for rel in template_files(templates_dir):
         src = os.path.join(templates_dir, rel)
@@ -109,6 +100,8 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
             except jinja2.UndefinedError as e:
                 raise PipelineError(f"{_template_line(e, templates_dir, src)}: {e.message}; the variables a "
                                     f"template can use are: {', '.join(sorted(ctx))}") from None
+            except templating.UnescapedText as e:
+                raise PipelineError(f"{_template_line(e, templates_dir, src)}: {e}") from None
             except Exception as e:  # noqa: BLE001 - a template's own code (a filter, a division) failed
                 raise PipelineError(f"{_template_line(e, templates_dir, src)}: the template failed: "
                                     f"{type(e).__name__}: {e}") from None
@@ -121,6 +114,25 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
     for name, text in project_file(context.get("board")).items():
         outputs.setdefault(name, text.encode())     # a template of that name (TEMPLATES=) wins
     return write_sketch(sketch_dir, outputs, images_c, images_h)
+
+
+def user_images(images_meta):
+    """images.json's content for a template, without the input bytes, its user text marked (escape.UserText):
+    the class labels and each input's title, label and source file name."""
+    meta = dict(images_meta, labels=escape.user_text(images_meta.get("labels", [])))
+    meta["images"] = [{k: escape.user_text(v) if k in ("title", "label", "source") else v
+                       for k, v in e.items() if k != "data"} for e in images_meta["images"]]
+    return meta
+
+
+def user_context(context):
+    """The build's template context with its user text marked: class names, the board entry's strings (a
+    boards.json entry is data anyone may add)."""
+    ctx = dict(context)
+    for key in ("classes", "board"):
+        if key in ctx:
+            ctx[key] = escape.user_text(ctx[key])
+    return ctx
 
 
 def write_sketch(sketch_dir, outputs, images_c, images_h):

@@ -6,10 +6,10 @@ in batch mode (no password or host-key prompts): an unknown or changed host key,
 unreachable host is one error line saying what to do.
 """
 import os
-import shlex
 import shutil
 import subprocess
 
+from .. import escape
 from .. import proc as external
 from ..errors import PipelineError
 from . import bundle as bundlemod
@@ -112,8 +112,8 @@ def _q(path):
     if path == "~":
         return "~"
     if path.startswith("~/"):
-        return "~/" + shlex.quote(path[2:])
-    return shlex.quote(path)
+        return "~/" + escape.shell_quote(path[2:])
+    return escape.shell_quote(path)
 
 
 def probe(remote, remote_dir):
@@ -155,7 +155,8 @@ def _copy_error(remote, tool, proc):
 
 
 def _rsync(bundle_dir, remote, remote_dir):
-    ssh = shlex.join([remote.ssh, *(["-p", str(remote.port)] if remote.port else []), *remote.options()])
+    # rsync splits -e itself, with sh-style quotes (a key path with spaces or quotes stays one word).
+    ssh = escape.shell_join([remote.ssh, *(["-p", str(remote.port)] if remote.port else []), *remote.options()])
     # --delete: files of an earlier bundle (other samples) go; the hash file is the board's own record.
     cmd = ["rsync", "-a", "--delete", f"--exclude=/{HASH_FILE}", "-e", ssh,
            os.path.join(os.path.abspath(bundle_dir), ""), f"{remote.host}:{remote_dir}/"]
@@ -180,7 +181,7 @@ def _scp(bundle_dir, remote, remote_dir):
 
 def run_remote(remote, remote_dir, python, args, *, timeout_s=60):
     """Runs run.py on the board in remote_dir; returns the CompletedProcess (stdout, stderr)."""
-    cmd = f"cd {_q(remote_dir)} && {_remote_python(python)} run.py " + " ".join(shlex.quote(a) for a in args)
+    cmd = f"cd {_q(remote_dir)} && {_remote_python(python)} run.py " + escape.shell_join(args)
     proc = remote.run(cmd, what="running run.py", timeout_s=timeout_s, check=False)
     if proc.returncode == 127 or "No such file or directory" in proc.stderr and "cd:" in proc.stderr:
         raise PipelineError(f"run.py could not start on {remote.describe()} ({_last_lines(proc.stderr, 1)}): upload "
@@ -196,7 +197,7 @@ def run_remote(remote, remote_dir, python, args, *, timeout_s=60):
 
 
 def _remote_python(python):
-    return _q(python) if python.startswith("~/") else shlex.quote(python)
+    return _q(python) if python.startswith("~/") else escape.shell_quote(python)
 
 
 def monitor(remote, remote_dir, python, check_json, *, timeout_s=60):
@@ -228,7 +229,7 @@ def stream_remote(remote, remote_dir, python, args, *, timeout_s=60, out=None):
     import threading
 
     out = out or sys.stdout
-    cmd = f"cd {_q(remote_dir)} && {_remote_python(python)} run.py " + " ".join(shlex.quote(a) for a in args)
+    cmd = f"cd {_q(remote_dir)} && {_remote_python(python)} run.py " + escape.shell_join(args)
     proc = external.popen(remote.ssh_cmd(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     timer = threading.Timer(timeout_s, proc.kill)

@@ -32,6 +32,7 @@ VARIABLES = {
     "BENCH_RUNS": ("50", "Linux boards: invokes per sample for the latency in the memory report"),
 }
 
+_REMOTE_DIR = re.compile(r"(~/)?[A-Za-z0-9_.+@/-]+|~")
 _PORT_SUFFIX = re.compile(r"^([^:\[\]]+):(\d+)$")
 
 
@@ -70,6 +71,11 @@ def parse(v):
     remote_dir = v["REMOTE_DIR"].strip().rstrip("/")
     if remote_dir.startswith("-") or "\n" in remote_dir:
         raise ConfigError(f"REMOTE_DIR={remote_dir!r} is not a usable folder name")
+    # scp (before OpenSSH 9) and rsync (before 3.2.4) hand `host:REMOTE_DIR` to the board's shell as it is:
+    # only characters that shell reads as themselves.
+    if remote_dir and not _REMOTE_DIR.fullmatch(remote_dir):
+        raise ConfigError(f"REMOTE_DIR={remote_dir!r} holds characters the board's shell would interpret (spaces, "
+                          "quotes, $, ;, ...); use letters, digits and _ . + - @ / (and ~/ at the start)")
     upload_with = v["UPLOAD_WITH"].strip()
     if upload_with not in UPLOAD_TOOLS:
         raise ConfigError(f"UPLOAD_WITH={upload_with!r} is not supported; use one of: {', '.join(UPLOAD_TOOLS)}")

@@ -15,6 +15,7 @@ import tempfile
 
 import numpy as np
 
+from .. import escape
 from .. import proc as external
 from ..errors import PipelineError
 from ..emit.mlf_archive import read_mlf
@@ -93,7 +94,7 @@ def _unpack(mlf_tar, folder):
 def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
     """Compiles the MLF with gcc (with the trace hook) and runs it on each row of `inputs` (model input bytes)."""
     meta, _, incdir, sources = _unpack(mlf_tar, os.path.join(workdir, "mlf"))
-    name = meta["model_name"]
+    name = escape.require_c_identifier(meta["model_name"], "model_name")     # pasted into C below
     main_c = os.path.join(workdir, "trace_main.c")
     with open(main_c, "w") as f:
         f.write(_MAIN_C % {"name": name, "NAME": name.upper()})
@@ -130,7 +131,7 @@ def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
     from . import qemu
 
     meta, srcdir, incdir, _ = _unpack(mlf_tar, os.path.join(workdir, "mlf_m4"))
-    name = meta["model_name"]
+    name = escape.require_c_identifier(meta["model_name"], "model_name")     # pasted into C below
     x = np.ascontiguousarray(inputs).view(np.uint8).reshape(len(inputs), -1)
     with open(os.path.join(workdir, "trace_inputs.h"), "w") as f:
         f.write("#define N_INPUTS %d\nstatic const uint8_t trace_inputs[%d][%d] = {\n" % (len(x), len(x), x.shape[1]))

@@ -13,7 +13,8 @@ import json
 import os
 
 from . import qemu
-from ..emit.bin2c import c_string as _c_string
+from .. import escape
+from ..escape import c_string as _c_string
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from .hostcheck import compare_lines, parse_results
@@ -62,7 +63,7 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None, s
 
     `labels`/`output`: images.json's class labels and output quantization; without them the labels are
     class0..classN-1 and the confidence is the raw top score."""
-    up = model_name.upper()
+    up = escape.require_c_identifier(model_name, "model_name").upper()
     size_macro = "MODEL_OUTPUT_SIZE" if sketch_api else f"TVMGEN_{up}_OUTPUT_SIZE"
     run_call = "TVMExecute(images[i], output)" if sketch_api else f"tvmgen_{model_name}_run(images[i], output)"
     signed = output_dtype == "int8"

@@ -9,6 +9,7 @@ Two ways a user has TFLM:
 """
 import os
 
+from .. import escape
 from ..emit.arduino_library import properties_text
 from ..fsutil import atomic_open, write_if_changed
 from .library import check_tree
@@ -50,7 +51,8 @@ def make_library(tflm_dir, out_dir):
     lib = os.path.join(os.path.abspath(out_dir), LIBRARY_NAME)
     src = os.path.join(lib, "src")
     os.makedirs(src, exist_ok=True)
-    fields = {"name": LIBRARY_NAME, **_PROPERTIES, "sentence": _PROPERTIES["sentence"].format(root=root)}
+    fields = {"name": LIBRARY_NAME, **_PROPERTIES,
+              "sentence": escape.properties_value(_PROPERTIES["sentence"].format(root=root))}
     write_if_changed(os.path.join(lib, "library.properties"), properties_text(fields))
     write_if_changed(os.path.join(src, ANCHOR_HEADER), _ANCHOR)
     wanted = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))

@@ -8,6 +8,8 @@ import hashlib
 import os
 import re
 
+from .. import escape
+from ..emit.templating import Escaped
 from .library import TflmError, check_tree
 
 RESOLVER_HEADER = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
@@ -116,9 +118,10 @@ def source_context(tflite_path, tflm_dir, arena):
         tensors[role] = {"shape": t["shape"], "dtype": t["dtype"], "size_bytes": n * (2 if t["dtype"] == "int16"
                                                                                      else 4 if t["dtype"] == "float32"
                                                                                      else 1)}
-    return {"model_file": os.path.basename(tflite_path), "model_size": len(data),
-            "model_sha256": hashlib.sha256(data).hexdigest(), "model_bytes": _hex_lines(data),
-            "ops": ops, "resolver_calls": calls, "arena": arena,
+    # The file name is the user's, and a custom op's name comes from the file: both are user text.
+    return {"model_file": escape.UserText(os.path.basename(tflite_path)), "model_size": len(data),
+            "model_sha256": hashlib.sha256(data).hexdigest(), "model_bytes": Escaped(_hex_lines(data)),
+            "ops": escape.user_text(ops), "resolver_calls": calls, "arena": arena,
             "input": tensors["input"], "output": tensors["output"]}
 
 
@@ -129,21 +132,17 @@ def arena_record(used_bytes, measured_on):
 
 
 def jinja_env(directory):
-    import jinja2
+    from ..emit import templating
 
-    from ..emit.bin2c import c_string
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["c_string"] = c_string
-    return env
+    return templating.environment(directory)
 
 
 def render_templates(directory, ctx, only=None):
     """{relative output path: bytes} for every template under directory (x.j2 -> x), or those in `only`."""
     import jinja2
 
-    from ..emit.sketch import template_files
+    from ..emit import templating
+    from ..emit.sketch import _template_line, template_files
 
     env = jinja_env(directory)
     out = {}
@@ -160,6 +159,8 @@ def render_templates(directory, ctx, only=None):
         except jinja2.UndefinedError as e:
             raise TflmError(f"{src}: {e.message}; the variables a template can use are: "
                             f"{', '.join(sorted(ctx))}") from None
+        except templating.UnescapedText as e:
+            raise TflmError(f"{_template_line(e, directory, src)}: {e}") from None
         out[rel[:-3]] = text.encode()
     return out
 

@@ -13,7 +13,8 @@ under ARDUINO), the host check and the simulation link the library built from TF
 import json
 import os
 
-from ..emit.sketch import INO_TEMPLATE, output_name, project_file, template_files, write_sketch
+from ..emit.sketch import (INO_TEMPLATE, output_name, project_file, template_files, user_context, user_images,
+                           write_sketch)
 from . import model
 
 
@@ -48,9 +49,9 @@ def render(templates_dir, sketch_dir, sketch_name, tflite_path, tflm_dir, arena_
     files, ctx = model.model_sources(tflite_path, tflm_dir, arena)
     with open(images_json) as f:
         images_meta = json.load(f)
-    for e in images_meta["images"]:
-        e.pop("data", None)
-    base_ctx = dict(context, sketch_name=sketch_name, images=images_meta, input=ctx["input"], output=ctx["output"],
+    # The same marking of user text as the TVM sketch's: the shared .ino may write it only through a filter.
+    base_ctx = dict(user_context(context), sketch_name=sketch_name, images=user_images(images_meta),
+                    input=ctx["input"], output=ctx["output"],
                     model={"workspace_size_bytes": arena["size_bytes"], "backend": "tflm", "ops": ctx["ops"]},
                     model_name="default", backend_description="a TensorFlow Lite Micro model")
     outputs = dict(files)
