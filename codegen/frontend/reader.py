@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..lowering.registry import lookup, registry
+from . import limits
 
 _TFLITE_DTYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
@@ -127,12 +128,10 @@ def _builtin_names():
 
 
 def _parse(path, buf):
-    import tflite
-    model = tflite.Model.GetRootAsModel(buf, 0)
-    if model.SubgraphsLength() < 1:
-        raise ModelError("%s: the model has no subgraph." % path)
+    # Every index, shape and buffer bound is checked first (limits.check_graph): below, no tensor can be
+    # larger than limits.MAX_TENSOR_BYTES and no index can point outside its table.
+    _, model, g = limits.check_graph(path, buf)
     names = _builtin_names()
-    g = model.Subgraphs(0)
 
     buffers = []
     for i in range(model.BuffersLength()):
@@ -296,14 +295,7 @@ def _validate(m):
 def load(path):
     """Parse and check a full-int8 .tflite file. Raises ModelError on any problem."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except OSError as e:
-        raise ModelError("%s: cannot read the model file (%s)." % (path, e.strerror)) from None
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ModelError("%s: not a TensorFlow Lite flatbuffer (no 'TFL3' identifier). "
-                         "Pass the .tflite file written by tf.lite.TFLiteConverter." % path)
+    buf = limits.read_model(path)       # a regular file, bounded in size, with the TFL3 identifier
     try:
         m = _parse(path, buf)
     except ModelError:
