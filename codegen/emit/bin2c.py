@@ -26,6 +26,9 @@ ALIGNMENT = 16
 # Without given inputs (MODEL= a .tflite and no DATA=), this many seeded random ones keep every stage working.
 GENERATED_INPUTS = 2
 QUANTIZED_TYPES = ("int8", "uint8")
+# The largest input or output tensor embedded as C arrays (no MCU board has this much RAM; it bounds the time
+# and the size of images.c for a model that declares a large input, board or no board).
+EMBED_MAX_TENSOR_BYTES = 4 * 2**20
 # A labels file is a few hundred bytes; this bounds what a wrong or hostile LABELS= file costs to read.
 LABELS_MAX_BYTES = 4 * 2**20
 
@@ -151,6 +154,10 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
     inp, out = io["input"], io["output"]
     for role, t in (("input", inp), ("output", out)):
         nbytes = _count(t["shape"]) * (1 if t["dtype"] in QUANTIZED_TYPES else 4)
+        if nbytes > EMBED_MAX_TENSOR_BYTES:
+            raise PipelineError(f"{tflite_path}: the model {role} {t['shape']} takes {nbytes:,} bytes, more than "
+                                f"the {EMBED_MAX_TENSOR_BYTES:,} bytes a sketch's test input or result may have; "
+                                "use a model with a smaller input for a microcontroller")
         if board and board.get("ram_bytes") and nbytes > board["ram_bytes"]:
             raise PipelineError(f"{tflite_path}: the model {role} {t['shape']} takes {nbytes:,} bytes, more than "
                                 f"the {board['ram_bytes']:,} bytes of RAM of {board.get('title') or 'the board'}; "

@@ -13,6 +13,8 @@ from .. import inputfiles
 # No single tensor of a model for a microcontroller (or a Raspberry Pi's LiteRT) comes near this; it bounds what
 # a stage allocates for one (the embed stage's inputs, the reference run) on the build machine.
 MAX_TENSOR_BYTES = 64 * 2**20
+# All tensors together (what an interpreter may allocate for the reference run, with no reuse).
+MAX_TOTAL_TENSOR_BYTES = 256 * 2**20
 # The largest .tflite read at all (the biggest published MCU models are a few MB).
 MAX_FILE_BYTES = 256 * 2**20
 # TFLite's kernels take at most 6 dimensions (RESHAPE 8); anything longer is a damaged shape vector.
@@ -82,11 +84,25 @@ def check_graph(path, buf):
             if b.Offset() <= 1 and b.DataLength() > len(buf):
                 raise ModelError(f"{path}: buffer {i} claims {b.DataLength():,} bytes in a {len(buf):,}-byte file "
                                  "(damaged file?)")
+        for i in range(n_codes):     # every field the readers use, read once here: damage shows up now
+            code = model.OperatorCodes(i)
+            code.BuiltinCode(), code.DeprecatedBuiltinCode(), code.CustomCode(), code.Version()
+        total = 0
         for i in range(n_tensors):
             t = graph.Tensors(i)
             name = (t.Name() or b"").decode(errors="replace")
+            q = t.Quantization()
+            if q is not None:
+                for n, get in ((q.ScaleLength(), q.ScaleAsNumpy), (q.ZeroPointLength(), q.ZeroPointAsNumpy)):
+                    if n:
+                        get()
+                q.QuantizedDimension()
             shape = t.ShapeAsNumpy().tolist() if t.ShapeLength() else []
-            check_shape(path, f"tensor {name!r} (#{i})", shape, ITEMSIZE.get(t.Type(), 1))
+            total += check_shape(path, f"tensor {name!r} (#{i})", shape, ITEMSIZE.get(t.Type(), 1))
+            if total > MAX_TOTAL_TENSOR_BYTES:
+                raise ModelError(f"{path}: its tensors up to {name!r} (#{i}) take {total:,} bytes together; the "
+                                 f"limit is {_mib(MAX_TOTAL_TENSOR_BYTES)} for a whole model. Use a smaller model, "
+                                 "or check that the file is the model you meant")
             if t.ShapeSignatureLength():
                 sig = t.ShapeSignatureAsNumpy().tolist()
                 if len(sig) > MAX_RANK or any(d < -1 for d in sig):

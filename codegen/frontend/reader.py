@@ -236,7 +236,8 @@ def _check_static_shapes(m):
     for op in m.ops:
         if op.type == "SHAPE":
             m.fail("SHAPE (op #%d) computes the shape of tensor %r at run time (dynamic shapes are not "
-                   "supported). %s" % (op.index, m.tensors[op.inputs[0]].name, _HOW_TO_CONVERT))
+                   "supported). %s" % (op.index, m.tensors[op.inputs[0]].name if op.inputs else "?",
+                                       _HOW_TO_CONVERT))
     if pinned:
         m.notes.append("batch -1 in the shape signature of %d tensor(s) pinned to the static batch of 1"
                        % pinned)
@@ -270,7 +271,17 @@ def _validate(m):
                    % (op.type, op.index, ", ".join(ops)))
     for op in m.ops:
         if op is not float_out and ops[op.type].validate is not None:
-            ops[op.type].validate(m, op)
+            try:
+                ops[op.type].validate(m, op)
+            except ModelError:
+                raise
+            except (IndexError, KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
+                # A damaged file can give an op fewer inputs than it has, or tensors of the wrong rank: the op's
+                # checks index them as TFLite's kernels do. Say so instead of a traceback (the registry has no
+                # per-op arity to check first).
+                m.fail("op %s (#%d) with input tensors %s and output tensors %s does not have the structure "
+                       "TFLite's kernel expects (%s: %s; damaged file?). Re-export the model"
+                       % (op.type, op.index, op.inputs, op.outputs, type(e).__name__, e))
     for t in (m.inputs[0], m.outputs[0]):
         if float_out is not None and t.index == float_out.outputs[0]:
             continue

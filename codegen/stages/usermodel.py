@@ -5,8 +5,10 @@ is recognised by its flatbuffer identifier, a Keras model by its stored config (
 zip, the `model_config` attribute of an .h5). A file that cannot be used is a ConfigError before any stage.
 """
 import json
+import lzma
 import os
 import zipfile
+import zlib
 
 from .. import inputfiles
 from ..errors import ConfigError, PipelineError
@@ -119,9 +121,9 @@ def _keras_config(path):
     except PipelineError as e:
         raise ConfigError(str(e)) from None
     except (OSError, zipfile.BadZipFile, ValueError, UnicodeDecodeError, RuntimeError, TypeError,
-            RecursionError, EOFError, NotImplementedError) as e:
-        # (zipfile raises NotImplementedError for unknown compression methods and RuntimeError for encrypted
-        # members; json RecursionError for absurdly nested arrays)
+            RecursionError, EOFError, NotImplementedError, zlib.error, lzma.LZMAError) as e:
+        # (zipfile raises NotImplementedError for unknown compression methods, RuntimeError for encrypted
+        # members, the decompressors' own errors for damaged data; json RecursionError for absurd nesting)
         raise _not_keras(path, f"{type(e).__name__}: {str(e)[:200]}") from None
 
 
