@@ -98,8 +98,10 @@ def _float(name, value, above):
         v = float(str(value).strip())
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not a number; e.g. {name}=0.001") from None
-    if not v > above:
+    if not v > above:           # (nan compares false)
         raise ConfigError(f"{name}={v} must be greater than {above}")
+    if v == float("inf"):
+        raise ConfigError(f"{name}={value!r} is not a finite number; e.g. {name}=0.001")
     return v
 
 

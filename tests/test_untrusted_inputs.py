@@ -619,7 +619,23 @@ def fuzz_image_folders(folder, rng, cases):
     return outcomes
 
 
-FUZZERS = {"models": (fuzz_models, 150), "keras": (fuzz_keras, 60), "text": (fuzz_text_files, 60),
+def fuzz_settings(folder, rng, cases):
+    """Every build variable given hostile values on the command line: quotes, backslashes, huge or non-finite
+    numbers, NULs, non-ASCII, very long, special files. config.parse answers a value or one ConfigError."""
+    special = special_file(os.path.join(folder, "fifo"), "fifo")
+    pieces = ('"', "'", "\\", "\0", "1e400", "nan", "-1", "0", "9" * 5000, "1" * 4000, "é", "\udcff", ",", " ", "=",
+              "x" * 10000, "$HOME", "`id`", "$(id)", "\n", "0x10", "1_000", "+5", special, "/dev/zero", "/", "..")
+    outcomes = {}
+    names = sorted(config.VARIABLES)
+    for case in range(cases):
+        name = rng.choice(names)
+        value = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 4)))
+        result = outcome(f"seed {SEED} settings case {case} ({name}={value[:60]!r})", config.parse, {name: value})
+        outcomes[result == "ok"] = outcomes.get(result == "ok", 0) + 1
+    return outcomes
+
+
+FUZZERS = {"settings": (fuzz_settings, 300), "models": (fuzz_models, 150), "keras": (fuzz_keras, 60), "text": (fuzz_text_files, 60),
            "images": (fuzz_image_folders, 12)}
 
 
