@@ -495,9 +495,9 @@ def test_scons_start_with_bad_settings(tmp_path):
     assert proc.returncode == 0 and "EPOCHS" in proc.stdout and "bom.ini [env:x]" in proc.stdout, proc.stderr
 
 
-@pytest.mark.heavy
 def test_scons_dataset_with_a_fifo_in_data_finishes(tmp_path):
-    """The seen hang, end to end: `scons dataset` with a FIFO named pipe.png in a class folder."""
+    """The seen hang, end to end: `scons dataset` with a FIFO named pipe.png in a class folder (about 1.5 s:
+    the dataset stage alone, no TensorFlow)."""
     from PIL import Image
 
     data = tmp_path / "data"
