@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 
+from . import inputfiles
 from .errors import ConfigError
 from .linux import settings as linux_settings
 
@@ -98,8 +99,10 @@ def _float(name, value, above):
         v = float(str(value).strip())
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not a number; e.g. {name}=0.001") from None
-    if not v > above:
+    if not v > above:           # (nan compares false)
         raise ConfigError(f"{name}={v} must be greater than {above}")
+    if v == float("inf"):
+        raise ConfigError(f"{name}={value!r} is not a finite number; e.g. {name}=0.001")
     return v
 
 
@@ -111,6 +114,16 @@ def _choice(name, value, choices, conv=str):
     if v not in choices:
         raise ConfigError(f"{name}={value!r} is not supported; use one of: {', '.join(str(c) for c in choices)}")
     return v
+
+
+def _words(name, value):
+    """A shell-like argument list (shlex); ConfigError naming the variable and the value for an unbalanced quote
+    or a trailing backslash instead of shlex's ValueError."""
+    try:
+        return shlex.split(str(value))
+    except ValueError as e:
+        raise ConfigError(f"{name}={value!r} cannot be split into arguments ({e}); close the quote, or quote the "
+                          "whole value for your shell, e.g. ARDUINO_FLAGS='--build-property \"a=b c\"'") from None
 
 
 def _list(value):
@@ -162,7 +175,7 @@ def parse(raw, board=None):
         "coco_url": v["COCO_URL"].strip() or None,
         "arduino_cli": v["ARDUINO_CLI"].strip() or "arduino-cli",
         "port": v["PORT"].strip(),
-        "arduino_flags": shlex.split(v["ARDUINO_FLAGS"]),
+        "arduino_flags": _words("ARDUINO_FLAGS", v["ARDUINO_FLAGS"]),
         "force": _choice("FORCE", v["FORCE"], (0, 1), int) == 1,
         "monitor_timeout": _int("MONITOR_TIMEOUT", v["MONITOR_TIMEOUT"], 1),
         "baud": _int("BAUD", v["BAUD"], 1, example=9600) if v["BAUD"].strip() else None,
@@ -203,21 +216,28 @@ def parse(raw, board=None):
                           "images per class (e.g. DATA/target/*.jpg and DATA/random/*.jpg)")
     name = "INPUTS" if _list(v["INPUTS"]) else "IMAGES"
     for path in cfg["inputs"]:
-        if not os.path.isfile(path):
-            raise ConfigError(f"{name}: {path!r} does not exist; give existing images (.png/.jpg), .npy or .bin "
-                              "files, comma separated")
-    if cfg["labels_file"] and not os.path.isfile(cfg["labels_file"]):
-        raise ConfigError(f"LABELS={cfg['labels_file']!r} does not exist; give a text file with one class label "
-                          "per line")
+        _need_file(f"{name}: {path!r}", path, "give existing images (.png/.jpg), .npy or .bin files, comma separated")
+    if cfg["labels_file"]:
+        _need_file(f"LABELS={cfg['labels_file']!r}", cfg["labels_file"],
+                   "give a text file with one class label per line")
     if cfg["templates"] and not os.path.isdir(cfg["templates"]):
         raise ConfigError(f"TEMPLATES={cfg['templates']!r} is not a folder of Jinja templates")
-    if cfg["weights"] and not cfg["weights"].startswith(("http://", "https://")) \
-            and not os.path.isfile(cfg["weights"]):
-        raise ConfigError(f"WEIGHTS={cfg['weights']!r} does not exist; give a Keras weights file or an URL")
+    if cfg["weights"] and not cfg["weights"].startswith(("http://", "https://")):
+        _need_file(f"WEIGHTS={cfg['weights']!r}", cfg["weights"], "give a Keras weights file or an URL")
     return cfg
 
 
 BACKENDS = ("tvm", "tflm")
+
+
+def _need_file(what, path, hint):
+    """ConfigError unless `path` is a regular file: "does not exist", or what it is instead (a FIFO, a socket, a
+    device, a folder, a symlink loop), which a stage would block on or fail to read."""
+    kind = inputfiles.not_regular(path)
+    if kind == "missing":
+        raise ConfigError(f"{what} does not exist; {hint}")
+    if kind is not None:
+        raise ConfigError(f"{what} is {kind}, not a regular file; {hint}")
 
 
 def _backends(value):
@@ -266,9 +286,7 @@ def _check_user_model(cfg):
                               "already quantized: drop REP_DATA=")
         if not rep.lower().endswith(".npy"):
             raise ConfigError(f"REP_DATA={rep!r} must be a .npy file of float inputs (numpy.save)")
-        if not os.path.isfile(rep):
-            raise ConfigError(f"REP_DATA={rep!r} does not exist; give a .npy file of float inputs, shape "
-                              "(N, *input shape)")
+        _need_file(f"REP_DATA={rep!r}", rep, "give a .npy file of float inputs, shape (N, *input shape)")
     elif cfg["model_kind"] == "keras" and not usermodel.image_input(cfg["model_input_shape"]):
         raise ConfigError(f"MODEL={cfg['model']!r} takes input {cfg['model_input_shape']}, not an image "
                           "(height, width, 1 or 3 channels): calibrate its quantization with REP_DATA=<inputs.npy>")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from . import interrupt
+from .errors import PipelineError
 
 _verbose = False
 
@@ -40,11 +41,44 @@ def _argv(cmd, kwargs):
         raise TypeError(f"codegen.proc runs an argument list, not a shell string: {cmd!r}")
 
 
+# Every step has a bounded time: a call without its own `timeout` gets this many seconds (a compiler fed a
+# hostile file, a tool waiting on a terminal, a hung emulator would otherwise hold the build forever).
+STEP_TIMEOUT_VARIABLE = "TINYML_STEP_TIMEOUT"
+DEFAULT_STEP_TIMEOUT_S = 1800
+
+
+def step_timeout():
+    """Seconds a step without its own limit may take: $TINYML_STEP_TIMEOUT, else 30 minutes (an environment
+    variable, not a build variable: it changes no output, so it is part of no signature)."""
+    raw = os.environ.get(STEP_TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_STEP_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0
+    if not 0 < value < float("inf"):
+        raise PipelineError(f"{STEP_TIMEOUT_VARIABLE}={raw!r} is not a positive number of seconds")
+    return value
+
+
 def run(cmd, *, input=None, timeout=None, check=False, capture_output=False, **kwargs):
     """subprocess.run, echoed under VERBOSE=1, and registered with codegen.interrupt while it runs: with
     `scons -j2` a Ctrl-C or SIGTERM (handled in the main thread) kills it instead of waiting for it to end.
-    Same arguments, result and exceptions as subprocess.run, but `cmd` must be a list (no shell)."""
+    Same arguments, result and exceptions as subprocess.run, but `cmd` must be a list (no shell), and no step
+    runs unbounded: without a `timeout` the limit is step_timeout(), and running over it is a PipelineError naming
+    the program and TINYML_STEP_TIMEOUT (a caller that passes its own `timeout` gets subprocess.TimeoutExpired as
+    before)."""
     _argv(cmd, kwargs)
+    if timeout is None:
+        limit = step_timeout()
+        try:
+            return run(cmd, input=input, timeout=limit, check=check, capture_output=capture_output, **kwargs)
+        except subprocess.TimeoutExpired:
+            program = os.path.basename(os.fspath(cmd[0]))
+            raise PipelineError(f"{program} did not finish within {limit:g} s and was stopped "
+                                f"({command_line(cmd)[:300]}); if it is only slow, raise the limit with "
+                                f"{STEP_TIMEOUT_VARIABLE}=<seconds> (an environment variable)") from None
     echo(cmd, kwargs.get("cwd"))
     if capture_output:
         kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE

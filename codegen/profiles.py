@@ -18,13 +18,15 @@ line > the chosen [env:NAME] (then the sections it extends) > [env] > the board'
 No SCons import: SConstruct and a firmware repo that loads the tool both call `resolve`.
 """
 import configparser
+import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 import textwrap
 
-from . import config
+from . import config, inputfiles
 from .errors import ConfigError
 
 FILE_NAME = "tinyml.ini"
@@ -38,6 +40,9 @@ CHOOSER = "ENV"
 # Comma-separated lists (config.parse splits them): a value on several lines in the file, one item per line as
 # in platformio.ini, is the same list. Other values on several lines join with spaces (ARDUINO_FLAGS=).
 LIST_VARIABLES = ("BOARD", "INPUTS", "IMAGES", "BACKEND")
+
+# tinyml.ini is read on every scons start: a bound on what a wrong file (a log, a dump) costs.
+MAX_FILE_BYTES = 1 * 2**20
 
 COMMAND_LINE = "command line"
 BUILT_IN = "built-in default"
@@ -210,19 +215,35 @@ def _what(e, lines):
     return str(e).splitlines()[0]
 
 
+def _read_text(path):
+    """The file's text: read without blocking (O_NONBLOCK, a regular file), at most MAX_FILE_BYTES, as UTF-8
+    with or without a byte order mark (utf-8-sig: an editor's BOM is not part of the first line)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        raw = f.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES:,} bytes; a profiles file is a few KB")
+    return raw.decode("utf-8-sig")
+
+
 def load(path):
     """The profiles in `path`; a file that does not exist holds none."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
+    kind = inputfiles.not_regular(path)
+    if kind == "missing":
         return Profiles(path)
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{_shown(path)} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 "
-                          "or remove it") from None
+    if kind is not None:        # a FIFO would block every scons start
+        reason = os.strerror(errno.EISDIR) if kind == "a folder" else f"it is {kind}, not a regular file"
+        raise ConfigError(f"cannot read {_shown(path)} ({reason}); make it a readable file or remove it")
+    try:
+        text = _read_text(path)
     except OSError as e:
         raise ConfigError(f"cannot read {_shown(path)} ({e.strerror}); make it a readable file or remove it") \
             from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{_shown(path)} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 "
+                          "or remove it") from None
     return Profiles(path, text)
 
 
@@ -325,8 +346,7 @@ def save(path, arguments, dry_run=False):
     profiles = load(path)
     text = ""
     if profiles.exists:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = _read_text(path)
     section = f"env:{name}"
     new_text = _with_values(text, section, arguments)
     check = Profiles(path, new_text)

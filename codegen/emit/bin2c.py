@@ -8,6 +8,7 @@ labels and the output quantization that the sketch prints its results with.
 """
 import base64
 import hashlib
+import io
 import json
 import os
 
@@ -16,6 +17,7 @@ from ..stages import images as imagesmod
 from ..stages import usermodel
 from ..errors import PipelineError
 from ..fsutil import atomic_open
+from ..inputfiles import load_npy, read_bounded
 from ..stages.quantio import confidence_constants, model_io, pixels_to_input, quantize_values
 
 # Human titles for the tutorial's class folders; printed by the sketch before each result ("Car: ...").
@@ -24,6 +26,11 @@ ALIGNMENT = 16
 # Without given inputs (MODEL= a .tflite and no DATA=), this many seeded random ones keep every stage working.
 GENERATED_INPUTS = 2
 QUANTIZED_TYPES = ("int8", "uint8")
+# The largest input or output tensor embedded as C arrays (no MCU board has this much RAM; it bounds the time
+# and the size of images.c for a model that declares a large input, board or no board).
+EMBED_MAX_TENSOR_BYTES = 4 * 2**20
+# A labels file is a few hundred bytes; this bounds what a wrong or hostile LABELS= file costs to read.
+LABELS_MAX_BYTES = 4 * 2**20
 
 
 # The C spellings of user text live in codegen.escape; these names stay for the callers that import them here.
@@ -59,17 +66,13 @@ def load_input(path, inp):
     what = f"the model input {shape} takes {count} {dtype} values"
     ext = os.path.splitext(path)[1].lower()
     if ext == ".bin":
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_bounded(path, count, hint=f"{what} ({count} bytes); give exactly the raw input tensor")
         if len(raw) != count:
             raise PipelineError(f"{path}: {len(raw)} bytes, but {what} ({count} bytes); give exactly the raw input "
                                 "tensor, or a .npy file")
         return raw
     if ext == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise PipelineError(f"{path}: not a readable .npy file ({e}); write it with numpy.save") from None
+        arr = load_npy(path, count * 16)        # any numeric type of `count` values, complex128 included
         if arr.size != count:
             raise PipelineError(f"{path}: {arr.size} values (shape {list(arr.shape)}), but {what}; give one input "
                                 f"of shape {shape[1:] or shape} or {count} values")
@@ -106,11 +109,12 @@ def generated_inputs(inp, n, seed):
 def class_labels_for(output_size, labels_file=None, class_labels=None, class_source="the dataset"):
     """The label of each output: LABELS= file lines, else the dataset's classes, else class0..classN-1."""
     if labels_file:
+        raw = read_bounded(labels_file, LABELS_MAX_BYTES, f"LABELS={labels_file}",
+                           "give a text file with one short label per line")
         try:
             # utf-8-sig: an editor's BOM belongs to the file, not to the first label.
-            with open(labels_file, encoding="utf-8-sig") as f:
-                labels = [_printable(line) for line in f]
-        except (OSError, UnicodeDecodeError) as e:
+            labels = [_printable(line) for line in io.StringIO(raw.decode("utf-8-sig"), newline=None)]
+        except UnicodeDecodeError as e:
             raise PipelineError(f"LABELS={labels_file}: cannot read it as UTF-8 text ({e})") from None
         labels = [label for label in labels if label]
         if len(labels) != output_size:
@@ -135,11 +139,22 @@ def output_meta(out):
 
 
 def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, progmem=False, class_labels=None,
-          labels_file=None, class_source="the dataset", generate=GENERATED_INPUTS, seed=0):
+          labels_file=None, class_source="the dataset", generate=GENERATED_INPUTS, seed=0, board=None):
     """`labels`: a name per input (the tutorial's held-out class folders); `class_labels`/`labels_file`: the
-    label of each model output. Without input files, `generate` seeded random inputs."""
+    label of each model output. Without input files, `generate` seeded random inputs. `board` ({"title",
+    "ram_bytes"}): the model's input and output tensors must fit in its RAM."""
     io = model_io(tflite_path)
     inp, out = io["input"], io["output"]
+    for role, t in (("input", inp), ("output", out)):
+        nbytes = _count(t["shape"]) * (1 if t["dtype"] in QUANTIZED_TYPES else 4)
+        if nbytes > EMBED_MAX_TENSOR_BYTES:
+            raise PipelineError(f"{tflite_path}: the model {role} {t['shape']} takes {nbytes:,} bytes, more than "
+                                f"the {EMBED_MAX_TENSOR_BYTES:,} bytes a sketch's test input or result may have; "
+                                "use a model with a smaller input for a microcontroller")
+        if board and board.get("ram_bytes") and nbytes > board["ram_bytes"]:
+            raise PipelineError(f"{tflite_path}: the model {role} {t['shape']} takes {nbytes:,} bytes, more than "
+                                f"the {board['ram_bytes']:,} bytes of RAM of {board.get('title') or 'the board'}; "
+                                "use a model with a smaller input for this board, or a bigger BOARD=")
     for role, t in (("input", inp), ("output", out)):
         if t["dtype"] not in QUANTIZED_TYPES:
             raise PipelineError(f"{tflite_path}: the model {role} is {t['dtype']}; the sketch needs int8 or uint8 "

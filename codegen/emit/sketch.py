@@ -11,9 +11,11 @@ rewritten: arduino-cli's incremental build then recompiles only what really chan
 """
 import json
 import os
+import sys
 import traceback
 
 from .. import escape
+from .. import inputfiles
 from ..errors import PipelineError
 from . import templating
 from ..fsutil import write_if_changed
@@ -22,14 +24,23 @@ from .mlf_archive import model_files, read_mlf
 INO_TEMPLATE = "sketch.ino.j2"
 
 
-def template_files(templates_dir):
-    """Relative paths of all template files (sorted), for dependency declaration."""
-    found = []
+def template_files(templates_dir, warn=None):
+    """Relative paths of all template files (sorted), for dependency declaration. Only regular files: a FIFO,
+    socket or device in TEMPLATES= would block SCons hashing it; they are skipped and named in one warning."""
+    found, skipped = [], []
     for dirpath, dirnames, filenames in os.walk(templates_dir):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
             if not f.startswith(".") and not f.endswith("~"):
-                found.append(os.path.relpath(os.path.join(dirpath, f), templates_dir))
+                what = inputfiles.not_regular(os.path.join(dirpath, f))
+                if what is None:
+                    found.append(os.path.relpath(os.path.join(dirpath, f), templates_dir))
+                else:
+                    skipped.append(f"{os.path.join(dirpath, f)} ({what})")
+    if skipped:
+        (warn or (lambda msg: sys.stderr.write(f"warning: {msg}\n")))(
+            f"TEMPLATES={templates_dir}: skipped {len(skipped)} file(s) that are not regular files: "
+            + ", ".join(skipped[:20]))
     return found
 
 
@@ -66,7 +77,7 @@ def project_file(board):
 
 def sketch_outputs(templates_dir, sketch_name, model_name="default", board=None):
     """Every file the sketch stage writes, relative to the sketch folder."""
-    outs = [output_name(t, sketch_name) for t in template_files(templates_dir)]
+    outs = [output_name(t, sketch_name) for t in template_files(templates_dir, warn=lambda msg: None)]
     if f"{sketch_name}.ino" not in outs:
         raise PipelineError(f"TEMPLATES={templates_dir}: no {INO_TEMPLATE}; a template folder needs at least "
                             "sketch.ino.j2 (copy templates/sketch and edit it)")
@@ -87,7 +98,7 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
     ctx = dict(user_context(context), sketch_name=sketch_name, model=metadata, model_name=model_name,
                images=user_images(images_meta), input=metadata["inputs"][0], output=metadata["outputs"][0])
     outputs = {}
-    for rel in template_files(templates_dir):
+    for rel in template_files(templates_dir, warn=lambda msg: None):     # (warned when SConstruct was read)
         src = os.path.join(templates_dir, rel)
         if rel.endswith(".j2"):
             try:

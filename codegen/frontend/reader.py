@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..lowering.registry import lookup, registry
+from . import limits
 
 _TFLITE_DTYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
@@ -127,12 +128,10 @@ def _builtin_names():
 
 
 def _parse(path, buf):
-    import tflite
-    model = tflite.Model.GetRootAsModel(buf, 0)
-    if model.SubgraphsLength() < 1:
-        raise ModelError("%s: the model has no subgraph." % path)
+    # Every index, shape and buffer bound is checked first (limits.check_graph): below, no tensor can be
+    # larger than limits.MAX_TENSOR_BYTES and no index can point outside its table.
+    _, model, g = limits.check_graph(path, buf)
     names = _builtin_names()
-    g = model.Subgraphs(0)
 
     buffers = []
     for i in range(model.BuffersLength()):
@@ -237,7 +236,8 @@ def _check_static_shapes(m):
     for op in m.ops:
         if op.type == "SHAPE":
             m.fail("SHAPE (op #%d) computes the shape of tensor %r at run time (dynamic shapes are not "
-                   "supported). %s" % (op.index, m.tensors[op.inputs[0]].name, _HOW_TO_CONVERT))
+                   "supported). %s" % (op.index, m.tensors[op.inputs[0]].name if op.inputs else "?",
+                                       _HOW_TO_CONVERT))
     if pinned:
         m.notes.append("batch -1 in the shape signature of %d tensor(s) pinned to the static batch of 1"
                        % pinned)
@@ -271,7 +271,17 @@ def _validate(m):
                    % (op.type, op.index, ", ".join(ops)))
     for op in m.ops:
         if op is not float_out and ops[op.type].validate is not None:
-            ops[op.type].validate(m, op)
+            try:
+                ops[op.type].validate(m, op)
+            except ModelError:
+                raise
+            except (IndexError, KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
+                # A damaged file can give an op fewer inputs than it has, or tensors of the wrong rank: the op's
+                # checks index them as TFLite's kernels do. Say so instead of a traceback (the registry has no
+                # per-op arity to check first).
+                m.fail("op %s (#%d) with input tensors %s and output tensors %s does not have the structure "
+                       "TFLite's kernel expects (%s: %s; damaged file?). Re-export the model"
+                       % (op.type, op.index, op.inputs, op.outputs, type(e).__name__, e))
     for t in (m.inputs[0], m.outputs[0]):
         if float_out is not None and t.index == float_out.outputs[0]:
             continue
@@ -296,14 +306,7 @@ def _validate(m):
 def load(path):
     """Parse and check a full-int8 .tflite file. Raises ModelError on any problem."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except OSError as e:
-        raise ModelError("%s: cannot read the model file (%s)." % (path, e.strerror)) from None
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ModelError("%s: not a TensorFlow Lite flatbuffer (no 'TFL3' identifier). "
-                         "Pass the .tflite file written by tf.lite.TFLiteConverter." % path)
+    buf = limits.read_model(path)       # a regular file, bounded in size, with the TFL3 identifier
     try:
         m = _parse(path, buf)
     except ModelError:

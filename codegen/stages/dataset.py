@@ -9,8 +9,10 @@ image i of a class depends only on (seed, class, i).
 import hashlib
 import json
 import os
+import sys
 
 from . import images as imagesmod
+from .. import inputfiles
 from ..errors import PipelineError
 from ..fsutil import atomic_open, atomic_path
 
@@ -167,19 +169,36 @@ def _draw_synthetic(out_dir, per_class, seed, index_path, advance):
 
 
 # ---------------------------------------------------------------------------------------------- folders
-def list_class_folder(root):
-    """{class: [image paths]} for root/<class>/*, classes sorted like image_dataset_from_directory."""
+def list_class_folder(root, warn=None):
+    """{class: [image paths]} for root/<class>/*, classes sorted like image_dataset_from_directory.
+
+    Only regular files are listed: a FIFO, socket or device named like an image (or a symlink loop, a broken
+    link) would block or fail whoever reads it, SCons hashing its sources included; they are skipped, named in
+    one warning (`warn`, default: stderr; None-returning callable to silence it)."""
     if not os.path.isdir(root):
         raise PipelineError(f"DATA={root!r}: no such folder; give a folder with one subfolder of images per class")
     classes = sorted(d for d in os.listdir(root)
                      if os.path.isdir(os.path.join(root, d)) and not imagesmod.is_hidden(d))
-    result = {}
+    result, skipped = {}, []
     for cls in classes:
         files = []
+        # os.walk does not follow symlinked folders below the class folder: no loop can make it walk forever.
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, cls)):
             dirnames[:] = sorted(d for d in dirnames if not imagesmod.is_hidden(d))   # .thumbnails/ etc.
-            files += [os.path.join(dirpath, f) for f in sorted(filenames) if imagesmod.is_image_name(f)]
+            for f in sorted(filenames):
+                path = os.path.join(dirpath, f)
+                if not imagesmod.is_image_name(f):
+                    continue
+                what = inputfiles.not_regular(path)
+                if what is None:
+                    files.append(path)
+                else:
+                    skipped.append(f"{path} ({what})")
         result[cls] = files
+    if skipped:
+        warn = warn or (lambda msg: sys.stderr.write(f"warning: {msg}\n"))
+        warn(f"DATA={root}: skipped {len(skipped)} file(s) that are not regular files:\n  "
+             + "\n  ".join(skipped[:20]) + ("\n  ..." if len(skipped) > 20 else ""))
     return result
 
 

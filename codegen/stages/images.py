@@ -49,8 +49,11 @@ def load_image(path, size, channels):
     from PIL import Image, UnidentifiedImageError
 
     height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    from ..inputfiles import open_regular
+
     try:
-        with Image.open(path) as im:
+        # A FIFO, socket or device named .png is refused here instead of blocking the build (open_regular).
+        with open_regular(path) as f, Image.open(f) as im:
             mode = "L" if channels == 1 else "RGB"
             # JPEG can decode at a reduced scale: a 10000x10000 photo then costs what a small one does.
             im.draft(mode, (width * 2, height * 2))

@@ -76,12 +76,12 @@ def _tensor_io(tflite, graph, index):
 
 
 def _read_graph(tflite_path):
-    import tflite
+    """The `tflite` package, the model and its first subgraph, every index and tensor size checked first
+    (frontend.limits): a damaged or hostile file is a ModelError here, not a crash or an 80 GiB allocation."""
+    from ..frontend import limits
 
-    with open(tflite_path, "rb") as f:
-        buf = f.read()
-    model = tflite.Model.GetRootAsModel(buf, 0)
-    return tflite, model, model.Subgraphs(0)
+    _, tflite, model, graph = limits.open_graph(tflite_path)
+    return tflite, model, graph
 
 
 def input_quantization(tflite_path):

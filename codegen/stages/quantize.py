@@ -10,6 +10,9 @@ import os
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 
+# REP_DATA= is read whole: a bound on what a wrong or hostile .npy may make the quantize stage allocate.
+REP_DATA_MAX_BYTES = 2 * 2**30
+
 
 def representative_set(calibration_path, input_shape, rep_samples):
     """float32 rows of the model's input shape (without batch): from a dataset .npz (training images in the pack
@@ -17,10 +20,9 @@ def representative_set(calibration_path, input_shape, rep_samples):
     import numpy as np
 
     if calibration_path.lower().endswith(".npy"):
-        try:
-            x = np.load(calibration_path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise PipelineError(f"REP_DATA={calibration_path}: not a readable .npy file ({e})") from None
+        from ..inputfiles import load_npy
+
+        x = load_npy(calibration_path, REP_DATA_MAX_BYTES, f"REP_DATA={calibration_path}")
         shape = [int(d) for d in input_shape[1:]]
         count = int(np.prod(shape))
         if x.dtype.kind not in "fiu" or x.ndim < 2 or len(x) == 0 or int(np.prod(x.shape[1:])) != count \

@@ -25,7 +25,11 @@ def import_tf(seed=None):
 
 
 def reference_interpreter(tflite_path):
-    """TFLite's reference kernels: the yardstick our generated C is compared against."""
+    """TFLite's reference kernels: the yardstick our generated C is compared against. The file passes
+    frontend.limits first: TFLite would allocate whatever tensors a damaged or hostile model declares."""
+    from ..frontend import limits
+
+    limits.open_graph(tflite_path)
     tf, _ = import_tf()
     with quiet():
         interp = tf.lite.Interpreter(

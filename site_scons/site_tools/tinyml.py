@@ -71,7 +71,8 @@ def TinyMLPipeline(env, board_name, cfg):
         return nodes
     images = env.TinyImages(out, input_files, tflite, labels=input_names, progmem=board["progmem"],
                             class_labels=classes, labels_file=cfg["labels_file"] or None,
-                            class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset", seed=cfg["seed"])
+                            class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset", seed=cfg["seed"],
+                            board=board)
     expected = env.TinyExpected(out, tflite, images[2])
     mlf = env.TinyMLF(out, tflite, board=board)
     sketch = env.TinySketch(out, mlf, images, sketch_name=cfg["sketch"], templates=cfg["templates"] or None,

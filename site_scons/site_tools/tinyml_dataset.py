@@ -14,7 +14,7 @@ def _pack(target, source, p):
     from codegen.stages import dataset
 
     if p["data"]:
-        classes = dataset.list_class_folder(p["data"])
+        classes = dataset.list_class_folder(p["data"], warn=lambda msg: None)   # warned when SConstruct was read
         where = f"DATA={p['data']}"
     else:
         classes = dataset.index_classes(source[0])

@@ -14,7 +14,7 @@ def _embed(target, source, p):
     labels_file, inputs = (rest[0], rest[1:]) if p["labels_file"] else (None, rest)
     bin2c.embed(inputs, tflite, target[0], target[1], target[2], labels=p["labels"], progmem=p["progmem"],
                 class_labels=p["class_labels"], labels_file=labels_file, class_source=p["class_source"],
-                generate=p["generate"], seed=p["seed"])
+                generate=p["generate"], seed=p["seed"], board=p.get("board"))
 
 
 def _expected(target, source, p):
@@ -24,12 +24,13 @@ def _expected(target, source, p):
 
 
 def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, class_labels=None, labels_file=None,
-               class_source="the dataset", generate=None, seed=0):
+               class_source="the dataset", generate=None, seed=0, board=None):
     """images.c/.h/.json under build_dir from test input files (images, .npy, .bin; quantized with the model's
     input parameters), or `generate` seeded random inputs when there are none (default 2).
 
     `labels`: a name per input file (default: from its file name); `class_labels` (e.g. the dataset's classes, named by `class_source` in
-    errors) or `labels_file` (one label per line): the label of each model output, else class0..classN-1."""
+    errors) or `labels_file` (one label per line): the label of each model output, else class0..classN-1.
+    `board` (a boards.json entry): the model's input and output must fit in its RAM."""
     from codegen.emit import bin2c
 
     images = literal_nodes(env, images)
@@ -39,7 +40,10 @@ def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, cl
                                                       class_labels=list(class_labels or []),
                                                       class_source=class_source, labels_file=bool(labels_file),
                                                       generate=bin2c.GENERATED_INPUTS if generate is None else generate,
-                                                      seed=seed, format=IMAGES_FORMAT)])
+                                                      seed=seed, format=IMAGES_FORMAT,
+                                                      **({"board": {"title": board.get("title"),
+                                                                    "ram_bytes": board.get("ram_bytes")}}
+                                                         if board else {}))])
 
 
 def TinyExpected(env, build_dir, tflite, images_json):
