@@ -21,6 +21,20 @@ def params_node(env, **params):
     return env.Value(json.dumps(params, sort_keys=True))
 
 
+def file_names(nodes, base=None):
+    """The names of input files as a stage's output sees them, for its parameter node: SCons decides on
+    content alone, so a stage whose output shows or uses a file's name (an input's title, a class folder's
+    file order, a template's path) must carry the names, in order, among its parameters. `base`: names
+    relative to this folder (else the base names)."""
+    import SCons.Util
+
+    names = []
+    for node in SCons.Util.flatten(nodes):
+        path = node if isinstance(node, str) else node.get_abspath()
+        names.append(os.path.relpath(path, base) if base else os.path.basename(path))
+    return names
+
+
 def setting(env, value, name):
     """A stage parameter: the value given to the method, else the construction variable TINY_<NAME>.
 
@@ -119,6 +133,33 @@ def stop_stages_on_signals():
     job.Jobs._setup_sig_handler = chained_setup
 
 
+_built_here = set()        # abspaths of targets a stage action really wrote in this process
+
+
+def mark_built(targets):
+    """Records that a stage's action ran to completion in this process and wrote `targets` (tinyml_state
+    records, caches and pushes only those)."""
+    for t in targets:
+        _built_here.add(t.get_abspath())
+
+
+def really_built(node):
+    """Whether `node` was really built by this process: not a dry run (-n), a question (-q), a failed or
+    interrupted stage. A stage's target counts only when its action finished (mark_built); the target of an
+    action that is not ours (SCons' own builders) only when SCons executes actions at all."""
+    import SCons.Action
+
+    if not SCons.Action.execute_actions:
+        return False
+    if node.get_abspath() in _built_here:
+        return True
+    try:
+        actions = node.get_executor().get_action_list()
+    except (AttributeError, TypeError):
+        return False
+    return not any(getattr(a, "tinyml_stage", False) for a in actions)
+
+
 def stage_action(fn, comstr_var, default_comstr):
     """Wraps `fn(target, source, params)` (paths as strings) as an SCons action.
 
@@ -149,6 +190,7 @@ def stage_action(fn, comstr_var, default_comstr):
             sys.stderr.write(f"error: no space left while writing {target[0]} ({e.strerror}); free disk space "
                              "(or raise the file size limit) and run scons again\n")
             return 1
+        mark_built(target)
         return 0
 
     def stage_line(target, source, env, executor=None):
