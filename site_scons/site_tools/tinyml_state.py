@@ -9,7 +9,9 @@
   tool records its stage key (inputs, parameters, action) and the sha256 of what it wrote in
   `<database dir>/.scons-finished/`; a later run that finds no signature for a target but a matching record
   and unchanged file keeps it instead of rebuilding. The hook is SCons' own CacheDir interface
-  (`CACHEDIR_CLASS`), which SCons calls exactly before building and after a target is built.
+  (`CACHEDIR_CLASS`), which SCons calls exactly before building and after a target is built. SCons calls it
+  under -n too: only a target a stage really built in this process (tinyml_glue.really_built) is recorded or
+  pushed, and -n/-q change nothing on disk.
 - **Shared cache (CACHE_DIR=).** The same class is SCons' CacheDir with three changes: an unusable or
   read-only directory is one warning and the build goes on (read-only: entries are still taken); every entry
   carries the sha256 of its content, and an entry that does not match is evicted, reported and rebuilt; the
