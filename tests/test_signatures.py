@@ -94,6 +94,36 @@ def test_failed_stage_records_nothing(small, tmp_path):
         if (build / ".scons-finished").exists() else True
 
 
+def test_upload_after_the_board_was_reflashed_elsewhere(small, tmp_path):
+    """Case 4: "already runs this binary: upload skipped" came from firmware/upload.json, so a board reflashed
+    from the IDE in between was skipped. Through scons, the arduino-cli stand-in and a pty as the board."""
+    from conftest import FakeBoard
+
+    board = FakeBoard(runs="0123456789abcdef")
+    build = tmp_path / "b"
+    log = tmp_path / "cli.log"
+    variables = {"MODEL": str(small / "m.tflite"), "INPUTS": str(small / "a.png"), "ARDUINO_CLI": FAKE_CLI,
+                 "PORT": board.port}
+
+    def uploads():
+        lines = log.read_text().splitlines() if log.exists() else []
+        log.write_text("")
+        return sum(json.loads(line)[0] == "upload" for line in lines)
+
+    try:
+        proc = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
+        assert uploads() == 1 and "runs build 0123456789abcdef" in proc.stdout, proc.stdout
+        board.runs = _json(build / "nano33ble" / "firmware" / "compile.json").get("build_id")
+        proc = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
+        assert uploads() == 0 and "upload skipped" in proc.stdout, proc.stdout
+        board.runs = "fedcba9876543210"             # reflashed from the Arduino IDE
+        proc = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
+        assert uploads() == 1, proc.stdout
+        assert "runs build fedcba9876543210" in proc.stdout and "uploaded to" in proc.stdout
+    finally:
+        board.close()
+
+
 @pytest.mark.heavy
 def test_dry_run_before_retraining_does_not_keep_the_old_model(tmp_path):
     """Case 2 as filed: train EPOCHS=1, `scons -n train EPOCHS=2`, then `scons train EPOCHS=2` kept the 1-epoch
@@ -106,3 +136,220 @@ def test_dry_run_before_retraining_does_not_keep_the_old_model(tmp_path):
     assert "kept `" not in proc.stdout and "Training MobileNetV1" in built_stages(proc.stdout), proc.stdout
     history = _json(build / "nano33ble" / "train_history.json")
     assert history["epochs"] == 2 and len(history["history"]["loss"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------ the property
+# Which stage printed a stage line (its COMSTR), so that a run's output says which stages rebuilt.
+STAGE_LINES = {"Generating synthetic": "dataset", "Packing dataset": "dataset", "Training": "train",
+               "Quantizing": "quantize", "Evaluating": "report", "Embedding images": "images",
+               "TFLite reference scores": "expected", "TVM codegen": "mlf", "Rendering sketch": "sketch",
+               "Host check": "check", "Memory report": "memory", "Per-layer memory plot": "memory",
+               "Exporting the model as a C library": "export", "Exporting the Arduino library": "arduino-library",
+               "Building compilation database": "compiledb", "arduino-cli compile": "compile",
+               "Simulating": "simulate", "Measuring the TFLM tensor arena": "tflm_arena"}
+
+
+def rebuilt(output):
+    """The set of stages a scons run executed; a stage line this table does not know fails the test."""
+    stages = set()
+    for line in stage_lines(output):
+        if " -> " not in line and not line.startswith("Building compilation database"):
+            continue
+        if line.startswith(("scons:", "warning:", "note:", "error:")) or line.startswith(" "):
+            continue
+        known = [stage for prefix, stage in STAGE_LINES.items() if line.startswith(prefix)]
+        assert known, f"a stage line the property test cannot place: {line!r}"
+        stages.add(known[0])
+    return stages - {"compiledb"}       # always built, see NOT_INCREMENTAL
+
+
+# Stages that build nothing that could be stale, with why; every other registered stage needs a row below that
+# changes something it depends on (a new stage without either fails test_every_registered_stage_is_covered).
+NOT_INCREMENTAL = {
+    "upload": "always asked for; skipped only when the board reports this build id (test_arduino)",
+    "monitor": "builds nothing: watches the port",
+    "verify": "builds nothing: reads the board's scores",
+    "download": "fetches URLs into DOWNLOAD_DIR; its cache is keyed by URL (test_scons_download)",
+    "save": "writes tinyml.ini, builds nothing",
+    "bundle": "Linux boards only (test_linux covers its rebuilds)",
+    "tflm_arena": "BACKEND=tflm with a TFLite Micro tree from ../shared (test_tflm); not in these configs",
+    "compiledb": "SCons' compilation_db tool makes the database AlwaysBuild (it collects its entries during the "
+                 "run; milliseconds); its bytes are compared with a clean build's below",
+    "simulate": "needs QEMU; its inputs (mlf, images, expected, sketch) are the check's (test_simulate)",
+}
+
+BASE_INPUTS = ("a.png", "c.png")
+FAST_TARGETS = ("check", "memory", "export", "compiledb", "compile")
+AFTER_INPUTS = {"images", "expected", "sketch", "check", "arduino-library", "compile"}
+
+# (what changes, the stages it must rebuild, how): each row changes ONE thing relative to the previous row's state.
+FAST_ROWS = [
+    ("input file name", AFTER_INPUTS, {"INPUTS": ("b.png", "c.png")}),          # b.png has a.png's bytes
+    ("input order", AFTER_INPUTS, {"INPUTS": ("c.png", "b.png")}),
+    ("input count", AFTER_INPUTS, {"INPUTS": ("c.png", "b.png", "d.png")}),
+    ("input content", AFTER_INPUTS, {"edit": "d.png"}),
+    ("ARDUINO_FLAGS", {"compile"}, {"ARDUINO_FLAGS": "--warnings all"}),
+]
+HEAVY_ROWS = [
+    ("model content", {"mlf", "memory", "export", *AFTER_INPUTS}, {"model": "m2.tflite"}),
+    ("LABELS file content", AFTER_INPUTS, {"LABELS": "one\ntwo\n"}),
+    ("LABELS file name", set(), {"LABELS_NAME": "labels2.txt"}),
+    ("SKETCH", {"sketch", "check", "arduino-library", "compile"}, {"SKETCH": "other_sketch"}),
+]
+COVERED_BY_TRAINING = {"dataset", "train", "quantize", "report"}     # test_training_parameters_property
+
+
+def test_every_registered_stage_is_covered():
+    from codegen import targets
+
+    rows = set().union(*(stages for _, stages, _ in FAST_ROWS + HEAVY_ROWS)) | COVERED_BY_TRAINING
+    registered = {t.name for t in targets.TARGETS}
+    missing = registered - rows - set(NOT_INCREMENTAL)
+    assert not missing, f"registered stages no property row rebuilds (add a row or a NOT_INCREMENTAL reason): {missing}"
+    assert not (set(NOT_INCREMENTAL) | rows) - registered, "rows name stages that are not registered"
+    assert set(STAGE_LINES.values()) <= registered
+
+
+class _Config:
+    """The variables of one build, changed one thing at a time."""
+
+    def __init__(self, small, folder):
+        self.small, self.folder = small, folder
+        self.inputs, self.flags, self.labels, self.sketch = BASE_INPUTS, None, None, None
+        self.model = folder / "model.tflite"
+        shutil.copy(small / "m.tflite", self.model)
+        for name in ("a.png", "b.png", "c.png", "d.png"):
+            shutil.copy(small / name, folder / name)
+
+    def apply(self, change):
+        for key, value in change.items():
+            if key == "INPUTS":
+                self.inputs = value
+            elif key == "edit":
+                path = self.folder / value
+                arr = np.asarray(Image.open(path)).copy()
+                arr[0, 0] = 255 - arr[0, 0]
+                Image.fromarray(arr).save(path)
+            elif key == "ARDUINO_FLAGS":
+                self.flags = value
+            elif key == "model":
+                shutil.copy(self.small / value, self.model)
+            elif key == "LABELS":
+                self.labels = self.folder / "labels.txt"
+                self.labels.write_text(value)
+            elif key == "LABELS_NAME":
+                renamed = self.folder / value
+                os.replace(self.labels, renamed)
+                self.labels = renamed
+            elif key == "SKETCH":
+                self.sketch = value
+            else:
+                raise AssertionError(key)
+
+    def variables(self):
+        v = {"MODEL": str(self.model), "INPUTS": ",".join(str(self.folder / n) for n in self.inputs),
+             "ARDUINO_CLI": FAKE_CLI}
+        if self.flags:
+            v["ARDUINO_FLAGS"] = self.flags
+        if self.labels:
+            v["LABELS"] = str(self.labels)
+        if self.sketch:
+            v["SKETCH"] = self.sketch
+        return v
+
+
+def _scons(build, *args, check=True, **variables):
+    log = build.parent / f"{build.name}-cli.log"
+    return run_scons(build, *args, check=check, env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
+
+
+# Files whose bytes legitimately differ between two builds of the same inputs, and why.
+NOT_COMPARED = {
+    "hostcheck.json": "holds the measured inference time",
+    "compile.json": "holds arduino-cli's command line (the build folder's path)",
+    "model.keras": "a zip with the time it was saved in it (train_history.json and model.tflite are compared)",
+    "compile_commands.json": "absolute paths of the build folder and the sketch copy's",
+}
+
+
+def _outputs(build):
+    """{path relative to the board's folder: bytes} of every output, without the build's own bookkeeping."""
+    board = build / "nano33ble"
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(board):
+        dirnames[:] = [d for d in dirnames if d not in ("arduino-build", "compiledb")]
+        for f in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, f), board)
+            if os.path.basename(rel) not in NOT_COMPARED:
+                found[rel] = (board / rel).read_bytes().replace(str(build).encode(), b"<BUILD>")
+    return found
+
+
+def _assert_same_outputs(incremental, clean):
+    a, b = _outputs(incremental), _outputs(clean)
+    # Files of targets no longer declared (the old sketch folder after SKETCH=) stay, as SCons leaves them.
+    assert not set(b) - set(a), f"the incremental build lacks {sorted(set(b) - set(a))}"
+    differ = [rel for rel in b if a[rel] != b[rel]]
+    assert not differ, f"incremental and clean builds differ in {differ}"
+
+
+def _run_rows(rows, small, tmp_path, base_build=None):
+    config = _Config(small, tmp_path)
+    build = base_build or tmp_path / "inc"
+    if base_build is None:
+        _scons(build, *FAST_TARGETS, **config.variables())
+    for what, expected, change in rows:
+        config.apply(change)
+        proc = _scons(build, *FAST_TARGETS, **config.variables())
+        assert rebuilt(proc.stdout) == expected, f"changing the {what}: rebuilt {rebuilt(proc.stdout)}, " \
+                                                 f"expected {expected}\n{proc.stdout[-3000:]}"
+        again = _scons(build, *FAST_TARGETS, **config.variables())
+        assert rebuilt(again.stdout) == set(), f"after the {what}, a second run rebuilt {rebuilt(again.stdout)}"
+    clean = tmp_path / "clean"
+    _scons(clean, *FAST_TARGETS, **config.variables())
+    _assert_same_outputs(build, clean)
+
+
+def test_dry_run_and_question_before_any_build_change_nothing_and_each_change_rebuilds_its_stages(small, tmp_path):
+    """-n and -q on a fresh build dir, then the build: its outputs equal a clean build's; then the fast rows."""
+    config = _Config(small, tmp_path)
+    first = tmp_path / "first"
+    for flag in ("-n", "-q"):
+        _scons(first, flag, *FAST_TARGETS, check=False, **config.variables())
+    _scons(first, *FAST_TARGETS, **config.variables())
+    base = tmp_path / "inc"
+    _scons(base, *FAST_TARGETS, **config.variables())
+    _assert_same_outputs(first, base)
+    _run_rows(FAST_ROWS, small, tmp_path, base_build=base)
+
+
+@pytest.mark.heavy
+def test_model_labels_and_sketch_rows(small, tmp_path):
+    _run_rows(HEAVY_ROWS, small, tmp_path)
+
+
+# Training rows: the default targets in the TINY configuration; each row changes one variable.
+AFTER_TFLITE = {"quantize", "report", "mlf", "memory", "images", "expected", "sketch", "check"}
+TRAINING_ROWS = [
+    ("REP_SAMPLES", AFTER_TFLITE, {"REP_SAMPLES": "4"}),
+    ("EPOCHS", {"train"} | AFTER_TFLITE, {"EPOCHS": "2"}),
+    ("SAMPLES", {"dataset", "train"} | AFTER_TFLITE, {"SAMPLES": "20"}),
+]
+
+
+@pytest.mark.heavy
+def test_training_parameters_property(tmp_path):
+    """dataset, train, quantize and report: change one variable, exactly what depends on it rebuilds (a no-op
+    after), and the outputs equal a clean build's."""
+    assert COVERED_BY_TRAINING <= set().union(*(stages for _, stages, _ in TRAINING_ROWS))
+    build, variables = tmp_path / "inc", {}
+    run_scons(build)
+    for what, expected, change in TRAINING_ROWS:
+        variables.update(change)
+        proc = run_scons(build, **variables)
+        assert rebuilt(proc.stdout) == expected, f"changing {what}: rebuilt {rebuilt(proc.stdout)}, expected " \
+                                                 f"{expected}\n{proc.stdout[-3000:]}"
+        assert rebuilt(run_scons(build, **variables).stdout) == set(), f"after {what}, a second run rebuilt"
+    clean = tmp_path / "clean"
+    run_scons(clean, **variables)
+    _assert_same_outputs(build, clean)
