@@ -353,3 +353,51 @@ def test_training_parameters_property(tmp_path):
     clean = tmp_path / "clean"
     run_scons(clean, **variables)
     _assert_same_outputs(build, clean)
+
+
+# ------------------------------------------------------------------------------------------------ the project's code
+def _checkout_copy(dest):
+    """This working tree's tracked files (as they are now) in `dest`, with the venv linked: a checkout to edit."""
+    import subprocess
+
+    files = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"], capture_output=True, check=True).stdout
+    for rel in filter(None, files.decode().split("\0")):
+        src = os.path.join(ROOT, rel)
+        if os.path.isfile(src) and not os.path.islink(src):
+            os.makedirs(dest / os.path.dirname(rel), exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+CODE_ROWS = [   # (file edited, the stages whose output comes from it)
+    ("codegen/lowering/ops/pool.py", {"mlf"}),
+    ("codegen/emit/bin2c.py", {"images", "expected", "sketch"}),    # sketch and expected use its helpers
+    ("codegen/errors.py", set()),                 # how stages fail, not what they write
+    ("codegen/stages/train.py", set()),           # no training with MODEL=
+    ("codegen/runners/hostcheck.py", {"check", "expected"}),
+]
+
+
+@pytest.mark.heavy
+def test_a_change_in_the_code_generator_rebuilds_what_it_made(small, tmp_path):
+    """An edit in codegen/ is a change of what the stages that import it produce (a fixed lowering must
+    regenerate the MLF), and of nothing else. A comment keeps every output, so only those stages run."""
+    import subprocess
+    import sys
+
+    checkout = _checkout_copy(tmp_path / "checkout")
+    scons = os.path.join(os.path.dirname(sys.executable), "scons")
+    variables = {"BUILD_DIR": str(tmp_path / "b"), "MODEL": str(small / "m.tflite"), "INPUTS": str(small / "a.png")}
+
+    def build():
+        proc = subprocess.run([scons, "-C", str(checkout), *[f"{k}={v}" for k, v in variables.items()], "check"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return rebuilt(proc.stdout)
+
+    assert "mlf" in build()
+    for rel, expected in CODE_ROWS:
+        with open(checkout / rel, "a") as f:
+            f.write("# an edit\n")
+        assert build() == expected, rel
+        assert build() == set(), f"after editing {rel}, a second run rebuilt"

@@ -169,6 +169,7 @@ def stage_action(fn, comstr_var, default_comstr):
 
     def action(target, source, env):
         params = {}
+        source = [s for s in source if not is_code_node(s)]
         if source and isinstance(source[-1], SCons.Node.Python.Value):
             params = json.loads(source[-1].read())
             source = source[:-1]
@@ -204,7 +205,34 @@ def stage_action(fn, comstr_var, default_comstr):
     action.__name__ = fn.__name__
     stage = SCons.Action.Action(action, strfunction=stage_line)
     stage.tinyml_stage = True       # what tinyml_progress counts
+    stage.tinyml_fn = fn            # whose codegen imports are the stage's code version (code_node)
     return comstr_var, default_comstr, stage
+
+
+CODE_PREFIX = "tinyml code version "
+
+
+def is_code_node(node):
+    return isinstance(node, SCons.Node.Python.Value) and str(node.value).startswith(CODE_PREFIX)
+
+
+_code_nodes = {}
+
+
+def code_node(env, action):
+    """A Value holding the version of the project's code a stage's output comes from (codegen.codeversion: the
+    codegen modules its function imports, and theirs), or None for an action that is not a stage's."""
+    fn = getattr(action, "tinyml_fn", None)
+    if fn is None:
+        return None
+    if fn not in _code_nodes:
+        import inspect
+
+        from codegen import codeversion
+
+        modules = codeversion.modules_of_function(inspect.getsource(fn))
+        _code_nodes[fn] = CODE_PREFIX + codeversion.version(modules) if modules else None
+    return env.Value(_code_nodes[fn]) if _code_nodes[fn] else None
 
 
 def _locking(emitter):
@@ -239,6 +267,11 @@ def _literal_path_builder():
                 target = literal_nodes(env, target)
             if source is not None:
                 source = literal_nodes(env, source)
+                code = code_node(env, self.action)
+                if code is not None:
+                    # before the parameters, which stay last (emitters read them there)
+                    at = len(source) - 1 if source and isinstance(source[-1], SCons.Node.Python.Value) else len(source)
+                    source = source[:at] + [code] + source[at:]
             return super()._execute(env, target, source, *args, **kw)
 
     return LiteralPathBuilder
