@@ -7,6 +7,9 @@ editing the TVM lowering redoes the MLF and what depends on it, not the training
 (a regular expression over import lines, no import: `scons` reads its build files in well under a second), so a
 function-level import counts too. The modules in RUNTIME decide how a stage runs (its errors, atomic writes,
 progress lines, signal handling), not what it writes; they and their imports are left out.
+
+The libraries those modules import are part of it too: the installed version of each one in DISTRIBUTIONS (a
+TensorFlow or Pillow upgrade redoes the stages whose modules use it). Read from package metadata, no import.
 """
 import hashlib
 import os
@@ -16,6 +19,11 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 RUNTIME = frozenset({"codegen.errors", "codegen.fsutil", "codegen.quiet", "codegen.interrupt", "codegen.progress",
                      "codegen.proc"})
 _DATA_SUFFIXES = (".h", ".c", ".ld", ".json", ".j2", ".txt", ".cc", ".cpp")
+# import name -> distribution, for the libraries whose version can change what a stage writes
+DISTRIBUTIONS = {"tensorflow": "tensorflow", "keras": "keras", "tvm": "apache-tvm", "tflite": "tflite",
+                 "numpy": "numpy", "PIL": "pillow", "jinja2": "jinja2", "matplotlib": "matplotlib",
+                 "tflite_micro": "tflite-micro", "ai_edge_litert": "ai-edge-litert"}
+_LIBRARY = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.M)
 _FROM = re.compile(r"^\s*from\s+(\.*)([\w.]*)\s+import\s+\(?([^)#\n]*)", re.M)
 _IMPORT = re.compile(r"^\s*import\s+(codegen[\w.]*)", re.M)
 _memo = {}
@@ -59,12 +67,33 @@ def imports_in(text, package):
     return {m for m in found if _file_of(m)}
 
 
+_libraries_memo = {}
+
+
 def _imports_of(module):
     if module not in _imports_memo:
         path = _file_of(module)
         with open(path, encoding="utf-8") as f:
-            _imports_memo[module] = imports_in(f.read(), _package_of(module, path))
+            text = f.read()
+        _imports_memo[module] = imports_in(text, _package_of(module, path))
+        _libraries_memo[module] = {name for name in _LIBRARY.findall(text) if name in DISTRIBUTIONS}
     return _imports_memo[module]
+
+
+def library_versions(modules):
+    """{distribution: installed version or None} of the DISTRIBUTIONS the closure of `modules` imports."""
+    from importlib import metadata
+
+    versions = {}
+    for module in closure(modules):
+        for name in _libraries_memo.get(module, ()):
+            dist = DISTRIBUTIONS[name]
+            if dist not in versions:
+                try:
+                    versions[dist] = metadata.version(dist)
+                except metadata.PackageNotFoundError:
+                    versions[dist] = None
+    return versions
 
 
 def _digest(path):
@@ -90,7 +119,8 @@ def closure(modules):
 
 
 def version(modules):
-    """16 hex digits over the files of closure(modules) and the data files in their folders."""
+    """16 hex digits over the files of closure(modules), the data files in their folders and the versions of
+    the libraries they import."""
     key = tuple(sorted(modules))
     if key in _memo:
         return _memo[key]
@@ -101,6 +131,7 @@ def version(modules):
         folder = os.path.dirname(path)
         files.update(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(_DATA_SUFFIXES))
     digest = hashlib.sha256()
+    digest.update(repr(sorted(library_versions(modules).items())).encode())
     for path in sorted(files):
         digest.update(os.path.relpath(path, PACKAGE_DIR).encode() + b"\0")
         digest.update(_digest(path))

@@ -195,6 +195,9 @@ HEAVY_ROWS = [
     ("LABELS file content", AFTER_INPUTS, {"LABELS": "one\ntwo\n"}),
     ("LABELS file name", set(), {"LABELS_NAME": "labels2.txt"}),
     ("SKETCH", {"sketch", "check", "arduino-library", "compile"}, {"SKETCH": "other_sketch"}),
+    # the code generator's switch (an environment variable): other C (and code size) for the model, same images
+    ("TINYML_MICROKERNELS=0", {"mlf", "memory", "export", "sketch", "check", "arduino-library", "compile"},
+     {"environ": {"TINYML_MICROKERNELS": "0"}}),
 ]
 COVERED_BY_TRAINING = {"dataset", "train", "quantize", "report"}     # test_training_parameters_property
 
@@ -216,6 +219,7 @@ class _Config:
     def __init__(self, small, folder):
         self.small, self.folder = small, folder
         self.inputs, self.flags, self.labels, self.sketch = BASE_INPUTS, None, None, None
+        self.environ = {}
         self.model = folder / "model.tflite"
         shutil.copy(small / "m.tflite", self.model)
         for name in ("a.png", "b.png", "c.png", "d.png"):
@@ -243,6 +247,8 @@ class _Config:
                 self.labels = renamed
             elif key == "SKETCH":
                 self.sketch = value
+            elif key == "environ":
+                self.environ.update(value)
             else:
                 raise AssertionError(key)
 
@@ -258,9 +264,9 @@ class _Config:
         return v
 
 
-def _scons(build, *args, check=True, **variables):
+def _scons(build, *args, check=True, environ=None, **variables):
     log = build.parent / f"{build.name}-cli.log"
-    return run_scons(build, *args, check=check, env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
+    return run_scons(build, *args, check=check, env={"FAKE_ARDUINO_LOG": str(log), **(environ or {})}, **variables)
 
 
 # Files whose bytes legitimately differ between two builds of the same inputs, and why.
@@ -297,16 +303,16 @@ def _run_rows(rows, small, tmp_path, base_build=None):
     config = _Config(small, tmp_path)
     build = base_build or tmp_path / "inc"
     if base_build is None:
-        _scons(build, *FAST_TARGETS, **config.variables())
+        _scons(build, *FAST_TARGETS, environ=config.environ, **config.variables())
     for what, expected, change in rows:
         config.apply(change)
-        proc = _scons(build, *FAST_TARGETS, **config.variables())
+        proc = _scons(build, *FAST_TARGETS, environ=config.environ, **config.variables())
         assert rebuilt(proc.stdout) == expected, f"changing the {what}: rebuilt {rebuilt(proc.stdout)}, " \
                                                  f"expected {expected}\n{proc.stdout[-3000:]}"
-        again = _scons(build, *FAST_TARGETS, **config.variables())
+        again = _scons(build, *FAST_TARGETS, environ=config.environ, **config.variables())
         assert rebuilt(again.stdout) == set(), f"after the {what}, a second run rebuilt {rebuilt(again.stdout)}"
     clean = tmp_path / "clean"
-    _scons(clean, *FAST_TARGETS, **config.variables())
+    _scons(clean, *FAST_TARGETS, environ=config.environ, **config.variables())
     _assert_same_outputs(build, clean)
 
 

@@ -61,6 +61,25 @@ def tool_versions(*distributions):
     return versions
 
 
+def program_identity(*names):
+    """{program: "realpath size mtime" or None} of the external compilers/emulators a stage's output depends
+    on (host gcc, arm-none-eabi-gcc, QEMU, simavr): an upgraded package replaces the file. No subprocess:
+    `scons` reads its build files fast; Debian installs keep the package's mtimes, so machines with the same
+    package version agree (a shared cache still works)."""
+    import shutil
+
+    found = {}
+    for name in names:
+        path = shutil.which(name)
+        if path is None:
+            found[name] = None
+            continue
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        found[name] = f"{real} {st.st_size} {int(st.st_mtime)}"
+    return found
+
+
 @contextlib.contextmanager
 def _interruptible():
     """Lets Ctrl-C and SIGTERM (a CI timeout, `kill`) stop a long in-process stage (training, codegen, a hung
