@@ -126,9 +126,9 @@ def _upload(tmp_path, compile_json, port, **kw):
 def test_build_id_is_compiled_in_and_covers_sources_board_and_flags(compiled, tmp_path):
     result, _ = compiled
     ident = json.loads(result.read_text())["build_id"]
-    header = (tmp_path / "staged" / "tvm_model" / "src" / "tinyml_build_id.h").read_text()
+    header = (tmp_path / "staged" / "tvm_model" / "tinyml_build_id.h").read_text()
     assert f'#define TINYML_BUILD_ID "{ident}"' in header and len(ident) == 16
-    assert not (tmp_path / "tvm_model" / "src" / "tinyml_build_id.h").exists()   # the rendered sketch: untouched
+    assert not (tmp_path / "tvm_model" / "tinyml_build_id.h").exists()   # the rendered sketch: untouched
     sketch = str(tmp_path / "tvm_model")
     assert arduino.build_id(sketch, NANO["fqbn"], []) == ident
     others = {arduino.build_id(sketch, "arduino:avr:mega", []), arduino.build_id(sketch, NANO["fqbn"], ["-v"])}

@@ -3,7 +3,7 @@ the serial monitor (pyserial's miniterm) and `verify`, which checks the sketch's
 
 The build id: a binary cannot contain its own hash, so the id is a hash of what the firmware is built from (the
 sketch's files, the board's fqbn and the compile flags), written into the compiled copy of the sketch as
-src/tinyml_build_id.h. The sketch prints it (`build id: ...`) at start-up and before every round of results;
+tinyml_build_id.h. The sketch prints it (`build id: ...`) at start-up and before every round of results;
 `upload` reads it from the port and skips the upload only when it is this build's. The rendered sketch itself
 stays free of it, so the host check does not depend on compile flags.
 
@@ -107,7 +107,7 @@ def installed_cores(cli):
     return {p["id"] for p in platforms}
 
 
-BUILD_ID_HEADER = os.path.join("src", "tinyml_build_id.h")
+BUILD_ID_HEADER = "tinyml_build_id.h"     # beside the .ino (an Arduino library export rewrites "src/" includes)
 BUILD_ID_LINE = re.compile(r"build id: ([0-9a-f]{16})\b")
 
 
@@ -140,7 +140,7 @@ def _same_bytes(a, b):
 
 def stage_for_compile(sketch_dir, staged_dir, ident):
     """The copy of the sketch arduino-cli compiles: the rendered files (copied only when changed, so that
-    arduino-cli's own cache sees unchanged mtimes) plus src/tinyml_build_id.h; files no longer rendered go."""
+    arduino-cli's own cache sees unchanged mtimes) plus tinyml_build_id.h; files no longer rendered go."""
     wanted = set(_sketch_files(sketch_dir))
     for rel in sorted(wanted):
         src, dst = os.path.join(sketch_dir, rel), os.path.join(staged_dir, rel)
