@@ -111,15 +111,18 @@ def test_upload_after_the_board_was_reflashed_elsewhere(small, tmp_path):
         return sum(json.loads(line)[0] == "upload" for line in lines)
 
     try:
-        proc = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
-        assert uploads() == 1 and "runs build 0123456789abcdef" in proc.stdout, proc.stdout
-        board.runs = _json(build / "nano33ble" / "firmware" / "compile.json").get("build_id")
-        proc = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
-        assert uploads() == 0 and "upload skipped" in proc.stdout, proc.stdout
+        first = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
+        assert uploads() == 1, first.stdout
+        board.runs = _json(build / "nano33ble" / "firmware" / "compile.json").get("build_id", "(none)")
+        same = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
+        assert uploads() == 0 and "upload skipped" in same.stdout, same.stdout
         board.runs = "fedcba9876543210"             # reflashed from the Arduino IDE
-        proc = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
-        assert uploads() == 1, proc.stdout
-        assert "runs build fedcba9876543210" in proc.stdout and "uploaded to" in proc.stdout
+        reflashed = run_scons(build, "upload", env={"FAKE_ARDUINO_LOG": str(log)}, **variables)
+        assert uploads() == 1, reflashed.stdout
+        # and each decision says why
+        assert "runs build 0123456789abcdef" in first.stdout, first.stdout
+        assert f"reports build id {board.runs}" not in same.stdout and "reports build id" in same.stdout
+        assert "runs build fedcba9876543210" in reflashed.stdout and "uploaded to" in reflashed.stdout
     finally:
         board.close()
 
