@@ -70,7 +70,7 @@ VARIABLES = {
     "ARDUINO_CLI": ("arduino-cli", "arduino-cli executable"),
     "ARDUINO_FLAGS": ("", "extra arduino-cli compile arguments, e.g. --build-property compiler.cpp.extra_flags=-O3"),
     "PORT": ("", "serial port for upload/monitor/verify (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
-    "FORCE": ("0", "1: upload even if the board already runs this binary"),
+    "FORCE": ("0", "1: upload even if the board on the port reports this build id"),
     "MONITOR_TIMEOUT": ("30", "seconds `scons verify` waits for the sketch's results; `scons monitor` with stdin "
                               "not a terminal (a pipe) echoes the port for this long"),
     "BAUD": ("", "serial rate of `scons monitor`/`verify`; empty: the sketch's (the board's \"baud\" in "

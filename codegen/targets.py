@@ -46,8 +46,8 @@ TARGETS = (
                                               "BOARD=nano33ble, BOARD=mega)")),
     Target("compile", "arduino-cli compile (needs arduino-cli and the board's core)", int8_only=True,
            needs=("fqbn", "has no arduino-cli board id (fqbn) to compile for")),
-    Target("upload", "arduino-cli upload (port from PORT= or detected by fqbn / USB id); skipped if the board "
-                     "already runs this binary (FORCE=1 uploads anyway)", int8_only=True,
+    Target("upload", "arduino-cli upload (port from PORT= or detected by fqbn / USB id); skipped if the board on "
+                     "the port reports this build id (FORCE=1 uploads anyway)", int8_only=True,
            needs=("fqbn", "has no arduino-cli board id (fqbn) to upload with"),
            linux="copy the bundle over ssh (HOST=user@host; rsync or scp), skipped if the board has it (FORCE=1)"),
     Target("monitor", "serial monitor (pyserial's miniterm) on PORT= or the detected port at BAUD=; quit with "

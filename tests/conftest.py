@@ -192,3 +192,33 @@ def serial_port():
     finally:
         os.close(master)
         os.close(slave)
+
+
+class FakeBoard:
+    """A pty standing in for a board running the sketch: prints `build id: <runs>` every 0.1 s (runs None: a
+    result line instead, i.e. a program that reports no build id). `port` is its device path."""
+
+    def __init__(self, runs=None):
+        import threading
+        import time
+
+        self.runs = runs
+        self.master, self.slave = os.openpty()
+        self.port = os.ttyname(self.slave)
+        self.stop = False
+
+        def talk():
+            while not self.stop:
+                line = f"build id: {self.runs}\r\n" if self.runs else "Car: target 98.4% [3, 252]\r\n"
+                try:
+                    os.write(self.master, line.encode())
+                except OSError:
+                    return
+                time.sleep(0.1)
+
+        threading.Thread(target=talk, daemon=True).start()
+
+    def close(self):
+        self.stop = True
+        for fd in (self.master, self.slave):
+            os.close(fd)

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from codegen.device import arduino
+from conftest import FakeBoard
 
 from codegen.device import boards
 from codegen.errors import PipelineError
@@ -89,3 +90,90 @@ def test_verify_wrong_scores_and_timeout(tmp_path):
         arduino.verify("/dev/nonexistent", str(exp), timeout_s=1)
     for fd in (*fds, *fds2):
         os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------------ upload (issue 18)
+FAKE_CLI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "fake_arduino_cli.py")
+
+
+@pytest.fixture
+def compiled(tmp_path, monkeypatch):
+    """A sketch compiled by the arduino-cli stand-in (with its build id); returns (compile.json, uploads())."""
+    sketch = tmp_path / "tvm_model"
+    (sketch / "src").mkdir(parents=True)
+    (sketch / "tvm_model.ino").write_text("void setup() {}\nvoid loop() {}\n")
+    (sketch / "src" / "model.h").write_text("/* model */\n")
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("FAKE_ARDUINO_LOG", str(log))
+    result = tmp_path / "firmware" / "compile.json"
+    arduino.compile_sketch(FAKE_CLI, str(sketch), NANO, str(tmp_path / "build"), str(tmp_path / "firmware"),
+                           str(result), staged_dir=str(tmp_path / "staged" / "tvm_model"))
+
+    def uploads():
+        lines = log.read_text().splitlines() if log.exists() else []
+        log.write_text("")
+        return [json.loads(l) for l in lines if json.loads(l)[0] == "upload"]
+
+    uploads()
+    return result, uploads
+
+
+def _upload(tmp_path, compile_json, port, **kw):
+    return arduino.upload(FAKE_CLI, NANO, port, str(tmp_path / "firmware"), str(tmp_path / "tvm_model"),
+                          str(compile_json), probe_timeout_s=1.5, **kw)
+
+
+def test_build_id_is_compiled_in_and_covers_sources_board_and_flags(compiled, tmp_path):
+    result, _ = compiled
+    ident = json.loads(result.read_text())["build_id"]
+    header = (tmp_path / "staged" / "tvm_model" / "tinyml_build_id.h").read_text()
+    assert f'#define TINYML_BUILD_ID "{ident}"' in header and len(ident) == 16
+    assert not (tmp_path / "tvm_model" / "tinyml_build_id.h").exists()   # the rendered sketch: untouched
+    sketch = str(tmp_path / "tvm_model")
+    assert arduino.build_id(sketch, NANO["fqbn"], []) == ident
+    others = {arduino.build_id(sketch, "arduino:avr:mega", []), arduino.build_id(sketch, NANO["fqbn"], ["-v"])}
+    (tmp_path / "tvm_model" / "src" / "model.h").write_text("/* model 2 */\n")
+    others.add(arduino.build_id(sketch, NANO["fqbn"], []))
+    os.rename(tmp_path / "tvm_model" / "src" / "model.h", tmp_path / "tvm_model" / "src" / "model2.h")
+    others.add(arduino.build_id(sketch, NANO["fqbn"], []))
+    assert ident not in others and len(others) == 4
+
+
+def test_upload_skips_only_a_board_that_reports_this_build(compiled, tmp_path):
+    """Case 4: the skip came from a local record (firmware/upload.json), so a board reflashed from the IDE in
+    between was skipped. Now the board on the port is asked."""
+    result, uploads = compiled
+    ident = json.loads(result.read_text())["build_id"]
+    board = FakeBoard(runs=ident)
+    try:
+        port, uploaded, why = _upload(tmp_path, result, board.port)
+        assert not uploaded and uploads() == [] and f"reports build id {ident}" in why and "skipped" in why
+        board.runs = "0123456789abcdef"                 # reflashed from the IDE with another build
+        port, uploaded, why = _upload(tmp_path, result, board.port)
+        assert uploaded and "runs build 0123456789abcdef" in why
+        assert [c[:2] for c in uploads()] == [["upload", "--fqbn"]]
+        board.runs = None                               # another program: prints no build id
+        port, uploaded, why = _upload(tmp_path, result, board.port)
+        assert uploaded and "printed no build id in 1.5 s" in why and len(uploads()) == 1
+        board.runs = ident
+        port, uploaded, why = _upload(tmp_path, result, board.port, force=True)
+        assert uploaded and "FORCE=1" in why and len(uploads()) == 1
+    finally:
+        board.close()
+
+
+def test_upload_says_why_when_the_port_cannot_be_read(compiled, tmp_path):
+    result, uploads = compiled
+    ident = json.loads(result.read_text())["build_id"]
+    board = FakeBoard(runs=ident)
+    try:
+        def busy(port, baud, timeout):
+            import errno
+
+            raise OSError(errno.EBUSY, "Device or resource busy")
+
+        port, uploaded, why = _upload(tmp_path, result, board.port, serial_factory=busy)
+        assert uploaded and len(uploads()) == 1
+        assert why.startswith("cannot read the board's build id (") and "is busy" in why and "to be sure" in why
+    finally:
+        board.close()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, built_stages, run_scons
+from conftest import ROOT, FakeBoard, built_stages, run_scons
 
 pytestmark = pytest.mark.heavy
 
@@ -106,9 +106,11 @@ def test_compile_without_arduino_cli_says_how_to_install(tiny_build, tmp_path):
     assert not (build / "nano33ble" / "firmware" / "compile.json").exists()
 
 
-def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_path, serial_port):
+def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_path):
     build, _ = tiny_build
     run_scons(build)
+    board = FakeBoard()                 # runs something else at first
+    serial_port = board.port
     log = tmp_path / "calls.log"
     cli = os.path.join(ROOT, "tests", "fixtures", "fake_arduino_cli.py")
     ports = json.dumps([[serial_port, "0x2341", "0x805A", "arduino:mbed_nano:nano33ble"]])
@@ -123,11 +125,10 @@ def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_pa
     assert calls() == ["core list", "compile --fqbn", "board list", "upload --fqbn"]
     result = json.loads((build / "nano33ble" / "firmware" / "compile.json").read_text())
     assert "arduino:mbed_nano:nano33ble" in result["command"] and result["sections"]["text"]["size"] > 0
-    record = json.loads((build / "nano33ble" / "firmware" / "upload.json").read_text())
-    assert record["port"] == serial_port and record["firmware_sha256"] == result["firmware_sha256"]
 
+    board.runs = result["build_id"]              # the board now runs this build and says so
     proc = run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port)
-    assert calls() == []                         # same binary, same port: nothing to do
+    assert calls() == []                         # the board reports this build: nothing to do
     assert "upload skipped" in proc.stdout
     run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port, FORCE="1")
     assert calls() == ["upload --fqbn"]
@@ -146,11 +147,10 @@ def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_pa
     run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port, IMAGES=images)
     assert calls() == ["core list", "compile --fqbn", "upload --fqbn"]
 
-    # A failed upload records nothing, so the next run uploads again.
+    # A failed upload leaves the board on its old build, so the next run uploads again.
     proc = run_scons(build, "upload", check=False, env={**env, "FAKE_ARDUINO_FAIL": "upload"}, ARDUINO_CLI=cli,
                      PORT=serial_port, FORCE="1", IMAGES=images)
     assert proc.returncode != 0 and "fake upload error" in proc.stderr
-    assert not (build / "nano33ble" / "firmware" / "upload.json").exists()
     calls()
     run_scons(build, "upload", env=env, ARDUINO_CLI=cli, PORT=serial_port, IMAGES=images)
     assert calls() == ["upload --fqbn"]
@@ -165,6 +165,7 @@ def test_compile_and_upload_call_arduino_cli_only_when_needed(tiny_build, tmp_pa
     calls()
     run_scons(build, "compile", env=env, ARDUINO_CLI=cli)
     assert calls() == ["core list", "compile --fqbn"]
+    board.close()
 
 
 def test_several_boards_build_in_parallel(tiny_build):

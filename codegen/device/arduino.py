@@ -1,5 +1,11 @@
-"""arduino-cli: compile, port detection, upload (skipped when the same binary is already on the port); the serial
-monitor (pyserial's miniterm) and `verify`, which checks the sketch's printed scores against TFLite's.
+"""arduino-cli: compile, port detection, upload (skipped only when the board on the port reports this build's id);
+the serial monitor (pyserial's miniterm) and `verify`, which checks the sketch's printed scores against TFLite's.
+
+The build id: a binary cannot contain its own hash, so the id is a hash of what the firmware is built from (the
+sketch's files, the board's fqbn and the compile flags), written into the compiled copy of the sketch as
+tinyml_build_id.h. The sketch prints it (`build id: ...`) at start-up and before every round of results;
+`upload` reads it from the port and skips the upload only when it is this build's. The rendered sketch itself
+stays free of it, so the host check does not depend on compile flags.
 
 Flags are passed identically every time and the build path is fixed per board, so arduino-cli's own cache
 stays valid between runs.
@@ -8,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,14 +107,78 @@ def installed_cores(cli):
     return {p["id"] for p in platforms}
 
 
-def compile_sketch(cli, sketch_dir, board, build_path, output_dir, result_json, extra_flags=()):
+BUILD_ID_HEADER = "tinyml_build_id.h"     # beside the .ino (an Arduino library export rewrites "src/" includes)
+BUILD_ID_LINE = re.compile(r"build id: ([0-9a-f]{16})\b")
+
+
+def build_id(sketch_dir, fqbn, flags):
+    """16 hex digits of sha256 over the sketch's files (relative names and bytes), the fqbn and the flags."""
+    h = hashlib.sha256()
+    for rel in _sketch_files(sketch_dir):
+        if rel == BUILD_ID_HEADER:
+            continue
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        with open(os.path.join(sketch_dir, rel), "rb") as f:
+            h.update(hashlib.sha256(f.read()).digest())
+    h.update(json.dumps({"fqbn": fqbn, "flags": list(flags)}).encode())
+    return h.hexdigest()[:16]
+
+
+def _sketch_files(folder):
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        found += [os.path.relpath(os.path.join(dirpath, f), folder) for f in sorted(filenames)]
+    return found
+
+
+def _same_bytes(a, b):
+    import filecmp
+
+    return os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)
+
+
+def stage_for_compile(sketch_dir, staged_dir, ident):
+    """The copy of the sketch arduino-cli compiles: the rendered files (copied only when changed, so that
+    arduino-cli's own cache sees unchanged mtimes) plus tinyml_build_id.h; files no longer rendered go."""
+    wanted = set(_sketch_files(sketch_dir))
+    for rel in sorted(wanted):
+        src, dst = os.path.join(sketch_dir, rel), os.path.join(staged_dir, rel)
+        if not _same_bytes(src, dst):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy2(src, dst)
+    for rel in _sketch_files(staged_dir) if os.path.isdir(staged_dir) else []:
+        if rel not in wanted and rel != BUILD_ID_HEADER:
+            os.remove(os.path.join(staged_dir, rel))
+    header = os.path.join(staged_dir, BUILD_ID_HEADER)
+    text = (f"/* Written by `scons compile`: what `scons upload` compares with the board's. Do not edit. */\n"
+            f'#define TINYML_BUILD_ID "{ident}"\n')
+    if not (os.path.isfile(header) and _read_text(header) == text):
+        os.makedirs(os.path.dirname(header), exist_ok=True)
+        with atomic_open(header) as f:
+            f.write(text)
+
+
+def _read_text(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def compile_sketch(cli, sketch_dir, board, build_path, output_dir, result_json, extra_flags=(), staged_dir=None):
+    """arduino-cli compile of the sketch; with `staged_dir`, of a copy there that carries the build id."""
     cli = find_cli(cli, sketch_dir)
     core = board["core"]
     if core not in installed_cores(cli):
         raise PipelineError(f"the Arduino core {core} for {board['title']} is not installed: run "
                             f"`{cli} core install {core}`, then build again")
+    ident = build_id(sketch_dir, board["fqbn"], extra_flags)
+    compiled_dir = sketch_dir
+    if staged_dir:
+        stage_for_compile(sketch_dir, staged_dir, ident)
+        compiled_dir = staged_dir
     cmd = [cli, "compile", "--fqbn", board["fqbn"], "--build-path", os.path.abspath(build_path),
-           "--output-dir", os.path.abspath(output_dir), "--format", "json", *extra_flags, os.path.abspath(sketch_dir)]
+           "--output-dir", os.path.abspath(output_dir), "--format", "json", *extra_flags,
+           os.path.abspath(compiled_dir)]
     result = _run_json(cmd, f"arduino-cli compile of {sketch_dir}")
     sections = {s.get("name"): s for s in (result.get("builder_result") or {}).get("executable_sections_size") or []}
     binaries = _binaries(output_dir)
@@ -116,6 +187,7 @@ def compile_sketch(cli, sketch_dir, board, build_path, output_dir, result_json, 
                             f".hex, .elf, .uf2) into {output_dir}; check its --output-dir support and run again")
     with atomic_open(result_json) as f:
         json.dump({"command": cmd, "firmware_sha256": firmware_hash(output_dir),
+                   "build_id": ident if staged_dir else None, "compiled_sketch": os.path.abspath(compiled_dir),
                    "sections": sections, "result": result}, f, indent=1)
     return result
 
@@ -202,33 +274,66 @@ def detect_port(cli, board):
 
 
 # ------------------------------------------------------------------------------------------------ upload
-def upload(cli, board, port, input_dir, sketch_dir, record_json, compile_json, force=False):
-    """Uploads unless the same binary was last uploaded to the same port for the same board.
+PROBE_TIMEOUT_S = 5.0
 
-    The record is removed before uploading and written only after success: a failed or interrupted upload
-    leaves no claim about what is on the board, so the next run uploads again.
-    Returns (port, uploaded: bool).
-    """
+
+def board_build_id(port, baud, *, timeout_s=PROBE_TIMEOUT_S, serial_factory=None):
+    """(the build id the board on `port` prints, None) or (None, why it could not be read). Opening the port
+    resets most boards, which then print it at start-up; the sketch also prints it before every round."""
+    try:
+        conn = open_port(port, baud, timeout_s=0.2, serial_factory=serial_factory)
+    except PipelineError as e:
+        return None, str(e)
+    text = ""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            try:
+                data = conn.readline()
+            except Exception as e:  # noqa: BLE001 - pyserial raises SerialException/OSError variants
+                if _port_closed(e):
+                    return None, f"{port} closed while reading it ({e})"
+                raise
+            text += data.decode("utf-8", "replace")
+            m = BUILD_ID_LINE.search(text)
+            if m:
+                return m.group(1), None
+    finally:
+        conn.close()
+    return None, (f"the board on {port} printed no build id in {timeout_s:g} s at {baud} baud (it runs another "
+                  "program, or one built before build ids)")
+
+
+def upload(cli, board, port, input_dir, sketch_dir, compile_json, force=False, *, baud=115200,
+           probe_timeout_s=PROBE_TIMEOUT_S, serial_factory=None):
+    """Uploads unless the board on the port reports this build's id (FORCE=1: always).
+
+    Nothing local is trusted: the board is asked (a board reflashed from the IDE in between reports another id,
+    or none). Returns (port, uploaded: bool, why: one sentence on what was decided and why)."""
     cli = find_cli(cli, sketch_dir)
     port = check_port(port) if port else detect_port(cli, board)
     with open(compile_json) as f:
-        binary = json.load(f)["firmware_sha256"]
-    record = {"port": port, "fqbn": board["fqbn"], "firmware_sha256": binary}
-    try:
-        with open(record_json) as f:
-            previous = json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        previous = None
-    if previous and {k: previous.get(k) for k in record} == record and not force:
-        return port, False
-    if os.path.exists(record_json):
-        os.remove(record_json)
+        compiled = json.load(f)
+    ident = compiled.get("build_id")
+    if force:
+        why = "FORCE=1: uploading without asking the board"
+    elif not ident:
+        why = "this firmware carries no build id (compiled by an older tinyml-scons): uploading"
+    else:
+        found, problem = board_build_id(port, baud, timeout_s=probe_timeout_s, serial_factory=serial_factory)
+        if found == ident:
+            return port, False, (f"{board['title']} on {port} reports build id {ident}, this build's: upload "
+                                 "skipped (FORCE=1 uploads anyway)")
+        if found:
+            why = f"the board on {port} runs build {found}, this is build {ident}: uploading"
+        elif problem.startswith("the board on"):
+            why = f"{problem}: uploading build {ident}"
+        else:
+            why = f"cannot read the board's build id ({problem}): uploading build {ident} to be sure"
     cmd = [cli, "upload", "--fqbn", board["fqbn"], "--port", port, "--input-dir", os.path.abspath(input_dir),
-           "--format", "json", os.path.abspath(sketch_dir)]
+           "--format", "json", compiled.get("compiled_sketch") or os.path.abspath(sketch_dir)]
     _run_json(cmd, f"arduino-cli upload to {port}")
-    with atomic_open(record_json) as f:
-        json.dump(dict(record, time=time.strftime("%Y-%m-%dT%H:%M:%S")), f, indent=1)
-    return port, True
+    return port, True, why
 
 
 # ------------------------------------------------------------------------------------------------ serial port

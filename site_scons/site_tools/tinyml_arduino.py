@@ -1,6 +1,6 @@
-"""SCons tool: arduino-cli compile (only when a sketch file or a flag changed), upload (always asked for, after
-compile; skipped when the same binary is already on the port), the serial monitor (miniterm) and `verify`, which
-checks the board's scores against TFLite's."""
+"""SCons tool: arduino-cli compile (only when a sketch file or a flag changed; of a copy of the sketch that carries
+its build id), upload (always asked for, after compile; skipped only when the board on the port reports this
+build id), the serial monitor (miniterm) and `verify`, which checks the board's scores against TFLite's."""
 import os
 
 from tinyml_glue import add_builder, params_node, setting, stage_action
@@ -18,7 +18,7 @@ def _compile(target, source, p):
             memreport.check_fits(json.load(f))        # the size gate: fail before arduino-cli runs
 
     result = arduino.compile_sketch(p["cli"], p["sketch_dir"], p["board"], p["build_path"], p["output_dir"],
-                                    target[0], extra_flags=p["flags"])
+                                    target[0], extra_flags=p["flags"], staged_dir=p["staged_dir"])
     diagnostics = arduino.compiler_diagnostics(result)
     if diagnostics:
         print(diagnostics)
@@ -32,10 +32,11 @@ def _compile(target, source, p):
 def _upload(target, source, p):
     from codegen.device import arduino
 
-    port, uploaded = arduino.upload(p["cli"], p["board"], p["port"], p["output_dir"], p["sketch_dir"],
-                                    p["record"], p["compile_json"], force=p["force"])
-    print(f"uploaded to {port}" if uploaded else
-          f"{p['board']['title']} on {port} already runs this binary: upload skipped (FORCE=1 uploads anyway)")
+    port, uploaded, why = arduino.upload(p["cli"], p["board"], p["port"], p["output_dir"], p["sketch_dir"],
+                                         p["compile_json"], force=p["force"], baud=p["baud"])
+    print(why)
+    if uploaded:
+        print(f"uploaded to {port}")
 
 
 def _port(p):
@@ -71,24 +72,27 @@ def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None,
     # Firmware files are written beside compile.json by arduino-cli, undeclared: never take it from a cache;
     # `scons -c` removes them and arduino-cli's build folder with it.
     env.Clean(os.path.join(build_dir, "firmware", "compile.json"),
-              [env.Dir(os.path.join(build_dir, d)) for d in ("firmware", "arduino-build")])
+              [env.Dir(os.path.join(build_dir, d)) for d in ("firmware", "arduino-build", "firmware-sketch")])
     return env.NoCache(env.TinyArduinoCompileSketch(
         os.path.join(build_dir, "firmware", "compile.json"),
         list(sketch_nodes) + ([memory] if memory else []) + [params_node(
             env, cli=cli, board=board, sketch_dir=sketch_dir, flags=list(flags), memory=str(memory or ""),
                                           build_path=os.path.join(build_dir, "arduino-build"),
-                                          output_dir=os.path.join(build_dir, "firmware"))]))
+                                          output_dir=os.path.join(build_dir, "firmware"),
+                                          staged_dir=os.path.join(build_dir, "firmware-sketch", sketch_name))]))
 
 
 def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name=None, cli=None, port=None, force=None):
-    """An always-built alias: asks for an upload every time; arduino.upload skips a repeat of the same binary."""
+    """An always-built alias: asks for an upload every time; arduino.upload skips it when the board on the port
+    reports this build's id."""
+    from codegen.device import boards
+
     sketch_name, cli = setting(env, sketch_name, "SKETCH"), setting(env, cli, "ARDUINO_CLI")
     port, force = setting(env, port, "PORT"), setting(env, force, "FORCE")
     compiled = env.arg2nodes(compiled)[0]
     params = params_node(env, cli=cli, board=board, port=port, force=force, compile_json=str(compiled),
                          sketch_dir=os.path.join(build_dir, sketch_name),
-                         output_dir=os.path.join(build_dir, "firmware"),
-                         record=os.path.join(build_dir, "firmware", "upload.json"))
+                         output_dir=os.path.join(build_dir, "firmware"), baud=boards.serial_baud(board))
     alias = env.Alias(f"upload-{board['name']}", [compiled, params], env["TINY_UPLOAD_ACTION"])
     env.AlwaysBuild(alias)
     return alias

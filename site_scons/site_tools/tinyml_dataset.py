@@ -1,7 +1,7 @@
 """SCons tool: the dataset stage (built-in synthetic images, or DATA= class folders) packed for training."""
 import os
 
-from tinyml_glue import add_builder, params_node, setting, stage_action
+from tinyml_glue import add_builder, file_names, params_node, setting, stage_action
 
 
 def _synthesize(target, source, p):
@@ -36,10 +36,13 @@ def TinyDataset(env, build_dir, *, data=None, samples=None, seed=None, size=None
     data, samples, seed = setting(env, data, "DATA"), setting(env, samples, "SAMPLES"), setting(env, seed, "SEED")
     size, channels = setting(env, size, "SIZE"), setting(env, channels, "CHANNELS")
 
+    files = None
     if data:
         classes = dataset.list_class_folder(data)
         sources = [f for files in classes.values() for f in files]
         names = sorted(classes)
+        # Which class each image is in, and their order (the split and the held-out image follow it).
+        files = file_names(sources, base=data)
     else:
         index = env.TinySyntheticImages(os.path.join(env.subst(synthetic_dir), "index.json"),
                                         params_node(env, per_class=samples, seed=seed))
@@ -53,7 +56,8 @@ def TinyDataset(env, build_dir, *, data=None, samples=None, seed=None, size=None
     targets = [os.path.join(build_dir, "dataset.npz")] + [os.path.join(build_dir, "heldout", f"{c}.png")
                                                            for c in names]
     nodes = env.TinyDatasetPack(targets, sources + [params_node(env, data=data, classes=names, size=size,
-                                                                 channels=channels, seed=seed)])
+                                                                 channels=channels, seed=seed,
+                                                                 **({"files": files} if files else {}))])
     return nodes[0], dict(zip(names, nodes[1:]))
 
 

@@ -21,6 +21,20 @@ def params_node(env, **params):
     return env.Value(json.dumps(params, sort_keys=True))
 
 
+def file_names(nodes, base=None):
+    """The names of input files as a stage's output sees them, for its parameter node: SCons decides on
+    content alone, so a stage whose output shows or uses a file's name (an input's title, a class folder's
+    file order, a template's path) must carry the names, in order, among its parameters. `base`: names
+    relative to this folder (else the base names)."""
+    import SCons.Util
+
+    names = []
+    for node in SCons.Util.flatten(nodes):
+        path = node if isinstance(node, str) else node.get_abspath()
+        names.append(os.path.relpath(path, base) if base else os.path.basename(path))
+    return names
+
+
 def setting(env, value, name):
     """A stage parameter: the value given to the method, else the construction variable TINY_<NAME>.
 
@@ -45,6 +59,25 @@ def tool_versions(*distributions):
         except metadata.PackageNotFoundError:
             versions[dist] = None
     return versions
+
+
+def program_identity(*names):
+    """{program: "realpath size mtime" or None} of the external compilers/emulators a stage's output depends
+    on (host gcc, arm-none-eabi-gcc, QEMU, simavr): an upgraded package replaces the file. No subprocess:
+    `scons` reads its build files fast; Debian installs keep the package's mtimes, so machines with the same
+    package version agree (a shared cache still works)."""
+    import shutil
+
+    found = {}
+    for name in names:
+        path = shutil.which(name)
+        if path is None:
+            found[name] = None
+            continue
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        found[name] = f"{real} {st.st_size} {int(st.st_mtime)}"
+    return found
 
 
 @contextlib.contextmanager
@@ -119,6 +152,33 @@ def stop_stages_on_signals():
     job.Jobs._setup_sig_handler = chained_setup
 
 
+_built_here = set()        # abspaths of targets a stage action really wrote in this process
+
+
+def mark_built(targets):
+    """Records that a stage's action ran to completion in this process and wrote `targets` (tinyml_state
+    records, caches and pushes only those)."""
+    for t in targets:
+        _built_here.add(t.get_abspath())
+
+
+def really_built(node):
+    """Whether `node` was really built by this process: not a dry run (-n), a question (-q), a failed or
+    interrupted stage. A stage's target counts only when its action finished (mark_built); the target of an
+    action that is not ours (SCons' own builders) only when SCons executes actions at all."""
+    import SCons.Action
+
+    if not SCons.Action.execute_actions:
+        return False
+    if node.get_abspath() in _built_here:
+        return True
+    try:
+        actions = node.get_executor().get_action_list()
+    except (AttributeError, TypeError):
+        return False
+    return not any(getattr(a, "tinyml_stage", False) for a in actions)
+
+
 def stage_action(fn, comstr_var, default_comstr):
     """Wraps `fn(target, source, params)` (paths as strings) as an SCons action.
 
@@ -128,6 +188,7 @@ def stage_action(fn, comstr_var, default_comstr):
 
     def action(target, source, env):
         params = {}
+        source = [s for s in source if not is_code_node(s)]
         if source and isinstance(source[-1], SCons.Node.Python.Value):
             params = json.loads(source[-1].read())
             source = source[:-1]
@@ -149,6 +210,7 @@ def stage_action(fn, comstr_var, default_comstr):
             sys.stderr.write(f"error: no space left while writing {target[0]} ({e.strerror}); free disk space "
                              "(or raise the file size limit) and run scons again\n")
             return 1
+        mark_built(target)
         return 0
 
     def stage_line(target, source, env, executor=None):
@@ -162,7 +224,34 @@ def stage_action(fn, comstr_var, default_comstr):
     action.__name__ = fn.__name__
     stage = SCons.Action.Action(action, strfunction=stage_line)
     stage.tinyml_stage = True       # what tinyml_progress counts
+    stage.tinyml_fn = fn            # whose codegen imports are the stage's code version (code_node)
     return comstr_var, default_comstr, stage
+
+
+CODE_PREFIX = "tinyml code version "
+
+
+def is_code_node(node):
+    return isinstance(node, SCons.Node.Python.Value) and str(node.value).startswith(CODE_PREFIX)
+
+
+_code_nodes = {}
+
+
+def code_node(env, action):
+    """A Value holding the version of the project's code a stage's output comes from (codegen.codeversion: the
+    codegen modules its function imports, and theirs), or None for an action that is not a stage's."""
+    fn = getattr(action, "tinyml_fn", None)
+    if fn is None:
+        return None
+    if fn not in _code_nodes:
+        import inspect
+
+        from codegen import codeversion
+
+        modules = codeversion.modules_of_function(inspect.getsource(fn))
+        _code_nodes[fn] = CODE_PREFIX + codeversion.version(modules) if modules else None
+    return env.Value(_code_nodes[fn]) if _code_nodes[fn] else None
 
 
 def _locking(emitter):
@@ -197,6 +286,11 @@ def _literal_path_builder():
                 target = literal_nodes(env, target)
             if source is not None:
                 source = literal_nodes(env, source)
+                code = code_node(env, self.action)
+                if code is not None:
+                    # before the parameters, which stay last (emitters read them there)
+                    at = len(source) - 1 if source and isinstance(source[-1], SCons.Node.Python.Value) else len(source)
+                    source = source[:at] + [code] + source[at:]
             return super()._execute(env, target, source, *args, **kw)
 
     return LiteralPathBuilder

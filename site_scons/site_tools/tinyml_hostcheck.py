@@ -4,7 +4,7 @@ import os
 
 import SCons.Defaults
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, params_node, program_identity, stage_action
 
 
 def _hostcheck(target, source, p):
@@ -24,7 +24,7 @@ def TinyHostCheck(env, build_dir, sketch_nodes, expected, *, sketch_name):
     stub = [env.File(os.path.join(hostcheck.HOST_STUB_DIR, f)) for f in ("Arduino.h", "main.cpp")]
     return env.TinyRunHostCheck(os.path.join(build_dir, "hostcheck.json"), list(sketch_nodes) + [expected] + stub + [
         params_node(env, sketch_dir=os.path.join(build_dir, sketch_name), sketch_name=sketch_name,
-                    expected=str(expected))])
+                    expected=str(expected), programs=program_identity("gcc", "g++"))])
 
 
 def TinyCompilationDatabase(env, build_dir, sketch_nodes, *, sketch_name):

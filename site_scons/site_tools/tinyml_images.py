@@ -1,7 +1,7 @@
 """SCons tool: embed test inputs as C arrays (bin2c) and compute TFLite's reference results for them."""
 import os
 
-from tinyml_glue import add_builder, literal_nodes, params_node, stage_action
+from tinyml_glue import add_builder, file_names, literal_nodes, params_node, stage_action
 
 # Bumped when images.json gains fields the later stages read: an older one is then re-embedded.
 IMAGES_FORMAT = 2
@@ -41,6 +41,8 @@ def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, cl
                                                       class_source=class_source, labels_file=bool(labels_file),
                                                       generate=bin2c.GENERATED_INPUTS if generate is None else generate,
                                                       seed=seed, format=IMAGES_FORMAT,
+                                                      # the titles the sketch prints come from the names
+                                                      input_names=file_names(images),
                                                       **({"board": {"title": board.get("title"),
                                                                     "ram_bytes": board.get("ram_bytes")}}
                                                          if board else {}))])

@@ -2,7 +2,7 @@
 emulator of the board's CPU (Cortex-M4F under QEMU, AVR under simavr) with its scores checked byte for byte."""
 import os
 
-from tinyml_glue import add_builder, params_node, stage_action
+from tinyml_glue import add_builder, params_node, program_identity, stage_action
 
 
 def _memory(target, source, p):
@@ -61,10 +61,14 @@ def TinyMemoryReport(env, build_dir, mlf, board):
 
 def TinySimulate(env, build_dir, mlf, images, expected, sketch_nodes, board, *, sketch_name):
     work_dir = os.path.join(build_dir, "simulate")
+    on_avr = (board.get("emulator") or "").startswith("simavr")
+    programs = (("arduino-builder", "avr-gcc", "avr-size", "simavr") if on_avr else
+                ("arm-none-eabi-gcc", "qemu-system-arm"))
     node = env.TinyRunSimulation(os.path.join(build_dir, "simulate.json"),
                                  [mlf, *images[:3], expected, *sketch_nodes, params_node(
                                      env, board=board, work_dir=work_dir,
-                                     sketch_dir=os.path.join(build_dir, sketch_name), sketch_name=sketch_name)])
+                                     sketch_dir=os.path.join(build_dir, sketch_name), sketch_name=sketch_name,
+                                     programs=program_identity(*programs))])
     env.Clean(node, env.Dir(work_dir))      # the firmware and arduino-builder's cache: kept between runs, undeclared
     return node
 

@@ -17,9 +17,12 @@ def TinyMLF(env, build_dir, tflite, *, model_name="default", board=None):
     """model_mlf.tar under build_dir; for a board whose compiler limits the size of one object (boards.json
     `max_object_bytes`: avr-gcc's 32,767), a larger array is a clear error here instead of a compiler error."""
     limit = (board or {}).get("max_object_bytes")
+    # TINYML_MICROKERNELS=0 (codegen.lowering.microkernels.enabled, not imported here: it loads numpy) makes
+    # other C: part of the signature, present only when set so that existing MLFs keep theirs.
+    switch = {"microkernels": False} if os.environ.get("TINYML_MICROKERNELS", "1") == "0" else {}
     return env.TinyModelLibrary(os.path.join(build_dir, "model_mlf.tar"),
                                 [tflite, params_node(env, model_name=model_name, max_object_bytes=limit, format=MLF_VERSION,
-                                                       versions=tool_versions("apache-tvm", "tflite"))])
+                                                       versions=tool_versions("apache-tvm", "tflite"), **switch)])
 
 
 def generate(env):

@@ -1,7 +1,7 @@
 """SCons tools: the quantize stage (TFLite PTQ) and the accuracy report."""
 import os
 
-from tinyml_glue import add_builder, params_node, setting, stage_action, tool_versions
+from tinyml_glue import add_builder, file_names, params_node, setting, stage_action, tool_versions
 
 
 def _quantize(target, source, p):
@@ -40,7 +40,10 @@ def TinyQuantize(env, build_dir, model, dataset_npz, *, mode=None, io_type=None,
     return env.TinyQuantizeModel(os.path.join(build_dir, "model.tflite"),
                                  [model, dataset_npz,
                                   params_node(env, mode=mode, io_type=io_type, rep_samples=rep_samples,
-                                              versions=tool_versions("tensorflow"))])
+                                              versions=tool_versions("tensorflow"),
+                                              # how each file is read (.keras/.h5, .npz/.npy) goes by its suffix
+                                              suffixes=[os.path.splitext(n)[1].lower()
+                                                        for n in file_names([model, dataset_npz])])])
 
 
 def TinyReport(env, build_dir, tflite, dataset_npz, history, model=None):

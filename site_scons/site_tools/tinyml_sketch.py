@@ -27,7 +27,7 @@ def TinySketch(env, build_dir, mlf, images, *, sketch_name=None, templates=None,
     template_nodes = literal_nodes(env, [os.path.join(templates, t) for t in sketch.template_files(templates)])
     nodes = env.TinyRenderSketch(outputs, [mlf, *images] + template_nodes + [params_node(
         env, templates=templates, sketch_dir=sketch_dir, sketch_name=sketch_name, model_name=model_name,
-        context=context or {})])
+        context=context or {}, template_names=sketch.template_files(templates))])
     # Not deleted before a rebuild: unchanged files keep their mtime, so arduino-cli recompiles only what changed.
     env.Precious(nodes)
     return nodes

@@ -9,7 +9,9 @@
   tool records its stage key (inputs, parameters, action) and the sha256 of what it wrote in
   `<database dir>/.scons-finished/`; a later run that finds no signature for a target but a matching record
   and unchanged file keeps it instead of rebuilding. The hook is SCons' own CacheDir interface
-  (`CACHEDIR_CLASS`), which SCons calls exactly before building and after a target is built.
+  (`CACHEDIR_CLASS`), which SCons calls exactly before building and after a target is built. SCons calls it
+  under -n too: only a target a stage really built in this process (tinyml_glue.really_built) is recorded or
+  pushed, and -n/-q change nothing on disk.
 - **Shared cache (CACHE_DIR=).** The same class is SCons' CacheDir with three changes: an unusable or
   read-only directory is one warning and the build goes on (read-only: entries are still taken); every entry
   carries the sha256 of its content, and an entry that does not match is evicted, reported and rebuilt; the
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import threading
 
+import SCons.Action
 import SCons.CacheDir
 import SCons.Errors
 import SCons.Node.FS
@@ -317,8 +320,15 @@ class StageCache(SCons.CacheDir.CacheDir):
     def retrieve(self, node):
         if node.always_build or not SCons.CacheDir.cache_enabled:      # --cache-disable: build everything
             return False
+        if not SCons.Action.execute_actions:
+            # -n and -q change nothing on disk: say what a real run would do, as SCons' own CacheDir does.
+            if self.would_retrieve(node):
+                print(f"scons: would keep `{node}' (an earlier run built it from these same inputs)")
+                return True
+            return False
         if self._restore_finished(node):
-            print(f"scons: kept `{node}' (built earlier from the same inputs; its signature was never saved)")
+            print(f"scons: kept `{node}' (an earlier run built it from these same inputs but stopped before it "
+                  "could note that; not rebuilt)")
             return True
         if not self.is_enabled():
             return False
@@ -339,6 +349,12 @@ class StageCache(SCons.CacheDir.CacheDir):
         return retrieved
 
     def push(self, node):
+        # Only what this process really built is recorded or shared: SCons calls push after -n "builds" too
+        # (and for a stage that did not run, the file on disk is the old one, not what these inputs make).
+        from tinyml_glue import really_built
+
+        if not really_built(node):
+            return None
         self._record(node)
         if not self.is_enabled() or self.is_readonly():
             return None
