@@ -223,12 +223,44 @@ def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None,
             "cycles": cycles, "region": region, "regions": regions}
 
 
+CYCLE_MODEL = ("estimate: each executed instruction charged the Cortex-M4 TRM's cycles (loads/stores 2, pipelined 1; "
+               "LDM/STM 1+N; MAC 1; divide 12; taken branch 1+2, not taken 1; VDIV/VSQRT 14), plus the board's "
+               "flash wait states per taken branch; no bus, memory or dependency stalls "
+               "(codegen/runners/baremetal/insn_count_plugin.c)")
+
+
+def _mean(total, count):
+    return total // count if total % count == 0 else total / count
+
+
+def per_inference(region, *, clock_hz=None, flash_wait_states=0):
+    """simulate.json's cost fields from a region of one inference per marker pair: instructions and estimated
+    cycles per inference (mean, min, max) and, at `clock_hz`, the estimated milliseconds."""
+    count = region["count"]
+    cycles = region["cycles"]
+    fields = {
+        "instructions_per_inference": _mean(region["total"], count),
+        "instructions_min": region["min"],
+        "instructions_max": region["max"],
+        "cycles_per_inference_estimate": _mean(cycles["total"], count),
+        "cycles_min_estimate": cycles["min"],
+        "cycles_max_estimate": cycles["max"],
+        "flash_wait_states": int(flash_wait_states),
+        "cycle_model": CYCLE_MODEL,
+    }
+    if clock_hz:
+        fields["clock_hz"] = int(clock_hz)
+        fields["ms_per_inference_estimate"] = round(1000.0 * fields["cycles_per_inference_estimate"] / clock_hz, 4)
+    return fields
+
+
 def count_region(elf, *, timeout_s=60, plugin_so=None, flash_wait_states=0, each_region=False):
     """Instructions executed between the insn_region_begin()/insn_region_end() markers of elf.
 
     Returns {"count", "total", "first", "min", "max", "cycles", "instructions", "exit_code", "stdout",
     "regions"}, where "total" sums all completed regions, "cycles" holds the same four figures in estimated
-    cycles, "instructions" is the whole run and "regions" every region when `each_region`. Raises QemuError when the firmware has no markers,
+    cycles, "instructions" is the whole run and "regions" every region when `each_region`.
+    Raises QemuError when the firmware has no markers,
     completed no region, or exited with a non-zero code.
     """
     if _region_addresses(elf) is None:
