@@ -313,6 +313,10 @@ static void classify32(unsigned hw1, unsigned hw2, struct cls *c)
         bool load = (hw1 >> 4) & 1;
         bool regoff = !((hw1 >> 7) & 1) && (hw1 & 0xF) != 15 && ((hw2 >> 6) & 0x3F) == 0;
         ls(c, load, hw2 >> 12, hw1 & 0xF, regoff ? (int)(hw2 & 0xF) : -1);
+        if (load && (hw2 >> 12) == 15 && ((hw1 >> 5) & 3) != 2) {
+            c->pc_write = false;                           /* PLD, PLI: byte-sized "loads" into PC are hints */
+            c->load_rt = -1;
+        }
     } else if ((hw1 & 0xFF80) == 0xFB80) {                 /* long multiply, long MAC, divide */
         unsigned op1 = (hw1 >> 4) & 7, op2 = (hw2 >> 4) & 0xF;
         if ((op1 == 1 || op1 == 3) && op2 == 0xF) {
@@ -461,3 +465,26 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
     qemu_plugin_register_atexit_cb(id, on_plugin_exit, NULL);
     return 0;
 }
+
+#ifdef INSN_COUNT_SELFTEST
+/* The classifier alone, for tests/test_cycles.py: reads one instruction per line as its halfwords in hex
+ * ("f8d1 3004" or "b510") and prints "cost ls_single pc_write cond it_len" (cost without the branch refill). */
+int main(void)
+{
+    char line[64];
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        unsigned hw1 = 0, hw2 = 0;
+        int n = sscanf(line, "%x %x", &hw1, &hw2);
+        struct cls c = {.cost = 1, .load_rt = -1, .rn = -1, .rm = -1};
+        if (n == 2) {
+            classify32(hw1, hw2, &c);
+        } else if (n == 1) {
+            classify16(hw1, &c);
+        } else {
+            continue;
+        }
+        printf("%u %d %d %d %u\n", c.cost, c.ls_single, c.pc_write, c.cond, c.it_len);
+    }
+    return 0;
+}
+#endif
