@@ -153,9 +153,15 @@ def profile_figure(report):
         axes[0].set_title("per kernel call (share of the estimated cycles)")
         axes[0].legend(loc="lower right")
         axes[0].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        per_mac = [r["insn_per_mac"] or 0 for r in rows]
-        axes[1].barh(positions, per_mac, color="tab:gray")
-        axes[1].set_title("instructions / MAC")
+        # a log scale: a softmax's hundreds of instructions per MAC would flatten the convolutions' 1-4
+        with_macs = [(p, r["insn_per_mac"]) for p, r in zip(positions, rows) if r["insn_per_mac"]]
+        if with_macs:
+            axes[1].barh([p for p, _ in with_macs], [v for _, v in with_macs], color="tab:gray")
+            for p, v in with_macs:
+                axes[1].annotate(f"{v:.2f}", (v, p), xytext=(2, 0), textcoords="offset points", va="center",
+                                 fontsize=7)
+            axes[1].set_xscale("log")
+        axes[1].set_title("instructions / MAC (log)")
         axes[0].set_yticks(positions, labels=labels)
         axes[0].invert_yaxis()          # first layer on top, as in profile.txt
         for ax in axes:
