@@ -169,8 +169,8 @@ def _samples(rng):
         add(f"ldrex {rt}, [{rn}, #{4 * rng.randrange(256)}]", LS)
         add(f"strex {rm}, {rt}, [{rn}]", LS)
         rt, rt2 = rng.sample(mid, 2)
-        add(f"{rng.choice(['ldrd', 'strd'])} {rt}, {rt2}, [{rng.choice(['sp', 'r12'])}, #{4 * rng.randrange(-255, 256)}]",
-            (3, 0, 0, 0, 0))
+        base, offset = rng.choice(["sp", "r12"]), 4 * rng.randrange(-255, 256)
+        add(f"{rng.choice(['ldrd', 'strd'])} {rt}, {rt2}, [{base}, #{offset}]", (3, 0, 0, 0, 0))
         rn = rng.choice(low)
         regs = _regs(rng, [r for r in low if r != rn], rng.randrange(1, 7))
         add(f"{rng.choice(['ldmia', 'stmia'])} {rn}!, {{{', '.join(regs)}}}", (1 + len(regs), 0, 0, 0, 0))
