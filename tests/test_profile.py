@@ -83,6 +83,12 @@ def test_profile_needs_a_qemu_board():
     assert proc.stderr.splitlines() == [
         "error: BOARD=mega has no Cortex-M4 emulator; `scons profile` runs on boards simulated in QEMU (e.g. "
         "BOARD=nano33ble); leave `profile` out for it or pick another BOARD="]
+    tree = os.path.join(ROOT, "..", "shared", "tflm-tree")
+    if os.path.isdir(tree):     # BACKEND=tflm needs a TFLM tree to get this far
+        proc = subprocess.run([scons_exe(), "-C", ROOT, "-Q", "BACKEND=tflm", f"TFLM_DIR={tree}", "profile"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+        assert proc.stderr.startswith("error: `scons profile` profiles the generated C of BACKEND=tvm")
 
 
 @pytest.mark.heavy
