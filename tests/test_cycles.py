@@ -122,6 +122,12 @@ def test_totals_and_regions_agree(firmware):
     assert all(r["cycles"] > r["insn"] for r in res["regions"])
     run = qemu.run_firmware(firmware[N1], timeout_s=30, count_instructions=True)
     assert run["cycles"] >= run["instructions"] > 0 and run["regions"] == []
+    # every cycle beyond one per instruction has a kind; these loops divide, use the FPU, load and branch
+    kinds = run["cycle_breakdown"]
+    assert run["cycles"] == run["instructions"] + sum(kinds.values())
+    assert set(kinds) == {"loadstore", "branch", "divide", "fp", "other"}
+    assert kinds["divide"] >= N1 * 2 * 11 and kinds["fp"] >= N1 * (13 + 2 + 13)
+    assert kinds["branch"] >= N1 * len(KERNELS) * P and kinds["loadstore"] > 0
 
 
 # --- the classifier on generated instructions --------------------------------------------------------------

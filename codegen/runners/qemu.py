@@ -138,7 +138,8 @@ def _region_addresses(elf):
 
 
 def _parse_plugin_log(text, elf):
-    """(instructions, estimated cycles, region or None, [per-region {"insn", "cycles"}]) from the plugin's log."""
+    """(instructions, estimated cycles, region or None, [per-region {"insn", "cycles"}], the whole run's cycles
+    beyond one per instruction by kind {"loadstore", "branch", "divide", "fp", "other"}) from the plugin's log."""
     m = re.search(r"^insn_count total=(\d+)$", text, re.M)
     c = re.search(r"^cycle_estimate total=(\d+) taken_branches=(\d+) not_taken_branches=(\d+)$", text, re.M)
     if m is None or c is None:
@@ -156,7 +157,9 @@ def _parse_plugin_log(text, elf):
             region["cycles"] = dict(zip(("total", "first", "min", "max"), (int(x) for x in rc.groups())))
     each = [{"insn": int(n), "cycles": int(cy)}
             for _, n, cy in re.findall(r"^insn_region (\d+) insn=(\d+) cycles=(\d+)$", text, re.M)]
-    return int(m.group(1)), int(c.group(1)), region, each
+    b = re.search(r"^cycle_breakdown beyond_one_per_instruction (.*)$", text, re.M)
+    breakdown = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", b.group(1))} if b else None
+    return int(m.group(1)), int(c.group(1)), region, each, breakdown
 
 
 def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None, flash_wait_states=0,
@@ -172,7 +175,8 @@ def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None,
     insn_region_begin()..insn_region_end() regions, with "cycles": {"total", "first", "min", "max"} estimated the
     same way. "cycles" is the whole run's estimated Cortex-M4 cycles (the plugin's TRM-based model, with
     `flash_wait_states` per taken branch in flash); "regions" lists every completed region's {"insn", "cycles"}
-    in order when `each_region` (else []).
+    in order when `each_region` (else []); "cycle_breakdown" the whole run's cycles beyond one per instruction by
+    kind (loadstore, branch, divide, fp, other).
     A fault or a run longer than timeout_s raises QemuError.
     """
     _require(QEMU, INSTALL_HINT)
@@ -211,16 +215,16 @@ def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None,
                        if line.startswith(QEMU + ":") and "warning:" not in line]
         if proc.returncode != 0 and qemu_errors:
             raise QemuError(f"QEMU could not run firmware {elf}: {_tail(chr(10).join(qemu_errors), 1000)}")
-        instructions = cycles = region = None
+        instructions = cycles = region = breakdown = None
         regions = []
         if count_instructions:
             text = ""
             if os.path.exists(log):
                 with open(log, errors="replace") as f:
                     text = f.read()
-            instructions, cycles, region, regions = _parse_plugin_log(text, elf)
+            instructions, cycles, region, regions, breakdown = _parse_plugin_log(text, elf)
     return {"exit_code": proc.returncode, "stdout": stdout, "stderr": stderr, "instructions": instructions,
-            "cycles": cycles, "region": region, "regions": regions}
+            "cycles": cycles, "region": region, "regions": regions, "cycle_breakdown": breakdown}
 
 
 CYCLE_MODEL = ("estimate: each executed instruction charged the Cortex-M4 TRM's cycles (loads/stores 2, pipelined 1; "

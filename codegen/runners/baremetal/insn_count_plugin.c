@@ -42,6 +42,7 @@
  * Output (through qemu_plugin_outs, i.e. QEMU's log: run with `-d plugin -D logfile`), at exit:
  *     insn_count total=<n>
  *     cycle_estimate total=<c> taken_branches=<t> not_taken_branches=<u>
+ *     cycle_breakdown beyond_one_per_instruction loadstore=<c> branch=<c> divide=<c> fp=<c> other=<c>
  *     insn_count regions=<k> region_total=<n> region_first=<n> region_min=<n> region_max=<n>   (only with begin/end)
  *     cycle_estimate region_total=<c> region_first=<c> region_min=<c> region_max=<c>           (only with begin/end)
  *     insn_region <i> insn=<n> cycles=<c>                                                         (only with each=1)
@@ -104,6 +105,10 @@ EXPORT int qemu_plugin_version = 1;
 
 /* ---- state (the boards this is used for have a single vCPU) ---- */
 static uint64_t insn_total, cycle_total, taken_total, not_taken_total;
+
+/* Where the cycles beyond one per instruction go (whole run): the kinds of `struct cls`, then branch refills. */
+enum { EXTRA_OTHER, EXTRA_LOADSTORE, EXTRA_DIVIDE, EXTRA_FP, EXTRA_BRANCH, EXTRA_KINDS };
+static uint64_t extra[EXTRA_KINDS];
 
 static unsigned refill = 2;      /* P: pipeline refill cycles of a taken branch (TRM: 1 to 3) */
 static unsigned wait_states = 0; /* flash wait states per non-sequential fetch from flash */
@@ -180,6 +185,7 @@ static void on_tb_exec(unsigned int vcpu_index, void *userdata)
     if (pending_fallthrough != 0) {
         if (tb->vaddr != pending_fallthrough) {
             cycle_total += pending_penalty;
+            extra[EXTRA_BRANCH] += pending_penalty;
             taken_total++;
         } else {
             not_taken_total++;
@@ -200,6 +206,7 @@ struct cls {
     bool pc_write;     /* a branch or another write to the PC */
     bool cond;         /* a conditional branch (B<c>, CBZ, CBNZ): taken or not is seen at run time */
     unsigned it_len;   /* an IT instruction: how many instructions its block holds */
+    int kind;          /* EXTRA_*: what its cycles beyond one count as */
 };
 
 #define COST_DIV 12
@@ -215,6 +222,7 @@ static int popcount16(unsigned v)
 static void ls(struct cls *c, bool load, int rt, int rn, int rm)
 {
     c->cost = 2;
+    c->kind = EXTRA_LOADSTORE;
     c->ls_single = true;
     c->load_rt = load ? rt : -1;
     c->rn = rn;
@@ -238,11 +246,14 @@ static void classify16(unsigned hw, struct cls *c)
         ls(c, (hw >> 11) & 1, (hw >> 8) & 7, 13, -1);
     } else if ((hw & 0xFE00) == 0xB400) {                  /* PUSH */
         c->cost = 1 + popcount16(hw & 0x1FF);
+        c->kind = EXTRA_LOADSTORE;
     } else if ((hw & 0xFE00) == 0xBC00) {                  /* POP */
         c->cost = 1 + popcount16(hw & 0x1FF);
+        c->kind = EXTRA_LOADSTORE;
         c->pc_write = (hw >> 8) & 1;
     } else if ((hw & 0xF000) == 0xC000) {                  /* STM/LDM */
         c->cost = 1 + popcount16(hw & 0xFF);
+        c->kind = EXTRA_LOADSTORE;
     } else if ((hw & 0xF000) == 0xD000 && (hw & 0x0E00) != 0x0E00) {  /* B<c> (not UDF, SVC) */
         c->pc_write = c->cond = true;
     } else if ((hw & 0xF800) == 0xE000) {                  /* B */
@@ -262,6 +273,7 @@ static void classify_vfp(unsigned hw1, unsigned hw2, struct cls *c)
 {
     if ((hw1 & 0x0E00) == 0x0C00) {                        /* extension register load/store, 64-bit moves */
         unsigned op = (hw1 >> 4) & 0x1F;
+        c->kind = EXTRA_LOADSTORE;
         if ((op & 0x1E) == 0x04) {
             c->cost = 2;                                   /* VMOV two core registers <-> two S / one D */
         } else if ((op & 0x13) == 0x10 || (op & 0x13) == 0x11) {
@@ -271,6 +283,7 @@ static void classify_vfp(unsigned hw1, unsigned hw2, struct cls *c)
         }
     } else if ((hw1 & 0x0F00) == 0x0E00 && !(hw2 & 0x10)) { /* VFP data processing */
         unsigned opc1 = (hw1 >> 4) & 0xB, opc2 = hw1 & 0xF, opc3 = (hw2 >> 6) & 3;
+        c->kind = EXTRA_FP;
         if (opc1 == 0x8) {
             c->cost = COST_VDIV;
         } else if (opc1 <= 0x1 || opc1 == 0x9 || opc1 == 0xA) {
@@ -287,6 +300,7 @@ static void classify32(unsigned hw1, unsigned hw2, struct cls *c)
         classify_vfp(hw1, hw2, c);
     } else if ((hw1 & 0xFE40) == 0xE800) {                 /* LDM/STM (PUSH.W, POP.W) */
         c->cost = 1 + popcount16(hw2);
+        c->kind = EXTRA_LOADSTORE;
         c->pc_write = ((hw1 >> 4) & 1) && ((hw2 >> 15) & 1);
     } else if ((hw1 & 0xFE40) == 0xE840) {                 /* dual, exclusive, table branch */
         unsigned op1 = (hw1 >> 7) & 3, op2 = (hw1 >> 4) & 3, op3 = (hw2 >> 4) & 0xF;
@@ -298,6 +312,7 @@ static void classify32(unsigned hw1, unsigned hw2, struct cls *c)
             c->store_regoff = false;
         } else {
             c->cost = 3;                                   /* LDRD/STRD: 1 + N, N = 2 */
+            c->kind = EXTRA_LOADSTORE;
         }
     } else if ((hw1 & 0xF800) == 0xF000 && (hw2 & 0x8000)) { /* branches and miscellaneous control */
         if ((hw2 & 0x5000) == 0x0000) {
@@ -321,6 +336,7 @@ static void classify32(unsigned hw1, unsigned hw2, struct cls *c)
         unsigned op1 = (hw1 >> 4) & 7, op2 = (hw2 >> 4) & 0xF;
         if ((op1 == 1 || op1 == 3) && op2 == 0xF) {
             c->cost = COST_DIV;
+            c->kind = EXTRA_DIVIDE;
         }
     }
     /* data processing (immediate, register, shifted register), multiply and MAC (0xFB00..): 1 */
@@ -374,12 +390,17 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         prev_store_regoff = c.store_regoff;
         prev_load_rt = c.load_rt;
         uint64_t penalty = refill + (in_flash(pc) ? wait_states : 0);
+        if (cost > 1) {
+            qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &extra[c.kind], cost - 1);
+        }
         if (c.pc_write) {
             if (conditional) {
                 info->cond_fallthrough = pc + size;        /* a PC write ends the block */
                 info->penalty = penalty;
             } else {
                 cost += penalty;
+                qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &extra[EXTRA_BRANCH],
+                                                           penalty);
             }
         }
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &insn_total, 1);
@@ -404,6 +425,10 @@ static void on_plugin_exit(qemu_plugin_id_t id, void *userdata)
     qemu_plugin_outs(line);
     snprintf(line, sizeof line, "cycle_estimate total=%" PRIu64 " taken_branches=%" PRIu64
              " not_taken_branches=%" PRIu64 "\n", cycle_total, taken_total, not_taken_total);
+    qemu_plugin_outs(line);
+    snprintf(line, sizeof line, "cycle_breakdown beyond_one_per_instruction loadstore=%" PRIu64 " branch=%" PRIu64
+             " divide=%" PRIu64 " fp=%" PRIu64 " other=%" PRIu64 "\n", extra[EXTRA_LOADSTORE], extra[EXTRA_BRANCH],
+             extra[EXTRA_DIVIDE], extra[EXTRA_FP], extra[EXTRA_OTHER]);
     qemu_plugin_outs(line);
     if (have_region) {
         snprintf(line, sizeof line,
