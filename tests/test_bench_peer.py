@@ -231,6 +231,10 @@ def test_side_by_side_with_the_real_peer_on_ad01():
     # a 640-in, 640-out FC autoencoder: the arena holds its int8 input and output, the firmware its weights
     assert cm["arena"] >= 2 * 640 and cm["flash"] > 250_000 and cm["insn"] > row["macs"]
     assert row["ratio"] == round(row["project"]["insn"] / cm["insn"], 4)
+    # estimated cycles: this project's plugin on the peer's own firmware counts the very instructions its plugin
+    # counted, and charges at least one cycle each
+    assert cm["cycles_error"] is None and cm["insn_our_plugin"] == cm["insn"] and cm["cycles"] > cm["insn"]
+    assert row["cycle_ratio"] == round(row["project"]["cycles"] / cm["cycles"], 4)
 
 
 def test_cycle_columns_ratio_goal_and_why_missing():
