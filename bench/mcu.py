@@ -7,7 +7,7 @@ exists, then the four MLPerf Tiny models of ../shared/models):
     .venv/bin/python bench/mcu.py --peer [MODEL.tflite ...] [--board nano33ble] [--json]
     MIRROR=/work/.mirror .venv/bin/python bench/mcu.py --peer           # the peer needs its sources, see below
 
-One model in detail (flash per object, x86 latency, goals; --profile: instructions per kernel):
+One model in detail (flash per object, x86 latency, goals; --profile: instructions and cycles per kernel):
 
     .venv/bin/python bench/mcu.py [MODEL.tflite] [--image K] [--runs N] [--cflags "-O2"] [--profile]
 
@@ -25,6 +25,10 @@ One model in detail (flash per object, x86 latency, goals; --profile: instructio
 * Latency at the board's clock (codegen/device/boards.json `clock_hz`) = instructions / clock: a lower bound,
   since a Cortex-M4 needs at least one cycle per instruction (loads, taken branches and flash wait states
   take more).
+* Estimated cycles (and ms at the clock): the same QEMU plugin's Cortex-M4 cycle model (the TRM's instruction
+  timings, the board's flash_wait_states; codegen/runners/baremetal/insn_count_plugin.c), for this project on
+  the region, for the peer on the firmware its script built (bench/tflm_peer.py peer_cycles). An estimate.
+* --profile: instructions and estimated cycles per kernel call (codegen/runners/profile.py, as `scons profile`).
 """
 import argparse
 import contextlib
@@ -55,7 +59,7 @@ import tflm_peer  # noqa: E402
 from codegen.device import boards  # noqa: E402
 from codegen.errors import PipelineError  # noqa: E402
 from codegen.emit import mlf  # noqa: E402
-from codegen.runners import qemu  # noqa: E402
+from codegen.runners import profile, qemu  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(ROOT, "build", "nano33ble", "model.tflite")
 DEFAULT_DATA = os.path.join(ROOT, "build", "nano33ble", "dataset.npz")
@@ -186,7 +190,7 @@ def _text_data(paths):
     return sizes
 
 
-def _m4_count(cg, work, cflags, peer_input):
+def _m4_count(cg, work, cflags, peer_input, flash_wait_states=0):
     """Builds the firmware and counts the instructions of one tvmgen_*_run() on QEMU's Cortex-M4F."""
     fw_main = os.path.join(work, "fw_main.c")
     with open(fw_main, "w") as f:
@@ -194,11 +198,11 @@ def _m4_count(cg, work, cflags, peer_input):
     extra = ("-DPEER_INPUT",) if peer_input else ()
     elf = qemu.build_firmware(cg["sources"], [cg["incdir"], work], fw_main, os.path.join(work, "fw.elf"),
                               cflags=(*cflags, *extra))
-    res = qemu.count_region(elf, timeout_s=600)
+    res = qemu.count_region(elf, timeout_s=600, flash_wait_states=flash_wait_states)
     out = res["stdout"].strip()
     if not out.startswith("rc=0 "):
         raise PipelineError(f"the generated C of {cg['model']} failed on the Cortex-M4: {out[:200]!r}")
-    return {"insn": res["first"], "elf": elf, "out": out.split("out=")[1].split(),
+    return {"insn": res["first"], "cycles": res["cycles"]["first"], "elf": elf, "out": out.split("out=")[1].split(),
             "firmware_flash": _text_data([elf])[os.path.basename(elf)]}
 
 
@@ -228,14 +232,15 @@ def layer_macs(meta):
     return sum(o["macs"] for o in meta["ops"] if o["type"] in MAC_OPS)
 
 
-def measure_project(model_src, work, cflags):
+def measure_project(model_src, work, cflags, flash_wait_states=0):
     """This project's columns for one model, measured on the peer's input."""
     cg = _codegen(model_src, work)
     meta = cg["meta"]
-    m4 = _m4_count(cg, work, cflags, peer_input=True)
+    m4 = _m4_count(cg, work, cflags, peer_input=True, flash_wait_states=flash_wait_states)
     model_flash, _ = _model_objects_flash(cg, work, cflags)
     ram, parts = _ram(meta)
-    return {"macs": layer_macs(meta), "all_op_macs": meta["total_macs"], "insn": m4["insn"], "ram": ram, **parts,
+    return {"macs": layer_macs(meta), "all_op_macs": meta["total_macs"], "insn": m4["insn"], "cycles": m4["cycles"],
+            "ram": ram, **parts,
             "firmware_flash": m4["firmware_flash"], "model_flash": model_flash, "tflite_bytes": cg["tflite_bytes"],
             "codegen_s": round(cg["codegen_s"], 2), "outputs": m4["out"]}
 
@@ -254,15 +259,19 @@ def compare_row(name, path, project, peer, *, clock_hz, peer_error=None, error=N
     def latency(insn):
         return round(insn / clock_hz * 1e3, 6)
 
+    def estimate(m):
+        return dict(latency_ms_estimate=latency(m["cycles"])) if m.get("cycles") is not None else {}
+
     row = {"model": name, "path": path, "error": error, "macs": None, "project": None, "peer": None, "peer_error": peer_error,
-           "peer_recorded": None, "ratio": None, "goal_met": None, "ram_ratio": None, "ram_goal_met": None,
-           "flash_ratio": None}
+           "peer_recorded": None, "ratio": None, "goal_met": None, "cycle_ratio": None, "cycle_goal_met": None,
+           "ram_ratio": None, "ram_goal_met": None, "flash_ratio": None}
     if project is not None:
         row["macs"] = project["macs"]
         row["project"] = dict(project, insn_per_mac=round(project["insn"] / project["macs"], 3)
-                              if project["macs"] else None, latency_ms_min=latency(project["insn"]))
+                              if project["macs"] else None, latency_ms_min=latency(project["insn"]),
+                              **estimate(project))
     if peer is not None:
-        row["peer"] = {k: dict(v, latency_ms_min=latency(v["insn"]),
+        row["peer"] = {k: dict(v, latency_ms_min=latency(v["insn"]), **estimate(v),
                                insn_per_mac=round(v["insn"] / project["macs"], 3)
                                if project is not None and project["macs"] else None)
                        for k, v in peer.items()}
@@ -275,6 +284,9 @@ def compare_row(name, path, project, peer, *, clock_hz, peer_error=None, error=N
         row["ram_ratio"] = _ratio(project["ram"], cmsis["arena"])
         row["ram_goal_met"] = project["ram"] <= goal_ram_ratio * cmsis["arena"]
         row["flash_ratio"] = _ratio(project["firmware_flash"], cmsis["flash"])
+        if project.get("cycles") is not None and cmsis.get("cycles"):
+            row["cycle_ratio"] = _ratio(project["cycles"], cmsis["cycles"])
+            row["cycle_goal_met"] = project["cycles"] <= goal_ratio * cmsis["cycles"]
     return row
 
 
@@ -290,6 +302,14 @@ def _ms(ms):
     return ("%.1f" % ms) if ms >= 10 else ("%.2f" % ms)
 
 
+def _cycles(m):
+    """A table cell: estimated cycles and ms at the clock, or "-" when not estimated."""
+    if m.get("cycles") is None:
+        return "-"
+    return "%s (%s)" % (_m(m["cycles"]), _ms(m["latency_ms_estimate"])) if "latency_ms_estimate" in m \
+        else _m(m["cycles"])
+
+
 def format_compare(report):
     """The side-by-side table (Markdown) and its notes."""
     rows, mhz = report["models"], report["clock_hz"] / 1e6
@@ -299,7 +319,8 @@ def format_compare(report):
             "goal ≤ %.1f×" % report["goal_ratio"]]
     if ref:
         head.insert(4, "TFLM reference insn")
-    head += ["RAM B: this / TFLM arena", "flash B: this / TFLM firmware",
+    head += ["this project est. cycles (ms @ %g MHz)" % mhz, "TFLM + CMSIS-NN est. cycles (ms)", "cycle ratio",
+             "RAM B: this / TFLM arena", "flash B: this / TFLM firmware",
              "latency ≥ ms @ %g MHz: this / TFLM" % mhz]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
@@ -310,7 +331,7 @@ def format_compare(report):
             cells = [r["model"], "-", "failed", _m(cm["insn"]) if cm else "-", "-", "-"]
             if ref:
                 cells.insert(4, _m(rf["insn"]) if rf else "-")
-            cells += ["-", "-", "-"]
+            cells += ["-", _cycles(cm) if cm else "-", "-", "-", "-", "-"]
             notes.append("%s: this project failed: %s" % (r["model"], r["error"]))
             lines.append("| " + " | ".join(cells) + " |")
             continue
@@ -321,6 +342,14 @@ def format_compare(report):
                  ("yes" if r["goal_met"] else "**NO**") if r["goal_met"] is not None else "-"]
         if ref:
             cells.insert(4, _m(rf["insn"]) if rf else "-")
+        cells += [_cycles(p), _cycles(cm) if cm else "-",
+                  ("%.2f×%s" % (r["cycle_ratio"], "" if r["cycle_goal_met"] else " **NO**"))
+                  if r["cycle_ratio"] is not None else "-"]
+        if cm and cm.get("cycles_error"):
+            notes.append("%s: TFLM's estimated cycles missing: %s" % (r["model"], cm["cycles_error"]))
+        elif cm and cm.get("insn_our_plugin") not in (None, cm["insn"]):
+            notes.append("%s: this project's plugin counts %s TFLM instructions where the peer's counts %s"
+                         % (r["model"], _b(cm["insn_our_plugin"]), _b(cm["insn"])))
         if cm:
             cells += ["%s / %s (%.2f×%s)" % (_b(p["ram"]), _b(cm["arena"]), r["ram_ratio"],
                                              "" if r["ram_goal_met"] else ", > %.1f×" % report["goal_ram_ratio"]),
@@ -355,7 +384,11 @@ def format_compare(report):
         "flash: text + data of each whole firmware (startup, newlib-nano, semihosting printf, model).",
         "latency: instructions / %g MHz (%s, %s in codegen/device/boards.json) is a lower bound: a Cortex-M4 "
         "needs at least one cycle per instruction, loads, taken branches and flash wait states more."
-        % (mhz, report["board"], cpu)
+        % (mhz, report["board"], cpu),
+        "est. cycles: an ESTIMATE by this project's QEMU plugin (Cortex-M4 TRM instruction timings: loads/stores 2, "
+        "pipelined 1, LDM/STM 1+N, MAC 1, divide 12, taken branch 3, not taken 1, VDIV/VSQRT 14; %d flash wait "
+        "states), the same model for both: TFLM's is cycles(2 Invokes) - cycles(1) on the firmware its script "
+        "built. Not a timing: no bus, memory or dependency stalls." % report.get("flash_wait_states", 0)
         + ("" if cpu.startswith("cortex-m4") else
            " The counts are Cortex-M4 instructions; this board's CPU differs, so the estimate is indicative only."),
     ]
@@ -387,14 +420,16 @@ def compare(models, *, board, cflags, peer_script, mirror, ksets, peer_timeout, 
         raise BenchError(f"board {board} has no clock_hz in codegen/device/boards.json: add its CPU clock in Hz")
     report = {"board": board, "board_cpu": b.get("cpu", "?"), "clock_hz": b["clock_hz"],
               "cflags": " ".join(cflags), "peer_script": peer_script, "peer_kernel_sets": list(ksets),
-              "goal_ratio": GOAL_RATIO, "goal_ram_ratio": GOAL_RAM_RATIO, "models": []}
+              "goal_ratio": GOAL_RATIO, "goal_ram_ratio": GOAL_RAM_RATIO,
+              "flash_wait_states": int(b.get("flash_wait_states", 0)), "models": []}
     for i, path in enumerate(models):
         name = _label(path)
         project = error = peer = peer_error = None
         log.write("[%d/%d] %s: this project's C on the Cortex-M4 ...\n" % (i + 1, len(models), name))
         log.flush()
         try:
-            project = measure_project(path, os.path.join(work_root, "%d_%s" % (i, name)), cflags)
+            project = measure_project(path, os.path.join(work_root, "%d_%s" % (i, name)), cflags,
+                                      flash_wait_states=report["flash_wait_states"])
         except (PipelineError, subprocess.CalledProcessError) as e:
             error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         log.write("[%d/%d] %s: TFLM (%s) with %s (its first run builds the libraries, 10-15 min) ...\n"
@@ -403,6 +438,7 @@ def compare(models, *, board, cflags, peer_script, mirror, ksets, peer_timeout, 
         try:
             peer = tflm_peer.run(path, script=peer_script, mirror=mirror, ksets=ksets, opt=_opt_level(cflags),
                                  timeout_s=peer_timeout)
+            tflm_peer.add_cycles(path, peer, opt=_opt_level(cflags), flash_wait_states=report["flash_wait_states"])
         except tflm_peer.PeerUnavailable as e:
             peer_error = str(e)
         report["models"].append(compare_row(name, os.path.abspath(path), project, peer,
@@ -492,33 +528,15 @@ def _tflm_x86(path, img, runs):
     return {"arena": hi, "ms": statistics.median(ts), "out": out}
 
 
-def _profile(work, sources, incdir, cflags, subst, meta):
-    """Instructions of each kernel call: one firmware per call, whose TVMGEN_TRACE hook (called
-    by lib2 after every kernel) moves the region markers around that call only."""
-    calls = meta["calls"]
-    objs = []
-    for s in sources[:2]:  # the big objects are compiled once
-        o = os.path.join(work, "prof_" + os.path.basename(s) + ".o")
-        subprocess.run([qemu.CC, *qemu.ARCH_FLAGS, *cflags, "-ffunction-sections", "-fdata-sections",
-                        "-I", incdir, "-c", s, "-o", o], check=True)
-        objs.append(o)
-    fw_main = os.path.join(work, "prof_main.c")
-    with open(fw_main, "w") as f:
-        f.write((FW_MAIN % subst)
-                .replace("insn_region_begin();\n", "if (PROF_K == 0) insn_region_begin();\n")
-                .replace("insn_region_end();\n", ""))
-    rows = []
-    for k, call in enumerate(calls):
-        trace = ("-DTVMGEN_TRACE(i,p,n)=do{if((i)==%d-1)insn_region_begin();"
-                 "if((i)==%d)insn_region_end();}while(0)" % (k, k))
-        elf = qemu.build_firmware([*objs, sources[2]], [incdir, work], fw_main,
-                                  os.path.join(work, "prof.elf"), cflags=(*cflags, "-DPROF_K=%d" % k, trace))
-        n = qemu.count_region(elf, timeout_s=300)["first"]
-        rows.append(("%s_%d" % (call["op"].lower(), call["op_index"]), call["macs"], n))
-    return rows
+def _profile(work, cflags, board):
+    """Instructions and estimated cycles of each kernel call, one QEMU run (codegen/runners/profile.py, the
+    mechanism of `scons profile`); the input is the peer's (byte i = (i*7) mod 251)."""
+    return profile.profile_cortex_m4(os.path.join(work, "model.tar"), os.path.join(work, "profile.json"),
+                                     os.path.join(work, "profile.txt"), work_dir=os.path.join(work, "profile"),
+                                     board=boards.get(board), cflags=cflags, timeout_s=600)
 
 
-def _peer_rows(args, model, name, macs, cflags):
+def _peer_rows(args, model, name, macs, cflags, flash_wait_states=0):
     """The peer's rows for the detail table: measured when the peer runs, else the README's recorded values
     (labelled), else none; plus a note saying which."""
     if args.no_peer:
@@ -529,6 +547,7 @@ def _peer_rows(args, model, name, macs, cflags):
         peer = tflm_peer.run(model, script=args.peer_script or tflm_peer.default_script(), mirror=args.mirror,
                              ksets=_ksets(args), opt=_opt_level(cflags),
                              timeout_s=args.peer_timeout)
+        tflm_peer.add_cycles(model, peer, opt=_opt_level(cflags), flash_wait_states=flash_wait_states)
         label, note = "measured", "TFLM measured in this run with %s" % os.path.basename(
             args.peer_script or tflm_peer.default_script())
     except tflm_peer.PeerUnavailable as e:
@@ -559,15 +578,14 @@ def detail_main(args):
         cflags = tuple(args.cflags.split())
 
         # --- Cortex-M4 ---------------------------------------------------------------------------
-        m4 = _m4_count(cg, work, cflags, peer_input=False)
+        ws = int(boards.get(args.board).get("flash_wait_states", 0))
+        m4 = _m4_count(cg, work, cflags, peer_input=False, flash_wait_states=ws)
         m4_insn, fw_out = m4["insn"], m4["out"]
         flash, per_obj = _model_objects_flash(cg, work, cflags)
         ram, _ = _ram(meta)
-        peer_rows, peer_note, peer_arena = _peer_rows(args, model_src, _label(model_src), macs, cflags)
+        peer_rows, peer_note, peer_arena = _peer_rows(args, model_src, _label(model_src), macs, cflags, ws)
 
-        profile = []
-        if args.profile:
-            profile = _profile(work, sources, incdir, cflags, subst, meta)
+        prof = _profile(work, cflags, args.board) if args.profile else None
 
         # --- x86 ---------------------------------------------------------------------------------
         host_main = os.path.join(work, "host_main.c")
@@ -591,15 +609,21 @@ def detail_main(args):
                   "  TFLM %s" % " ".join(str(int(v) & 0xFF) for v in tflm["out"]) if tflm else "",
                   "" if fw_out == host_out else "  ** M4 != x86 **"))
             print()
-            hdr = "%-30s %14s %10s %12s %12s" % ("Cortex-M4", "instructions", "insn/MAC", "RAM B", "flash B")
+            hdr = "%-30s %14s %10s %16s %12s %12s" % ("Cortex-M4", "instructions", "insn/MAC", "est. cycles",
+                                                       "RAM B", "flash B")
             print(hdr)
             print("-" * len(hdr))
-            print("%-30s %14s %10.2f %12s %12s" % ("this C (%s)" % args.cflags, format(m4_insn, ","),
-                                                   m4_insn / macs, format(ram, ","), format(flash, ",")))
+            print("%-30s %14s %10.2f %16s %12s %12s" % ("this C (%s)" % args.cflags, format(m4_insn, ","),
+                                                        m4_insn / macs, format(m4["cycles"], ","), format(ram, ","),
+                                                        format(flash, ",")))
             for label, v in peer_rows:
-                print("%-30s %14s %10.2f %12s %12s" % (label, format(v["insn"], ","), v["insn"] / macs,
-                                                       format(v["arena"], ",") if v.get("arena") else "-",
-                                                       format(v["flash"], ",") if v.get("flash") else "-"))
+                print("%-30s %14s %10.2f %16s %12s %12s" % (label, format(v["insn"], ","), v["insn"] / macs,
+                                                            format(v["cycles"], ",") if v.get("cycles") else "-",
+                                                            format(v["arena"], ",") if v.get("arena") else "-",
+                                                            format(v["flash"], ",") if v.get("flash") else "-"))
+            print("  est. cycles: an estimate (the QEMU plugin's Cortex-M4 TRM timings, %d flash wait states); "
+                  "~%.2f ms at %g MHz" % (ws, 1000.0 * m4["cycles"] / boards.get(args.board)["clock_hz"],
+                                          boards.get(args.board)["clock_hz"] / 1e6))
             print("  workspace %s + input %d + output %d; flash per object: %s; .tflite %s B"
                   % (format(meta["workspace_size_bytes"], ","), meta["inputs"][0]["size_bytes"],
                      meta["outputs"][0]["size_bytes"],
@@ -607,13 +631,9 @@ def detail_main(args):
                      format(tflite_size, ",")))
             print("  %s (TFLM: RAM = its arena, flash = its whole firmware; its input is byte i = (i*7) mod 251)"
                   % peer_note)
-            if profile:
+            if prof:
                 print()
-                print("%-44s %12s %12s %9s" % ("kernel (Cortex-M4)", "MACs", "instructions", "insn/MAC"))
-                print("-" * 80)
-                for kname, kmacs, n in profile:
-                    print("%-44s %12s %12s %9s" % (kname, format(kmacs, ","), format(n, ","),
-                                                   "%.2f" % (n / kmacs) if kmacs else "-"))
+                print(profile.format_profile(prof), end="")
             print()
             print("%-28s %12s" % ("x86 latency (median of %d)" % args.runs, "ms"))
             print("-" * 41)
@@ -638,7 +658,8 @@ def detail_main(args):
             print("-" * 48)
             for g, ok, v in goals:
                 print("%-28s %10s %8s" % (g, v, "-" if ok is None else ("yes" if ok else "NO")))
-        print(json.dumps({"m4_instructions": m4_insn, "insn_per_mac": round(m4_insn / macs, 3), "ram": ram,
+        print(json.dumps({"m4_instructions": m4_insn, "m4_cycles_estimate": m4["cycles"],
+                          "insn_per_mac": round(m4_insn / macs, 3), "ram": ram,
                           "flash": flash, "codegen_s": round(codegen_s, 2), "x86_ms": round(host_ms, 4),
                           "tflm_ms": round(tflm["ms"], 4) if tflm else None,
                           "tflm_x86_arena": tflm["arena"] if tflm else None,
@@ -668,7 +689,8 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=200, help="x86 runs (median)")
     ap.add_argument("--cflags", default="-O2", help="arm-none-eabi-gcc optimisation flags")
     ap.add_argument("--keep", help="keep the work folder here")
-    ap.add_argument("--profile", action="store_true", help="also count the instructions of each kernel")
+    ap.add_argument("--profile", action="store_true",
+                    help="also count the instructions and estimated cycles of each kernel call")
     args = ap.parse_args(argv)
     try:
         return compare_main(args) if args.peer else detail_main(args)

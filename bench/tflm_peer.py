@@ -8,7 +8,14 @@ with libstdc++, qemu-system-arm) on one .tflite and parses the one line it print
 The script is third-party glue kept outside the repository, so it is run, never imported or copied. A stand-in
 with the same command line and output (PEER_SCRIPT_ENV or --peer-script) lets the table logic be tested without
 building TFLite Micro.
+
+Estimated cycles: the script counts instructions with its own plugin (m4/insncount.c, instructions only). The
+firmware it built stays in its cache ($PEERS_CACHE/fw/<model>-<sha256:12>/<kernel set><OPT>/fw_<runs>_<arena>.elf),
+so peer_cycles() runs this project's plugin on the same two ELFs (1 and 2 Invokes at the smallest arena) and takes
+the same difference, for estimated cycles by the very model this project's count uses; it also checks that our
+plugin's instruction difference equals the script's.
 """
+import hashlib
 import os
 import re
 import subprocess
@@ -96,6 +103,53 @@ def run(model, *, script=None, mirror=None, ksets=(CMSIS_NN,), opt="-O2", timeou
         raise PeerUnavailable(f"{os.path.basename(script)} printed no result for {', '.join(missing)}: "
                               f"{_last_line(proc.stdout, proc.stderr)}")
     return {k: results[k] for k in ksets}
+
+
+def cache_dir():
+    """Where the peer script keeps its libraries and firmware (its PEERS_CACHE default)."""
+    return os.environ.get("PEERS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tflm-peers")
+
+
+def firmware_paths(model, kset, arena, opt="-O2"):
+    """The script's ELFs for 1 and 2 Invokes of `model` with kernel set `kset` at `arena` bytes."""
+    with open(model, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    key = "%s-%s" % (os.path.splitext(os.path.basename(model))[0], digest)
+    w = os.path.join(cache_dir(), "fw", key, kset + opt)
+    return os.path.join(w, "fw_1_%d.elf" % arena), os.path.join(w, "fw_2_%d.elf" % arena)
+
+
+def peer_cycles(model, kset, result, *, opt="-O2", flash_wait_states=0, timeout_s=900):
+    """Estimated cycles per inference of the peer's firmware (see the module doc): {"cycles", "insn_our_plugin"}.
+    Raises PeerUnavailable when the script's ELFs are not in its cache or do not run."""
+    from codegen.runners import qemu
+
+    e1, e2 = firmware_paths(model, kset, result["arena"], opt)
+    if not (os.path.isfile(e1) and os.path.isfile(e2)):
+        raise PeerUnavailable(f"the peer's firmware is not in its cache ({os.path.dirname(e1)}), so this "
+                              "project's plugin cannot estimate its cycles (a stand-in script, or another PEERS_CACHE)")
+    runs = []
+    for elf in (e1, e2):
+        try:
+            res = qemu.run_firmware(elf, timeout_s=timeout_s, count_instructions=True,
+                                    flash_wait_states=flash_wait_states)
+        except qemu.QemuError as e:
+            raise PeerUnavailable(f"the peer's firmware {elf} did not run with this project's plugin: {e}") from None
+        runs.append(res)
+    return {"cycles": runs[1]["cycles"] - runs[0]["cycles"],
+            "insn_our_plugin": runs[1]["instructions"] - runs[0]["instructions"]}
+
+
+def add_cycles(model, results, *, opt="-O2", flash_wait_states=0):
+    """Adds "cycles" (None when it cannot be estimated, with "cycles_error") to every kernel set's result."""
+    for kset, result in results.items():
+        try:
+            result.update(peer_cycles(model, kset, result, opt=opt, flash_wait_states=flash_wait_states))
+            result["cycles_error"] = None
+        except PeerUnavailable as e:
+            result.update(cycles=None, cycles_error=str(e))
+    return results
 
 
 def recorded(name, macs):

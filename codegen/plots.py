@@ -1,4 +1,5 @@
-"""The report's figures, drawn with matplotlib: training curves, confusion matrices, per-layer memory bars.
+"""The report's figures, drawn with matplotlib: training curves, confusion matrices, per-layer memory bars, the
+per-layer Cortex-M4 profile.
 
 Each `*_figure` function returns a matplotlib Figure (tests read its axes and texts); `save_png` writes one.
 Figures are made with matplotlib's object API (Figure + the Agg canvas), never pyplot: no global figure
@@ -133,4 +134,46 @@ def memory_layers_figure(report):
         fig.suptitle(f"{title}\nflash {flash_total['total']:,} of {board['flash_bytes']:,} B "
                      f"({flash_total['percent']}%), RAM {ram_total['total']:,} of {board['ram_bytes']:,} B "
                      f"({ram_total['percent']}%), core margins included")
+        return fig
+
+
+def profile_figure(report):
+    """Per-layer cost on the Cortex-M4 from a profile report (codegen.runners.profile): instructions and estimated
+    cycles per kernel call as horizontal bars, with instructions per MAC beside them and each call's share."""
+    from matplotlib.ticker import FuncFormatter
+
+    rows = report["layers"]
+    labels = [r["layer"] if r["index"] is None else f"{r['index']} {r['layer']}" for r in rows]
+    positions = list(range(len(rows)))
+    with _style():
+        fig = _new_figure(10.0, max(2.5, 0.22 * len(rows) + 1.6))
+        axes = fig.subplots(1, 2, sharey=True, width_ratios=[3, 1])
+        height = 0.4
+        axes[0].barh([p - height / 2 for p in positions], [r["instructions"] for r in rows], height=height,
+                     color="tab:blue", label="instructions")
+        axes[0].barh([p + height / 2 for p in positions], [r["cycles_estimate"] for r in rows], height=height,
+                     color="tab:orange", label="cycles (estimate)")
+        for p, r in zip(positions, rows):
+            axes[0].annotate(f"{r['share_cycles_percent']:.1f}%", (r["cycles_estimate"], p + height / 2),
+                             xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+        axes[0].set_title("per kernel call (share of the estimated cycles)")
+        axes[0].legend(loc="lower right")
+        axes[0].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        # a log scale: a softmax's hundreds of instructions per MAC would flatten the convolutions' 1-4
+        with_macs = [(p, r["insn_per_mac"]) for p, r in zip(positions, rows) if r["insn_per_mac"]]
+        if with_macs:
+            axes[1].barh([p for p, _ in with_macs], [v for _, v in with_macs], color="tab:gray")
+            for p, v in with_macs:
+                axes[1].annotate(f"{v:.2f}", (v, p), xytext=(2, 0), textcoords="offset points", va="center",
+                                 fontsize=7)
+            axes[1].set_xscale("log")
+        axes[1].set_title("instructions / MAC (log)")
+        axes[0].set_yticks(positions, labels=labels)
+        axes[0].invert_yaxis()          # first layer on top, as in profile.txt
+        for ax in axes:
+            ax.grid(True, axis="x", alpha=0.3)
+        t = report["total"]
+        ms = f", ~{t['ms_estimate']:.1f} ms at {report['clock_hz'] / 1e6:g} MHz" if t.get("ms_estimate") else ""
+        fig.suptitle(f"{report['model_name']} on the Cortex-M4F (QEMU): {t['instructions']:,} instructions, "
+                     f"~{t['cycles_estimate']:,} cycles (estimate){ms}")
         return fig

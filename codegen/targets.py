@@ -12,6 +12,7 @@ class Target:
     description: str            # what it does on a microcontroller board (empty: MCU boards lack it)
     linux: str = ""             # what it does on a Linux board (empty: Linux boards lack it)
     needs: tuple = ()           # (boards.json key, why) an MCU board must have for it
+    needs_prefix: str = ""      # ... and how that key's value must begin (e.g. "qemu" for the QEMU emulator)
     int8_only: bool = False     # on MCU boards it needs the full-integer model
     listed: bool = True         # shown in `scons -h` (internal stage aliases are not)
 
@@ -44,6 +45,11 @@ TARGETS = (
                        "simavr), scores must equal TFLite's byte for byte; reports instructions per inference",
            int8_only=True, needs=("emulator", "has no emulator; `scons simulate` runs on boards with one (e.g. "
                                               "BOARD=nano33ble, BOARD=mega)")),
+    Target("profile", "per-layer profile on the emulated Cortex-M4F (QEMU): instructions, estimated cycles, MACs, "
+                      "per-MAC figures, share, workspace bytes per kernel call -> profile.txt, profile.json, "
+                      "profile.png", int8_only=True,
+           needs=("emulator", "has no Cortex-M4 emulator; `scons profile` runs on boards simulated in QEMU (e.g. "
+                              "BOARD=nano33ble)"), needs_prefix="qemu"),
     Target("compile", "arduino-cli compile (needs arduino-cli and the board's core)", int8_only=True,
            needs=("fqbn", "has no arduino-cli board id (fqbn) to compile for")),
     Target("upload", "arduino-cli upload (port from PORT= or detected by fqbn / USB id); skipped if the board on "
@@ -69,6 +75,15 @@ MCU_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.description and not t.li
 LINUX_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.linux and not t.description)
 INT8_STAGES = tuple(t.name for t in TARGETS if t.int8_only)
 NEEDS = {t.name: t.needs for t in TARGETS if t.needs}
+NEEDS_PREFIX = {t.name: t.needs_prefix for t in TARGETS if t.needs_prefix}
+
+
+def board_has(target, board):
+    """True when an MCU board has what `target` needs (NEEDS, NEEDS_PREFIX), or when the target needs nothing."""
+    if target not in NEEDS:
+        return True
+    value = board.get(NEEDS[target][0])
+    return bool(value) and str(value).startswith(NEEDS_PREFIX.get(target, ""))
 
 
 def listed(names):

@@ -231,3 +231,61 @@ def test_side_by_side_with_the_real_peer_on_ad01():
     # a 640-in, 640-out FC autoencoder: the arena holds its int8 input and output, the firmware its weights
     assert cm["arena"] >= 2 * 640 and cm["flash"] > 250_000 and cm["insn"] > row["macs"]
     assert row["ratio"] == round(row["project"]["insn"] / cm["insn"], 4)
+    # estimated cycles: this project's plugin on the peer's own firmware counts the very instructions its plugin
+    # counted, and charges at least one cycle each
+    assert cm["cycles_error"] is None and cm["insn_our_plugin"] == cm["insn"] and cm["cycles"] > cm["insn"]
+    assert row["cycle_ratio"] == round(row["project"]["cycles"] / cm["cycles"], 4)
+
+
+def test_cycle_columns_ratio_goal_and_why_missing():
+    mcu = _bench()
+    peer = {"cmsis-nn": {"insn": 3_000_000, "arena": 40_000, "flash": 400_000, "cycles": 4_800_000,
+                         "insn_our_plugin": 3_000_000, "cycles_error": None}}
+    row = mcu.compare_row("m", "/x/m.tflite", dict(_project(), cycles=2_000_000), peer, clock_hz=64_000_000)
+    assert row["cycle_ratio"] == round(2_000_000 / 4_800_000, 4) and row["cycle_goal_met"] is True
+    assert row["project"]["latency_ms_estimate"] == pytest.approx(31.25)
+    assert row["peer"]["cmsis-nn"]["latency_ms_estimate"] == pytest.approx(75.0)
+    slow = mcu.compare_row("slow", "/x/slow.tflite", dict(_project(), cycles=2_900_000), peer, clock_hz=64_000_000)
+    assert slow["cycle_goal_met"] is False and slow["goal_met"] is True   # judged on cycles, apart from insn
+    missing = {"cmsis-nn": dict(peer["cmsis-nn"], cycles=None, insn_our_plugin=None,
+                                cycles_error="the peer's firmware is not in its cache (/c/fw)")}
+    gone = mcu.compare_row("gone", "/x/gone.tflite", dict(_project(), cycles=2_000_000), missing,
+                           clock_hz=64_000_000)
+    assert gone["cycle_ratio"] is None and gone["cycle_goal_met"] is None
+    text = mcu.format_compare(_report(mcu, [row, slow, gone]))
+    assert "this project est. cycles (ms @ 64 MHz)" in text.splitlines()[0]
+    cells = [c.strip() for c in next(line for line in text.splitlines() if line.startswith("| m |")).split("|")]
+    assert cells[7:10] == ["2.00 M (31.2)", "4.80 M (75.0)", "0.42×"]
+    assert "0.60× **NO**" in next(line for line in text.splitlines() if line.startswith("| slow |"))
+    gone_cells = [c.strip() for c in next(line for line in text.splitlines() if line.startswith("| gone |")).split("|")]
+    assert gone_cells[7:10] == ["2.00 M (31.2)", "-", "-"]
+    assert "gone: TFLM's estimated cycles missing: the peer's firmware is not in its cache (/c/fw)" in text
+    assert "an ESTIMATE" in text
+
+
+@needs_m4
+def test_peer_cycles_from_the_scripts_cached_firmware(tmp_path, monkeypatch):
+    """peer_cycles runs this project's plugin on the two ELFs the peer script leaves in its cache (1 and 2
+    Invokes) and takes the difference; without them it says where it looked."""
+    mcu = _bench()
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"not really a model, only its name and hash matter here")
+    monkeypatch.setenv("PEERS_CACHE", str(tmp_path / "cache"))
+    result = {"insn": 0, "arena": 4096, "flash": 1}
+    with pytest.raises(mcu.tflm_peer.PeerUnavailable, match="not in its cache"):
+        mcu.tflm_peer.peer_cycles(str(model), "cmsis-nn", result)
+    e1, e2 = mcu.tflm_peer.firmware_paths(str(model), "cmsis-nn", 4096)
+    assert os.path.dirname(e1).startswith(str(tmp_path / "cache" / "fw" / "m-"))
+    main = tmp_path / "main.c"
+    # RUNS loops of 1000 x (SUBS 1 + BNE taken 3) = 4 cycles, 2 instructions each
+    main.write_text("int main(void) { for (int r = 0; r < RUNS; ++r) __asm__ volatile("
+                    "\"movs r0, #250\\n movs r1, #4\\n mul r0, r0, r1\\n 1: subs r0, r0, #1\\n bne 1b\" ::: \"r0\", "
+                    "\"r1\", \"cc\"); return 0; }\n")
+    for runs, elf in ((1, e1), (2, e2)):
+        qemu.build_firmware([], [], str(main), elf, cflags=("-O2", f"-DRUNS={runs}"))
+    result["insn"] = 3 + 2 * 1000
+    got = mcu.tflm_peer.peer_cycles(str(model), "cmsis-nn", result)
+    # one more run of the asm: 3 set-up instructions and 1000 x (SUBS, BNE), plus the C loop's own few
+    assert 3 + 2 * 1000 <= got["insn_our_plugin"] <= 3 + 2 * 1000 + 4
+    # 3 + 1000 x (1 + 3) - 2 (the last BNE falls through), plus the C loop's compare and taken branch
+    assert 3 + 4 * 1000 - 2 <= got["cycles"] <= 3 + 4 * 1000 - 2 + 8

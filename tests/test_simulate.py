@@ -87,6 +87,26 @@ def test_scores_exact_and_instructions_deterministic(pipeline, tmp_path):
     assert again["instructions_per_inference"] == res["instructions_per_inference"]
     assert again["instructions_min"] == res["instructions_min"]
     assert again["instructions_max"] == res["instructions_max"]
+    # the cycle estimate is deterministic too, at least one cycle per instruction, and gives the ms at the clock
+    assert again["cycles_per_inference_estimate"] == res["cycles_per_inference_estimate"]
+    assert res["cycles_min_estimate"] <= res["cycles_per_inference_estimate"] <= res["cycles_max_estimate"]
+    assert res["cycles_per_inference_estimate"] > res["instructions_per_inference"]
+    assert "clock_hz" not in res and "estimate" in res["cycle_model"] and res["flash_wait_states"] == 0
+
+
+def test_board_clock_and_flash_wait_states(pipeline, tmp_path):
+    from codegen.device import boards
+    from codegen.runners.simulate import simulate_cortex_m4
+    base, _ = _simulate(pipeline, tmp_path, tag="plain")
+    board = dict(boards.get("nano33ble"), flash_wait_states=2)
+    res = simulate_cortex_m4(pipeline["mlf"], pipeline["images.c"], pipeline["images.h"], pipeline["images.json"],
+                             pipeline["expected.json"], str(tmp_path / "ws.json"), work_dir=str(tmp_path / "ws"),
+                             timeout_s=60, board=board)
+    assert res["instructions_per_inference"] == base["instructions_per_inference"]
+    assert res["cycles_per_inference_estimate"] > base["cycles_per_inference_estimate"]
+    assert res["flash_wait_states"] == 2 and res["clock_hz"] == 64000000
+    assert res["ms_per_inference_estimate"] == pytest.approx(res["cycles_per_inference_estimate"] / 64000.0,
+                                                             abs=1e-4)
 
 
 def test_wrong_expected_score_names_the_image(pipeline, tmp_path):

@@ -132,6 +132,13 @@ def test_linux_board_and_tflm_backend_files_are_summarized(tmp_path):
     text = summary.format_summary([(nano, summary.collect(str(out)))])
     assert _expected_bar("TVM RAM", tvm_ram) in text and _expected_bar("TFLM RAM", tflm_ram) in text
     assert "TFLM Simulated (QEMU): 3,200,000 instructions per inference, ~50.0 ms at 64 MHz" in text
+    # a simulate.json with the plugin's cycle estimate: the summary repeats its cycles and ms, labelled
+    (out / "tflm" / "simulate.json").write_text(json.dumps({
+        "instructions_per_inference": 3200000, "cycles_per_inference_estimate": 4480000, "clock_hz": 64000000,
+        "ms_per_inference_estimate": 70.0, "exact": True}))
+    text = summary.format_summary([(nano, summary.collect(str(out)))])
+    assert ("TFLM Simulated (QEMU): 3,200,000 instructions per inference, ~4,480,000 cycles (estimate), ~70.0 ms at "
+            "64 MHz; scores identical to TFLite") in text
     assert "warning: nano33ble: TFLM RAM 80.1% used" in text and "TVM RAM" not in text.split("warning:", 1)[1]
 
 
@@ -225,10 +232,11 @@ def test_summary_numbers_equal_the_result_files(chance_build):
                                    f"{summary.percent(metrics['quantized_val_accuracy'])} ") for line in lines)
         assert _expected_bar("Flash", memory["flash"]) in lines and _expected_bar("RAM", memory["ram"]) in lines
         if name == "nano33ble":
-            per = sim["instructions_per_inference"]
-            ms = 1000.0 * per / boards.get(name)["clock_hz"]
-            assert any(f"{summary.count(per)} instructions per inference, ~{ms:.1f} ms at 64 MHz" in line
-                       for line in lines), lines
+            per, cycles = sim["instructions_per_inference"], sim["cycles_per_inference_estimate"]
+            ms = 1000.0 * cycles / boards.get(name)["clock_hz"]
+            assert ms == pytest.approx(sim["ms_per_inference_estimate"], abs=1e-4) and cycles > per
+            assert any(f"{summary.count(per)} instructions per inference, ~{summary.count(cycles)} cycles "
+                       f"(estimate), ~{ms:.1f} ms at 64 MHz" in line for line in lines), lines
         else:
             assert any(f"firmware flash {sim['flash_bytes']:,} bytes, static RAM {sim['ram_bytes']:,} bytes" in line
                        for line in lines), lines

@@ -288,3 +288,32 @@ def test_tflm_for_an_avr_board_stops_before_any_stage(tmp_path):
     proc = run_scons(tmp_path / "b", "check", check=False, BACKEND="tflm", TFLM_DIR=tree, BOARD="mega")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "needs a 32-bit CPU" in errors[0], proc.stderr
+
+
+def test_backend_table_has_estimated_cycles_when_both_simulations_do(tmp_path):
+    """backends.txt/.json: the Cortex-M4 cycle estimate of each backend beside its instructions (fast: plain
+    files); a simulate.json from before the estimate leaves the row out instead of inventing it."""
+    from codegen.tflm.memory import compare_backends
+
+    files = {
+        "tvm.json": {"code_bytes": 20000, "constants_bytes": 60000, "ram_workspace_bytes": 30000, "input_bytes": 100,
+                     "output_bytes": 2},
+        "tflm.json": {"flash_added_bytes": 150000, "model_bytes": 70000, "runtime_code_bytes": 80000,
+                      "arena_bytes": 50000, "ram_added_bytes": 52000, "kernels": "cmsis-nn"},
+        "sim_tvm.json": {"instructions_per_inference": 1_000_000, "cycles_per_inference_estimate": 1_400_000},
+        "sim_tflm.json": {"instructions_per_inference": 2_000_000, "cycles_per_inference_estimate": 3_500_000},
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_text(json.dumps(data))
+    sources = [str(tmp_path / n) for n in files]
+    board = {"name": "nano33ble", "title": "Arduino Nano 33 BLE"}
+    text = compare_backends(sources, str(tmp_path / "b.json"), str(tmp_path / "b.txt"), board)
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert rows["m4_cycles_estimate_per_inference"] == {"tvm": 1_400_000, "tflm": 3_500_000}
+    line = next(line for line in text.splitlines() if line.startswith("Cortex-M4 cycles"))
+    assert line.split()[-3:] == ["1,400,000", "3,500,000", "2.50"]
+    del files["sim_tflm.json"]["cycles_per_inference_estimate"]
+    (tmp_path / "sim_tflm.json").write_text(json.dumps(files["sim_tflm.json"]))
+    text = compare_backends(sources, str(tmp_path / "b.json"), str(tmp_path / "b.txt"), board)
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert "cycles" not in text and "m4_instructions_per_inference" in rows

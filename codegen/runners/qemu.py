@@ -4,7 +4,9 @@ Firmware is built with arm-none-eabi-gcc against the startup code, linker script
 codegen/runners/baremetal/ (FPU enabled before main, printf/exit over semihosting via newlib's rdimon, every fault ends
 the emulation with a message and exit code instead of spinning). Instructions are counted by a small TCG plugin
 (codegen/runners/baremetal/insn_count_plugin.c) that adds one per executed guest instruction; without interrupts or
-timers the count is deterministic, so it serves as a reproducible cost measure.
+timers the count is deterministic, so it serves as a reproducible cost measure. The same plugin estimates Cortex-M4
+cycles from the Technical Reference Manual's instruction timings (loads/stores, LDM/STM, MAC, divides, taken and
+not-taken branches, VFP; a board's flash wait states per taken branch): an estimate, documented in the plugin.
 
 Two ways to isolate the cost of the workload from startup and printing:
   * region markers: firmware calls insn_region_begin() / insn_region_end() (baremetal.h) around the work and the
@@ -136,28 +138,45 @@ def _region_addresses(elf):
 
 
 def _parse_plugin_log(text, elf):
+    """(instructions, estimated cycles, region or None, [per-region {"insn", "cycles"}], the whole run's cycles
+    beyond one per instruction by kind {"loadstore", "branch", "divide", "fp", "other"}) from the plugin's log."""
     m = re.search(r"^insn_count total=(\d+)$", text, re.M)
-    if m is None:
+    c = re.search(r"^cycle_estimate total=(\d+) taken_branches=(\d+) not_taken_branches=(\d+)$", text, re.M)
+    if m is None or c is None:
         raise QemuError(f"the instruction-count plugin reported nothing for {elf} (QEMU log: {_tail(text, 500)!r}); "
                         "check that this QEMU supports TCG plugins (-plugin) and rebuild the plugin")
     region = None
     r = re.search(r"^insn_count regions=(\d+) region_total=(\d+) region_first=(\d+) region_min=(\d+) "
                   r"region_max=(\d+)$", text, re.M)
+    rc = re.search(r"^cycle_estimate region_total=(\d+) region_first=(\d+) region_min=(\d+) region_max=(\d+)$",
+                   text, re.M)
     if r is not None:
         count, total, first, lo, hi = (int(x) for x in r.groups())
         region = {"count": count, "total": total, "first": first, "min": lo, "max": hi}
-    return int(m.group(1)), region
+        if rc is not None:
+            region["cycles"] = dict(zip(("total", "first", "min", "max"), (int(x) for x in rc.groups())))
+    each = [{"insn": int(n), "cycles": int(cy)}
+            for _, n, cy in re.findall(r"^insn_region (\d+) insn=(\d+) cycles=(\d+)$", text, re.M)]
+    b = re.search(r"^cycle_breakdown beyond_one_per_instruction (.*)$", text, re.M)
+    breakdown = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", b.group(1))} if b else None
+    return int(m.group(1)), int(c.group(1)), region, each, breakdown
 
 
-def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None):
+def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None, flash_wait_states=0,
+                 each_region=False):
     """Runs elf on qemu-system-arm -M mps2-an386 with semihosting.
 
-    Returns {"exit_code", "stdout", "stderr", "instructions", "region"}: "stdout" is what the firmware printed
+    Returns {"exit_code", "stdout", "stderr", "instructions", "cycles", "region", "regions"}: "stdout" is what the
+    firmware printed
     (newlib stdio over semihosting), "stderr" QEMU's messages and the semihosting console (SYS_WRITE0);
     "instructions" is the total number of executed guest instructions (None unless count_instructions);
     "region" is None or, when counting and the firmware calls the baremetal.h markers (uncalled markers are
     dropped by --gc-sections), {"count", "total", "first", "min", "max"} over the completed
-    insn_region_begin()..insn_region_end() regions.
+    insn_region_begin()..insn_region_end() regions, with "cycles": {"total", "first", "min", "max"} estimated the
+    same way. "cycles" is the whole run's estimated Cortex-M4 cycles (the plugin's TRM-based model, with
+    `flash_wait_states` per taken branch in flash); "regions" lists every completed region's {"insn", "cycles"}
+    in order when `each_region` (else []); "cycle_breakdown" the whole run's cycles beyond one per instruction by
+    kind (loadstore, branch, divide, fp, other).
     A fault or a run longer than timeout_s raises QemuError.
     """
     _require(QEMU, INSTALL_HINT)
@@ -173,6 +192,9 @@ def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None)
             addrs = _region_addresses(elf)
             if addrs is not None:
                 arg += ",begin=0x%x,end=0x%x" % addrs
+                if each_region:
+                    arg += ",each=1"
+            arg += ",ws=%d" % int(flash_wait_states)
             cmd += ["-plugin", arg, "-d", "plugin", "-D", log]
         try:
             proc = external.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
@@ -193,28 +215,63 @@ def run_firmware(elf, *, timeout_s=60, count_instructions=False, plugin_so=None)
                        if line.startswith(QEMU + ":") and "warning:" not in line]
         if proc.returncode != 0 and qemu_errors:
             raise QemuError(f"QEMU could not run firmware {elf}: {_tail(chr(10).join(qemu_errors), 1000)}")
-        instructions = region = None
+        instructions = cycles = region = breakdown = None
+        regions = []
         if count_instructions:
             text = ""
             if os.path.exists(log):
                 with open(log, errors="replace") as f:
                     text = f.read()
-            instructions, region = _parse_plugin_log(text, elf)
+            instructions, cycles, region, regions, breakdown = _parse_plugin_log(text, elf)
     return {"exit_code": proc.returncode, "stdout": stdout, "stderr": stderr, "instructions": instructions,
-            "region": region}
+            "cycles": cycles, "region": region, "regions": regions, "cycle_breakdown": breakdown}
 
 
-def count_region(elf, *, timeout_s=60, plugin_so=None):
+CYCLE_MODEL = ("estimate: each executed instruction charged the Cortex-M4 TRM's cycles (loads/stores 2, pipelined 1; "
+               "LDM/STM 1+N; MAC 1; divide 12; taken branch 1+2, not taken 1; VDIV/VSQRT 14), plus the board's "
+               "flash wait states per taken branch; no bus, memory or dependency stalls "
+               "(codegen/runners/baremetal/insn_count_plugin.c)")
+
+
+def _mean(total, count):
+    return total // count if total % count == 0 else total / count
+
+
+def per_inference(region, *, clock_hz=None, flash_wait_states=0):
+    """simulate.json's cost fields from a region of one inference per marker pair: instructions and estimated
+    cycles per inference (mean, min, max) and, at `clock_hz`, the estimated milliseconds."""
+    count = region["count"]
+    cycles = region["cycles"]
+    fields = {
+        "instructions_per_inference": _mean(region["total"], count),
+        "instructions_min": region["min"],
+        "instructions_max": region["max"],
+        "cycles_per_inference_estimate": _mean(cycles["total"], count),
+        "cycles_min_estimate": cycles["min"],
+        "cycles_max_estimate": cycles["max"],
+        "flash_wait_states": int(flash_wait_states),
+        "cycle_model": CYCLE_MODEL,
+    }
+    if clock_hz:
+        fields["clock_hz"] = int(clock_hz)
+        fields["ms_per_inference_estimate"] = round(1000.0 * fields["cycles_per_inference_estimate"] / clock_hz, 4)
+    return fields
+
+
+def count_region(elf, *, timeout_s=60, plugin_so=None, flash_wait_states=0, each_region=False):
     """Instructions executed between the insn_region_begin()/insn_region_end() markers of elf.
 
-    Returns {"count", "total", "first", "min", "max", "instructions", "exit_code", "stdout"}, where "total" sums
-    all completed regions and "instructions" is the whole run. Raises QemuError when the firmware has no markers,
+    Returns {"count", "total", "first", "min", "max", "cycles", "instructions", "exit_code", "stdout",
+    "regions"}, where "total" sums all completed regions, "cycles" holds the same four figures in estimated
+    cycles, "instructions" is the whole run and "regions" every region when `each_region`.
+    Raises QemuError when the firmware has no markers,
     completed no region, or exited with a non-zero code.
     """
     if _region_addresses(elf) is None:
         raise QemuError(f"firmware {elf} has no {REGION_BEGIN}/{REGION_END} symbols: include baremetal.h and call "
                         "them around the code to measure")
-    res = run_firmware(elf, timeout_s=timeout_s, count_instructions=True, plugin_so=plugin_so)
+    res = run_firmware(elf, timeout_s=timeout_s, count_instructions=True, plugin_so=plugin_so,
+                       flash_wait_states=flash_wait_states, each_region=each_region)
     if res["exit_code"] != 0:
         raise QemuError(f"firmware {elf} exited with code {res['exit_code']} while counting instructions; "
                         f"output: {_tail(res['stdout'], 500)!r}")
@@ -222,7 +279,8 @@ def count_region(elf, *, timeout_s=60, plugin_so=None):
     if region is None or region["count"] == 0:
         raise QemuError(f"firmware {elf} never completed an {REGION_BEGIN}()..{REGION_END}() region; "
                         "call both around the workload")
-    return {**region, "instructions": res["instructions"], "exit_code": res["exit_code"], "stdout": res["stdout"]}
+    return {**region, "instructions": res["instructions"], "exit_code": res["exit_code"], "stdout": res["stdout"],
+            "regions": res["regions"]}
 
 
 def instructions_per_call(build_fn, iterations=10, *, base_iterations=0, timeout_s=60, plugin_so=None):

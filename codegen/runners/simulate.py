@@ -146,9 +146,14 @@ def compare_exact(printed, expected, source):
 
 
 def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, out_json, *, work_dir,
-                       timeout_s=120):
+                       timeout_s=120, board=None):
     """Builds the model + images + harness for the mps2-an386 Cortex-M4F, runs it under QEMU with instruction
-    counting, checks the scores against expected.json byte for byte and writes out_json. Returns its dict."""
+    counting, checks the scores against expected.json byte for byte and writes out_json. Returns its dict.
+
+    `board` (a boards.json entry) gives the clock for the estimated milliseconds and its flash_wait_states
+    (default 0) for the estimated cycles."""
+    board = board or {}
+    ws = int(board.get("flash_wait_states", 0))
     work_dir = os.path.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     images_meta = _load_json(images_json, "images sidecar")
@@ -182,7 +187,7 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
     elf = qemu.build_firmware([*sources, os.path.abspath(images_c)],
                               [include_dir, os.path.dirname(os.path.abspath(images_h)), stub_dir],
                               main_c, os.path.join(work_dir, "sim.elf"), cflags=("-O2",))
-    res = qemu.run_firmware(elf, timeout_s=timeout_s, count_instructions=True)
+    res = qemu.run_firmware(elf, timeout_s=timeout_s, count_instructions=True, flash_wait_states=ws)
     if res["exit_code"] != 0:
         raise qemu.QemuError(f"firmware {elf} exited with code {res['exit_code']} under QEMU; "
                              f"output: {res['stdout'][-500:]!r}")
@@ -194,9 +199,8 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
         raise qemu.QemuError(f"firmware {elf} completed {0 if region is None else region['count']} "
                              f"instruction-count region(s) for {len(images)} image(s); the markers were not "
                              "counted (does this QEMU support -plugin?)")
-    per_inference = region["total"] / region["count"]
-    if region["total"] % region["count"] == 0:
-        per_inference = region["total"] // region["count"]
+    cost = qemu.per_inference(region, clock_hz=board.get("clock_hz"), flash_wait_states=ws)
+    per_inference = cost["instructions_per_inference"]
     total_macs = meta.get("total_macs")
     if total_macs is None and meta.get("ops"):
         total_macs = sum(int(o.get("macs", 0)) for o in meta["ops"])
@@ -210,9 +214,7 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
                     "argmax": max(range(len(scores)), key=lambda k: scores[k])}
                    for scores, exp in zip((r.scores for r in printed), expected["images"])],
         "inferences": region["count"],
-        "instructions_per_inference": per_inference,
-        "instructions_min": region["min"],
-        "instructions_max": region["max"],
+        **cost,
         "instructions_total_run": res["instructions"],
         "total_macs": total_macs,
         "instructions_per_mac": round(per_inference / total_macs, 3) if total_macs else None,

@@ -1,9 +1,11 @@
 """The result at a glance, printed after a build that ran stages: per board, accuracy, flash and RAM as
-PlatformIO-style bars, the host check, and where simulated, instructions per inference and an estimated latency.
+PlatformIO-style bars, the host check, and where simulated, instructions and estimated cycles per inference and the
+estimated latency.
 
 Everything comes from the files the build wrote (metrics.json, memory.json, hostcheck.json, simulate.json,
 compile.json, linuxcheck.json and the TFLM backend's files under tflm/): the summary repeats their numbers, it
-computes none of its own except the latency estimate (instructions / the board's clock_hz). The SCons side
+computes none of its own (the estimated cycles and ms come from simulate.json; only a simulate.json from before
+the cycle estimate gets instructions / the board's clock_hz). The SCons side
 decides which files belong to this build (`include`): a file a previous run left for a target not asked for now
 (e.g. an old simulate.json) may not match the current model and is left out.
 """
@@ -133,9 +135,15 @@ def _simulate_line(label, sim, board):
     per = sim.get("instructions_per_inference")
     if per is not None:
         line = f"{label}: {count(per)} instructions per inference"
-        clock = board.get("clock_hz")
-        if clock:
-            # QEMU counts instructions, not cycles: at one instruction per cycle (a lower bound on a Cortex-M4;
+        cycles, ms = sim.get("cycles_per_inference_estimate"), sim.get("ms_per_inference_estimate")
+        clock = sim.get("clock_hz") or board.get("clock_hz")
+        if cycles is not None:
+            # the plugin's Cortex-M4 cycle model (TRM timings, the board's flash wait states): an estimate
+            line += f", ~{count(cycles)} cycles (estimate)"
+            if ms is not None and clock:
+                line += f", ~{ms:.1f} ms at {clock / 1e6:g} MHz"
+        elif clock:
+            # an older simulate.json without cycles: at one instruction per cycle (a lower bound on a Cortex-M4;
             # flash wait states and multi-cycle loads add more).
             line += f", ~{1000.0 * per / clock:.1f} ms at {clock / 1e6:g} MHz (1 instruction/cycle)"
         return line + ("; scores identical to TFLite" if sim.get("exact", True) else "")

@@ -126,12 +126,16 @@ def compare_backends(sources, out_json, out_txt, board):
     if sims[0] and sims[1]:
         rows["m4_instructions_per_inference"] = (sims[0]["instructions_per_inference"],
                                                  sims[1]["instructions_per_inference"])
+        if all(sim.get("cycles_per_inference_estimate") is not None for sim in sims):
+            rows["m4_cycles_estimate_per_inference"] = (sims[0]["cycles_per_inference_estimate"],
+                                                        sims[1]["cycles_per_inference_estimate"])
     result = {"board": board.get("name"), "tflm_kernels": tflm["kernels"],
               "rows": {k: {"tvm": a, "tflm": b} for k, (a, b) in rows.items()}}
     labels = {"flash_bytes": "flash (code + weights), B", "constants_or_model_bytes": "  weights / model array, B",
               "code_bytes": "  code, B", "workspace_or_arena_bytes": "workspace / arena, B",
               "ram_bytes": "RAM total (incl. buffers), B",
-              "m4_instructions_per_inference": "Cortex-M4 instructions / inference"}
+              "m4_instructions_per_inference": "Cortex-M4 instructions / inference",
+              "m4_cycles_estimate_per_inference": "Cortex-M4 cycles / inference (est.)"}
     title = f"Backends on {board.get('title')}: TVM standalone C vs TFLite Micro ({tflm['kernels']} kernels)"
     lines = [title, f"{'':<36} {'tvm':>14} {'tflm':>14} {'tflm/tvm':>9}"]
     for k, (a, b) in rows.items():

@@ -109,10 +109,11 @@ def host_build_options(tflm_dir, tflite_path, *, cache_dir=None):
 
 
 def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_json, tflm_dir, *, work_dir,
-                       cache_dir=None, timeout_s=300):
+                       cache_dir=None, timeout_s=300, board=None):
     """The sketch's model sources + images + the simulate harness (calling TVMInitialize/TVMExecute) built for
     the mps2-an386 Cortex-M4F against the TFLM library of tflm_dir (CMSIS-NN kernels when the tree has them),
-    run under QEMU with instruction counting; scores checked against expected_json byte for byte."""
+    run under QEMU with instruction counting and the cycle estimate (`board`: clock, flash_wait_states); scores
+    checked against expected_json byte for byte."""
     from ..runners import qemu
     from ..runners.hostcheck import parse_results
     from ..runners.simulate import _PGMSPACE_STUB, _load_json, harness_source
@@ -154,7 +155,9 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
     elf = os.path.join(work_dir, "sim.elf")
     _run([tc["cxx"], *qemu.ARCH_FLAGS, *objs, lib, "-T", qemu.LINKER_SCRIPT, *qemu.LINK_FLAGS,
           f"-Wl,-Map={elf}.map", "-lm", "-o", elf], "linking the TFLM firmware for the Cortex-M4")
-    res = qemu.run_firmware(elf, timeout_s=timeout_s, count_instructions=True)
+    board = board or {}
+    ws = int(board.get("flash_wait_states", 0))
+    res = qemu.run_firmware(elf, timeout_s=timeout_s, count_instructions=True, flash_wait_states=ws)
     if res["exit_code"] != 0:
         raise qemu.QemuError(f"firmware {elf} exited with code {res['exit_code']} under QEMU (2: TVMExecute "
                              f"failed, e.g. the arena is too small); output: {res['stdout'][-500:]!r}")
@@ -166,8 +169,6 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
                              f"instruction-count region(s) for {len(images)} input(s)")
     used = int(re.search(r"^arena_used_bytes=(\d+)", res["stdout"], re.M).group(1))
     sizes = elf_sizes(elf)
-    per_inference = region["total"] // region["count"] if region["total"] % region["count"] == 0 \
-        else region["total"] / region["count"]
     result = {
         "backend": "tflm",
         "emulator": f"qemu-system-arm -M {qemu.MACHINE}",
@@ -182,9 +183,7 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
         "images": [{"name": exp["name"], "title": exp["title"], "scores": r.scores, "tflite": exp["scores"]}
                    for r, exp in zip(printed, expected["images"])],
         "inferences": region["count"],
-        "instructions_per_inference": per_inference,
-        "instructions_min": region["min"],
-        "instructions_max": region["max"],
+        **qemu.per_inference(region, clock_hz=board.get("clock_hz"), flash_wait_states=ws),
         "arena_used_bytes_m4": used,
         "firmware_bytes": sizes,
         "output": res["stdout"],

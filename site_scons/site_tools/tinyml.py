@@ -84,6 +84,7 @@ def TinyMLPipeline(env, board_name, cfg):
     compiledb = env.TinyCompilationDatabase(out, sketch, sketch_name=cfg["sketch"]) + list(sketch)
     memory = env.TinyMemoryReport(out, mlf, board)
     simulate = env.TinySimulate(out, mlf, images, expected, sketch, board, sketch_name=cfg["sketch"])
+    profile = env.TinyProfile(out, mlf, images, board) if (board.get("emulator") or "").startswith("qemu") else []
     compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
                                       flags=cfg["arduino_flags"], memory=memory[0])
     upload = verify = None      # one board runs one program: BACKEND=tflm alone uploads the TFLM sketch
@@ -96,7 +97,8 @@ def TinyMLPipeline(env, board_name, cfg):
                                      timeout=cfg["monitor_timeout"])
     nodes.update(images=images, expected=expected, mlf=mlf, export=list(library) + list(arduino_library),
                  sketch=sketch, check=check, compiledb=compiledb, **{"arduino-library": arduino_library},
-                 compile=compiled, upload=upload, monitor=monitor, verify=verify, memory=memory, simulate=simulate)
+                 compile=compiled, upload=upload, monitor=monitor, verify=verify, memory=memory, simulate=simulate,
+                 profile=profile)
     if "tflm" in cfg.get("backends", ()):
         _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes)
     return nodes

@@ -1,5 +1,6 @@
-"""SCons tool: the memory report (flash/RAM per board, per layer) and `simulate`, the generated code run on an
-emulator of the board's CPU (Cortex-M4F under QEMU, AVR under simavr) with its scores checked byte for byte."""
+"""SCons tool: the memory report (flash/RAM per board, per layer), `simulate`, the generated code run on an
+emulator of the board's CPU (Cortex-M4F under QEMU, AVR under simavr) with its scores checked byte for byte, and
+`profile`, its per-layer cost on the emulated Cortex-M4F."""
 import os
 
 from tinyml_glue import add_builder, params_node, program_identity, stage_action
@@ -36,9 +37,10 @@ def _simulate(target, source, p):
 
         mlf, images_c, images_h, images_json, expected = source[:5]
         result = simulate.simulate_cortex_m4(mlf, images_c, images_h, images_json, expected, target[0],
-                                             work_dir=p["work_dir"])
+                                             work_dir=p["work_dir"], board=p["board"])
         print(f"  Cortex-M4 (QEMU mps2-an386): {result['instructions_per_inference']:,.0f} instructions per "
-              f"inference, {result['instructions_per_mac']:.2f} per MAC; scores identical to TFLite")
+              f"inference, {result['instructions_per_mac']:.2f} per MAC, "
+              f"~{result['cycles_per_inference_estimate']:,.0f} cycles (estimate); scores identical to TFLite")
     elif emulator.startswith("simavr"):
         from codegen.runners import avr_sim
 
@@ -49,6 +51,40 @@ def _simulate(target, source, p):
 
         raise PipelineError(f"no emulator for {p['board']['title']}; `scons simulate` supports boards whose "
                             "emulator is set in codegen/device/boards.json (e.g. BOARD=nano33ble, BOARD=mega)")
+
+
+def _profile(target, source, p):
+    from codegen.runners import profile
+
+    mlf, images_c, images_h, images_json = source[:4]
+    report = profile.profile_cortex_m4(mlf, target[0], target[1], work_dir=p["work_dir"], board=p["board"],
+                                       images_c=images_c, images_h=images_h, images_json=images_json)
+    t = report["total"]
+    slowest = sorted(report["layers"], key=lambda r: -r["cycles_estimate"])[:3]
+    print(f"  Cortex-M4 (QEMU mps2-an386): {t['instructions']:,} instructions, ~{t['cycles_estimate']:,} cycles "
+          f"(estimate) over {len(report['layers']) - 1} kernel calls; the slowest: "
+          + ", ".join(f"{r['layer']} {r['share_cycles_percent']:.1f}%" for r in slowest))
+    print(f"  per-layer table: {target[1]}")
+
+
+def _profile_plot(target, source, p):
+    import json
+
+    from codegen import plots
+
+    with open(source[0]) as f:
+        report = json.load(f)
+    plots.save_png(plots.profile_figure(report), target[0])
+
+
+def TinyProfile(env, build_dir, mlf, images, board):
+    """profile.json, profile.txt (per kernel call on the emulated Cortex-M4F) and profile.png (drawn from the json)."""
+    work_dir = os.path.join(build_dir, "profile")
+    table = env.TinyProfileRun([os.path.join(build_dir, "profile.json"), os.path.join(build_dir, "profile.txt")],
+                               [mlf, *images[:3], params_node(env, board=board, work_dir=work_dir)])
+    env.Clean(table, env.Dir(work_dir))     # the firmware: kept between runs, undeclared
+    plot = env.TinyProfilePlot(os.path.join(build_dir, "profile.png"), table[0])
+    return table + plot
 
 
 def TinyMemoryReport(env, build_dir, mlf, board):
@@ -78,7 +114,11 @@ def generate(env):
     add_builder(env, "TinyMemoryPlot", stage_action(_memory_plot, "TINY_MEMORYPLOTCOMSTR",
                                                     "Per-layer memory plot -> $TARGET"))
     add_builder(env, "TinyRunSimulation", stage_action(_simulate, "TINY_SIMULATECOMSTR", "Simulating -> $TARGET"))
+    add_builder(env, "TinyProfileRun", stage_action(_profile, "TINY_PROFILECOMSTR", "Profiling per layer -> $TARGET"))
+    add_builder(env, "TinyProfilePlot", stage_action(_profile_plot, "TINY_PROFILEPLOTCOMSTR",
+                                                     "Per-layer profile plot -> $TARGET"))
     env.AddMethod(TinyMemoryReport)
+    env.AddMethod(TinyProfile)
     env.AddMethod(TinySimulate)
 
 

@@ -60,9 +60,10 @@ def _simulate(target, source, p):
         raise PipelineError(f"BACKEND=tflm simulates on the Cortex-M4 (QEMU) only; {p['board']['title']} has no "
                             "such emulator: use BOARD=nano33ble")
     r = runners.simulate_cortex_m4(p["sketch_dir"], source[0], source[1], source[2], target[0], p["tflm_dir"],
-                                   work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None)
+                                   work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None, board=p["board"])
     print(f"  Cortex-M4 (QEMU mps2-an386), TFLM {r['kernels']} kernels: {r['instructions_per_inference']:,.0f} "
-          f"instructions per inference (TFLM reports {r['arena_used_bytes_m4']:,} B of arena used); {r['verdict']}")
+          f"instructions, ~{r['cycles_per_inference_estimate']:,.0f} cycles (estimate) per inference (TFLM reports "
+          f"{r['arena_used_bytes_m4']:,} B of arena used); {r['verdict']}")
 
 
 def _memory(target, source, p):
