@@ -4,7 +4,8 @@ import numpy as np
 
 from ..quant import (activation_range, clamp_cast, i32, mbqm, per_channel_multipliers, quantize_multiplier,
                     rdbpot_masked, same_padding, srdhm)
-from ..registry import FUSED_ACTIVATION, PADDING, clamp_activation, options, per_tensor, register
+from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPTS, at_least, clamp_activation, options,
+    per_tensor, register)
 from ..schedules import factor, sched_conv, sched_depthwise, sched_pointwise, sched_reduction, sched_tiled
 from .. import memplan, microkernels as mk
 
@@ -16,6 +17,10 @@ DEPTHWISE_OPTIONS = options("DepthwiseConv2DOptions", padding=PADDING, stride_h=
                             activation=FUSED_ACTIVATION, depth_multiplier="DepthMultiplier")
 FC_OPTIONS = options("FullyConnectedOptions", activation=FUSED_ACTIVATION, keep_num_dims=("KeepNumDims", bool),
                      weights_format="WeightsFormat")
+
+
+CONV_ACCEPTS = {"stride_h": at_least(1), "stride_w": at_least(1), "dilation_h": at_least(1),
+                "dilation_w": at_least(1), "padding": PADDING_ACCEPTS, "activation": CLAMP_ACCEPTS}
 
 
 def _conv_checks(m, op):
@@ -248,21 +253,23 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     return OH * OW * OC * KH * KW * (1 if depthwise else C)
 
 
-@register("CONV_2D", family="conv", options=CONV_OPTIONS, validate=_conv_checks)
+@register("CONV_2D", family="conv", options=CONV_OPTIONS, accepts=CONV_ACCEPTS, validate=_conv_checks)
 def lower_conv_2d(ctx, op):
     """2-D convolution: int32 sums of (x - zp) * w + bias, per-channel requantization."""
     return _conv_common(ctx, op, False)
 
 
 
-@register("DEPTHWISE_CONV_2D", family="conv", options=DEPTHWISE_OPTIONS, validate=_conv_checks)
+@register("DEPTHWISE_CONV_2D", family="conv", options=DEPTHWISE_OPTIONS, accepts=CONV_ACCEPTS,
+          validate=_conv_checks)
 def lower_depthwise_conv_2d(ctx, op):
     """Depthwise convolution (any depth multiplier), per-channel requantization."""
     return _conv_common(ctx, op, True)
 
 
 
-@register("FULLY_CONNECTED", family="conv", options=FC_OPTIONS, validate=clamp_activation, rounding="single")
+@register("FULLY_CONNECTED", family="conv", options=FC_OPTIONS, accepts={"activation": CLAMP_ACCEPTS},
+          validate=clamp_activation, rounding="single")
 def lower_fully_connected(ctx, op):
     """Fully connected layer, per-tensor or per-channel weights (single-rounding requantization)."""
     from tvm import te

@@ -6,7 +6,7 @@ import numpy as np
 
 from ...errors import ModelError
 from ..quant import QRANGE, clamp_cast, i32, i64, quantize_multiplier, rdbpot, srdhm
-from ..registry import _what, const_input, options, register, same_type_per_tensor
+from ..registry import _what, const_input, options, positive_number, register, same_type_per_tensor
 from ..schedules import sched_reduction
 
 
@@ -94,7 +94,8 @@ def lower_mean(ctx, op):
 
 
 
-@register("SOFTMAX", family="reduce", options=options("SoftmaxOptions", beta=("Beta", float)))
+@register("SOFTMAX", family="reduce", options=options("SoftmaxOptions", beta=("Beta", float)),
+          accepts={"beta": positive_number()})
 def lower_softmax(ctx, op):
     """Bit-exact int8/uint8 softmax: TFLite's reference quantized Softmax, i.e. gemmlowp
     fixed point (input diff scaled to Q5.26, exp_on_negative_values, sum in Q12.19,
