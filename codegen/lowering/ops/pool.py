@@ -3,6 +3,7 @@
 from ..quant import QRANGE, activation_range, clamp_cast, i32, same_padding
 from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPTS, at_least, clamp_activation,
     options, register, same_quantization, same_type_per_tensor)
+from ..reduction import reduce_taps
 from ..schedules import sched_reduction
 
 
@@ -12,16 +13,16 @@ def _pool_window(x, geometry, reduce_fn, fill):
     from tvm import te, tirx
 
     H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w = geometry
-    rh = te.reduce_axis((0, KH), "rh")
-    rw = te.reduce_axis((0, KW), "rw")
 
     def body(n, oh, ow, c):
-        ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
-        xv = x[n, ih, iw, c].astype("int32")
-        conds = ([ih >= 0, ih < H] if edge_h else []) + ([iw >= 0, iw < W] if edge_w else [])
-        if conds:
-            xv = tirx.if_then_else(tirx.all(*conds), xv, i32(fill))
-        return reduce_fn(xv, axis=[rh, rw])
+        def tap(rh, rw):
+            ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
+            xv = x[n, ih, iw, c].astype("int32")
+            conds = ([ih >= 0, ih < H] if edge_h else []) + ([iw >= 0, iw < W] if edge_w else [])
+            if conds:
+                xv = tirx.if_then_else(tirx.all(*conds), xv, i32(fill))
+            return xv
+        return reduce_taps(reduce_fn, tap, (KH, KW), ("rh", "rw"))     # a 1x1 window: the tap itself
 
     return te.compute((1, OH, OW, C), body, name="acc")
 
