@@ -12,8 +12,8 @@ tf.function + TFLiteConverter (a random representative set); `check(spec)` lower
 The ops come from the registry (lowering/registry.py): each registered op needs a generator in GENERATORS; one
 without is listed as `no generator` in every run's summary (never silently skipped).  A model whose converted
 graph lacks the op it was made for counts as `not built`.  Outcomes: exact, mismatch, refused (a clean ModelError:
-an unsupported configuration), codegen-failed (the lowering broke: a bug), crash (anything else: a bug),
-reference-error (tf.lite itself rejects the model).  Each mismatch, codegen failure or crash is MINIMIZED (input
+an unsupported configuration), not-int8 (the converter left float ops in), codegen-failed (the lowering broke: a
+bug), crash (anything else: a bug), reference-error (the converter or tf.lite itself rejects the model).  Each mismatch, codegen failure or crash is MINIMIZED (input
 dims, layer parameters and chain length shrunk while the same outcome persists) and written to the output folder
 as NAME.json (the spec) + NAME.tflite; tests/fuzz_cases.json keeps the ones worth replaying in the test suite.
 
@@ -441,7 +441,7 @@ def build(spec):
 
 class Outcome:
     def __init__(self, kind, detail="", ops=(), built=True):
-        self.kind = kind            # exact | mismatch | refused | codegen-failed | crash | reference-error
+        self.kind = kind            # exact | mismatch | refused | not-int8 | codegen-failed | crash | reference-error
         self.detail = detail
         self.ops = list(ops)        # the op types of the converted graph
         self.built = built          # the graph has the op the spec was made for
@@ -479,6 +479,8 @@ def check(spec, workdir, target="host", n_inputs=4, keep=None):
     except ModelError as e:
         msg = str(e)
         kind = "codegen-failed" if "code generation failed" in msg or "internal error" in msg else "refused"
+        if "not fully integer-quantized" in msg:
+            kind = "not-int8"       # the converter left float ops in: nothing the code generator could do
         return Outcome(kind, msg.replace(path, "model.tflite"), ops, built)
     except Exception as e:  # noqa: BLE001 (a traceback in the pipeline: a bug)
         return Outcome("crash", "%s: %s" % (type(e).__name__, e), ops, built)
@@ -705,8 +707,9 @@ def _has_op(buf, op_type):
 # The run
 
 def run(seed=0, count=None, seconds=None, ops=None, chains=0.3, qemu_every=0, microkernels="alternate",
-        out=None, minimize_budget=80, log=print, workdir=None):
-    """Fuzzes; returns a summary dict (counts per op and outcome, the minimized findings)."""
+        out=None, minimize_budget=80, log=print, workdir=None, record_specs=False):
+    """Fuzzes; returns a summary dict (counts per op and outcome, the minimized findings; with `record_specs` the
+    spec of every model run, under "specs")."""
     r = random.Random(seed)
     covered, missing = coverage()
     if ops:
@@ -722,14 +725,15 @@ def run(seed=0, count=None, seconds=None, ops=None, chains=0.3, qemu_every=0, mi
     summary = {"seed": seed, "models": 0, "no_generator": missing, "outcomes": {}, "per_op": {},
                "not_built": {}, "qemu": 0, "findings": [], "seconds": 0.0}
     t0 = time.time()
-    k = 0
+    k = n_single = 0
     while True:
         if count is not None and k >= count:
             break
         if seconds is not None and time.time() - t0 >= seconds:
             break
         chain = r.random() < chains and not ops
-        spec = random_spec(r, None if chain else pool[k % len(pool)], chain=r.randint(2, 4) if chain else 1)
+        spec = random_spec(r, None if chain else pool[n_single % len(pool)], chain=r.randint(2, 4) if chain else 1)
+        n_single += not chain               # the single-op models take the ops in turn
         if not spec["layers"]:
             k += 1
             continue
@@ -740,6 +744,8 @@ def run(seed=0, count=None, seconds=None, ops=None, chains=0.3, qemu_every=0, mi
         o = check(spec, os.path.join(work, "m"), target)
         k += 1
         summary["models"] += 1
+        if record_specs:
+            summary.setdefault("specs", []).append(spec)
         summary["qemu"] += target == "cortex-m4"
         summary["outcomes"][o.kind] = summary["outcomes"].get(o.kind, 0) + 1
         for name in {layer["op"] for layer in spec["layers"]}:
