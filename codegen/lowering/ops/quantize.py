@@ -44,17 +44,20 @@ def lower_quantize(ctx, op):
 def lower_dequantize(ctx, op):
     """DEQUANTIZE to float32 (only as the model's last op, see tflite_model): reference
     Dequantize computes float(double(scale) * (x - zp)); that double product is exact
-    (24-bit scale times a 9-bit integer), so one float32 multiply rounds identically."""
-    from tvm import te, tirx
+    (24-bit scale times a 9-bit integer), so one float32 multiply rounds identically.
+    The scale is a one-element constant array, written as an exact hexadecimal literal: TVM's C
+    printer writes a float immediate with 7 significant digits, often another float32 (the
+    fuzzer found outputs off by one ulp)."""
+    from tvm import te
     m = ctx.m
     x_t = m.tensors[op.inputs[0]]
-    scale = np.float32(x_t.scale[0])
+    scale = ctx.const(np.array([x_t.scale[0]], np.float32), "scale")
     zp = int(x_t.zero_point[0])
 
-    def f(x):
+    def f(x, s):
         return te.compute(x.shape, lambda *i: (x(*i).astype("int32") - i32(zp)).astype(
-            "float32") * tirx.const(float(scale), "float32"), name="out")
+            "float32") * s[0], name="out")
 
-    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]])
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]], scale])
     return 0
 
