@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from ..quant import QRANGE, clamp_cast, i32, mbqm, quantize_multiplier
-from ..registry import register
+from ..quant import QRANGE, clamp_cast, i32, left_shift_overflows, mbqm, mbqm_int, quantize_multiplier
+from ..registry import lookup, register
 
 
 @register("QUANTIZE", family="quantize")
@@ -24,6 +24,11 @@ def lower_quantize(ctx, op):
     # equal scales (e.g. uint8 -> int8 input): MultiplyByQuantizedMultiplier(v, 2^30, 1)
     # = SRDHM(2v, 2^30) = v exactly, so only the zero points move
     identity = rq is mbqm and (mult, shift) == (1 << 30, 1)
+    if left_shift_overflows(QRANGE[ti.dtype], izp, shift):
+        # TFLite's int32 (x - zp) * 2^shift wraps around; in C it would be undefined: the op is its table
+        rounding = lookup(op.type).rounding
+        ctx.lookup_table(op, lambda v: min(max(mbqm_int(v - izp, mult, shift, rounding) + ozp, lo), hi))
+        return 0
 
     def value(v):
         if identity:
