@@ -172,9 +172,12 @@ def gen_resize(r, shape):
 def gen_transpose(r, shape):
     if len(shape) < 2:
         return None
-    perm = list(range(len(shape)))
-    rest = perm[1:]
-    r.shuffle(rest)
+    big = [k for k, d in enumerate(shape) if d > 1]
+    rest = list(range(1, len(shape)))
+    for _ in range(10):     # one that reorders dimensions > 1 (else the converter writes a RESHAPE)
+        r.shuffle(rest)
+        if [k for k in rest if k in big] != [k for k in sorted(rest) if k in big]:
+            break
     return {"op": "TRANSPOSE", "perm": [0] + rest}
 
 
@@ -402,6 +405,42 @@ def as_uint8_kernels(buf):
     return _edit(buf, fn)
 
 
+def reshapes_as_squeeze(buf, axes_list):
+    """The converter writes tf.squeeze as RESHAPE: each RESHAPE that drops exactly the size-1 dimensions `axes` of
+    one SQUEEZE layer (in order) becomes that SQUEEZE (squeeze_dims = axes, the shape input removed), which
+    tf.lite runs with its own SQUEEZE kernel."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    def fn(model):
+        codes = model.operatorCodes
+        sq = next((k for k, c in enumerate(codes) if max(c.builtinCode, c.deprecatedBuiltinCode) ==
+                   fb.BuiltinOperator.SQUEEZE), None)
+        if sq is None:
+            c = fb.OperatorCodeT()
+            c.builtinCode = c.deprecatedBuiltinCode = fb.BuiltinOperator.SQUEEZE
+            c.version = 1
+            codes.append(c)
+            sq = len(codes) - 1
+        g = model.subgraphs[0]
+        todo = list(axes_list)
+        for op in g.operators:
+            c = codes[op.opcodeIndex]
+            if not todo or max(c.builtinCode, c.deprecatedBuiltinCode) != fb.BuiltinOperator.RESHAPE:
+                continue
+            shape_in = list(g.tensors[op.inputs[0]].shape)
+            shape_out = list(g.tensors[op.outputs[0]].shape)
+            axes = todo[0]
+            if [d for k, d in enumerate(shape_in) if k not in axes] == shape_out and all(
+                    shape_in[a] == 1 for a in axes):
+                op.opcodeIndex = sq
+                op.inputs = [op.inputs[0]]
+                op.builtinOptionsType = fb.BuiltinOptions.SqueezeOptions
+                op.builtinOptions = fb.SqueezeOptionsT()
+                op.builtinOptions.squeezeDims = list(axes)
+                todo.pop(0)
+    return _edit(buf, fn)
+
+
 def build(spec):
     """The spec as a full-integer TFLite flatbuffer (bytes)."""
     tf = _tf()
@@ -431,6 +470,9 @@ def build(spec):
         conv._experimental_disable_per_channel_quantization_for_dense_layers = True
     with quiet():
         buf = conv.convert()
+    squeezes = [layer["axes"] for layer in layers if layer["op"] == "SQUEEZE"]
+    if squeezes:
+        buf = reshapes_as_squeeze(buf, squeezes)
     if spec.get("uint8_kernels"):
         buf = as_uint8_kernels(buf)
     return buf
