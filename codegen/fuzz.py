@@ -13,13 +13,15 @@ The ops come from the registry (lowering/registry.py): each registered op needs 
 without is listed as `no generator` in every run's summary (never silently skipped).  A model whose converted
 graph lacks the op it was made for counts as `not built`.  Outcomes: exact, mismatch, refused (a clean ModelError:
 an unsupported configuration), not-int8 (the converter left float ops in), codegen-failed (the lowering broke: a
-bug), crash (anything else: a bug), reference-error (the converter or tf.lite itself rejects the model).  Each mismatch, codegen failure or crash is MINIMIZED (input
-dims, layer parameters and chain length shrunk while the same outcome persists) and written to the output folder
-as NAME.json (the spec) + NAME.tflite; tests/fuzz_cases.json keeps the ones worth replaying in the test suite.
+bug), crash (anything else: a bug), reference-error (the converter or tf.lite itself rejects the model).  Each
+mismatch, codegen failure or crash is MINIMIZED (input dims, layer parameters and chain length shrunk while the
+same kind of outcome persists; one per kind of finding) and written to the output folder as NAME.json (the spec)
++ NAME.tflite; tests/fuzz_cases.json keeps the ones worth replaying in the test suite.
 
-`refusals(spec)` is the other half: configurations the generator must refuse.  For each op option the registry
-declares (`accepts=` of @register), the values it does not accept are written into the converted flatbuffer and
-the model must be refused with one ModelError line naming the op and the option, never lowered.
+`refusals()` (`--refusals`) is the other half: configurations the generator must refuse.  For each op option the
+registry declares (`accepts=` of @register), the values it does not accept are written into a converted model of
+the op, as are int16 activations, and each model must be refused with one ModelError line (naming the op and the
+option), never lowered.
 """
 
 import argparse
