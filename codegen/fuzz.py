@@ -483,6 +483,54 @@ def build(spec):
 # ---------------------------------------------------------------------------------------------------------------
 # Checking one spec
 
+def _reference_worker(conn):
+    from .runners.exactness import reference_tensors
+    while True:
+        try:
+            args = conn.recv()
+        except EOFError:
+            return
+        try:
+            conn.send(("ok", reference_tensors(*args)))
+        except Exception as e:  # noqa: BLE001 (sent back and reported as the model's outcome)
+            conn.send(("error", "%s: %s" % (type(e).__name__, str(e).strip().splitlines()[-1:] or "")))
+
+
+class ReferenceAborted(RuntimeError):
+    pass
+
+
+class _Reference:
+    """tf.lite BUILTIN_REF in a child process: some of its kernels abort the whole process on models they reject
+    (a TFLITE_CHECK, e.g. in its softmax), which must be one model's outcome, not the end of the run."""
+
+    def __init__(self):
+        self.proc = self.conn = None
+
+    def __call__(self, path, inputs, tensor_ids):
+        import multiprocessing
+        if self.proc is None or not self.proc.is_alive():
+            ctx = multiprocessing.get_context("spawn")
+            self.conn, child = ctx.Pipe()
+            self.proc = ctx.Process(target=_reference_worker, args=(child,), daemon=True)
+            self.proc.start()
+            child.close()
+        self.conn.send((os.fspath(path), inputs, tensor_ids))
+        try:
+            kind, value = self.conn.recv()
+        except (EOFError, ConnectionError):
+            self.proc.join(5)
+            code = self.proc.exitcode
+            self.proc = None
+            raise ReferenceAborted("tf.lite's reference interpreter aborted (exit code %s)" % code) from None
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+
+REFERENCE = _Reference()
+
+
 class Outcome:
     def __init__(self, kind, detail="", ops=(), built=True):
         self.kind = kind            # exact | mismatch | refused | not-int8 | codegen-failed | crash | reference-error
@@ -530,7 +578,9 @@ def check(spec, workdir, target="host", n_inputs=4, keep=None):
         return Outcome("crash", "%s: %s" % (type(e).__name__, e), ops, built)
     try:
         inputs = exactness.random_inputs(path, n_inputs, seed=spec["seed"])
-        rep = exactness.compare(path, tar, inputs, workdir, target=target)
+        rep = exactness.compare(path, tar, inputs, workdir, target=target, reference=REFERENCE)
+    except ReferenceAborted as e:
+        return Outcome("reference-error", str(e), ops, built)
     except PipelineError as e:
         return Outcome("crash", str(e)[:500], ops, built)
     except (RuntimeError, ValueError) as e:   # the interpreter refuses the model
