@@ -139,7 +139,12 @@ def lower_softmax(ctx, op):
                 return te.compute(shape, fn, name=tag + "_" + name)
             d = S("d", lambda *i: x(*i).astype("int32") - rowmax(*i[:-1]))
             # MultiplyByQuantizedMultiplierGreaterThanOne -> Q5.26
-            sd = S("sd", lambda *i: srdhm(d(*i) * i32(1 << lshift), i32(mult)))
+            if lshift < 31:
+                sd = S("sd", lambda *i: srdhm(d(*i) * i32(1 << lshift), i32(mult)))
+            else:
+                # left shift 31 (input scale x beta >= 32): 2^31 is no int32 literal, and TFLite's radius is 0,
+                # so only d == 0 is ever used (0); any other d is masked by diff_min = 0 (TFLite: d * INT_MIN)
+                sd = S("sd", lambda *i: tirx.Select(d(*i) == i32(0), i32(0), i32(-2 ** 31)))
             # exp_on_negative_values
             mq = S("mq", lambda *i: (sd(*i) & i32(quarter - 1)) - i32(quarter))
             xe = S("xe", lambda *i: mq(*i) * i32(32) + i32(1 << 28))
