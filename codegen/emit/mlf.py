@@ -35,9 +35,13 @@ from ..fsutil import file_mode
 
 
 def _c_array(ctype, name, arr, per_line=16):
-    # INT32_MIN written as an expression: the literal 2147483648 does not fit a 32-bit long
-    vals = [str(int(v)) if int(v) != -2 ** 31 else "(-2147483647 - 1)"
-            for v in np.asarray(arr).ravel()]
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "f":
+        # C99 hexadecimal literals: every float32 exactly (a decimal with too few digits is another float)
+        vals = [float(v).hex() for v in arr.ravel()]
+    else:
+        # INT32_MIN written as an expression: the literal 2147483648 does not fit a 32-bit long
+        vals = [str(int(v)) if int(v) != -2 ** 31 else "(-2147483647 - 1)" for v in arr.ravel()]
     if not vals:
         vals = ["0"]
     lines = []

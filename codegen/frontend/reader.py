@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import ModelError
-from ..lowering.registry import lookup, registry
+from ..lowering.registry import check_options, lookup, registry
 from . import limits
 
 _TFLITE_DTYPES = {
@@ -269,6 +269,9 @@ def _validate(m):
             m.fail("operator %s (op #%d) is not supported by the code generator "
                    "(supported: %s). Change the model to avoid it."
                    % (op.type, op.index, ", ".join(ops)))
+    for op in m.ops:
+        if op is not float_out:
+            check_options(m, op)
     for op in m.ops:
         if op is not float_out and ops[op.type].validate is not None:
             try:

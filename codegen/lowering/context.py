@@ -77,6 +77,23 @@ class LoweringContext:
         self.scratch_kernels.add(name)
         return self.bb.emit(self.relax.TupleGetItem(t, 1))
 
+    def lookup_table(self, op, value):
+        """An 8-bit -> 8-bit op as one table load per element: out[i] = lut[x[i] - qmin], lut[k] = value(qmin + k),
+        where `value` maps a raw input (Python int) to the raw output TFLite's kernel produces for it."""
+        from tvm import te
+        from .quant import QRANGE, i32
+        x_t, o_t = self.m.tensors[op.inputs[0]], self.m.tensors[op.outputs[0]]
+        qmin, qmax = QRANGE[x_t.dtype]
+        lo, hi = QRANGE[o_t.dtype]
+        table = [value(v) for v in range(qmin, qmax + 1)]
+        assert all(lo <= t <= hi for t in table), (op.type, table)
+        lut = self.const(np.array(table, dtype=o_t.dtype), "lut")
+
+        def f(x, t):
+            return te.compute(x.shape, lambda *i: t[x(*i).astype("int32") - i32(qmin)], name="out")
+
+        self.values[op.outputs[0]] = self.emit(op, f, [self.operand(op.inputs[0]), lut])
+
     def reshape(self, value, shape):
         """A Relax reshape: no kernel, the planner aliases the storage."""
         return self.bb.emit(self.relax.op.reshape(value, tuple(int(d) for d in shape)))

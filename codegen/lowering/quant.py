@@ -124,6 +124,16 @@ def rdbpot_masked(x, exponent, mask):
     return (x >> exponent) - (t >> i32(31))
 
 
+def left_shift_overflows(qrange, zero_point, shift):
+    """Does MultiplyByQuantizedMultiplier's int32 left shift (x - zero_point) * 2^shift overflow for some 8-bit x in
+    `qrange`?  TFLite's compiled kernels then wrap around; C code computing it would be undefined (gcc keeps the
+    product in 64 bits), so such an op is lowered as a lookup table computed with mbqm_int's wrap-around."""
+    if shift <= 0:
+        return False
+    worst = max(abs(qrange[0] - zero_point), abs(qrange[1] - zero_point))
+    return worst * (1 << shift) > 2 ** 31 - 1
+
+
 def mbqm(x, mult, shift, shift_range=(-31, 30)):
     """MultiplyByQuantizedMultiplier(x, mult, shift) with TFLite's double rounding
     (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT).

@@ -1,6 +1,8 @@
 """The op registry: one declaration per TFLite op, from which everything else derives.
 
-An entry says how to read the op's builtin options from the flatbuffer, which checks make its C exact, which
+An entry says how to read the op's builtin options from the flatbuffer, which option values it accepts (checked
+before any other check or the lowering: a malformed option is one error naming the op and the option), which
+checks make its C exact, which
 MultiplyByQuantizedMultiplier rounding TFLite's reference kernel uses, and how to lower it to TE.  The model
 reader (supported-op check, options), the lowering, the README's op list, `scons -h` and the tests' coverage
 check all read this table, so adding an op is one `@register` in its family module under `ops/`.
@@ -17,11 +19,12 @@ CLAMP_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
 class OpDef:
-    def __init__(self, name, family, lower, options, validate, rounding, doc):
+    def __init__(self, name, family, lower, options, validate, rounding, doc, accepts=None):
         self.name = name
         self.family = family
         self.lower = lower          # lower(ctx, op) -> MACs; emits TE computes through ctx
         self.options = options      # options(tflite.Operator) -> dict, or None
+        self.accepts = accepts or {}  # option name -> Accepts: the values the op takes (check_options)
         self.validate = validate    # validate(model, op): raises ModelError via model.fail, or None
         self.rounding = rounding    # "double" | "single": MultiplyByQuantizedMultiplier form of TFLite's kernel
         self.doc = doc
@@ -30,13 +33,20 @@ class OpDef:
         return "OpDef(%s, %s)" % (self.name, self.family)
 
 
-def register(name, *, family, options=None, validate=None, rounding="double"):
-    """Decorator for a lowering function `fn(ctx, op) -> MACs`: registers TFLite op `name`."""
+def register(name, *, family, options=None, accepts=None, validate=None, rounding="double"):
+    """Decorator for a lowering function `fn(ctx, op) -> MACs`: registers TFLite op `name`.
+
+    `accepts`: {option: Accepts} for options read by `options` whose every value is not valid (strides, window
+    sizes, enums): the reader refuses any other value before validate and the lowering run."""
     def deco(fn):
         if name in REGISTRY:
             raise ValueError("op %s registered twice" % name)
+        for key in accepts or {}:
+            if options is None or key not in options.fields:
+                raise ValueError("op %s declares accepted values of option %r, which its options do not read"
+                                 % (name, key))
         doc = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        REGISTRY[name] = OpDef(name, family, fn, options, validate, rounding, doc)
+        REGISTRY[name] = OpDef(name, family, fn, options, validate, rounding, doc, accepts)
         return fn
     return deco
 
@@ -94,11 +104,60 @@ def options(table_class, **fields):
                 v = conv(v)
             out[key] = v
         return out
+    read.table_class = table_class
+    read.fields = fields
     return read
 
 
 FUSED_ACTIVATION = ("FusedActivationFunction", ACTIVATIONS)
 PADDING = ("Padding", PADDINGS)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accepted option values: declared per op (`accepts=`), checked by check_options before anything else
+
+class Accepts:
+    """The values an option may take: `test(value)`, described by `text`; `bad` are raw flatbuffer values outside
+    them (the fuzzer writes each into a model and checks that it is refused); `label` names the option in
+    messages (default "option <name>")."""
+
+    def __init__(self, test, text, bad, label=None):
+        self.test, self.text, self.bad, self.label = test, text, tuple(bad), label
+
+
+def at_least(n):
+    return Accepts(lambda v: isinstance(v, int) and v >= n, "an integer >= %d" % n, (n - 1, -1))
+
+
+def one_of(values, bad, label=None):
+    """An enum option read through a value map (unknown raw values read as their number, as a string)."""
+    return Accepts(lambda v: v in values, "one of %s" % ", ".join(values), bad, label)
+
+
+def positive_number():
+    import math
+    return Accepts(lambda v: isinstance(v, float) and v > 0 and math.isfinite(v), "a finite number > 0",
+                   (0.0, -1.0))
+
+
+PADDING_ACCEPTS = one_of(("SAME", "VALID"), bad=(2, 7))
+# raw 4 is TANH, 5 SIGN_BIT: valid TFLite activations that no int8 kernel fuses; 9 is not an activation at all
+CLAMP_ACCEPTS = one_of(CLAMP_ACTIVATIONS, bad=(4, 9), label="fused activation")
+
+
+def check_options(m, op):
+    """The op's declared options (`accepts=` of its @register) have accepted values; else one error naming the
+    op, the option and what it accepts.  Runs before the op's other checks, so nothing is lowered from a
+    malformed option (e.g. stride 0, which tf.lite itself crashes on)."""
+    d = REGISTRY.get(op.type)
+    for key, acc in (d.accepts if d is not None else {}).items():
+        if key not in op.options:       # no options table: TFLite uses the schema defaults
+            continue
+        v = op.options[key]
+        if not acc.test(v):
+            what = "%s %s" % (acc.label, v) if acc.label else "option %s = %s" % (key, v)
+            m.fail("%s: %s is not supported (option %s: %s). The file was not written by the TFLite converter "
+                   "as is, or it is damaged; re-export the model." % (_what(op), what, key, acc.text))
 
 
 # ---------------------------------------------------------------------------------------------------------------

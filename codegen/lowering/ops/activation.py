@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from ..quant import (QRANGE, activation_range, clamp_cast, i32, mbqm_int, quantize_multiplier, rdbpot_int,
-                     round_half_away, srdhm_int, wrap_int)
+from ..quant import (QRANGE, activation_range, clamp_cast, i32, left_shift_overflows, mbqm_int, quantize_multiplier,
+                     rdbpot_int, round_half_away, srdhm_int, wrap_int)
 from ..registry import _what, lookup, options, register, same_type_per_tensor
 
 
@@ -25,6 +25,11 @@ def _relu_x(ctx, op, act):
     izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
     lo, hi = activation_range(act, o_t.scale[0], ozp, o_t.dtype)
     odt = o_t.dtype
+    if left_shift_overflows(QRANGE[x_t.dtype], izp, shift):
+        # TFLite's int32 x * 2^shift wraps around here (the output scale is tiny next to the input's); C code
+        # would overflow, so the op is its table, computed with TFLite's wrap-around
+        rounding = lookup(op.type).rounding
+        return _lut_op(ctx, op, lambda v: min(max(mbqm_int(v - izp, mult, shift, rounding) + ozp, lo), hi))
 
     def f(x):
         return te.compute(x.shape, lambda *i: clamp_cast(
@@ -61,19 +66,7 @@ def _scalars(t):
 def _lut_op(ctx, op, value):
     """out[i] = lut[x[i] - qmin], lut[k] = value(qmin + k): `value` maps a raw input (Python int) to the raw
     output TFLite's kernel produces for it."""
-    from tvm import te
-    m = ctx.m
-    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
-    qmin, qmax = QRANGE[x_t.dtype]
-    lo, hi = QRANGE[o_t.dtype]
-    table = [value(v) for v in range(qmin, qmax + 1)]
-    assert all(lo <= t <= hi for t in table), (op.type, table)
-    lut = ctx.const(np.array(table, dtype=o_t.dtype), "lut")
-
-    def f(x, t):
-        return te.compute(x.shape, lambda *i: t[x(*i).astype("int32") - i32(qmin)], name="out")
-
-    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0]), lut])
+    ctx.lookup_table(op, value)
     return 0
 
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from ..quant import (activation_range, clamp_cast, i32, mbqm, per_channel_multipliers, quantize_multiplier,
+from ..quant import (QRANGE, activation_range, clamp_cast, i32, mbqm, per_channel_multipliers, quantize_multiplier,
                     rdbpot_masked, same_padding, srdhm)
-from ..registry import FUSED_ACTIVATION, PADDING, clamp_activation, options, per_tensor, register
+from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPTS, all_of, at_least, clamp_activation,
+    options, per_tensor, register)
 from ..schedules import factor, sched_conv, sched_depthwise, sched_pointwise, sched_reduction, sched_tiled
 from .. import memplan, microkernels as mk
 
@@ -18,8 +19,44 @@ FC_OPTIONS = options("FullyConnectedOptions", activation=FUSED_ACTIVATION, keep_
                      weights_format="WeightsFormat")
 
 
+CONV_ACCEPTS = {"stride_h": at_least(1), "stride_w": at_least(1), "dilation_h": at_least(1),
+                "dilation_w": at_least(1), "padding": PADDING_ACCEPTS, "activation": CLAMP_ACCEPTS}
+
+
+def _requant_fits(m, op):
+    """The requantization of the op's largest possible sum fits int32: (sum) * 2^shift < 2^31, where shift is the
+    exponent of input scale x weight scale / output scale.  Otherwise TFLite's int32 arithmetic overflows (the left
+    shift wraps, or the single-rounding result leaves int32: undefined, tf.lite and TFLite Micro may disagree).
+    It happens when the calibration left a layer's output range (almost) empty: output scale ~1e-8."""
+    x, w, o = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]], m.tensors[op.outputs[0]]
+    b_i = op.inputs[2] if len(op.inputs) > 2 else -1
+    if (w.data is None or not x.is_quantized or not w.is_quantized or not o.is_quantized
+            or x.dtype not in QRANGE or w.data.ndim < 2):
+        return                       # the op's other checks say what is wrong
+    qmin, qmax = QRANGE[x.dtype]
+    xmax = max(abs(qmin - int(x.zero_point[0])), abs(qmax - int(x.zero_point[0])))
+    axis = w.data.ndim - 1 if op.type == "DEPTHWISE_CONV_2D" else 0
+    wabs = np.abs(np.asarray(w.data, np.int64) - (np.asarray(w.zero_point, np.int64).reshape(-1)[0]
+                                                  if len(w.zero_point) == 1 else 0))
+    sums = np.moveaxis(wabs, axis, 0).reshape(w.data.shape[axis], -1).sum(axis=1) * xmax
+    if b_i >= 0 and m.tensors[b_i].data is not None:
+        sums = sums + np.abs(np.asarray(m.tensors[b_i].data, np.int64)).reshape(-1)[:len(sums)]
+    ws = np.asarray(w.scale, np.float64)
+    ws = np.broadcast_to(ws, sums.shape) if ws.size == 1 else ws[:len(sums)]
+    for c in range(len(sums)):
+        _, shift = quantize_multiplier(float(np.float32(x.scale[0])) * float(np.float32(ws[c]))
+                                       / float(np.float32(o.scale[0])))
+        if shift > 0 and int(sums[c]) << shift >= 2 ** 31:
+            m.fail("%s (op #%d): output scale %g is too small for input scale %g x weight scale %g: TFLite's int32 "
+                   "requantization of sums up to %d overflows (undefined in TFLite; tf.lite and TFLite Micro may "
+                   "disagree). The calibration data left this layer's output range empty: recalibrate with data "
+                   "that reaches it." % (op.type, op.index, float(o.scale[0]), float(x.scale[0]), float(ws[c]),
+                                         int(sums[c])))
+
+
 def _conv_checks(m, op):
     clamp_activation(m, op)
+    _requant_fits(m, op)
     x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
     if len(x.shape) != 4 or len(o.shape) != 4:
         m.fail("%s (op #%d): only 4-D NHWC tensors are supported." % (op.type, op.index))
@@ -248,21 +285,23 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     return OH * OW * OC * KH * KW * (1 if depthwise else C)
 
 
-@register("CONV_2D", family="conv", options=CONV_OPTIONS, validate=_conv_checks)
+@register("CONV_2D", family="conv", options=CONV_OPTIONS, accepts=CONV_ACCEPTS, validate=_conv_checks)
 def lower_conv_2d(ctx, op):
     """2-D convolution: int32 sums of (x - zp) * w + bias, per-channel requantization."""
     return _conv_common(ctx, op, False)
 
 
 
-@register("DEPTHWISE_CONV_2D", family="conv", options=DEPTHWISE_OPTIONS, validate=_conv_checks)
+@register("DEPTHWISE_CONV_2D", family="conv", options=DEPTHWISE_OPTIONS, accepts=CONV_ACCEPTS,
+          validate=_conv_checks)
 def lower_depthwise_conv_2d(ctx, op):
     """Depthwise convolution (any depth multiplier), per-channel requantization."""
     return _conv_common(ctx, op, True)
 
 
 
-@register("FULLY_CONNECTED", family="conv", options=FC_OPTIONS, validate=clamp_activation, rounding="single")
+@register("FULLY_CONNECTED", family="conv", options=FC_OPTIONS, accepts={"activation": CLAMP_ACCEPTS},
+          validate=all_of(clamp_activation, _requant_fits), rounding="single")
 def lower_fully_connected(ctx, op):
     """Fully connected layer, per-tensor or per-channel weights (single-rounding requantization)."""
     from tvm import te

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..quant import QRANGE, activation_range, clamp_cast, i32, mbqm_int, quantize_multiplier
 from .. import microkernels as mk
-from ..registry import (FUSED_ACTIVATION, broadcastable, clamp_activation, lookup, options, register,
+from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, broadcastable, clamp_activation, lookup, options, register,
                         same_quantization, same_type_per_tensor)
 
 
@@ -115,7 +115,8 @@ def _add_sub(ctx, op, subtract):
     emit_binary(ctx, op, combine, tables)
 
 
-@register("ADD", family="elementwise", options=ADD_OPTIONS, validate=_add_sub_checks)
+@register("ADD", family="elementwise", options=ADD_OPTIONS, accepts={"activation": CLAMP_ACCEPTS},
+          validate=_add_sub_checks)
 def lower_add(ctx, op):
     """reference_integer_ops::Add (and its broadcast): both inputs minus their zero
     points, shifted left by 20, scaled by in_scale / (2 * max in_scale) with
@@ -125,7 +126,8 @@ def lower_add(ctx, op):
     return ctx.m.tensors[op.outputs[0]].size
 
 
-@register("SUB", family="elementwise", options=SUB_OPTIONS, validate=_add_sub_checks)
+@register("SUB", family="elementwise", options=SUB_OPTIONS, accepts={"activation": CLAMP_ACCEPTS},
+          validate=_add_sub_checks)
 def lower_sub(ctx, op):
     """a - b with ADD's rescaling, the scaled input2 subtracted (reference_ops::Sub / BroadcastQuantSubSlow)."""
     _add_sub(ctx, op, subtract=True)
@@ -154,7 +156,8 @@ def _mul_checks(m, op):
                % (op.index, _MUL_MAX_LEFT_SHIFT))
 
 
-@register("MUL", family="elementwise", options=MUL_OPTIONS, validate=_mul_checks)
+@register("MUL", family="elementwise", options=MUL_OPTIONS, accepts={"activation": CLAMP_ACCEPTS},
+          validate=_mul_checks)
 def lower_mul(ctx, op):
     """reference_integer_ops::Mul / BroadcastMul6DSlow (reference_ops for uint8): (a - a_zp) * (b - b_zp) in
     int32, MultiplyByQuantizedMultiplier by in1_scale * in2_scale / out_scale, + out zero point, activation

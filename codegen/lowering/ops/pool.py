@@ -1,8 +1,9 @@
 """MAX_POOL_2D, AVERAGE_POOL_2D."""
 
 from ..quant import QRANGE, activation_range, clamp_cast, i32, same_padding
-from ..registry import (FUSED_ACTIVATION, PADDING, clamp_activation, options, register, same_quantization,
-    same_type_per_tensor)
+from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPTS, at_least, clamp_activation,
+    options, register, same_quantization, same_type_per_tensor)
+from ..reduction import reduce_taps
 from ..schedules import sched_reduction
 
 
@@ -12,16 +13,16 @@ def _pool_window(x, geometry, reduce_fn, fill):
     from tvm import te, tirx
 
     H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w = geometry
-    rh = te.reduce_axis((0, KH), "rh")
-    rw = te.reduce_axis((0, KW), "rw")
 
     def body(n, oh, ow, c):
-        ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
-        xv = x[n, ih, iw, c].astype("int32")
-        conds = ([ih >= 0, ih < H] if edge_h else []) + ([iw >= 0, iw < W] if edge_w else [])
-        if conds:
-            xv = tirx.if_then_else(tirx.all(*conds), xv, i32(fill))
-        return reduce_fn(xv, axis=[rh, rw])
+        def tap(rh, rw):
+            ih, iw = oh * sh + rh - pt, ow * sw + rw - pl
+            xv = x[n, ih, iw, c].astype("int32")
+            conds = ([ih >= 0, ih < H] if edge_h else []) + ([iw >= 0, iw < W] if edge_w else [])
+            if conds:
+                xv = tirx.if_then_else(tirx.all(*conds), xv, i32(fill))
+            return xv
+        return reduce_taps(reduce_fn, tap, (KH, KW), ("rh", "rw"))     # a 1x1 window: the tap itself
 
     return te.compute((1, OH, OW, C), body, name="acc")
 
@@ -29,6 +30,10 @@ def _pool_window(x, geometry, reduce_fn, fill):
 
 POOL_OPTIONS = options("Pool2DOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
                        filter_h="FilterHeight", filter_w="FilterWidth", activation=FUSED_ACTIVATION)
+
+
+POOL_ACCEPTS = {"stride_h": at_least(1), "stride_w": at_least(1), "filter_h": at_least(1), "filter_w": at_least(1),
+                "padding": PADDING_ACCEPTS, "activation": CLAMP_ACCEPTS}
 
 
 def _pool_checks(m, op):
@@ -58,7 +63,8 @@ def _pool_geometry(ctx, op):
 
 
 
-@register("MAX_POOL_2D", family="pool", options=POOL_OPTIONS, validate=_pool_checks)
+@register("MAX_POOL_2D", family="pool", options=POOL_OPTIONS, accepts=POOL_ACCEPTS,
+          validate=_pool_checks)
 def lower_max_pool_2d(ctx, op):
     """reference_integer_ops::MaxPool: max over the in-bounds taps of the window, then the
     fused activation clamp (input and output share scale and zero point)."""
@@ -82,7 +88,8 @@ def lower_max_pool_2d(ctx, op):
 
 
 
-@register("AVERAGE_POOL_2D", family="pool", options=POOL_OPTIONS, validate=_pool_checks)
+@register("AVERAGE_POOL_2D", family="pool", options=POOL_OPTIONS, accepts=POOL_ACCEPTS,
+          validate=_pool_checks)
 def lower_average_pool_2d(ctx, op):
     """reference_integer_ops::AveragePool: int32 sum over the in-bounds taps only, divided
     by their count with rounding half away from zero ((acc +- count / 2) / count, C

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from ..quant import QRANGE, clamp_cast, i32, mbqm, quantize_multiplier
-from ..registry import register
+from ..quant import QRANGE, clamp_cast, i32, left_shift_overflows, mbqm, mbqm_int, quantize_multiplier
+from ..registry import lookup, register
 
 
 @register("QUANTIZE", family="quantize")
@@ -24,6 +24,11 @@ def lower_quantize(ctx, op):
     # equal scales (e.g. uint8 -> int8 input): MultiplyByQuantizedMultiplier(v, 2^30, 1)
     # = SRDHM(2v, 2^30) = v exactly, so only the zero points move
     identity = rq is mbqm and (mult, shift) == (1 << 30, 1)
+    if left_shift_overflows(QRANGE[ti.dtype], izp, shift):
+        # TFLite's int32 (x - zp) * 2^shift wraps around; in C it would be undefined: the op is its table
+        rounding = lookup(op.type).rounding
+        ctx.lookup_table(op, lambda v: min(max(mbqm_int(v - izp, mult, shift, rounding) + ozp, lo), hi))
+        return 0
 
     def value(v):
         if identity:
@@ -44,17 +49,20 @@ def lower_quantize(ctx, op):
 def lower_dequantize(ctx, op):
     """DEQUANTIZE to float32 (only as the model's last op, see tflite_model): reference
     Dequantize computes float(double(scale) * (x - zp)); that double product is exact
-    (24-bit scale times a 9-bit integer), so one float32 multiply rounds identically."""
-    from tvm import te, tirx
+    (24-bit scale times a 9-bit integer), so one float32 multiply rounds identically.
+    The scale is a one-element constant array, written as an exact hexadecimal literal: TVM's C
+    printer writes a float immediate with 7 significant digits, often another float32 (the
+    fuzzer found outputs off by one ulp)."""
+    from tvm import te
     m = ctx.m
     x_t = m.tensors[op.inputs[0]]
-    scale = np.float32(x_t.scale[0])
+    scale = ctx.const(np.array([x_t.scale[0]], np.float32), "scale")
     zp = int(x_t.zero_point[0])
 
-    def f(x):
+    def f(x, s):
         return te.compute(x.shape, lambda *i: (x(*i).astype("int32") - i32(zp)).astype(
-            "float32") * tirx.const(float(scale), "float32"), name="out")
+            "float32") * s[0], name="out")
 
-    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]])
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]], scale])
     return 0
 

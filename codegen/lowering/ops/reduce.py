@@ -6,7 +6,8 @@ import numpy as np
 
 from ...errors import ModelError
 from ..quant import QRANGE, clamp_cast, i32, i64, quantize_multiplier, rdbpot, srdhm
-from ..registry import _what, const_input, options, register, same_type_per_tensor
+from ..registry import _what, const_input, options, positive_number, register, same_type_per_tensor
+from ..reduction import is_single_tap, reduce_taps
 from ..schedules import sched_reduction
 
 
@@ -69,11 +70,11 @@ def lower_mean(ctx, op):
     kept = tuple(1 if d in axes else s for d, s in enumerate(shape))
 
     def f(x):
-        red = {a: te.reduce_axis((0, shape[a]), "r%d" % a) for a in axes}
-
         def total(*i):
-            idx = [red[d] if d in red else i[d] for d in range(rank)]
-            return te.sum(x(*idx).astype("int32"), axis=[red[a] for a in axes])
+            def tap(*r):
+                red = dict(zip(axes, r))
+                return x(*[red[d] if d in red else i[d] for d in range(rank)]).astype("int32")
+            return reduce_taps(te.sum, tap, [shape[a] for a in axes], ["r%d" % a for a in axes])
 
         acc = te.compute(kept, total, name="acc")
 
@@ -94,7 +95,8 @@ def lower_mean(ctx, op):
 
 
 
-@register("SOFTMAX", family="reduce", options=options("SoftmaxOptions", beta=("Beta", float)))
+@register("SOFTMAX", family="reduce", options=options("SoftmaxOptions", beta=("Beta", float)),
+          accepts={"beta": positive_number()})
 def lower_softmax(ctx, op):
     """Bit-exact int8/uint8 softmax: TFLite's reference quantized Softmax, i.e. gemmlowp
     fixed point (input diff scaled to Q5.26, exp_on_negative_values, sum in Q12.19,
@@ -128,9 +130,8 @@ def lower_softmax(ctx, op):
     # (Nested tirx.Let expressions would be cheaper to write, but TVM's arithmetic
     # simplifier substitutes let-bound values and blows the expression up.)
     def f(x):
-        rd = te.reduce_axis((0, D), "rd")
-        rowmax = te.compute(rows, lambda *i: te.max(
-            x(*i, rd).astype("int32"), axis=rd), name="rowmax")
+        rowmax = te.compute(rows, lambda *i: reduce_taps(
+            te.max, lambda rd: x(*i, rd).astype("int32"), [D], ["rd"]), name="rowmax")
 
         def chain(tag):
             def S(name, fn):
@@ -138,7 +139,12 @@ def lower_softmax(ctx, op):
                 return te.compute(shape, fn, name=tag + "_" + name)
             d = S("d", lambda *i: x(*i).astype("int32") - rowmax(*i[:-1]))
             # MultiplyByQuantizedMultiplierGreaterThanOne -> Q5.26
-            sd = S("sd", lambda *i: srdhm(d(*i) * i32(1 << lshift), i32(mult)))
+            if lshift < 31:
+                sd = S("sd", lambda *i: srdhm(d(*i) * i32(1 << lshift), i32(mult)))
+            else:
+                # left shift 31 (input scale x beta >= 32): 2^31 is no int32 literal, and TFLite's radius is 0,
+                # so only d == 0 is ever used (0); any other d is masked by diff_min = 0 (TFLite: d * INT_MIN)
+                sd = S("sd", lambda *i: tirx.Select(d(*i) == i32(0), i32(0), i32(-2 ** 31)))
             # exp_on_negative_values
             mq = S("mq", lambda *i: (sd(*i) & i32(quarter - 1)) - i32(quarter))
             xe = S("xe", lambda *i: mq(*i) * i32(32) + i32(1 << 28))
@@ -160,10 +166,8 @@ def lower_softmax(ctx, op):
             return d, ex
 
         ds, exs = chain("sum")
-        rd2 = te.reduce_axis((0, D), "rd2")
-        rowsum = te.compute(rows, lambda *i: te.sum(tirx.Select(
-            ds(*i, rd2) >= i32(diff_min), rdbpot(exs(*i, rd2), 12), i32(0)),
-            axis=rd2), name="rowsum")
+        rowsum = te.compute(rows, lambda *i: reduce_taps(te.sum, lambda rd2: tirx.Select(
+            ds(*i, rd2) >= i32(diff_min), rdbpot(exs(*i, rd2), 12), i32(0)), [D], ["rd2"]), name="rowsum")
 
         def R(name, fn):
             names["row"].append("row_" + name)
@@ -210,7 +214,7 @@ def lower_softmax(ctx, op):
         for n in reversed(names["sum"]):
             sch.compute_at(sch.get_sblock(n), rloops[-1])
         sch.compute_at(sch.get_sblock("rowmax"), loops[nd - 2])
-        for b in ("rowmax", "rowsum"):
+        for b in ("rowmax", "rowsum") if not is_single_tap([D]) else ():   # one element: no reduction
             bl = sch.get_loops(sch.get_sblock(b))
             sch.decompose_reduction(sch.get_sblock(b), bl[nd - 1])
 

@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from ..quant import i32, round_half_away
-from ..registry import (ACTIVATIONS, _what, const_input, options, per_tensor, register, same_type_per_tensor)
+from ..registry import (ACTIVATIONS, _what, const_input, one_of, options, per_tensor, register,
+    same_type_per_tensor)
 
 
 def _data_checks(m, op, data_inputs=(0,)):
@@ -213,7 +214,8 @@ def concat_rescale_table(in_scale, in_zp, out_scale, out_zp):
     return table
 
 
-@register("CONCATENATION", family="shape", options=CONCAT_OPTIONS, validate=_concat_checks)
+@register("CONCATENATION", family="shape", options=CONCAT_OPTIONS,
+          accepts={"activation": one_of(("NONE",), bad=(1, 9), label="fused activation")}, validate=_concat_checks)
 def lower_concatenation(ctx, op):
     """reference_ops::Concatenation along any axis (int8: byte copies, equal quantization required); uint8 inputs
     quantized unlike the output go through ConcatenationWithScaling's float32 rescale, precomputed as a 256-entry

@@ -1,0 +1,916 @@
+"""A differential fuzzer of the code generator: random small TFLite models, every tensor compared with tf.lite.
+
+`python -m codegen.fuzz [--seed S] [--count N | --seconds T] [--ops A,B] [--chains F] [--qemu-every K]
+[--microkernels on|off|alternate] [--out DIR]`
+
+Each model is one *spec*, a small JSON-able dict (input shape, in/out types, per-channel or per-tensor weights,
+whether the whole graph is retyped to TFLite's uint8 kernels, the representative data's scale and offset, and a
+list of layers, each an op name with its parameters).  `build(spec)` turns a spec into a full-integer .tflite with
+tf.function + TFLiteConverter (a random representative set); `check(spec)` lowers it to C, runs it with host gcc
+(or in QEMU on the Cortex-M4) and compares EVERY traced tensor with tf.lite's BUILTIN_REF (runners/exactness.py).
+
+The ops come from the registry (lowering/registry.py): each registered op needs a generator in GENERATORS; one
+without is listed as `no generator` in every run's summary (never silently skipped).  A model whose converted
+graph lacks the op it was made for counts as `not built`.  Outcomes: exact, mismatch, refused (a clean ModelError:
+an unsupported configuration), not-int8 (the converter left float ops in), codegen-failed (the lowering broke: a
+bug), crash (anything else: a bug), reference-error (the converter or tf.lite itself rejects the model).  Each
+mismatch, codegen failure or crash is MINIMIZED (input dims, layer parameters and chain length shrunk while the
+same kind of outcome persists; one per kind of finding) and written to the output folder as NAME.json (the spec)
++ NAME.tflite; tests/fuzz_cases.json keeps the ones worth replaying in the test suite.
+
+`refusals()` (`--refusals`) is the other half: configurations the generator must refuse.  For each op option the
+registry declares (`accepts=` of @register), the values it does not accept are written into a converted model of
+the op, as are int16 activations, and each model must be refused with one ModelError line (naming the op and the
+option), never lowered.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .errors import ModelError, PipelineError
+
+ACTS = ("NONE", "RELU", "RELU6")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generators: (random.Random, current shape) -> layer dict, or None when the op does not apply to that shape.
+
+def _k(r, hi=4):
+    return r.choice([1, 1, 2, 3, hi])
+
+
+def _conv_geometry(r, shape, depthwise=False):
+    if len(shape) != 4:
+        return None
+    _, H, W, C = shape
+    kh, kw = min(_k(r), H + 2), min(_k(r), W + 2)
+    pad = r.choice(["SAME", "VALID"])
+    if r.random() < 0.3:        # TF: dilation > 1 only with stride 1
+        s, d = [1, 1], [r.choice([1, 2, 3]), r.choice([1, 2])]
+    else:
+        s, d = [r.choice([1, 1, 2, 3]), r.choice([1, 2, 3])], [1, 1]
+        if depthwise:
+            s[1] = s[0]           # tf.nn.depthwise_conv2d wants equal strides
+    if pad == "VALID" and ((kh - 1) * d[0] + 1 > H or (kw - 1) * d[1] + 1 > W):
+        kh, kw, d = 1, 1, [1, 1]
+    return {"k": [kh, kw], "s": s, "d": d, "pad": pad, "act": r.choice(ACTS)}
+
+
+def gen_conv(r, shape):
+    g = _conv_geometry(r, shape)
+    return g and dict(g, op="CONV_2D", out=r.choice([1, 2, 3, 4, 8, 13]), bias=r.random() < 0.8)
+
+
+def gen_depthwise(r, shape):
+    g = _conv_geometry(r, shape, depthwise=True)
+    return g and dict(g, op="DEPTHWISE_CONV_2D", mult=r.choice([1, 1, 1, 2, 3]), bias=r.random() < 0.8)
+
+
+def gen_fc(r, shape):
+    return {"op": "FULLY_CONNECTED", "out": r.choice([1, 2, 5, 10, 16]), "act": r.choice(ACTS),
+            "bias": r.random() < 0.8}
+
+
+def _gen_pool(op):
+    def gen(r, shape):
+        if len(shape) != 4:
+            return None
+        _, H, W, _ = shape
+        pad = r.choice(["SAME", "VALID"])
+        kh, kw = _k(r), _k(r)
+        if pad == "VALID":
+            kh, kw = min(kh, H), min(kw, W)
+        return {"op": op, "k": [kh, kw], "s": [r.choice([1, 2, 3]), r.choice([1, 2, 3])], "pad": pad,
+                "act": r.choice(ACTS)}
+    return gen
+
+
+def _broadcast_shape(r, shape):
+    """A shape that broadcasts against `shape`: some dims 1, maybe fewer leading dims."""
+    b = [d if r.random() < 0.5 else 1 for d in shape]
+    drop = r.choice([0, 0, 1, len(shape) - 1]) if len(shape) > 1 else 0
+    return b[drop:] or [1]
+
+
+def _gen_binary(op):
+    def gen(r, shape):
+        other = r.choice(["const", "const", "self", "scalar"])
+        return {"op": op, "other": other, "bshape": _broadcast_shape(r, shape) if other == "const" else [],
+                "swap": r.random() < 0.3, "act": r.choice(ACTS) if op in ("ADD", "SUB", "MUL") else "NONE"}
+    return gen
+
+
+def _gen_unary(op, **extra):
+    def gen(r, shape):
+        d = {"op": op}
+        for k, choices in extra.items():
+            d[k] = r.choice(choices)
+        return d
+    return gen
+
+
+def gen_mean(r, shape):
+    rank = len(shape)
+    if rank < 2:
+        return None
+    axes = sorted(r.sample(range(1, rank), r.randint(1, rank - 1)))
+    return {"op": "MEAN", "axes": axes, "keep": r.random() < 0.5}
+
+
+def gen_reshape(r, shape):
+    n = int(np.prod(shape))
+    divs = [d for d in range(1, n + 1) if n % d == 0]
+    a = r.choice(divs)
+    return {"op": "RESHAPE", "to": r.choice([[1, n], [1, a, n // a], [1, a, 1, n // a]])}
+
+
+def gen_squeeze(r, shape):
+    ones = [i for i, d in enumerate(shape) if d == 1 and i > 0]
+    if not ones or len(shape) < 3:
+        return None
+    return {"op": "SQUEEZE", "axes": sorted(r.sample(ones, r.randint(1, len(ones))))}
+
+
+def gen_pad(op):
+    def gen(r, shape):
+        p = [[0, 0]] + [[r.choice([0, 0, 1, 2]), r.choice([0, 1, 3])] for _ in shape[1:]]
+        if not any(a or b for a, b in p):
+            p[-1][1] = 1
+        return {"op": op, "pads": p, "value": r.choice([-1.0, 0.5, 2.0]) if op == "PADV2" else 0.0}
+    return gen
+
+
+def gen_concat(r, shape):
+    return {"op": "CONCATENATION", "axis": r.randint(1, len(shape) - 1) if len(shape) > 1 else 0,
+            "other": r.choice(["const", "relu", "self"]), "n": r.choice([1, 2, 3])}
+
+
+def gen_slice(r, shape):
+    b, e, s = [0], [shape[0]], [1]
+    for d in shape[1:]:
+        st = r.choice([1, 1, 2, 3])
+        lo = r.randint(0, max(0, d - 1))
+        hi = r.randint(lo + 1, d)
+        b.append(lo), e.append(hi), s.append(st)
+    return {"op": "STRIDED_SLICE", "begin": b, "end": e, "strides": s}
+
+
+def gen_resize(r, shape):
+    if len(shape) != 4:
+        return None
+    _, H, W, _ = shape
+    mode = r.choice(["plain", "align", "half"])
+    return {"op": "RESIZE_NEAREST_NEIGHBOR", "size": [r.choice([1, H, 2 * H, H + 3, max(1, H // 2)]),
+                                                     r.choice([1, W, 2 * W, W + 1, max(1, W // 2)])], "mode": mode}
+
+
+def gen_transpose(r, shape):
+    if len(shape) < 2:
+        return None
+    big = [k for k, d in enumerate(shape) if d > 1]
+    rest = list(range(1, len(shape)))
+    for _ in range(10):     # one that reorders dimensions > 1 (else the converter writes a RESHAPE)
+        r.shuffle(rest)
+        if [k for k in rest if k in big] != [k for k in sorted(rest) if k in big]:
+            break
+    return {"op": "TRANSPOSE", "perm": [0] + rest}
+
+
+def gen_quantize(r, shape):
+    # the converter writes QUANTIZE where the model's uint8 input becomes the int8 graph (and back at the output);
+    # the layer itself is a ReLU so that there is a graph between the two
+    return {"op": "QUANTIZE", "model": {"in_type": "uint8", "out_type": r.choice(["uint8", "int8"])}}
+
+
+def gen_dequantize(r, shape):
+    return {"op": "DEQUANTIZE", "model": {"out_type": "float32"}}
+
+
+GENERATORS = {
+    "QUANTIZE": gen_quantize, "DEQUANTIZE": gen_dequantize,
+    "CONV_2D": gen_conv, "DEPTHWISE_CONV_2D": gen_depthwise, "FULLY_CONNECTED": gen_fc,
+    "MAX_POOL_2D": _gen_pool("MAX_POOL_2D"), "AVERAGE_POOL_2D": _gen_pool("AVERAGE_POOL_2D"),
+    "ADD": _gen_binary("ADD"), "SUB": _gen_binary("SUB"), "MUL": _gen_binary("MUL"),
+    "MAXIMUM": _gen_binary("MAXIMUM"), "MINIMUM": _gen_binary("MINIMUM"),
+    "RELU": _gen_unary("RELU"), "RELU6": _gen_unary("RELU6"), "LOGISTIC": _gen_unary("LOGISTIC"),
+    "TANH": _gen_unary("TANH"), "HARD_SWISH": _gen_unary("HARD_SWISH"),
+    "LEAKY_RELU": _gen_unary("LEAKY_RELU", alpha=[0.01, 0.1, 0.3, 0.7]),
+    "MEAN": gen_mean, "SOFTMAX": _gen_unary("SOFTMAX", beta=[1.0, 1.0, 0.5, 2.0]),
+    "RESHAPE": gen_reshape, "SQUEEZE": gen_squeeze, "PAD": gen_pad("PAD"), "PADV2": gen_pad("PADV2"),
+    "CONCATENATION": gen_concat, "STRIDED_SLICE": gen_slice, "RESIZE_NEAREST_NEIGHBOR": gen_resize,
+    "TRANSPOSE": gen_transpose,
+}
+
+# Ops that only make sense once in a chain, or at its end (they fix the model's types / output scale).
+_MODEL_LEVEL = ("QUANTIZE", "DEQUANTIZE")
+_CHAIN_END = ("SOFTMAX",)
+
+
+def registered_ops():
+    from .lowering.registry import registry
+    return list(registry())
+
+
+def coverage():
+    """(ops with a generator, registered ops without one)."""
+    ops = registered_ops()
+    return [o for o in ops if o in GENERATORS], [o for o in ops if o not in GENERATORS]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Specs
+
+def _random_shape(r, rank=4):
+    dims = [r.choice([1, 2, 3, 4, 5, 7, 8, 9, 13, 16]) for _ in range(rank - 1)]
+    if rank == 4:
+        dims[2] = r.choice([1, 2, 3, 4, 8, 13, 16, 24])
+    return [1] + dims
+
+
+def random_spec(r, op=None, chain=1):
+    """A random model spec: one layer of `op`, or a chain of `chain` random layers."""
+    ok, _ = coverage()
+    rank = 4 if op is None or r.random() < 0.75 else r.choice([2, 3, 4])
+    spec = {"input": _random_shape(r, rank), "in_type": r.choice(["int8", "int8", "uint8"]),
+            "out_type": r.choice(["int8", "int8", "uint8"]), "per_channel": r.random() < 0.7,
+            "uint8_kernels": r.random() < 0.15, "scale": round(10 ** r.uniform(-1.5, 1.5), 4),
+            "offset": round(r.uniform(-1.5, 1.5), 3), "seed": r.randrange(1 << 20), "layers": []}
+    if spec["uint8_kernels"]:
+        spec["in_type"] = spec["out_type"] = "uint8"
+        spec["per_channel"] = False
+    shape = list(spec["input"])
+    want = [op] if op else [None] * chain
+    for i, name in enumerate(want):
+        for _ in range(20):
+            pick = name or r.choice([o for o in ok if o not in _MODEL_LEVEL
+                                     and (o not in _CHAIN_END or i == len(want) - 1)])
+            layer = GENERATORS[pick](r, shape)
+            if layer is None:
+                if name:                    # the op needs another input shape: draw one
+                    shape = spec["input"] = _random_shape(r, r.choice([2, 3, 4]))
+                continue
+            try:
+                nshape = layer_shape(spec, layer, shape)
+            except Exception:  # noqa: BLE001 (an invalid combination: draw again)
+                continue
+            if int(np.prod(nshape)) == 0 or int(np.prod(nshape)) > 20000:
+                continue
+            spec["layers"].append(layer)
+            spec.update(layer.get("model", {}))
+            shape = nshape
+            break
+    if spec.get("out_type") == "float32":
+        spec["uint8_kernels"] = False
+    return spec
+
+
+def _consts(spec, i):
+    return np.random.RandomState((spec["seed"] * 7919 + i) % (2 ** 31))
+
+
+def apply_layer(tf, spec, i, layer, x):
+    """The float TF computation of one layer on `x` (its constants drawn from the spec's seed)."""
+    rs = _consts(spec, i)
+    op = layer["op"]
+    shape = [int(d) for d in x.shape]
+
+    def act(y):
+        a = layer.get("act", "NONE")
+        return tf.nn.relu(y) if a == "RELU" else tf.nn.relu6(y) if a == "RELU6" else y
+
+    def w(*s):
+        return tf.constant((rs.randn(*s) / np.sqrt(max(1, int(np.prod(s[:-1]))))).astype(np.float32))
+
+    if op == "CONV_2D":
+        kh, kw = layer["k"]
+        y = tf.nn.conv2d(x, w(kh, kw, shape[3], layer["out"]), [1] + layer["s"] + [1], layer["pad"],
+                         dilations=[1] + layer["d"] + [1])
+        if layer["bias"]:
+            y = y + w(layer["out"])
+        return act(y)
+    if op == "DEPTHWISE_CONV_2D":
+        kh, kw = layer["k"]
+        y = tf.nn.depthwise_conv2d(x, w(kh, kw, shape[3], layer["mult"]), [1] + layer["s"] + [1], layer["pad"],
+                                   dilations=layer["d"])
+        if layer["bias"]:
+            y = y + w(shape[3] * layer["mult"])
+        return act(y)
+    if op == "FULLY_CONNECTED":
+        n = int(np.prod(shape[1:]))
+        y = tf.matmul(tf.reshape(x, [1, n]), w(n, layer["out"]))
+        if layer["bias"]:
+            y = y + w(layer["out"])
+        return act(y)
+    if op in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        f = tf.nn.max_pool2d if op == "MAX_POOL_2D" else tf.nn.avg_pool2d
+        return act(f(x, layer["k"], layer["s"], layer["pad"]))
+    if op in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM"):
+        if layer["other"] == "const":
+            b = tf.constant(rs.randn(*layer["bshape"]).astype(np.float32) * float(spec["scale"]))
+        elif layer["other"] == "scalar":
+            b = tf.constant(np.float32(rs.randn() * spec["scale"]))
+        else:
+            b = tf.nn.relu(x) if op != "ADD" else x * 0.5 + 0.1
+        a, b = (b, x) if layer["swap"] else (x, b)
+        f = {"ADD": tf.add, "SUB": tf.subtract, "MUL": tf.multiply, "MAXIMUM": tf.maximum,
+             "MINIMUM": tf.minimum}[op]
+        return act(f(a, b))
+    if op == "RELU":
+        return tf.nn.relu(x)
+    if op == "RELU6":
+        return tf.nn.relu6(x)
+    if op == "LOGISTIC":
+        return tf.sigmoid(x)
+    if op == "TANH":
+        return tf.tanh(x)
+    if op == "HARD_SWISH":
+        return x * tf.nn.relu6(x + 3.0) / 6.0
+    if op == "LEAKY_RELU":
+        return tf.nn.leaky_relu(x, layer["alpha"])
+    if op == "SOFTMAX":
+        return tf.nn.softmax(x * layer["beta"]) if layer["beta"] != 1.0 else tf.nn.softmax(x)
+    if op == "MEAN":
+        return tf.reduce_mean(x, axis=layer["axes"], keepdims=layer["keep"])
+    if op == "RESHAPE":
+        return tf.reshape(x, layer["to"])
+    if op == "SQUEEZE":
+        return tf.squeeze(x, layer["axes"])
+    if op == "PAD":
+        return tf.pad(x, layer["pads"])
+    if op == "PADV2":
+        return tf.pad(x, layer["pads"], constant_values=layer["value"])
+    if op == "CONCATENATION":
+        if layer["other"] == "const":
+            cs = list(shape)
+            cs[layer["axis"]] = layer["n"]
+            o = tf.constant(rs.randn(*cs).astype(np.float32) * float(spec["scale"]))
+        elif layer["other"] == "relu":
+            o = tf.nn.relu(x)
+        else:
+            o = x
+        return tf.concat([x, o], layer["axis"])
+    if op == "STRIDED_SLICE":
+        return tf.strided_slice(x, layer["begin"], layer["end"], layer["strides"])
+    if op == "RESIZE_NEAREST_NEIGHBOR":
+        return tf.compat.v1.image.resize_nearest_neighbor(x, layer["size"], align_corners=layer["mode"] == "align",
+                                                          half_pixel_centers=layer["mode"] == "half")
+    if op == "TRANSPOSE":
+        return tf.transpose(x, layer["perm"])
+    if op in ("QUANTIZE", "DEQUANTIZE"):
+        return tf.nn.relu(x) * 0.75 + 0.1 if op == "QUANTIZE" else x * 1.5
+    raise ValueError("no builder for %s" % op)
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from .stages.tf_env import import_tf
+    tf, _ = import_tf()
+    return tf
+
+
+def layer_shape(spec, layer, shape):
+    tf = _tf()
+    i = len(spec["layers"])
+    return [int(d) for d in apply_layer(tf, spec, i, layer, tf.zeros(shape)).shape]
+
+
+def _edit(buf, fn):
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(buf))
+    fn(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def as_uint8_kernels(buf):
+    """Every int8 tensor as uint8 with zero point + 128 (constants shifted alike): the same real-valued model, run
+    by TFLite's uint8 kernels (the converter itself only writes int8 graphs)."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    def fn(model):
+        shifted = set()
+        for t in model.subgraphs[0].tensors:
+            if t.type != fb.TensorType.INT8:
+                continue
+            t.type = fb.TensorType.UINT8
+            t.quantization.zeroPoint = [int(z) + 128 for z in t.quantization.zeroPoint]
+            b = model.buffers[t.buffer]
+            if b.data is not None and len(b.data) and t.buffer not in shifted:
+                b.data = (np.asarray(b.data, np.uint8).view(np.int8).astype(np.int16) + 128).astype(np.uint8)
+                shifted.add(t.buffer)
+    return _edit(buf, fn)
+
+
+def reshapes_as_squeeze(buf, axes_list):
+    """The converter writes tf.squeeze as RESHAPE: each RESHAPE that drops exactly the size-1 dimensions `axes` of
+    one SQUEEZE layer (in order) becomes that SQUEEZE (squeeze_dims = axes, the shape input removed), which
+    tf.lite runs with its own SQUEEZE kernel."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    def fn(model):
+        codes = model.operatorCodes
+        sq = next((k for k, c in enumerate(codes) if max(c.builtinCode, c.deprecatedBuiltinCode) ==
+                   fb.BuiltinOperator.SQUEEZE), None)
+        if sq is None:
+            c = fb.OperatorCodeT()
+            c.builtinCode = c.deprecatedBuiltinCode = fb.BuiltinOperator.SQUEEZE
+            c.version = 1
+            codes.append(c)
+            sq = len(codes) - 1
+        g = model.subgraphs[0]
+        todo = list(axes_list)
+        for op in g.operators:
+            c = codes[op.opcodeIndex]
+            if not todo or max(c.builtinCode, c.deprecatedBuiltinCode) != fb.BuiltinOperator.RESHAPE:
+                continue
+            shape_in = list(g.tensors[op.inputs[0]].shape)
+            shape_out = list(g.tensors[op.outputs[0]].shape)
+            axes = todo[0]
+            if [d for k, d in enumerate(shape_in) if k not in axes] == shape_out and all(
+                    shape_in[a] == 1 for a in axes):
+                op.opcodeIndex = sq
+                op.inputs = [op.inputs[0]]
+                op.builtinOptionsType = fb.BuiltinOptions.SqueezeOptions
+                op.builtinOptions = fb.SqueezeOptionsT()
+                op.builtinOptions.squeezeDims = list(axes)
+                todo.pop(0)
+    return _edit(buf, fn)
+
+
+def build(spec):
+    """The spec as a full-integer TFLite flatbuffer (bytes)."""
+    tf = _tf()
+    from .stages.tf_env import quiet
+
+    layers = spec["layers"]
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec(spec["input"], tf.float32)])
+        def f(self, x):
+            for i, layer in enumerate(layers):
+                x = apply_layer(tf, spec, i, layer, x)
+            return x
+
+    m = M()
+    rs = np.random.RandomState(spec["seed"])
+    rep = [(rs.randn(*spec["input"]) * spec["scale"] + spec["offset"] * spec["scale"]).astype(np.float32)
+           for _ in range(8)]
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([m.f.get_concrete_function()], m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([r] for r in rep)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = getattr(tf, spec["in_type"])
+    conv.inference_output_type = getattr(tf, spec["out_type"])
+    if not spec.get("per_channel", True):
+        conv._experimental_disable_per_channel = True
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+    with quiet():
+        buf = conv.convert()
+    squeezes = [layer["axes"] for layer in layers if layer["op"] == "SQUEEZE"]
+    if squeezes:
+        buf = reshapes_as_squeeze(buf, squeezes)
+    if spec.get("uint8_kernels"):
+        buf = as_uint8_kernels(buf)
+    return buf
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checking one spec
+
+def _reference_worker(conn):
+    from .runners.exactness import reference_tensors
+    while True:
+        try:
+            args = conn.recv()
+        except EOFError:
+            return
+        try:
+            conn.send(("ok", reference_tensors(*args)))
+        except Exception as e:  # noqa: BLE001 (sent back and reported as the model's outcome)
+            conn.send(("error", "%s: %s" % (type(e).__name__, str(e).strip().splitlines()[-1:] or "")))
+
+
+class ReferenceAborted(RuntimeError):
+    pass
+
+
+class _Reference:
+    """tf.lite BUILTIN_REF in a child process: some of its kernels abort the whole process on models they reject
+    (a TFLITE_CHECK, e.g. in its softmax), which must be one model's outcome, not the end of the run."""
+
+    def __init__(self):
+        self.proc = self.conn = None
+
+    def __call__(self, path, inputs, tensor_ids):
+        import multiprocessing
+        if self.proc is None or not self.proc.is_alive():
+            ctx = multiprocessing.get_context("spawn")
+            self.conn, child = ctx.Pipe()
+            self.proc = ctx.Process(target=_reference_worker, args=(child,), daemon=True)
+            self.proc.start()
+            child.close()
+        self.conn.send((os.fspath(path), inputs, tensor_ids))
+        try:
+            kind, value = self.conn.recv()
+        except (EOFError, ConnectionError):
+            self.proc.join(5)
+            code = self.proc.exitcode
+            self.proc = None
+            raise ReferenceAborted("tf.lite's reference interpreter aborted (exit code %s)" % code) from None
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+
+REFERENCE = _Reference()
+
+
+class Outcome:
+    def __init__(self, kind, detail="", ops=(), built=True):
+        self.kind = kind            # exact | mismatch | refused | not-int8 | codegen-failed | crash | reference-error
+        self.detail = detail
+        self.ops = list(ops)        # the op types of the converted graph
+        self.built = built          # the graph has the op the spec was made for
+
+    @property
+    def bad(self):
+        return self.kind in ("mismatch", "codegen-failed", "crash")
+
+    def __repr__(self):
+        return "%s%s" % (self.kind, ": " + self.detail if self.detail else "")
+
+
+def check(spec, workdir, target="host", n_inputs=4, keep=None):
+    """Builds, lowers and runs `spec`; an Outcome.  `keep`: a path for the .tflite."""
+    from .emit import mlf
+    from .frontend import reader
+    from .runners import exactness
+
+    os.makedirs(workdir, exist_ok=True)
+    if "microkernels" in spec:
+        os.environ["TINYML_MICROKERNELS"] = "1" if spec["microkernels"] else "0"
+    try:
+        buf = build(spec)
+    except Exception as e:  # noqa: BLE001 (TF rejected the combination: not the code generator's business)
+        return Outcome("reference-error", "converter: %s" % str(e).strip().splitlines()[-1:], built=False)
+    path = keep or os.path.join(workdir, "model.tflite")
+    with open(path, "wb") as f:
+        f.write(buf)
+    ops = [op.type for op in reader._parse(path, buf).ops]
+    want = {layer["op"] for layer in spec["layers"]}
+    built = want <= set(ops)
+    tar = os.path.join(workdir, "model.tar")
+    try:
+        mlf.build_mlf(path, tar, model_name="fz")
+    except ModelError as e:
+        msg = str(e)
+        kind = "codegen-failed" if "code generation failed" in msg or "internal error" in msg else "refused"
+        if "not fully integer-quantized" in msg:
+            kind = "not-int8"       # the converter left float ops in: nothing the code generator could do
+        return Outcome(kind, msg.replace(path, "model.tflite"), ops, built)
+    except Exception as e:  # noqa: BLE001 (a traceback in the pipeline: a bug)
+        return Outcome("crash", "%s: %s" % (type(e).__name__, e), ops, built)
+    try:
+        inputs = exactness.random_inputs(path, n_inputs, seed=spec["seed"])
+        rep = exactness.compare(path, tar, inputs, workdir, target=target, reference=REFERENCE)
+    except ReferenceAborted as e:
+        return Outcome("reference-error", str(e), ops, built)
+    except PipelineError as e:
+        return Outcome("crash", str(e)[:500], ops, built)
+    except (RuntimeError, ValueError) as e:   # the interpreter refuses the model
+        return Outcome("reference-error", str(e).strip().splitlines()[-1] if str(e).strip() else "", ops, built)
+    if rep.exact:
+        return Outcome("exact", "", ops, built)
+    return Outcome("mismatch", "; ".join(map(repr, rep.mismatches)) or "outputs differ", ops, built)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Minimizing
+
+def _smaller(v):
+    out = []
+    for c in (1, v // 2, v - 1):
+        if 1 <= c < v and c not in out:
+            out.append(c)
+    return out
+
+
+def _candidates(spec):
+    """Specs one step smaller than `spec`: a layer dropped, an input dim or a layer parameter reduced."""
+    import copy
+    if len(spec["layers"]) > 1:
+        for i in range(len(spec["layers"])):
+            s = copy.deepcopy(spec)
+            del s["layers"][i]
+            yield s
+    for i, v in enumerate(spec["input"]):
+        for c in _smaller(v):
+            s = copy.deepcopy(spec)
+            s["input"][i] = c
+            yield s
+    for li, layer in enumerate(spec["layers"]):
+        for key, v in layer.items():
+            if isinstance(v, bool) or key in ("axes", "perm", "begin", "end", "to"):
+                continue
+            if isinstance(v, int):
+                for c in _smaller(v):
+                    s = copy.deepcopy(spec)
+                    s["layers"][li][key] = c
+                    yield s
+            elif isinstance(v, list) and all(isinstance(e, int) for e in v):
+                for j, e in enumerate(v):
+                    for c in _smaller(e):
+                        s = copy.deepcopy(spec)
+                        s["layers"][li][key][j] = c
+                        yield s
+    for key, simpler in (("uint8_kernels", False), ("per_channel", True), ("in_type", "int8"),
+                         ("out_type", "int8")):
+        if spec.get(key) != simpler and not (key.endswith("_type") and any(
+                layer["op"] in _MODEL_LEVEL for layer in spec["layers"])):
+            s = copy.deepcopy(spec)
+            s[key] = simpler
+            yield s
+
+
+def size(spec):
+    return (len(spec["layers"]), int(np.prod(spec["input"])),
+            sum(sum(v) if isinstance(v, list) and all(isinstance(e, int) for e in v) else
+                (v if isinstance(v, int) and not isinstance(v, bool) else 0)
+                for layer in spec["layers"] for v in layer.values()))
+
+
+def signature(outcome):
+    """What kind of finding an outcome is: its kind and the op types that differ (or the failure text's head)."""
+    if outcome.kind == "mismatch":
+        return "mismatch " + ",".join(sorted({part.split(" #")[0].strip() for part in outcome.detail.split(";")}))
+    return outcome.kind + " " + outcome.detail.split("(")[-1][:60]
+
+
+def minimize(spec, outcome, workdir, target="host", budget=80, log=None, deadline=None):
+    """The smallest spec (greedy, at most `budget` checks, until `deadline`) that still gives an outcome of the
+    same kind."""
+    tries = 0
+    improved = True
+    while improved and tries < budget:
+        improved = False
+        for cand in _candidates(spec):
+            if tries >= budget or (deadline is not None and time.time() > deadline):
+                break
+            tries += 1
+            o = check(cand, workdir, target)
+            if o.kind == outcome.kind and o.built and size(cand) < size(spec):
+                spec, outcome, improved = cand, o, True
+                if log:
+                    log("    smaller: input %s, %s -> %s" % (cand["input"], [la["op"] for la in cand["layers"]], o))
+                break
+    return spec, outcome
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Refusals: op options outside what the registry declares
+
+def option_edits():
+    """[(op, option, getter, bad raw value, what is accepted)] for every registered op's declared options."""
+    from .lowering.registry import registry
+    out = []
+    for name, d in registry().items():
+        for key, acc in (d.accepts or {}).items():
+            getter = d.options.fields[key]
+            getter = getter[0] if isinstance(getter, tuple) else getter
+            for bad in acc.bad:
+                out.append((name, key, getter, bad, acc.text))
+    return out
+
+
+def with_option(buf, op_type, getter, value):
+    """`buf` with builtin option `getter` (e.g. StrideH) of every `op_type` op set to the raw `value`."""
+    from tensorflow.lite.python import schema_py_generated as fb
+    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    attr = getter[0].lower() + getter[1:]
+
+    def fn(model):
+        for op in model.subgraphs[0].operators:
+            oc = model.operatorCodes[op.opcodeIndex]
+            if names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode)) == op_type:
+                setattr(op.builtinOptions, attr, value)
+    return _edit(buf, fn)
+
+
+def as_int16_activations(buf):
+    """Every int8/uint8 activation (non-constant tensor) retyped to int16: a type the generator does not take."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    def fn(model):
+        for t in model.subgraphs[0].tensors:
+            if t.type in (fb.TensorType.INT8, fb.TensorType.UINT8) and not (
+                    model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)):
+                t.type = fb.TensorType.INT16
+                if t.quantization is not None and t.quantization.zeroPoint is not None:
+                    t.quantization.zeroPoint = [0 for _ in t.quantization.zeroPoint]
+    return _edit(buf, fn)
+
+
+def check_refused(buf, workdir, names=()):
+    """None if lowering the model (build_mlf, what the mlf stage runs) refuses it with one ModelError line that
+    names each of `names`, and writes no MLF; else what happened instead."""
+    from .emit import mlf
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "refuse.tflite")
+    tar = os.path.join(workdir, "refuse.tar")
+    with open(path, "wb") as f:
+        f.write(buf)
+    if os.path.exists(tar):
+        os.remove(tar)
+    try:
+        mlf.build_mlf(path, tar, model_name="fz")
+    except ModelError as e:
+        msg = str(e)
+        if "\n" in msg or not all(n in msg for n in names):
+            return "refused, but not in one line naming %s: %s" % (" and ".join(names), msg)
+        if "code generation failed" in msg or "internal error" in msg:
+            return "refused only by a failure inside the lowering: %s" % msg
+        if os.path.exists(tar):
+            return "refused, but the MLF was written"
+        return None
+    except Exception as e:  # noqa: BLE001
+        return "a traceback instead of one error line: %s: %s" % (type(e).__name__, e)
+    return "accepted and lowered to C"
+
+
+def refusals(seed=0, ops=None, workdir=None, log=None):
+    """Every declared option's values outside what it accepts (option_edits), and int16 activations, written into
+    a converted model of the op: each must be refused with one error line.  Returns (checks, [failure text])."""
+    r = random.Random(seed)
+    work = workdir or tempfile.mkdtemp(prefix="tinyml-refuse-")
+    edits = {}
+    for op, key, getter, bad, text in option_edits():
+        edits.setdefault(op, []).append((key, getter, bad))
+    covered, _ = coverage()
+    checks, failures = 0, []
+    for op in ops or covered:
+        if op in _MODEL_LEVEL:
+            continue
+        for _ in range(10):             # a spec whose converted graph has the op and that lowers
+            spec = random_spec(r, op)
+            if any(la["op"] == op for la in spec["layers"]):
+                try:
+                    buf = build(spec)
+                except Exception:  # noqa: BLE001
+                    continue
+                if _has_op(buf, op):
+                    break
+        else:
+            if edits.get(op):
+                failures.append("%s: no model of it could be built to edit" % op)
+            elif log:
+                log("  refuse %-24s (skipped: the converter wrote no model with it in 10 tries)" % op)
+            continue
+        cases = [("int16 activations", as_int16_activations(buf), ())]
+        for key, getter, bad in edits.get(op, []):
+            cases.append(("%s = %r" % (key, bad), with_option(buf, op, getter, bad), (op, key)))
+        for what, edited, names in cases:
+            checks += 1
+            err = check_refused(edited, work, names)
+            if log:
+                log("  refuse %-24s %-22s %s" % (op, what, err or "refused with one error line"))
+            if err:
+                failures.append("%s with %s: %s" % (op, what, err))
+    return checks, failures
+
+
+def _has_op(buf, op_type):
+    import tflite
+    from .frontend.reader import _builtin_names
+    m = tflite.Model.GetRootAsModel(buf, 0)
+    names = _builtin_names()
+    g = m.Subgraphs(0)
+    for i in range(g.OperatorsLength()):
+        oc = m.OperatorCodes(g.Operators(i).OpcodeIndex())
+        if names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())) == op_type:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run
+
+def run(seed=0, count=None, seconds=None, ops=None, chains=0.3, qemu_every=0, microkernels="alternate",
+        out=None, minimize_budget=80, log=print, workdir=None, record_specs=False):
+    """Fuzzes; returns a summary dict (counts per op and outcome, the minimized findings; with `record_specs` the
+    spec of every model run, under "specs")."""
+    r = random.Random(seed)
+    covered, missing = coverage()
+    if ops:
+        unknown = [o for o in ops if o not in covered]
+        if unknown:
+            raise PipelineError("--ops: %s %s (ops with a generator: %s)"
+                                % (", ".join(unknown), "have no generator" if set(unknown) <= set(missing) else
+                                   "are not registered ops", ", ".join(covered)))
+    pool = list(ops or covered)
+    if count is None and seconds is None:
+        count = 20
+    work = workdir or tempfile.mkdtemp(prefix="tinyml-fuzz-")
+    summary = {"seed": seed, "models": 0, "no_generator": missing, "outcomes": {}, "per_op": {},
+               "not_built": {}, "qemu": 0, "findings": [], "seconds": 0.0}
+    t0 = time.time()
+    k = n_single = 0
+    while True:
+        if count is not None and k >= count:
+            break
+        if seconds is not None and time.time() - t0 >= seconds:
+            break
+        chain = r.random() < chains and not ops
+        spec = random_spec(r, None if chain else pool[n_single % len(pool)], chain=r.randint(2, 4) if chain else 1)
+        n_single += not chain               # the single-op models take the ops in turn
+        if not spec["layers"]:
+            k += 1
+            continue
+        mk = {"on": "1", "off": "0"}.get(microkernels, "0" if r.random() < 0.5 else "1")
+        spec["microkernels"] = mk == "1"
+        os.environ["TINYML_MICROKERNELS"] = mk
+        target = "cortex-m4" if qemu_every and k % qemu_every == qemu_every - 1 else "host"
+        o = check(spec, os.path.join(work, "m"), target)
+        k += 1
+        summary["models"] += 1
+        if record_specs:
+            summary.setdefault("specs", []).append(spec)
+        summary["qemu"] += target == "cortex-m4"
+        summary["outcomes"][o.kind] = summary["outcomes"].get(o.kind, 0) + 1
+        for name in {layer["op"] for layer in spec["layers"]}:
+            per = summary["per_op"].setdefault(name, {})
+            per[o.kind] = per.get(o.kind, 0) + 1
+            if not o.built and name not in o.ops:
+                summary["not_built"][name] = summary["not_built"].get(name, 0) + 1
+        tag = "%4d %-9s %-5s %s" % (k, target, "mk" if spec["microkernels"] else "te",
+                                    " > ".join(layer["op"] for layer in spec["layers"]))
+        log("%s: %s" % (tag, o if o.kind != "refused" else "refused (%s)" % o.detail.split(": ", 1)[-1][:100]))
+        if o.bad:
+            sig = signature(o)
+            seen = [f for f in summary["findings"] if f["signature"] == sig]
+            if seen:                    # one minimized case per kind of finding; the others are counted
+                seen[0]["count"] += 1
+                continue
+            small, so = minimize(spec, o, os.path.join(work, "min"), target, minimize_budget, log,
+                                 None if seconds is None else t0 + seconds)
+            finding = {"signature": sig, "count": 1, "spec": small, "outcome": repr(so), "original": spec}
+            summary["findings"].append(finding)
+            log("  minimized: %s" % json.dumps(small))
+            if out:
+                os.makedirs(out, exist_ok=True)
+                name = "case_%d_%d" % (seed, k)
+                with open(os.path.join(out, name + ".json"), "w") as f:
+                    json.dump(finding, f, indent=1)
+                with open(os.path.join(out, name + ".tflite"), "wb") as f:
+                    f.write(build(small))
+    summary["seconds"] = round(time.time() - t0, 1)
+    os.environ.pop("TINYML_MICROKERNELS", None)
+    return summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m codegen.fuzz", description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--count", type=int, help="models to run (default 20 unless --seconds)")
+    p.add_argument("--seconds", type=float, help="run until this many seconds have passed")
+    p.add_argument("--ops", help="comma-separated registered ops (default: every op with a generator)")
+    p.add_argument("--chains", type=float, default=0.3, help="share of models that are random chains of 2-4 ops")
+    p.add_argument("--qemu-every", type=int, default=0, help="every K-th model runs on the Cortex-M4 in QEMU")
+    p.add_argument("--microkernels", choices=("on", "off", "alternate"), default="alternate",
+                   help="TINYML_MICROKERNELS for the lowering (alternate: every other model)")
+    p.add_argument("--out", default="fuzz-findings", help="folder for minimized findings (.json + .tflite)")
+    p.add_argument("--list", action="store_true", help="list the registered ops and whether each has a generator")
+    p.add_argument("--refusals", action="store_true",
+                   help="instead: check that every option value the registry does not accept, and int16 activations, "
+                        "are refused with one error line")
+    a = p.parse_args(argv)
+    if a.list:
+        covered, missing = coverage()
+        for o in registered_ops():
+            print("%-26s %s" % (o, "generator" if o in covered else "NO GENERATOR (not fuzzed)"))
+        return 0
+    if a.refusals:
+        n, failures = refusals(a.seed, a.ops.split(",") if a.ops else None, log=print)
+        print("%d refusal checks, %d failed%s" % (n, len(failures), "".join("\n  " + f for f in failures)))
+        return 1 if failures else 0
+    try:
+        s = run(a.seed, a.count, a.seconds, a.ops.split(",") if a.ops else None, a.chains, a.qemu_every,
+                a.microkernels, a.out)
+    except PipelineError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in s.items() if k != "findings"}, indent=1))
+    for f in s["findings"]:
+        print("finding (%d model(s)): %s\n  minimized: %s" % (f["count"], f["outcome"], json.dumps(f["spec"])))
+    print("%d model(s), %d kind(s) of finding%s" % (s["models"], len(s["findings"]),
+                                                  " written to %s/" % a.out if s["findings"] else ""))
+    return 1 if s["findings"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
