@@ -87,7 +87,7 @@ def _default_plugin():
     """The plugin built once per source version into the temp directory."""
     with open(PLUGIN_SRC, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    path = os.path.join(tempfile.gettempdir(), f"codegen-insn-count-{os.getuid()}-{digest}.so")
+    path = os.path.join(tempfile.gettempdir(), f"codegen-insn-count-{getattr(os, 'getuid', lambda: 0)()}-{digest}.so")
     if not os.path.exists(path):
         build_plugin(path)
     return path
