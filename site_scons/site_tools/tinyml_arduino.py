@@ -39,9 +39,16 @@ def _upload(target, source, p):
 
 
 def _port(p):
-    from codegen.device import arduino
+    """PORT=, else the board's port as arduino-cli sees it, else (no arduino-cli) by USB id through pyserial."""
+    import shutil
 
-    return p["port"] or arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
+    from codegen.device import arduino, ports
+
+    if p["port"]:
+        return p["port"]
+    if shutil.which(p["cli"]):
+        return arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
+    return ports.detect(p["board"])
 
 
 def _monitor(target, source, p):
