@@ -116,15 +116,23 @@ def _list(value):
     return [p.strip() for p in str(value).split(",") if p.strip()]
 
 
+def check_variable_names(raw):
+    """ConfigError for a NAME=value whose NAME is not a build variable, with the closest one suggested."""
+    from .suggest import did_you_mean
+
+    unknown = sorted(set(raw) - set(VARIABLES))
+    if unknown:
+        named = [name + did_you_mean(name, VARIABLES, " (did you mean {}=?)") for name in unknown]
+        raise ConfigError(f"unknown build variable(s) {', '.join(named)}; `scons -h` lists them")
+
+
 def parse(raw, board=None):
     """Turns a {NAME: string} mapping (SCons ARGUMENTS) into typed settings, or raises ConfigError.
 
     A board's `model_defaults` (boards.json) replace the global defaults of variables the user did not set:
     a Mega gets a model that fits its 8 KB of RAM unless told otherwise.
     """
-    unknown = sorted(set(raw) - set(VARIABLES))
-    if unknown:
-        raise ConfigError(f"unknown build variable(s) {', '.join(unknown)}; `scons -h` lists them")
+    check_variable_names(raw)
     defaults = {k: d for k, (d, _) in VARIABLES.items()}
     defaults.update({k: str(d) for k, d in ((board or {}).get("model_defaults") or {}).items()})
     v = {k: str(raw.get(k, defaults[k])) for k in VARIABLES}

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 
 from ..stages import images as imagesmod
 from ..stages import usermodel
@@ -58,6 +59,18 @@ def _count(shape):
     return n
 
 
+# What an image input looks like: both sides at least this many pixels, and not a strip (aspect ratio at most 4).
+MIN_IMAGE_SIDE = 16
+MAX_IMAGE_ASPECT = 4
+
+
+def looks_like_image(height, width):
+    """True for an input (height, width) a picture can sensibly be resized into: 28x28 MNIST, 32x32, 96x96,
+    320x240; not 49x10 MFCC frames or a 128x3 accelerometer window."""
+    short, long = sorted((int(height), int(width)))
+    return short >= MIN_IMAGE_SIDE and long <= MAX_IMAGE_ASPECT * short
+
+
 def load_input(path, inp):
     """The raw input-tensor bytes for one test input file; PipelineError naming the file when it does not fit."""
     import numpy as np
@@ -97,6 +110,13 @@ def load_input(path, inp):
         raise PipelineError(f"{path}: an image, but {what} and is not an image (height, width, 1 or 3 channels); "
                             "give .npy or .bin test inputs")
     height, width, channels = image
+    if not looks_like_image(height, width):
+        # e.g. keyword spotting's [1, 49, 10, 1] MFCCs: an image stretched into it feeds the model nonsense.
+        sys.stderr.write(f"warning: {path}: an image, but the model's input {shape} does not look like one "
+                         f"({height}x{width}, {channels} channel{'s' if channels > 1 else ''}: audio or sensor "
+                         "features?); it is stretched into it anyway; give .npy or .bin inputs if that is not "
+                         "what you meant\n")
+        sys.stderr.flush()
     pixels = imagesmod.load_image(path, (height, width), channels)
     return pixels_to_input(pixels, dtype, inp["scale"], inp["zero_point"]).tobytes()
 
