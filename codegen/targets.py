@@ -54,7 +54,7 @@ TARGETS = (
                       "Ctrl+] or Ctrl+C; with stdin not a terminal, echoes the port for MONITOR_TIMEOUT s",
            linux="run it on the board over ssh and check its scores against tf.lite's (RUN_ARGS= for others)"),
     Target("verify", "read the board's serial output and check its scores against TFLite's: exact unless "
-                     "TOLERANCE=, exit status 1 on a mismatch", int8_only=True, linux="the same as monitor"),
+                     "TOLERANCE=; a mismatch fails the build (exit status 2)", int8_only=True, linux="the same as monitor"),
     Target("bundle", "", linux="model.tflite, labels.txt, run.py, requirements.txt, samples/ -> "
                                "build/<BOARD>/bundle/"),
     Target("download", "fetch the tutorial's Stanford Cars + COCO images into DOWNLOAD_DIR (then DATA=<that dir>)"),
