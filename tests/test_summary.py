@@ -277,3 +277,20 @@ def test_arduino_cli_warnings_are_shown_on_success(chance_build, tmp_path):
     assert _stage_counters(done.stdout)[-1][0] >= 1
     assert any(line.startswith("Firmware (arduino-cli): text ")
                for line in _board_lines(_summary_block(done.stdout), "nano33ble"))
+
+
+def test_unmeasured_code_size_is_said_plainly_with_how_to_measure_it(tmp_path, monkeypatch):
+    """Without the board's compiler the flash bar leaves the generated code out: the summary says so and how to
+    get the measured figure, instead of a bar that looks complete."""
+    board = boards.get("nano33ble")
+    monkeypatch.setattr(memreport.shutil, "which", lambda name: None)
+    code, _, note = memreport.measure_code([], board)
+    assert code is None and "`./dev setup`" in note
+    out = tmp_path / "nano33ble"
+    out.mkdir()
+    flash = memreport._budget({"weights": 200000}, board["flash_bytes"])
+    (out / "memory.json").write_text(json.dumps({"flash": flash, "code_bytes": None, "code_note": note}))
+    text = summary.format_summary([(board, summary.collect(str(out)))])
+    assert f"Flash excludes the generated code: {note}" in text, text
+    (out / "memory.json").write_text(json.dumps({"flash": flash, "code_bytes": 1234, "code_note": "measured"}))
+    assert "excludes the generated code" not in summary.format_summary([(board, summary.collect(str(out)))])

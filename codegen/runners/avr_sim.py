@@ -12,8 +12,8 @@ from .hostcheck import compare_lines, first_round
 def simulate_avr_sketch(sketch_dir, sketch_name, board, expected_json, out_json, *, work_dir, timeout_s=120):
     if not avr.toolchain_available():
         raise PipelineError("simulating an AVR board needs arduino-builder, the Arduino AVR core and simavr "
-                            "(Debian: apt-get install arduino-builder arduino-core-avr gcc-avr avr-libc "
-                            "arduino-ctags simavr)")
+                            "(Debian/Ubuntu: `sudo apt-get install arduino-builder arduino-core-avr gcc-avr avr-libc "
+                            "arduino-ctags simavr`; `./dev setup` in a checkout installs every toolchain)")
     with open(expected_json) as f:
         expected = json.load(f)
     built = avr.compile_sketch(sketch_dir, board["fqbn"], os.path.join(work_dir, "arduino-build"))

@@ -41,7 +41,8 @@ FAULT_MARKER = "*** FAULT"
 REGION_BEGIN = "insn_region_begin"
 REGION_END = "insn_region_end"
 
-INSTALL_HINT = "install the Debian packages gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm"
+INSTALL_HINT = ("install them: `sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm` "
+                "(Debian/Ubuntu; `./dev setup` in a checkout installs every toolchain the project uses)")
 
 
 class QemuError(PipelineError):

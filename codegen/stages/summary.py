@@ -196,6 +196,10 @@ def board_summary(board, results):
             lines.append(_check_line(f"{label}Host check", results[prefix + "hostcheck"]))
         if prefix + "memory" in results:
             lines += _budget_lines(label, results[prefix + "memory"], name, warnings, fix)
+            note = results[prefix + "memory"].get("code_note") or ""
+            if results[prefix + "memory"].get("code_bytes") is None and note.startswith("not measured"):
+                # Say it plainly: the flash bar leaves the generated code out (no compiler for the board here).
+                lines.append(f"{label}Flash excludes the generated code: {note}")
         if prefix + "compile" in results:
             lines.append(_firmware_line(f"{label}Firmware (arduino-cli)", results[prefix + "compile"]))
         if prefix + "simulate" in results:
