@@ -30,6 +30,16 @@ def site(tmp_path_factory):
     return out
 
 
+def _copy_project_docs(tmp_path):
+    """docs/ and mkdocs.yml copied to tmp_path (to break them), the hook still read from the checkout."""
+    shutil.copytree(os.path.join(ROOT, "docs"), tmp_path / "docs")
+    with open(os.path.join(ROOT, "mkdocs.yml")) as f:
+        config = f.read()
+    assert "  - docs/hooks.py\n" in config
+    (tmp_path / "mkdocs.yml").write_text(config.replace("  - docs/hooks.py\n",
+                                                        f"  - {os.path.join(ROOT, 'docs', 'hooks.py')}\n"))
+
+
 def _text(site, page):
     raw = (site / page / "index.html").read_text()
     return html.unescape(re.sub(r"<[^>]+>", " ", raw))
@@ -37,8 +47,7 @@ def _text(site, page):
 
 def test_a_broken_link_fails_the_strict_build(tmp_path):
     """The same build on a copy of docs/ with one broken link must fail (else --strict proves nothing)."""
-    shutil.copytree(os.path.join(ROOT, "docs"), tmp_path / "docs")
-    shutil.copy(os.path.join(ROOT, "mkdocs.yml"), tmp_path / "mkdocs.yml")
+    _copy_project_docs(tmp_path)
     with open(tmp_path / "docs" / "board.md", "a") as f:
         f.write("\nSee [the missing page](no-such-page.md).\n")
     proc = _build(tmp_path, tmp_path / "site")
@@ -58,14 +67,31 @@ def test_reference_pages_are_the_registries(site):
     for name, entry in boards.all_boards().items():
         assert name in board_words and all(f"{v}:{p}" in _text(site, "reference/boards") for v, p in entry.get("usb_ids", [])), name
     assert set(registry()) <= words("reference/ops")
+    errors = _text(site, "reference/errors")
+    errors = re.sub(r"\s+", " ", errors)
+    for message in ("<name> is not a target, a board or a file;", "is not a known board; <hint>use one of",
+                    "no <board['title']> found on any serial port"):
+        assert message in errors, message
     # a page's marker that no generator knows fails the build instead of showing the marker
-    for page in ("reference/targets", "reference/variables", "reference/boards", "reference/ops", "generated-c"):
+    for page in ("reference/targets", "reference/variables", "reference/boards", "reference/ops", "reference/errors",
+                 "generated-c"):
         assert "generated:" not in (site / page / "index.html").read_text(), page
 
 
+def test_error_messages_page_lists_every_raised_message():
+    """The generator must see messages raised anywhere (f-strings, concatenations), and only user errors."""
+    sys.path.insert(0, os.path.join(ROOT, "docs"))
+    import hooks
+
+    found = hooks.error_messages()
+    files = {path for path, _, _ in found}
+    assert {"SConstruct", "codegen/device/boards.py", "codegen/device/ports.py", "codegen/config.py"} <= files
+    assert len(found) > 150
+    assert not [m for _, _, m in found if re.fullmatch(r"<[^>]*>", m)]      # bare re-raises are not messages
+
+
 def test_unknown_generated_marker_fails_the_build(tmp_path):
-    shutil.copytree(os.path.join(ROOT, "docs"), tmp_path / "docs")
-    shutil.copy(os.path.join(ROOT, "mkdocs.yml"), tmp_path / "mkdocs.yml")
+    _copy_project_docs(tmp_path)
     (tmp_path / "docs" / "reference" / "ops.md").write_text("# Ops\n\n<!-- generated: opz -->\n")
     proc = _build(tmp_path, tmp_path / "site")
     assert proc.returncode != 0 and "unknown generated section 'opz'" in proc.stdout + proc.stderr
