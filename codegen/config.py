@@ -47,7 +47,9 @@ VARIABLES = {
                      "quantization instead of the dataset's images (e.g. for a non-image Keras MODEL=)"),
     "INPUTS": ("", "test inputs to embed in the sketch, comma separated: images (.png/.jpg/...), .npy (float: "
                    "quantized with the model's input scale; int8/uint8: used as is) or .bin (raw input bytes); "
-                   "empty: one held-out image per class, or 2 seeded random inputs for MODEL= without DATA="),
+                   "empty: for a model trained here, the demo (8 held-out images balanced over the classes; the "
+                   "sketch ends with e.g. '7/8 correct'), with MODEL= and DATA= one held-out image per class, "
+                   "else 2 seeded random inputs"),
     "IMAGES": ("", "the former name of INPUTS= (still accepted)"),
     "LABELS": ("", "text file with one class label per line, as many as the model has outputs; empty: the "
                    "dataset's class names (training, DATA=), else class0..classN-1"),

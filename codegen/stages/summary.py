@@ -194,6 +194,10 @@ def board_summary(board, results):
         label = f"{tag.upper()} " if both else ("TFLM " if prefix else "")
         if prefix + "hostcheck" in results:
             lines.append(_check_line(f"{label}Host check", results[prefix + "hostcheck"]))
+            demo = results[prefix + "hostcheck"].get("demo")
+            if demo:
+                # What the sketch's last line says: the model's answers on held-out images, not the C's exactness.
+                lines.append(f"{label}Demo: {demo['line'].replace(' correct', ' held-out images correct')}")
         if prefix + "memory" in results:
             lines += _budget_lines(label, results[prefix + "memory"], name, warnings, fix)
             note = results[prefix + "memory"].get("code_note") or ""

@@ -66,6 +66,12 @@ def _verify(target, source, p):
         print(f"  {row['printed']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
     print("  scores match TFLite exactly" if summary["exact"] else
           f"  scores within TOLERANCE={p['tolerance']} of TFLite's (max difference {summary['max_abs_diff']})")
+    import json
+
+    with open(p["expected"]) as f:
+        demo = json.load(f).get("demo")
+    if demo:        # the board made TFLite's decisions (checked above), so its demo line is TFLite's
+        print(f"  {demo['line']} (held-out images, on the board)")
 
 
 def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None, cli=None, flags=None,
