@@ -324,7 +324,7 @@ def test_default_build_embeds_a_balanced_held_out_demo_and_counts_it_right(tiny_
     check = _load(out / "hostcheck.json")
     printed = [x.strip() for x in check["output"].splitlines() if x.strip()]
     assert printed[len(truths)] == line           # the sketch's own last line, right after the inputs' lines
-    assert f"Demo: {line.replace(' correct', ' held-out images correct')}" in _summary_block(proc.stdout)
+    assert f"  Demo: {line.replace(' correct', ' held-out images correct')}" in _summary_block(proc.stdout)
 
 
 def test_demo_line_is_the_sketchs_integer_arithmetic():
