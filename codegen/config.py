@@ -49,7 +49,9 @@ VARIABLES = {
                      "quantization instead of the dataset's images (e.g. for a non-image Keras MODEL=)"),
     "INPUTS": ("", "test inputs to embed in the sketch, comma separated: images (.png/.jpg/...), .npy (float: "
                    "quantized with the model's input scale; int8/uint8: used as is) or .bin (raw input bytes); "
-                   "empty: one held-out image per class, or 2 seeded random inputs for MODEL= without DATA="),
+                   "empty: for a model trained here, the demo (8 held-out images balanced over the classes; the "
+                   "sketch ends with e.g. '7/8 correct'), with MODEL= and DATA= one held-out image per class, "
+                   "else 2 seeded random inputs"),
     "IMAGES": ("", "the former name of INPUTS= (still accepted)"),
     "LABELS": ("", "text file with one class label per line, as many as the model has outputs; empty: the "
                    "dataset's class names (training, DATA=), else class0..classN-1"),
@@ -130,15 +132,23 @@ def _list(value):
     return [p.strip() for p in str(value).split(",") if p.strip()]
 
 
+def check_variable_names(raw):
+    """ConfigError for a NAME=value whose NAME is not a build variable, with the closest one suggested."""
+    from .suggest import did_you_mean
+
+    unknown = sorted(set(raw) - set(VARIABLES))
+    if unknown:
+        named = [name + did_you_mean(name, VARIABLES, " (did you mean {}=?)") for name in unknown]
+        raise ConfigError(f"unknown build variable(s) {', '.join(named)}; `scons -h` lists them")
+
+
 def parse(raw, board=None):
     """Turns a {NAME: string} mapping (SCons ARGUMENTS) into typed settings, or raises ConfigError.
 
     A board's `model_defaults` (boards.json) replace the global defaults of variables the user did not set:
     a Mega gets a model that fits its 8 KB of RAM unless told otherwise.
     """
-    unknown = sorted(set(raw) - set(VARIABLES))
-    if unknown:
-        raise ConfigError(f"unknown build variable(s) {', '.join(unknown)}; `scons -h` lists them")
+    check_variable_names(raw)
     defaults = {k: d for k, (d, _) in VARIABLES.items()}
     defaults.update({k: str(d) for k, d in ((board or {}).get("model_defaults") or {}).items()})
     v = {k: str(raw.get(k, defaults[k])) for k in VARIABLES}

@@ -85,6 +85,32 @@ def write_if_changed(path, data):
     return True
 
 
+def remove_if_only(root, prefixes):
+    """Removes `root` when, after its empty folders are gone, it holds only entries whose names start with one of
+    `prefixes` (a build's own bookkeeping: signature database, lock); returns whether it went. What `scons -c`
+    calls last, so that the folder a build made is gone too, not left holding its database."""
+    import shutil
+
+    remove_empty_dirs(root)
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return True
+    if any(not n.startswith(tuple(prefixes)) for n in names):
+        return False
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+        except OSError:
+            return False
+    try:
+        os.rmdir(root)
+    except OSError:
+        return False
+    return True
+
+
 def remove_empty_dirs(root):
     """Removes every empty folder below `root` (bottom-up; `root` itself stays): what `scons -c` leaves after
     deleting the files, since SCons removes files, not the folders it made for them."""

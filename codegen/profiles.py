@@ -294,7 +294,10 @@ def resolve(arguments, path, saving=False):
         if env_from == "default_envs":
             raise ConfigError(f"{profiles.where(TOOL_SECTION, 'DEFAULT_ENVS')}: default_envs names {env!r}, but "
                               f"the file has no [env:{env}]; known profiles: {_names(profiles.envs())}")
-        raise ConfigError(f"ENV={env}: {profiles.shown} has no [env:{env}]; known profiles: "
+        from .suggest import did_you_mean
+
+        hint = did_you_mean(env, profiles.envs(), "did you mean ENV={}? ")
+        raise ConfigError(f"ENV={env}: {profiles.shown} has no [env:{env}]; {hint}known profiles: "
                           f"{_names(profiles.envs())} (or write it with `scons save ENV={env} VAR=value ...`)")
     chain = [COMMON] if COMMON in profiles.sections else []
     if env and f"env:{env}" in profiles.sections:
@@ -340,9 +343,7 @@ def save(path, arguments, dry_run=False):
     if not arguments:
         raise ConfigError(f"`scons save ENV={name}` was given no variables to save; add them, e.g. "
                           f"scons save ENV={name} EPOCHS=5")
-    unknown = sorted(set(arguments) - set(config.VARIABLES))
-    if unknown:
-        raise ConfigError(f"unknown build variable(s) {', '.join(unknown)}; `scons -h` lists them")
+    config.check_variable_names(arguments)
     profiles = load(path)
     text = ""
     if profiles.exists:

@@ -60,16 +60,21 @@ TARGETS = (
                       "Ctrl+] or Ctrl+C; with stdin not a terminal, echoes the port for MONITOR_TIMEOUT s",
            linux="run it on the board over ssh and check its scores against tf.lite's (RUN_ARGS= for others)"),
     Target("verify", "read the board's serial output and check its scores against TFLite's: exact unless "
-                     "TOLERANCE=, exit status 1 on a mismatch", int8_only=True, linux="the same as monitor"),
+                     "TOLERANCE=; a mismatch fails the build (exit status 2)", int8_only=True, linux="the same as monitor"),
     Target("bundle", "", linux="model.tflite, labels.txt, run.py, requirements.txt, samples/ -> "
                                "build/<BOARD>/bundle/"),
     Target("download", "fetch the tutorial's Stanford Cars + COCO images into DOWNLOAD_DIR (then DATA=<that dir>)"),
     Target("save", "write this command line's variables into tinyml.ini as profile ENV=NAME; builds nothing"),
+    Target("boards", "list the known boards (BOARD=): cpu, flash, RAM, emulator; builds nothing"),
+    Target("devices", "list the connected serial ports and the board each one is (pyserial, USB ids of "
+                      "boards.json; no arduino-cli needed); builds nothing"),
 )
 BY_NAME = {t.name: t for t in TARGETS}
 
-# Stages (per-board targets), as codegen/linux/targets.py checks them; download and save are not per board.
-_PER_BOARD = [t for t in TARGETS if t.name not in ("download", "save")]
+# Targets that only read or write something else (a profile, a listing) and build no stage: run alone.
+STANDALONE = ("save", "boards", "devices")
+# Stages (per-board targets), as codegen/linux/targets.py checks them; download and the standalone ones are not.
+_PER_BOARD = [t for t in TARGETS if t.name not in ("download", *STANDALONE)]
 LINUX_STAGES = tuple(t.name for t in _PER_BOARD if t.linux)
 MCU_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.description and not t.linux)
 LINUX_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.linux and not t.description)

@@ -2,6 +2,7 @@
 `arduino-cli lib install --zip-path` accepts, an example Debian's arduino-builder compiles for the Mega with the
 library found via -libraries), sketch.yaml in the sketch folder, compile_commands.json for the host build."""
 import json
+import re
 import os
 import shlex
 import subprocess
@@ -11,12 +12,14 @@ import zipfile
 import pytest
 
 from conftest import ROOT, run_scons
+from codegen.device import boards
 from codegen.emit import arduino_library, sketch
 from codegen.resources import sketch_templates_dir
 from codegen.runners import avr
 
 FAKE_CLI = os.path.join(ROOT, "tests", "fixtures", "fake_arduino_cli.py")
-MEGA = {"name": "mega", "title": "Arduino Mega 2560", "fqbn": "arduino:avr:mega:cpu=atmega2560", "core": "arduino:avr"}
+MEGA = {"name": "mega", "title": "Arduino Mega 2560", "fqbn": "arduino:avr:mega:cpu=atmega2560", "core": "arduino:avr",
+        "progmem": True}   # as in boards.json: the example keeps its inputs in PROGMEM
 
 
 def _cli(tmp_path, *args, unsafe=True, cwd=None):
@@ -133,6 +136,18 @@ def test_board_without_core_gets_any_architecture():
 
 
 # ------------------------------------------------------------------------------------------------ the stand-in
+
+def test_portable_boards_get_any_architecture_and_the_version_follows_the_model():
+    """Only an example that keeps its inputs in PROGMEM (AVR) is tied to its architecture; the version was 1.0.0
+    for every model, now it carries the model's hash as semver build metadata."""
+    meta = {"inputs": [{"shape": [1, 8, 8, 3], "dtype": "uint8"}],
+            "outputs": [{"shape": [1, 2], "dtype": "uint8", "size_bytes": 2}], "workspace_size_bytes": 64}
+    nano = arduino_library.library_fields(boards.get("nano33ble"), ["a", "b"], meta, "ab" * 32)
+    mega = arduino_library.library_fields(MEGA, ["a", "b"], meta, "cd" * 32)
+    assert nano["architectures"] == "*" and mega["architectures"] == "avr"
+    assert nano["version"] == "1.0.0+" + "ab" * 6 and mega["version"] == "1.0.0+" + "cd" * 6
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\+[0-9a-f]+)?", nano["version"])
+
 
 def test_zip_installs_with_the_arduino_cli_stand_in(fake_sketch_inputs, tmp_path):
     _, lib, written, zip_path = _export(fake_sketch_inputs, tmp_path)

@@ -163,6 +163,7 @@ def _tiny_int8_model(path):
 
 
 @needs_m4
+@pytest.mark.heavy      # QEMU runs of several models (~45 s on 2 shared cores)
 def test_side_by_side_with_a_stand_in_peer(tmp_path):
     """The real CLI on a real model: this project's columns measured, the peer's parsed from the stand-in,
     a failing or silent peer leaves its columns empty with the reason, and --json carries it all."""

@@ -107,3 +107,34 @@ def test_class_with_only_unreadable_images_fails(tmp_path):
         dataset.pack(classes, str(tmp_path / "d.npz"), {c: str(tmp_path / f"{c}.png") for c in classes}, 32, 3,
                      0, warn=lambda m: None)
     assert not (tmp_path / "d.npz").exists()
+
+
+def test_demo_images_are_held_out_balanced_and_seeded(tmp_path):
+    """The demo's images: demo_per_class() per class where a class can spare them (the first image sorted plus a
+    seeded draw), one where it cannot; never in training or validation; the same for the same seed."""
+    from PIL import Image
+
+    rng = np.random.RandomState(1)
+    classes = {}
+    for cls, n in (("big", 30), ("small", 5)):
+        (tmp_path / cls).mkdir()
+        classes[cls] = []
+        for i in range(n):
+            path = tmp_path / cls / f"{i:02d}.png"
+            Image.fromarray(rng.randint(0, 255, (8, 8, 3), dtype=np.uint8)).save(path)
+            classes[cls].append(str(path))
+    held = {c: str(tmp_path / f"held_{c}.png") for c in classes}
+    info = dataset.pack(classes, str(tmp_path / "a.npz"), held, 8, 3, 0, warn=lambda m: None)
+    packed = dataset.load_packed(str(tmp_path / "a.npz"))
+    big, small = packed["class_names"].tolist().index("big"), packed["class_names"].tolist().index("small")
+    per_class = dataset.demo_per_class(2)
+    assert list(packed["demo_y"]).count(big) == per_class and list(packed["demo_y"]).count(small) == 1
+    assert info["count"] == 30 - per_class + 5 - 1
+    train = {x.tobytes() for x in packed["x"]}
+    assert not any(x.tobytes() in train for x in packed["demo_x"])
+    first_big = np.asarray(Image.open(classes["big"][0]).convert("RGB"))
+    assert packed["demo_x"][list(packed["demo_y"]).index(big)].tobytes() == first_big.tobytes()
+    dataset.pack(classes, str(tmp_path / "b.npz"), held, 8, 3, 0, warn=lambda m: None)
+    assert np.array_equal(dataset.load_packed(str(tmp_path / "b.npz"))["demo_x"], packed["demo_x"])
+    dataset.pack(classes, str(tmp_path / "c.npz"), held, 8, 3, 1, warn=lambda m: None)
+    assert not np.array_equal(dataset.load_packed(str(tmp_path / "c.npz"))["demo_x"], packed["demo_x"])

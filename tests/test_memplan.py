@@ -8,6 +8,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for p in (ROOT, os.path.join(ROOT, "tests")):
@@ -58,6 +59,7 @@ def test_conv_delta_lets_a_3x3_conv_overlap_all_but_a_row():
     assert memplan.inplace_delta_conv(8, 8, 8, 8, 8, 16, 1, 1, 0, 0) == -(8 * 8 - 2) * (16 - 8)
 
 
+@pytest.mark.heavy      # trains and compiles a residual model (~50 s on 2 shared cores)
 def test_residual_block_is_exact_with_a_smaller_workspace(tmp_path):
     import keras
     from codegen.frontend import reader

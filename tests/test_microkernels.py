@@ -34,6 +34,10 @@ for p in (ROOT, os.path.join(ROOT, "tests")):
 
 from tflite_helpers import as_input_dtype, check_exact, convert_int8, fit_briefly  # noqa: E402
 
+# The module fixtures train and compile a dozen models (~170 s of a worker on 2 shared cores): out of the
+# fast loop, still in every full run (CI).
+pytestmark = pytest.mark.heavy
+
 N_IMAGES = 24
 
 RQ_LSHIFT, RQ_SMMUL, RQ_FAST = 1, 2, 4      # the TVMGEN_RQ_* flags of microkernels.h

@@ -31,8 +31,15 @@ def test_full_build_outputs_are_real(tiny_build):
     check = json.loads((out / "hostcheck.json").read_text())
     expected = json.loads((out / "expected.json").read_text())
     assert [r["tflite"] for r in check["images"]] == [e["scores"] for e in expected["images"]]
-    # one line per image: its name, the top class of the dataset's and its confidence, the raw scores
-    assert [line.split(":")[0] for line in check["output"].splitlines()] == ["Car", "Other object"]
+    # one line per image: its name, the top class of the dataset's and its confidence, the raw scores; the
+    # demo's held-out images (balanced, the car first), then how many the model got right
+    from codegen.stages import dataset
+
+    per_class = dataset.demo_per_class(2)
+    titles = [f"Car {i}" for i in range(1, per_class + 1)] + [f"Other object {i}" for i in range(1, per_class + 1)]
+    lines = check["output"].splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == titles
+    assert lines[-1] == expected["demo"]["line"]
     assert [r["line"] for r in check["images"]] == [e["line"] for e in expected["images"]]
     assert expected["labels"] == ["random", "target"] and all(r["label"] in expected["labels"] for r in check["images"])
     assert all(r["argmax"] == r["tflite_argmax"] for r in check["images"])

@@ -14,6 +14,7 @@ from conftest import ROOT, STAGE_COUNTER, built_stages, run_scons, stage_lines
 from codegen import proc
 from codegen.device import boards, memreport
 from codegen.stages import summary
+from codegen.errors import PipelineError
 
 
 def _load(path):
@@ -285,3 +286,66 @@ def test_arduino_cli_warnings_are_shown_on_success(chance_build, tmp_path):
     assert _stage_counters(done.stdout)[-1][0] >= 1
     assert any(line.startswith("Firmware (arduino-cli): text ")
                for line in _board_lines(_summary_block(done.stdout), "nano33ble"))
+
+
+def test_unmeasured_code_size_is_said_plainly_with_how_to_measure_it(tmp_path, monkeypatch):
+    """Without the board's compiler the flash bar leaves the generated code out: the summary says so and how to
+    get the measured figure, instead of a bar that looks complete."""
+    board = boards.get("nano33ble")
+    monkeypatch.setattr(memreport.shutil, "which", lambda name: None)
+    code, _, note = memreport.measure_code([], board)
+    assert code is None and "`./dev setup`" in note
+    out = tmp_path / "nano33ble"
+    out.mkdir()
+    flash = memreport._budget({"weights": 200000}, board["flash_bytes"])
+    (out / "memory.json").write_text(json.dumps({"flash": flash, "code_bytes": None, "code_note": note}))
+    text = summary.format_summary([(board, summary.collect(str(out)))])
+    assert f"Flash excludes the generated code: {note}" in text, text
+    (out / "memory.json").write_text(json.dumps({"flash": flash, "code_bytes": 1234, "code_note": "measured"}))
+    assert "excludes the generated code" not in summary.format_summary([(board, summary.collect(str(out)))])
+
+
+@pytest.mark.heavy      # reads the tiny default build (a full scons run)
+def test_default_build_embeds_a_balanced_held_out_demo_and_counts_it_right(tiny_build):
+    """The demo: the default build embeds DEMO_INPUTS held-out images, balanced over the classes (the car first),
+    each with its true class; the sketch's last line counts the right answers as TFLite's decisions give them,
+    and the summary repeats it (before: two hand-picked images, no count, and both could be wrong)."""
+    from codegen.emit import bin2c
+    from codegen.stages import dataset
+
+    build, proc = tiny_build
+    out = build / "nano33ble"
+    images = _load(out / "images.json")
+    expected = _load(out / "expected.json")
+    classes = images["labels"]
+    per_class = dataset.demo_per_class(len(classes))
+    truths = [e["truth"] for e in images["images"]]
+    assert images["demo"] and sorted(truths) == sorted(list(range(len(classes))) * per_class)
+    assert classes[truths[0]] == "target" and images["images"][0]["title"] == "Car 1"
+    # held out: none of the demo's pixels is a training or validation image
+    packed = dataset.load_packed(str(out / "dataset.npz"))
+    train = {x.tobytes() for x in packed["x"]}
+    assert not any(x.tobytes() in train for x in packed["demo_x"])
+    correct = sum(1 for e in expected["images"] if e["argmax"] == e["truth"])
+    line = bin2c.demo_summary_line(correct, len(truths))
+    assert expected["demo"]["line"] == line
+    check = _load(out / "hostcheck.json")
+    printed = [x.strip() for x in check["output"].splitlines() if x.strip()]
+    assert printed[len(truths)] == line           # the sketch's own last line, right after the inputs' lines
+    assert f"  Demo: {line.replace(' correct', ' held-out images correct')}" in _summary_block(proc.stdout)
+
+
+def test_demo_line_is_the_sketchs_integer_arithmetic():
+    from codegen.emit import bin2c
+    from codegen.runners import hostcheck
+
+    assert bin2c.demo_summary_line(7, 8) == "7/8 correct (87.5%)"
+    assert bin2c.demo_summary_line(2, 3) == "2/3 correct (66.7%)"
+    assert bin2c.demo_summary_line(0, 5) == "0/5 correct (0.0%)"
+    expected = {"demo": {"line": "7/8 correct (87.5%)"}}
+    hostcheck.check_demo_line("Car 1: target 90.0% [1, 2]\n7/8 correct (87.5%)\r\n", expected, "the host build")
+    with pytest.raises(PipelineError, match=r"printed '6/8 correct \(75.0%\)'; TFLite's decisions give '7/8"):
+        hostcheck.check_demo_line("6/8 correct (75.0%)\n", expected, "the host build")
+    with pytest.raises(PipelineError, match="printed no demo line"):
+        hostcheck.check_demo_line("Car 1: target 90.0% [1, 2]\n", expected, "the host build")
+    hostcheck.check_demo_line("anything\n", {"images": []}, "the host build")      # no demo: nothing to check

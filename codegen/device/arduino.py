@@ -59,16 +59,13 @@ def cli_timeout():
 def _run(cmd, what, timeout_s):
     """Runs arduino-cli in its own process group; on a timeout, Ctrl-C or SIGTERM (raised here as
     KeyboardInterrupt by the SCons glue) the whole group is killed: a hung arduino-cli ignores SIGTERM."""
-    import signal
-
     proc = external.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                           start_new_session=True)
     try:
         with interrupt.child(proc, own_group=True):     # -j2: a signal in the main thread kills the group
             out, err = proc.communicate(timeout=timeout_s)
     except BaseException as e:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        interrupt.kill_tree(proc.pid, own_group=True)
         proc.communicate()
         if isinstance(e, subprocess.TimeoutExpired):
             raise PipelineError(f"{what} did not finish in {timeout_s:g} s and was stopped; raise "

@@ -21,8 +21,11 @@ def all_boards():
 def get(name):
     boards = all_boards()
     if name not in boards:
-        raise ConfigError(f"BOARD={name!r} is not a known board; use one of: {', '.join(sorted(boards))} "
-                          f"(or add an entry to {_BOARDS_FILE})")
+        from ..suggest import did_you_mean
+
+        hint = did_you_mean(name, boards, "did you mean BOARD={}? ")
+        raise ConfigError(f"BOARD={name!r} is not a known board; {hint}use one of: {', '.join(sorted(boards))} "
+                          f"(or add an entry to {_BOARDS_FILE}; `scons boards` lists them)")
     return dict(boards[name], name=name)
 
 

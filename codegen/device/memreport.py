@@ -129,7 +129,8 @@ def measure_code(sources, board):
     Returns (bytes or None, {file: bytes}, note). The constants file is skipped (no code; sized from metadata)."""
     cc, size, flags = _compiler_for(board)
     if shutil.which(cc) is None or shutil.which(size) is None:
-        return None, {}, f"not measured: {cc}/{size} not found on PATH"
+        return None, {}, (f"not measured: {cc}/{size} not found on PATH (the flash figure leaves the code out; "
+                          "Debian/Ubuntu: `./dev setup` installs the toolchains)")
     c_files = sorted(n for n in sources if n.endswith(".c") and not n.endswith("_lib0.c"))
     per_file = {}
     with tempfile.TemporaryDirectory(prefix="memreport-") as tmp:

@@ -149,7 +149,19 @@ def export_arduino_library(sketch_dir, sketch_name, sketch_files, out_dir, lib_n
 
 
 
-def library_fields(board, classes, metadata):
+def library_version(model_sha256):
+    """`1.0.0+<12 hex digits of the model's hash>`: semver build metadata, so a library made from another model
+    shows another version (it was 1.0.0 for every model) while version ordering stays 1.0.0."""
+    return f"1.0.0+{model_sha256[:12]}" if model_sha256 else "1.0.0"
+
+
+def library_architectures(board):
+    """`*` when the generated C and the example are portable; the board's architecture when the example keeps its
+    inputs in PROGMEM (AVR's memcpy_P), which other cores need not have."""
+    return architecture(board) if (board or {}).get("progmem") else "*"
+
+
+def library_fields(board, classes, metadata, model_sha256=None):
     """library.properties fields (beyond name and includes) for a model generated for `board`."""
     inp, out = metadata["inputs"][0], metadata["outputs"][0]
     def shape(t):
@@ -158,7 +170,7 @@ def library_fields(board, classes, metadata):
     labels = ", ".join(classes) if classes else f"{out['size_bytes']} outputs"
     title = (board or {}).get("title") or (board or {}).get("name") or "any board"
     return {
-        "version": "1.0.0",
+        "version": library_version(model_sha256),
         "author": "tinyml-scons (generated)",
         "maintainer": "tinyml-scons (generated)",
         # Labels and the board's title are user text: one line of it (the format has no escapes).
@@ -170,7 +182,6 @@ def library_fields(board, classes, metadata):
                       "confidence and scores."),
         "category": "Data Processing",
         "url": "https://tvm.apache.org",
-        # The example stores its inputs as the board's core wants them (PROGMEM on AVR): the board's architecture.
-        "architectures": architecture(board),
+        "architectures": library_architectures(board),
         "precompiled": "false",
     }

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 
 from .. import escape
 from ..stages import images as imagesmod
@@ -57,6 +58,18 @@ def _count(shape):
     return n
 
 
+# What an image input looks like: both sides at least this many pixels, and not a strip (aspect ratio at most 4).
+MIN_IMAGE_SIDE = 16
+MAX_IMAGE_ASPECT = 4
+
+
+def looks_like_image(height, width):
+    """True for an input (height, width) a picture can sensibly be resized into: 28x28 MNIST, 32x32, 96x96,
+    320x240; not 49x10 MFCC frames or a 128x3 accelerometer window."""
+    short, long = sorted((int(height), int(width)))
+    return short >= MIN_IMAGE_SIDE and long <= MAX_IMAGE_ASPECT * short
+
+
 def load_input(path, inp):
     """The raw input-tensor bytes for one test input file; PipelineError naming the file when it does not fit."""
     import numpy as np
@@ -92,8 +105,45 @@ def load_input(path, inp):
         raise PipelineError(f"{path}: an image, but {what} and is not an image (height, width, 1 or 3 channels); "
                             "give .npy or .bin test inputs")
     height, width, channels = image
+    if not looks_like_image(height, width):
+        # e.g. keyword spotting's [1, 49, 10, 1] MFCCs: an image stretched into it feeds the model nonsense.
+        sys.stderr.write(f"warning: {path}: an image, but the model's input {shape} does not look like one "
+                         f"({height}x{width}, {channels} channel{'s' if channels > 1 else ''}: audio or sensor "
+                         "features?); it is stretched into it anyway; give .npy or .bin inputs if that is not "
+                         "what you meant\n")
+        sys.stderr.flush()
     pixels = imagesmod.load_image(path, (height, width), channels)
     return pixels_to_input(pixels, dtype, inp["scale"], inp["zero_point"]).tobytes()
+
+
+def _demo_inputs(npz_path, inp, truths):
+    """[(label, title, source, raw)] of the dataset's held-out demo images (`Car 1`, `Car 2`, ...); fills
+    `truths` {label: true class index}."""
+    import numpy as np
+
+    image = usermodel.image_input(inp["shape"])
+    with np.load(npz_path) as z:
+        xs, ys, names = z["demo_x"], z["demo_y"], [str(c) for c in z["class_names"]]
+    if image is None or tuple(xs.shape[1:]) != tuple(image):
+        raise PipelineError(f"{npz_path}: held-out images of shape {list(xs.shape[1:])}, but the model input is "
+                            f"{inp['shape']}; give test inputs with INPUTS=")
+    raws, counts = [], {}
+    # The tutorial's order: the car first, then the other classes.
+    order = sorted(range(len(ys)), key=lambda i: (names[int(ys[i])] != "target", names[int(ys[i])], i))
+    for x, y in ((xs[i], ys[i]) for i in order):
+        cls = names[int(y)]
+        counts[cls] = counts.get(cls, 0) + 1
+        label = f"{cls}_{counts[cls]}"
+        truths[label] = int(y)
+        raws.append((label, f"{TITLES.get(cls, cls)} {counts[cls]}", f"held-out {cls} #{counts[cls]}",
+                     pixels_to_input(x, inp["dtype"], inp["scale"], inp["zero_point"]).tobytes()))
+    return raws
+
+
+def demo_summary_line(correct, total):
+    """The sketch's last line, `7/8 correct (87.5%)`, in the integer arithmetic the sketch uses."""
+    tenths = (correct * 1000 + total // 2) // total
+    return f"{correct}/{total} correct ({tenths // 10}.{tenths % 10}%)"
 
 
 def generated_inputs(inp, n, seed):
@@ -139,9 +189,10 @@ def output_meta(out):
 
 
 def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, progmem=False, class_labels=None,
-          labels_file=None, class_source="the dataset", generate=GENERATED_INPUTS, seed=0, board=None):
+          labels_file=None, class_source="the dataset", generate=GENERATED_INPUTS, seed=0, board=None, demo_npz=None):
     """`labels`: a name per input (the tutorial's held-out class folders); `class_labels`/`labels_file`: the
-    label of each model output. Without input files, `generate` seeded random inputs. `board` ({"title",
+    label of each model output. Without input files, `generate` seeded random inputs; with `demo_npz` (the
+    dataset's .npz), its held-out images, each entry with its true class ("truth"). `board` ({"title",
     "ram_bytes"}): the model's input and output tensors must fit in its RAM."""
     io = model_io(tflite_path)
     inp, out = io["input"], io["output"]
@@ -162,7 +213,10 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
     output = output_meta(out)
     classes = class_labels_for(output["size"], labels_file, class_labels, class_source)
     dtype, shape, size = inp["dtype"], inp["shape"], _count(inp["shape"])
-    if input_paths:
+    truths = {}
+    if demo_npz:
+        raws = _demo_inputs(demo_npz, inp, truths)
+    elif input_paths:
         names = labels or [None] * len(input_paths)
         raws = []
         for path, label in zip(input_paths, names):
@@ -176,8 +230,11 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
         name = c_identifier("image_" + label, seen)
         entries.append({"name": name, "label": label, "title": _printable(title), "source": source,
                         "sha256": hashlib.sha256(raw).hexdigest(), "data": base64.b64encode(raw).decode()})
+        if label in truths:
+            entries[-1]["truth"] = truths[label]
     meta = {"shape": shape, "dtype": dtype, "scale": inp["scale"], "zero_point": inp["zero_point"],
-            "size_bytes": size, "progmem": progmem, "labels": classes, "output": output, "images": entries}
+            "size_bytes": size, "progmem": progmem, "labels": classes, "output": output, "images": entries,
+            "demo": bool(entries) and all("truth" in e for e in entries)}
     image = usermodel.image_input(shape)
     dims = "x".join(str(d) for d in shape[1:] or shape)
 

@@ -48,14 +48,10 @@ def clean_env():
 
 @contextlib.contextmanager
 def _locked(path):
-    import fcntl
+    from filelock import FileLock      # flock(2) on POSIX, LockFileEx on Windows
 
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with FileLock(path, thread_local=False):
+        yield
 
 
 def _tail(text, lines=6):

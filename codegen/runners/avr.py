@@ -59,8 +59,9 @@ def toolchain_available():
 def _require(tools, what):
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        raise AvrError(f"{what} needs {', '.join(missing)}, not found on PATH: install the Debian packages "
-                       f"arduino-builder, arduino-core-avr, gcc-avr, avr-libc, arduino-ctags and simavr")
+        raise AvrError(f"{what} needs {', '.join(missing)}, not found on PATH: install them: `sudo apt-get install "
+                       f"arduino-builder arduino-core-avr gcc-avr avr-libc arduino-ctags simavr` (Debian/Ubuntu; "
+                       f"`./dev setup` in a checkout installs every toolchain the project uses)")
 
 
 # ---------------------------------------------------------------------------------------------------- compile

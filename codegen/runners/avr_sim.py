@@ -6,14 +6,14 @@ import os
 from . import avr
 from ..errors import PipelineError
 from ..fsutil import atomic_open
-from .hostcheck import compare_lines, first_round
+from .hostcheck import DEMO_LINE, check_demo_line, compare_lines, first_round
 
 
 def simulate_avr_sketch(sketch_dir, sketch_name, board, expected_json, out_json, *, work_dir, timeout_s=120):
     if not avr.toolchain_available():
         raise PipelineError("simulating an AVR board needs arduino-builder, the Arduino AVR core and simavr "
-                            "(Debian: apt-get install arduino-builder arduino-core-avr gcc-avr avr-libc "
-                            "arduino-ctags simavr)")
+                            "(Debian/Ubuntu: `sudo apt-get install arduino-builder arduino-core-avr gcc-avr avr-libc "
+                            "arduino-ctags simavr`; `./dev setup` in a checkout installs every toolchain)")
     with open(expected_json) as f:
         expected = json.load(f)
     built = avr.compile_sketch(sketch_dir, board["fqbn"], os.path.join(work_dir, "arduino-build"))
@@ -22,9 +22,11 @@ def simulate_avr_sketch(sketch_dir, sketch_name, board, expected_json, out_json,
                             f"{board['flash_bytes']}, RAM {built['ram_bytes']} B of {board['ram_bytes']} (static "
                             "data only; the stack needs more); choose a smaller model (SIZE, CHANNELS, DEPTH)")
     text = avr.run_simavr(built["elf"], board["cpu"], timeout_s=timeout_s,
-                          until=lambda t: first_round(t, expected) is not None)
+                          until=lambda t: first_round(t, expected) is not None and (
+                              not expected.get("demo") or DEMO_LINE.search(t) is not None))
     printed = first_round(text, expected)
     compare_lines(printed, expected, f"{sketch_dir} on simavr ({board['cpu']})", "on simavr")
+    check_demo_line(text, expected, f"{sketch_dir} on simavr")
     # The sketch's own micros() on the simulated CPU clock: the inference time the real board would print.
     times = [r.ms for r in printed if r.ms is not None]
     result = {"board": board["name"], "mcu": board["cpu"], "flash_bytes": built["flash_bytes"],

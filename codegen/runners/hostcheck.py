@@ -210,6 +210,23 @@ def compare_lines(printed, expected, source, where):
                             + "\n  ".join(bad))
 
 
+# The demo's last line, e.g. "7/8 correct (87.5%)" (a complete line).
+DEMO_LINE = re.compile(r"^(\d+/\d+ correct \(\d+\.\d%\))\r?$", re.M)
+
+
+def check_demo_line(text, expected, who):
+    """With the held-out demo, the runner's output must hold expected.json's `7/8 correct (87.5%)` line: the
+    sketch's count of right answers is TFLite's."""
+    demo = expected.get("demo")
+    if not demo:
+        return
+    lines = DEMO_LINE.findall(text)
+    if not lines:
+        raise PipelineError(f"{who} printed no demo line (N/M correct); TFLite's decisions give {demo['line']!r}")
+    if lines[0] != demo["line"]:
+        raise PipelineError(f"{who} printed {lines[0]!r}; TFLite's decisions give {demo['line']!r}")
+
+
 def host_check(sketch_dir, sketch_name, expected_json, out_json, build_options=None):
     """`build_options`: keyword arguments for build_host_binary (a backend's flags and libraries)."""
     with open(expected_json) as f:
@@ -224,6 +241,9 @@ def host_check(sketch_dir, sketch_name, expected_json, out_json, build_options=N
     if proc.returncode != 0:
         raise PipelineError(f"the host build of {sketch_dir} exited with {proc.returncode}:\n{proc.stderr}")
     summary = compare(parse_results(proc.stdout), expected)
+    check_demo_line(proc.stdout, expected, f"the host build of {sketch_dir}")
+    if expected.get("demo"):
+        summary["demo"] = expected["demo"]
     summary["output"] = proc.stdout
     with atomic_open(out_json) as f:
         json.dump(summary, f, indent=1)

@@ -43,7 +43,8 @@ FAULT_MARKER = "*** FAULT"
 REGION_BEGIN = "insn_region_begin"
 REGION_END = "insn_region_end"
 
-INSTALL_HINT = "install the Debian packages gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm"
+INSTALL_HINT = ("install them: `sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm` "
+                "(Debian/Ubuntu; `./dev setup` in a checkout installs every toolchain the project uses)")
 
 
 class QemuError(PipelineError):
@@ -89,7 +90,7 @@ def _default_plugin():
     """The plugin built once per source version into the temp directory."""
     with open(PLUGIN_SRC, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    path = os.path.join(tempfile.gettempdir(), f"codegen-insn-count-{os.getuid()}-{digest}.so")
+    path = os.path.join(tempfile.gettempdir(), f"codegen-insn-count-{getattr(os, 'getuid', lambda: 0)()}-{digest}.so")
     if not os.path.exists(path):
         build_plugin(path)
     return path

@@ -248,6 +248,15 @@ def _load_class(paths, size, channels, skipped, advance):
     return loaded
 
 
+# The demo: this many held-out images in all (balanced over the classes, at least one per class) are embedded in
+# the sketch by default, which prints a line for each and "<correct>/<n> correct" after them.
+DEMO_INPUTS = 8
+
+
+def demo_per_class(n_classes):
+    return max(1, DEMO_INPUTS // max(1, n_classes))
+
+
 def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2, where="dataset", warn=None):
     """Loads every image at the model size into one .npz (x uint8 NHWC, y int, split, class names).
 
@@ -255,7 +264,9 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
     warning that lists them: one bad JPEG among thousands should not stop training. A class left with fewer
     than 2 readable images is an error.
     Per class, the first readable image (sorted) is held out from training and validation and written as PNG
-    to heldout_paths[class]: the default images embedded in the sketch are then ones the model never saw.
+    to heldout_paths[class]; a class with enough images (MIN_IMAGES_PER_CLASS left for training) holds out
+    demo_per_class() in all, the others a seeded draw, not chosen by hand. All held-out images are stored in the
+    .npz (demo_x, demo_y): the sketch's demo embeds them by default, images the model never saw.
     The 80/20 train/validation split is a seeded shuffle within each class (stratified), stable across runs.
     """
     import sys
@@ -269,6 +280,8 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
     check_classes(classes, where)
     names = sorted(classes)
     xs, ys, skipped = [], [], []
+    demo_x, demo_y = [], []
+    per_class = demo_per_class(len(names))
     # A bar on a terminal only: on a pipe, a line for a few seconds' reading is noise.
     with counting(sum(len(v) for v in classes.values()), f"reading {where}", announce=False) as advance:
         loaded_by_class = {cls: _load_class(classes[cls], size, channels, skipped, advance) for cls in names}
@@ -277,13 +290,22 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
         if len(loaded) < 2:
             raise PipelineError(f"{where}: class {cls} has {len(loaded)} readable image(s) (need 2; "
                                 f"{len(classes[cls]) - len(loaded)} unreadable); add JPEG/PNG images")
+        # The first image (sorted) is held out as before; a class that can spare them while keeping
+        # MIN_IMAGES_PER_CLASS for training and validation gives the demo more, a seeded draw from the rest.
+        extra = per_class - 1 if len(loaded) - per_class >= MIN_IMAGES_PER_CLASS else 0
+        pick = [0] + sorted(1 + np.random.RandomState(seed + label).permutation(len(loaded) - 1)[:extra])
         held = loaded[0][0]
         with atomic_path(heldout_paths[cls], suffix=".png") as tmp:
             with Image.open(held) as im:
                 imagesmod.open_as(im, "L" if channels == 1 else "RGB").save(tmp, format="PNG")
-        for _, arr in loaded[1:]:
-            xs.append(arr)
-            ys.append(label)
+        for i in pick:
+            demo_x.append(loaded[i][1])
+            demo_y.append(label)
+        chosen = set(int(i) for i in pick)
+        for i, (_, arr) in enumerate(loaded):
+            if i not in chosen:
+                xs.append(arr)
+                ys.append(label)
     if skipped:
         warn(f"{where}: skipped {len(skipped)} unreadable image(s):\n  " + "\n  ".join(skipped[:20])
              + ("\n  ..." if len(skipped) > 20 else ""))
@@ -299,7 +321,8 @@ def pack(classes, out_npz, heldout_paths, size, channels, seed, val_fraction=0.2
              "accuracy says little about them; add images (the split keeps each class in both parts when it can)")
     with atomic_path(out_npz, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, x=x, y=y, is_val=is_val, order=order, class_names=np.asarray(names))
+            np.savez(f, x=x, y=y, is_val=is_val, order=order, class_names=np.asarray(names),
+                     demo_x=np.stack(demo_x), demo_y=np.asarray(demo_y, dtype=np.int64))
     return {"classes": names, "count": int(len(y)), "val": int(n_val), "skipped": skipped}
 
 

@@ -4,7 +4,7 @@ Besides the raw scores, each input gets its top label and the exact result line 
 that the sketch, the host check and the emulators print, so that they are compared byte for byte."""
 import json
 
-from ..emit.bin2c import load_embedded
+from ..emit.bin2c import demo_summary_line, load_embedded
 from ..fsutil import atomic_open
 from ..runners.hostcheck import result_line, top_index
 
@@ -29,6 +29,12 @@ def reference_scores(tflite_path, images_json, out_json):
                        "line": result_line(e["title"], values, labels, output)})
     result = {"output_dtype": scores.dtype.name, "labels": labels, "softmax": bool(output.get("softmax")),
               "images": images}
+    if meta.get("demo"):
+        # The held-out demo: each input's true class, and the sketch's last line as TFLite's decisions give it.
+        for entry, e in zip(images, meta["images"]):
+            entry["truth"] = e["truth"]
+        correct = sum(1 for entry in images if entry["argmax"] == entry["truth"])
+        result["demo"] = {"correct": correct, "total": len(images), "line": demo_summary_line(correct, len(images))}
     with atomic_open(out_json) as f:
         json.dump(result, f, indent=1)
     return result

@@ -202,8 +202,16 @@ def board_summary(board, results):
         label = f"{tag.upper()} " if both else ("TFLM " if prefix else "")
         if prefix + "hostcheck" in results:
             lines.append(_check_line(f"{label}Host check", results[prefix + "hostcheck"]))
+            demo = results[prefix + "hostcheck"].get("demo")
+            if demo:
+                # What the sketch's last line says: the model's answers on held-out images, not the C's exactness.
+                lines.append(f"{label}Demo: {demo['line'].replace(' correct', ' held-out images correct')}")
         if prefix + "memory" in results:
             lines += _budget_lines(label, results[prefix + "memory"], name, warnings, fix)
+            note = results[prefix + "memory"].get("code_note") or ""
+            if results[prefix + "memory"].get("code_bytes") is None and note.startswith("not measured"):
+                # Say it plainly: the flash bar leaves the generated code out (no compiler for the board here).
+                lines.append(f"{label}Flash excludes the generated code: {note}")
         if prefix + "compile" in results:
             lines.append(_firmware_line(f"{label}Firmware (arduino-cli)", results[prefix + "compile"]))
         if prefix + "simulate" in results:

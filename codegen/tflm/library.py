@@ -13,7 +13,6 @@ one compiles just the kernels it adds. Without `ops` every kernel is built.
 """
 import concurrent.futures
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -228,13 +227,11 @@ def _compile_one(args):
 
 @contextlib.contextmanager
 def _locked(path):
+    from filelock import FileLock      # flock(2) on POSIX, LockFileEx on Windows
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(path, thread_local=False):
+        yield
 
 
 def build_library(tflm_dir, toolchain, *, ops=None, cache_dir=None, jobs=None, log=print):

@@ -69,10 +69,13 @@ def TinyMLPipeline(env, board_name, cfg):
         nodes.update(env.TinyLinuxStages(out, board, cfg, tflite, input_files, input_names, class_labels=classes,
                                          class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset"))
         return nodes
-    images = env.TinyImages(out, input_files, tflite, labels=input_names, progmem=board["progmem"],
-                            class_labels=classes, labels_file=cfg["labels_file"] or None,
+    # A model trained here embeds the demo by default: a balanced handful of held-out images with their true
+    # classes, and the sketch ends each round with "<correct>/<n> correct".
+    demo = npz if (kind is None and not cfg["inputs"] and classes) else None
+    images = env.TinyImages(out, [] if demo else input_files, tflite, labels=None if demo else input_names,
+                            progmem=board["progmem"], class_labels=classes, labels_file=cfg["labels_file"] or None,
                             class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset", seed=cfg["seed"],
-                            board=board)
+                            demo=demo, board=board)
     expected = env.TinyExpected(out, tflite, images[2])
     mlf = env.TinyMLF(out, tflite, board=board)
     sketch = env.TinySketch(out, mlf, images, sketch_name=cfg["sketch"], templates=cfg["templates"] or None,

@@ -40,9 +40,16 @@ def _upload(target, source, p):
 
 
 def _port(p):
-    from codegen.device import arduino
+    """PORT=, else the board's port as arduino-cli sees it, else (no arduino-cli) by USB id through pyserial."""
+    import shutil
 
-    return p["port"] or arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
+    from codegen.device import arduino, ports
+
+    if p["port"]:
+        return p["port"]
+    if shutil.which(p["cli"]):
+        return arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
+    return ports.detect(p["board"])
 
 
 def _monitor(target, source, p):
@@ -60,6 +67,12 @@ def _verify(target, source, p):
         print(f"  {row['printed']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
     print("  scores match TFLite exactly" if summary["exact"] else
           f"  scores within TOLERANCE={p['tolerance']} of TFLite's (max difference {summary['max_abs_diff']})")
+    import json
+
+    with open(p["expected"]) as f:
+        demo = json.load(f).get("demo")
+    if demo:        # the board made TFLite's decisions (checked above), so its demo line is TFLite's
+        print(f"  {demo['line']} (held-out images, on the board)")
 
 
 def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None, cli=None, flags=None,

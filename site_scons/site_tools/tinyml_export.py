@@ -27,8 +27,12 @@ def _arduino_library(target, source, p):
     from codegen.emit import arduino_library
     from codegen.emit.mlf_archive import read_mlf
 
+    import hashlib
+
     metadata, _ = read_mlf(source[-1], p["model_name"])
-    fields = arduino_library.library_fields(p["board"], p["classes"], metadata)
+    with open(source[-1], "rb") as f:
+        model_sha256 = hashlib.sha256(f.read()).hexdigest()
+    fields = arduino_library.library_fields(p["board"], p["classes"], metadata, model_sha256)
     arduino_library.export_arduino_library(p["sketch_dir"], p["sketch_name"], p["sketch_files"], p["out_dir"],
                                            p["lib_name"], fields, target[0])
     print(f"  Arduino library {p['lib_name']}: {target[0]} "

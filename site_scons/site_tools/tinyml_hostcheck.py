@@ -13,6 +13,8 @@ def _hostcheck(target, source, p):
     summary = hostcheck.host_check(p["sketch_dir"], p["sketch_name"], p["expected"], target[0])
     for row in summary["images"]:
         print(f"  {row['printed']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
+    if summary.get("demo"):
+        print(f"  {summary['demo']['line']}")
     print(f"  {len(summary['images'])} input(s): same decisions as TFLite, "
           + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
 

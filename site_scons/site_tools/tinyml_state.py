@@ -19,7 +19,6 @@
 """
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -38,7 +37,7 @@ import SCons.Util
 LOCK_NAME = ".scons.lock"
 RECORDS_DIR = ".scons-finished"
 
-_held_locks = {}            # lock path -> open file: kept for the process's lifetime, so the flock holds until exit
+_held_locks = {}            # lock path -> FileLock: kept for the process's lifetime, so the lock holds until exit
 _lock_mutex = threading.Lock()
 
 
@@ -77,24 +76,31 @@ def hold_build_lock(target_dir):
     with _lock_mutex:
         if path in _held_locks:
             return
+        # filelock: flock(2) on Linux and macOS (as before), LockFileEx on Windows. The holder's pid is written
+        # into the lock file once it is ours, for the waiting message of the next scons.
+        from filelock import FileLock, Timeout
+
+        def write_pid(fd):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, str(os.getpid()).encode())
+
+        lock = FileLock(path, thread_local=False, on_acquired=write_pid)
         try:
             os.makedirs(directory, exist_ok=True)
-            lock = open(path, "a+")
+            try:
+                lock.acquire(blocking=False)
+            except Timeout:
+                holder = "?"
+                with contextlib.suppress(OSError):       # Windows: a locked file may not be readable
+                    with open(path) as f:
+                        holder = f.read().strip() or "?"
+                print(f"scons: another scons (pid {holder}) is building in {directory}; waiting for it to finish "
+                      "(Ctrl-C to stop, or use another BUILD_DIR=)", flush=True)
+                lock.acquire()
         except OSError as e:
             _fail(f"cannot write to the build directory {directory} ({e.strerror}): make it writable or choose "
                   "another one (BUILD_DIR=...)")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "?"
-            print(f"scons: another scons (pid {holder}) is building in {directory}; waiting for it to finish "
-                  "(Ctrl-C to stop, or use another BUILD_DIR=)", flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        lock.seek(0)
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
         _held_locks[path] = lock
         # temp files of records that a killed run was writing (the lock is ours: nobody else writes them now)
         import glob
