@@ -59,11 +59,14 @@ TARGETS = (
                                "build/<BOARD>/bundle/"),
     Target("download", "fetch the tutorial's Stanford Cars + COCO images into DOWNLOAD_DIR (then DATA=<that dir>)"),
     Target("save", "write this command line's variables into tinyml.ini as profile ENV=NAME; builds nothing"),
+    Target("tune", "search ARCH/ALPHA/SIZE/CHANNELS/DEPTH/... for the most accurate model that fits BOARD= "
+                   "(flash, RAM, LATENCY_MS=): an Optuna study of ordinary builds under build/tune/<BOARD>/; "
+                   "`scons tune save ENV=NAME TRIAL=n` keeps a trial as a profile"),
 )
 BY_NAME = {t.name: t for t in TARGETS}
 
-# Stages (per-board targets), as codegen/linux/targets.py checks them; download and save are not per board.
-_PER_BOARD = [t for t in TARGETS if t.name not in ("download", "save")]
+# Stages (per-board targets), as codegen/linux/targets.py checks them; download, save and tune are not per board.
+_PER_BOARD = [t for t in TARGETS if t.name not in ("download", "save", "tune")]
 LINUX_STAGES = tuple(t.name for t in _PER_BOARD if t.linux)
 MCU_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.description and not t.linux)
 LINUX_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.linux and not t.description)
