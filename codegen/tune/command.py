@@ -175,6 +175,7 @@ class Study:
 
         budget = self.settings["latency_ms"]
         t0 = time.monotonic()
+        values, state = None, TrialState.FAIL
         try:
             probe = self.runner.probe(candidate)
             trial.set_user_attr("probe", probe)
@@ -183,7 +184,7 @@ class Study:
                 trial.set_user_attr("why_not", why_not)
                 _set_constraints(trial, probe, budget)
                 latency = probe.get("latency_ms")
-                self.study.tell(trial, [0.0, latency if latency is not None else math.inf])
+                values = [0.0, latency if latency is not None else math.inf]
             else:
                 trial.set_user_attr("trial_dir", self.runner.trial_dir(trial.number))
                 result = self.runner.build(trial.number, candidate)
@@ -192,11 +193,12 @@ class Study:
                 if why_not:
                     trial.set_user_attr("why_not", why_not)
                 _set_constraints(trial, result, budget)
-                self.study.tell(trial, [result["accuracy"], result["latency_ms"]])
+                values = [result["accuracy"], result["latency_ms"]]
+            state = TrialState.COMPLETE
         except (TrialError, PipelineError) as e:
             trial.set_user_attr(DONE_ERROR, str(e))
-            self.study.tell(trial, state=TrialState.FAIL)
-        with self.lock:
+        with self.lock:         # told and counted together: each progress line has its own done/total
+            self.study.tell(trial, values, state=state)
             self.running.pop(trial.number, None)
             self.durations.append(time.monotonic() - t0)
             self._progress(trial.number)

@@ -87,7 +87,7 @@ def open_storage(url, journal_path):
                                           engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None)
     except ImportError as e:
         raise ConfigError(f"TUNE_STORAGE={_shown_url(url)}: the database driver is not installed ({e}); "
-                          "pip install psycopg2-binary (the tune-postgres extra)") from None
+                          "pip install 'psycopg[binary]' (the tune-postgres extra)") from None
     except Exception as e:      # SQLAlchemy's OperationalError and friends: unreachable, refused, bad login
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()
         reason = reason[0] if reason else type(e).__name__
