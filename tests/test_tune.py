@@ -18,7 +18,7 @@ from codegen import config, profiles
 from codegen.device import boards
 from codegen.errors import ConfigError
 from codegen.tune import command, report, settings, space as space_mod, storage
-from conftest import ROOT, scons_exe
+from conftest import ROOT, built_stages, scons_exe
 
 TINY_TUNE = {"SAMPLES": "16", "EPOCHS": "1", "REP_SAMPLES": "8", "BATCH": "8", "CHANNELS": "1"}
 
@@ -103,6 +103,19 @@ def test_generated_spaces_are_accepted_exactly_when_every_value_builds():
             candidate = space.suggest(trial)
             config.parse({**space.base, **candidate}, boards.get("nano33ble"))     # raises if not buildable
             study.tell(trial, [0.5, 1.0])
+        # a small space is enumerated: each candidate once, and exactly the ones `suggest` can give
+        everything = space.candidates(limit=40)
+        if everything is not None:
+            study = optuna.create_study(directions=["maximize", "minimize"])
+            for params in everything:
+                study.enqueue_trial(params)
+            got = []
+            for _ in everything:
+                trial = study.ask()
+                got.append(tuple(sorted(space.suggest(trial).items())))
+                config.parse({**space.base, **dict(got[-1])}, boards.get("nano33ble"))
+                study.tell(trial, [0.5, 1.0])
+            assert len(set(got)) == len(got) == len(everything), arguments
     assert seen[True] > 20 and seen[False] > 20, seen
 
 
@@ -124,6 +137,16 @@ def test_space_from_profile_sections_with_lines_and_precedence(tmp_path):
     ini.write_text("[tune]\nBOARD = mega, uno\n")
     with pytest.raises(ConfigError, match=r"tinyml.ini:2 \[tune\]: BOARD cannot be searched"):
         space_for({}, ini=str(ini))
+
+
+def test_candidates_follow_arch():
+    space = space_for({"ARCH": "mobilenet_v1,mobilenet_v2", "ALPHA": "0.35,0.5,0.25", "DEPTH": "1..2"})
+    everything = space.candidates(limit=100)
+    v1 = [c for c in everything if c["ARCH"] == "mobilenet_v1"]
+    v2 = [c for c in everything if c["ARCH"] == "mobilenet_v2"]
+    assert len(v1) == 2 * 2 and all("DEPTH" in c for c in v1)       # ALPHA 0.5, 0.25 x DEPTH 1, 2
+    assert len(v2) == 2 and not any("DEPTH" in c for c in v2)        # ALPHA 0.35, 0.5; no DEPTH
+    assert space.candidates(limit=5) is None
 
 
 def test_default_space_per_board():
@@ -310,3 +333,174 @@ def test_scons_tune_errors_are_one_line(tmp_path, targets, variables, expected):
     assert expected in errors[0], errors[0]
     assert "Traceback" not in proc.stderr and "pw@" not in proc.stdout + proc.stderr
     assert not (tmp_path / "build" / "tune").exists() or "STORAGE" in str(variables)
+
+
+# --- real studies (heavy) --------------------------------------------------------------------------------------------
+
+# SIZE=32 takes ~22 ms per inference on the nano33ble's M4 at 64 MHz, SIZE=48 ~46 ms: with a 30 ms budget the
+# second is infeasible, which its untrained probe shows, so it must never train.
+STUDY = {**TINY_TUNE, "BOARD": "nano33ble", "SIZE": "32,48", "LATENCY_MS": "30", "TUNE_TRIALS": "2"}
+
+
+def tune_cmd(conf, **variables):
+    return [scons_exe(), "-C", ROOT, f"--project-conf={conf}", "tune", *[f"{k}={v}" for k, v in variables.items()]]
+
+
+def tune_json(build):
+    return json.loads((build / "tune" / "nano33ble" / "tune.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def resumed_study(tmp_path_factory):
+    """A study killed with kill -9 (its whole process group) while its second trial runs, then run again."""
+    import signal
+
+    tmp = tmp_path_factory.mktemp("tune_resume")
+    build = tmp / "build"
+    variables = {**STUDY, "BUILD_DIR": str(build)}
+    first = subprocess.Popen(tune_cmd(tmp / "none.ini", **variables), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in first.stdout:
+        seen.append(line)
+        if line.startswith("[tune 1/2]"):
+            break
+    time.sleep(3)       # the worker asks for trial 1 and starts probing it
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_at = time.time()
+    again = subprocess.run(tune_cmd(tmp / "none.ini", **variables), capture_output=True, text=True, timeout=1800)
+    return {"tmp": tmp, "build": build, "first": "".join(seen), "again": again, "killed_at": killed_at,
+            "variables": variables}
+
+
+@pytest.mark.heavy
+def test_resume_after_kill_9_loses_no_finished_trial(resumed_study):
+    first, again = resumed_study["first"], resumed_study["again"]
+    assert "[tune 1/2] trial 0: SIZE=32 -> int8 " in first, first
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 of 2 trial(s) done" in again.stdout
+    assert "trial(s) 1 were left running by a worker that is gone (killed?); marked failed and queued again" \
+        in again.stdout
+    summary = tune_json(resumed_study["build"])
+    states = {r["number"]: r["state"] for r in summary["trials"]}
+    assert states == {0: "complete", 1: "failed", 2: "complete"}, states
+    assert summary["trials"][2]["retry_of"] == 1 and summary["trials"][2]["variables"] == {"SIZE": "48"}
+    # trial 0 was not built again: its log is from before the kill
+    assert (resumed_study["build"] / "tune" / "nano33ble" / "trial-0" / "build.log").stat().st_mtime \
+        < resumed_study["killed_at"]
+    assert summary["chosen"] == 0 and summary["front"] == [0]
+
+
+@pytest.mark.heavy
+def test_infeasible_candidates_never_train(resumed_study):
+    summary = tune_json(resumed_study["build"])
+    infeasible = [r for r in summary["trials"] if r["state"] == "complete" and not r["trained"]]
+    assert [r["variables"] for r in infeasible] == [{"SIZE": "48"}]
+    assert "latency" in infeasible[0]["why_not"] and infeasible[0]["latency_ms"] > 30
+    tune_dir = resumed_study["build"] / "tune" / "nano33ble"
+    trained = sorted(p.relative_to(tune_dir).parts[0] for p in tune_dir.rglob("model.keras"))
+    assert trained == ["trial-0"], trained
+    assert not (tune_dir / "trial-1").exists() and not (tune_dir / "trial-2").exists()
+    assert "not trained: latency" in (tune_dir / "tune.txt").read_text()
+    assert (tune_dir / "pareto.png").stat().st_size > 10_000
+
+
+@pytest.mark.heavy
+def test_saved_trial_rebuilds_through_its_profile_with_a_noop_rerun(resumed_study):
+    import hashlib
+
+    tmp, build = resumed_study["tmp"], resumed_study["build"]
+    ini = tmp / "tinyml.ini"
+    save = subprocess.run([scons_exe(), "-C", ROOT, f"--project-conf={ini}", "tune", "save", "ENV=best", "TRIAL=0",
+                           f"BUILD_DIR={build}"], capture_output=True, text=True, timeout=300)
+    assert save.returncode == 0, save.stdout + save.stderr
+    text = ini.read_text()
+    assert "[env:best]" in text and "SIZE = 32" in text and "BOARD = nano33ble" in text and "CACHE_DIR = " in text
+    normal = tmp / "normal"
+    cmd = [scons_exe(), "-C", ROOT, f"--project-conf={ini}", "ENV=best", f"BUILD_DIR={normal}", "report", "memory"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout + first.stderr
+    trial = build / "tune" / "nano33ble" / "trial-0" / "nano33ble"
+    for name in ("model.keras", "model.tflite", "model_mlf.tar", "memory.json"):
+        assert hashlib.sha256((normal / "nano33ble" / name).read_bytes()).digest() == \
+            hashlib.sha256((trial / name).read_bytes()).digest(), name
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and built_stages(again.stdout) == [], again.stdout
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres(tmp_path):
+    """A PostgreSQL server of its own on 127.0.0.1 (Debian's postgresql: initdb + pg_ctl, as the postgres user
+    when run as root); yields its URL. Skips when the binaries are absent."""
+    import glob
+    import shutil
+    import tempfile
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    initdb = shutil.which("initdb") or (os.path.join(bins[-1], "initdb") if bins else None)
+    if not initdb or not os.path.exists(initdb):
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql; ./dev setup does it)")
+    pg_ctl = os.path.join(os.path.dirname(os.path.realpath(initdb)), "pg_ctl")
+    folder = tempfile.mkdtemp(prefix="tune-pg-")
+    prefix = []
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the server as")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    data = os.path.join(folder, "data")
+    subprocess.run([*prefix, os.path.realpath(initdb), "-D", data, "-U", "tune", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True, timeout=300)
+    subprocess.run([*prefix, pg_ctl, "-D", data, "-l", os.path.join(folder, "server.log"), "-w", "-o",
+                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True, timeout=120)
+    try:
+        yield f"postgresql://tune@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.heavy
+def test_two_workers_share_one_study_in_postgresql(tmp_path, postgres):
+    import optuna
+
+    cache = tmp_path / "cache"
+    common = {**STUDY, "TUNE_STORAGE": postgres, "CACHE_DIR": str(cache)}
+    workers = []
+    for name in ("a", "b"):         # two "machines": their own build dirs, one study, one cache
+        workers.append(subprocess.Popen(tune_cmd(tmp_path / "none.ini", **common, BUILD_DIR=tmp_path / name),
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        time.sleep(8)
+    outputs = [w.communicate(timeout=1800)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    progress = [line for out in outputs for line in out.splitlines() if line.startswith("[tune ")]
+    assert len(progress) == 2, progress
+    numbers = sorted(int(line.split(" trial ")[1].split(":")[0]) for line in progress)
+    assert numbers == [0, 1], progress
+    storage = optuna.storages.RDBStorage(postgres)
+    (summary,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
+    assert len(trials) == 2 and {t.state.name for t in trials} == {"COMPLETE"}
+    assert sorted(t.user_attrs["variables"]["SIZE"] for t in trials) == ["32", "48"]
+    # a third run adds nothing and prints the union of both workers' results
+    union = subprocess.run(tune_cmd(tmp_path / "none.ini", **common, BUILD_DIR=tmp_path / "a"), capture_output=True,
+                           text=True, timeout=600)
+    assert union.returncode == 0 and "2 of 2 trial(s) done" in union.stdout, union.stdout + union.stderr
+    assert not [line for line in union.stdout.splitlines() if line.startswith("[tune ")]
+    table = (tmp_path / "a" / "tune" / "nano33ble" / "tune.txt").read_text()
+    assert ">0 " in table and "not trained: latency" in table

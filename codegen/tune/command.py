@@ -171,10 +171,20 @@ class Study:
             return trial, candidate
 
     def _run_one(self, trial, candidate):
-        from optuna.trial import TrialState
-
         budget = self.settings["latency_ms"]
         t0 = time.monotonic()
+        with storage.heartbeat(self.study, trial):
+            values, state = self._evaluate(trial, candidate, budget)
+        with self.lock:         # told and counted together: each progress line has its own done/total
+            self.study.tell(trial, values, state=state)
+            self.running.pop(trial.number, None)
+            self.durations.append(time.monotonic() - t0)
+            self._progress(trial.number)
+
+    def _evaluate(self, trial, candidate, budget):
+        """The probe, then (feasible only) the build: (Optuna values, state)."""
+        from optuna.trial import TrialState
+
         values, state = None, TrialState.FAIL
         try:
             probe = self.runner.probe(candidate)
@@ -197,11 +207,12 @@ class Study:
             state = TrialState.COMPLETE
         except (TrialError, PipelineError) as e:
             trial.set_user_attr(DONE_ERROR, str(e))
-        with self.lock:         # told and counted together: each progress line has its own done/total
-            self.study.tell(trial, values, state=state)
-            self.running.pop(trial.number, None)
-            self.durations.append(time.monotonic() - t0)
-            self._progress(trial.number)
+        except Exception as e:      # a bug here must not leave the trial RUNNING while this worker goes on
+            import traceback
+
+            traceback.print_exc()
+            trial.set_user_attr(DONE_ERROR, f"internal error ({type(e).__name__}: {e}); please report it")
+        return values, state
 
     def _progress(self, number):
         trials = self.study.get_trials(deepcopy=False)
@@ -266,6 +277,15 @@ def run(arguments, resolved, root, out=print):
     runner = Runner(root=root, space=space, board=board, tune_dir=folder, cache_dir=cache_dir)
     study = open_study(tune_settings, space, board, folder)
     storage.recover_stale(study, out)
+    everything = space.candidates(limit=tune_settings["trials"])
+    if everything is not None:
+        # No larger than the study: each candidate once, in order (a sampler would repeat some and miss others).
+        if len(everything) < tune_settings["trials"]:
+            out(f"tune: the space has {len(everything)} candidate(s), fewer than TUNE_TRIALS="
+                f"{tune_settings['trials']}: each is tried once")
+        tune_settings = dict(tune_settings, trials=len(everything))
+        for params in everything:
+            study.enqueue_trial(params, skip_if_exists=True)
     shown_storage = storage._shown_url(tune_settings["storage"]) or report.shown(os.path.join(folder, "study.journal"))
     already = len(Study(study, space, runner, board, tune_settings)._finished())
     out(f"tune: {board['name']} ({board.get('title', '')}), study {study.study_name} in {shown_storage}; "

@@ -112,6 +112,40 @@ class Space:
                            "board": self.board_name, "extra": extra}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
+    def _param_lists(self, arch, archs):
+        """[(Optuna parameter name, values)] sampled for a trial of `arch` (as `suggest` names them)."""
+        lists = []
+        for p in self.params:
+            if p.name == "ARCH":
+                lists.append(("ARCH", list(archs)))
+            elif p.name == "ALPHA":
+                choices = [a for a in p.values() if float(a) in config.ARCH_ALPHAS[arch]]
+                if choices:
+                    lists.append((f"ALPHA ({arch})" if len(archs) > 1 else "ALPHA", choices))
+            elif p.name == "DEPTH" and arch != "mobilenet_v1":
+                continue
+            else:
+                lists.append((p.name, list(p.choices) if p.choices else list(range(p.low, p.high + 1, p.step))))
+        return lists
+
+    def candidates(self, limit):
+        """Every candidate as Optuna parameters {name: value}, in order; None when there are more than `limit`.
+        A space no larger than the study is tried exhaustively, each candidate once."""
+        import itertools
+
+        archs = self.archs()
+        found = []
+        for arch in archs:
+            lists = [(n, [arch] if n == "ARCH" else v) for n, v in self._param_lists(arch, archs)]
+            count = 1
+            for _, values in lists:
+                count *= len(values)
+            if len(found) + count > limit:
+                return None
+            for combo in itertools.product(*[values for _, values in lists]):
+                found.append(dict(zip([n for n, _ in lists], combo)))
+        return found
+
     def suggest(self, trial):
         """Samples one candidate through the Optuna trial: {NAME: value string} of the searched variables."""
         by_name = self.by_name()

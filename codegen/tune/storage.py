@@ -12,6 +12,7 @@ A trial records its owner (host, pid and the pid's start time): on open, a RUNNI
 on this host is gone is marked FAIL and its parameters are queued again, so a resumed study redoes it first.
 Trials of other hosts are covered by RDBStorage's heartbeat (a worker that stops beating for GRACE_S seconds).
 """
+import contextlib
 import os
 import socket
 
@@ -79,11 +80,11 @@ def open_storage(url, journal_path):
         raise ConfigError(f"TUNE_STORAGE={_shown_url(url)!r} is not a database URL; use "
                           "postgresql://user:password@host:5432/db (shared between machines) or leave it empty for "
                           "the study file under the build dir")
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     try:
         return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                          failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
+                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(3),
                                           engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None)
     except ImportError as e:
         raise ConfigError(f"TUNE_STORAGE={_shown_url(url)}: the database driver is not installed ({e}); "
@@ -95,16 +96,33 @@ def open_storage(url, journal_path):
                           "database server or fix the host, port, user and password in the URL") from None
 
 
+@contextlib.contextmanager
+def heartbeat(study, trial):
+    """While a trial runs, its heartbeat in an RDB storage (every HEARTBEAT_S): a worker on another machine
+    that stops beating has its trial failed and queued again by the next worker that opens the study. Optuna
+    beats only inside study.optimize; these trials are asked and told by hand, so this does it (no-op on a
+    journal file, whose trials this host checks by pid)."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    thread = get_heartbeat_thread(trial._trial_id, study._storage)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
 def recover_stale(study, log):
     """Marks FAIL the RUNNING trials whose owner process is gone and queues their parameters again (once: the
     worker whose FAIL lands first re-queues). Returns the numbers of the trials recovered."""
     import optuna
     from optuna.trial import TrialState
 
+    from optuna.storages._heartbeat import fail_stale_trials, is_heartbeat_enabled
+
     recovered = []
-    storage = study._storage
-    if isinstance(storage, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)       # other hosts' trials, by heartbeat (re-queued by callback)
+    if is_heartbeat_enabled(study._storage):
+        fail_stale_trials(study)        # other hosts' trials, by heartbeat (re-queued by the storage's callback)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if owner_alive(trial.user_attrs.get("owner")):
             continue
