@@ -71,8 +71,6 @@ def random_space(rng):
     if "ALPHA" in arguments and ok:
         alphas = arguments["ALPHA"].split(",")
         ok = all(any(float(a) in config.ARCH_ALPHAS[arch] for arch in archs) for a in alphas)
-    if "DEPTH" in arguments and "ARCH" in arguments and "mobilenet_v1" not in arguments["ARCH"].split(","):
-        ok = ok     # DEPTH applies to MobileNetV1 trials only; other ARCH trials leave it out
     return arguments, ok
 
 

@@ -185,7 +185,8 @@ def _check_values(param, base, board):
             raw[param.name] = value
             if arch:
                 raw["ARCH"] = arch
-                raw.pop("DEPTH", None) if arch != "mobilenet_v1" else None
+                if arch != "mobilenet_v1":
+                    raw.pop("DEPTH", None)      # DEPTH cuts MobileNetV1 only; other ARCH trials leave it out
             try:
                 config.parse(raw, board)
                 errors = []
@@ -202,16 +203,12 @@ def resolve(resolved, arguments, board, tune_sections):
     `arguments`, the board dict, `tune_sections` {NAME: (text, where)} from the profile file's [tune] sections."""
     from . import settings
 
-    entries = {}
-    for name, (text, where) in tune_sections.items():
-        entries[name] = (text, where)
-    fixed_here = set()
+    entries = dict(tune_sections)
     for name, value in arguments.items():
         if is_space_value(name, value):
             entries[name] = (value, "command line")
         elif name in entries and name in TUNABLE:
             del entries[name]           # one value on the command line fixes it for this study
-            fixed_here.add(name)
     source = "the profile file's [tune] section(s) and the command line"
     if not entries:
         entries = {k: (v, f"default space for {board['name']}") for k, v in default_space(board).items()
@@ -231,6 +228,4 @@ def resolve(resolved, arguments, board, tune_sections):
     for p in space.params:
         if p.name != "ARCH":
             _check_values(p, check_base, board)
-    if len([v for p in space.params for v in p.values()]) == 0:
-        raise ConfigError("the search space is empty; give [tune] values")
     return space

@@ -115,10 +115,8 @@ def heartbeat(study, trial):
 def recover_stale(study, log):
     """Marks FAIL the RUNNING trials whose owner process is gone and queues their parameters again (once: the
     worker whose FAIL lands first re-queues). Returns the numbers of the trials recovered."""
-    import optuna
-    from optuna.trial import TrialState
-
     from optuna.storages._heartbeat import fail_stale_trials, is_heartbeat_enabled
+    from optuna.trial import TrialState
 
     recovered = []
     if is_heartbeat_enabled(study._storage):
