@@ -209,7 +209,7 @@ def resolve(resolved, arguments, board, tune_sections):
             entries[name] = (value, "command line")
         elif name in entries and name in TUNABLE:
             del entries[name]           # one value on the command line fixes it for this study
-    source = "the profile file's [tune] section(s) and the command line"
+    source = ", ".join(dict.fromkeys(re.sub(r":\d+ ", " ", where) for _, where in entries.values()))
     if not entries:
         entries = {k: (v, f"default space for {board['name']}") for k, v in default_space(board).items()
                    if k not in arguments}
