@@ -245,6 +245,23 @@ def test_a_budget_nothing_meets_is_one_error_line(tmp_path, capsys):
     assert len(errors) == 1 and "no candidate fits nano33ble" in errors[0] and "LATENCY_MS=" in errors[0]
 
 
+def test_no_verdict_while_another_worker_still_runs_a_trial(tmp_path):
+    """A worker whose own candidates were all infeasible while another machine still trains one: its part is
+    done (exit 0, the table marked partial), not "no candidate fits" (seen with two workers on PostgreSQL)."""
+    worker, runner, lines, sp, tune_settings = fake_study(tmp_path, trials=3, sizes="32,64,96")
+    for size in ("32", "64", "96"):
+        worker.study.enqueue_trial({"SIZE": size})
+    other = worker.study.ask()
+    other.set_user_attr("variables", sp.suggest(other))
+    other.set_user_attr("owner", storage.owner())      # alive: "another worker" still on SIZE=32
+    worker.run()
+    assert runner.built == [] and len(lines) == 2       # this worker's 64 and 96: over the RAM
+    said = []
+    assert command.finish(worker.study, sp, boards.get("nano33ble"), tune_settings, str(tmp_path), "x",
+                          out=said.append) == 0
+    assert any(f"trial(s) {other.number} still running on other workers; the table is partial" in s for s in said)
+
+
 def test_parallel_jobs_share_the_count(tmp_path):
     worker, runner, lines, *_ = fake_study(tmp_path, trials=5, jobs=3)
     worker.run()

@@ -319,6 +319,13 @@ def finish(study, space, board, tune_settings, folder, shown_storage, out=print)
     out(text)
     out(f"tune: table {report.shown(os.path.join(folder, 'tune.txt'))}, plot {report.shown(plot)}, results "
         f"{report.shown(os.path.join(folder, 'tune.json'))}")
+    elsewhere = [r["number"] for r in records if r["state"] == "running"]
+    if elsewhere:
+        # another worker (machine) is still on them: this one's part is done, the verdict is not in yet
+        out(f"tune: trial(s) {', '.join(map(str, elsewhere))} still running on other workers; the table is "
+            "partial: `scons tune` again (or the last worker to finish) prints the whole study")
+    if best is None and elsewhere:
+        return 0
     if best is None:
         trained = [r for r in records if r["state"] == "complete"]
         if not trained:
