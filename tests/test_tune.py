@@ -365,14 +365,20 @@ def tune_json(build):
     return json.loads((build / "tune" / "nano33ble" / "tune.json").read_text())
 
 
+@pytest.fixture(scope="session")
+def tune_cache(tmp_path_factory):
+    """One CACHE_DIR for the real studies, as a team shares one: the second study's training comes from it."""
+    return tmp_path_factory.mktemp("tune_cache")
+
+
 @pytest.fixture(scope="module")
-def resumed_study(tmp_path_factory):
+def resumed_study(tmp_path_factory, tune_cache):
     """A study killed with kill -9 (its whole process group) while its second trial runs, then run again."""
     import signal
 
     tmp = tmp_path_factory.mktemp("tune_resume")
     build = tmp / "build"
-    variables = {**STUDY, "BUILD_DIR": str(build)}
+    variables = {**STUDY, "BUILD_DIR": str(build), "CACHE_DIR": str(tune_cache)}
     first = subprocess.Popen(tune_cmd(tmp / "none.ini", **variables), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
@@ -491,11 +497,10 @@ def postgres(tmp_path):
 
 
 @pytest.mark.heavy
-def test_two_workers_share_one_study_in_postgresql(tmp_path, postgres):
+def test_two_workers_share_one_study_in_postgresql(tmp_path, postgres, tune_cache):
     import optuna
 
-    cache = tmp_path / "cache"
-    common = {**STUDY, "TUNE_STORAGE": postgres, "CACHE_DIR": str(cache)}
+    common = {**STUDY, "TUNE_STORAGE": postgres, "CACHE_DIR": str(tune_cache)}
     workers = []
     for name in ("a", "b"):         # two "machines": their own build dirs, one study, one cache
         workers.append(subprocess.Popen(tune_cmd(tmp_path / "none.ini", **common, BUILD_DIR=tmp_path / name),
