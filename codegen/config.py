@@ -10,6 +10,7 @@ import shlex
 from . import inputfiles
 from .errors import ConfigError
 from .linux import settings as linux_settings
+from .tune import settings as tune_settings
 
 # The widths each Keras application accepts (and for which ImageNet weights exist): other values would build a
 # network no pretrained file fits, or make Keras refuse. The first is the default (the smallest).
@@ -83,6 +84,7 @@ VARIABLES = {
                      "runs; changes no output and rebuilds nothing"),
 }
 VARIABLES.update(linux_settings.VARIABLES)     # HOST=, SSH_PORT=, ... of the Linux boards
+VARIABLES.update(tune_settings.VARIABLES)      # TUNE_TRIALS=, LATENCY_MS=, ... of `scons tune`
 
 
 def _int(name, value, lo=None, example=None):

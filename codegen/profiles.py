@@ -32,6 +32,7 @@ from .errors import ConfigError
 FILE_NAME = "tinyml.ini"
 COMMON = "env"
 TOOL_SECTION = "tinyml"
+TUNE_SECTION = "tune"        # `scons tune`: [tune] and [tune:NAME] hold search spaces (codegen.tune.space)
 TOOL_KEYS = ("default_envs",)
 SECTION_KEYS = ("extends",)
 # Chooses the section: a command-line-only variable, never a key in one.
@@ -139,9 +140,12 @@ class Profiles:
                 allowed = set(config.VARIABLES) - {CHOOSER}
                 if section != COMMON:
                     allowed |= {k.upper() for k in SECTION_KEYS}
+            elif section == TUNE_SECTION or section.startswith(f"{TUNE_SECTION}:"):
+                allowed = set(config.VARIABLES) - {CHOOSER}     # search spaces: codegen.tune.space checks them
             else:
                 raise ConfigError(f"{self.where(section)}: unknown section [{section}]; use [env] (common values), "
-                                  f"[env:NAME] (a profile, chosen with ENV=NAME) or [{TOOL_SECTION}]")
+                                  f"[env:NAME] (a profile, chosen with ENV=NAME), [{TOOL_SECTION}] or "
+                                  f"[{TUNE_SECTION}] (`scons tune`'s search space)")
             for key in values:
                 if key in allowed:
                     continue
@@ -161,6 +165,15 @@ class Profiles:
 
     def envs(self):
         return [s[4:] for s in self.sections if s.startswith("env:")]
+
+    def tune_entries(self, env=None):
+        """`scons tune`'s search space and settings written in [tune], then [tune:ENV] over it:
+        {KEY: (raw value, "file:line [section]")} (codegen.tune.space parses and checks them)."""
+        entries = {}
+        for section in [TUNE_SECTION] + ([f"{TUNE_SECTION}:{env}"] if env else []):
+            for key, (value, line) in self.sections.get(section, {}).items():
+                entries[key] = (value, f"{self.shown}:{line} [{section}]" if line else f"{self.shown} [{section}]")
+        return entries
 
     def default_env(self):
         value, _ = self.sections.get(TOOL_SECTION, {}).get("DEFAULT_ENVS", ("", None))

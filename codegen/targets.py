@@ -68,13 +68,17 @@ TARGETS = (
     Target("boards", "list the known boards (BOARD=): cpu, flash, RAM, emulator; builds nothing"),
     Target("devices", "list the connected serial ports and the board each one is (pyserial, USB ids of "
                       "boards.json; no arduino-cli needed); builds nothing"),
+    Target("tune", "search ARCH/ALPHA/SIZE/CHANNELS/DEPTH/... for the most accurate model that fits BOARD= "
+                   "(flash, RAM, LATENCY_MS=): an Optuna study of ordinary builds under build/tune/<BOARD>/; "
+                   "`scons tune save ENV=NAME TRIAL=n` keeps a trial as a profile"),
 )
 BY_NAME = {t.name: t for t in TARGETS}
 
 # Targets that only read or write something else (a profile, a listing) and build no stage: run alone.
 STANDALONE = ("save", "boards", "devices")
-# Stages (per-board targets), as codegen/linux/targets.py checks them; download and the standalone ones are not.
-_PER_BOARD = [t for t in TARGETS if t.name not in ("download", *STANDALONE)]
+# Stages (per-board targets), as codegen/linux/targets.py checks them; download, tune (a study of builds) and the
+# standalone ones are not.
+_PER_BOARD = [t for t in TARGETS if t.name not in ("download", "tune", *STANDALONE)]
 LINUX_STAGES = tuple(t.name for t in _PER_BOARD if t.linux)
 MCU_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.description and not t.linux)
 LINUX_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.linux and not t.description)
