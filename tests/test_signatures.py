@@ -149,7 +149,8 @@ STAGE_LINES = {"Generating synthetic": "dataset", "Packing dataset": "dataset", 
                "Host check": "check", "Memory report": "memory", "Per-layer memory plot": "memory",
                "Exporting the model as a C library": "export", "Exporting the Arduino library": "arduino-library",
                "Building compilation database": "compiledb", "arduino-cli compile": "compile",
-               "Simulating": "simulate", "Measuring the TFLM tensor arena": "tflm_arena"}
+               "Simulating": "simulate", "Measuring the TFLM tensor arena": "tflm_arena",
+               "Profiling per layer": "profile", "Per-layer profile plot": "profile"}
 
 
 def rebuilt(output):
@@ -178,12 +179,17 @@ NOT_INCREMENTAL = {
     "tflm_arena": "BACKEND=tflm with a TFLite Micro tree from ../shared (test_tflm); not in these configs",
     "compiledb": "SCons' compilation_db tool makes the database AlwaysBuild (it collects its entries during the "
                  "run; milliseconds); its bytes are compared with a clean build's below",
-    "simulate": "needs QEMU; its inputs (mlf, images, expected, sketch) are the check's (test_simulate)",
+    "boards": "builds nothing: lists boards.json",
+    "devices": "builds nothing: lists the serial ports",
+    "tune": "a study whose trials are ordinary builds of these stages, in folders of their own (test_tune)",
 }
 
 BASE_INPUTS = ("a.png", "c.png")
 FAST_TARGETS = ("check", "memory", "export", "compiledb", "compile")
-AFTER_INPUTS = {"images", "expected", "sketch", "check", "arduino-library", "compile"}
+# The heavy rows also run the QEMU stages: simulate reads the MLF, the images, the expected scores and the
+# sketch; profile the MLF and the images.
+HEAVY_TARGETS = (*FAST_TARGETS, "simulate", "profile")
+AFTER_INPUTS = {"images", "expected", "sketch", "check", "arduino-library", "compile", "simulate", "profile"}
 
 # (what changes, the stages it must rebuild, how): each row changes ONE thing relative to the previous row's state.
 # The fast loop's budget takes one row (a file name: test_renamed_input_is_a_change); the rest are heavy.
@@ -198,9 +204,10 @@ HEAVY_ROWS = [
     ("model content", {"mlf", "memory", "export", *AFTER_INPUTS}, {"model": "m2.tflite"}),
     ("LABELS file content", AFTER_INPUTS, {"LABELS": "one\ntwo\n"}),
     ("LABELS file name", set(), {"LABELS_NAME": "labels2.txt"}),
-    ("SKETCH", {"sketch", "check", "arduino-library", "compile"}, {"SKETCH": "other_sketch"}),
+    ("SKETCH", {"sketch", "check", "arduino-library", "compile", "simulate"}, {"SKETCH": "other_sketch"}),
     # the code generator's switch (an environment variable): other C (and code size) for the model, same images
-    ("TINYML_MICROKERNELS=0", {"mlf", "memory", "export", "sketch", "check", "arduino-library", "compile"},
+    ("TINYML_MICROKERNELS=0", {"mlf", "memory", "export", "sketch", "check", "arduino-library", "compile",
+                               "simulate", "profile"},
      {"environ": {"TINYML_MICROKERNELS": "0"}}),
 ]
 COVERED_BY_TRAINING = {"dataset", "train", "quantize", "report"}     # test_training_parameters_property
@@ -279,6 +286,8 @@ NOT_COMPARED = {
     "compile.json": "holds arduino-cli's command line (the build folder's path)",
     "model.keras": "a zip with the time it was saved in it (train_history.json and model.tflite are compared)",
     "compile_commands.json": "absolute paths of the build folder and the sketch copy's",
+    "sim.elf.map": "the linker's map names gcc's temporary objects (/tmp/ccXXXXXX.o), new in every build",
+    "profile.elf.map": "the linker's map names gcc's temporary objects (/tmp/ccXXXXXX.o), new in every build",
 }
 
 
@@ -303,20 +312,20 @@ def _assert_same_outputs(incremental, clean):
     assert not differ, f"incremental and clean builds differ in {differ}"
 
 
-def _run_rows(rows, small, tmp_path, base_build=None):
+def _run_rows(rows, small, tmp_path, base_build=None, targets=FAST_TARGETS):
     config = _Config(small, tmp_path)
     build = base_build or tmp_path / "inc"
     if base_build is None:
-        _scons(build, *FAST_TARGETS, environ=config.environ, **config.variables())
+        _scons(build, *targets, environ=config.environ, **config.variables())
     for what, expected, change in rows:
         config.apply(change)
-        proc = _scons(build, *FAST_TARGETS, environ=config.environ, **config.variables())
+        proc = _scons(build, *targets, environ=config.environ, **config.variables())
         assert rebuilt(proc.stdout) == expected, f"changing the {what}: rebuilt {rebuilt(proc.stdout)}, " \
                                                  f"expected {expected}\n{proc.stdout[-3000:]}"
-        again = _scons(build, *FAST_TARGETS, environ=config.environ, **config.variables())
+        again = _scons(build, *targets, environ=config.environ, **config.variables())
         assert rebuilt(again.stdout) == set(), f"after the {what}, a second run rebuilt {rebuilt(again.stdout)}"
     clean = tmp_path / "clean"
-    _scons(clean, *FAST_TARGETS, environ=config.environ, **config.variables())
+    _scons(clean, *targets, environ=config.environ, **config.variables())
     _assert_same_outputs(build, clean)
 
 
@@ -335,7 +344,7 @@ def test_dry_run_and_question_before_any_build_change_nothing_and_each_change_re
 
 @pytest.mark.heavy
 def test_order_count_content_model_labels_sketch_and_switch_rows(small, tmp_path):
-    _run_rows(HEAVY_ROWS, small, tmp_path)
+    _run_rows(HEAVY_ROWS, small, tmp_path, targets=HEAVY_TARGETS)
 
 
 # Training rows: the default targets in the TINY configuration; each row changes one variable.
