@@ -7,6 +7,8 @@
     stages/     dataset, download, train, quantize, report, reference scores, user models
     device/     boards (data), memory report, arduino-cli
     config.py, errors.py, fsutil.py, resources.py: shared by all
+    inputfiles.py, tflite_limits.py, escape.py: untrusted input (files opened bounded, a .tflite's declared
+        sizes checked before anything is allocated, user text escaped for each generated language)
 
 Modules moved into the subpackages keep their former names (codegen.mlf, codegen.qemu, codegen.tflite_model,
 ...) as aliases, so code written against earlier releases goes on importing them.

@@ -277,7 +277,8 @@ def test_compile_hands_tflm_to_arduino_cli_as_a_library(tmp_path):
               TFLM_DIR=SHARED_TFLM_CMSIS, MODEL=AD01)
     compile_args = [json.loads(line) for line in log.read_text().splitlines() if '"compile"' in line][0]
     lib = compile_args[compile_args.index("--library") + 1]
-    assert compile_args[-1].endswith(os.path.join("tflm", "tflm_model"))
+    # compiled from the staged copy that carries the build id (firmware-sketch/)
+    assert compile_args[-1].endswith(os.path.join("tflm", "firmware-sketch", "tflm_model"))
     assert os.path.isfile(os.path.join(lib, "src", "TensorFlowLite.h"))
     assert os.path.realpath(os.path.join(lib, "src", "tensorflow")) == os.path.realpath(
         os.path.join(SHARED_TFLM_CMSIS, "tensorflow"))

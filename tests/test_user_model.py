@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import built_stages, run_scons
+from conftest import FakeBoard, built_stages, run_scons
 from tflite_helpers import SHARED_MODELS, convert_int8, fit_briefly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -437,19 +437,24 @@ def test_arch_trains_quantizes_and_runs_exactly(tmp_path, arch, title, alpha, ne
 
 
 @pytest.mark.heavy      # full scons runs on user models: tens of seconds each
-def test_user_model_compiles_uploads_and_exports(tmp_path, serial_port):
+def test_user_model_compiles_uploads_and_exports(tmp_path):
     """MODEL= goes through the device stages unchanged: arduino-cli (the recording stand-in) compiles and
     uploads its sketch, and the C library export holds the model."""
     model = _shared_model("kws_ref_model.tflite")
     build = tmp_path / "b"
     log = tmp_path / "calls.log"
     cli = os.path.join(ROOT, "tests", "fixtures", "fake_arduino_cli.py")
-    ports = json.dumps([[serial_port, "0x2341", "0x805A", "arduino:mbed_nano:nano33ble"]])
-    env = {"FAKE_ARDUINO_LOG": str(log), "FAKE_ARDUINO_PORTS": ports}
-    run_scons(build, "upload", "export", env=env, ARDUINO_CLI=cli, MODEL=model)
-    calls = [" ".join(json.loads(line)[:2]) for line in log.read_text().splitlines()]
-    assert calls == ["core list", "compile --fqbn", "board list", "upload --fqbn"]
-    assert (build / "nano33ble" / "c_library" / "include" / "tvmgen_default.h").is_file()
-    log.write_text("")
-    proc = run_scons(build, "upload", "export", env=env, ARDUINO_CLI=cli, MODEL=model, PORT=serial_port)
-    assert log.read_text() == "" and "upload skipped" in proc.stdout   # same binary, same port: nothing to do
+    board = FakeBoard()                 # runs something else at first
+    try:
+        ports = json.dumps([[board.port, "0x2341", "0x805A", "arduino:mbed_nano:nano33ble"]])
+        env = {"FAKE_ARDUINO_LOG": str(log), "FAKE_ARDUINO_PORTS": ports}
+        run_scons(build, "upload", "export", env=env, ARDUINO_CLI=cli, MODEL=model)
+        calls = [" ".join(json.loads(line)[:2]) for line in log.read_text().splitlines()]
+        assert calls == ["core list", "compile --fqbn", "board list", "upload --fqbn"]
+        assert (build / "nano33ble" / "c_library" / "include" / "tvmgen_default.h").is_file()
+        log.write_text("")
+        board.runs = _json(build / "nano33ble" / "firmware" / "compile.json")["build_id"]   # it runs this build now
+        proc = run_scons(build, "upload", "export", env=env, ARDUINO_CLI=cli, MODEL=model, PORT=board.port)
+        assert log.read_text() == "" and "upload skipped" in proc.stdout   # the board reports this build: nothing to do
+    finally:
+        board.close()

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..lowering.registry import check_options, lookup, registry
-from . import limits
+from .. import tflite_limits as limits
 
 _TFLITE_DTYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",

@@ -77,8 +77,8 @@ def _tensor_io(tflite, graph, index):
 
 def _read_graph(tflite_path):
     """The `tflite` package, the model and its first subgraph, every index and tensor size checked first
-    (frontend.limits): a damaged or hostile file is a ModelError here, not a crash or an 80 GiB allocation."""
-    from ..frontend import limits
+    (codegen.tflite_limits): a damaged or hostile file is a ModelError here, not a crash or an 80 GiB allocation."""
+    from .. import tflite_limits as limits
 
     _, tflite, model, graph = limits.open_graph(tflite_path)
     return tflite, model, graph

@@ -26,8 +26,8 @@ def import_tf(seed=None):
 
 def reference_interpreter(tflite_path):
     """TFLite's reference kernels: the yardstick our generated C is compared against. The file passes
-    frontend.limits first: TFLite would allocate whatever tensors a damaged or hostile model declares."""
-    from ..frontend import limits
+    codegen.tflite_limits first: TFLite would allocate whatever tensors a damaged or hostile model declares."""
+    from .. import tflite_limits as limits
 
     limits.open_graph(tflite_path)
     tf, _ = import_tf()

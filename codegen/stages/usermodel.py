@@ -21,7 +21,7 @@ KERAS_EXTENSIONS = (".keras", ".h5")
 KERAS_CONFIG_MAX_BYTES = 16 * 2**20
 KERAS_MAX_UNPACKED_BYTES = 1 * 2**30
 KERAS_MAX_MEMBERS = 10000
-# As frontend.limits.MAX_TENSOR_BYTES (not imported: this runs at SConstruct time and must stay light).
+# As codegen.tflite_limits.MAX_TENSOR_BYTES (not imported: this runs at SConstruct time and must stay light).
 MAX_INPUT_BYTES = 64 * 2**20
 MAX_INPUT_RANK = 8
 

@@ -7,8 +7,8 @@ the first subgraph and raises ModelError naming the file, the tensor or op and t
 .tflite in the pipeline (the frontend, the embed stage's model_io, ...) goes through it. Only the light `tflite`
 flatbuffer package is used, imported when called.
 """
-from ..errors import ModelError, PipelineError
-from .. import inputfiles
+from .errors import ModelError, PipelineError
+from . import inputfiles
 
 # No single tensor of a model for a microcontroller (or a Raspberry Pi's LiteRT) comes near this; it bounds what
 # a stage allocates for one (the embed stage's inputs, the reference run) on the build machine.
