@@ -381,7 +381,8 @@ def layer_shape(spec, layer, shape):
     return [int(d) for d in apply_layer(tf, spec, i, layer, tf.zeros(shape)).shape]
 
 
-def _edit(buf, fn):
+def edit_flatbuffer(buf, fn):
+    """The .tflite bytes `buf` after `fn` edited its object tree (TFLite's own flatbuffer_utils)."""
     from tensorflow.lite.tools import flatbuffer_utils
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(buf))
     fn(model)
@@ -404,7 +405,7 @@ def as_uint8_kernels(buf):
             if b.data is not None and len(b.data) and t.buffer not in shifted:
                 b.data = (np.asarray(b.data, np.uint8).view(np.int8).astype(np.int16) + 128).astype(np.uint8)
                 shifted.add(t.buffer)
-    return _edit(buf, fn)
+    return edit_flatbuffer(buf, fn)
 
 
 def reshapes_as_squeeze(buf, axes_list):
@@ -440,7 +441,7 @@ def reshapes_as_squeeze(buf, axes_list):
                 op.builtinOptions = fb.SqueezeOptionsT()
                 op.builtinOptions.squeezeDims = list(axes)
                 todo.pop(0)
-    return _edit(buf, fn)
+    return edit_flatbuffer(buf, fn)
 
 
 def build(spec):
@@ -699,7 +700,7 @@ def with_option(buf, op_type, getter, value):
             oc = model.operatorCodes[op.opcodeIndex]
             if names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode)) == op_type:
                 setattr(op.builtinOptions, attr, value)
-    return _edit(buf, fn)
+    return edit_flatbuffer(buf, fn)
 
 
 def as_int16_activations(buf):
@@ -713,7 +714,7 @@ def as_int16_activations(buf):
                 t.type = fb.TensorType.INT16
                 if t.quantization is not None and t.quantization.zeroPoint is not None:
                     t.quantization.zeroPoint = [0 for _ in t.quantization.zeroPoint]
-    return _edit(buf, fn)
+    return edit_flatbuffer(buf, fn)
 
 
 def check_refused(buf, workdir, names=()):

@@ -127,7 +127,7 @@ def test_requantization_left_shift_wraps_like_tflite(ratio_log2, tmp_path):
         for op in g.operators:          # each op's output scale 2^-k of its input's (in graph order)
             q_in, q_out = g.tensors[op.inputs[0]].quantization, g.tensors[op.outputs[0]].quantization
             q_out.scale = [float(q_in.scale[0]) / 2 ** ratio_log2]
-    path.write_bytes(fuzz._edit(buf, shrink))
+    path.write_bytes(fuzz.edit_flatbuffer(buf, shrink))
     tar = str(tmp_path / "m.tar")
     mlf.build_mlf(str(path), tar, model_name="wrap")
     x = exactness.random_inputs(str(path), 6, seed=ratio_log2)

@@ -19,6 +19,7 @@ for p in (ROOT, os.path.join(ROOT, "tests")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from codegen import fuzz  # noqa: E402
 from codegen.frontend import reader  # noqa: E402
 from codegen.errors import ModelError  # noqa: E402
 from tflite_helpers import as_input_dtype, check_exact, convert_int8, fit_briefly  # noqa: E402
@@ -29,11 +30,9 @@ pytestmark = pytest.mark.heavy      # every case trains, converts and compiles a
 # ---------------------------------------------------------------------------------------------------------------
 # Flatbuffer edits: the same graph with other quantization, options or TFLite's uint8 kernels.
 
-def _edit(buf, fn):
-    from tensorflow.lite.tools import flatbuffer_utils
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(buf))
-    fn(model)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+# The flatbuffer edits are the fuzzer's (codegen.fuzz): one implementation for the op tests and the fuzzer.
+_edit = fuzz.edit_flatbuffer
+as_uint8_kernels = fuzz.as_uint8_kernels
 
 
 def requantized(buf, changes):
@@ -50,25 +49,6 @@ def with_options(buf, op_index, **fields):
         opts = model.subgraphs[0].operators[op_index].builtinOptions
         for k, v in fields.items():
             setattr(opts, k, v)
-    return _edit(buf, fn)
-
-
-def as_uint8_kernels(buf):
-    """Every int8 tensor as uint8 with zero point + 128 (constant data shifted alike): the same real-valued model,
-    run by TFLite's uint8 kernels."""
-    from tensorflow.lite.python import schema_py_generated as fb
-
-    def fn(model):
-        shifted = set()      # the converter shares one buffer between equal constants
-        for t in model.subgraphs[0].tensors:
-            if t.type != fb.TensorType.INT8:
-                continue
-            t.type = fb.TensorType.UINT8
-            t.quantization.zeroPoint = [int(z) + 128 for z in t.quantization.zeroPoint]
-            b = model.buffers[t.buffer]
-            if b.data is not None and len(b.data) and t.buffer not in shifted:
-                b.data = (np.asarray(b.data, np.uint8).view(np.int8).astype(np.int16) + 128).astype(np.uint8)
-                shifted.add(t.buffer)
     return _edit(buf, fn)
 
 
