@@ -3,7 +3,7 @@
 1. the probe (cheap): `python -m codegen.tune.untrained` makes the candidate's network untrained, and
    `scons memory [simulate] MODEL=untrained.keras REP_DATA=rep.npy` quantizes it on random data, generates,
    plans and counts it: the board's flash and RAM (memory.json, the same budget `compile` enforces) and the
-   latency (simulate.json: QEMU's Cortex-M4 instruction count at the board's clock, or simavr's measured ms).
+   latency (simulate.json: QEMU's estimated Cortex-M4 cycles at the board's clock, or simavr's measured ms).
    Probes live in `<tune dir>/probes/<architecture hash>/`: a candidate that differs only in EPOCHS= or LR=
    reuses its architecture's probe.
 2. the build (expensive, feasible candidates only): `scons report memory [simulate]` with the candidate's
@@ -29,9 +29,12 @@ class TrialError(PipelineError):
 
 
 def latency_ms(simulate, board):
-    """ms per inference from simulate.json: simavr measures it; QEMU counts instructions (1 per cycle)."""
+    """ms per inference from simulate.json: simavr measures it; on QEMU, the Cortex-M4 cycles the instruction-count
+    plugin estimates at the board's clock (an older simulate.json without them: 1 instruction per cycle)."""
     if simulate.get("ms_per_inference") is not None:
         return float(simulate["ms_per_inference"])
+    if simulate.get("ms_per_inference_estimate") is not None:
+        return float(simulate["ms_per_inference_estimate"])
     if simulate.get("instructions_per_inference") is not None and board.get("clock_hz"):
         return float(simulate["instructions_per_inference"]) / float(board["clock_hz"]) * 1000.0
     return None

@@ -11,8 +11,8 @@ VARIABLES = {
     "TUNE_TRIALS": ("12", "`scons tune`: trials in the study (all workers together); a rerun adds none once reached"),
     "TUNE_TIME": ("", "`scons tune`: start no new trial after this long, e.g. 30m, 2h, 900 (seconds); empty: no "
                       "limit"),
-    "LATENCY_MS": ("", "`scons tune`: latency budget per inference in ms at the board's clock (Cortex-M4: QEMU's "
-                       "instruction count, 1 instruction/cycle; AVR: simavr); empty: no budget"),
+    "LATENCY_MS": ("", "`scons tune`: latency budget per inference in ms at the board's clock (Cortex-M4: the "
+                       "cycles estimated in QEMU; AVR: simavr's measured time); empty: no budget"),
     "TUNE_JOBS": ("1", "`scons tune`: trials run at the same time by this worker"),
     "TUNE_STORAGE": ("", "`scons tune`: where the study lives; empty: a journal file under the build dir; "
                          "postgresql://user:password@host/db shares one study between machines"),
