@@ -226,25 +226,11 @@ def _ports(board_list):
     return ports
 
 
-def _fqbn_base(fqbn):
-    return ":".join((fqbn or "").split(":")[:3])
-
-
 def select_port(board_list, board):
-    """The one port that matches the board by fqbn or USB vid/pid; a clear error for none or several."""
-    ports = _ports(board_list)
-    usb = {(v.lower(), p.lower()) for v, p in board.get("usb_ids", [])}
-    found = [p for p in ports if _fqbn_base(board["fqbn"]) in map(_fqbn_base, p["fqbns"])
-             or (p["vid"], p["pid"]) in usb]
-    seen = "; ".join(f"{p['address']} (vid {p['vid'] or '?'} pid {p['pid'] or '?'}"
-                     f"{', ' + ', '.join(filter(None, p['fqbns'])) if any(p['fqbns']) else ''})" for p in ports)
-    if not found:
-        raise PipelineError(f"no {board['title']} found on any port (seen: {seen or 'no ports'}); connect it "
-                            "(double-tap reset for the bootloader) or pass PORT=")
-    if len(found) > 1:
-        raise PipelineError(f"several {board['title']} boards found: "
-                            f"{', '.join(p['address'] for p in found)}; pick one with PORT=")
-    return found[0]["address"]
+    """The one port of arduino-cli's `board list` that matches the board by fqbn or USB vid/pid (ports.choose)."""
+    from . import ports
+
+    return ports.choose(_ports(board_list), board)
 
 
 def check_port(port):

@@ -22,7 +22,10 @@ def _hex(value):
         return ""
     if isinstance(value, int):
         return f"0x{value:04x}"
-    return f"0x{int(str(value), 16):04x}"
+    try:
+        return f"0x{int(str(value), 16):04x}"
+    except ValueError:          # not a USB id (a port listing's placeholder): compared as it is
+        return str(value).lower()
 
 
 def list_serial_ports():
@@ -59,17 +62,31 @@ def devices():
 
 def detect(board):
     """The one port whose USB id is `board`'s; a clear error for none or several (as with arduino-cli)."""
+    return choose(list_serial_ports(), board)
+
+
+def choose(ports, board):
+    """The one of `ports` ({address, vid, pid} and, from arduino-cli, the "fqbns" it matched) that is `board`: by
+    its USB id (boards.json usb_ids) or its fqbn; a clear error for none or several. pyserial's list and
+    arduino-cli's `board list` both come here."""
     usb = {(_hex(v), _hex(p)) for v, p in board.get("usb_ids", [])}
-    ports = list_serial_ports()
-    found = [p for p in ports if (p["vid"], p["pid"]) in usb]
+    fqbn = _fqbn_base(board.get("fqbn"))
+    found = [p for p in ports if (_hex(p["vid"]), _hex(p["pid"])) in usb
+             or (fqbn and fqbn in map(_fqbn_base, p.get("fqbns", [])))]
     if not found:
-        seen = "; ".join(f"{p['address']} (vid {p['vid'] or '?'} pid {p['pid'] or '?'})" for p in ports)
+        seen = "; ".join(f"{p['address']} (vid {p['vid'] or '?'} pid {p['pid'] or '?'}"
+                         f"{', ' + ', '.join(filter(None, p['fqbns'])) if any(p.get('fqbns', [])) else ''})"
+                         for p in ports)
         raise PipelineError(f"no {board['title']} found on any serial port (seen: {seen or 'no ports'}); connect "
                             "it (double-tap reset for the bootloader), see `scons devices`, or pass PORT=")
     if len(found) > 1:
         raise PipelineError(f"several {board['title']} boards found: {', '.join(p['address'] for p in found)}; "
                             "pick one with PORT=")
     return found[0]["address"]
+
+
+def _fqbn_base(fqbn):
+    return ":".join((fqbn or "").split(":")[:3])
 
 
 def _table(header, rows):

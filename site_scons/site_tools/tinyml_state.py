@@ -18,7 +18,6 @@
   key leaves out where the build dir is (a CI checkout and a developer's share entries).
 """
 import contextlib
-import errno
 import hashlib
 import json
 import os
