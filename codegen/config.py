@@ -207,16 +207,6 @@ def parse(raw, board=None):
     _check_user_model(cfg)
     # The TFLM sketch is another program: its own default name keeps it apart from the TVM one in the IDE.
     cfg["tflm_sketch"] = v["SKETCH"].strip() if "SKETCH" in raw else "tflm_model"
-    if "tflm" in cfg["backends"]:
-        from .tflm.library import TflmError, check_tree
-
-        try:
-            check_tree(cfg["tflm_dir"])
-        except TflmError as e:
-            raise ConfigError(str(e)) from None
-        if board and str(board.get("cpu", "")).startswith(("atmega", "avr")):
-            raise ConfigError(f"BACKEND=tflm cannot target {board.get('title', 'this board')}: TensorFlow Lite Micro "
-                              "needs a 32-bit CPU; use BACKEND=tvm for AVR boards, or a board such as nano33ble")
     # It names the folder, the .ino, the library's header and its guard: ASCII only (isalnum() took 'é').
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg["sketch"]):
         raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (ASCII letters, digits, _, "
@@ -239,7 +229,6 @@ def parse(raw, board=None):
     return cfg
 
 
-BACKENDS = ("tvm", "tflm")
 
 
 def _need_file(what, path, hint):
@@ -253,10 +242,13 @@ def _need_file(what, path, hint):
 
 
 def _backends(value):
+    from .backends import names
+
     chosen = _list(value) or ["tvm"]
     for b in chosen:
-        if b not in BACKENDS:
-            raise ConfigError(f"BACKEND={value!r}: {b!r} is not a backend; use tvm, tflm or tvm,tflm")
+        if b not in names():
+            raise ConfigError(f"BACKEND={value!r}: {b!r} is not a backend; use {', '.join(names())} or several, "
+                              "comma separated (tvm,tflm)")
     return list(dict.fromkeys(chosen))
 
 

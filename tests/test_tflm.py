@@ -294,7 +294,7 @@ def test_tflm_for_an_avr_board_stops_before_any_stage(tmp_path):
 def test_backend_table_has_estimated_cycles_when_both_simulations_do(tmp_path):
     """backends.txt/.json: the Cortex-M4 cycle estimate of each backend beside its instructions (fast: plain
     files); a simulate.json from before the estimate leaves the row out instead of inventing it."""
-    from codegen.tflm.memory import compare_backends
+    from codegen.backends.compare import compare_backends
 
     files = {
         "tvm.json": {"code_bytes": 20000, "constants_bytes": 60000, "ram_workspace_bytes": 30000, "input_bytes": 100,

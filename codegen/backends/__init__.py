@@ -2,7 +2,7 @@
 declaring a `BACKEND` object; this table is the only place that lists them."""
 import importlib
 
-MODULES = {}        # name -> module under codegen.backends that defines BACKEND (filled as backends move here)
+MODULES = {"tvm": "tvm", "tflm": "tflm"}     # BACKEND= name -> module under codegen.backends defining BACKEND
 
 
 def names():

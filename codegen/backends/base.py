@@ -19,14 +19,6 @@ INPUTS = ("tflite", "images_c", "images_h", "images_json", "expected")
 
 
 @dataclass(frozen=True)
-class Variable:
-    """A command-line variable a backend adds (TFLM_DIR=, TINYMAIX_DIR=): listed by `scons -h`, stored in profiles."""
-    name: str
-    default: str
-    help: str
-
-
-@dataclass(frozen=True)
 class Step:
     """One file-producing step of a stage, as data."""
     id: str                         # unique within the backend: "convert", "sketch", "check", ...
@@ -52,20 +44,51 @@ class Result:
     simulate: str = "simulate.json"
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the glue knows when it asks a backend for its steps."""
+    board: object                   # the board (codegen.device.boards)
+    cfg: dict                       # the parsed configuration (codegen.config.parse), its variables included
+    out: str                        # the board's build folder, build/<BOARD>
+    templates: str                  # the sketch templates folder (relative to the project when inside it)
+    classes: tuple = ()             # class names of the outputs, when known (the dataset's)
+
+    def sketch_context(self):
+        """What every sketch template is rendered with besides the model: the board, the classes, the baud rate."""
+        from ..device.boards import serial_baud
+
+        return {"board": self.board, "classes": list(self.classes), "baud": serial_baud(self.board)}
+
+
 class Backend:
-    """A backend: its name (BACKEND=<name>), a title for reports, its folder under build/<BOARD>/, the variables it
-    adds, a config check, and its steps for one board."""
+    """A backend: its name (BACKEND=<name>), a title for reports, its folder under build/<BOARD>/, a config check,
+    and its steps for one board. Its command-line variables (TFLM_DIR=, TINYMAIX_DIR=) are rows of the one
+    variable table, codegen/config.py."""
     name = ""
     title = ""
     folder = ""                     # under build/<BOARD>/ ("" = the board's folder itself)
-    variables = ()                  # Variable(...) tuple
     result = Result()
     exact = True                    # its scores must equal tf.lite's (TinyMaix: reported, not required)
 
     def check(self, cfg, board):
-        """Raises codegen.errors.ConfigError when this backend cannot build for `board` with `cfg` (before any
-        stage runs)."""
+        """Raises codegen.errors.ConfigError when this backend cannot build for `board` with `cfg`; the glue asks
+        before any stage runs."""
 
-    def steps(self, board, cfg):
-        """The Steps for one board (a codegen.device.boards board) under the parsed configuration `cfg`."""
+    def steps(self, ctx):
+        """The Steps for one board (`ctx`: a Context)."""
+        raise NotImplementedError
+
+    def sketch_name(self, cfg):
+        """The name of its sketch folder and .ino (SKETCH=)."""
+        return cfg["sketch"]
+
+    def arduino_libraries(self, ctx):
+        """Folders `arduino-cli compile` gets as --library for this backend's sketch (the runtime the sketch
+        links), and the id of the step that makes them, if one does: ([folders], step id or None)."""
+        return [], None
+
+    def comparison_row(self, memory, simulate=None, check=None):
+        """This backend's column of the side-by-side table (BACKEND=a,b,...), from its result files (parsed JSON):
+        {"flash_bytes", "constants_or_model_bytes", "code_bytes", "workspace_or_arena_bytes", "ram_bytes",
+        "m4_instructions_per_inference", "m4_cycles_estimate_per_inference", "max_diff"}; None where unknown."""
         raise NotImplementedError

@@ -23,19 +23,26 @@ FILES = {
     "simulate": "simulate.json",
     "compile": os.path.join("firmware", "compile.json"),
     "linuxcheck": "linuxcheck.json",
-    "tflm_memory": os.path.join("tflm", "memory.json"),
-    "tflm_hostcheck": os.path.join("tflm", "hostcheck.json"),
-    "tflm_simulate": os.path.join("tflm", "simulate.json"),
-    "tflm_compile": os.path.join("tflm", "firmware", "compile.json"),
 }
+# ... and, per backend besides TVM's route, the same four under its folder, keyed "<backend>_<key>"
+BACKEND_FILES = ("memory", "hostcheck", "simulate", "compile")
 BAR_WIDTH = 10
 
 
-def collect(out_dir, include=None):
+def files(backends=(("tflm", "tflm"),)):
+    """{file key: path under the board's folder}: FILES, plus BACKEND_FILES for each (backend name, its folder)."""
+    found = dict(FILES)
+    for name, folder in backends:
+        found.update({f"{name}_{key}": os.path.join(folder, FILES[key]) for key in BACKEND_FILES})
+    return found
+
+
+def collect(out_dir, include=None, backends=(("tflm", "tflm"),)):
     """{file key: parsed JSON} of the result files in `out_dir` that exist and, when `include` (a set of absolute
-    paths) is given, belong to it. A file that does not parse is left out (the stage that writes it reports)."""
+    paths) is given, belong to it. A file that does not parse is left out (the stage that writes it reports).
+    `backends`: (name, folder) of the backends besides TVM's route (codegen/backends)."""
     found = {}
-    for key, rel in FILES.items():
+    for key, rel in files(backends).items():
         path = os.path.abspath(os.path.join(out_dir, rel))
         if include is not None and path not in include:
             continue
@@ -196,10 +203,10 @@ def board_summary(board, results):
     if board.get("kind") == "linux":
         lines += _linux_lines(results.get("memory"), results.get("linuxcheck"), name, warnings)
         return lines, warnings
-    both = any(k.startswith("tflm_") for k in results) and any(k in results for k in ("memory", "hostcheck",
-                                                                                        "simulate"))
-    for prefix, tag in (("", "tvm"), ("tflm_", "tflm")):
-        label = f"{tag.upper()} " if both else ("TFLM " if prefix else "")
+    others = sorted({k.split("_", 1)[0] for k in results if "_" in k and k.split("_", 1)[1] in BACKEND_FILES})
+    several = len(others) + any(k in results for k in ("memory", "hostcheck", "simulate")) > 1
+    for prefix, tag in (("", "tvm"), *((f"{name}_", name) for name in others)):
+        label = f"{tag.upper()} " if several or prefix else ""
         if prefix + "hostcheck" in results:
             lines.append(_check_line(f"{label}Host check", results[prefix + "hostcheck"]))
             demo = results[prefix + "hostcheck"].get("demo")

@@ -9,7 +9,7 @@ from tinyml_glue import literal_nodes
 
 STAGE_TOOLS = ("tinyml_state", "tinyml_dataset", "tinyml_train", "tinyml_quantize", "tinyml_images", "tinyml_mlf",
                "tinyml_sketch", "tinyml_hostcheck", "tinyml_arduino", "tinyml_download", "tinyml_export", "tinyml_mcu",
-               "tinyml_linux", "tinyml_tflm", "tinyml_progress")
+               "tinyml_linux", "tinyml_backends", "tinyml_progress")
 
 
 def TinyMLPipeline(env, board_name, cfg):
@@ -102,50 +102,51 @@ def TinyMLPipeline(env, board_name, cfg):
                  sketch=sketch, check=check, compiledb=compiledb, **{"arduino-library": arduino_library},
                  compile=compiled, upload=upload, monitor=monitor, verify=verify, memory=memory, simulate=simulate,
                  profile=profile)
-    if "tflm" in cfg.get("backends", ()):
-        _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes)
+    others = [b for b in cfg.get("backends", ("tvm",)) if b != "tvm"]
+    if others:
+        _backend_nodes(env, nodes, out, board, cfg, others, tflite, images, expected, classes)
     return nodes
 
 
-def _tflm_nodes(env, nodes, out, board, cfg, tflite, images, classes):
-    """BACKEND=tflm: the TFLM sketch, host check, simulate and memory under <out>/tflm/. Alone, they replace
-    the TVM stages' targets; with BACKEND=tvm,tflm both are built and `memory`/`simulate` add the comparison."""
-    from codegen.device import boards
+def _backend_nodes(env, nodes, out, board, cfg, names, tflite, images, expected, classes):
+    """The backends besides TVM's route (codegen/backends), each in its folder under <out>/. Alone, one replaces
+    the TVM stages' targets; with several, each stage builds all of them, upload/verify stay with one program
+    (TVM's if built, else the first), and `memory`/`simulate` add the side-by-side table."""
+    from codegen.backends import base, get
 
-    both = "tvm" in cfg["backends"]
-    tdir, tflm_dir, cache = os.path.join(out, "tflm"), cfg["tflm_dir"], cfg["tflm_cache"]
-    name = cfg["tflm_sketch"]
-    expected = env.TinyTflmExpected(tdir, tflite, images[2])
-    arena = env.TinyTflmArena(tdir, tflite, tflm_dir=tflm_dir, tflm_cache=cache)
-    sketch = env.TinyTflmSketch(tdir, tflite, arena, images, sketch_name=name, tflm_dir=tflm_dir,
-                                templates=cfg["templates"] or None,
-                                context={"board": board, "classes": classes, "baud": boards.serial_baud(board)})
-    check = env.TinyTflmHostCheck(tdir, tflite, sketch, expected, sketch_name=name, tflm_dir=tflm_dir, tflm_cache=cache)
-    memory = env.TinyTflmMemoryReport(tdir, tflite, arena, board, tflm_dir=tflm_dir, tflm_cache=cache)
-    simulate = env.TinyTflmSimulate(tdir, tflite, sketch, images, expected, board, sketch_name=name, tflm_dir=tflm_dir,
-                                    tflm_cache=cache)
-    lib_dir, lib_nodes = env.TinyTflmArduinoLibrary(os.path.join(tdir, "arduino_library"), tflm_dir=tflm_dir)
-    compiled = env.TinyArduinoCompile(tdir, list(sketch) + list(lib_nodes), board, sketch_name=name,
-                                      cli=cfg["arduino_cli"], flags=[*cfg["arduino_flags"], "--library", lib_dir],
-                                      memory=memory[0])
-    staged = {"expected": expected, "sketch": sketch, "check": check, "memory": memory, "simulate": simulate,
-              "compile": compiled, "tflm_arena": arena}
-    if not both:        # one board runs one program: with both backends, upload/verify stay TVM's
-        staged["upload"] = env.TinyArduinoUpload(tdir, compiled, board, sketch_name=name, cli=cfg["arduino_cli"],
-                                                 port=cfg["port"], force=cfg["force"])
-        staged["verify"] = env.TinyArduinoVerify(expected, board, cli=cfg["arduino_cli"], port=cfg["port"],
-                                                 baud=cfg["baud"], timeout=cfg["monitor_timeout"],
-                                                 tolerance=cfg["tolerance"])
-    if both:
-        on_qemu = (board.get("emulator") or "").startswith("qemu")
-        compare = env.TinyBackendComparison(out, nodes["memory"][0], memory[0], board,
-                                            *((nodes["simulate"], simulate) if on_qemu else ()))
-        for stage in ("expected", "sketch", "check", "memory", "simulate", "compile"):
-            staged[stage] = list(env.Flatten([nodes[stage]])) + list(env.Flatten([staged[stage]]))
-        staged["memory"] += list(compare)
+    with_tvm = "tvm" in cfg["backends"]
+    inputs = {"tflite": tflite, "images_c": images[0], "images_h": images[1], "images_json": images[2],
+              "expected": env.arg2nodes(expected)[0]}
+    templates = env.fs.Dir(cfg["templates"] or env.subst("$TINY_TEMPLATES")).path
+    ctx = base.Context(board=board, cfg=cfg, out=out, templates=templates, classes=tuple(classes))
+    staged, results = {}, []
+    for i, name in enumerate(names):
+        backend = get(name)
+        by_stage, by_step = env.TinyBackendSteps(backend, ctx, inputs)
+        memory = by_step.get("memory", [None])[0]
+        if "sketch" in by_step:
+            by_stage.update(env.TinyBackendFirmware(backend, ctx, by_step, memory, upload=not with_tvm and i == 0))
+        for stage, stage_nodes in by_stage.items():
+            staged.setdefault(stage, []).extend(stage_nodes)
+        results.append((name, memory, by_step.get("simulate", [None])[0], by_step.get("check", [None])[0]))
+    if with_tvm:
+        results.insert(0, ("tvm", nodes["memory"][0], nodes["simulate"][0] if _on_qemu(board) else None,
+                           nodes["check"][0]))
+    if len(results) > 1:
+        on_qemu = _on_qemu(board)
+        compare = env.TinyBackendComparison(out, board, [
+            (name, memory, simulate if on_qemu else None, check) for name, memory, simulate, check in results])
+        staged["memory"] = staged.get("memory", []) + list(compare)
         if on_qemu:
-            staged["simulate"] += list(compare)
-    nodes.update(staged)
+            staged["simulate"] = staged.get("simulate", []) + list(compare)
+    for stage, stage_nodes in staged.items():
+        if with_tvm and stage in ("upload", "verify"):
+            continue
+        nodes[stage] = (list(env.Flatten([nodes[stage]])) if with_tvm and nodes.get(stage) else []) + stage_nodes
+
+
+def _on_qemu(board):
+    return (board.get("emulator") or "").startswith("qemu")
 
 
 def generate(env):

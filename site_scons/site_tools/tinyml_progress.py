@@ -114,7 +114,11 @@ def _print_summary():
         return
     from codegen.stages import summary
 
-    entries = [(board, summary.collect(out_dir, _state["include"])) for out_dir, board in _state["boards"].items()]
+    from codegen import backends
+
+    others = [(name, backends.get(name).folder) for name in backends.names() if name != "tvm"]
+    entries = [(board, summary.collect(out_dir, _state["include"], others))
+               for out_dir, board in _state["boards"].items()]
     text = summary.format_summary(entries)
     if text:
         sys.stdout.write(text)
