@@ -139,6 +139,7 @@ def version(modules):
     return _memo[key]
 
 
-def modules_of_function(source_text):
-    """The codegen modules a stage function's source imports (`from codegen.x import y`, `import codegen.x`)."""
-    return sorted(imports_in(source_text, "codegen"))
+def modules_of_function(source_text, package="codegen"):
+    """The codegen modules a stage function's source imports (`from codegen.x import y`, `import codegen.x`, and
+    relative ones for a function of a codegen module in `package`, e.g. codegen.backends)."""
+    return sorted(imports_in(source_text, package))

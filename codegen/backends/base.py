@@ -22,16 +22,21 @@ INPUTS = ("tflite", "images_c", "images_h", "images_json", "expected")
 class Step:
     """One file-producing step of a stage, as data."""
     id: str                         # unique within the backend: "convert", "sketch", "check", ...
-    stage: str                      # the command-line target it belongs to (a stage of codegen.targets)
+    stage: object                   # the command-line target it belongs to (a stage of codegen.targets), or several
     action: Callable                # fn(targets, sources, params)
     title: str                      # what the build prints when it runs: "TinyMaix host check -> $TARGET"
     outputs: tuple                  # paths relative to the backend's folder, every file the action writes
     sources: tuple = ()             # see the module docstring
     params: dict = field(default_factory=dict)      # JSON values; each enters the signature
-    board_fields: tuple = ()        # the Board fields the action uses: only these enter the signature
+    board_fields: object = ()       # the board fields the action reads (params["board"]): only these enter the
+                                    # signature; ALL_FIELDS: the whole board entry
     programs: tuple = ()            # external programs (gcc, qemu-system-arm) whose identity enters the signature
+    versions: tuple = ()            # Python distributions (apache-tvm, tensorflow) whose version enters it
     work_dir: str = ""              # an undeclared scratch folder (relative to the backend's folder): `scons -c`
     precious: bool = False          # keep unchanged outputs' mtimes (arduino-cli's incremental build)
+    comstr: str = ""                # the construction variable of its line (default TINY_<BACKEND>_<ID>COMSTR)
+
+    ALL_FIELDS = "all"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Context:
     cfg: dict                       # the parsed configuration (codegen.config.parse), its variables included
     out: str                        # the board's build folder, build/<BOARD>
     templates: str                  # the sketch templates folder (relative to the project when inside it)
+    expected_path: str              # expected.json: tf.lite's scores for the embedded inputs (the "expected" input)
     classes: tuple = ()             # class names of the outputs, when known (the dataset's)
 
     def sketch_context(self):
@@ -68,6 +74,7 @@ class Backend:
     title = ""
     folder = ""                     # under build/<BOARD>/ ("" = the board's folder itself)
     result = Result()
+    compilation_database = False    # `scons compiledb` makes the host build's compile_commands.json of its sketch
     exact = True                    # its scores must equal tf.lite's (TinyMaix: reported, not required)
 
     def check(self, cfg, board):

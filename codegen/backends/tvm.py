@@ -1,13 +1,260 @@
-"""BACKEND=tvm: the project's own route, the .tflite lowered to standalone C (codegen/lowering, the MLF, the
-sketch). Its stages are the pipeline's own (site_scons/site_tools/tinyml.py declares them with the stage table);
-here is what the backend interface asks of it besides: its name, its column of the side-by-side table."""
-from .base import Backend
+"""BACKEND=tvm: the project's own route behind the Backend interface: the .tflite lowered to standalone C
+(codegen/lowering -> Model Library Format), the sketch around it, the C library and Arduino library exports, the
+host check, the memory report, the simulation on the board's emulated CPU and the per-layer profile.
+
+Each step is made by one factory below; `TvmBackend.steps` lists them for the pipeline, and the SCons methods a
+firmware repo calls alone (env.TinyMLF, env.TinySketch, env.TinyMemoryReport, ...) declare the same factories'
+Steps: one declaration of each stage, whoever asks for it.
+"""
+import os
+
+from .base import Backend, Step
+
+MODEL_NAME = "default"
 
 
+# ------------------------------------------------------------------------------------------------ the actions
+def mlf(target, source, p):
+    from ..emit import mlf as emit_mlf
+
+    meta = emit_mlf.build_mlf(source[0], target[0], model_name=p["model_name"],
+                              max_object_bytes=p["max_object_bytes"])
+    for note in meta["notes"]:
+        print(f"note: {source[0]}: {note}")
+
+
+def sketch(target, source, p):
+    from ..emit import sketch as emit_sketch
+
+    mlf_tar, images_c, images_h, images_json = source[:4]
+    emit_sketch.render(p["templates"], p["sketch_dir"], p["sketch_name"], mlf_tar, images_c, images_h, images_json,
+                       p["context"], model_name=p["model_name"])
+
+
+def c_library(target, source, p):
+    from ..emit import export
+
+    export.export_c_library(source[0], p["out_dir"], model_name=p["model_name"])
+
+
+def arduino_library(target, source, p):
+    import hashlib
+
+    from ..emit import arduino_library as library
+    from ..emit.mlf_archive import read_mlf
+
+    metadata, _ = read_mlf(source[-1], p["model_name"])
+    with open(source[-1], "rb") as f:
+        model_sha256 = hashlib.sha256(f.read()).hexdigest()
+    fields = library.library_fields(p["board"], p["classes"], metadata, model_sha256)
+    library.export_arduino_library(p["sketch_dir"], p["sketch_name"], p["sketch_files"], p["out_dir"],
+                                   p["lib_name"], fields, target[0])
+    print(f"  Arduino library {p['lib_name']}: {target[0]} "
+          f"(arduino-cli lib install --zip-path {target[0]}; example {p['sketch_name']})")
+
+
+def hostcheck(target, source, p):
+    from ..runners import hostcheck as host
+
+    summary = host.host_check(p["sketch_dir"], p["sketch_name"], p["expected"], target[0])
+    for row in summary["images"]:
+        print(f"  {row['printed']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
+    if summary.get("demo"):
+        print(f"  {summary['demo']['line']}")
+    print(f"  {len(summary['images'])} input(s): same decisions as TFLite, "
+          + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
+
+
+def memory(target, source, p):
+    from ..device import memreport
+
+    report = memreport.memory_report(source[0], p["board"], target[0], target[1])
+    # The budget, not the 40-row layer table: that is in memory.txt, and the summary shows the bars.
+    for line in memreport.budget_lines(report):
+        print(f"  {line}")
+    print(f"  per-layer table: {target[1]}")
+    try:
+        memreport.check_fits(report)
+    except Exception as e:  # noqa: BLE001 - reported here, enforced before compile/upload
+        print(f"warning: {e}")
+
+
+def memory_plot(target, source, p):
+    import json
+
+    from .. import plots
+
+    with open(source[0]) as f:
+        report = json.load(f)
+    plots.save_png(plots.memory_layers_figure(report), target[0])
+
+
+def simulate(target, source, p):
+    emulator = p["board"].get("emulator") or ""
+    if emulator.startswith("qemu"):
+        from ..runners import simulate as sim
+
+        mlf_tar, images_c, images_h, images_json, expected = source[:5]
+        result = sim.simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected, target[0],
+                                        work_dir=p["work_dir"], board=p["board"])
+        print(f"  Cortex-M4 (QEMU mps2-an386): {result['instructions_per_inference']:,.0f} instructions per "
+              f"inference, {result['instructions_per_mac']:.2f} per MAC, "
+              f"~{result['cycles_per_inference_estimate']:,.0f} cycles (estimate); scores identical to TFLite")
+    elif emulator.startswith("simavr"):
+        from ..runners import avr_sim
+
+        avr_sim.simulate_avr_sketch(p["sketch_dir"], p["sketch_name"], p["board"], source[4], target[0],
+                                    work_dir=p["work_dir"])
+    else:
+        from ..errors import PipelineError
+
+        raise PipelineError(f"no emulator for {p['board']['title']}; `scons simulate` supports boards whose "
+                            "emulator is set in codegen/device/boards.json (e.g. BOARD=nano33ble, BOARD=mega)")
+
+
+def profile(target, source, p):
+    from ..runners import profile as prof
+
+    mlf_tar, images_c, images_h, images_json = source[:4]
+    report = prof.profile_cortex_m4(mlf_tar, target[0], target[1], work_dir=p["work_dir"], board=p["board"],
+                                    images_c=images_c, images_h=images_h, images_json=images_json)
+    t = report["total"]
+    slowest = sorted(report["layers"], key=lambda r: -r["cycles_estimate"])[:3]
+    print(f"  Cortex-M4 (QEMU mps2-an386): {t['instructions']:,} instructions, ~{t['cycles_estimate']:,} cycles "
+          f"(estimate) over {len(report['layers']) - 1} kernel calls; the slowest: "
+          + ", ".join(f"{r['layer']} {r['share_cycles_percent']:.1f}%" for r in slowest))
+    print(f"  per-layer table: {target[1]}")
+
+
+def profile_plot(target, source, p):
+    import json
+
+    from .. import plots
+
+    with open(source[0]) as f:
+        report = json.load(f)
+    plots.save_png(plots.profile_figure(report), target[0])
+
+
+# ------------------------------------------------------------------------------------------------ the steps
+def mlf_step(*, model_name=MODEL_NAME, max_object_bytes=None):
+    """model_mlf.tar; for a board whose compiler limits the size of one object (boards.json `max_object_bytes`:
+    avr-gcc's 32,767), a larger array is a clear error here instead of a compiler error."""
+    from ..emit.mlf_archive import MLF_VERSION
+
+    # TINYML_MICROKERNELS=0 (codegen.lowering.microkernels.enabled, not imported here: it loads numpy) makes
+    # other C: part of the signature, present only when set so that existing MLFs keep theirs.
+    switch = {"microkernels": False} if os.environ.get("TINYML_MICROKERNELS", "1") == "0" else {}
+    return Step("mlf", "mlf", mlf, "TVM codegen (standalone C, MLF) -> $TARGET", ("model_mlf.tar",), ("tflite",),
+                dict(model_name=model_name, max_object_bytes=max_object_bytes, format=MLF_VERSION, **switch),
+                versions=("apache-tvm", "tflite"), comstr="TINY_MLFCOMSTR")
+
+
+def sketch_step(out, templates, sketch_name, *, context, model_name=MODEL_NAME):
+    """The sketch folder <out>/<sketch_name>/ (the .ino first); `templates` relative to the project when inside."""
+    from ..emit import sketch as emit_sketch
+
+    board = (context or {}).get("board")
+    outputs = [os.path.join(sketch_name, f) for f in emit_sketch.sketch_outputs(templates, sketch_name, model_name,
+                                                                                board=board)]
+    names = emit_sketch.template_files(templates)
+    return Step("sketch", "sketch", sketch, "Rendering sketch -> $TARGET", tuple(outputs),
+                ("step:mlf", "images_c", "images_h", "images_json", *(os.path.join(templates, t) for t in names)),
+                dict(templates=templates, sketch_dir=os.path.join(out, sketch_name), sketch_name=sketch_name,
+                     model_name=model_name, context=context or {}, template_names=names),
+                # not deleted before a rebuild: unchanged files keep their mtime (arduino-cli's incremental build)
+                precious=True, comstr="TINY_SKETCHCOMSTR")
+
+
+def c_library_step(out_dir, *, model_name=MODEL_NAME, folder="c_library"):
+    """The model as a plain C library (CMake, Zephyr, PlatformIO) in <out>/<folder>, whose path is `out_dir`."""
+    from ..emit import export
+
+    return Step("c_library", "export", c_library, "Exporting the model as a C library -> $TARGET",
+                tuple(os.path.join(folder, f) for f in export.library_files(model_name)), ("step:mlf",),
+                dict(out_dir=out_dir, model_name=model_name), precious=True, comstr="TINY_EXPORTCOMSTR")
+
+
+def arduino_library_step(out_dir, sketch_outputs, *, sketch_name, board, classes=(), model_name=MODEL_NAME,
+                         folder="arduino_library"):
+    """<out>/<folder>/<sketch>_inferencing/ and its .zip (first) from the rendered sketch, whose files are
+    `sketch_outputs` (paths); `out_dir` is <out>/<folder>'s path."""
+    from ..emit import arduino_library as library
+
+    ino = next(p for p in sketch_outputs if os.path.basename(p) == sketch_name + ".ino")
+    sketch_dir = os.path.dirname(ino)
+    lib_name = library.library_name(sketch_name)
+    sketch_files = sorted(os.path.relpath(p, sketch_dir) for p in sketch_outputs)
+    files = library.library_files(sketch_files, sketch_name, lib_name)
+    return Step("arduino_library", ("arduino-library", "export"), arduino_library, "Exporting the Arduino library -> $TARGET",
+                (os.path.join(folder, lib_name + ".zip"), *(os.path.join(folder, lib_name, f) for f in files)),
+                ("step:sketch", "step:mlf"),
+                dict(sketch_dir=sketch_dir, sketch_name=sketch_name, sketch_files=sketch_files, out_dir=out_dir,
+                     lib_name=lib_name, board=board, classes=list(classes), model_name=model_name),
+                precious=True, comstr="TINY_ARDUINOLIBCOMSTR")
+
+
+def hostcheck_step(out, sketch_name, expected_path):
+    from ..runners import hostcheck as host
+
+    return Step("check", "check", hostcheck, "Host check (gcc build + run vs TFLite) -> $TARGET", ("hostcheck.json",),
+                ("step:sketch", "expected", *(os.path.join(host.HOST_STUB_DIR, f) for f in ("Arduino.h", "main.cpp"))),
+                dict(sketch_dir=os.path.join(out, sketch_name), sketch_name=sketch_name, expected=expected_path),
+                programs=("gcc", "g++"), comstr="TINY_HOSTCHECKCOMSTR")
+
+
+def memory_steps():
+    """memory.json, memory.txt and memory_layers.png (per-layer flash/RAM bars, drawn from memory.json)."""
+    return [Step("memory", "memory", memory, "Memory report -> $TARGET", ("memory.json", "memory.txt"), ("step:mlf",),
+                 board_fields=ALL, comstr="TINY_MEMORYCOMSTR"),
+            Step("memory_plot", "memory", memory_plot, "Per-layer memory plot -> $TARGET", ("memory_layers.png",),
+                 ("step:memory",), comstr="TINY_MEMORYPLOTCOMSTR")]
+
+
+def simulate_step(out, sketch_name, board):
+    on_avr = (board.get("emulator") or "").startswith("simavr")
+    programs = (("arduino-builder", "avr-gcc", "avr-size", "simavr") if on_avr else
+                ("arm-none-eabi-gcc", "qemu-system-arm"))
+    # the firmware and arduino-builder's cache: kept between runs, undeclared (work_dir)
+    return Step("simulate", "simulate", simulate, "Simulating -> $TARGET", ("simulate.json",),
+                ("step:mlf", "images_c", "images_h", "images_json", "expected", "step:sketch"),
+                dict(sketch_dir=os.path.join(out, sketch_name), sketch_name=sketch_name), board_fields=ALL,
+                programs=programs, work_dir="simulate", comstr="TINY_SIMULATECOMSTR")
+
+
+def profile_steps():
+    """profile.json, profile.txt (per kernel call on the emulated Cortex-M4F) and profile.png (from the json)."""
+    return [Step("profile", "profile", profile, "Profiling per layer -> $TARGET", ("profile.json", "profile.txt"),
+                 ("step:mlf", "images_c", "images_h", "images_json"), board_fields=ALL, work_dir="profile",
+                 comstr="TINY_PROFILECOMSTR"),
+            Step("profile_plot", "profile", profile_plot, "Per-layer profile plot -> $TARGET", ("profile.png",),
+                 ("step:profile",), comstr="TINY_PROFILEPLOTCOMSTR")]
+
+
+ALL = Step.ALL_FIELDS
+
+
+# ------------------------------------------------------------------------------------------------ the backend
 class TvmBackend(Backend):
     name = "tvm"
     title = "TVM standalone C"
     folder = ""
+    compilation_database = True     # `scons compiledb`: the host build's compile_commands.json
+
+    def steps(self, ctx):
+        cfg, board, out = ctx.cfg, ctx.board, ctx.out
+        name = self.sketch_name(cfg)
+        rendered = sketch_step(out, ctx.templates, name, context=ctx.sketch_context())
+        steps = [mlf_step(max_object_bytes=board.get("max_object_bytes")), rendered,
+                 c_library_step(os.path.join(out, "c_library")),
+                 arduino_library_step(os.path.join(out, "arduino_library"),
+                                      [os.path.join(out, o) for o in rendered.outputs], sketch_name=name, board=board,
+                                      classes=ctx.classes),
+                 hostcheck_step(out, name, ctx.expected_path),
+                 *memory_steps(), simulate_step(out, name, board)]
+        if (board.get("emulator") or "").startswith("qemu"):
+            steps += profile_steps()
+        return steps
 
     def comparison_row(self, memory, simulate=None, check=None):
         simulate = simulate or {}

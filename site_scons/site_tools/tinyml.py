@@ -77,61 +77,37 @@ def TinyMLPipeline(env, board_name, cfg):
                             class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset", seed=cfg["seed"],
                             demo=demo, board=board)
     expected = env.TinyExpected(out, tflite, images[2])
-    mlf = env.TinyMLF(out, tflite, board=board)
-    sketch = env.TinySketch(out, mlf, images, sketch_name=cfg["sketch"], templates=cfg["templates"] or None,
-                            context={"board": board, "classes": classes, "baud": boards.serial_baud(board)})
-    library = env.TinyCLibrary(os.path.join(out, "c_library"), mlf)
-    arduino_library = env.TinyArduinoLibrary(os.path.join(out, "arduino_library"), sketch, mlf,
-                                             sketch_name=cfg["sketch"], board=board, classes=classes)
-    check = env.TinyHostCheck(out, sketch, expected, sketch_name=cfg["sketch"])
-    compiledb = env.TinyCompilationDatabase(out, sketch, sketch_name=cfg["sketch"]) + list(sketch)
-    memory = env.TinyMemoryReport(out, mlf, board)
-    simulate = env.TinySimulate(out, mlf, images, expected, sketch, board, sketch_name=cfg["sketch"])
-    profile = env.TinyProfile(out, mlf, images, board) if (board.get("emulator") or "").startswith("qemu") else []
-    compiled = env.TinyArduinoCompile(out, sketch, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
-                                      flags=cfg["arduino_flags"], memory=memory[0])
-    upload = verify = None      # one board runs one program: BACKEND=tflm alone uploads the TFLM sketch
-    if "tvm" in cfg.get("backends", ("tvm",)):
-        upload = env.TinyArduinoUpload(out, compiled, board, sketch_name=cfg["sketch"], cli=cfg["arduino_cli"],
-                                       port=cfg["port"], force=cfg["force"])
-        verify = env.TinyArduinoVerify(expected, board, cli=cfg["arduino_cli"], port=cfg["port"], baud=cfg["baud"],
-                                       timeout=cfg["monitor_timeout"], tolerance=cfg["tolerance"])
     monitor = env.TinyArduinoMonitor(board, cli=cfg["arduino_cli"], port=cfg["port"], baud=cfg["baud"],
                                      timeout=cfg["monitor_timeout"])
-    nodes.update(images=images, expected=expected, mlf=mlf, export=list(library) + list(arduino_library),
-                 sketch=sketch, check=check, compiledb=compiledb, **{"arduino-library": arduino_library},
-                 compile=compiled, upload=upload, monitor=monitor, verify=verify, memory=memory, simulate=simulate,
-                 profile=profile)
-    others = [b for b in cfg.get("backends", ("tvm",)) if b != "tvm"]
-    if others:
-        _backend_nodes(env, nodes, out, board, cfg, others, tflite, images, expected, classes)
+    nodes.update(images=images, expected=expected, monitor=monitor)
+    _backend_nodes(env, nodes, out, board, cfg, tflite, images, expected, classes)
     return nodes
 
 
-def _backend_nodes(env, nodes, out, board, cfg, names, tflite, images, expected, classes):
-    """The backends besides TVM's route (codegen/backends), each in its folder under <out>/. Alone, one replaces
-    the TVM stages' targets; with several, each stage builds all of them, upload/verify stay with one program
-    (TVM's if built, else the first), and `memory`/`simulate` add the side-by-side table."""
+def _backend_nodes(env, nodes, out, board, cfg, tflite, images, expected, classes):
+    """The backends of BACKEND= (codegen/backends), each in its folder under <out>/, in order: each stage builds
+    all of them; upload/verify belong to the board's one program (TVM's if built, else the first backend's);
+    with several, `memory`/`simulate` add the side-by-side table."""
     from codegen.backends import base, get
 
-    with_tvm = "tvm" in cfg["backends"]
+    names = cfg.get("backends", ["tvm"])
+    uploader = "tvm" if "tvm" in names else names[0]
     inputs = {"tflite": tflite, "images_c": images[0], "images_h": images[1], "images_json": images[2],
               "expected": env.arg2nodes(expected)[0]}
     templates = env.fs.Dir(cfg["templates"] or env.subst("$TINY_TEMPLATES")).path
-    ctx = base.Context(board=board, cfg=cfg, out=out, templates=templates, classes=tuple(classes))
+    ctx = base.Context(board=board, cfg=cfg, out=out, templates=templates, expected_path=str(inputs["expected"]),
+                       classes=tuple(classes))
     staged, results = {}, []
-    for i, name in enumerate(names):
+    for name in names:
         backend = get(name)
         by_stage, by_step = env.TinyBackendSteps(backend, ctx, inputs)
         memory = by_step.get("memory", [None])[0]
         if "sketch" in by_step:
-            by_stage.update(env.TinyBackendFirmware(backend, ctx, by_step, memory, upload=not with_tvm and i == 0))
+            by_stage.update(env.TinyBackendFirmware(backend, ctx, by_step, memory, inputs["expected"],
+                                                    upload=name == uploader))
         for stage, stage_nodes in by_stage.items():
             staged.setdefault(stage, []).extend(stage_nodes)
         results.append((name, memory, by_step.get("simulate", [None])[0], by_step.get("check", [None])[0]))
-    if with_tvm:
-        results.insert(0, ("tvm", nodes["memory"][0], nodes["simulate"][0] if _on_qemu(board) else None,
-                           nodes["check"][0]))
     if len(results) > 1:
         on_qemu = _on_qemu(board)
         compare = env.TinyBackendComparison(out, board, [
@@ -140,9 +116,7 @@ def _backend_nodes(env, nodes, out, board, cfg, names, tflite, images, expected,
         if on_qemu:
             staged["simulate"] = staged.get("simulate", []) + list(compare)
     for stage, stage_nodes in staged.items():
-        if with_tvm and stage in ("upload", "verify"):
-            continue
-        nodes[stage] = (list(env.Flatten([nodes[stage]])) if with_tvm and nodes.get(stage) else []) + stage_nodes
+        nodes[stage] = (list(env.Flatten([nodes[stage]])) if nodes.get(stage) else []) + stage_nodes
 
 
 def _on_qemu(board):

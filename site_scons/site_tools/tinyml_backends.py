@@ -4,56 +4,74 @@ params plus only the board fields it uses; every backend with a sketch gets comp
 backends, `memory`/`simulate` add the side-by-side table (backends.json/.txt)."""
 import os
 
-from tinyml_glue import add_builder, literal_nodes, params_node, program_identity, stage_action
+from tinyml_glue import add_builder, literal_nodes, params_node, program_identity, stage_action, tool_versions
 
 
-def _builder(env, backend, step):
+def _builder(env, owner, step):
     """One builder per (backend, step id), made when first used: its action is the Step's function."""
-    name = f"TinyStep_{backend.name}_{step.id}"
+    name = f"TinyStep_{owner}_{step.id}"
     if name not in env["BUILDERS"]:
-        add_builder(env, name, stage_action(step.action, f"TINY_{backend.name.upper()}_{step.id.upper()}COMSTR",
+        add_builder(env, name, stage_action(step.action, step.comstr or f"TINY_{owner.upper()}_{step.id.upper()}COMSTR",
                                             step.title))
     return getattr(env, name)
 
 
-def _step_params(backend_dir, board, step):
-    params = dict(step.params, board=board["name"])
-    params.update({"board_" + f: board.get(f) for f in step.board_fields})
+def _step_params(folder, board, step):
+    params = dict(step.params)
+    if step.board_fields == step.ALL_FIELDS:
+        params["board"] = dict(board)
+    elif step.board_fields:
+        params["board"] = {"name": board["name"], **{f: board.get(f) for f in step.board_fields}}
     if step.work_dir:
-        params["work_dir"] = os.path.join(backend_dir, step.work_dir)
+        params["work_dir"] = os.path.join(folder, step.work_dir)
     if step.programs:
         params["programs"] = program_identity(*step.programs)
+    if step.versions:
+        params["versions"] = tool_versions(*step.versions)
     return params
+
+
+def TinySteps(env, steps, folder, inputs, board=None, owner="tvm"):
+    """Declares `steps` (codegen.backends.base.Step) in order, their outputs under `folder`; `inputs`: {source
+    name: node(s)} for the names the steps read (codegen.backends.base.INPUTS, or "step:<id>" of a step declared
+    elsewhere). Returns ({stage: [nodes]}, {step id: [nodes]})."""
+    by_step, by_stage = {}, {}
+    for step in steps:
+        sources = []
+        for src in step.sources:
+            if src in inputs:
+                sources += env.Flatten([inputs[src]])
+            elif src.startswith("step:"):
+                sources += by_step[src[len("step:"):]]
+            else:
+                sources += literal_nodes(env, [src])
+        targets = [os.path.join(folder, o) for o in step.outputs]
+        nodes = _builder(env, owner, step)(targets, sources + [params_node(env, **_step_params(folder, board, step))])
+        if step.work_dir:
+            env.Clean(nodes, env.Dir(os.path.join(folder, step.work_dir)))    # undeclared scratch (`scons -c`)
+        if step.precious:
+            env.Precious(nodes)     # unchanged files keep their mtime (arduino-cli's incremental build)
+        by_step[step.id] = list(nodes)
+        for stage in (step.stage,) if isinstance(step.stage, str) else step.stage:
+            by_stage.setdefault(stage, []).extend(nodes)
+    return by_stage, by_step
 
 
 def TinyBackendSteps(env, backend, ctx, inputs):
     """Declares `backend`'s steps for one board; `inputs`: {name: node} of codegen.backends.base.INPUTS.
     Returns ({stage: [nodes]}, {step id: [nodes]})."""
-    backend_dir = os.path.join(ctx.out, backend.folder)
-    by_step, by_stage = {}, {}
-    for step in backend.steps(ctx):
-        sources = []
-        for src in step.sources:
-            if src.startswith("step:"):
-                sources += by_step[src[len("step:"):]]
-            elif src in inputs:
-                sources.append(inputs[src])
-            else:
-                sources += literal_nodes(env, [src])
-        targets = [os.path.join(backend_dir, o) for o in step.outputs]
-        nodes = _builder(env, backend, step)(targets, sources + [
-            params_node(env, **_step_params(backend_dir, ctx.board, step))])
-        if step.work_dir:
-            env.Clean(nodes, env.Dir(os.path.join(backend_dir, step.work_dir)))    # undeclared scratch (`scons -c`)
-        if step.precious:
-            env.Precious(nodes)     # unchanged files keep their mtime (arduino-cli's incremental build)
-        by_step[step.id] = list(nodes)
-        by_stage.setdefault(step.stage, []).extend(nodes)
+    by_stage, by_step = env.TinySteps(backend.steps(ctx), os.path.join(ctx.out, backend.folder), inputs, ctx.board,
+                                      owner=backend.name)
+    if backend.compilation_database and "sketch" in by_step:
+        name = backend.sketch_name(ctx.cfg)
+        by_stage["compiledb"] = env.TinyCompilationDatabase(os.path.join(ctx.out, backend.folder), by_step["sketch"],
+                                                            sketch_name=name) + list(by_step["sketch"])
     return by_stage, by_step
 
 
-def TinyBackendFirmware(env, backend, ctx, by_step, memory, *, upload):
-    """compile (and, for the board's one program, upload and verify) of a backend's sketch."""
+def TinyBackendFirmware(env, backend, ctx, by_step, memory, expected, *, upload):
+    """compile (and, for the board's one program, upload and verify) of a backend's sketch; `expected`: the
+    scores the board must print (the backend's own "expected" step's, if it has one)."""
     cfg, board = ctx.cfg, ctx.board
     backend_dir = os.path.join(ctx.out, backend.folder)
     name = backend.sketch_name(cfg)
@@ -68,7 +86,7 @@ def TinyBackendFirmware(env, backend, ctx, by_step, memory, *, upload):
     if upload:
         staged["upload"] = env.TinyArduinoUpload(backend_dir, compiled, board, sketch_name=name, cli=cfg["arduino_cli"],
                                                  port=cfg["port"], force=cfg["force"])
-        staged["verify"] = env.TinyArduinoVerify(by_step["expected"][0], board, cli=cfg["arduino_cli"],
+        staged["verify"] = env.TinyArduinoVerify(by_step.get("expected", [expected])[0], board, cli=cfg["arduino_cli"],
                                                  port=cfg["port"], baud=cfg["baud"], timeout=cfg["monitor_timeout"],
                                                  tolerance=cfg["tolerance"])
     return staged
@@ -96,7 +114,7 @@ def TinyBackendComparison(env, out, board, results):
 
 def generate(env):
     add_builder(env, "TinyCompareBackends", stage_action(_compare, "TINY_COMPARECOMSTR", "Comparing backends -> $TARGET"))
-    for method in (TinyBackendSteps, TinyBackendFirmware, TinyBackendComparison):
+    for method in (TinySteps, TinyBackendSteps, TinyBackendFirmware, TinyBackendComparison):
         env.AddMethod(method)
 
 

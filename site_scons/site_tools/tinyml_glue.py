@@ -249,7 +249,10 @@ def code_node(env, action):
 
         from codegen import codeversion
 
-        modules = codeversion.modules_of_function(inspect.getsource(fn))
+        # a function of a codegen module (a backend's step) imports relatively: resolved against its package
+        module = getattr(fn, "__module__", "") or ""
+        package = module.rpartition(".")[0] if module.startswith("codegen.") else "codegen"
+        modules = codeversion.modules_of_function(inspect.getsource(fn), package)
         _code_nodes[fn] = CODE_PREFIX + codeversion.version(modules) if modules else None
     return env.Value(_code_nodes[fn]) if _code_nodes[fn] else None
 

@@ -1,32 +1,18 @@
 """SCons tool: compile the generated sketch with host gcc against an Arduino stand-in, run it, and compare the
-printed results with TFLite's; and the compile_commands.json of that host build (`scons compiledb`)."""
+printed results with TFLite's (env.TinyHostCheck; the step is codegen.backends.tvm.hostcheck_step); and the
+compile_commands.json of that host build (`scons compiledb`, SCons' own compilation_db tool)."""
 import os
 
 import SCons.Defaults
 
-from tinyml_glue import add_builder, params_node, program_identity, stage_action
-
-
-def _hostcheck(target, source, p):
-    from codegen.runners import hostcheck
-
-    summary = hostcheck.host_check(p["sketch_dir"], p["sketch_name"], p["expected"], target[0])
-    for row in summary["images"]:
-        print(f"  {row['printed']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
-    if summary.get("demo"):
-        print(f"  {summary['demo']['line']}")
-    print(f"  {len(summary['images'])} input(s): same decisions as TFLite, "
-          + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
-
 
 def TinyHostCheck(env, build_dir, sketch_nodes, expected, *, sketch_name):
-    from codegen.runners import hostcheck
+    """hostcheck.json: the sketch built with host gcc and run, its printed results against `expected`."""
+    from codegen.backends import tvm
 
     expected = env.arg2nodes(expected)[0]
-    stub = [env.File(os.path.join(hostcheck.HOST_STUB_DIR, f)) for f in ("Arduino.h", "main.cpp")]
-    return env.TinyRunHostCheck(os.path.join(build_dir, "hostcheck.json"), list(sketch_nodes) + [expected] + stub + [
-        params_node(env, sketch_dir=os.path.join(build_dir, sketch_name), sketch_name=sketch_name,
-                    expected=str(expected), programs=program_identity("gcc", "g++"))])
+    step = tvm.hostcheck_step(build_dir, sketch_name, str(expected))
+    return env.TinySteps([step], build_dir, {"step:sketch": sketch_nodes, "expected": expected})[1]["check"]
 
 
 def TinyCompilationDatabase(env, build_dir, sketch_nodes, *, sketch_name):
@@ -67,8 +53,7 @@ def TinyCompilationDatabase(env, build_dir, sketch_nodes, *, sketch_name):
 
 
 def generate(env):
-    add_builder(env, "TinyRunHostCheck",
-                stage_action(_hostcheck, "TINY_HOSTCHECKCOMSTR", "Host check (gcc build + run vs TFLite) -> $TARGET"))
+    env.Tool("tinyml_backends")     # env.TinySteps
     env.AddMethod(TinyHostCheck)
     env.AddMethod(TinyCompilationDatabase)
 

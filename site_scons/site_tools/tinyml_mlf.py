@@ -1,33 +1,18 @@
-"""SCons tool: TVM codegen of a full-int8 .tflite into a standalone-C Model Library Format tar."""
-import os
-
-from codegen.emit.mlf_archive import MLF_VERSION
-from tinyml_glue import add_builder, params_node, stage_action, tool_versions
-
-
-def _mlf(target, source, p):
-    from codegen.emit import mlf
-
-    meta = mlf.build_mlf(source[0], target[0], model_name=p["model_name"], max_object_bytes=p["max_object_bytes"])
-    for note in meta["notes"]:
-        print(f"note: {source[0]}: {note}")
+"""SCons tool: TVM codegen of a full-int8 .tflite into a standalone-C Model Library Format tar (env.TinyMLF, for a
+firmware repo's own SConstruct; the step is codegen.backends.tvm.mlf_step, the pipeline's too)."""
 
 
 def TinyMLF(env, build_dir, tflite, *, model_name="default", board=None):
     """model_mlf.tar under build_dir; for a board whose compiler limits the size of one object (boards.json
     `max_object_bytes`: avr-gcc's 32,767), a larger array is a clear error here instead of a compiler error."""
-    limit = (board or {}).get("max_object_bytes")
-    # TINYML_MICROKERNELS=0 (codegen.lowering.microkernels.enabled, not imported here: it loads numpy) makes
-    # other C: part of the signature, present only when set so that existing MLFs keep theirs.
-    switch = {"microkernels": False} if os.environ.get("TINYML_MICROKERNELS", "1") == "0" else {}
-    return env.TinyModelLibrary(os.path.join(build_dir, "model_mlf.tar"),
-                                [tflite, params_node(env, model_name=model_name, max_object_bytes=limit, format=MLF_VERSION,
-                                                       versions=tool_versions("apache-tvm", "tflite"), **switch)])
+    from codegen.backends import tvm
+
+    step = tvm.mlf_step(model_name=model_name, max_object_bytes=(board or {}).get("max_object_bytes"))
+    return env.TinySteps([step], build_dir, {"tflite": tflite})[1]["mlf"]
 
 
 def generate(env):
-    add_builder(env, "TinyModelLibrary",
-                stage_action(_mlf, "TINY_MLFCOMSTR", "TVM codegen (standalone C, MLF) -> $TARGET"))
+    env.Tool("tinyml_backends")     # env.TinySteps
     env.AddMethod(TinyMLF)
 
 
