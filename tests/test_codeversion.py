@@ -9,7 +9,7 @@ import sys
 
 from codegen import codeversion
 
-from conftest import ROOT
+from helpers import ROOT
 
 TOOLS = os.path.join(ROOT, "site_scons", "site_tools")
 

@@ -42,3 +42,24 @@ def test_no_subpackage_imports_scons():
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout[-2000:]
+
+
+def test_no_test_file_imports_conftest():
+    """Tests share plain helpers through tests/helpers.py and fixtures through conftest.py: a module that imports
+    conftest gets a second copy of it (pytest loads conftest under its own name) and hides what it depends on."""
+    import ast
+    import os
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    offenders = []
+    for name in sorted(os.listdir(tests)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(tests, name), encoding="utf-8") as f:
+            tree = ast.parse(f.read(), name)
+        for node in ast.walk(tree):
+            imported = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                        else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(m == "conftest" or m.startswith("conftest.") for m in imported):
+                offenders.append(f"{name}:{node.lineno}")
+    assert not offenders, "import these from helpers.py instead of conftest: " + ", ".join(offenders)

@@ -16,7 +16,7 @@ from codegen import config
 from codegen.device import boards
 from codegen.errors import ConfigError, PipelineError
 from codegen.linux import targets
-from conftest import run_scons
+from helpers import run_scons
 
 LINUX_BOARDS = ("rpi4", "rpi5", "rpi_zero2")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"

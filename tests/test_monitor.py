@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_scons, scons_exe
+from helpers import ROOT, run_scons, scons_exe
 from codegen.device import arduino, boards
 from codegen.emit import sketch
 from codegen.errors import PipelineError

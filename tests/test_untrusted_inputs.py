@@ -24,7 +24,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import ROOT, scons_exe
+from helpers import ROOT, scons_exe
 from test_ops_shape import T, flatbuffer
 
 from codegen import config, profiles

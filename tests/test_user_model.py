@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FakeBoard, built_stages, run_scons
+from helpers import FakeBoard, built_stages, run_scons
 from tflite_helpers import SHARED_MODELS, convert_int8, fit_briefly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
