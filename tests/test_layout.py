@@ -1,6 +1,8 @@
 """codegen/'s layout: the package map in codegen/__init__.py is true, the former flat module names are gone,
 imports run only downward (LAYERS), no module imports SCons, and the tests share helpers through tests/helpers.py."""
 import importlib
+import os
+import re
 
 import pytest
 
@@ -22,6 +24,114 @@ def test_codegen_installs_no_import_hook():
 
     import codegen  # noqa: F401
     assert not [f for f in sys.meta_path if type(f).__module__.startswith("codegen")]
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODEGEN = os.path.join(ROOT, "codegen")
+_HEADING = re.compile(r"^(\S[^:]*):$")                 # "the compiler (...):" at the start of a line
+_ENTRY = re.compile(r"^    ([a-z_][a-z0-9_]*)(/|\.py)\s")   # "    frontend/   what it is for"
+
+
+def layers():
+    """The layer order that codegen/__init__.py's docstring maps, lowest first: [(heading, {unit, ...}), ...],
+    a unit being a subpackage or a top-level module's name."""
+    import codegen
+
+    found = []
+    for line in codegen.__doc__.split("\n\n", 2)[2].splitlines():
+        heading, entry = _HEADING.match(line), _ENTRY.match(line + " ")
+        if heading:
+            found.append((heading.group(1), set()))
+        elif entry:
+            assert found, f"codegen/__init__.py: {line.strip()!r} comes before any layer heading"
+            found[-1][1].add(entry.group(1))
+    return found
+
+
+def units_on_disk():
+    """codegen's subpackages and top-level modules, from the folder."""
+    units = set()
+    for name in os.listdir(CODEGEN):
+        if name.endswith(".py") and name != "__init__.py":
+            units.add(name[:-3])
+        elif os.path.isfile(os.path.join(CODEGEN, name, "__init__.py")):
+            units.add(name)
+    return units
+
+
+def test_the_package_map_names_every_package_and_module_and_only_those():
+    mapped = [u for _, units in layers() for u in units]
+    assert len(mapped) == len(set(mapped)), f"named in two layers: {sorted(u for u in mapped if mapped.count(u) > 1)}"
+    on_disk = units_on_disk()
+    assert not on_disk - set(mapped), f"codegen/__init__.py's map misses {sorted(on_disk - set(mapped))}"
+    assert not set(mapped) - on_disk, f"codegen/__init__.py's map names {sorted(set(mapped) - on_disk)}, not there"
+
+
+def _module_name(path):
+    rel = os.path.relpath(path, ROOT)[:-3].split(os.sep)
+    return ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+
+
+def _is_module(dotted):
+    base = os.path.join(ROOT, *dotted.split("."))
+    return os.path.isfile(base + ".py") or os.path.isfile(os.path.join(base, "__init__.py"))
+
+
+def imports_of(path):
+    """(line, imported codegen module) for every import in a source file, at any depth (function-level ones
+    too); `from X import name` counts as X.name when that is a module, else as X."""
+    import ast
+
+    module = _module_name(path)
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "codegen":
+                    yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base.split(".")[0] != "codegen":
+                continue
+            for alias in node.names:
+                yield node.lineno, (f"{base}.{alias.name}" if _is_module(f"{base}.{alias.name}") else base)
+
+
+def test_imports_only_go_down_the_layers():
+    """No codegen module imports one of a later layer of codegen/__init__.py's map: a shared thing lives in the
+    lowest layer that needs it (e.g. codegen.modelio, below the stages, emitters and runners that use it)."""
+    rank = {unit: i for i, (_, units) in enumerate(layers()) for unit in units}
+    names = [heading for heading, _ in layers()]
+    upward = []
+    for folder, _, files in os.walk(CODEGEN):
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            parts = _module_name(path).split(".")
+            if len(parts) < 2 or parts[1] not in rank:
+                continue        # codegen/__init__.py; a unit missing from the map fails the map's own test
+            unit = parts[1]
+            for line, target in imports_of(path):
+                parts = target.split(".")
+                if len(parts) > 1 and parts[1] in rank and rank[parts[1]] > rank[unit]:
+                    upward.append(f"{os.path.relpath(path, ROOT)}:{line} imports {target} "
+                                  f"({names[rank[unit]]} -> {names[rank[parts[1]]]})")
+    assert not upward, "imports up the layers of codegen/__init__.py:\n" + "\n".join(upward)
+
+
+def test_the_import_check_sees_function_level_and_relative_imports():
+    path = os.path.join(CODEGEN, "emit", "bin2c.py")
+    found = {target for _, target in imports_of(path)}
+    assert {"codegen.escape", "codegen.modelio.images", "codegen.modelio.quantio", "codegen.errors"} <= found
+    tflm_runners = {target for _, target in imports_of(os.path.join(CODEGEN, "tflm", "runners.py"))}
+    assert "codegen.runners.qemu" in tflm_runners      # imported inside a function
 
 
 def test_no_subpackage_imports_scons():

@@ -12,7 +12,7 @@ from ..runners.hostcheck import result_line, top_index
 def reference_scores(tflite_path, images_json, out_json):
     import numpy as np
 
-    from .tf_env import reference_interpreter, run_interpreter
+    from ..modelio.tf_env import reference_interpreter, run_interpreter
 
     meta, raws = load_embedded(images_json)
     interp = reference_interpreter(tflite_path)
