@@ -173,3 +173,47 @@ def test_no_test_file_imports_conftest():
             if any(m == "conftest" or m.startswith("conftest.") for m in imported):
                 offenders.append(f"{name}:{node.lineno}")
     assert not offenders, "import these from helpers.py instead of conftest: " + ", ".join(offenders)
+
+
+_DOTTED = re.compile(r"(?<![\w./])codegen\.[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_PATH = re.compile(r"(?<![\w./])codegen/[\w/]+\.py\b")
+
+
+def _defines(module, name):
+    base = os.path.join(ROOT, *module.split("."))
+    path = base + ".py" if os.path.isfile(base + ".py") else os.path.join(base, "__init__.py")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return re.search(rf"^\s*(def|class)\s+{name}\b|^{name}\s*[:=]|^\s*from\s.*\bimport\b.*\b{name}\b", text, re.M)
+
+
+def _mention_files():
+    yield from (os.path.join(ROOT, n) for n in ("README.md", "SConstruct") if os.path.isfile(os.path.join(ROOT, n)))
+    for top in ("codegen", "site_scons", "tests", "docs", "bench", "examples"):
+        for folder, dirs, files in os.walk(os.path.join(ROOT, top)):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__"))]
+            yield from (os.path.join(folder, n) for n in sorted(files) if n.endswith((".py", ".md", ".j2")))
+
+
+def test_mentions_of_codegen_modules_name_real_ones():
+    """Docstrings, comments and docs that name a module (`codegen.runners.qemu.build_firmware`,
+    `codegen/emit/bin2c.py`) name one that exists, and a name in it: not a former or moved one (codegen.qemu)."""
+    wrong = []
+    for path in _mention_files():
+        if os.path.samefile(path, __file__):
+            continue                # FORMER above names the gone ones on purpose
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        where = os.path.relpath(path, ROOT)
+        for m in _DOTTED.finditer(text):
+            parts = m.group(0).split(".")
+            i = len(parts)
+            while i > 1 and not _is_module(".".join(parts[:i])):
+                i -= 1
+            rest = parts[i] if i < len(parts) else None
+            if rest and len(rest) > 1 and not rest.startswith("__") and not _defines(".".join(parts[:i]), rest):
+                wrong.append(f"{where}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}")
+        for m in _PATH.finditer(text):
+            if not os.path.isfile(os.path.join(ROOT, m.group(0))):
+                wrong.append(f"{where}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}")
+    assert not wrong, "mentions of codegen modules that do not exist:\n" + "\n".join(wrong)
