@@ -1,5 +1,6 @@
-"""codegen/'s layout: the package map in codegen/__init__.py is true, the former flat module names are gone,
-imports run only downward (LAYERS), no module imports SCons, and the tests share helpers through tests/helpers.py."""
+"""codegen/'s layout: the package map in codegen/__init__.py names every package and module, imports only go down
+its layers, the former flat module names are gone and no mention names one, no module imports SCons, and the tests
+share plain helpers through tests/helpers.py, not conftest."""
 import importlib
 import os
 import re
