@@ -274,7 +274,7 @@ def _linux_boards_only(names):
 
 def _check_user_model(cfg):
     """MODEL= and REP_DATA=: the file must be usable, and the other variables must make sense with it."""
-    from .stages import usermodel
+    from .modelio import usermodel
 
     cfg["model_kind"], cfg["model_input_shape"] = None, None
     if cfg["model"]:

@@ -370,7 +370,7 @@ def apply_layer(tf, spec, i, layer, x):
 
 def _tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from .stages.tf_env import import_tf
+    from .modelio.tf_env import import_tf
     tf, _ = import_tf()
     return tf
 
@@ -447,7 +447,7 @@ def reshapes_as_squeeze(buf, axes_list):
 def build(spec):
     """The spec as a full-integer TFLite flatbuffer (bytes)."""
     tf = _tf()
-    from .stages.tf_env import quiet
+    from .modelio.tf_env import quiet
 
     layers = spec["layers"]
 

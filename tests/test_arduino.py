@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from codegen.device import arduino
-from conftest import FakeBoard
+from helpers import FakeBoard
 
 from codegen.device import boards
 from codegen.errors import PipelineError

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, run_scons
+from helpers import ROOT, run_scons
 from codegen.device import boards
 from codegen.emit import arduino_library, sketch
 from codegen.resources import sketch_templates_dir

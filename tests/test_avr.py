@@ -1,4 +1,4 @@
-"""codegen.avr: a real arduino-builder build for an ATmega2560, run in simavr and checked against Python."""
+"""codegen.runners.avr: a real arduino-builder build for an ATmega2560, run in simavr and checked against Python."""
 import os
 import shutil
 import socket

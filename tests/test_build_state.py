@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY, as_user_command, built_stages, run_scons, scons_exe
+from helpers import ROOT, TINY, as_user_command, built_stages, run_scons, scons_exe
 
 def _cmd(build, *targets, **variables):
     args = {**TINY, "BUILD_DIR": str(build), **variables}

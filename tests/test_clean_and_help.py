@@ -3,7 +3,7 @@ BUILD_DIR through SConsignFile, and -c left BUILD_DIR holding SCons' database an
 import os
 
 from codegen.fsutil import remove_if_only
-from conftest import ROOT, run_scons
+from helpers import ROOT, run_scons
 
 
 def test_help_makes_no_build_folder(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from codegen.device import boards, ports
 from codegen.errors import PipelineError
-from conftest import ROOT, scons_exe
+from helpers import ROOT, scons_exe
 from test_monitor import PtyBoard
 
 NANO = boards.get("nano33ble")

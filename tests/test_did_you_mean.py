@@ -10,7 +10,7 @@ import pytest
 from codegen import config, suggest, targets
 from codegen.device import boards
 from codegen.errors import ConfigError
-from conftest import ROOT, scons_exe
+from helpers import ROOT, scons_exe
 from tflite_helpers import SHARED_MODELS
 
 

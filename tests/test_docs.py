@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 MKDOCS = [sys.executable, "-m", "mkdocs"]
 

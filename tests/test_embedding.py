@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TINY, built_stages, scons_exe
+from helpers import ROOT, TINY, built_stages, scons_exe
 
 pytestmark = pytest.mark.heavy
 

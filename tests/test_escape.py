@@ -15,7 +15,7 @@ import pytest
 from codegen import escape
 from codegen.emit import sketch, templating
 from codegen.errors import PipelineError
-from conftest import ROOT, write_fake_sketch_inputs
+from helpers import ROOT, write_fake_sketch_inputs
 from hostile import ATOMS, hostile_strings
 
 STRINGS = hostile_strings(300, seed=19)

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import run_scons
+from helpers import run_scons
 from hostile import injection
 
 pytestmark = pytest.mark.heavy

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY, built_stages, run_scons, scons_exe
+from helpers import ROOT, TINY, built_stages, run_scons, scons_exe
 
 pytestmark = pytest.mark.heavy
 

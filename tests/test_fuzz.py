@@ -18,7 +18,7 @@ for _p in (ROOT, os.path.join(ROOT, "tests")):
         sys.path.insert(0, _p)
 
 from codegen import fuzz  # noqa: E402
-from conftest import run_scons  # noqa: E402
+from helpers import run_scons  # noqa: E402
 
 CASES = json.load(open(os.path.join(ROOT, "tests", "fuzz_cases.json")))
 HAVE_QEMU = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))

@@ -4,7 +4,7 @@ import pytest
 
 from codegen.runners import hostcheck
 from codegen.errors import PipelineError
-from codegen.stages.quantio import confidence_constants, confidence_text
+from codegen.modelio.quantio import confidence_constants, confidence_text
 
 SOFTMAX_U8 = {"softmax": True, "zero_point": 0, "scale": 1 / 256, "confidence_multiplier": 4096000,
               "confidence_shift": 20}

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from codegen.stages import dataset
-from codegen.stages.images import load_image
+from codegen.modelio.images import load_image
 
 
 def test_16_bit_png_keeps_its_contrast(tmp_path):

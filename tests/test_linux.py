@@ -16,7 +16,7 @@ from codegen import config
 from codegen.device import boards
 from codegen.errors import ConfigError, PipelineError
 from codegen.linux import targets
-from conftest import run_scons
+from helpers import run_scons
 
 LINUX_BOARDS = ("rpi4", "rpi5", "rpi_zero2")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -153,7 +153,7 @@ def test_bundle_runs_in_an_isolated_venv_with_tflite_scores(rpi_build):
 
     # The bundle's quantized input tensors are the very bytes the MCU route embeds for the same images.
     from codegen.emit import bin2c
-    from codegen.stages.quantio import model_io
+    from codegen.modelio.quantio import model_io
 
     inp = model_io(str(bundle / "model.tflite"))["input"]
     for row in check["samples"]:

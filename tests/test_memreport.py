@@ -1,5 +1,5 @@
-"""codegen.memreport: per-layer memory table of a tiny MobileNet's MLF, flash/RAM totals against a board, the size
-gate's message with the overshoot in bytes, and AVR accounting (const data copied to RAM)."""
+"""codegen.device.memreport: per-layer memory table of a tiny MobileNet's MLF, flash/RAM totals against a board,
+the size gate's message with the overshoot in bytes, and AVR accounting (const data copied to RAM)."""
 import json
 import os
 import shutil

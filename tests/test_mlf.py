@@ -1,4 +1,4 @@
-"""End-to-end tests of codegen.mlf.build_mlf: small random-init Keras MobileNets are converted
+"""End-to-end tests of codegen.emit.mlf.build_mlf: small random-init Keras MobileNets are converted
 to full-int8 TFLite, turned into standalone C, compiled with the host gcc and compared
 byte for byte with TFLite's reference kernels (BUILTIN_REF)."""
 

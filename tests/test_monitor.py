@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_scons, scons_exe
+from helpers import ROOT, run_scons, scons_exe
 from codegen.device import arduino, boards
 from codegen.emit import sketch
 from codegen.errors import PipelineError
 from codegen.runners import hostcheck
-from codegen.stages.quantio import confidence_constants
+from codegen.modelio.quantio import confidence_constants
 
 TEMPLATES = os.path.join(ROOT, "templates", "sketch")
 LABELS = ["random", "target", "third"]

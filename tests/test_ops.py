@@ -1,6 +1,6 @@
 """Pooling and elementwise ops (MAX_POOL_2D, AVERAGE_POOL_2D, ADD, RELU, RELU6, DEQUANTIZE) lowered
-by codegen/lowering.py: small Keras models trained for one short epoch on random data are
-converted to full-int8 TFLite, turned into C with codegen.mlf.build_mlf, compiled with the host
+by codegen/lowering/: small Keras models trained for one short epoch on random data are
+converted to full-int8 TFLite, turned into C with codegen.emit.mlf.build_mlf, compiled with the host
 gcc and compared byte for byte with TFLite's reference kernels (BUILTIN_REF) -- the final output
 and, through the TVMGEN_TRACE hook, every intermediate tensor."""
 

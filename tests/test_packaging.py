@@ -18,7 +18,7 @@ from importlib import metadata
 
 import pytest
 
-from conftest import ROOT, TINY
+from helpers import ROOT, TINY
 
 # Files that do not run in the build's Python: run.py runs on the Raspberry Pi, with its own requirements.txt.
 NOT_THE_BUILDS = {os.path.join("codegen", "linux", "bundle_files")}

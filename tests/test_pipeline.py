@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, FakeBoard, built_stages, run_scons
+from helpers import ROOT, FakeBoard, built_stages, run_scons
 
 pytestmark = pytest.mark.heavy
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, built_stages, run_scons
+from helpers import ROOT, built_stages, run_scons
 
 from codegen import plots
 from codegen.stages import report

@@ -13,7 +13,7 @@ from codegen import targets
 from codegen.device import boards
 from codegen.errors import PipelineError
 from codegen.runners import profile
-from conftest import ROOT, run_scons, scons_exe, stage_lines
+from helpers import ROOT, run_scons, scons_exe, stage_lines
 
 
 def _meta():

@@ -14,7 +14,7 @@ import pytest
 from codegen import config, profiles
 from codegen.device import boards
 from codegen.errors import ConfigError
-from conftest import ROOT, TINY, built_stages, scons_exe
+from helpers import ROOT, TINY, built_stages, scons_exe
 
 
 def scons(conf, *targets, **variables):

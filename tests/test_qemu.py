@@ -1,4 +1,4 @@
-"""codegen.qemu: firmware for the emulated Cortex-M4F (mps2-an386) prints the same bytes as the host build, the
+"""codegen.runners.qemu: firmware for the emulated Cortex-M4F (mps2-an386) prints the same bytes as the host build, the
 instruction count is deterministic and scales with the work done, and faults or hangs end with QemuError."""
 import os
 import random

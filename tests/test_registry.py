@@ -26,7 +26,7 @@ def test_docs_op_list_is_the_registry():
 
 
 def test_scons_help_lists_the_registry(tmp_path):
-    from conftest import run_scons
+    from helpers import run_scons
     out = run_scons(tmp_path, "-h").stdout
     for name in registry():
         assert name in out, name

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import built_stages, run_scons
+from helpers import built_stages, run_scons
 
 
 def _png(seed):

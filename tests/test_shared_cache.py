@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, TINY, as_user_command, built_stages, scons_exe
+from helpers import ROOT, TINY, as_user_command, built_stages, scons_exe
 
 pytestmark = pytest.mark.heavy
 

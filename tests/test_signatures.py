@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, built_stages, run_scons, stage_lines
+from helpers import ROOT, built_stages, run_scons, stage_lines
 
 FAKE_CLI = os.path.join(ROOT, "tests", "fixtures", "fake_arduino_cli.py")
 
@@ -97,7 +97,7 @@ def test_failed_stage_records_nothing(small, tmp_path):
 def test_upload_after_the_board_was_reflashed_elsewhere(small, tmp_path):
     """Case 4: "already runs this binary: upload skipped" came from firmware/upload.json, so a board reflashed
     from the IDE in between was skipped. Through scons, the arduino-cli stand-in and a pty as the board."""
-    from conftest import FakeBoard
+    from helpers import FakeBoard
 
     board = FakeBoard(runs="0123456789abcdef")
     build = tmp_path / "b"

@@ -1,4 +1,4 @@
-"""codegen.simulate: a tiny MobileNet's generated C runs on the emulated Cortex-M4F (QEMU mps2-an386), prints
+"""codegen.runners.simulate: a tiny MobileNet's generated C runs on the emulated Cortex-M4F (QEMU mps2-an386), prints
 exactly TFLite's reference scores, and the instruction count per inference is positive and deterministic; a wrong
 expected score is an error naming the image."""
 import json

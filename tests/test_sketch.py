@@ -5,7 +5,7 @@ import pytest
 from codegen.emit import sketch
 from codegen.errors import PipelineError
 from codegen.fsutil import write_if_changed
-from conftest import write_fake_sketch_inputs
+from helpers import write_fake_sketch_inputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATES = os.path.join(ROOT, "templates", "sketch")

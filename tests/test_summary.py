@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, STAGE_COUNTER, built_stages, run_scons, stage_lines
+from helpers import ROOT, STAGE_COUNTER, built_stages, run_scons, stage_lines
 
 from codegen import proc
 from codegen.device import boards, memreport

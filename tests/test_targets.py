@@ -8,7 +8,7 @@ import pytest
 from codegen import targets
 from codegen.errors import ConfigError
 from codegen.linux import targets as linux_targets
-from conftest import ROOT, scons_exe
+from helpers import ROOT, scons_exe
 
 
 def _help():

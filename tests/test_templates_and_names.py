@@ -8,7 +8,7 @@ import pytest
 from codegen.emit import sketch
 from codegen.emit.bin2c import _printable, c_string
 from codegen.errors import PipelineError
-from conftest import ROOT
+from helpers import ROOT
 
 CONTEXT = {"classes": ["random", "target"], "baud": 115200, "board": {}}
 
@@ -84,7 +84,7 @@ def _odd_data(root):
 
 
 def test_odd_names_reach_the_dataset_unsubstituted(tmp_path):
-    from conftest import run_scons
+    from helpers import run_scons
 
     data = tmp_path / "da$ta"
     classes = _odd_data(data)
@@ -100,7 +100,7 @@ def test_odd_names_reach_the_dataset_unsubstituted(tmp_path):
 @pytest.mark.heavy
 def test_odd_names_through_the_host_check(tmp_path):
     """The printed titles and labels (C strings) equal expected.json's, for names SCons and C find hard."""
-    from conftest import run_scons
+    from helpers import run_scons
 
     data = tmp_path / "da$ta"
     _odd_data(data)

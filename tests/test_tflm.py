@@ -14,7 +14,7 @@ for _p in (ROOT, os.path.join(ROOT, "tests")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from conftest import run_scons  # noqa: E402
+from helpers import run_scons  # noqa: E402
 from tflite_helpers import SHARED_MODELS, SHARED_TFLM_CMSIS, SHARED_TFLM_REF  # noqa: E402
 
 from codegen.tflm import library, model  # noqa: E402

@@ -12,7 +12,7 @@ from codegen.stages import report
 
 from codegen.stages import train
 from codegen.errors import PipelineError
-from codegen.stages.quantio import input_quantization
+from codegen.modelio.quantio import input_quantization
 
 pytestmark = pytest.mark.heavy
 
@@ -97,7 +97,7 @@ def test_report_of_a_history_without_recorded_predictions_evaluates_the_keras_mo
 
 def test_weights_file_transfer_and_wrong_architecture(trained, tmp_path):
     d, _ = trained
-    from codegen.stages.tf_env import import_tf
+    from codegen.modelio.tf_env import import_tf
 
     _, keras = import_tf()
     base = keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None, include_top=False)

@@ -18,7 +18,7 @@ from codegen import config, profiles
 from codegen.device import boards
 from codegen.errors import ConfigError
 from codegen.tune import command, report, settings, space as space_mod, storage
-from conftest import ROOT, built_stages, scons_exe
+from helpers import ROOT, built_stages, scons_exe
 
 TINY_TUNE = {"SAMPLES": "16", "EPOCHS": "1", "REP_SAMPLES": "8", "BATCH": "8", "CHANNELS": "1"}
 

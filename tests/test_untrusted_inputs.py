@@ -24,14 +24,15 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import ROOT, scons_exe
+from helpers import ROOT, scons_exe
 from test_ops_shape import T, flatbuffer
 
 from codegen import config, profiles
 from codegen.emit import bin2c
 from codegen.errors import PipelineError
 from codegen.frontend import reader
-from codegen.stages import dataset, usermodel
+from codegen.modelio import usermodel
+from codegen.stages import dataset
 
 SEED = int(os.environ.get("TINYML_FUZZ_SEED", "19"))
 CASE_SECONDS = 10          # one stage call on one generated file; a hang is a failure, not a stuck suite

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FakeBoard, built_stages, run_scons
+from helpers import FakeBoard, built_stages, run_scons
 from tflite_helpers import SHARED_MODELS, convert_int8, fit_briefly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,7 +99,7 @@ def test_tflite_model_builds_check_without_training(models, tmp_path):
 
 @pytest.mark.heavy      # full scons runs on user models: tens of seconds each
 def test_inputs_of_every_kind_and_a_labels_file(models, tmp_path):
-    from codegen.stages.images import load_image
+    from codegen.modelio.images import load_image
 
     tflite = models / "image.tflite"
     scale, zp = _input_quantization(tflite)
@@ -179,7 +179,7 @@ def test_non_image_model_prints_raw_scores(models, tmp_path):
 
 
 def test_quantize_values_rounds_half_away_from_zero_and_clamps():
-    from codegen.stages.quantio import pixels_to_input, quantize_values
+    from codegen.modelio.quantio import pixels_to_input, quantize_values
 
     q = quantize_values(np.array([0.25, -0.25, 0.75, -0.75, 0.2, 100.0, -100.0]), "int8", 0.5, 3)
     assert q.tolist() == [4, 2, 5, 1, 3, 127, -128]          # like TFLite's QUANTIZE (std::round)

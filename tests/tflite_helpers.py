@@ -1,5 +1,5 @@
 """Helpers the op and model tests share (not a test module): small Keras models converted to full-int8 TFLite,
-and the bit-exactness check through codegen.exactness (every intermediate tensor against BUILTIN_REF)."""
+and the bit-exactness check through codegen.runners.exactness (every intermediate tensor against BUILTIN_REF)."""
 import os
 
 import numpy as np

@@ -224,7 +224,7 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
     else:
         notes.append("ARM: const data stays in flash (.rodata) and is read in place")
     notes.append(f"core margin: an estimated {margin['flash_bytes']} B flash and {margin['ram_bytes']} B RAM for "
-                 f"{margin['what']} (codegen.memreport.CORE_MARGINS)")
+                 f"{margin['what']} (codegen.device.memreport.CORE_MARGINS)")
 
     peak = max((r["input_bytes"] + r["activation_bytes"] for r in rows if r["index"] is not None), default=0)
     report = {

@@ -14,12 +14,12 @@ import os
 import sys
 
 from .. import escape
-from ..stages import images as imagesmod
-from ..stages import usermodel
+from ..modelio import images as imagesmod
+from ..modelio import usermodel
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..inputfiles import load_npy, read_bounded
-from ..stages.quantio import confidence_constants, model_io, pixels_to_input, quantize_values
+from ..modelio.quantio import confidence_constants, model_io, pixels_to_input, quantize_values
 
 # Human titles for the tutorial's class folders; printed by the sketch before each result ("Car: ...").
 TITLES = {"target": "Car", "random": "Other object"}

@@ -7,7 +7,7 @@
     bundle.json       how inputs are prepared (size, channels, pixel range), the model's I/O, the samples
     samples/          the test inputs the build checks the bundle on (images, .npy or .bin)
 
-The preprocessing is decided here, once, with the same rules as the MCU route (codegen.stages.quantio), and
+The preprocessing is decided here, once, with the same rules as the MCU route (codegen.modelio.quantio), and
 written down in bundle.json, so run.py stays a small generic script.
 """
 import json
@@ -18,9 +18,9 @@ import shutil
 from ..emit import bin2c
 from ..errors import PipelineError
 from ..fsutil import atomic_open, atomic_path
-from ..stages import images as imagesmod
-from ..stages import usermodel
-from ..stages.quantio import NORMALIZED_RANGE_MAX, float_range, model_io
+from ..modelio import images as imagesmod
+from ..modelio import usermodel
+from ..modelio.quantio import NORMALIZED_RANGE_MAX, float_range, model_io
 
 BUNDLE_FILES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundle_files")
 STATIC_FILES = ("run.py", "requirements.txt")

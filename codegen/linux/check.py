@@ -12,7 +12,7 @@ import os
 
 from ..errors import PipelineError
 from ..fsutil import atomic_open
-from ..stages.quantio import model_io
+from ..modelio.quantio import model_io
 from . import bundle as bundlemod
 from . import runtime_env
 
@@ -28,7 +28,7 @@ def reference_results(bundle_dir, spec=None):
 
     import numpy as np
 
-    from ..stages.tf_env import import_tf, quiet
+    from ..modelio.tf_env import import_tf, quiet
 
     spec = spec or load_spec(bundle_dir)
     tf, _ = import_tf()

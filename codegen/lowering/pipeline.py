@@ -48,7 +48,7 @@ from .registry import registry
 
 
 class Lowered:
-    """Everything mlf.py needs to write the C sources and metadata."""
+    """Everything codegen.emit.mlf needs to write the C sources and metadata."""
 
     def __init__(self):
         self.constants = []      # [(c_name, np.ndarray)]

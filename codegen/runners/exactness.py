@@ -160,7 +160,7 @@ def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
 
 def reference_tensors(tflite_path, inputs, tensor_ids):
     """tf.lite BUILTIN_REF with every tensor preserved: ({tensor: (n, bytes)}, outputs (n, bytes))."""
-    from ..stages.tf_env import import_tf, quiet
+    from ..modelio.tf_env import import_tf, quiet
 
     tf, _ = import_tf()
     with quiet():

@@ -15,7 +15,7 @@ import tempfile
 from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
-from ..stages.quantio import confidence_text
+from ..modelio.quantio import confidence_text
 from ..resources import host_stub_dir
 
 HOST_STUB_DIR = host_stub_dir()

@@ -1,10 +1,11 @@
 """Simulate stage: run the generated model C on an emulated Cortex-M4F and check it against TFLite.
 
 The MLF tar's C sources, the embedded test images (bin2c's images.c/.h) and a bare-metal harness generated here
-are built with codegen.qemu.build_firmware (-O2, Cortex-M4F hard-float) and run on QEMU's mps2-an386 with the
-instruction-count plugin. The harness runs every image once between insn_region_begin()/insn_region_end(), so
+are built with codegen.runners.qemu.build_firmware (-O2, Cortex-M4F hard-float) and run on QEMU's mps2-an386 with
+the instruction-count plugin. The harness runs every image once between insn_region_begin()/insn_region_end(), so
 the counted instructions are exactly the inferences, and prints one result line per input ("<name>: <label>
-<confidence> [<scores>]"), the same text the Arduino sketch prints (parsed with codegen.hostcheck.parse_results).
+<confidence> [<scores>]"), the same text the Arduino sketch prints (parsed with
+codegen.runners.hostcheck.parse_results).
 
 The generated code is integer-exact with TFLite's reference kernels, so every printed line must equal
 expected.json's byte for byte; any difference raises PipelineError naming the input.
@@ -56,7 +57,7 @@ def extract_mlf(mlf_tar, dest):
 
 def harness_source(model_name, images, output_dtype, labels=None, output=None, sketch_api=False):
     """C source of the bare-metal main: runs each input once inside an instruction-count region and prints its
-    result line like the sketch does (codegen.hostcheck.result_line), with integer arithmetic only.
+    result line like the sketch does (codegen.runners.hostcheck.result_line), with integer arithmetic only.
 
     `sketch_api`: call the sketch's backend-neutral src/model.h (TVMInitialize once, TVMExecute per input, as
     the TFLM backend provides) instead of the MLF's tvmgen_<model>_run.
@@ -127,7 +128,7 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None, s
         f"    rc = {run_call};",
         "    insn_region_end();",
         "    if (rc != 0) {",
-        # The sketch's error line (codegen.hostcheck.ERROR_LINE), then stop: no scores from a failed run.
+        # The sketch's error line (codegen.runners.hostcheck.ERROR_LINE), then stop: no scores from a failed run.
         f'      printf("%s: error: {run_call.split("(")[0]} returned %ld\\n", titles[i], (long)rc);',
         "      return 2;",
         "    }",

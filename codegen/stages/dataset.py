@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from . import images as imagesmod
+from ..modelio import images as imagesmod
 from .. import inputfiles
 from ..errors import PipelineError
 from ..fsutil import atomic_open, atomic_path

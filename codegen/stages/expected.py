@@ -1,6 +1,6 @@
 """Reference results for the embedded inputs from TFLite's reference kernels: what the sketch must print.
 
-Besides the raw scores, each input gets its top label and the exact result line (codegen.hostcheck.result_line)
+Besides the raw scores, each input gets its top label and the exact result line (codegen.runners.hostcheck.result_line)
 that the sketch, the host check and the emulators print, so that they are compared byte for byte."""
 import json
 
@@ -12,7 +12,7 @@ from ..runners.hostcheck import result_line, top_index
 def reference_scores(tflite_path, images_json, out_json):
     import numpy as np
 
-    from .tf_env import reference_interpreter, run_interpreter
+    from ..modelio.tf_env import reference_interpreter, run_interpreter
 
     meta, raws = load_embedded(images_json)
     interp = reference_interpreter(tflite_path)

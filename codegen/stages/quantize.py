@@ -73,7 +73,7 @@ def _converter(tf, keras, model):
 
 def quantize(model_path, npz_path, out_path, *, mode="int8", io_type="uint8", rep_samples=100):
     """`npz_path`: the dataset .npz, or a REP_DATA .npy of float inputs, to calibrate int8 on."""
-    from .tf_env import import_tf, quiet
+    from ..modelio.tf_env import import_tf, quiet
 
     tf, keras = import_tf()
     model = _load_keras(keras, model_path)

@@ -4,7 +4,7 @@ import json
 import os
 
 from ..fsutil import atomic_open
-from .quantio import quantize_pixels
+from ..modelio.quantio import quantize_pixels
 
 
 def confusion_matrix(true, pred, n):
@@ -23,7 +23,7 @@ def _float_predictions(train_info, keras_path, xv):
         return recorded
     if not keras_path:
         return None
-    from .tf_env import import_tf
+    from ..modelio.tf_env import import_tf
 
     _, keras = import_tf()
     model = keras.models.load_model(keras_path, compile=False)
@@ -46,7 +46,7 @@ def evaluate(tflite_path, npz_path, history_path, metrics_out, curve_out, confus
     the metrics. Plot paths are listed in metrics["plots"] relative to metrics.json's folder."""
     from .. import plots
     from .dataset import load_packed
-    from .tf_env import import_tf, quiet, run_interpreter
+    from ..modelio.tf_env import import_tf, quiet, run_interpreter
 
     tf, _ = import_tf()
     with open(history_path) as f:

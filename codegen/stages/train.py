@@ -119,7 +119,7 @@ def build_model(size, channels, alpha, num_classes, batch_size=None, weights_pat
                 arch="mobilenet_v1"):
     """`depth`: None for the tutorial's network, or 1..13 to keep only the first `depth` depthwise-separable
     blocks of MobileNetV1 (a model small enough for an 8-bit MCU); the head is the same either way."""
-    from .tf_env import import_tf
+    from ..modelio.tf_env import import_tf
 
     depth = _check_depth(depth, arch)
     _, keras = import_tf()
@@ -143,7 +143,7 @@ def train(npz_path, model_out, history_out, *, alpha, epochs, seed, batch, weigh
     """`verbose`: model.fit's; None: Keras' progress bar on a terminal, one line per epoch otherwise."""
     from ..progress import keras_verbosity
     from .dataset import load_packed
-    from .tf_env import import_tf
+    from ..modelio.tf_env import import_tf
 
     depth = _check_depth(depth, arch)
     # Importing TensorFlow and building the graph take most of the wait before the first epoch line.

@@ -101,7 +101,7 @@ def _hex_lines(data, per_line=16):
 def source_context(tflite_path, tflm_dir, arena):
     """Template variables of the model sources. `arena`: {"used_bytes", "size_bytes", "measured_on",
     "alignment_slack"} (see arena_record)."""
-    from ..stages.quantio import model_io
+    from ..modelio.quantio import model_io
 
     root = check_tree(tflm_dir)
     ops = model_ops(tflite_path)

@@ -22,7 +22,7 @@ def expected_scores(tflite_path, images_json, out_json):
 
     from ..emit.bin2c import load_embedded
     from ..stages.expected import reference_scores
-    from ..stages.tf_env import import_tf, quiet, run_interpreter
+    from ..modelio.tf_env import import_tf, quiet, run_interpreter
 
     result = reference_scores(tflite_path, images_json, out_json)
     tf, _ = import_tf()

@@ -17,7 +17,7 @@ from ..fsutil import atomic_path
 def write(out_dir, *, arch, alpha, size, channels, depth, classes, seed=0, samples=8):
     import numpy as np
 
-    from ..stages.tf_env import import_tf
+    from ..modelio.tf_env import import_tf
     from ..stages.train import build_model
 
     import_tf(seed)

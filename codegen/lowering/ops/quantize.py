@@ -47,7 +47,7 @@ def lower_quantize(ctx, op):
 
 @register("DEQUANTIZE", family="quantize")
 def lower_dequantize(ctx, op):
-    """DEQUANTIZE to float32 (only as the model's last op, see tflite_model): reference
+    """DEQUANTIZE to float32 (only as the model's last op, see codegen.frontend.reader): reference
     Dequantize computes float(double(scale) * (x - zp)); that double product is exact
     (24-bit scale times a 9-bit integer), so one float32 multiply rounds identically.
     The scale is a one-element constant array, written as an exact hexadecimal literal: TVM's C
