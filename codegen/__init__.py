@@ -34,6 +34,8 @@ the pipeline:
     stages/           dataset, download, train, quantize, report, reference scores, summary
     targets.py        the command-line targets, registered once (`scons -h`, capability checks)
 backends and routes:
+    backends/         the Backend interface (a backend's stages as Step data) and the backends behind it: tvm,
+                      tflm, ...; the side-by-side table of several
     tflm/             TensorFlow Lite Micro as a second MCU backend (BACKEND=tflm)
     linux/            the Linux single-board route (LiteRT): bundle, runtime venv, check, report, ssh
 the front door:
