@@ -3,6 +3,7 @@ declaring a `BACKEND` object; this table is the only place that lists them."""
 import importlib
 
 MODULES = {}        # name -> module under codegen.backends that defines BACKEND (filled as backends move here)
+MODULES["tinymaix"] = "tinymaix"
 
 
 def names():
