@@ -179,3 +179,25 @@ def test_mnist_through_every_step(tmp_path):
     assert sim["instructions_per_inference"] > 10_000 and sim["cycles_per_inference_estimate"] > 0
     assert sim["other_arch"]["instructions_per_inference"] > 0
     assert sim["same_decision"] == 2 and sim["max_diff"] <= 1 and sim["other_arch"]["max_diff"] <= 1
+
+
+@pytest.mark.heavy
+def test_residual_model_gets_the_buffer_its_add_keeps(tmp_path):
+    """mnist_resnet_q (ADD): TinyMaix keeps one branch beyond the ping-pong buffer; the sketch's buffer is the
+    model header's total (4,704 B), not the converter's printed "buffer size" (3,528 B), or tm_run overflows it."""
+    need(TREE)
+    from codegen.backends import get
+
+    model = os.path.join(TREE, "tools", "tflite", "mnist_resnet_q.tflite")
+    inputs = _inputs(tmp_path, model, _digits(tmp_path))
+    inputs["tflite"] = model
+    folder = tmp_path / "nano33ble" / "tinymaix"
+    steps = {s.id: s for s in get("tinymaix").steps(NANO, {"tinymaix_dir": TREE})}
+    done = {}
+    for step in ("convert", "sketch", "check"):
+        _run(steps[step], folder, inputs, done)
+    layers = json.loads((folder / "layers.json").read_text())
+    assert (layers["pingpong_bytes"], layers["keep_bytes"], layers["buffer_bytes"]) == (3528, 1176, 4704)
+    assert "#define MODEL_WORKSPACE_SIZE 4704" in (folder / "tinymaix_model" / "src" / "model.h").read_text()
+    check = json.loads((folder / "hostcheck.json").read_text())
+    assert check["same_decision"] == 2, check["verdict"]

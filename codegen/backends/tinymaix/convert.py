@@ -172,9 +172,11 @@ def convert(tflite_path, tinymaix_dir, out_tmdl, out_h, out_layers, *, timeout_s
         head = read_tmdl_head(tmp_tmdl)
         with open(tmp_tmdl, "rb") as f:
             tmdl_bytes = len(f.read())
+        # The buffer is the header's: ping-pong plus the part kept for ADD (the printout's "buffer size" is the
+        # ping-pong alone; a buffer of that size overflows on a residual model).
         result = {"model": name, "tinymaix_dir": root, "input": inp, "output": out, "ops": model_ops(tflite_path),
-                  "tmdl_bytes": tmdl_bytes, "buffer_bytes": head["buf_size"], "head": head, **table,
-                  "converter_output": proc.stdout}
+                  "tmdl_bytes": tmdl_bytes, **table, "pingpong_bytes": table["buffer_bytes"],
+                  "buffer_bytes": head["buf_size"], "head": head, "converter_output": proc.stdout}
         if result["ram_bytes"] is None:
             result["ram_bytes"] = head["buf_size"]
         os.replace(os.path.join(work, "model.h"), os.path.abspath(out_h))
