@@ -59,11 +59,14 @@ VARIABLES = {
     "TEMPLATES": ("", "folder of Jinja sketch templates; empty: the project's templates/sketch"),
     "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino (BACKEND=tflm: tflm_model unless set)"),
     "BACKEND": ("tvm", "code generator(s) for the MCU stages: tvm (standalone C from TVM), tflm (TensorFlow Lite "
-                       "Micro, needs TFLM_DIR=), or tvm,tflm to build both and compare them side by side"),
+                       "Micro, needs TFLM_DIR=), tinymaix (TinyMaix, needs TINYMAIX_DIR=; not exact: the check says "
+                       "by how much), or several (tvm,tflm,tinymaix) to build them and compare them side by side"),
     "TFLM_DIR": ("", "TensorFlow Lite Micro sources for BACKEND=tflm: a tree made by TFLM's create_tflm_tree.py or "
                      "the Arduino library Arduino_TensorFlowLite (its folder or its src/)"),
     "TFLM_CACHE": ("", "where the TFLM static libraries built from TFLM_DIR are kept (one per tree content and "
                        "toolchain); empty: ~/.cache/tinyml-scons/tflm"),
+    "TINYMAIX_DIR": ("", "your TinyMaix checkout for BACKEND=tinymaix (git clone https://github.com/sipeed/TinyMaix): "
+                         "its converter (tools/tflite2tmdl.py) and runtime (src/, include/) are used from there"),
     "DOWNLOAD_DIR": ("data/tutorial", "where `scons download` puts target/ (cars) and random/ (COCO) images"),
     "DOWNLOAD_LIMIT": ("", "at most this many images per class from the downloaded archives; empty: all"),
     "CARS_URL": ("", "Stanford Cars archive URL (a mirror); empty: the tutorial's"),
@@ -179,6 +182,7 @@ def parse(raw, board=None):
         "backends": _backends(v["BACKEND"]),
         "tflm_dir": v["TFLM_DIR"].strip(),
         "tflm_cache": v["TFLM_CACHE"].strip(),
+        "tinymaix_dir": v["TINYMAIX_DIR"].strip(),
         "build_dir": v["BUILD_DIR"].strip() or "build",
         "cache_dir": v["CACHE_DIR"].strip(),
         "download_dir": v["DOWNLOAD_DIR"].strip() or "data/tutorial",
@@ -207,6 +211,7 @@ def parse(raw, board=None):
     _check_user_model(cfg)
     # The TFLM sketch is another program: its own default name keeps it apart from the TVM one in the IDE.
     cfg["tflm_sketch"] = v["SKETCH"].strip() if "SKETCH" in raw else "tflm_model"
+    cfg["tinymaix_sketch"] = v["SKETCH"].strip() if "SKETCH" in raw else "tinymaix_model"
     # It names the folder, the .ino, the library's header and its guard: ASCII only (isalnum() took 'é').
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg["sketch"]):
         raise ConfigError(f"SKETCH={cfg['sketch']!r} must be a C-identifier-like name (ASCII letters, digits, _, "

@@ -2,7 +2,7 @@
 declaring a `BACKEND` object; this table is the only place that lists them."""
 import importlib
 
-MODULES = {"tvm": "tvm", "tflm": "tflm"}     # BACKEND= name -> module under codegen.backends defining BACKEND
+MODULES = {"tvm": "tvm", "tflm": "tflm", "tinymaix": "tinymaix"}   # BACKEND= name -> module defining BACKEND
 
 
 def names():

@@ -74,6 +74,7 @@ class Backend:
     title = ""
     folder = ""                     # under build/<BOARD>/ ("" = the board's folder itself)
     result = Result()
+    firmware = True                 # its sketch builds with arduino-cli (compile, upload, verify)
     compilation_database = False    # `scons compiledb` makes the host build's compile_commands.json of its sketch
     exact = True                    # its scores must equal tf.lite's (TinyMaix: reported, not required)
 

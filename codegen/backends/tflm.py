@@ -69,11 +69,10 @@ def hostcheck(target, source, p):
 
 
 def simulate(target, source, p):
-    from ..device import boards
     from ..errors import PipelineError
     from ..tflm import runners
 
-    board = boards.get(p["board"])
+    board = p["board"]
     if not (board.get("emulator") or "").startswith("qemu"):
         raise PipelineError(f"BACKEND=tflm simulates on the Cortex-M4 (QEMU) only; {board['title']} has no "
                             "such emulator: use BOARD=nano33ble")
@@ -85,10 +84,9 @@ def simulate(target, source, p):
 
 
 def memory(target, source, p):
-    from ..device import boards
     from ..tflm import memory as tflm_memory
 
-    report = tflm_memory.memory_report(source[0], source[1], boards.get(p["board"]), p["tflm_dir"], target[0],
+    report = tflm_memory.memory_report(source[0], source[1], p["board"], p["tflm_dir"], target[0],
                                        target[1], work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None)
     print(tflm_memory.format_report(report))
 

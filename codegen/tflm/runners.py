@@ -7,7 +7,6 @@ import subprocess
 import tempfile
 
 from .. import proc as external
-from ..errors import PipelineError
 from ..fsutil import atomic_open, write_if_changed
 from . import library, model
 from .library import TflmError
@@ -115,60 +114,25 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
     run under QEMU with instruction counting and the cycle estimate (`board`: clock, flash_wait_states); scores
     checked against expected_json byte for byte."""
     from ..runners import qemu
-    from ..runners.hostcheck import parse_results
-    from ..runners.simulate import _PGMSPACE_STUB, _load_json, harness_source
+    from ..runners.simulate import _load_json
+    from ..runners.sketch_m4 import printed_value, run_sketch_api
     from .yardstick import describe, judge
 
     root = library.check_tree(tflm_dir)
     lib = library.build_library(root, "cortex-m4", ops=model.library_ops(tflite_path, root), cache_dir=cache_dir)
-    work_dir = os.path.abspath(work_dir)
-    os.makedirs(work_dir, exist_ok=True)
-    images_meta = _load_json(images_json, "images sidecar")
     expected = _load_json(expected_json, "expected scores")
-    images = images_meta.get("images", [])
-    if not images:
-        raise PipelineError(f"{images_json} lists no images: embed at least one test input")
-    src = os.path.join(os.path.abspath(sketch_dir), "src")
-    stub_dir = os.path.join(work_dir, "stub")
-    os.makedirs(os.path.join(stub_dir, "avr"), exist_ok=True)
-    with open(os.path.join(stub_dir, "avr", "pgmspace.h"), "w") as f:
-        f.write(_PGMSPACE_STUB)
-    main_c = os.path.join(work_dir, "sim_main.c")
-    with open(main_c, "w") as f:
-        f.write(harness_source("default", images, images_meta["output"]["dtype"], labels=images_meta.get("labels"),
-                               output=images_meta.get("output"), sketch_api=True).replace(
-            "  return 0;\n}", '  printf("arena_used_bytes=%lu\\n", (unsigned long)ModelArenaUsedBytes());\n'
-                              "  return 0;\n}"))
-    tc = library.TOOLCHAINS["cortex-m4"]
-    c_flags = [*qemu.ARCH_FLAGS, "-O2", "-ffunction-sections", "-fdata-sections", "-I", qemu.BAREMETAL_DIR,
-               "-I", src, "-I", stub_dir]
-    objs = []
-    for path in (qemu.STARTUP_C, main_c, os.path.join(src, "images.c")):
-        obj = os.path.join(work_dir, os.path.basename(path) + ".o")
-        _run([tc["cc"], *c_flags, "-c", path, "-o", obj], f"compiling {path} for the Cortex-M4")
-        objs.append(obj)
-    for name in ("model.cpp", "model_data.cpp"):
-        obj = os.path.join(work_dir, name + ".o")
-        _run([tc["cxx"], *_cxx_flags(root, "cortex-m4"), "-I", src, "-c", os.path.join(src, name), "-o", obj],
-             f"compiling {name} against TFLM for the Cortex-M4")
-        objs.append(obj)
-    elf = os.path.join(work_dir, "sim.elf")
-    _run([tc["cxx"], *qemu.ARCH_FLAGS, *objs, lib, "-T", qemu.LINKER_SCRIPT, *qemu.LINK_FLAGS,
-          f"-Wl,-Map={elf}.map", "-lm", "-o", elf], "linking the TFLM firmware for the Cortex-M4")
-    board = board or {}
-    ws = int(board.get("flash_wait_states", 0))
-    res = qemu.run_firmware(elf, timeout_s=timeout_s, count_instructions=True, flash_wait_states=ws)
-    if res["exit_code"] != 0:
-        raise qemu.QemuError(f"firmware {elf} exited with code {res['exit_code']} under QEMU (2: TVMExecute "
-                             f"failed, e.g. the arena is too small); output: {res['stdout'][-500:]!r}")
-    printed = parse_results(res["stdout"])
+    cxx = library.TOOLCHAINS["cortex-m4"]["cxx"]
+
+    def units(src, stub_dir):
+        return [([cxx, *_cxx_flags(root, "cortex-m4"), "-I", src], os.path.join(src, name),
+                 f"compiling {name} against TFLM for the Cortex-M4") for name in ("model.cpp", "model_data.cpp")]
+
+    run = run_sketch_api(sketch_dir, images_json, work_dir=work_dir, model_units=units, linker=cxx, libs=[lib],
+                         epilogue='  printf("arena_used_bytes=%lu\\n", (unsigned long)ModelArenaUsedBytes());\n',
+                         timeout_s=timeout_s, board=board,
+                         exit_hint=" (2: TVMExecute failed, e.g. the arena is too small)")
+    printed = run["printed"]
     verdict = judge([r.scores for r in printed], expected, "on the Cortex-M4")
-    region = res["region"]
-    if region is None or region["count"] != len(images):
-        raise qemu.QemuError(f"firmware {elf} completed {0 if region is None else region['count']} "
-                             f"instruction-count region(s) for {len(images)} input(s)")
-    used = int(re.search(r"^arena_used_bytes=(\d+)", res["stdout"], re.M).group(1))
-    sizes = elf_sizes(elf)
     result = {
         "backend": "tflm",
         "emulator": f"qemu-system-arm -M {qemu.MACHINE}",
@@ -182,11 +146,11 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
         "verdict": describe(verdict),
         "images": [{"name": exp["name"], "title": exp["title"], "scores": r.scores, "tflite": exp["scores"]}
                    for r, exp in zip(printed, expected["images"])],
-        "inferences": region["count"],
-        **qemu.per_inference(region, clock_hz=board.get("clock_hz"), flash_wait_states=ws),
-        "arena_used_bytes_m4": used,
-        "firmware_bytes": sizes,
-        "output": res["stdout"],
+        "inferences": run["region"]["count"],
+        **run["cost"],
+        "arena_used_bytes_m4": printed_value(run["stdout"], "arena_used_bytes"),
+        "firmware_bytes": run["sizes"],
+        "output": run["stdout"],
     }
     with atomic_open(out_json) as f:
         json.dump(result, f, indent=1)
@@ -195,6 +159,6 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
 
 def elf_sizes(elf):
     """{"text", "data", "bss"} of an ARM ELF (arm-none-eabi-size, Berkeley format)."""
-    proc = _run(["arm-none-eabi-size", elf], f"measuring {elf}")
-    text, data, bss = (int(x) for x in proc.stdout.splitlines()[1].split()[:3])
-    return {"text": text, "data": data, "bss": bss}
+    from ..runners.sketch_m4 import elf_sizes as sizes
+
+    return sizes(elf)

@@ -102,7 +102,7 @@ def _backend_nodes(env, nodes, out, board, cfg, tflite, images, expected, classe
         backend = get(name)
         by_stage, by_step = env.TinyBackendSteps(backend, ctx, inputs)
         memory = by_step.get("memory", [None])[0]
-        if "sketch" in by_step:
+        if "sketch" in by_step and backend.firmware:
             by_stage.update(env.TinyBackendFirmware(backend, ctx, by_step, memory, inputs["expected"],
                                                     upload=name == uploader))
         for stage, stage_nodes in by_stage.items():

@@ -21,7 +21,9 @@ def _step_params(folder, board, step):
     if step.board_fields == step.ALL_FIELDS:
         params["board"] = dict(board)
     elif step.board_fields:
-        params["board"] = {"name": board["name"], **{f: board.get(f) for f in step.board_fields}}
+        # a field the board lacks stays absent (board.get(field) is None, as on the whole entry)
+        params["board"] = {"name": board["name"], **{f: board.get(f) for f in step.board_fields
+                                                     if board.get(f) is not None}}
     if step.work_dir:
         params["work_dir"] = os.path.join(folder, step.work_dir)
     if step.programs:
