@@ -14,13 +14,12 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 
-from .. import interrupt
+from .. import interrupt, protocol
 from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
@@ -105,7 +104,7 @@ def installed_cores(cli):
 
 
 BUILD_ID_HEADER = "tinyml_build_id.h"     # beside the .ino (an Arduino library export rewrites "src/" includes)
-BUILD_ID_LINE = re.compile(r"build id: ([0-9a-f]{16})\b")
+BUILD_ID_LINE = protocol.BUILD_ID_LINE   # what the sketch prints (templates/protocol/results.j2)
 
 
 def build_id(sketch_dir, fqbn, flags):

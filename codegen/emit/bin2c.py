@@ -14,6 +14,7 @@ import os
 import sys
 
 from .. import escape
+from ..protocol import demo_line
 from ..stages import images as imagesmod
 from ..stages import usermodel
 from ..errors import PipelineError
@@ -140,10 +141,8 @@ def _demo_inputs(npz_path, inp, truths):
     return raws
 
 
-def demo_summary_line(correct, total):
-    """The sketch's last line, `7/8 correct (87.5%)`, in the integer arithmetic the sketch uses."""
-    tenths = (correct * 1000 + total // 2) // total
-    return f"{correct}/{total} correct ({tenths // 10}.{tenths % 10}%)"
+# The sketch's last line, `7/8 correct (87.5%)`: the result-line protocol's.
+demo_summary_line = demo_line
 
 
 def generated_inputs(inp, n, seed):
