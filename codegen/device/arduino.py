@@ -147,8 +147,9 @@ def stage_for_compile(sketch_dir, staged_dir, ident):
         if rel not in wanted and rel != BUILD_ID_HEADER:
             os.remove(os.path.join(staged_dir, rel))
     header = os.path.join(staged_dir, BUILD_ID_HEADER)
-    text = (f"/* Written by `scons compile`: what `scons upload` compares with the board's. Do not edit. */\n"
-            f'#define TINYML_BUILD_ID "{ident}"\n')
+    from ..emit import templating
+
+    text = templating.render("device/tinyml_build_id.h.j2", ident=ident)
     if not (os.path.isfile(header) and _read_text(header) == text):
         os.makedirs(os.path.dirname(header), exist_ok=True)
         with atomic_open(header) as f:

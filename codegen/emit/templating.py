@@ -135,6 +135,6 @@ def _project_environment():
     return environment(templates_dir())
 
 
-def render(name, **context):
-    """The text of the project's template templates/<name> (e.g. "mlf/lib2.c.j2") rendered with `context`."""
-    return _project_environment().get_template(name).render(**context)
+def render(template, /, **context):
+    """The text of the project's template templates/<template> (e.g. mlf/lib2.c.j2) rendered with `context`."""
+    return _project_environment().get_template(template).render(**context)

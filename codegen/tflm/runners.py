@@ -116,7 +116,7 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
     checked against expected_json byte for byte."""
     from ..runners import qemu
     from ..runners.hostcheck import parse_results
-    from ..runners.simulate import _PGMSPACE_STUB, _load_json, harness_source
+    from ..runners.simulate import _load_json, harness_source, write_pgmspace_stub
     from .yardstick import describe, judge
 
     root = library.check_tree(tflm_dir)
@@ -130,15 +130,12 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
         raise PipelineError(f"{images_json} lists no images: embed at least one test input")
     src = os.path.join(os.path.abspath(sketch_dir), "src")
     stub_dir = os.path.join(work_dir, "stub")
-    os.makedirs(os.path.join(stub_dir, "avr"), exist_ok=True)
-    with open(os.path.join(stub_dir, "avr", "pgmspace.h"), "w") as f:
-        f.write(_PGMSPACE_STUB)
+    write_pgmspace_stub(stub_dir)
     main_c = os.path.join(work_dir, "sim_main.c")
-    with open(main_c, "w") as f:
+    with open(main_c, "w") as f:      # the TVM harness, also printing the arena the interpreter used
         f.write(harness_source("default", images, images_meta["output"]["dtype"], labels=images_meta.get("labels"),
-                               output=images_meta.get("output"), sketch_api=True).replace(
-            "  return 0;\n}", '  printf("arena_used_bytes=%lu\\n", (unsigned long)ModelArenaUsedBytes());\n'
-                              "  return 0;\n}"))
+                               output=images_meta.get("output"), sketch_api=True,
+                               template="harness/m4_tflm_main.c.j2"))
     tc = library.TOOLCHAINS["cortex-m4"]
     c_flags = [*qemu.ARCH_FLAGS, "-O2", "-ffunction-sections", "-fdata-sections", "-I", qemu.BAREMETAL_DIR,
                "-I", src, "-I", stub_dir]
