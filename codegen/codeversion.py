@@ -8,6 +8,9 @@ editing the TVM lowering redoes the MLF and what depends on it, not the training
 function-level import counts too. The modules in RUNTIME decide how a stage runs (its errors, atomic writes,
 progress lines, signal handling), not what it writes; they and their imports are left out.
 
+The templates under templates/ that those modules name ("mlf/lib2.c.j2", the result-line macros that
+codegen.emit.templating names) are part of it too, with the templates they include, import or extend.
+
 The libraries those modules import are part of it too: the installed version of each one in DISTRIBUTIONS (a
 TensorFlow or Pillow upgrade redoes the stages whose modules use it). Read from package metadata, no import.
 """
@@ -26,6 +29,9 @@ DISTRIBUTIONS = {"tensorflow": "tensorflow", "keras": "keras", "tvm": "apache-tv
 _LIBRARY = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.M)
 _FROM = re.compile(r"^\s*from\s+(\.*)([\w.]*)\s+import\s+\(?([^)#\n]*)", re.M)
 _IMPORT = re.compile(r"^\s*import\s+(codegen[\w.]*)", re.M)
+# A template a module names (a quoted path under templates/ with a folder), and one a template uses.
+_TEMPLATE_NAME = re.compile(r"""["']([\w-]+/[\w./-]+\.j2)["']""")
+_TEMPLATE_USE = re.compile(r"""\{%-?\s*(?:include|import|extends|from)\s+["']([^"']+)["']""")
 _memo = {}
 _imports_memo = {}
 _digest_memo = {}
@@ -103,6 +109,25 @@ def _digest(path):
     return _digest_memo[path]
 
 
+def _templates_named(path):
+    """The files under templates/ that the module at `path` names, and those they include, import or extend."""
+    from .resources import templates_dir
+
+    root = templates_dir()
+    with open(path, encoding="utf-8") as f:
+        todo = _TEMPLATE_NAME.findall(f.read())
+    found = set()
+    while todo:
+        name = todo.pop()
+        full = os.path.join(root, *name.split("/"))
+        if full in found or not os.path.isfile(full):
+            continue
+        found.add(full)
+        with open(full, encoding="utf-8") as f:
+            todo += _TEMPLATE_USE.findall(f.read())
+    return found
+
+
 def closure(modules):
     """The codegen modules `modules` are made of (themselves included), without RUNTIME."""
     seen, todo = set(), [m for m in modules if m not in RUNTIME]
@@ -130,6 +155,7 @@ def version(modules):
         files.add(path)
         folder = os.path.dirname(path)
         files.update(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(_DATA_SUFFIXES))
+        files.update(_templates_named(path))
     digest = hashlib.sha256()
     digest.update(repr(sorted(library_versions(modules).items())).encode())
     for path in sorted(files):

@@ -13,8 +13,14 @@ def _first(*candidates):
     return candidates[0]
 
 
+def templates_dir():
+    """The project's templates/: the sketch's (sketch/, tflm/, user-replaceable with TEMPLATES=) and the C the
+    code generator and the runners write (mlf/, harness/, ...), with the result-line macros (protocol/)."""
+    return _first(os.path.join(_CHECKOUT, "templates"), os.path.join(_HERE, "_templates"))
+
+
 def sketch_templates_dir():
-    return _first(os.path.join(_CHECKOUT, "templates", "sketch"), os.path.join(_HERE, "_templates", "sketch"))
+    return os.path.join(templates_dir(), "sketch")
 
 
 def host_stub_dir():

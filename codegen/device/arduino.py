@@ -14,13 +14,12 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 
-from .. import interrupt
+from .. import interrupt, protocol
 from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
@@ -105,7 +104,7 @@ def installed_cores(cli):
 
 
 BUILD_ID_HEADER = "tinyml_build_id.h"     # beside the .ino (an Arduino library export rewrites "src/" includes)
-BUILD_ID_LINE = re.compile(r"build id: ([0-9a-f]{16})\b")
+BUILD_ID_LINE = protocol.BUILD_ID_LINE   # what the sketch prints (templates/protocol/results.j2)
 
 
 def build_id(sketch_dir, fqbn, flags):
@@ -148,8 +147,9 @@ def stage_for_compile(sketch_dir, staged_dir, ident):
         if rel not in wanted and rel != BUILD_ID_HEADER:
             os.remove(os.path.join(staged_dir, rel))
     header = os.path.join(staged_dir, BUILD_ID_HEADER)
-    text = (f"/* Written by `scons compile`: what `scons upload` compares with the board's. Do not edit. */\n"
-            f'#define TINYML_BUILD_ID "{ident}"\n')
+    from ..emit import templating
+
+    text = templating.render("device/tinyml_build_id.h.j2", ident=ident)
     if not (os.path.isfile(header) and _read_text(header) == text):
         os.makedirs(os.path.dirname(header), exist_ok=True)
         with atomic_open(header) as f:

@@ -16,6 +16,7 @@ import sys
 from .. import escape
 from ..modelio import images as imagesmod
 from ..modelio import usermodel
+from ..protocol import demo_line
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..inputfiles import load_npy, read_bounded
@@ -140,10 +141,8 @@ def _demo_inputs(npz_path, inp, truths):
     return raws
 
 
-def demo_summary_line(correct, total):
-    """The sketch's last line, `7/8 correct (87.5%)`, in the integer arithmetic the sketch uses."""
-    tenths = (correct * 1000 + total // 2) // total
-    return f"{correct}/{total} correct ({tenths // 10}.{tenths % 10}%)"
+# The sketch's last line, `7/8 correct (87.5%)`: the result-line protocol's.
+demo_summary_line = demo_line
 
 
 def generated_inputs(inp, n, seed):

@@ -30,11 +30,13 @@ from .. import escape
 from ..frontend import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
 from ..lowering import C_TYPES, lower
 from .mlf_archive import MLF_VERSION
+from .templating import code, render
 from ..fsutil import file_mode
 
 
 
 def _c_array(ctype, name, arr, per_line=16):
+    """A constant array for templates/mlf/lib0.c.j2: its C type, name, length and initializer rows."""
     arr = np.asarray(arr)
     if arr.dtype.kind == "f":
         # C99 hexadecimal literals: every float32 exactly (a decimal with too few digits is another float)
@@ -44,37 +46,9 @@ def _c_array(ctype, name, arr, per_line=16):
         vals = [str(int(v)) if int(v) != -2 ** 31 else "(-2147483647 - 1)" for v in arr.ravel()]
     if not vals:
         vals = ["0"]
-    lines = []
-    for i in range(0, len(vals), per_line):
-        lines.append("  " + ", ".join(vals[i:i + per_line]) + ",")
-    return ("TVMGEN_ALIGN16 const %s %s[%d] TVMGEN_CONST_STORAGE = {\n%s\n};\n"
-            % (ctype, name, len(vals), "\n".join(lines)))
+    rows = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+    return {"ctype": ctype, "name": name, "count": len(vals), "rows": rows, "size": int(arr.size)}
 
-
-_ALIGN_MACRO = """#if defined(__AVR__)
-#define TVMGEN_ALIGN16 /* 8-bit AVR needs no alignment: do not pad its few KB of RAM */
-#elif defined(__GNUC__) || defined(__clang__)
-#define TVMGEN_ALIGN16 __attribute__((aligned(16)))
-#else
-#define TVMGEN_ALIGN16
-#endif
-"""
-
-# Shared by lib0 and lib2 so both agree on where the constants live.
-_FLASH_MACRO = """#ifndef TVMGEN_CONSTANTS_IN_FLASH
-#if defined(__AVR__)
-#define TVMGEN_CONSTANTS_IN_FLASH 1
-#else
-#define TVMGEN_CONSTANTS_IN_FLASH 0
-#endif
-#endif
-#if TVMGEN_CONSTANTS_IN_FLASH
-#include <avr/pgmspace.h>
-#define TVMGEN_CONST_STORAGE PROGMEM
-#else
-#define TVMGEN_CONST_STORAGE
-#endif
-"""
 
 FLASH_SCRATCH_ALIGN = 4
 
@@ -179,64 +153,17 @@ def _call_list(lw):
 
 
 def _render(lw, name, tflite_path):
-    up = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-    guard = "TVMGEN_%s_H_" % up
-    src_note = "/* Generated from %s by codegen/emit/mlf.py (Apache TVM %s). Do not edit. */\n"
+    """The MLF's C from templates/mlf: (header, lib0, lib1, lib2, the AVR build's workspace size)."""
     import tvm
-    note = src_note % (escape.c_comment(os.path.basename(tflite_path)), tvm.__version__)   # MODEL= is user text
 
-    header = (
-        note
-        + "#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n" % (guard, guard)
-        + "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
-        + "#define TVMGEN_%s_INPUT_SIZE %d\n" % (up, lw.input.size_bytes)
-        + "#define TVMGEN_%s_OUTPUT_SIZE %d\n" % (up, lw.output.size_bytes)
-        + "#define TVMGEN_%s_WORKSPACE_SIZE %d\n\n" % (up, lw.workspace_size)
-        + "/* input: %s %s (scale %.9g, zero point %d); output: %s %s (scale %.9g, zero point %d).\n"
-          "   Returns 0 on success. Not reentrant (one static workspace). */\n"
-        % (lw.input.dtype, list(lw.input.shape), float(lw.input.scale[0]),
-           int(lw.input.zero_point[0]), lw.output.dtype, list(lw.output.shape),
-           float(lw.output.scale[0]), int(lw.output.zero_point[0]))
-        + "int32_t tvmgen_%s_run(const uint8_t* input, uint8_t* output);\n\n" % name
-        + "#ifdef __cplusplus\n}  /* extern \"C\" */\n#endif\n\n#endif  /* %s */\n" % guard
-    )
-
-    lib0 = [note, "#include <stdint.h>\n\n", _ALIGN_MACRO, "\n", _FLASH_MACRO, "\n"]
-    for cname, arr in lw.constants:
-        lib0.append(_c_array(C_TYPES[str(arr.dtype)], cname, arr))
-        lib0.append("\n")
-
-    lib1 = (note + "#include <stdint.h>\n#include <stdbool.h>\n#include <math.h>\n\n"
-            + lw.kernel_source.strip() + "\n")
+    def tensor(t):
+        return {"dtype": t.dtype, "shape": list(t.shape), "scale": float(t.scale[0]),
+                "zero_point": int(t.zero_point[0]), "size_bytes": int(t.size_bytes)}
 
     ws_name = "tvmgen_%s_workspace" % name
     ws_len = max(lw.workspace_size, 16)
     plan, flash_ws = flash_scratch_plan(lw)
     flash_ws = max(flash_ws, ws_len)
-    lib2 = [note, "#include <stdint.h>\n#include \"tvmgen_%s.h\"\n\n" % name, _ALIGN_MACRO, "\n", _FLASH_MACRO,
-            "\n/* With the constants in flash, TVMGEN_LOAD copies one array into workspace bytes that hold no\n"
-            "   live tensor during the next kernel call, and TVMGEN_CONST(name, offset) is that copy. */\n"
-            "#if TVMGEN_CONSTANTS_IN_FLASH\n"
-            "#define TVMGEN_LOAD(offset, src, nbytes) memcpy_P(%s + (offset), (src), (nbytes))\n"
-            "#define TVMGEN_CONST(src, offset) (%s + (offset))\n"
-            "#else\n"
-            "#define TVMGEN_LOAD(offset, src, nbytes) ((void)0)\n"
-            "#define TVMGEN_CONST(src, offset) (src)\n"
-            "#endif\n" % (ws_name, ws_name),
-            "\n/* Define TVMGEN_TRACE(index, const uint8_t* data, nbytes) (e.g. with -D or a\n"
-            "   force-included header) to observe each kernel's output tensor. */\n"
-            "#ifndef TVMGEN_TRACE\n#define TVMGEN_TRACE(i, p, n) ((void)0)\n#endif\n\n"]
-    for cname, arr in lw.constants:
-        lib2.append("extern const %s %s[%d] TVMGEN_CONST_STORAGE;\n" % (C_TYPES[str(arr.dtype)], cname, arr.size))
-    lib2.append("\n")
-    for k, ts in lw.kernels:
-        lib2.append("void %s(%s);\n" % (k, ", ".join(ts)))
-    if flash_ws > ws_len:
-        lib2.append("\n#if !TVMGEN_CONSTANTS_IN_FLASH\nstatic TVMGEN_ALIGN16 uint8_t %s[%d];\n" % (ws_name, ws_len))
-        lib2.append("#else  /* + room for the constants of a kernel whose tensors fill the workspace */\n"
-                    "static TVMGEN_ALIGN16 uint8_t %s[%d];\n#endif\n\n" % (ws_name, flash_ws))
-    else:
-        lib2.append("\nstatic TVMGEN_ALIGN16 uint8_t %s[%d];\n\n" % (ws_name, ws_len))
     ktypes = dict(lw.kernels)
 
     def arg(a, ctype, consts=None):
@@ -248,20 +175,27 @@ def _render(lw, name, tflite_path):
             return "(%s)TVMGEN_CONST(%s, %d)" % (ctype, a[1], consts[a[1]])
         return "(%s)(%s + %d)" % (ctype, ws_name, a[1])
 
-    lib2.append("int32_t tvmgen_%s_run(const uint8_t* input, uint8_t* output) {\n" % name)
+    calls = []
     for i, (k, args, nbytes) in enumerate(lw.calls):
-        consts = {}
-        for cname, off, n in plan.get(i, []):
-            lib2.append("  TVMGEN_LOAD(%d, %s, %d);\n" % (off, cname, n))
-            consts[cname] = off
-        lib2.append("  %s(%s);\n" % (k, ", ".join(arg(a, t, consts) for a, t in zip(args, ktypes[k]))))
-        lib2.append("  TVMGEN_TRACE(%d, %s, %d);\n" % (i, arg(args[-1], "const uint8_t*"), nbytes))
-    for dst, srcp, n in lw.copies:
-        lib2.append("  { const uint8_t* s = %s; uint8_t* d = %s; int32_t i;\n"
-                    "    for (i = 0; i < %d; ++i) d[i] = s[i]; }\n"
-                    % (arg(srcp, "const uint8_t*"), arg(dst, "uint8_t*"), n))
-    lib2.append("  return 0;\n}\n")
-    return header, "".join(lib0), lib1, "".join(lib2), flash_ws
+        loads = [{"name": cname, "offset": off, "nbytes": n} for cname, off, n in plan.get(i, [])]
+        consts = {ld["name"]: ld["offset"] for ld in loads}
+        calls.append({"index": i, "kernel": k, "loads": loads, "nbytes": nbytes,
+                      "args": code(", ".join(arg(a, t, consts) for a, t in zip(args, ktypes[k]))),
+                      "output": code(arg(args[-1], "const uint8_t*"))})
+    up = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    context = {
+        "source": escape.user_text(os.path.basename(tflite_path)),     # MODEL= is user text
+        "tvm_version": tvm.__version__, "name": name, "up": up, "guard": "TVMGEN_%s_H_" % up,
+        "input": tensor(lw.input), "output": tensor(lw.output), "workspace_size": lw.workspace_size,
+        "constants": [_c_array(C_TYPES[str(arr.dtype)], cname, arr) for cname, arr in lw.constants],
+        "kernel_source": code(lw.kernel_source.strip()),
+        "kernels": [{"name": k, "params": code(", ".join(ts))} for k, ts in lw.kernels],
+        "ws_name": ws_name, "ws_len": ws_len, "flash_ws": flash_ws, "calls": calls,
+        "copies": [{"src": code(arg(srcp, "const uint8_t*")), "dst": code(arg(dst, "uint8_t*")), "n": n}
+                   for dst, srcp, n in lw.copies],
+    }
+    return tuple(render(t, **context) for t in ("mlf/header.h.j2", "mlf/lib0.c.j2", "mlf/lib1.c.j2",
+                                                "mlf/lib2.c.j2")) + (flash_ws,)
 
 
 def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None):

@@ -13,10 +13,23 @@ codegen.escape.UserText.  `{{ x }}` of such a value, or of any string with chara
 or a literal (`*`, `\\`, `"`, `?`, `#`, `%`, a line break, non-ASCII), raises UnescapedText, which names the
 template's line: a template author cannot forget the filter, and a hostile value can never slip through one
 that was forgotten.  Numbers and plain names (`uint8`, `[1, 64, 64, 3]`, `Arduino Nano 33 BLE`) pass as they are.
+
+All C the project writes comes from templates under templates/: the sketch's (a folder, TEMPLATES=) and the C of
+the code generator and the runners (render(): the MLF, the simulation and exactness harnesses). Every environment
+also finds the project's templates/, and has the global `protocol`: the macros of PROTOCOL that print the result
+lines (`{{ protocol.arduino_printers(images) }}`; codegen.protocol parses the lines), written as they are (every
+user string in them went through its filter in the macro). Generated code that is not user text (TVM's kernels)
+is passed in as code(text).
 """
+import functools
+import os
 import re
 
 from .. import escape
+from ..resources import templates_dir
+
+# The result-line macros (templates/protocol/results.j2): how every sketch and harness prints its results.
+PROTOCOL = "protocol/results.j2"
 
 # What `{{ x }}` may write without a filter: text that cannot end or start a comment, a string or a line.
 _INERT = re.compile(r"[A-Za-z0-9 _.,:;+\-=()\[\]<>/@!&|^~{}]*")
@@ -82,15 +95,46 @@ def _keep_taint(fn):
     return apply
 
 
+def code(text):
+    """Generated code (not user text) that a template writes as it is, e.g. the kernels TVM generated."""
+    if isinstance(text, escape.UserText):
+        raise UnescapedText(f"{str(text)[:60]!r} is user text, not code: write it with an escaping filter")
+    return Escaped(text)
+
+
+class _Macros:
+    """`protocol` in a template: the macros of one template, their output written as it is."""
+
+    def __init__(self, env, name):
+        self._env, self._name = env, name
+
+    def __getattr__(self, macro):
+        fn = getattr(self._env.get_template(self._name).module, macro)
+        return lambda *args, **kwargs: Escaped(fn(*args, **kwargs))
+
+
 def environment(directory):
-    """A Jinja environment loading templates from `directory`, with the escaping filters and the check."""
+    """A Jinja environment loading templates from `directory`, then from the project's templates/, with the
+    escaping filters and the check."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), undefined=jinja2.StrictUndefined,
+    search = [directory] if os.path.abspath(directory) == templates_dir() else [directory, templates_dir()]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, finalize=_finalize,
                              autoescape=False)
     for name in _TEXT_FILTERS:
         if name in env.filters:
             env.filters[name] = _keep_taint(env.filters[name])
     env.filters.update(FILTERS)
+    env.globals["protocol"] = _Macros(env, PROTOCOL)
     return env
+
+
+@functools.lru_cache(maxsize=None)
+def _project_environment():
+    return environment(templates_dir())
+
+
+def render(template, /, **context):
+    """The text of the project's template templates/<template> (e.g. mlf/lib2.c.j2) rendered with `context`."""
+    return _project_environment().get_template(template).render(**context)

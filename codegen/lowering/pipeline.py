@@ -35,6 +35,7 @@ Route (TVM 0.27: Relax + TIR, no relay/microTVM):
 All tvm imports happen inside functions.
 """
 
+import os
 import re
 import time
 
@@ -113,52 +114,19 @@ def _tir_passes():
     ])
 
 
-# Helpers the kernels call (prepended to the kernel source when used).  tvmgen_dot4acc adds
+# kernel_preamble.h: helpers the kernels call (prepended to the kernel source when used).  tvmgen_dot4acc adds
 # the four int8 x int8 products of two 4-byte groups to an int32 accumulator: with the
 # Armv7E-M DSP extension that is two SXTB16 pairs and two SMLADs (the SXTB16 of a shared
 # operand is computed once by the compiler for a register tile); elsewhere plain C.  Both are
 # exact: every partial sum fits int32 like TFLite's own accumulator.  tvmgen_clamp is the
 # activation clamp, a single SSAT/USAT for the full int8/uint8 range where available.
-KERNEL_PREAMBLE = r"""#include <string.h>
-#if (defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP) || \
-    (defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT)
-#include <arm_acle.h>
-#endif
+KERNEL_PREAMBLE_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_preamble.h")
 
-static inline int32_t tvmgen_ld4(const int8_t* p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
 
-static inline int32_t tvmgen_dot4acc(int32_t acc, const int8_t* a, const int8_t* b) {
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  uint32_t x = (uint32_t)tvmgen_ld4(a), y = (uint32_t)tvmgen_ld4(b);
-  int32_t xo, yo;
-  /* SXTB16 with ROR #8 (bytes 1 and 3) in one instruction; no ACLE intrinsic for it */
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(xo) : "r"(x));
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(yo) : "r"(y));
-  acc = __smlad(__sxtb16((int32_t)x), __sxtb16((int32_t)y), acc);
-  return __smlad(xo, yo, acc);
-#else
-  return acc + (int32_t)a[0] * b[0] + (int32_t)a[1] * b[1] + (int32_t)a[2] * b[2]
-         + (int32_t)a[3] * b[3];
-#endif
-}
+def kernel_preamble():
+    with open(KERNEL_PREAMBLE_HEADER, encoding="utf-8") as f:
+        return f.read()
 
-static inline int32_t tvmgen_dot4(const int8_t* a, const int8_t* b) {
-  return tvmgen_dot4acc(0, a, b);
-}
-
-/* min(max(v, lo), hi); lo and hi are constants after inlining */
-static inline int32_t tvmgen_clamp(int32_t v, int32_t lo, int32_t hi) {
-#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
-  if (lo == -128 && hi == 127) return __ssat(v, 8);
-  if (lo == 0 && hi == 255) return (int32_t)__usat(v, 8);
-#endif
-  return v < lo ? lo : (v > hi ? hi : v);
-}
-"""
 
 _DOT4_ACC = re.compile(r"^(\s*)(\w+\[\d+\]) = \(\2 \+ (tvmgen_dot4)\((.*)\)\);$",
                        re.M)
@@ -318,7 +286,7 @@ def _lower(model, model_name):
         text = microkernels.header_source() + "\n" + text
     if re.search(r"\btvmgen_(dot4|ld4|clamp)\(", text):
         text = re.sub(r"^int32_t tvmgen_(dot4|ld4|clamp)\([^)]*\);\n", "", text, flags=re.M)
-        text = KERNEL_PREAMBLE + "\n" + _fuse_dot4(text)
+        text = kernel_preamble() + "\n" + _fuse_dot4(text)
     lw.kernel_source = text
     if "TVMFFI" in lw.kernel_source or "TVMBackend" in lw.kernel_source:
         raise ModelError("%s: internal error: generated kernels still use the TVM runtime."

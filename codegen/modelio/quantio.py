@@ -7,10 +7,13 @@ always go through here. A model whose quantized input only covers about 0..1 or 
 Keras' MobileNetV2 preprocessing) expects normalized pixels: `pixels_to_input` scales them first.
 
 On the output side the build prints each input's top class with its confidence: for a softmax output the
-dequantized probability in tenths of a percent, computed with the integer formula of `confidence_text`, which
-the sketch and the emulator harnesses implement in C (no floating point on an 8-bit MCU).
+dequantized probability in tenths of a percent, computed with the integer formula of `confidence_text` (the
+result-line protocol's, codegen.protocol), which the sketch and the emulator harnesses implement in C (no floating
+point on an 8-bit MCU); `confidence_constants` gives its multiplier and shift.
 """
 import math
+
+from ..protocol import confidence_text  # noqa: F401 (stays importable from here)
 
 # A quantized input whose float range ends below this is taken for normalized pixels (0..1 or -1..1), not
 # 0..255 pixel values: no 0..255 calibration gives a range that small.
@@ -129,9 +132,3 @@ def confidence_constants(scale):
     return None
 
 
-def confidence_text(q, zero_point, multiplier, shift):
-    """The confidence the sketch prints for quantized output value q: "87.5%" (integer arithmetic only)."""
-    v = int(q) - int(zero_point)
-    sign = "-" if v < 0 else ""
-    tenths = (abs(v) * multiplier + (1 << (shift - 1))) >> shift
-    return f"{sign}{tenths // 10}.{tenths % 10}%"

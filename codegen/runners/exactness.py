@@ -18,51 +18,8 @@ import numpy as np
 from .. import escape
 from .. import proc as external
 from ..errors import PipelineError
+from ..emit import templating
 from ..emit.mlf_archive import read_mlf
-
-_MAIN_C = r"""
-#include <stdio.h>
-#include <stdint.h>
-#include "tvmgen_%(name)s.h"
-int main(void) {
-  static uint8_t in[TVMGEN_%(NAME)s_INPUT_SIZE];
-  static uint8_t out[TVMGEN_%(NAME)s_OUTPUT_SIZE];
-  while (fread(in, 1, sizeof in, stdin) == sizeof in) {
-    if (tvmgen_%(name)s_run(in, out) != 0) return 1;
-    fwrite(out, 1, sizeof out, stdout);
-  }
-  return 0;
-}
-"""
-
-
-# On the Cortex-M4 (QEMU) the trace hook prints one FNV-1a hash per kernel call instead of the bytes: semihosting
-# output is slow, and a hash of each tensor is as good a check.
-_FW_MAIN_C = r"""
-#include <stdio.h>
-#include <stdint.h>
-static uint32_t fnv1a(const uint8_t* p, int n) {
-  uint32_t h = 2166136261u;
-  int i;
-  for (i = 0; i < n; ++i) { h ^= p[i]; h *= 16777619u; }
-  return h;
-}
-#define TVMGEN_TRACE(i, p, n) printf("t %%d %%08lx\n", (int)(i), (unsigned long)fnv1a((p), (n)))
-#include "%(name)s_lib2.c"
-#include "trace_inputs.h"
-int main(void) {
-  static uint8_t out[TVMGEN_%(NAME)s_OUTPUT_SIZE];
-  int k, j;
-  for (k = 0; k < N_INPUTS; ++k) {
-    if (tvmgen_%(name)s_run(trace_inputs[k], out) != 0) return 1;
-    printf("o");
-    for (j = 0; j < (int)sizeof out; ++j) printf(" %%d", out[j]);
-    printf("\n");
-  }
-  return 0;
-}
-"""
-
 
 def fnv1a(data):
     h = 2166136261
@@ -97,7 +54,7 @@ def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
     name = escape.require_c_identifier(meta["model_name"], "model_name")     # pasted into C below
     main_c = os.path.join(workdir, "trace_main.c")
     with open(main_c, "w") as f:
-        f.write(_MAIN_C % {"name": name, "NAME": name.upper()})
+        f.write(templating.render("exactness/host_main.c.j2", name=name))
     exe = os.path.join(workdir, "trace_run")
     r = external.run(["gcc", "-std=c99", *cflags, "-include", "stdio.h",
                         "-DTVMGEN_TRACE(i,p,n)=fwrite((p),1,(n),stderr)", "-I", incdir, main_c, *sources,
@@ -134,13 +91,11 @@ def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
     name = escape.require_c_identifier(meta["model_name"], "model_name")     # pasted into C below
     x = np.ascontiguousarray(inputs).view(np.uint8).reshape(len(inputs), -1)
     with open(os.path.join(workdir, "trace_inputs.h"), "w") as f:
-        f.write("#define N_INPUTS %d\nstatic const uint8_t trace_inputs[%d][%d] = {\n" % (len(x), len(x), x.shape[1]))
-        for row in x:
-            f.write("{" + ",".join(str(int(v)) for v in row) + "},\n")
-        f.write("};\n")
+        f.write(templating.render("exactness/trace_inputs.h.j2", size=x.shape[1],
+                                  rows=[templating.code(",".join(str(int(v)) for v in row)) for row in x]))
     main_c = os.path.join(workdir, "trace_fw_main.c")
     with open(main_c, "w") as f:
-        f.write(_FW_MAIN_C % {"name": name, "NAME": name.upper()})
+        f.write(templating.render("exactness/m4_main.c.j2", name=name))
     sources = [os.path.join(srcdir, "%s_lib%d.c" % (name, i)) for i in range(2)]
     elf = qemu.build_firmware(sources, [incdir, srcdir, workdir], main_c, os.path.join(workdir, "trace_fw.elf"),
                               cflags=cflags)

@@ -4,10 +4,8 @@ stand-in, runs it, and compares the printed scores with TFLite's for the same im
 The build fails when any input's decision (top label) differs; exact byte equality of every printed line is
 reported alongside.
 """
-import collections
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -15,7 +13,9 @@ import tempfile
 from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
-from ..modelio.quantio import confidence_text
+# The result-line protocol (the formats, the parser) is codegen.protocol's; its names stay importable from here.
+from ..protocol import (DEMO_LINE, ERROR_LINE, RESULT_LINE, Result, first_round, parse_results,  # noqa: F401
+                        result_line, top_index)
 from ..resources import host_stub_dir
 
 HOST_STUB_DIR = host_stub_dir()
@@ -76,67 +76,6 @@ def _run(cmd, what):
     proc = external.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise PipelineError(f"{what} failed:\n{proc.stderr.strip()}")
-
-
-# One line per input, the format every runner of the model prints (sketch, QEMU and simavr harnesses) and
-# expected.json holds: "<name>: <top label> <confidence> [<score>, ...]", the confidence being the top output's
-# probability in tenths of a percent ("87.5%") for a softmax, else its raw score; scores are the raw quantized
-# outputs. E.g. "person.png: person 87.5% [96, -96]". A runner with a clock (the sketch: micros()) appends the
-# inference time, " 4.123 ms"; it is not part of the compared line. A failed model run prints
-# "<name>: error: TVMExecute returned <code>" and no scores.
-RESULT_LINE = re.compile(r"^(?P<title>.+?): (?P<label>.+) (?P<confidence>-?\d+\.\d%|-?\d+) "
-                         r"\[(?P<scores>-?\d+(?:, -?\d+)*)\](?: (?P<ms>\d+\.\d{3}) ms)?$")
-ERROR_LINE = re.compile(r"^(?P<title>.+?): error: (?P<error>\S+ returned -?\d+)$")
-# line: the compared text (without the time); text: the line as printed; ms: the inference time or None;
-# error: "TVMExecute returned <code>" for a failed run (then label, confidence and scores are None).
-Result = collections.namedtuple("Result", "title label confidence scores line ms error text")
-
-
-def top_index(scores):
-    """The first index of the largest score (what the sketch's strict `>` loop picks)."""
-    return max(range(len(scores)), key=lambda k: (scores[k], -k))
-
-
-def result_line(title, scores, labels, output):
-    """The exact line a runner prints for raw output `scores`, given images.json's labels and output."""
-    top = top_index(scores)
-    if output.get("softmax"):
-        confidence = confidence_text(scores[top], output["zero_point"], output["confidence_multiplier"],
-                                     output["confidence_shift"])
-    else:
-        confidence = str(scores[top])
-    return f"{title}: {labels[top]} {confidence} [{', '.join(str(v) for v in scores)}]"
-
-
-def parse_results(text):
-    """[Result] for every result or error line in a runner's output (other lines, e.g. boot messages, are
-    skipped)."""
-    results = []
-    for line in text.splitlines():
-        line = line.strip()
-        m = RESULT_LINE.match(line)
-        if m:
-            results.append(Result(m["title"], m["label"], m["confidence"],
-                                  [int(n) for n in m["scores"].split(", ")], line[:m.end("scores") + 1],
-                                  float(m["ms"]) if m["ms"] else None, None, line))
-            continue
-        m = ERROR_LINE.match(line)
-        if m:
-            results.append(Result(m["title"], None, None, None, line, None, m["error"], line))
-    return results
-
-
-def first_round(text, expected):
-    """The first complete round of results in the output of a sketch that repeats them in loop(): `want`
-    results from the first line of the first expected input on (a board may be caught mid-round), or None
-    while the round is incomplete (or its last line unterminated). Error lines count as results: a failing
-    run is reported, not waited for."""
-    want = expected["images"]
-    printed = parse_results(text)
-    first = next((i for i, r in enumerate(printed) if r.title == want[0]["title"]), None)
-    if first is None or len(printed) - first < len(want) or not text.endswith("\n"):
-        return None
-    return printed[first:first + len(want)]
 
 
 def _raise_run_errors(printed, who):
@@ -208,10 +147,6 @@ def compare_lines(printed, expected, source, where):
     if bad:
         raise PipelineError(f"{source}: the generated C is not bit-exact with TFLite {where}:\n  "
                             + "\n  ".join(bad))
-
-
-# The demo's last line, e.g. "7/8 correct (87.5%)" (a complete line).
-DEMO_LINE = re.compile(r"^(\d+/\d+ correct \(\d+\.\d%\))\r?$", re.M)
 
 
 def check_demo_line(text, expected, who):

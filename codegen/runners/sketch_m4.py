@@ -10,8 +10,8 @@ import re
 from . import qemu
 from ..errors import PipelineError
 from ..proc import run as _run_process
-from .hostcheck import parse_results
-from .simulate import _PGMSPACE_STUB, _load_json, harness_source
+from ..protocol import parse_results
+from .simulate import _load_json, harness_source, write_pgmspace_stub
 
 
 def _run(cmd, what):
@@ -34,14 +34,15 @@ def elf_sizes(elf):
     return {"text": text, "data": data, "bss": bss}
 
 
-def run_sketch_api(sketch_dir, images_json, *, work_dir, model_units, linker=qemu.CC, libs=(), epilogue="",
-                   timeout_s=300, board=None, exit_hint=""):
+def run_sketch_api(sketch_dir, images_json, *, work_dir, model_units, linker=qemu.CC, libs=(),
+                   harness="harness/m4_main.c.j2", timeout_s=300, board=None, exit_hint=""):
     """Builds and runs the sketch's model under QEMU; returns {"elf", "printed" ([hostcheck.Result]), "region",
     "cost" (qemu.per_inference), "stdout", "sizes", "images"}.
 
     `model_units(src_dir, stub_dir)` -> [(compile command without -c/-o, source, what)]: the backend's sources
     (its model files, its runtime), each compiled to <work_dir>/<file name>.o; `linker` links everything with
-    `libs`; `epilogue`: C statements the harness runs after the last input (e.g. printing a measured figure).
+    `libs`; `harness`: the harness template (one extending harness/m4_main.c.j2 can print a measured figure after
+    the last input, e.g. TFLM's arena).
     `board` gives the clock and flash wait states of the cycle estimate."""
     work_dir = os.path.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
@@ -51,16 +52,11 @@ def run_sketch_api(sketch_dir, images_json, *, work_dir, model_units, linker=qem
         raise PipelineError(f"{images_json} lists no images: embed at least one test input")
     src = os.path.join(os.path.abspath(sketch_dir), "src")
     stub_dir = os.path.join(work_dir, "stub")
-    os.makedirs(os.path.join(stub_dir, "avr"), exist_ok=True)
-    with open(os.path.join(stub_dir, "avr", "pgmspace.h"), "w") as f:
-        f.write(_PGMSPACE_STUB)
+    write_pgmspace_stub(stub_dir)
     main_c = os.path.join(work_dir, "sim_main.c")
-    harness = harness_source("default", images, images_meta["output"]["dtype"], labels=images_meta.get("labels"),
-                             output=images_meta.get("output"), sketch_api=True)
-    if epilogue:
-        harness = harness.replace("  return 0;\n}", epilogue + "  return 0;\n}")
     with open(main_c, "w") as f:
-        f.write(harness)
+        f.write(harness_source("default", images, images_meta["output"]["dtype"], labels=images_meta.get("labels"),
+                               output=images_meta.get("output"), sketch_api=True, template=harness))
     objs = []
     for path in (qemu.STARTUP_C, main_c, os.path.join(src, "images.c")):
         obj = os.path.join(work_dir, os.path.basename(path) + ".o")
@@ -90,6 +86,6 @@ def run_sketch_api(sketch_dir, images_json, *, work_dir, model_units, linker=qem
 
 
 def printed_value(stdout, name):
-    """An int the firmware printed as `name=<n>` on a line of its own (the epilogue's), or None."""
+    """An int the firmware printed as `name=<n>` on a line of its own (its harness's), or None."""
     m = re.search(rf"^{re.escape(name)}=(\d+)", stdout, re.M)
     return int(m.group(1)) if m else None

@@ -10,6 +10,7 @@ Two ways a user has TFLM:
 import os
 
 from .. import escape
+from ..emit import templating
 from ..emit.arduino_library import properties_text
 from ..fsutil import atomic_open, write_if_changed
 from .library import check_tree
@@ -27,12 +28,6 @@ _PROPERTIES = {
     "architectures": "*",
     "precompiled": "false",
 }
-_ANCHOR = """/* Made by tinyml-scons: this header is empty on purpose. Including it lets the Arduino builder see
- * that the sketch depends on this library; the TFLM headers are then found under this src/ folder. */
-#ifndef TINYML_SCONS_TENSORFLOWLITE_H_
-#define TINYML_SCONS_TENSORFLOWLITE_H_
-#endif
-"""
 
 
 def existing_library(tflm_dir):
@@ -54,7 +49,7 @@ def make_library(tflm_dir, out_dir):
     fields = {"name": LIBRARY_NAME, **_PROPERTIES,
               "sentence": escape.properties_value(_PROPERTIES["sentence"].format(root=root))}
     write_if_changed(os.path.join(lib, "library.properties"), properties_text(fields))
-    write_if_changed(os.path.join(src, ANCHOR_HEADER), _ANCHOR)
+    write_if_changed(os.path.join(src, ANCHOR_HEADER), templating.render("tflm_library/TensorFlowLite.h.j2"))
     wanted = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     for name in wanted:
         link = os.path.join(src, name)

@@ -128,7 +128,7 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
                  f"compiling {name} against TFLM for the Cortex-M4") for name in ("model.cpp", "model_data.cpp")]
 
     run = run_sketch_api(sketch_dir, images_json, work_dir=work_dir, model_units=units, linker=cxx, libs=[lib],
-                         epilogue='  printf("arena_used_bytes=%lu\\n", (unsigned long)ModelArenaUsedBytes());\n',
+                         harness="harness/m4_tflm_main.c.j2",
                          timeout_s=timeout_s, board=board,
                          exit_hint=" (2: TVMExecute failed, e.g. the arena is too small)")
     printed = run["printed"]

@@ -115,7 +115,7 @@ def _conv_common(ctx, op, depthwise):
     pointwise = (not depthwise and KH == 1 and KW == 1 and sh == 1 and sw == 1
                  and pt == 0 and pl == 0)
     # 1x1 convolutions over int8 channels in groups of four: one tvmgen_dot4 call (two
-    # SMLADs on a DSP core, see KERNEL_PREAMBLE) per group of four MACs.
+    # SMLADs on a DSP core, see kernel_preamble.h) per group of four MACs.
     dot4 = pointwise and C % 4 == 0 and x_t.dtype == "int8"
 
     args = [ctx.values[op.inputs[0]], ctx.tensor_const(op.inputs[1], hint + "_w"),
