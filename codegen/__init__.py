@@ -11,6 +11,7 @@ foundation, used by all:
     interrupt.py      stopping promptly on Ctrl-C / SIGTERM, whichever thread a stage runs in
     fsutil.py         atomic output files
     proc.py           every external program starts here (VERBOSE=1 echoes it)
+    protocol.py       the result lines every program prints (sketch, harnesses) and their parser, defined once
     inputfiles.py     the files a user hands the build: regular files only, reads bounded
     tflite_limits.py  what a .tflite may declare, checked before anything is allocated
     resources.py      where the templates and the host Arduino stand-in are (checkout or installed)

@@ -50,7 +50,7 @@ def _step_functions():
     """Every backend's step actions (codegen/backends), as the glue makes them stages."""
     from codegen import backends
 
-    for name in backends.names():
+    for name in backends.MODULES:
         module = importlib.import_module(f"codegen.backends.{backends.MODULES[name]}")
         for attr, fn in vars(module).items():
             if inspect.isfunction(fn) and fn.__module__ == module.__name__ and \

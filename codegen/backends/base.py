@@ -6,6 +6,8 @@ Adding a backend is one module in codegen/backends/ (registered in codegen/backe
 A Step's `sources` name what it reads:
     "tflite", "images_c", "images_h", "images_json"   the model and the embedded inputs (the `images` stage)
     "expected"                                         tf.lite's scores for those inputs (expected.json)
+    "inputs", "labels_file"                            the test input files themselves (INPUTS=, or the dataset's
+                                                       held-out images), LABELS= (the Linux route's bundle)
     "step:<id>"                                        every output of an earlier step of the same backend
     an absolute path                                   a file of the project or of a user's tree (a template, a
                                                        runtime source): its content enters the signature
@@ -15,7 +17,7 @@ Its action is a plain function `fn(targets, sources, params)` (paths as strings,
 from dataclasses import dataclass, field
 from typing import Callable
 
-INPUTS = ("tflite", "images_c", "images_h", "images_json", "expected")
+INPUTS = ("tflite", "images_c", "images_h", "images_json", "expected", "inputs", "labels_file")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Context:
     templates: str                  # the sketch templates folder (relative to the project when inside it)
     expected_path: str              # expected.json: tf.lite's scores for the embedded inputs (the "expected" input)
     classes: tuple = ()             # class names of the outputs, when known (the dataset's)
+    class_source: str = "the dataset"   # where they come from, for messages (DATA=..., the dataset)
+    input_paths: tuple = ()         # the test input files' paths ("inputs")
+    input_names: object = None      # a name per input file (the dataset's classes), else from the file names
 
     def sketch_context(self):
         """What every sketch template is rendered with besides the model: the board, the classes, the baud rate."""
@@ -75,6 +80,7 @@ class Backend:
     folder = ""                     # under build/<BOARD>/ ("" = the board's folder itself)
     result = Result()
     firmware = True                 # its sketch builds with arduino-cli (compile, upload, verify)
+    deploy = "arduino"              # how upload/monitor/verify reach the board: "arduino" (serial), "ssh" (Linux)
     compilation_database = False    # `scons compiledb` makes the host build's compile_commands.json of its sketch
     exact = True                    # its scores must equal tf.lite's (TinyMaix: reported, not required)
 

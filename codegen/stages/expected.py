@@ -1,6 +1,6 @@
 """Reference results for the embedded inputs from TFLite's reference kernels: what the sketch must print.
 
-Besides the raw scores, each input gets its top label and the exact result line (codegen.runners.hostcheck.result_line)
+Besides the raw scores, each input gets its top label and the exact result line (codegen.protocol.result_line)
 that the sketch, the host check and the emulators print, so that they are compared byte for byte."""
 import json
 

@@ -18,6 +18,7 @@ def TinyMLPipeline(env, board_name, cfg):
     With MODEL= a .tflite, that file is the model: no dataset (unless DATA= gives test images and class
     names), train, quantize or report. With MODEL= a Keras model, only the quantize stage makes the .tflite,
     calibrated on DATA=, the built-in dataset at the model's input size, or REP_DATA=."""
+    from codegen.backends import BY_BOARD, base
     from codegen.device import boards
     from codegen.modelio import usermodel
 
@@ -65,48 +66,54 @@ def TinyMLPipeline(env, board_name, cfg):
         input_files = [heldout[c] for c in input_names]
     else:
         input_files, input_names = [], None      # seeded random inputs
+    class_source = f"DATA={cfg['data']}" if cfg["data"] else "the dataset"
     if boards.is_linux(board):      # LiteRT runs the .tflite itself: a bundle instead of generated C
-        nodes.update(env.TinyLinuxStages(out, board, cfg, tflite, input_files, input_names, class_labels=classes,
-                                         class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset"))
+        input_nodes = literal_nodes(env, input_files)
+        ctx = base.Context(board=board, cfg=cfg, out=out, templates="", expected_path="", classes=tuple(classes),
+                           class_source=class_source, input_paths=tuple(str(n) for n in input_nodes),
+                           input_names=input_names)
+        _backend_nodes(env, nodes, ctx, [BY_BOARD["linux"]], {"tflite": tflite, "inputs": input_nodes,
+                                                     "labels_file": literal_nodes(env, cfg["labels_file"] or [])})
         return nodes
     # A model trained here embeds the demo by default: a balanced handful of held-out images with their true
     # classes, and the sketch ends each round with "<correct>/<n> correct".
     demo = npz if (kind is None and not cfg["inputs"] and classes) else None
     images = env.TinyImages(out, [] if demo else input_files, tflite, labels=None if demo else input_names,
                             progmem=board["progmem"], class_labels=classes, labels_file=cfg["labels_file"] or None,
-                            class_source=f"DATA={cfg['data']}" if cfg["data"] else "the dataset", seed=cfg["seed"],
-                            demo=demo, board=board)
+                            class_source=class_source, seed=cfg["seed"], demo=demo, board=board)
     expected = env.TinyExpected(out, tflite, images[2])
     monitor = env.TinyArduinoMonitor(board, cli=cfg["arduino_cli"], port=cfg["port"], baud=cfg["baud"],
                                      timeout=cfg["monitor_timeout"])
     nodes.update(images=images, expected=expected, monitor=monitor)
-    _backend_nodes(env, nodes, out, board, cfg, tflite, images, expected, classes)
-    return nodes
-
-
-def _backend_nodes(env, nodes, out, board, cfg, tflite, images, expected, classes):
-    """The backends of BACKEND= (codegen/backends), each in its folder under <out>/, in order: each stage builds
-    all of them; upload/verify belong to the board's one program (TVM's if built, else the first backend's);
-    with several, `memory`/`simulate` add the side-by-side table."""
-    from codegen.backends import base, get
-
-    names = cfg.get("backends", ["tvm"])
-    uploader = "tvm" if "tvm" in names else names[0]
     inputs = {"tflite": tflite, "images_c": images[0], "images_h": images[1], "images_json": images[2],
               "expected": env.arg2nodes(expected)[0]}
     templates = env.fs.Dir(cfg["templates"] or env.subst("$TINY_TEMPLATES")).path
     ctx = base.Context(board=board, cfg=cfg, out=out, templates=templates, expected_path=str(inputs["expected"]),
-                       classes=tuple(classes))
+                       classes=tuple(classes), class_source=class_source)
+    _backend_nodes(env, nodes, ctx, cfg.get("backends", ["tvm"]), inputs)
+    return nodes
+
+
+def _backend_nodes(env, nodes, ctx, names, inputs):
+    """The backends `names` (codegen/backends), each in its folder under the board's, in order: each stage builds
+    all of them; upload/verify belong to the board's one program (TVM's if built, else the first backend's);
+    with several, `memory`/`simulate` add the side-by-side table."""
+    from codegen.backends import get
+
+    board, cfg, out = ctx.board, ctx.cfg, ctx.out
+    uploader = "tvm" if "tvm" in names else names[0]
     staged, results = {}, []
     for name in names:
         backend = get(name)
         by_stage, by_step = env.TinyBackendSteps(backend, ctx, inputs)
         memory = by_step.get("memory", [None])[0]
-        if "sketch" in by_step and backend.firmware:
+        if backend.deploy == "arduino" and "sketch" in by_step and backend.firmware:
             by_stage.update(env.TinyBackendFirmware(backend, ctx, by_step, memory, inputs["expected"],
                                                     upload=name == uploader))
+        elif backend.deploy == "ssh":
+            by_stage.update(env.TinyLinuxDeploy(by_stage["bundle"], by_stage["check"], board, cfg))
         for stage, stage_nodes in by_stage.items():
-            staged.setdefault(stage, []).extend(stage_nodes)
+            staged.setdefault(stage, []).extend(env.Flatten([stage_nodes]))
         results.append((name, memory, by_step.get("simulate", [None])[0], by_step.get("check", [None])[0]))
     if len(results) > 1:
         on_qemu = _on_qemu(board)

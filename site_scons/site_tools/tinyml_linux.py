@@ -1,36 +1,14 @@
 """SCons tool: the Linux single-board route (BOARD=rpi4, rpi5, rpi_zero2: boards.json entries with "kind":
 "linux"). The quantized .tflite becomes a deployable bundle (model, labels, run.py, requirements.txt,
 samples), checked in an isolated LiteRT venv against tf.lite, measured (memory report), and copied to and run
-on the board over ssh. The stages themselves are in codegen.linux.
+on the board over ssh. The bundle, check and report are the LiteRT backend's steps (codegen/backends/litert.py);
+here are the ssh deploy (upload, monitor) and the methods a firmware repo calls alone.
 """
 import os
 
-from tinyml_glue import add_builder, params_node, setting, stage_action, tool_versions
+from tinyml_glue import literal_nodes, params_node, setting, stage_action
 
 BUNDLE_DIR = "bundle"
-
-
-def _bundle(target, source, p):
-    from codegen.linux import bundle
-
-    tflite, rest = source[0], source[1:]
-    labels_file, inputs = (rest[0], rest[1:]) if p["labels_file"] else (None, rest)
-    bundle.make_bundle(tflite, inputs, p["bundle_dir"], names=p["names"], board=p["board"], quant=p["quant"],
-                       class_labels=p["class_labels"], labels_file=labels_file, class_source=p["class_source"],
-                       seed=p["seed"])
-
-
-def _check(target, source, p):
-    from codegen.linux import check
-
-    check.check_bundle(p["bundle_dir"], target[0], venv_root=p["runtime_venv"] or None)
-
-
-def _report(target, source, p):
-    from codegen.linux import report
-
-    report.linux_report(p["bundle_dir"], p["board"], target[0], target[1], venv_root=p["runtime_venv"] or None,
-                        runs=p["runs"])
 
 
 def _remote(p):
@@ -78,39 +56,31 @@ def TinyLinuxBundle(env, build_dir, tflite, input_files, board, *, input_names=N
                     labels_file=None, class_source="the dataset", seed=0):
     """build_dir/bundle/: model.tflite, labels.txt, run.py, requirements.txt, bundle.json, samples/<inputs>.
     Returns the file nodes (model.tflite first)."""
-    from codegen.linux import bundle
+    from codegen.backends import litert
 
-    quant = setting(env, quant, "QUANT")
-    input_files = [env.File(i) if isinstance(i, str) else i for i in input_files]
-    names = bundle.sample_names([str(i) for i in input_files], input_names)
-    bundle_dir = os.path.join(build_dir, BUNDLE_DIR)
-    static = [env.File(os.path.join(bundle.BUNDLE_FILES_DIR, n)) for n in bundle.STATIC_FILES]
-    sources = [tflite] + ([env.File(labels_file)] if labels_file else []) + input_files
-    nodes = env.TinyLinuxBundleFiles(
-        [os.path.join(bundle_dir, n) for n in bundle.file_names(names)],
-        sources + [params_node(env, bundle_dir=bundle_dir, names=names, board=board, quant=quant,
-                               class_labels=list(class_labels or []), labels_file=bool(labels_file),
-                               class_source=class_source, seed=seed, format=bundle.BUNDLE_FORMAT)])
-    # run.py and requirements.txt are package files: editing them rebuilds the bundle (not sources: the action
-    # takes its inputs positionally).
-    env.Depends(nodes, static)
-    return nodes
+    input_files = literal_nodes(env, input_files)
+    step = litert.bundle_step(os.path.join(build_dir, BUNDLE_DIR), [str(i) for i in input_files],
+                              quant=setting(env, quant, "QUANT"), input_names=input_names, class_labels=class_labels,
+                              labels_file=bool(labels_file), class_source=class_source, seed=seed)
+    inputs = {"tflite": tflite, "inputs": input_files, "labels_file": literal_nodes(env, labels_file or [])}
+    return env.TinySteps([step], build_dir, inputs, board, owner="litert")[1]["bundle"]
 
 
 def TinyLinuxCheck(env, build_dir, bundle_nodes, *, runtime_venv=None):
     """linuxcheck.json: the bundle run by its run.py in the isolated runtime venv, scores equal to tf.lite's."""
-    bundle_dir = os.path.dirname(str(bundle_nodes[0]))
-    return env.TinyLinuxCheckBundle(os.path.join(build_dir, "linuxcheck.json"), list(bundle_nodes) + [params_node(
-        env, bundle_dir=bundle_dir, runtime_venv=runtime_venv or "", versions=tool_versions("tensorflow"))])
+    from codegen.backends import litert
+
+    step = litert.check_step(os.path.dirname(str(bundle_nodes[0])), runtime_venv=runtime_venv)
+    return env.TinySteps([step], build_dir, {"step:bundle": bundle_nodes}, owner="litert")[1]["check"]
 
 
 def TinyLinuxMemoryReport(env, build_dir, bundle_nodes, board, *, runtime_venv=None, runs=50):
     """memory.json / memory.txt for a Linux board: model size, parameters, activations, measured RSS and x86
     latency (a rough guide, labelled as such)."""
-    bundle_dir = os.path.dirname(str(bundle_nodes[0]))
-    return env.TinyLinuxReportBundle([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
-                                     list(bundle_nodes) + [params_node(env, bundle_dir=bundle_dir, board=board,
-                                                                       runtime_venv=runtime_venv or "", runs=runs)])
+    from codegen.backends import litert
+
+    step = litert.memory_step(os.path.dirname(str(bundle_nodes[0])), runtime_venv=runtime_venv, runs=runs)
+    return env.TinySteps([step], build_dir, {"step:bundle": bundle_nodes}, board, owner="litert")[1]["memory"]
 
 
 def _remote_params(board, cfg, bundle_dir):
@@ -146,36 +116,21 @@ def TinyLinuxMonitor(env, upload, check, board, cfg, *, timeout=None):
     return alias
 
 
-def TinyLinuxStages(env, build_dir, board, cfg, tflite, input_files, input_names=None, class_labels=None,
-                    class_source="the dataset"):
-    """The Linux-board stages after quantize: {"bundle", "check", "memory", "upload", "monitor", "verify"}
-    (`verify`, the MCUs' score check, is `monitor` here: the ssh run checks the scores)."""
-    bundle_nodes = env.TinyLinuxBundle(build_dir, tflite, input_files, board, input_names=input_names,
-                                       quant=cfg["quant"], class_labels=class_labels,
-                                       labels_file=cfg["labels_file"] or None, class_source=class_source,
-                                       seed=cfg["seed"])
-    check = env.TinyLinuxCheck(build_dir, bundle_nodes, runtime_venv=cfg["runtime_venv"])
-    memory = env.TinyLinuxMemoryReport(build_dir, bundle_nodes, board, runtime_venv=cfg["runtime_venv"],
-                                       runs=cfg["bench_runs"])
+def TinyLinuxDeploy(env, bundle_nodes, check, board, cfg):
+    """upload and monitor (= verify: the ssh run checks the scores) of a Linux board's bundle."""
     upload = env.TinyLinuxUpload(bundle_nodes, board, cfg, check=check, force=cfg["force"])
     monitor = env.TinyLinuxMonitor(upload, check, board, cfg, timeout=cfg["monitor_timeout"])
-    return {"bundle": bundle_nodes, "check": check, "memory": memory, "upload": upload, "monitor": monitor,
-            "verify": monitor}
+    return {"upload": upload, "monitor": monitor, "verify": monitor}
 
 
 def generate(env):
-    add_builder(env, "TinyLinuxBundleFiles",
-                stage_action(_bundle, "TINY_LINUXBUNDLECOMSTR", "Bundling for the Linux board -> $TARGET"))
-    add_builder(env, "TinyLinuxCheckBundle",
-                stage_action(_check, "TINY_LINUXCHECKCOMSTR", "LiteRT check in the runtime venv -> $TARGET"))
-    add_builder(env, "TinyLinuxReportBundle",
-                stage_action(_report, "TINY_LINUXREPORTCOMSTR", "Linux board memory/latency report -> $TARGET"))
+    env.Tool("tinyml_backends")     # env.TinySteps
     for name, fn, comstr in (("UPLOAD", _upload, "ssh upload"), ("MONITOR", _monitor, "ssh run")):
         comstr_var, default, action = stage_action(fn, f"TINY_LINUX{name}COMSTR", comstr)
         env.SetDefault(**{comstr_var: default})
         env[f"TINY_LINUX_{name}_ACTION"] = action
     for method in (TinyLinuxBundle, TinyLinuxCheck, TinyLinuxMemoryReport, TinyLinuxUpload, TinyLinuxMonitor,
-                   TinyLinuxStages):
+                   TinyLinuxDeploy):
         env.AddMethod(method)
 
 
