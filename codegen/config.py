@@ -214,7 +214,9 @@ def parse(raw, board=None):
             check_tree(cfg["tflm_dir"])
         except TflmError as e:
             raise ConfigError(str(e)) from None
-        if board and str(board.get("cpu", "")).startswith(("atmega", "avr")):
+        from .device import boards
+
+        if board and boards.board(board).is_avr:
             raise ConfigError(f"BACKEND=tflm cannot target {board.get('title', 'this board')}: TensorFlow Lite Micro "
                               "needs a 32-bit CPU; use BACKEND=tvm for AVR boards, or a board such as nano33ble")
     # It names the folder, the .ino, the library's header and its guard: ASCII only (isalnum() took 'é').

@@ -13,6 +13,7 @@ import json
 import math
 import os
 
+from ..device import boards
 from ..device.memreport import LOW_MEMORY_PERCENT
 
 # file key -> path under the board's build directory
@@ -193,7 +194,7 @@ def board_summary(board, results):
     fix = "make the model smaller (SIZE=, ALPHA=, DEPTH=, CHANNELS=1) or pick a bigger BOARD="
     if "metrics" in results:
         lines += _accuracy_lines(results["metrics"], name, warnings)
-    if board.get("kind") == "linux":
+    if boards.board(board).is_linux:
         lines += _linux_lines(results.get("memory"), results.get("linuxcheck"), name, warnings)
         return lines, warnings
     both = any(k.startswith("tflm_") for k in results) and any(k in results for k in ("memory", "hostcheck",

@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 
 from .. import proc as external
+from ..device import boards
 from ..errors import PipelineError
 from ..fsutil import atomic_open, write_if_changed
 from . import library, model
@@ -155,8 +156,8 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
     elf = os.path.join(work_dir, "sim.elf")
     _run([tc["cxx"], *qemu.ARCH_FLAGS, *objs, lib, "-T", qemu.LINKER_SCRIPT, *qemu.LINK_FLAGS,
           f"-Wl,-Map={elf}.map", "-lm", "-o", elf], "linking the TFLM firmware for the Cortex-M4")
-    board = board or {}
-    ws = int(board.get("flash_wait_states", 0))
+    board = boards.board(board or {})
+    ws = int(board.flash_wait_states or 0)
     res = qemu.run_firmware(elf, timeout_s=timeout_s, count_instructions=True, flash_wait_states=ws)
     if res["exit_code"] != 0:
         raise qemu.QemuError(f"firmware {elf} exited with code {res['exit_code']} under QEMU (2: TVMExecute "
@@ -172,7 +173,7 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
     result = {
         "backend": "tflm",
         "emulator": f"qemu-system-arm -M {qemu.MACHINE}",
-        "cpu": "cortex-m4f",
+        "cpu": qemu.CPU,
         "kernels": "cmsis-nn" if library.has_cmsis_nn(root) else "reference",
         "tflm_dir": root,
         "library": lib,
@@ -183,7 +184,7 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
         "images": [{"name": exp["name"], "title": exp["title"], "scores": r.scores, "tflite": exp["scores"]}
                    for r, exp in zip(printed, expected["images"])],
         "inferences": region["count"],
-        **qemu.per_inference(region, clock_hz=board.get("clock_hz"), flash_wait_states=ws),
+        **qemu.per_inference(region, clock_hz=board.clock_hz, flash_wait_states=ws),
         "arena_used_bytes_m4": used,
         "firmware_bytes": sizes,
         "output": res["stdout"],
