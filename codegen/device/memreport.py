@@ -6,7 +6,7 @@ kernel call list: which constant arrays each call reads, the bytes it writes) an
 Accounting:
   * flash = code (.text of the MLF sources compiled for the board's CPU, when the cross compiler is present)
             + constant data (weights, bias, requantization multipliers/shifts)
-            + the core margin (boards.json core_margins) estimate for the Arduino core (startup, Serial, RTOS on mbed boards).
+            + CORE_MARGINS' estimate for the Arduino core (startup, Serial, RTOS on mbed boards; boards.json).
   * RAM   = static workspace (all intermediate activations, planned by TVM) + input and output buffers
             + on AVR boards (`progmem: true`) the cost of reading constants: codegen/emit/mlf.py puts them in PROGMEM on
               AVR and copies each kernel's constants into free workspace bytes before the call, so the RAM

@@ -151,8 +151,8 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
     """Builds the model + images + harness for the mps2-an386 Cortex-M4F, runs it under QEMU with instruction
     counting, checks the scores against expected.json byte for byte and writes out_json. Returns its dict.
 
-    `board` (a Board, or a mapping of its fields) gives the clock for the estimated milliseconds and its flash_wait_states
-    (default 0) for the estimated cycles."""
+    `board` (a Board, or a mapping of its fields) gives the clock for the estimated milliseconds and its
+    flash_wait_states (default 0) for the estimated cycles."""
     board = boards.board(board or {})
     ws = int(board.flash_wait_states or 0)
     work_dir = os.path.abspath(work_dir)

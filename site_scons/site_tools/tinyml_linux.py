@@ -8,6 +8,16 @@ import os
 from tinyml_glue import add_builder, params_node, setting, stage_action, tool_versions
 
 BUNDLE_DIR = "bundle"
+# The board fields each action uses (its parameter node: the board's name and these; the action gets the Board
+# back by name): bundle.json names the board and its title; the report shows and measures with these.
+BUNDLE_FIELDS = ("title",)
+REPORT_FIELDS = ("title", "cpu", "cores", "clock_hz", "ram_bytes", "ram_note")
+
+
+def _board(p):
+    from codegen.device import boards
+
+    return boards.from_signature(p["board"])
 
 
 def _bundle(target, source, p):
@@ -15,7 +25,7 @@ def _bundle(target, source, p):
 
     tflite, rest = source[0], source[1:]
     labels_file, inputs = (rest[0], rest[1:]) if p["labels_file"] else (None, rest)
-    bundle.make_bundle(tflite, inputs, p["bundle_dir"], names=p["names"], board=p["board"], quant=p["quant"],
+    bundle.make_bundle(tflite, inputs, p["bundle_dir"], names=p["names"], board=_board(p), quant=p["quant"],
                        class_labels=p["class_labels"], labels_file=labels_file, class_source=p["class_source"],
                        seed=p["seed"])
 
@@ -29,7 +39,7 @@ def _check(target, source, p):
 def _report(target, source, p):
     from codegen.linux import report
 
-    report.linux_report(p["bundle_dir"], p["board"], target[0], target[1], venv_root=p["runtime_venv"] or None,
+    report.linux_report(p["bundle_dir"], _board(p), target[0], target[1], venv_root=p["runtime_venv"] or None,
                         runs=p["runs"])
 
 
@@ -78,6 +88,7 @@ def TinyLinuxBundle(env, build_dir, tflite, input_files, board, *, input_names=N
                     labels_file=None, class_source="the dataset", seed=0):
     """build_dir/bundle/: model.tflite, labels.txt, run.py, requirements.txt, bundle.json, samples/<inputs>.
     Returns the file nodes (model.tflite first)."""
+    from codegen.device import boards
     from codegen.linux import bundle
 
     quant = setting(env, quant, "QUANT")
@@ -88,7 +99,8 @@ def TinyLinuxBundle(env, build_dir, tflite, input_files, board, *, input_names=N
     sources = [tflite] + ([env.File(labels_file)] if labels_file else []) + input_files
     nodes = env.TinyLinuxBundleFiles(
         [os.path.join(bundle_dir, n) for n in bundle.file_names(names)],
-        sources + [params_node(env, bundle_dir=bundle_dir, names=names, board=board, quant=quant,
+        sources + [params_node(env, bundle_dir=bundle_dir, names=names,
+                               board=boards.stage_signature(board, BUNDLE_FIELDS), quant=quant,
                                class_labels=list(class_labels or []), labels_file=bool(labels_file),
                                class_source=class_source, seed=seed, format=bundle.BUNDLE_FORMAT)])
     # run.py and requirements.txt are package files: editing them rebuilds the bundle (not sources: the action
@@ -107,18 +119,30 @@ def TinyLinuxCheck(env, build_dir, bundle_nodes, *, runtime_venv=None):
 def TinyLinuxMemoryReport(env, build_dir, bundle_nodes, board, *, runtime_venv=None, runs=50):
     """memory.json / memory.txt for a Linux board: model size, parameters, activations, measured RSS and x86
     latency (a rough guide, labelled as such)."""
+    from codegen.device import boards
+
     bundle_dir = os.path.dirname(str(bundle_nodes[0]))
+    params = params_node(env, bundle_dir=bundle_dir, board=boards.stage_signature(board, REPORT_FIELDS),
+                         runtime_venv=runtime_venv or "", runs=runs)
     return env.TinyLinuxReportBundle([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
-                                     list(bundle_nodes) + [params_node(env, bundle_dir=bundle_dir, board=board,
-                                                                       runtime_venv=runtime_venv or "", runs=runs)])
+                                     list(bundle_nodes) + [params])
+
+
+def _name(board):
+    from codegen.device import boards
+
+    return boards.board(board).name
 
 
 def _remote_params(board, cfg, bundle_dir):
+    from codegen.device import boards
     from codegen.linux import remote
+
+    board = boards.board(board)
 
     return {"host": cfg["host"], "ssh_port": cfg["ssh_port"], "ssh_key": cfg["ssh_key"],
             "ssh_known_hosts": cfg["ssh_known_hosts"], "ssh_accept_new": cfg["ssh_accept_new"],
-            "remote_dir": cfg["remote_dir"] or remote.default_remote_dir(board["name"]), "bundle_dir": bundle_dir}
+            "remote_dir": cfg["remote_dir"] or remote.default_remote_dir(board.name), "bundle_dir": bundle_dir}
 
 
 def TinyLinuxUpload(env, bundle_nodes, board, cfg, *, check=None, force=None):
@@ -128,7 +152,7 @@ def TinyLinuxUpload(env, bundle_nodes, board, cfg, *, check=None, force=None):
     bundle_dir = os.path.dirname(str(bundle_nodes[0]))
     params = params_node(env, force=force, upload_with=cfg["upload_with"], **_remote_params(board, cfg, bundle_dir))
     gate = env.arg2nodes(check) if check else []
-    alias = env.Alias(f"upload-{board['name']}", list(bundle_nodes) + gate + [params],
+    alias = env.Alias(f"upload-{_name(board)}", list(bundle_nodes) + gate + [params],
                       env["TINY_LINUX_UPLOAD_ACTION"])
     env.AlwaysBuild(alias)
     return alias
@@ -141,7 +165,7 @@ def TinyLinuxMonitor(env, upload, check, board, cfg, *, timeout=None):
     check = env.arg2nodes(check)[0]
     params = params_node(env, check_json=str(check), remote_python=cfg["remote_python"], run_args=cfg["run_args"],
                          timeout=timeout, **_remote_params(board, cfg, ""))
-    alias = env.Alias(f"monitor-{board['name']}", [upload, check, params], env["TINY_LINUX_MONITOR_ACTION"])
+    alias = env.Alias(f"monitor-{_name(board)}", [upload, check, params], env["TINY_LINUX_MONITOR_ACTION"])
     env.AlwaysBuild(alias)
     return alias
 

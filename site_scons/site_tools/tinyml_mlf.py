@@ -14,9 +14,11 @@ def _mlf(target, source, p):
 
 
 def TinyMLF(env, build_dir, tflite, *, model_name="default", board=None):
-    """model_mlf.tar under build_dir; for a board whose compiler limits the size of one object (boards.json
-    `max_object_bytes`: avr-gcc's 32,767), a larger array is a clear error here instead of a compiler error."""
-    limit = (board or {}).get("max_object_bytes")
+    """model_mlf.tar under build_dir; for a board whose compiler limits the size of one object (Board
+    max_object_bytes: avr-gcc's 32,767), a larger array is a clear error here instead of a compiler error."""
+    from codegen.device import boards
+
+    limit = boards.board(board).max_object_bytes if board else None
     # TINYML_MICROKERNELS=0 (codegen.lowering.microkernels.enabled, not imported here: it loads numpy) makes
     # other C: part of the signature, present only when set so that existing MLFs keep theirs.
     switch = {"microkernels": False} if os.environ.get("TINYML_MICROKERNELS", "1") == "0" else {}

@@ -5,6 +5,12 @@ import os
 
 from tinyml_glue import add_builder, params_node, stage_action
 
+# The board fields each stage's action uses (its parameter node: the board's name and these; the action gets the
+# Board back by name). The M4 link and QEMU run use the emulator's CPU; memory.json shows title, cpu and the budget.
+SIMULATE_FIELDS = ("emulator", "emulator_kind", "emulator_machine", "cpu", "gcc_flags", "clock_hz",
+                   "flash_wait_states")
+MEMORY_FIELDS = ("title", "cpu", "gcc_flags", "flash_bytes", "ram_bytes", "core_margin")
+
 
 def _tree_params(env, tflm_dir, cache):
     """The tree is a parameter by its content hash: editing a TFLM source rebuilds what was built from it."""
@@ -53,31 +59,36 @@ def _hostcheck(target, source, p):
 
 
 def _simulate(target, source, p):
+    from codegen.device import boards
     from codegen.errors import PipelineError
     from codegen.tflm import runners
 
-    if not (p["board"].get("emulator") or "").startswith("qemu"):
-        raise PipelineError(f"BACKEND=tflm simulates on the Cortex-M4 (QEMU) only; {p['board']['title']} has no "
+    board = boards.from_signature(p["board"])
+    if not board.has_qemu:
+        raise PipelineError(f"BACKEND=tflm simulates on the Cortex-M4 (QEMU) only; {board.title} has no "
                             "such emulator: use BOARD=nano33ble")
     r = runners.simulate_cortex_m4(p["sketch_dir"], source[0], source[1], source[2], target[0], p["tflm_dir"],
-                                   work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None, board=p["board"])
+                                   work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None, board=board)
     print(f"  Cortex-M4 (QEMU mps2-an386), TFLM {r['kernels']} kernels: {r['instructions_per_inference']:,.0f} "
           f"instructions, ~{r['cycles_per_inference_estimate']:,.0f} cycles (estimate) per inference (TFLM reports "
           f"{r['arena_used_bytes_m4']:,} B of arena used); {r['verdict']}")
 
 
 def _memory(target, source, p):
+    from codegen.device import boards
     from codegen.tflm import memory
 
-    report = memory.memory_report(source[0], source[1], p["board"], p["tflm_dir"], target[0], target[1],
+    report = memory.memory_report(source[0], source[1], boards.from_signature(p["board"]), p["tflm_dir"],
+                                  target[0], target[1],
                                   work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None)
     print(memory.format_report(report))
 
 
 def _compare(target, source, p):
+    from codegen.device import boards
     from codegen.tflm import memory
 
-    table = memory.compare_backends(source, target[0], target[1], p["board"])
+    table = memory.compare_backends(source, target[0], target[1], boards.from_signature(p["board"]))
     print(table)
 
 
@@ -134,6 +145,9 @@ def TinyTflmHostCheck(env, build_dir, tflite, sketch_nodes, expected, *, sketch_
 
 def TinyTflmSimulate(env, build_dir, tflite, sketch_nodes, images, expected, board, *, sketch_name, tflm_dir,
                      tflm_cache=None):
+    from codegen.device import boards
+
+    board = boards.stage_signature(board, SIMULATE_FIELDS)
     node = env.TinyTflmRunSimulation(os.path.join(build_dir, "simulate.json"), [tflite, images[2], expected,
                                                                                 *sketch_nodes,
                                      params_node(env, board=board, work_dir=os.path.join(build_dir, "simulate"),
@@ -144,6 +158,9 @@ def TinyTflmSimulate(env, build_dir, tflite, sketch_nodes, images, expected, boa
 
 
 def TinyTflmMemoryReport(env, build_dir, tflite, arena, board, *, tflm_dir, tflm_cache=None):
+    from codegen.device import boards
+
+    board = boards.stage_signature(board, MEMORY_FIELDS)
     nodes = env.TinyTflmMemoryTable([os.path.join(build_dir, "memory.json"), os.path.join(build_dir, "memory.txt")],
                                     [tflite, arena, *_generator_files(env), params_node(env, board=board,
                                                                work_dir=os.path.join(build_dir, "memory"),
@@ -179,9 +196,11 @@ def TinyTflmArduinoLibrary(env, build_dir, *, tflm_dir):
 
 def TinyBackendComparison(env, build_dir, tvm_memory, tflm_memory, board, tvm_simulate=None, tflm_simulate=None):
     """backends.json/.txt: both backends side by side (flash, arena/workspace, M4 instructions when simulated)."""
+    from codegen.device import boards
+
     sources = [tvm_memory, tflm_memory] + ([tvm_simulate, tflm_simulate] if tvm_simulate and tflm_simulate else [])
     return env.TinyCompareBackends([os.path.join(build_dir, "backends.json"), os.path.join(build_dir, "backends.txt")],
-                                   sources + [params_node(env, board=board)])
+                                   sources + [params_node(env, board=boards.stage_signature(board, ("title",)))])
 
 
 def generate(env):
