@@ -22,6 +22,9 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 RUNTIME = frozenset({"codegen.errors", "codegen.fsutil", "codegen.quiet", "codegen.interrupt", "codegen.progress",
                      "codegen.proc"})
 _DATA_SUFFIXES = (".h", ".c", ".ld", ".json", ".j2", ".txt", ".cc", ".cpp")
+# Data files that are not code: boards.json's facts enter a stage's signature as the board fields that stage
+# uses (codegen.device.boards.stage_signature), so editing one board's USB ids reruns no stage that ignores them.
+NOT_CODE = frozenset({os.path.join("device", "boards.json")})
 # import name -> distribution, for the libraries whose version can change what a stage writes
 DISTRIBUTIONS = {"tensorflow": "tensorflow", "keras": "keras", "tvm": "apache-tvm", "tflite": "tflite",
                  "numpy": "numpy", "PIL": "pillow", "jinja2": "jinja2", "matplotlib": "matplotlib",
@@ -143,12 +146,8 @@ def closure(modules):
     return {m for m in seen if _file_of(m)}
 
 
-def version(modules):
-    """16 hex digits over the files of closure(modules), the data files in their folders and the versions of
-    the libraries they import."""
-    key = tuple(sorted(modules))
-    if key in _memo:
-        return _memo[key]
+def files_of(modules):
+    """The files a version covers: those of closure(modules) and the data files in their folders (not NOT_CODE)."""
     files = set()
     for module in closure(modules):
         path = _file_of(module)
@@ -156,6 +155,16 @@ def version(modules):
         folder = os.path.dirname(path)
         files.update(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(_DATA_SUFFIXES))
         files.update(_templates_named(path))
+    return {f for f in files if os.path.relpath(f, PACKAGE_DIR) not in NOT_CODE}
+
+
+def version(modules):
+    """16 hex digits over the files of closure(modules), the data files in their folders and the versions of
+    the libraries they import."""
+    key = tuple(sorted(modules))
+    if key in _memo:
+        return _memo[key]
+    files = files_of(modules)
     digest = hashlib.sha256()
     digest.update(repr(sorted(library_versions(modules).items())).encode())
     for path in sorted(files):

@@ -17,7 +17,10 @@ def bundle(target, source, p):
     tflite, rest = source[0], source[1:]
     labels_file, rest = (rest[0], rest[1:]) if p["labels_file"] else (None, rest)
     inputs = rest[:p["inputs"]]         # the package's run.py and requirements.txt follow
-    linux_bundle.make_bundle(tflite, inputs, p["bundle_dir"], names=p["names"], board=p["board"], quant=p["quant"],
+    from ..device import boards
+
+    linux_bundle.make_bundle(tflite, inputs, p["bundle_dir"], names=p["names"], board=boards.from_signature(p["board"]),
+                             quant=p["quant"],
                              class_labels=p["class_labels"], labels_file=labels_file, class_source=p["class_source"],
                              seed=p["seed"])
 
@@ -31,7 +34,9 @@ def check(target, source, p):
 def report(target, source, p):
     from ..linux import report as linux_report
 
-    linux_report.linux_report(p["bundle_dir"], p["board"], target[0], target[1],
+    from ..device import boards
+
+    linux_report.linux_report(p["bundle_dir"], boards.from_signature(p["board"]), target[0], target[1],
                               venv_root=p["runtime_venv"] or None, runs=p["runs"])
 
 
@@ -67,7 +72,7 @@ def memory_step(bundle_dir, *, runtime_venv=None, runs=50):
     return Step("memory", "memory", report, "Linux board memory/latency report -> $TARGET",
                 ("memory.json", "memory.txt"), ("step:bundle",),
                 dict(bundle_dir=bundle_dir, runtime_venv=runtime_venv or "", runs=runs),
-                board_fields=("title", "cpu", "cores", "clock_mhz", "ram_bytes", "ram_note"),
+                board_fields=("title", "cpu", "cores", "clock_hz", "ram_bytes", "ram_note"),
                 comstr="TINY_LINUXREPORTCOMSTR")
 
 

@@ -5,6 +5,12 @@ import os
 
 from .base import Backend, Step
 
+# The board fields each step's action uses (only these enter its signature). The M4 link and QEMU run use the
+# emulator's CPU; memory.json shows title, cpu and the budget.
+SIMULATE_FIELDS = ("title", "emulator", "emulator_kind", "emulator_machine", "cpu", "gcc_flags", "clock_hz",
+                   "flash_wait_states")
+MEMORY_FIELDS = ("title", "cpu", "gcc_flags", "flash_bytes", "ram_bytes", "core_margin")
+
 
 def _tree(tflm_dir):
     """The tree is a parameter by its content hash: editing a TFLM source rebuilds what was built from it."""
@@ -69,11 +75,12 @@ def hostcheck(target, source, p):
 
 
 def simulate(target, source, p):
+    from ..device import boards
     from ..errors import PipelineError
     from ..tflm import runners
 
-    board = p["board"]
-    if not (board.get("emulator") or "").startswith("qemu"):
+    board = boards.from_signature(p["board"])
+    if not board.has_qemu:
         raise PipelineError(f"BACKEND=tflm simulates on the Cortex-M4 (QEMU) only; {board['title']} has no "
                             "such emulator: use BOARD=nano33ble")
     r = runners.simulate_cortex_m4(p["sketch_dir"], source[0], source[1], source[2], target[0], p["tflm_dir"],
@@ -84,9 +91,10 @@ def simulate(target, source, p):
 
 
 def memory(target, source, p):
+    from ..device import boards
     from ..tflm import memory as tflm_memory
 
-    report = tflm_memory.memory_report(source[0], source[1], p["board"], p["tflm_dir"], target[0],
+    report = tflm_memory.memory_report(source[0], source[1], boards.from_signature(p["board"]), p["tflm_dir"], target[0],
                                        target[1], work_dir=p["work_dir"], cache_dir=p["tflm_cache"] or None)
     print(tflm_memory.format_report(report))
 
@@ -111,7 +119,9 @@ class TflmBackend(Backend):
             check_tree(cfg["tflm_dir"])
         except TflmError as e:
             raise ConfigError(str(e)) from None
-        if board and str(board.get("cpu", "")).startswith(("atmega", "avr")):
+        from ..device import boards
+
+        if board and boards.board(board).is_avr:
             raise ConfigError(f"BACKEND=tflm cannot target {board.get('title', 'this board')}: TensorFlow Lite Micro "
                               "needs a 32-bit CPU; use BACKEND=tvm for AVR boards, or a board such as nano33ble")
 
@@ -148,10 +158,10 @@ class TflmBackend(Backend):
                       **cached)),
             Step("memory", "memory", memory, "TFLM memory report -> $TARGET", ("memory.json", "memory.txt"),
                  ("tflite", "step:arena", *_generator_files()), cached,
-                 board_fields=("title", "flash_bytes", "ram_bytes", "core", "cpu"), work_dir="memory"),
+                 board_fields=MEMORY_FIELDS, work_dir="memory"),
             Step("simulate", "simulate", simulate, "Simulating TFLM on the Cortex-M4 -> $TARGET", ("simulate.json",),
                  ("tflite", "images_json", "step:expected", "step:sketch"), dict(cached, sketch_dir=sketch_dir),
-                 board_fields=("title", "emulator", "clock_hz", "flash_wait_states"), work_dir="simulate"),
+                 board_fields=SIMULATE_FIELDS, work_dir="simulate"),
         ]
         library_step = self._library_step(cfg, tree, tdir)
         return steps + ([library_step] if library_step else [])

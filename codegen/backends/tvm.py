@@ -66,9 +66,9 @@ def hostcheck(target, source, p):
 
 
 def memory(target, source, p):
-    from ..device import memreport
+    from ..device import boards, memreport
 
-    report = memreport.memory_report(source[0], p["board"], target[0], target[1])
+    report = memreport.memory_report(source[0], boards.from_signature(p["board"]), target[0], target[1])
     # The budget, not the 40-row layer table: that is in memory.txt, and the summary shows the bars.
     for line in memreport.budget_lines(report):
         print(f"  {line}")
@@ -90,33 +90,37 @@ def memory_plot(target, source, p):
 
 
 def simulate(target, source, p):
-    emulator = p["board"].get("emulator") or ""
-    if emulator.startswith("qemu"):
+    from ..device import boards
+
+    board = boards.from_signature(p["board"])
+    if board.has_qemu:
         from ..runners import simulate as sim
 
         mlf_tar, images_c, images_h, images_json, expected = source[:5]
         result = sim.simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected, target[0],
-                                        work_dir=p["work_dir"], board=p["board"])
+                                        work_dir=p["work_dir"], board=board)
         print(f"  Cortex-M4 (QEMU mps2-an386): {result['instructions_per_inference']:,.0f} instructions per "
               f"inference, {result['instructions_per_mac']:.2f} per MAC, "
               f"~{result['cycles_per_inference_estimate']:,.0f} cycles (estimate); scores identical to TFLite")
-    elif emulator.startswith("simavr"):
+    elif board.has_simavr:
         from ..runners import avr_sim
 
-        avr_sim.simulate_avr_sketch(p["sketch_dir"], p["sketch_name"], p["board"], source[4], target[0],
+        avr_sim.simulate_avr_sketch(p["sketch_dir"], p["sketch_name"], board, source[4], target[0],
                                     work_dir=p["work_dir"])
     else:
         from ..errors import PipelineError
 
-        raise PipelineError(f"no emulator for {p['board']['title']}; `scons simulate` supports boards whose "
+        raise PipelineError(f"no emulator for {board['title']}; `scons simulate` supports boards whose "
                             "emulator is set in codegen/device/boards.json (e.g. BOARD=nano33ble, BOARD=mega)")
 
 
 def profile(target, source, p):
+    from ..device import boards
     from ..runners import profile as prof
 
     mlf_tar, images_c, images_h, images_json = source[:4]
-    report = prof.profile_cortex_m4(mlf_tar, target[0], target[1], work_dir=p["work_dir"], board=p["board"],
+    report = prof.profile_cortex_m4(mlf_tar, target[0], target[1], work_dir=p["work_dir"],
+                                    board=boards.from_signature(p["board"]),
                                     images_c=images_c, images_h=images_h, images_json=images_json)
     t = report["total"]
     slowest = sorted(report["layers"], key=lambda r: -r["cycles_estimate"])[:3]
@@ -203,35 +207,43 @@ def hostcheck_step(out, sketch_name, expected_path):
                 programs=("gcc", "g++"), comstr="TINY_HOSTCHECKCOMSTR")
 
 
+# The board fields each step's action uses: only these enter its signature (title, cpu, core, progmem: shown in
+# memory.json; the rest decide the numbers).
+MEMORY_FIELDS = ("title", "cpu", "core", "progmem", "flash_bytes", "ram_bytes", "family", "compiler", "gcc_flags",
+                 "max_object_bytes", "core_margin")
+QEMU_FIELDS = ("emulator", "emulator_kind", "emulator_machine", "cpu", "gcc_flags", "clock_hz", "flash_wait_states")
+SIMAVR_FIELDS = ("title", "emulator", "emulator_kind", "emulator_machine", "cpu", "fqbn", "flash_bytes", "ram_bytes")
+
+
 def memory_steps():
     """memory.json, memory.txt and memory_layers.png (per-layer flash/RAM bars, drawn from memory.json)."""
     return [Step("memory", "memory", memory, "Memory report -> $TARGET", ("memory.json", "memory.txt"), ("step:mlf",),
-                 board_fields=ALL, comstr="TINY_MEMORYCOMSTR"),
+                 board_fields=MEMORY_FIELDS, comstr="TINY_MEMORYCOMSTR"),
             Step("memory_plot", "memory", memory_plot, "Per-layer memory plot -> $TARGET", ("memory_layers.png",),
                  ("step:memory",), comstr="TINY_MEMORYPLOTCOMSTR")]
 
 
 def simulate_step(out, sketch_name, board):
-    on_avr = (board.get("emulator") or "").startswith("simavr")
+    from ..device import boards
+
+    on_avr = boards.board(board).has_simavr
     programs = (("arduino-builder", "avr-gcc", "avr-size", "simavr") if on_avr else
                 ("arm-none-eabi-gcc", "qemu-system-arm"))
     # the firmware and arduino-builder's cache: kept between runs, undeclared (work_dir)
     return Step("simulate", "simulate", simulate, "Simulating -> $TARGET", ("simulate.json",),
                 ("step:mlf", "images_c", "images_h", "images_json", "expected", "step:sketch"),
-                dict(sketch_dir=os.path.join(out, sketch_name), sketch_name=sketch_name), board_fields=ALL,
-                programs=programs, work_dir="simulate", comstr="TINY_SIMULATECOMSTR")
+                dict(sketch_dir=os.path.join(out, sketch_name), sketch_name=sketch_name),
+                board_fields=SIMAVR_FIELDS if on_avr else ("title", *QEMU_FIELDS), programs=programs,
+                work_dir="simulate", comstr="TINY_SIMULATECOMSTR")
 
 
 def profile_steps():
     """profile.json, profile.txt (per kernel call on the emulated Cortex-M4F) and profile.png (from the json)."""
     return [Step("profile", "profile", profile, "Profiling per layer -> $TARGET", ("profile.json", "profile.txt"),
-                 ("step:mlf", "images_c", "images_h", "images_json"), board_fields=ALL, work_dir="profile",
+                 ("step:mlf", "images_c", "images_h", "images_json"), board_fields=QEMU_FIELDS, work_dir="profile",
                  comstr="TINY_PROFILECOMSTR"),
             Step("profile_plot", "profile", profile_plot, "Per-layer profile plot -> $TARGET", ("profile.png",),
                  ("step:profile",), comstr="TINY_PROFILEPLOTCOMSTR")]
-
-
-ALL = Step.ALL_FIELDS
 
 
 # ------------------------------------------------------------------------------------------------ the backend
@@ -245,14 +257,14 @@ class TvmBackend(Backend):
         cfg, board, out = ctx.cfg, ctx.board, ctx.out
         name = self.sketch_name(cfg)
         rendered = sketch_step(out, ctx.templates, name, context=ctx.sketch_context())
-        steps = [mlf_step(max_object_bytes=board.get("max_object_bytes")), rendered,
+        steps = [mlf_step(max_object_bytes=board.max_object_bytes), rendered,
                  c_library_step(os.path.join(out, "c_library")),
                  arduino_library_step(os.path.join(out, "arduino_library"),
                                       [os.path.join(out, o) for o in rendered.outputs], sketch_name=name, board=board,
                                       classes=ctx.classes),
                  hostcheck_step(out, name, ctx.expected_path),
                  *memory_steps(), simulate_step(out, name, board)]
-        if (board.get("emulator") or "").startswith("qemu"):
+        if board.has_qemu:
             steps += profile_steps()
         return steps
 

@@ -1,12 +1,12 @@
 """Memory report and size gate: does the generated model fit the board's flash and RAM?
 
 Inputs are the MLF tar (metadata.json: workspace, constants, input/output sizes, per-op MACs; the entry file
-kernel call list: which constant arrays each call reads, the bytes it writes) and a board entry from boards.json.
+kernel call list: which constant arrays each call reads, the bytes it writes) and a Board (boards.json).
 
 Accounting:
   * flash = code (.text of the MLF sources compiled for the board's CPU, when the cross compiler is present)
             + constant data (weights, bias, requantization multipliers/shifts)
-            + CORE_MARGINS' estimate for the Arduino core (startup, Serial, RTOS on mbed boards).
+            + CORE_MARGINS' estimate for the Arduino core (startup, Serial, RTOS on mbed boards; boards.json).
   * RAM   = static workspace (all intermediate activations, planned by TVM) + input and output buffers
             + on AVR boards (`progmem: true`) the cost of reading constants: codegen/emit/mlf.py puts them in PROGMEM on
               AVR and copies each kernel's constants into free workspace bytes before the call, so the RAM
@@ -25,31 +25,17 @@ import os
 import shutil
 import tempfile
 
+from . import boards
 from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..emit.mlf_archive import read_mlf
 
 # Estimated flash/RAM the Arduino core itself needs next to the model, per core family (a prefix of the board's
-# "core"). Measured orders of magnitude of an empty sketch that uses Serial, rounded up to leave stack headroom:
-# the mbed cores (Mbed OS + USB CDC) take ~85 KB flash and ~45 KB RAM; SAM ~11 KB / ~2 KB; AVR ~1.6 KB flash and
-# ~200 B RAM (2 x 64 B Serial ring buffers, millis state) plus stack.
-CORE_MARGINS = {
-    "arduino:mbed": {"flash_bytes": 96 * 1024, "ram_bytes": 48 * 1024, "what": "the Arduino Mbed OS core"},
-    "arduino:sam": {"flash_bytes": 16 * 1024, "ram_bytes": 4 * 1024, "what": "the Arduino SAM core"},
-    "arduino:avr": {"flash_bytes": 2 * 1024, "ram_bytes": 512, "what": "the Arduino AVR core and stack"},
-}
-DEFAULT_CORE_MARGIN = {"flash_bytes": 32 * 1024, "ram_bytes": 8 * 1024, "what": "an unknown Arduino core"}
-
-ARM_CPU_FLAGS = {
-    "cortex-m4f": ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
-    "cortex-m4": ("-mcpu=cortex-m4", "-mthumb"),
-    "cortex-m7": ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
-    "cortex-m3": ("-mcpu=cortex-m3", "-mthumb"),
-    "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mthumb"),
-    "cortex-m0": ("-mcpu=cortex-m0", "-mthumb"),
-}
-AVR_MAX_OBJECT_BYTES = 32767  # avr-gcc: "size of array is too large" above this (16-bit size_t)
+# "core"): boards.json's "core_margins" (Board.core_margin picks one), kept here by their former names.
+CORE_MARGINS = {k: v for k, v in boards.core_margins().items() if k != "default"}
+DEFAULT_CORE_MARGIN = boards.core_margins()["default"]
+AVR_MAX_OBJECT_BYTES = boards.family("avr").max_object_bytes  # avr-gcc: "size of array is too large" above this
 # Above this share of the board's RAM (or flash) the report warns, as the Arduino IDE does ("Low memory
 # available, stability problems may occur" above 75 % of dynamic memory): the stack and heap need the rest.
 LOW_MEMORY_PERCENT = 75.0
@@ -57,16 +43,9 @@ LOW_MEMORY_PERCENT = 75.0
 _DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
 
 
-def _is_avr(board):
-    return bool(board.get("progmem")) or str(board.get("core", "")).startswith("arduino:avr")
-
-
 def core_margin(board):
-    core = str(board.get("core", ""))
-    for prefix, margin in CORE_MARGINS.items():
-        if core.startswith(prefix):
-            return dict(margin, family=prefix)
-    return dict(DEFAULT_CORE_MARGIN, family=core or "unknown")
+    """{"flash_bytes", "ram_bytes", "what", "family"} the board's Arduino core takes (Board.core_margin)."""
+    return boards.board(board).core_margin
 
 
 def _read_mlf(mlf_tar):
@@ -117,17 +96,19 @@ def layer_rows(meta):
 
 
 def _compiler_for(board):
-    if _is_avr(board):
-        return "avr-gcc", "avr-size", ("-mmcu=" + board.get("cpu", "atmega328p"),)
-    flags = ARM_CPU_FLAGS.get(board.get("cpu", ""), ARM_CPU_FLAGS["cortex-m4f"])
-    return "arm-none-eabi-gcc", "arm-none-eabi-size", flags
+    """(compiler, size tool, CPU flags) of the board's toolchain; a board whose CPU boards.json does not list is
+    measured as a Cortex-M4F."""
+    if board.compiler is None:
+        arm = boards.family("arm")
+        return arm.compiler, arm.size_tool, tuple(boards.cpu("cortex-m4f").gcc_flags)
+    return (*board.compiler, tuple(board.gcc_flags))
 
 
 def measure_code(sources, board):
     """Compiles the MLF's kernel/entry sources for the board's CPU with -O2 and sums their .text sections.
 
     Returns (bytes or None, {file: bytes}, note). The constants file is skipped (no code; sized from metadata)."""
-    cc, size, flags = _compiler_for(board)
+    cc, size, flags = _compiler_for(boards.board(board))
     if shutil.which(cc) is None or shutil.which(size) is None:
         return None, {}, (f"not measured: {cc}/{size} not found on PATH (the flash figure leaves the code out; "
                           "Debian/Ubuntu: `./dev setup` installs the toolchains)")
@@ -180,8 +161,9 @@ def _budget(items, limit):
 
 def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
     """Writes the memory report (JSON + text table) for the MLF on `board` (a boards.json entry); returns it."""
+    board = boards.board(board)
     meta, sources = _read_mlf(mlf_tar)
-    avr = _is_avr(board)
+    avr = board.is_avr
     rows, consts = layer_rows(meta)
     if code_bytes is not None:
         code, code_files, code_note = int(code_bytes), {}, "given by the caller"
@@ -191,8 +173,8 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
     workspace = int(meta.get("workspace_size_bytes", 0))
     in_bytes = sum(int(t["size_bytes"]) for t in meta.get("inputs", []))
     out_bytes = sum(int(t["size_bytes"]) for t in meta.get("outputs", []))
-    margin = core_margin(board)
-    title = board.get("title", board.get("name", "board"))
+    margin = board.core_margin
+    title = board.title or board.name or "board"
 
     lib0 = b"".join(data for n, data in sources.items() if n.endswith("_lib0.c"))
     # MLFs from codegen/emit/mlf.py put the constants in PROGMEM on AVR and stage each kernel's constants in a
@@ -217,9 +199,10 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
     elif avr:
         notes.append("AVR: the model's const arrays are not PROGMEM, so avr-gcc places them in .data: they take "
                      "flash (initial values) and the same amount of RAM (copied at startup)")
-        big = sorted((n for n, b in consts.items() if b > AVR_MAX_OBJECT_BYTES), key=lambda n: -consts[n])
+        limit = board.max_object_bytes
+        big = sorted((n for n, b in consts.items() if limit and b > limit), key=lambda n: -consts[n])
         if big:
-            notes.append(f"AVR: {len(big)} constant array(s) exceed {AVR_MAX_OBJECT_BYTES} B, the largest object "
+            notes.append(f"AVR: {len(big)} constant array(s) exceed {limit} B, the largest object "
                          f"avr-gcc accepts (largest: {big[0]}, {consts[big[0]]} B)")
     else:
         notes.append("ARM: const data stays in flash (.rodata) and is read in place")
@@ -228,9 +211,9 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
 
     peak = max((r["input_bytes"] + r["activation_bytes"] for r in rows if r["index"] is not None), default=0)
     report = {
-        "board": {"name": board.get("name"), "title": title, "cpu": board.get("cpu"), "core": board.get("core"),
-                  "progmem": bool(board.get("progmem")), "flash_bytes": int(board["flash_bytes"]),
-                  "ram_bytes": int(board["ram_bytes"])},
+        "board": {"name": board.name, "title": title, "cpu": board.cpu, "core": board.core,
+                  "progmem": bool(board.progmem), "flash_bytes": int(board.flash_bytes),
+                  "ram_bytes": int(board.ram_bytes)},
         "model_name": meta.get("model_name", "default"),
         "constants_bytes": const_bytes,
         "workspace_bytes": workspace,
@@ -243,8 +226,8 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
         "code_note": code_note,
         "code_by_file": code_files,
         "core_margin": margin,
-        "flash": _budget(flash_items, board["flash_bytes"]),
-        "ram": _budget(ram_items, board["ram_bytes"]),
+        "flash": _budget(flash_items, board.flash_bytes),
+        "ram": _budget(ram_items, board.ram_bytes),
         "layers": rows,
         "totals": {"params_bytes": sum(r["params_bytes"] for r in rows),
                    "macs": sum(r["macs"] for r in rows),

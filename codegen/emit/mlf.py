@@ -27,12 +27,15 @@ import tempfile
 import numpy as np
 
 from .. import escape
-from ..frontend import AVR_MAX_OBJECT_BYTES, ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
+from ..device import boards
+from ..frontend import ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
 from ..lowering import C_TYPES, lower
 from .mlf_archive import MLF_VERSION
 from .templating import code, render
 from ..fsutil import file_mode
 
+# avr-gcc's largest single object (boards.json "families"), by its former name: build_mlf(max_object_bytes=...).
+AVR_MAX_OBJECT_BYTES = boards.family("avr").max_object_bytes
 
 
 def _c_array(ctype, name, arr, per_line=16):
@@ -205,7 +208,8 @@ def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None)
     models that cannot be handled. `out_tar` is replaced atomically.
 
     `max_object_bytes`: the largest single array the target compiler accepts (for AVR boards pass
-    AVR_MAX_OBJECT_BYTES, avr-gcc's 32,767): a larger constant or workspace raises ModelError naming it."""
+    AVR_MAX_OBJECT_BYTES, avr-gcc's 32,767; a Board's max_object_bytes): a larger constant or workspace raises
+    ModelError naming it."""
     import tvm
     try:
         escape.require_c_identifier(model_name, "model_name")

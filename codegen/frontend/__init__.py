@@ -2,6 +2,6 @@
 can turn it into exact C (every op registered in codegen.lowering.registry, full-integer, static shapes)."""
 
 from ..errors import ModelError
-from .reader import AVR_MAX_OBJECT_BYTES, Model, Op, Tensor, check_object_sizes, load
+from .reader import Model, Op, Tensor, check_object_sizes, load
 
-__all__ = ["AVR_MAX_OBJECT_BYTES", "Model", "ModelError", "Op", "Tensor", "check_object_sizes", "load"]
+__all__ = ["Model", "ModelError", "Op", "Tensor", "check_object_sizes", "load"]

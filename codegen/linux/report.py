@@ -10,6 +10,7 @@ import platform
 import statistics
 
 from .. import proc as external
+from ..device import boards
 from ..fsutil import atomic_open
 from . import runtime_env
 
@@ -72,21 +73,22 @@ def _mib(n):
 
 
 def linux_report(bundle_dir, board, out_json, out_txt, *, venv_root=None, runs=50):
+    board = boards.board(board)
     with open(os.path.join(bundle_dir, "bundle.json")) as f:
         spec = json.load(f)
     python = runtime_env.runtime_python(os.path.join(bundle_dir, "requirements.txt"), venv_root)
-    threads = int(board.get("cores") or 1)
+    threads = int(board.cores or 1)
     ran = runtime_env.run_bundle(python, bundle_dir, ["--benchmark", str(runs), "--threads", str(threads),
                                                       *spec["samples"]])
     latency = statistics.median(r["latency_ms"] for r in ran["results"])
     baseline = _runtime_baseline_rss(python)
     tensors = tensor_memory(os.path.join(bundle_dir, spec["model"]))
     bundle_bytes = sum(os.path.getsize(os.path.join(root, n)) for root, _, files in os.walk(bundle_dir) for n in files)
-    ram = int(board["ram_bytes"])
+    ram = int(board.ram_bytes)
     host = {"machine": platform.machine(), "cpu": cpu_name(), "threads": threads, "runs_per_sample": runs}
     report = {
-        "board": board["name"], "title": board["title"], "kind": "linux", "cpu": board.get("cpu"),
-        "cores": board.get("cores"), "ram_bytes": ram, "ram_note": board.get("ram_note"), "quant": spec["quant"],
+        "board": board.name, "title": board.title, "kind": "linux", "cpu": board.cpu,
+        "cores": board.cores, "ram_bytes": ram, "ram_note": board.ram_note, "quant": spec["quant"],
         "model_bytes": spec["model_bytes"], "bundle_bytes": bundle_bytes, **tensors,
         "measured_here": {
             "note": "measured on the build machine, not on the board: a rough guide only",
@@ -97,8 +99,8 @@ def linux_report(bundle_dir, board, out_json, out_txt, *, venv_root=None, runs=5
         "ram_share_percent": round(100.0 * ran["peak_rss_bytes"] / ram, 1),
     }
     lines = [
-        f"{board['title']} ({board.get('cpu')}, {board.get('cores')} cores, {board.get('clock_mhz')} MHz; "
-        f"RAM {_mib(ram)}: {board.get('ram_note') or ''}), QUANT={spec['quant']}",
+        f"{board.title} ({board.cpu}, {board.cores} cores, {board.clock_mhz} MHz; "
+        f"RAM {_mib(ram)}: {board.ram_note or ''}), QUANT={spec['quant']}",
         f"  model.tflite       {spec['model_bytes']:>12,} B   (bundle {bundle_bytes:,} B with run.py and samples)",
         f"  parameters         {tensors['parameters_bytes']:>12,} B   constant tensors",
         f"  activations        {tensors['activations_bytes']:>12,} B   all intermediate tensors (the interpreter's "
@@ -108,7 +110,7 @@ def linux_report(bundle_dir, board, out_json, out_txt, *, venv_root=None, runs=5
         + f", {report['ram_share_percent']}% of the board's RAM",
         f"  latency            {latency:>11.2f} ms   ROUGH GUIDE ONLY: median invoke over {runs} runs x "
         f"{len(ran['results'])} sample(s), {threads} thread(s), on this {host['machine']} machine ({host['cpu']}),",
-        f"                                   not on the {board.get('cpu')}; on the board: `{_BOARD_BENCH}`",
+        f"                                   not on the {board.cpu}; on the board: `{_BOARD_BENCH}`",
     ]
     with atomic_open(out_json) as f:
         json.dump(report, f, indent=1)

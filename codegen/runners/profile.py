@@ -14,6 +14,7 @@ import json
 import os
 
 from . import qemu
+from ..device import boards
 from ..errors import PipelineError
 from ..emit import templating
 from ..fsutil import atomic_open
@@ -93,9 +94,9 @@ def profile_cortex_m4(mlf_tar, out_json, out_txt, *, work_dir, board=None, image
     estimated milliseconds, its flash_wait_states (default 0) the cycle model's wait states."""
     from .simulate import _load_json, extract_mlf, write_pgmspace_stub
 
-    board = board or {}
-    ws = int(board.get("flash_wait_states", 0))
-    clock = board.get("clock_hz")
+    board = boards.board(board or {})
+    ws = int(board.flash_wait_states or 0)
+    clock = board.clock_hz
     work_dir = os.path.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     meta, sources, include_dir = extract_mlf(mlf_tar, os.path.join(work_dir, "mlf"))
@@ -130,11 +131,11 @@ def profile_cortex_m4(mlf_tar, out_json, out_txt, *, work_dir, board=None, image
     macs = sum(r["macs"] for r in rows)
     report = {
         "emulator": f"qemu-system-arm -M {qemu.MACHINE}",
-        "cpu": "cortex-m4f",
+        "cpu": qemu.CPU,
         "cflags": [*qemu.ARCH_FLAGS, *cflags],
         "model_name": name,
         "input": input_desc,
-        "board": board.get("name"),
+        "board": board.name,
         "clock_hz": clock,
         "flash_wait_states": ws,
         "cycle_model": qemu.CYCLE_MODEL,

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 
 from .. import proc as external
+from ..device import boards
 from ..errors import PipelineError
 
 BAREMETAL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baremetal")
@@ -33,9 +34,11 @@ CC = "arm-none-eabi-gcc"
 NM = "arm-none-eabi-nm"
 QEMU = "qemu-system-arm"
 HOST_CC = "gcc"
-MACHINE = "mps2-an386"
-
-ARCH_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
+# The emulated board (boards.json "emulators"): its QEMU machine, its CPU and that CPU's gcc flags.
+EMULATOR = boards.emulator("qemu-mps2-an386")
+MACHINE = EMULATOR.machine
+CPU = EMULATOR.cpu
+ARCH_FLAGS = tuple(boards.cpu(CPU).gcc_flags)
 LINK_FLAGS = ("--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles", "-Wl,--gc-sections")
 
 FAULT_EXIT_CODE = 0xFA  # BAREMETAL_FAULT_EXIT_CODE in baremetal.h

@@ -15,6 +15,7 @@ import os
 
 from . import qemu
 from .. import escape
+from ..device import boards
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from .hostcheck import compare_lines, parse_results
@@ -95,10 +96,10 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
     """Builds the model + images + harness for the mps2-an386 Cortex-M4F, runs it under QEMU with instruction
     counting, checks the scores against expected.json byte for byte and writes out_json. Returns its dict.
 
-    `board` (a boards.json entry) gives the clock for the estimated milliseconds and its flash_wait_states
-    (default 0) for the estimated cycles."""
-    board = board or {}
-    ws = int(board.get("flash_wait_states", 0))
+    `board` (a Board, or a mapping of its fields) gives the clock for the estimated milliseconds and its
+    flash_wait_states (default 0) for the estimated cycles."""
+    board = boards.board(board or {})
+    ws = int(board.flash_wait_states or 0)
     work_dir = os.path.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     images_meta = _load_json(images_json, "images sidecar")
@@ -142,14 +143,14 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
         raise qemu.QemuError(f"firmware {elf} completed {0 if region is None else region['count']} "
                              f"instruction-count region(s) for {len(images)} image(s); the markers were not "
                              "counted (does this QEMU support -plugin?)")
-    cost = qemu.per_inference(region, clock_hz=board.get("clock_hz"), flash_wait_states=ws)
+    cost = qemu.per_inference(region, clock_hz=board.clock_hz, flash_wait_states=ws)
     per_inference = cost["instructions_per_inference"]
     total_macs = meta.get("total_macs")
     if total_macs is None and meta.get("ops"):
         total_macs = sum(int(o.get("macs", 0)) for o in meta["ops"])
     result = {
         "emulator": f"qemu-system-arm -M {qemu.MACHINE}",
-        "cpu": "cortex-m4f",
+        "cpu": qemu.CPU,
         "cflags": [*qemu.ARCH_FLAGS, "-O2"],
         "model_name": model_name,
         "exact": True,

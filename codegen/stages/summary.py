@@ -13,6 +13,7 @@ import json
 import math
 import os
 
+from ..device import boards
 from ..device.memreport import LOW_MEMORY_PERCENT
 
 # file key -> path under the board's build directory
@@ -200,7 +201,7 @@ def board_summary(board, results):
     fix = "make the model smaller (SIZE=, ALPHA=, DEPTH=, CHANNELS=1) or pick a bigger BOARD="
     if "metrics" in results:
         lines += _accuracy_lines(results["metrics"], name, warnings)
-    if board.get("kind") == "linux":
+    if boards.board(board).is_linux:
         lines += _linux_lines(results.get("memory"), results.get("linuxcheck"), name, warnings)
         return lines, warnings
     others = sorted({k.split("_", 1)[0] for k in results if "_" in k and k.split("_", 1)[1] in BACKEND_FILES})

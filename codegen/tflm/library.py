@@ -20,6 +20,7 @@ import re
 import shutil
 
 from .. import proc as external
+from ..device import boards
 from ..errors import PipelineError
 
 # TFLM's own flags (tensorflow/lite/micro/tools/make/Makefile, BUILD_TYPE=release): without them some files
@@ -31,12 +32,12 @@ THIRD_PARTY_INCLUDES = ("third_party/flatbuffers/include", "third_party/gemmlowp
                         "third_party/kissfft")
 CMSIS_NN_INCLUDES = ("third_party/cmsis_nn", "third_party/cmsis_nn/Include", "third_party/cmsis/CMSIS/Core/Include")
 
-# name: compilers, target flags, optimisation. The M4 flags are the QEMU runner's (codegen/runners/qemu.py).
+# name: compilers, target flags, optimisation. The M4 flags are the QEMU runner's CPU's (boards.json "cpus").
 TOOLCHAINS = {
     "host": {"cc": "gcc", "cxx": "g++", "ar": "ar", "arch": (), "opt": "-O1",
              "hint": "install the Debian packages gcc and g++"},
     "cortex-m4": {"cc": "arm-none-eabi-gcc", "cxx": "arm-none-eabi-g++", "ar": "arm-none-eabi-ar",
-                  "arch": ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"), "opt": "-O2",
+                  "arch": tuple(boards.cpu("cortex-m4f").gcc_flags), "opt": "-O2",
                   "hint": "install the Debian packages gcc-arm-none-eabi, libnewlib-arm-none-eabi and "
                           "libstdc++-arm-none-eabi-newlib"},
 }

@@ -54,18 +54,21 @@ def measure_m4(tflite_path, tflm_dir, arena, work_dir, *, cache_dir=None):
 
 
 def memory_report(tflite_path, arena_json, board, tflm_dir, out_json, out_txt, *, work_dir, cache_dir=None):
-    from ..device.memreport import _budget, core_margin
+    from ..device import boards
+    from ..device.memreport import _budget
+
+    board = boards.board(board)
 
     with open(arena_json) as f:
         arena = json.load(f)
     m = measure_m4(tflite_path, tflm_dir, arena, work_dir, cache_dir=cache_dir)
     flash = (m["model"]["text"] + m["model"]["data"]) - (m["baseline"]["text"] + m["baseline"]["data"])
     ram = (m["model"]["data"] + m["model"]["bss"]) - (m["baseline"]["data"] + m["baseline"]["bss"])
-    margin = core_margin(board)
+    margin = board.core_margin
     report = {
         "backend": "tflm",
-        "board": {"name": board.get("name"), "title": board.get("title"), "cpu": board.get("cpu"),
-                  "flash_bytes": int(board["flash_bytes"]), "ram_bytes": int(board["ram_bytes"])},
+        "board": {"name": board.name, "title": board.title, "cpu": board.cpu,
+                  "flash_bytes": int(board.flash_bytes), "ram_bytes": int(board.ram_bytes)},
         "kernels": m["kernels"], "ops": m["ops"],
         "model_bytes": m["model_bytes"],
         "runtime_code_bytes": flash - m["model_bytes"],
@@ -74,9 +77,9 @@ def memory_report(tflite_path, arena_json, board, tflm_dir, out_json, out_txt, *
         "flash_added_bytes": flash, "ram_added_bytes": ram, "code_bytes": flash - m["model_bytes"],
         "core_margin": margin,
         "firmware": m,
-        "flash": _budget({"tflm_and_model": flash, "core_margin": margin["flash_bytes"]}, board["flash_bytes"]),
+        "flash": _budget({"tflm_and_model": flash, "core_margin": margin["flash_bytes"]}, board.flash_bytes),
         "ram": _budget({"arena_interpreter_and_buffers": ram, "core_margin": margin["ram_bytes"]},
-                       board["ram_bytes"]),
+                       board.ram_bytes),
         "notes": [f"measured: Cortex-M4F link (-O2, TFLM {m['kernels']} kernels) minus the same firmware without "
                   "the model", f"core margin: an estimated {margin['flash_bytes']} B flash and "
                   f"{margin['ram_bytes']} B RAM for {margin['what']}"],

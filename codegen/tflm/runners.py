@@ -136,7 +136,7 @@ def simulate_cortex_m4(sketch_dir, tflite_path, images_json, expected_json, out_
     result = {
         "backend": "tflm",
         "emulator": f"qemu-system-arm -M {qemu.MACHINE}",
-        "cpu": "cortex-m4f",
+        "cpu": qemu.CPU,
         "kernels": "cmsis-nn" if library.has_cmsis_nn(root) else "reference",
         "tflm_dir": root,
         "library": lib,

@@ -65,8 +65,8 @@ def _board(resolved):
         raise ConfigError(f"BOARD={','.join(names)}: `scons tune` searches for one board at a time; run it once "
                           "per board")
     board = boards.get(names[0])
-    if boards.is_linux(board) or not board.get("emulator"):
-        with_emulator = sorted(n for n in boards.all_boards() if boards.get(n).get("emulator"))
+    if not board.has_emulator:
+        with_emulator = sorted(n for n, b in boards.all_boards().items() if b.has_emulator)
         raise ConfigError(f"BOARD={names[0]} has no emulator to measure a candidate's latency on; `scons tune` "
                           f"runs for {', '.join(with_emulator)}")
     return board

@@ -19,6 +19,7 @@ import os
 import sys
 
 from .. import config, proc
+from ..device import boards
 from ..errors import PipelineError
 
 NO_PROFILES = "no-profiles.ini"     # a file that does not exist: trials take every value from their command line
@@ -68,7 +69,7 @@ class Runner:
         self.board = board
         self.tune_dir = tune_dir
         self.cache_dir = cache_dir
-        self.emulated = bool(board.get("emulator"))
+        self.emulated = boards.board(board).has_emulator
         self.scons = os.path.join(os.path.dirname(sys.executable), "scons")
 
     # --- the command lines -------------------------------------------------------------------------------------

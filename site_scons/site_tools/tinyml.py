@@ -127,7 +127,7 @@ def _backend_nodes(env, nodes, ctx, names, inputs):
 
 
 def _on_qemu(board):
-    return (board.get("emulator") or "").startswith("qemu")
+    return board.has_qemu
 
 
 def generate(env):

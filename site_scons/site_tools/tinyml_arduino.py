@@ -5,6 +5,18 @@ import os
 
 from tinyml_glue import add_builder, params_node, setting, stage_action
 
+# The board fields each action uses (its parameter node: the board's name and these; the action gets the Board
+# back by name). compile.json depends on the fqbn (and the build id on it) and the core only; the port is found by
+# USB id or fqbn. The title appears in messages only, read afresh.
+COMPILE_FIELDS = ("fqbn", "core")
+SERIAL_FIELDS = ("fqbn", "usb_ids")
+
+
+def _board(p):
+    from codegen.device import boards
+
+    return boards.from_signature(p["board"])
+
 
 def _compile(target, source, p):
     import json
@@ -17,7 +29,7 @@ def _compile(target, source, p):
         with open(p["memory"]) as f:
             memreport.check_fits(json.load(f))        # the size gate: fail before arduino-cli runs
 
-    result = arduino.compile_sketch(p["cli"], p["sketch_dir"], p["board"], p["build_path"], p["output_dir"],
+    result = arduino.compile_sketch(p["cli"], p["sketch_dir"], _board(p), p["build_path"], p["output_dir"],
                                     target[0], extra_flags=p["flags"], staged_dir=p["staged_dir"])
     diagnostics = arduino.compiler_diagnostics(result)
     if diagnostics:
@@ -32,7 +44,7 @@ def _compile(target, source, p):
 def _upload(target, source, p):
     from codegen.device import arduino
 
-    port, uploaded, why = arduino.upload(p["cli"], p["board"], p["port"], p["output_dir"], p["sketch_dir"],
+    port, uploaded, why = arduino.upload(p["cli"], _board(p), p["port"], p["output_dir"], p["sketch_dir"],
                                          p["compile_json"], force=p["force"], baud=p["baud"])
     print(why)
     if uploaded:
@@ -48,8 +60,8 @@ def _port(p):
     if p["port"]:
         return p["port"]
     if shutil.which(p["cli"]):
-        return arduino.detect_port(arduino.find_cli(p["cli"]), p["board"])
-    return ports.detect(p["board"])
+        return arduino.detect_port(arduino.find_cli(p["cli"]), _board(p))
+    return ports.detect(_board(p))
 
 
 def _monitor(target, source, p):
@@ -78,6 +90,8 @@ def _verify(target, source, p):
 def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None, cli=None, flags=None,
                        memory=None):
     """compile.json after a successful arduino-cli compile; `memory` (memory.json) gates it on the board's size."""
+    from codegen.device import boards
+
     sketch_name, cli = setting(env, sketch_name, "SKETCH"), setting(env, cli, "ARDUINO_CLI")
     flags = setting(env, flags, "ARDUINO_FLAGS")
     sketch_dir = os.path.join(build_dir, sketch_name)
@@ -89,7 +103,8 @@ def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None,
     return env.NoCache(env.TinyArduinoCompileSketch(
         os.path.join(build_dir, "firmware", "compile.json"),
         list(sketch_nodes) + ([memory] if memory else []) + [params_node(
-            env, cli=cli, board=board, sketch_dir=sketch_dir, flags=list(flags), memory=str(memory or ""),
+            env, cli=cli, board=boards.stage_signature(board, COMPILE_FIELDS), sketch_dir=sketch_dir,
+            flags=list(flags), memory=str(memory or ""),
                                           build_path=os.path.join(build_dir, "arduino-build"),
                                           output_dir=os.path.join(build_dir, "firmware"),
                                           staged_dir=os.path.join(build_dir, "firmware-sketch", sketch_name))]))
@@ -103,10 +118,11 @@ def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name=None, cli=
     sketch_name, cli = setting(env, sketch_name, "SKETCH"), setting(env, cli, "ARDUINO_CLI")
     port, force = setting(env, port, "PORT"), setting(env, force, "FORCE")
     compiled = env.arg2nodes(compiled)[0]
-    params = params_node(env, cli=cli, board=board, port=port, force=force, compile_json=str(compiled),
-                         sketch_dir=os.path.join(build_dir, sketch_name),
-                         output_dir=os.path.join(build_dir, "firmware"), baud=boards.serial_baud(board))
-    alias = env.Alias(f"upload-{board['name']}", [compiled, params], env["TINY_UPLOAD_ACTION"])
+    board = boards.board(board)
+    params = params_node(env, cli=cli, board=boards.stage_signature(board, SERIAL_FIELDS), port=port, force=force,
+                         compile_json=str(compiled), sketch_dir=os.path.join(build_dir, sketch_name),
+                         output_dir=os.path.join(build_dir, "firmware"), baud=board.serial_baud)
+    alias = env.Alias(f"upload-{board.name}", [compiled, params], env["TINY_UPLOAD_ACTION"])
     env.AlwaysBuild(alias)
     return alias
 
@@ -115,14 +131,19 @@ def _serial_params(env, board, cli, port, baud, timeout):
     from codegen.device import boards
 
     cli, port = setting(env, cli, "ARDUINO_CLI"), setting(env, port, "PORT")
-    baud = setting(env, baud, "BAUD") or boards.serial_baud(board)
-    return dict(cli=cli, board=board, port=port, baud=baud, timeout=setting(env, timeout, "MONITOR_TIMEOUT"))
+    board = boards.board(board)
+    baud = setting(env, baud, "BAUD") or board.serial_baud
+    return dict(cli=cli, board=boards.stage_signature(board, SERIAL_FIELDS), port=port, baud=baud,
+                timeout=setting(env, timeout, "MONITOR_TIMEOUT"))
 
 
 def TinyArduinoMonitor(env, board, *, cli=None, port=None, baud=None, timeout=None):
     """`monitor-<board>`: the interactive serial monitor. It needs nothing built: watching a board does not wait
     for a model to train."""
-    alias = env.Alias(f"monitor-{board['name']}", [params_node(env, **_serial_params(env, board, cli, port, baud,
+    from codegen.device import boards
+
+    board = boards.board(board)
+    alias = env.Alias(f"monitor-{board.name}", [params_node(env, **_serial_params(env, board, cli, port, baud,
                                                                                    timeout))],
                       env["TINY_MONITOR_ACTION"])
     env.AlwaysBuild(alias)
@@ -131,10 +152,13 @@ def TinyArduinoMonitor(env, board, *, cli=None, port=None, baud=None, timeout=No
 
 def TinyArduinoVerify(env, expected, board, *, cli=None, port=None, baud=None, timeout=None, tolerance=None):
     """`verify-<board>`: the board's printed scores against expected.json (TFLite's), within TOLERANCE."""
+    from codegen.device import boards
+
+    board = boards.board(board)
     expected = env.arg2nodes(expected)[0]
     params = params_node(env, **_serial_params(env, board, cli, port, baud, timeout), expected=str(expected),
                          tolerance=setting(env, tolerance, "TOLERANCE"))
-    alias = env.Alias(f"verify-{board['name']}", [expected, params], env["TINY_VERIFY_ACTION"])
+    alias = env.Alias(f"verify-{board.name}", [expected, params], env["TINY_VERIFY_ACTION"])
     env.AlwaysBuild(alias)
     return alias
 

@@ -17,13 +17,15 @@ def _builder(env, owner, step):
 
 
 def _step_params(folder, board, step):
+    """The Step's params, plus what enters its signature of the board (only the fields it declares: the action
+    gets the Board back with codegen.device.boards.from_signature), its scratch folder and its tools' versions."""
+    from codegen.device import boards
+
     params = dict(step.params)
     if step.board_fields == step.ALL_FIELDS:
-        params["board"] = dict(board)
+        params["board"] = boards.stage_signature(board, ()) | {"entry": boards.entry_of(board)}
     elif step.board_fields:
-        # a field the board lacks stays absent (board.get(field) is None, as on the whole entry)
-        params["board"] = {"name": board["name"], **{f: board.get(f) for f in step.board_fields
-                                                     if board.get(f) is not None}}
+        params["board"] = boards.stage_signature(board, step.board_fields)
     if step.work_dir:
         params["work_dir"] = os.path.join(folder, step.work_dir)
     if step.programs:

@@ -18,7 +18,19 @@ from codegen.errors import PipelineError
 
 
 def params_node(env, **params):
-    return env.Value(json.dumps(params, sort_keys=True))
+    return env.Value(json.dumps(params, sort_keys=True, default=_json_default))
+
+
+def _json_default(value):
+    """A Board given whole (a template context's board) is its boards.json entry; a stage that uses only some of
+    its fields passes boards.stage_signature(board, fields) instead."""
+    from collections.abc import Mapping
+
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"a stage parameter must be JSON data, not {type(value).__name__}")
 
 
 def file_names(nodes, base=None):

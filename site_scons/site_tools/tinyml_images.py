@@ -8,6 +8,7 @@ IMAGES_FORMAT = 3      # 3: the demo's held-out images with their true class ("t
 
 
 def _embed(target, source, p):
+    from codegen.device import boards
     from codegen.emit import bin2c
 
     tflite, rest = source[0], source[1:]
@@ -15,7 +16,8 @@ def _embed(target, source, p):
     labels_file, inputs = (rest[0], rest[1:]) if p["labels_file"] else (None, rest)
     bin2c.embed(inputs, tflite, target[0], target[1], target[2], labels=p["labels"], progmem=p["progmem"],
                 class_labels=p["class_labels"], labels_file=labels_file, class_source=p["class_source"],
-                generate=p["generate"], seed=p["seed"], board=p.get("board"), demo_npz=demo_npz)
+                generate=p["generate"], seed=p["seed"], board=boards.from_signature(p.get("board")),
+                demo_npz=demo_npz)
 
 
 def _expected(target, source, p):
@@ -31,9 +33,11 @@ def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, cl
 
     `labels`: a name per input file (default: from its file name); `class_labels` (e.g. the dataset's classes, named by `class_source` in
     errors) or `labels_file` (one label per line): the label of each model output, else class0..classN-1.
-    `board` (a boards.json entry): the model's input and output must fit in its RAM.
+    `board` (a Board or its name): the model's input and output must fit in its RAM (only ram_bytes is in the
+    signature; the title, for the message, is read afresh).
     `demo`: the dataset's .npz instead of input files: its held-out images (demo_x, demo_y), each with its true
     class, so that the sketch prints how many it got right."""
+    from codegen.device import boards
     from codegen.emit import bin2c
 
     images = literal_nodes(env, images)
@@ -48,8 +52,7 @@ def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, cl
                                                       seed=seed, format=IMAGES_FORMAT,
                                                       # the titles the sketch prints come from the names
                                                       input_names=file_names(images),
-                                                      **({"board": {"title": board.get("title"),
-                                                                    "ram_bytes": board.get("ram_bytes")}}
+                                                      **({"board": boards.stage_signature(board, ("ram_bytes",))}
                                                          if board else {}),
                                                       **({"demo": True} if demo is not None else {}))])
 

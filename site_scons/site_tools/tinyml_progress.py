@@ -38,7 +38,9 @@ def numbered(line):
 
 def register_board(board, out_dir):
     """TinyMLPipeline's boards: where the summary looks for each one's result files."""
-    _state["boards"][os.path.abspath(out_dir)] = board
+    from codegen.device import boards
+
+    _state["boards"][os.path.abspath(out_dir)] = boards.board(board)
 
 
 def _is_stage(node):

@@ -68,12 +68,14 @@ def convert_action(targets, sources, params):
 
 
 def sketch_action(targets, sources, params):
+    from ...device import boards
     from .sketch import render
 
     images_c, images_h, images_json = sources[:3]
     render(params["templates"], _sketch_dir(targets, params["sketch_name"]), params["sketch_name"],
            _named(sources, "model.tmdl"), _named(sources, "layers.json"), images_c, images_h, images_json,
-           {"board": params["board"], "classes": params["classes"], "baud": params["baud"]})
+           {"board": boards.entry_of(boards.from_signature(params["board"])), "classes": params["classes"],
+            "baud": params["baud"]})
 
 
 def check_action(targets, sources, params):
@@ -87,20 +89,22 @@ def check_action(targets, sources, params):
 
 
 def memory_action(targets, sources, params):
+    from ...device import boards
     from .runners import format_report, memory_report
 
     report = memory_report(_named(sources, "layers.json"), _sketch_dir(sources, params["sketch_name"]),
-                           params["tinymaix_dir"], params["board"], targets[0], targets[1],
+                           params["tinymaix_dir"], boards.from_signature(params["board"]), targets[0], targets[1],
                            work_dir=params["work_dir"])
     print(format_report(report))
 
 
 def simulate_action(targets, sources, params):
+    from ...device import boards
     from ...errors import PipelineError
     from .runners import simulate
 
-    board = params["board"]
-    if not str(board.get("emulator") or "").startswith("qemu"):
+    board = boards.from_signature(params["board"])
+    if not board.has_qemu:
         raise PipelineError(f"BACKEND=tinymaix simulates on the Cortex-M4 (QEMU) only; {board.get('title')} has no "
                             "such emulator: use BOARD=nano33ble")
     r = simulate(_sketch_dir(sources, params["sketch_name"]), sources[0], sources[1], targets[0],
