@@ -22,7 +22,7 @@ One model in detail (flash per object, x86 latency, goals; --profile: instructio
   in MIRROR= (../shared/peers/README.md); without them the table keeps this project's columns, says why the
   peer's are missing and shows the README's recorded values, labelled as such, for models it lists.
 * Side by side both get the peer's input, element i = (i*7) mod 251 as a byte, so data-dependent paths match.
-* Latency at the board's clock (codegen/device/boards.json `clock_hz`) = instructions / clock: a lower bound,
+* Latency at the board's clock (codegen/boards.json `clock_hz`) = instructions / clock: a lower bound,
   since a Cortex-M4 needs at least one cycle per instruction (loads, taken branches and flash wait states
   take more).
 * Estimated cycles (and ms at the clock): the same QEMU plugin's Cortex-M4 cycle model (the TRM's instruction
@@ -56,7 +56,7 @@ if HERE not in sys.path:
 
 import tflm_peer  # noqa: E402
 
-from codegen.device import boards  # noqa: E402
+from codegen import boards  # noqa: E402
 from codegen.errors import PipelineError  # noqa: E402
 from codegen.emit import mlf  # noqa: E402
 from codegen.runners import profile, qemu  # noqa: E402
@@ -382,7 +382,7 @@ def format_compare(report):
         % report["cflags"],
         "RAM: this project's workspace + input + output; TFLM's smallest arena that gives the same outputs. "
         "flash: text + data of each whole firmware (startup, newlib-nano, semihosting printf, model).",
-        "latency: instructions / %g MHz (%s, %s in codegen/device/boards.json) is a lower bound: a Cortex-M4 "
+        "latency: instructions / %g MHz (%s, %s in codegen/boards.json) is a lower bound: a Cortex-M4 "
         "needs at least one cycle per instruction, loads, taken branches and flash wait states more."
         % (mhz, report["board"], cpu),
         "est. cycles: an ESTIMATE by this project's QEMU plugin (Cortex-M4 TRM instruction timings: loads/stores 2, "
@@ -417,7 +417,7 @@ def compare(models, *, board, cflags, peer_script, mirror, ksets, peer_timeout, 
     """Measures every model (this project, then the peer) and returns the report dict (format_compare)."""
     b = boards.get(board)
     if not b.get("clock_hz"):
-        raise BenchError(f"board {board} has no clock_hz in codegen/device/boards.json: add its CPU clock in Hz")
+        raise BenchError(f"board {board} has no clock_hz in codegen/boards.json: add its CPU clock in Hz")
     report = {"board": board, "board_cpu": b.get("cpu", "?"), "clock_hz": b["clock_hz"],
               "cflags": " ".join(cflags), "peer_script": peer_script, "peer_kernel_sets": list(ksets),
               "goal_ratio": GOAL_RATIO, "goal_ram_ratio": GOAL_RAM_RATIO,

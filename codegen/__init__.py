@@ -12,6 +12,7 @@ foundation, used by all:
     fsutil.py         atomic output files
     proc.py           every external program starts here (VERBOSE=1 echoes it)
     protocol.py       the result lines every program prints (sketch, harnesses) and their parser, defined once
+    boards.py         the typed Board, loaded once from boards.json (every board fact as data; derived properties)
     inputfiles.py     the files a user hands the build: regular files only, reads bounded
     tflite_limits.py  what a .tflite may declare, checked before anything is allocated
     resources.py      where the templates and the host Arduino stand-in are (checkout or installed)
@@ -30,7 +31,7 @@ emitters:
 runners:
     runners/          host gcc, Cortex-M4F in QEMU, AVR in simavr; exactness against tf.lite; the M4 profile
 devices:
-    device/           boards (data), serial ports, memory report and size gate, arduino-cli
+    device/           serial ports, memory report and size gate, arduino-cli
 the pipeline:
     stages/           dataset, download, train, quantize, report, reference scores, summary
     targets.py        the command-line targets, registered once (`scons -h`, capability checks)

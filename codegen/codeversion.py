@@ -23,8 +23,8 @@ RUNTIME = frozenset({"codegen.errors", "codegen.fsutil", "codegen.quiet", "codeg
                      "codegen.proc"})
 _DATA_SUFFIXES = (".h", ".c", ".ld", ".json", ".j2", ".txt", ".cc", ".cpp")
 # Data files that are not code: boards.json's facts enter a stage's signature as the board fields that stage
-# uses (codegen.device.boards.stage_signature), so editing one board's USB ids reruns no stage that ignores them.
-NOT_CODE = frozenset({os.path.join("device", "boards.json")})
+# uses (codegen.boards.stage_signature), so editing one board's USB ids reruns no stage that ignores them.
+NOT_CODE = frozenset({"boards.json"})
 # import name -> distribution, for the libraries whose version can change what a stage writes
 DISTRIBUTIONS = {"tensorflow": "tensorflow", "keras": "keras", "tvm": "apache-tvm", "tflite": "tflite",
                  "numpy": "numpy", "PIL": "pillow", "jinja2": "jinja2", "matplotlib": "matplotlib",

@@ -26,7 +26,7 @@ IO_TYPES = ("uint8", "int8")
 VARIABLES = {
     "ENV": ("", "profile: use the [env:NAME] section of tinyml.ini (see Profiles below; the command line overrides "
                 "it); empty: the file's [tinyml] default_envs, if any"),
-    "BOARD": ("nano33ble", "target board(s), comma separated; see codegen/device/boards.json"),
+    "BOARD": ("nano33ble", "target board(s), comma separated; see codegen/boards.json"),
     "DATA": ("", "folder of class subfolders (images/<class>/*.jpg|png); empty: the built-in synthetic dataset"),
     "MODEL": ("", "your model instead of training ARCH: a full-int8 .tflite (used as it is) or a Keras .keras/.h5 "
                   "(quantized here, calibrated on DATA=, REP_DATA= or the built-in dataset)"),
@@ -272,7 +272,7 @@ def _alpha(arch, value):
 
 def _linux_boards_only(names):
     """Linux boards run any .tflite with LiteRT: a Keras MODEL= may be quantized to float16/dynamic for them."""
-    from .device import boards
+    from . import boards
 
     return all(boards.is_linux(boards.get(name)) for name in names)
 

@@ -273,7 +273,7 @@ class Resolved:
     def parse(self, board_name=None):
         """config.parse of the values in force (with board `board_name`'s model_defaults), or a ConfigError
         whose message names the file, line and section when the value at fault came from the profile."""
-        from .device import boards
+        from . import boards
 
         try:
             return config.parse(self.raw, boards.get(board_name) if board_name else None)

@@ -1,6 +1,6 @@
 """mkdocs hook: the reference pages are generated from the project's own registries at build time, so they
 cannot go stale. A page holds a marker `<!-- generated: NAME -->`; the hook replaces it with the table made
-from codegen/targets.py (targets), codegen/config.py VARIABLES (variables), codegen/device/boards.json
+from codegen/targets.py (targets), codegen/config.py VARIABLES (variables), codegen/boards.json
 (boards), the op registry (ops) or the error messages raised in the code (errors). An unknown marker fails
 the build."""
 import os
@@ -37,7 +37,8 @@ def variables_md():
 
 
 def boards_md():
-    from codegen.device import boards, ports
+    from codegen import boards
+    from codegen.device import ports
 
     rows = ["| `BOARD=` | board | cpu | flash | RAM | emulator (`scons simulate`) | fqbn (arduino-cli) | USB ids |",
             "|---|---|---|---|---|---|---|---|"]

@@ -8,7 +8,7 @@ import pytest
 from codegen.device import arduino
 from helpers import FakeBoard
 
-from codegen.device import boards
+from codegen import boards
 from codegen.errors import PipelineError
 
 NANO = boards.get("nano33ble")

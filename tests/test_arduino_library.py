@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from helpers import ROOT, run_scons
-from codegen.device import boards
+from codegen import boards
 from codegen.emit import arduino_library, sketch
 from codegen.resources import sketch_templates_dir
 from codegen.runners import avr

@@ -17,7 +17,7 @@ from codegen.runners import avr
 
 from codegen.emit import bin2c
 
-from codegen.device import boards
+from codegen import boards
 
 from codegen.stages import dataset
 

@@ -1,4 +1,4 @@
-"""The typed Board (codegen.device.boards): every boards.json entry loads and its derived properties agree with
+"""The typed Board (codegen.boards): every boards.json entry loads and its derived properties agree with
 the data; a bad entry is one ConfigError naming the board and the field; a stage's signature holds only the board
 fields its action uses, so editing a board's USB ids or title reruns none of memory, simulate, compile."""
 import json
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from codegen import codeversion
-from codegen.device import boards
+from codegen import boards
 from codegen.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,7 +123,7 @@ def test_boards_json_is_not_part_of_a_stage_code_version():
     """Its facts enter each stage's signature as the fields the stage uses: the file itself must not (editing one
     board's USB ids would otherwise rerun every stage whose code imports codegen.device)."""
     files = {os.path.relpath(f, codeversion.PACKAGE_DIR) for f in codeversion.files_of(["codegen.device.memreport"])}
-    assert os.path.join("device", "boards.py") in files and os.path.join("device", "boards.json") not in files
+    assert "boards.py" in files and "boards.json" not in files
 
 
 # The parameter node of each stage builder, for a board as boards.json has it or with one field edited: each in
@@ -132,7 +132,7 @@ _SIGNATURES = r"""
 import json, sys
 sys.path[:0] = [ROOT, os.path.join(ROOT, "site_scons", "site_tools")]
 import SCons.Environment
-from codegen.device import boards
+from codegen import boards
 
 def params(node):
     return [s for s in node.sources if type(s).__name__ == "Value" and s.read().startswith("{")][-1].read()

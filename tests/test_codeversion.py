@@ -17,10 +17,10 @@ TOOLS = os.path.join(ROOT, "site_scons", "site_tools")
 def test_imports_resolve_relative_absolute_and_function_level():
     text = ("from . import images as imagesmod\nfrom ..errors import PipelineError\n"
             "def f():\n    from .tf_env import import_tf, quiet\n    from .. import plots\n"
-            "    import codegen.device.boards\n    import numpy as np\n")
+            "    import codegen.boards\n    import numpy as np\n")
     found = codeversion.imports_in(text, "codegen.modelio")
     assert {"codegen.modelio.images", "codegen.errors", "codegen.modelio.tf_env", "codegen.plots",
-            "codegen.device.boards"} <= found
+            "codegen.boards"} <= found
     assert not any(m.startswith("numpy") for m in found)
 
 

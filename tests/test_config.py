@@ -1,6 +1,6 @@
 import pytest
 
-from codegen.device import boards
+from codegen import boards
 
 from codegen import config
 from codegen.errors import ConfigError

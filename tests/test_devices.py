@@ -6,7 +6,9 @@ import subprocess
 
 import pytest
 
-from codegen.device import boards, ports
+from codegen import boards
+
+from codegen.device import ports
 from codegen.errors import PipelineError
 from helpers import ROOT, scons_exe
 from test_monitor import PtyBoard

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from codegen import config, suggest, targets
-from codegen.device import boards
+from codegen import boards
 from codegen.errors import ConfigError
 from helpers import ROOT, scons_exe
 from tflite_helpers import SHARED_MODELS

@@ -56,7 +56,7 @@ def test_a_broken_link_fails_the_strict_build(tmp_path):
 
 def test_reference_pages_are_the_registries(site):
     from codegen import config, targets
-    from codegen.device import boards
+    from codegen import boards
     from codegen.lowering.registry import registry
 
     words = lambda page: set(re.findall(r"[\w<>=.-]+", _text(site, page)))   # noqa: E731
@@ -85,7 +85,7 @@ def test_error_messages_page_lists_every_raised_message():
 
     found = hooks.error_messages()
     files = {path for path, _, _ in found}
-    assert {"SConstruct", "codegen/device/boards.py", "codegen/device/ports.py", "codegen/config.py"} <= files
+    assert {"SConstruct", "codegen/boards.py", "codegen/device/ports.py", "codegen/config.py"} <= files
     assert len(found) > 150
     assert not [m for _, _, m in found if re.fullmatch(r"<[^>]*>", m)]      # bare re-raises are not messages
 

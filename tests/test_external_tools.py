@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from codegen.device import arduino, boards
+from codegen import boards
+from codegen.device import arduino
 from codegen.errors import PipelineError
 
 BOARD = boards.get("nano33ble")

@@ -10,7 +10,7 @@ import pytest
 # The flat names the modules had before the subpackages (codegen.mlf is codegen.emit.mlf now, ...): gone, so that
 # one module has one name.
 FORMER = ["codegen.mlf", "codegen.tflite_model", "codegen.tvm_lower", "codegen.qemu", "codegen.train",
-          "codegen.boards", "codegen.memreport", "codegen.hostcheck", "codegen.bin2c", "codegen.exactness",
+          "codegen.memreport", "codegen.hostcheck", "codegen.bin2c", "codegen.exactness",
           "codegen.arduino", "codegen.usermodel"]
 
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from codegen import config
-from codegen.device import boards
+from codegen import boards
 from codegen.errors import ConfigError, PipelineError
 from codegen.linux import targets
 from helpers import run_scons

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from codegen.device import boards
+from codegen import boards
 
 from codegen.device import memreport
 from codegen.errors import PipelineError

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from helpers import ROOT, run_scons, scons_exe
-from codegen.device import arduino, boards
+from codegen import boards
+from codegen.device import arduino
 from codegen.emit import sketch
 from codegen.errors import PipelineError
 from codegen.runners import hostcheck

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from codegen import targets
-from codegen.device import boards
+from codegen import boards
 from codegen.errors import PipelineError
 from codegen.runners import profile
 from helpers import ROOT, run_scons, scons_exe, stage_lines

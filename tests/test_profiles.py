@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from codegen import config, profiles
-from codegen.device import boards
+from codegen import boards
 from codegen.errors import ConfigError
 from helpers import ROOT, TINY, built_stages, scons_exe
 

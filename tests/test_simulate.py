@@ -95,7 +95,7 @@ def test_scores_exact_and_instructions_deterministic(pipeline, tmp_path):
 
 
 def test_board_clock_and_flash_wait_states(pipeline, tmp_path):
-    from codegen.device import boards
+    from codegen import boards
     from codegen.runners.simulate import simulate_cortex_m4
     base, _ = _simulate(pipeline, tmp_path, tag="plain")
     board = dict(boards.get("nano33ble"), flash_wait_states=2)

@@ -12,7 +12,8 @@ import pytest
 from helpers import ROOT, STAGE_COUNTER, built_stages, run_scons, stage_lines
 
 from codegen import proc
-from codegen.device import boards, memreport
+from codegen import boards
+from codegen.device import memreport
 from codegen.stages import summary
 from codegen.errors import PipelineError
 

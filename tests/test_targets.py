@@ -38,7 +38,7 @@ def test_linux_board_checks_come_from_the_registry():
 
 
 def test_capability_needs_are_board_keys():
-    from codegen.device import boards
+    from codegen import boards
 
     keys = set().union(*(boards.get(name) for name in ("nano33ble", "mega", "pico")))
     assert targets.NEEDS and all(key in keys for key, _ in targets.NEEDS.values())

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from codegen import config, profiles
-from codegen.device import boards
+from codegen import boards
 from codegen.errors import ConfigError
 from codegen.tune import command, report, settings, space as space_mod, storage
 from helpers import ROOT, built_stages, scons_exe

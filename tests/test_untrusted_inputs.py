@@ -518,7 +518,7 @@ def test_scons_dataset_with_a_fifo_in_data_finishes(tmp_path):
 
 
 def fuzz_models(folder, rng, cases):
-    from codegen.device import boards
+    from codegen import boards
 
     base = conv_model()
     board = boards.get("nano33ble")         # as the pipeline passes it: the input must fit the board's RAM

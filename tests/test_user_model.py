@@ -261,7 +261,7 @@ def test_bad_input_is_one_clear_error(models, tmp_path, case, make, needle, earl
 
 
 def test_board_defaults_for_v1_do_not_stop_another_arch():
-    from codegen.device import boards
+    from codegen import boards
     from codegen import config
 
     cfg = config.parse({"ARCH": "mobilenet_v2"}, boards.get("mega"))     # the Mega's model_defaults say DEPTH=2

@@ -54,7 +54,7 @@ class Result:
 @dataclass(frozen=True)
 class Context:
     """What the glue knows when it asks a backend for its steps."""
-    board: object                   # the board (codegen.device.boards)
+    board: object                   # the board (codegen.boards)
     cfg: dict                       # the parsed configuration (codegen.config.parse), its variables included
     out: str                        # the board's build folder, build/<BOARD>
     templates: str                  # the sketch templates folder (relative to the project when inside it)
@@ -66,7 +66,7 @@ class Context:
 
     def sketch_context(self):
         """What every sketch template is rendered with besides the model: the board, the classes, the baud rate."""
-        from ..device.boards import serial_baud
+        from ..boards import serial_baud
 
         return {"board": self.board, "classes": list(self.classes), "baud": serial_baud(self.board)}
 

@@ -56,7 +56,7 @@ def table(columns, board_title):
 def write_table(layout, sources, out_json, out_txt, board_name):
     """`layout`: [[backend, index of memory.json, of simulate.json or None, of check.json or None]] into
     `sources` (paths)."""
-    from ..device import boards
+    from .. import boards
     from . import get
 
     board = boards.get(board_name)

@@ -17,7 +17,7 @@ def bundle(target, source, p):
     tflite, rest = source[0], source[1:]
     labels_file, rest = (rest[0], rest[1:]) if p["labels_file"] else (None, rest)
     inputs = rest[:p["inputs"]]         # the package's run.py and requirements.txt follow
-    from ..device import boards
+    from .. import boards
 
     linux_bundle.make_bundle(tflite, inputs, p["bundle_dir"], names=p["names"], board=boards.from_signature(p["board"]),
                              quant=p["quant"],
@@ -34,7 +34,7 @@ def check(target, source, p):
 def report(target, source, p):
     from ..linux import report as linux_report
 
-    from ..device import boards
+    from .. import boards
 
     linux_report.linux_report(p["bundle_dir"], boards.from_signature(p["board"]), target[0], target[1],
                               venv_root=p["runtime_venv"] or None, runs=p["runs"])

@@ -7,7 +7,7 @@ from .base import Backend, Step
 
 # The board fields each step's action uses (only these enter its signature). The M4 link and QEMU run use the
 # emulator's CPU; memory.json shows title, cpu and the budget.
-SIMULATE_FIELDS = ("title", "emulator", "emulator_kind", "emulator_machine", "cpu", "gcc_flags", "clock_hz",
+SIMULATE_FIELDS = ("emulator", "emulator_kind", "emulator_machine", "cpu", "gcc_flags", "clock_hz",
                    "flash_wait_states")
 MEMORY_FIELDS = ("title", "cpu", "gcc_flags", "flash_bytes", "ram_bytes", "core_margin")
 
@@ -75,7 +75,7 @@ def hostcheck(target, source, p):
 
 
 def simulate(target, source, p):
-    from ..device import boards
+    from .. import boards
     from ..errors import PipelineError
     from ..tflm import runners
 
@@ -91,7 +91,7 @@ def simulate(target, source, p):
 
 
 def memory(target, source, p):
-    from ..device import boards
+    from .. import boards
     from ..tflm import memory as tflm_memory
 
     report = tflm_memory.memory_report(source[0], source[1], boards.from_signature(p["board"]), p["tflm_dir"], target[0],
@@ -119,7 +119,7 @@ class TflmBackend(Backend):
             check_tree(cfg["tflm_dir"])
         except TflmError as e:
             raise ConfigError(str(e)) from None
-        from ..device import boards
+        from .. import boards
 
         if board and boards.board(board).is_avr:
             raise ConfigError(f"BACKEND=tflm cannot target {board.get('title', 'this board')}: TensorFlow Lite Micro "

@@ -66,7 +66,8 @@ def hostcheck(target, source, p):
 
 
 def memory(target, source, p):
-    from ..device import boards, memreport
+    from .. import boards
+    from ..device import memreport
 
     report = memreport.memory_report(source[0], boards.from_signature(p["board"]), target[0], target[1])
     # The budget, not the 40-row layer table: that is in memory.txt, and the summary shows the bars.
@@ -90,7 +91,7 @@ def memory_plot(target, source, p):
 
 
 def simulate(target, source, p):
-    from ..device import boards
+    from .. import boards
 
     board = boards.from_signature(p["board"])
     if board.has_qemu:
@@ -111,11 +112,11 @@ def simulate(target, source, p):
         from ..errors import PipelineError
 
         raise PipelineError(f"no emulator for {board['title']}; `scons simulate` supports boards whose "
-                            "emulator is set in codegen/device/boards.json (e.g. BOARD=nano33ble, BOARD=mega)")
+                            "emulator is set in codegen/boards.json (e.g. BOARD=nano33ble, BOARD=mega)")
 
 
 def profile(target, source, p):
-    from ..device import boards
+    from .. import boards
     from ..runners import profile as prof
 
     mlf_tar, images_c, images_h, images_json = source[:4]
@@ -207,12 +208,13 @@ def hostcheck_step(out, sketch_name, expected_path):
                 programs=("gcc", "g++"), comstr="TINY_HOSTCHECKCOMSTR")
 
 
-# The board fields each step's action uses: only these enter its signature (title, cpu, core, progmem: shown in
-# memory.json; the rest decide the numbers).
+# The board fields that decide each step's output: only these enter its signature (title, cpu, core, progmem: shown
+# in memory.json; the rest decide the numbers). The action gets the whole Board back (boards.from_signature): a
+# field it reads only for a message (a title in an error) is not among them.
 MEMORY_FIELDS = ("title", "cpu", "core", "progmem", "flash_bytes", "ram_bytes", "family", "compiler", "gcc_flags",
                  "max_object_bytes", "core_margin")
 QEMU_FIELDS = ("emulator", "emulator_kind", "emulator_machine", "cpu", "gcc_flags", "clock_hz", "flash_wait_states")
-SIMAVR_FIELDS = ("title", "emulator", "emulator_kind", "emulator_machine", "cpu", "fqbn", "flash_bytes", "ram_bytes")
+SIMAVR_FIELDS = ("emulator", "emulator_kind", "emulator_machine", "cpu", "fqbn", "flash_bytes", "ram_bytes")
 
 
 def memory_steps():
@@ -224,7 +226,7 @@ def memory_steps():
 
 
 def simulate_step(out, sketch_name, board):
-    from ..device import boards
+    from .. import boards
 
     on_avr = boards.board(board).has_simavr
     programs = (("arduino-builder", "avr-gcc", "avr-size", "simavr") if on_avr else
@@ -233,7 +235,7 @@ def simulate_step(out, sketch_name, board):
     return Step("simulate", "simulate", simulate, "Simulating -> $TARGET", ("simulate.json",),
                 ("step:mlf", "images_c", "images_h", "images_json", "expected", "step:sketch"),
                 dict(sketch_dir=os.path.join(out, sketch_name), sketch_name=sketch_name),
-                board_fields=SIMAVR_FIELDS if on_avr else ("title", *QEMU_FIELDS), programs=programs,
+                board_fields=SIMAVR_FIELDS if on_avr else QEMU_FIELDS, programs=programs,
                 work_dir="simulate", comstr="TINY_SIMULATECOMSTR")
 
 

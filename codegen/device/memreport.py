@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 
-from . import boards
+from .. import boards
 from .. import proc as external
 from ..errors import PipelineError
 from ..fsutil import atomic_open

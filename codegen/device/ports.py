@@ -11,7 +11,7 @@ answer. It exists for the tests (a pty with faked USB ids); a user has no reason
 import json
 import os
 
-from . import boards as boards_mod
+from .. import boards as boards_mod
 from ..errors import PipelineError
 
 FAKE_PORTS_ENV = "TINYML_FAKE_PORTS"

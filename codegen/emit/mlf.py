@@ -27,7 +27,7 @@ import tempfile
 import numpy as np
 
 from .. import escape
-from ..device import boards
+from .. import boards
 from ..frontend import ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
 from ..lowering import C_TYPES, lower
 from .mlf_archive import MLF_VERSION

@@ -32,7 +32,7 @@ _HOW_TO_CONVERT = (
 def check_object_sizes(path, arrays, limit, target="AVR (avr-gcc)"):
     """Raise ModelError naming the first of `arrays` ((C name or tensor name, size in bytes) pairs) that is
     larger than `limit` bytes, the largest single object the target's compiler accepts (a board's
-    max_object_bytes: codegen.device.boards, e.g. avr-gcc's 32,767)."""
+    max_object_bytes: codegen.boards, e.g. avr-gcc's 32,767)."""
     for name, nbytes in arrays:
         if int(nbytes) > limit:
             raise ModelError(

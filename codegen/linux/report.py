@@ -10,7 +10,7 @@ import platform
 import statistics
 
 from .. import proc as external
-from ..device import boards
+from .. import boards
 from ..fsutil import atomic_open
 from . import runtime_env
 

@@ -4,7 +4,7 @@ A Linux board runs the .tflite with LiteRT: it has no generated C (mlf, export, 
 emulator (simulate) and no arduino-cli (compile), but a deployable bundle instead. Asking a board for a stage it
 does not have is one error naming the board, the stage and what it offers, before training starts.
 """
-from ..device import boards
+from .. import boards
 from ..errors import ConfigError
 from ..targets import LINUX_ONLY_STAGES, LINUX_STAGES, MCU_ONLY_STAGES
 

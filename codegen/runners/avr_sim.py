@@ -4,7 +4,7 @@ import json
 import os
 
 from . import avr
-from ..device import boards
+from .. import boards
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from .hostcheck import DEMO_LINE, check_demo_line, compare_lines, first_round

@@ -14,7 +14,7 @@ import json
 import os
 
 from . import qemu
-from ..device import boards
+from .. import boards
 from ..errors import PipelineError
 from ..emit import templating
 from ..fsutil import atomic_open

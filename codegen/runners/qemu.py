@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 
 from .. import proc as external
-from ..device import boards
+from .. import boards
 from ..errors import PipelineError
 
 BAREMETAL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baremetal")

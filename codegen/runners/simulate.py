@@ -15,7 +15,7 @@ import os
 
 from . import qemu
 from .. import escape
-from ..device import boards
+from .. import boards
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from .hostcheck import compare_lines, parse_results

@@ -13,7 +13,7 @@ import json
 import math
 import os
 
-from ..device import boards
+from .. import boards
 from ..device.memreport import LOW_MEMORY_PERCENT
 
 # file key -> path under the board's build directory

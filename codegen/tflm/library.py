@@ -20,7 +20,7 @@ import re
 import shutil
 
 from .. import proc as external
-from ..device import boards
+from .. import boards
 from ..errors import PipelineError
 
 # TFLM's own flags (tensorflow/lite/micro/tools/make/Makefile, BUILD_TYPE=release): without them some files

@@ -54,7 +54,7 @@ def measure_m4(tflite_path, tflm_dir, arena, work_dir, *, cache_dir=None):
 
 
 def memory_report(tflite_path, arena_json, board, tflm_dir, out_json, out_txt, *, work_dir, cache_dir=None):
-    from ..device import boards
+    from .. import boards
     from ..device.memreport import _budget
 
     board = boards.board(board)

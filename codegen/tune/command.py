@@ -15,7 +15,7 @@ import threading
 import time
 
 from .. import config
-from ..device import boards
+from .. import boards
 from ..errors import ConfigError, PipelineError
 from . import report, settings, space as space_mod, storage
 from .runner import Runner, TrialError

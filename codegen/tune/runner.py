@@ -19,7 +19,7 @@ import os
 import sys
 
 from .. import config, proc
-from ..device import boards
+from .. import boards
 from ..errors import PipelineError
 
 NO_PROFILES = "no-profiles.ini"     # a file that does not exist: trials take every value from their command line

@@ -19,7 +19,7 @@ def TinyMLPipeline(env, board_name, cfg):
     names), train, quantize or report. With MODEL= a Keras model, only the quantize stage makes the .tflite,
     calibrated on DATA=, the built-in dataset at the model's input size, or REP_DATA=."""
     from codegen.backends import BY_BOARD, base
-    from codegen.device import boards
+    from codegen import boards
     from codegen.modelio import usermodel
 
     from tinyml_progress import register_board

@@ -13,7 +13,7 @@ SERIAL_FIELDS = ("fqbn", "usb_ids")
 
 
 def _board(p):
-    from codegen.device import boards
+    from codegen import boards
 
     return boards.from_signature(p["board"])
 
@@ -90,7 +90,7 @@ def _verify(target, source, p):
 def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None, cli=None, flags=None,
                        memory=None):
     """compile.json after a successful arduino-cli compile; `memory` (memory.json) gates it on the board's size."""
-    from codegen.device import boards
+    from codegen import boards
 
     sketch_name, cli = setting(env, sketch_name, "SKETCH"), setting(env, cli, "ARDUINO_CLI")
     flags = setting(env, flags, "ARDUINO_FLAGS")
@@ -113,7 +113,7 @@ def TinyArduinoCompile(env, build_dir, sketch_nodes, board, *, sketch_name=None,
 def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name=None, cli=None, port=None, force=None):
     """An always-built alias: asks for an upload every time; arduino.upload skips it when the board on the port
     reports this build's id."""
-    from codegen.device import boards
+    from codegen import boards
 
     sketch_name, cli = setting(env, sketch_name, "SKETCH"), setting(env, cli, "ARDUINO_CLI")
     port, force = setting(env, port, "PORT"), setting(env, force, "FORCE")
@@ -128,7 +128,7 @@ def TinyArduinoUpload(env, build_dir, compiled, board, *, sketch_name=None, cli=
 
 
 def _serial_params(env, board, cli, port, baud, timeout):
-    from codegen.device import boards
+    from codegen import boards
 
     cli, port = setting(env, cli, "ARDUINO_CLI"), setting(env, port, "PORT")
     board = boards.board(board)
@@ -140,7 +140,7 @@ def _serial_params(env, board, cli, port, baud, timeout):
 def TinyArduinoMonitor(env, board, *, cli=None, port=None, baud=None, timeout=None):
     """`monitor-<board>`: the interactive serial monitor. It needs nothing built: watching a board does not wait
     for a model to train."""
-    from codegen.device import boards
+    from codegen import boards
 
     board = boards.board(board)
     alias = env.Alias(f"monitor-{board.name}", [params_node(env, **_serial_params(env, board, cli, port, baud,
@@ -152,7 +152,7 @@ def TinyArduinoMonitor(env, board, *, cli=None, port=None, baud=None, timeout=No
 
 def TinyArduinoVerify(env, expected, board, *, cli=None, port=None, baud=None, timeout=None, tolerance=None):
     """`verify-<board>`: the board's printed scores against expected.json (TFLite's), within TOLERANCE."""
-    from codegen.device import boards
+    from codegen import boards
 
     board = boards.board(board)
     expected = env.arg2nodes(expected)[0]

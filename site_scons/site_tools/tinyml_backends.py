@@ -18,8 +18,8 @@ def _builder(env, owner, step):
 
 def _step_params(folder, board, step):
     """The Step's params, plus what enters its signature of the board (only the fields it declares: the action
-    gets the Board back with codegen.device.boards.from_signature), its scratch folder and its tools' versions."""
-    from codegen.device import boards
+    gets the Board back with codegen.boards.from_signature), its scratch folder and its tools' versions."""
+    from codegen import boards
 
     params = dict(step.params)
     if step.board_fields == step.ALL_FIELDS:

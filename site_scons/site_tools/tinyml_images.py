@@ -8,7 +8,7 @@ IMAGES_FORMAT = 3      # 3: the demo's held-out images with their true class ("t
 
 
 def _embed(target, source, p):
-    from codegen.device import boards
+    from codegen import boards
     from codegen.emit import bin2c
 
     tflite, rest = source[0], source[1:]
@@ -37,7 +37,7 @@ def TinyImages(env, build_dir, images, tflite, *, labels=None, progmem=False, cl
     signature; the title, for the message, is read afresh).
     `demo`: the dataset's .npz instead of input files: its held-out images (demo_x, demo_y), each with its true
     class, so that the sketch prints how many it got right."""
-    from codegen.device import boards
+    from codegen import boards
     from codegen.emit import bin2c
 
     images = literal_nodes(env, images)

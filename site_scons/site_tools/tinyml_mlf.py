@@ -7,7 +7,7 @@ def TinyMLF(env, build_dir, tflite, *, model_name="default", board=None):
     `max_object_bytes`: avr-gcc's 32,767), a larger array is a clear error here instead of a compiler error."""
     from codegen.backends import tvm
 
-    from codegen.device import boards
+    from codegen import boards
 
     step = tvm.mlf_step(model_name=model_name, max_object_bytes=boards.board(board).max_object_bytes if board else None)
     return env.TinySteps([step], build_dir, {"tflite": tflite})[1]["mlf"]

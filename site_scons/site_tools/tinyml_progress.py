@@ -38,7 +38,7 @@ def numbered(line):
 
 def register_board(board, out_dir):
     """TinyMLPipeline's boards: where the summary looks for each one's result files."""
-    from codegen.device import boards
+    from codegen import boards
 
     _state["boards"][os.path.abspath(out_dir)] = boards.board(board)
 

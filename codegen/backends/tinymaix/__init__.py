@@ -68,7 +68,7 @@ def convert_action(targets, sources, params):
 
 
 def sketch_action(targets, sources, params):
-    from ...device import boards
+    from ... import boards
     from .sketch import render
 
     images_c, images_h, images_json = sources[:3]
@@ -89,7 +89,7 @@ def check_action(targets, sources, params):
 
 
 def memory_action(targets, sources, params):
-    from ...device import boards
+    from ... import boards
     from .runners import format_report, memory_report
 
     report = memory_report(_named(sources, "layers.json"), _sketch_dir(sources, params["sketch_name"]),
@@ -99,7 +99,7 @@ def memory_action(targets, sources, params):
 
 
 def simulate_action(targets, sources, params):
-    from ...device import boards
+    from ... import boards
     from ...errors import PipelineError
     from .runners import simulate
 
@@ -178,7 +178,7 @@ class TinyMaixBackend(Backend):
             Step("simulate", "simulate", simulate_action, "Simulating TinyMaix on the Cortex-M4 -> $TARGET",
                  ("simulate.json",), sources=("images_json", "expected", "step:sketch", port_header()),
                  params=named,
-                 board_fields=("title",) + SIMULATE_FIELDS, programs=("arm-none-eabi-gcc", "qemu-system-arm"),
+                 board_fields=SIMULATE_FIELDS, programs=("arm-none-eabi-gcc", "qemu-system-arm"),
                  work_dir="simulate"),
         ]
 

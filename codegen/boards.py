@@ -17,7 +17,7 @@ import os
 import types
 from collections.abc import Mapping
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 # The sketch's Serial.begin() rate unless a board entry says "baud": what `scons monitor`/`verify` open the port at.
 DEFAULT_BAUD = 115200
@@ -299,7 +299,7 @@ def make(name, entry, *, strict=True):
             continue
         if field not in FIELDS:
             if strict:
-                from ..suggest import did_you_mean
+                from .suggest import did_you_mean
 
                 raise _bad(name, f"field {field!r}", "is not a board field" + did_you_mean(
                     field, FIELDS, " (did you mean {}?)") + f"; known fields: {', '.join(FIELDS)}")
@@ -397,7 +397,7 @@ def all_boards():
 def get(name):
     boards = all_boards()
     if name not in boards:
-        from ..suggest import did_you_mean
+        from .suggest import did_you_mean
 
         hint = did_you_mean(name, boards, "did you mean BOARD={}? ")
         raise ConfigError(f"BOARD={name!r} is not a known board; {hint}use one of: {', '.join(sorted(boards))} "
