@@ -44,5 +44,6 @@ the front door:
     config.py         build variables: defaults, help text, validation (against boards, MODEL=, TFLM_DIR=, ...)
     profiles.py       named profiles in tinyml.ini and where each variable's value comes from
     tune/             `scons tune`: search model settings for the most accurate one that fits a board
+    stagetable.py     the stage table: the targets joined with every backend's steps (`python -m codegen.stagetable`)
     fuzz.py           `python -m codegen.fuzz`: a differential fuzzer of the code generator
 """

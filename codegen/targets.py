@@ -15,6 +15,8 @@ class Target:
     needs_prefix: str = ""      # ... and how that key's value must begin (e.g. "qemu" for the QEMU emulator)
     int8_only: bool = False     # on MCU boards it needs the full-integer model
     listed: bool = True         # shown in `scons -h` (internal stage aliases are not)
+    backends: tuple = ()        # the BACKEND= values that have it (empty: every backend); its steps are theirs
+    only: str = ""              # ... and what it does that the others lack, for the error when none is chosen
 
 
 TARGETS = (
@@ -26,18 +28,21 @@ TARGETS = (
     Target("images", "embed the test inputs (INPUTS=) as C arrays -> images.c/.h", int8_only=True),
     Target("expected", "TFLite's scores for the embedded inputs -> expected.json", int8_only=True, listed=False),
     Target("tflm_arena", "BACKEND=tflm: the smallest tensor arena the model runs in -> tflm/arena.json",
-           int8_only=True, listed=False),
-    Target("mlf", "TVM codegen to standalone C -> model_mlf.tar (Model Library Format)", int8_only=True),
+           int8_only=True, listed=False, backends=("tflm",), only="measures TFLite Micro's tensor arena"),
+    Target("mlf", "TVM codegen to standalone C -> model_mlf.tar (Model Library Format)", int8_only=True,
+           backends=("tvm",), only="generates the standalone C of BACKEND=tvm"),
     Target("export", "the model as a plain C library (CMake, Zephyr, PlatformIO) -> c_library/, and "
-                     "arduino-library", int8_only=True),
+                     "arduino-library", int8_only=True, backends=("tvm",),
+           only="exports the generated C of BACKEND=tvm as a library"),
     Target("arduino-library", "the sketch as an Arduino library + .zip -> arduino_library/<SKETCH>_inferencing[.zip]",
-           int8_only=True),
+           int8_only=True, backends=("tvm",), only="exports the generated C of BACKEND=tvm as an Arduino library"),
     Target("sketch", "render the Arduino sketch (+ sketch.yaml: arduino-cli compile there needs no --fqbn) -> "
                      "build/<BOARD>/<SKETCH>/", int8_only=True),
     Target("check", "compile + run the sketch on the host with gcc; scores must match TFLite", int8_only=True,
            linux="run.py in an isolated LiteRT venv (no TensorFlow); scores must equal tf.lite's"),
     Target("compiledb", "compile_commands.json of the host build (clangd, VS Code) -> "
-                        "build/<BOARD>/compile_commands.json", int8_only=True),
+                        "build/<BOARD>/compile_commands.json", int8_only=True, backends=("tvm",),
+           only="lists the host build of the generated C of BACKEND=tvm"),
     Target("memory", "flash/RAM report per board and layer -> memory.json, memory.txt, memory_layers.png (compile "
                      "fails if it does not fit)", int8_only=True,
            linux="model size, parameters, activations; peak RSS and x86 latency measured here (a rough guide)"),
@@ -49,18 +54,22 @@ TARGETS = (
                       "per-MAC figures, share, workspace bytes per kernel call -> profile.txt, profile.json, "
                       "profile.png", int8_only=True,
            needs=("emulator", "has no Cortex-M4 emulator; `scons profile` runs on boards simulated in QEMU (e.g. "
-                              "BOARD=nano33ble)"), needs_prefix="qemu"),
+                              "BOARD=nano33ble)"), needs_prefix="qemu", backends=("tvm",),
+           only="profiles the generated C of BACKEND=tvm per kernel call"),
     Target("compile", "arduino-cli compile (needs arduino-cli and the board's core)", int8_only=True,
-           needs=("fqbn", "has no arduino-cli board id (fqbn) to compile for")),
+           needs=("fqbn", "has no arduino-cli board id (fqbn) to compile for"), backends=("tvm", "tflm"),
+           only="builds the sketch of BACKEND=tvm or tflm with arduino-cli"),
     Target("upload", "arduino-cli upload (port from PORT= or detected by fqbn / USB id); skipped if the board on "
                      "the port reports this build id (FORCE=1 uploads anyway)", int8_only=True,
-           needs=("fqbn", "has no arduino-cli board id (fqbn) to upload with"),
+           needs=("fqbn", "has no arduino-cli board id (fqbn) to upload with"), backends=("tvm", "tflm"),
+           only="uploads the sketch of BACKEND=tvm or tflm with arduino-cli",
            linux="copy the bundle over ssh (HOST=user@host; rsync or scp), skipped if the board has it (FORCE=1)"),
     Target("monitor", "serial monitor (pyserial's miniterm) on PORT= or the detected port at BAUD=; quit with "
                       "Ctrl+] or Ctrl+C; with stdin not a terminal, echoes the port for MONITOR_TIMEOUT s",
            linux="run it on the board over ssh and check its scores against tf.lite's (RUN_ARGS= for others)"),
     Target("verify", "read the board's serial output and check its scores against TFLite's: exact unless "
-                     "TOLERANCE=; a mismatch fails the build (exit status 2)", int8_only=True, linux="the same as monitor"),
+                     "TOLERANCE=; a mismatch fails the build (exit status 2)", int8_only=True, linux="the same as monitor",
+           backends=("tvm", "tflm"), only="checks the uploaded sketch of BACKEND=tvm or tflm"),
     Target("bundle", "", linux="model.tflite, labels.txt, run.py, requirements.txt, samples/ -> "
                                "build/<BOARD>/bundle/"),
     Target("download", "fetch the tutorial's Stanford Cars + COCO images into DOWNLOAD_DIR (then DATA=<that dir>)"),
@@ -85,6 +94,18 @@ LINUX_ONLY_STAGES = tuple(t.name for t in _PER_BOARD if t.linux and not t.descri
 INT8_STAGES = tuple(t.name for t in TARGETS if t.int8_only)
 NEEDS = {t.name: t.needs for t in TARGETS if t.needs}
 NEEDS_PREFIX = {t.name: t.needs_prefix for t in TARGETS if t.needs_prefix}
+
+
+def lacking_backends(target, chosen, lacks=None):
+    """The error line's text when none of the backends `chosen` (BACKEND=) has `target`, else None. `lacks`: {backend:
+    {stage: why}} (codegen.backends' Backend.lacks), for the reason."""
+    t = BY_NAME.get(target)
+    if t is None or not t.backends or set(t.backends) & set(chosen):
+        return None
+    why = "; ".join(filter(None, ((lacks or {}).get(b, {}).get(target) for b in chosen)))
+    alone = " alone" if len(chosen) == 1 else ""
+    return (f"`scons {target}` {t.only}; BACKEND={','.join(chosen)}{alone} has none" + (f" ({why})" if why else "")
+            + f": use BACKEND={t.backends[0]} or BACKEND={t.backends[0]},{','.join(chosen)}")
 
 
 def board_has(target, board):

@@ -1,7 +1,7 @@
 """mkdocs hook: the reference pages are generated from the project's own registries at build time, so they
 cannot go stale. A page holds a marker `<!-- generated: NAME -->`; the hook replaces it with the table made
-from codegen/targets.py (targets), codegen/config.py VARIABLES (variables), codegen/boards.json
-(boards), the op registry (ops) or the error messages raised in the code (errors). An unknown marker fails
+from codegen/targets.py (targets), codegen/stagetable.py (stages: the targets joined with the backends' steps),
+codegen/config.py VARIABLES (variables), codegen/boards.json (boards), the op registry (ops) or the error messages raised in the code (errors). An unknown marker fails
 the build."""
 import os
 import re
@@ -128,7 +128,13 @@ def errors_md():
     return "\n".join(rows).strip()
 
 
-GENERATORS = {"targets": targets_md, "variables": variables_md, "boards": boards_md, "ops": ops_md,
+def stages_md():
+    from codegen import stagetable
+
+    return stagetable.markdown()
+
+
+GENERATORS = {"targets": targets_md, "stages": stages_md, "variables": variables_md, "boards": boards_md, "ops": ops_md,
               "errors": errors_md}
 
 

@@ -80,6 +80,7 @@ class Backend:
     folder = ""                     # under build/<BOARD>/ ("" = the board's folder itself)
     result = Result()
     firmware = True                 # its sketch builds with arduino-cli (compile, upload, verify)
+    lacks = {}                      # {stage it does not have: why}, for the error when it is asked for
     deploy = "arduino"              # how upload/monitor/verify reach the board: "arduino" (serial), "ssh" (Linux)
     compilation_database = False    # `scons compiledb` makes the host build's compile_commands.json of its sketch
     exact = True                    # its scores must equal tf.lite's (TinyMaix: reported, not required)

@@ -110,6 +110,9 @@ class TflmBackend(Backend):
     name = "tflm"
     title = "TFLite Micro"
     folder = "tflm"
+    # TFLM's per-op profiler hook (ScopedMicroProfiler) is compiled out of its release build (TF_LITE_STRIP_ERROR_
+    # STRINGS), which is the build both the sketch and the benchmark use: there is no TFLM profile to make.
+    lacks = {"profile": "TFLM's per-op profiler is compiled out of its release build"}
 
     def check(self, cfg, board):
         from ..errors import ConfigError

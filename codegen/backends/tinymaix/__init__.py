@@ -124,6 +124,8 @@ class TinyMaixBackend(Backend):
     exact = False
     # Its runtime is no Arduino library (sources in src/, headers in include/): `scons compile` has no build of it
     firmware = False
+    lacks = {stage: "TinyMaix has no Arduino build: its runtime is not an Arduino library"
+             for stage in ("compile", "upload", "verify")}
 
     def check(self, cfg, board):
         from ...errors import ConfigError
