@@ -77,3 +77,20 @@ def test_the_generated_table_lists_each_step_once():
     assert ("simulate", "tinymaix", "simulate") in keys and ("profile", "tvm", "profile") in keys
     assert {r[0] for r in rows} == {t.name for t in targets.TARGETS}
     assert "`codegen.backends.tvm.mlf`" in table.markdown()
+
+
+def test_a_boards_usb_ids_or_memory_do_not_enter_the_sketch_or_its_library():
+    """The sketch and the Arduino library carry only the board fields their templates read: editing a board's USB
+    ids (or RAM size) re-renders neither, so compile and upload do not rerun."""
+    from codegen.backends import tvm
+
+    board = boards.get("nano33ble")
+    edited = boards.make("nano33ble", dict(board.entry, usb_ids=[["0x1234", "0x5678"]], ram_bytes=1234))
+    steps = []
+    for b in (board, edited):
+        ctx = base.Context(board=b, cfg=config.parse({}), out="build/x", templates=sketch_templates_dir(),
+                           expected_path="build/x/expected.json")
+        steps.append({s.id: s for s in tvm.BACKEND.steps(ctx)})
+    for step in ("sketch", "arduino_library", "mlf", "c_library", "check"):
+        assert steps[0][step].params == steps[1][step].params, step
+    assert steps[0]["memory"].board_fields and "ram_bytes" in steps[0]["memory"].board_fields

@@ -51,6 +51,13 @@ class Result:
     simulate: str = "simulate.json"
 
 
+# The board fields a sketch's templates and its sketch.yaml read (templates/sketch, codegen/emit/sketch.py
+# project_file): a board's USB ids or memory sizes do not re-render the sketch.
+SKETCH_BOARD_FIELDS = ("title", "fqbn", "core", "core_version", "usb_cdc", "serial_wait_ms", "baud")
+# ... and the Arduino library's library.properties (codegen/emit/arduino_library.py library_fields)
+LIBRARY_BOARD_FIELDS = ("title", "core", "progmem")
+
+
 @dataclass(frozen=True)
 class Context:
     """What the glue knows when it asks a backend for its steps."""
@@ -65,10 +72,13 @@ class Context:
     input_names: object = None      # a name per input file (the dataset's classes), else from the file names
 
     def sketch_context(self):
-        """What every sketch template is rendered with besides the model: the board, the classes, the baud rate."""
+        """What every sketch template is rendered with besides the model: the board (the fields the templates and
+        sketch.yaml read, so that only those enter the sketch's signature), the classes, the baud rate."""
         from ..boards import serial_baud
 
-        return {"board": self.board, "classes": list(self.classes), "baud": serial_baud(self.board)}
+        board = {k: self.board.get(k) for k in SKETCH_BOARD_FIELDS if self.board.get(k) is not None}
+        return {"board": dict(board, name=self.board["name"]), "classes": list(self.classes),
+                "baud": serial_baud(self.board)}
 
 
 class Backend:

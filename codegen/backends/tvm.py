@@ -8,7 +8,7 @@ Steps: one declaration of each stage, whoever asks for it.
 """
 import os
 
-from .base import Backend, Step
+from .base import LIBRARY_BOARD_FIELDS, Backend, Step
 
 MODEL_NAME = "default"
 
@@ -262,7 +262,9 @@ class TvmBackend(Backend):
         steps = [mlf_step(max_object_bytes=board.max_object_bytes), rendered,
                  c_library_step(os.path.join(out, "c_library")),
                  arduino_library_step(os.path.join(out, "arduino_library"),
-                                      [os.path.join(out, o) for o in rendered.outputs], sketch_name=name, board=board,
+                                      [os.path.join(out, o) for o in rendered.outputs], sketch_name=name,
+                                      board={"name": board["name"], **{k: board.get(k) for k in LIBRARY_BOARD_FIELDS
+                                                                       if board.get(k) is not None}},
                                       classes=ctx.classes),
                  hostcheck_step(out, name, ctx.expected_path),
                  *memory_steps(), simulate_step(out, name, board)]
