@@ -3,7 +3,8 @@ backend declares for it (what it writes under build/<BOARD>/, what it reads, whi
 enter its signature, its action). `python -m codegen.stagetable [BOARD]` prints it; the docs' reference page
 is generated from it. Nothing here is kept by hand: a new step or target shows up by itself.
 
-TFLM and TinyMaix list their steps only with their trees (TFLM_DIR=, TINYMAIX_DIR=, or ../shared's).
+The Linux route's steps (litert) are listed for the first Linux board. TFLM and TinyMaix list their steps only
+with their trees (TFLM_DIR=, TINYMAIX_DIR=, or ../shared's).
 """
 import os
 import sys
@@ -45,12 +46,17 @@ def rows(board_name="nano33ble"):
     out = os.path.join("build", board_name)
     ctx = Context(board=board, cfg=cfg, out=out, templates=os.path.relpath(sketch_templates_dir()),
                   expected_path=os.path.join(out, "expected.json"), classes=("target", "random"))
+    from .backends import BY_BOARD
+
+    linux = next(boards.get(n) for n in boards.all_boards() if boards.get(n).is_linux)
+    linux_ctx = Context(board=linux, cfg=cfg, out=out, templates="", expected_path="", input_paths=("car.png",))
     steps = []
-    for name in names():
+    for name in (*names(), *BY_BOARD.values()):
         backend = get(name)
+        here, on = (linux_ctx, linux) if name in BY_BOARD.values() else (ctx, board)
         try:
-            backend.check(cfg, board)
-            declared = backend.steps(ctx)
+            backend.check(cfg, on)
+            declared = backend.steps(here)
         except Exception:           # noqa: BLE001 - a backend without its tree: listed as such
             steps.append((None, name, None))
             continue
