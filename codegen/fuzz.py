@@ -193,6 +193,71 @@ def gen_dequantize(r, shape):
     return {"op": "DEQUANTIZE", "model": {"out_type": "float32"}}
 
 
+def _gen_reduce(op):
+    def gen(r, shape):
+        g = gen_mean(r, shape)
+        return g and dict(g, op=op)
+    return gen
+
+
+def _some_axis(r, shape, most=8):
+    """A non-batch axis of `shape` whose size is at most `most` (None if there is none)."""
+    axes = [k for k in range(1, len(shape)) if shape[k] <= most]
+    return r.choice(axes) if axes else None
+
+
+def gen_pack(r, shape):
+    return {"op": "PACK", "axis": r.randint(0, len(shape)), "n": r.choice([1, 2, 3])}
+
+
+def gen_unpack(r, shape):
+    axis = _some_axis(r, shape)
+    return None if axis is None else {"op": "UNPACK", "axis": axis}
+
+
+def gen_split(r, shape):
+    axis = _some_axis(r, shape, 32)
+    if axis is None:
+        return None
+    d = shape[axis]
+    return {"op": "SPLIT", "axis": axis - len(shape) * (r.random() < 0.3),
+            "n": r.choice([k for k in range(1, min(d, 6) + 1) if d % k == 0])}
+
+
+def gen_split_v(r, shape):
+    axis = _some_axis(r, shape, 32)
+    if axis is None or shape[axis] < 2:
+        return None
+    d = shape[axis]
+    cuts = sorted(r.sample(range(1, d), r.randint(1, min(3, d - 1))))
+    sizes = [b - a for a, b in zip([0] + cuts, cuts + [d])]
+    if r.random() < 0.3:
+        sizes[r.randrange(len(sizes))] = -1
+    return {"op": "SPLIT_V", "axis": axis, "sizes": sizes}
+
+
+def gen_tile(r, shape):
+    return {"op": "TILE", "mult": [1] + [r.choice([1, 1, 2, 3]) for _ in shape[1:]]}
+
+
+def gen_gather(r, shape):
+    axis = r.randint(1, len(shape) - 1) if len(shape) > 1 else 0
+    d = shape[axis]
+    kind = r.choice(["vector", "vector", "matrix", "scalar"])
+    n = {"vector": [r.randint(1, 6)], "matrix": [2, r.randint(1, 3)], "scalar": []}[kind]
+    idx = np.array([r.randrange(d) for _ in range(int(np.prod(n)))]).reshape(n).tolist()
+    return {"op": "GATHER", "axis": axis, "indices": idx}
+
+
+def gen_resize_bilinear(r, shape):
+    if len(shape) != 4:
+        return None
+    _, H, W, _ = shape
+    return {"op": "RESIZE_BILINEAR", "size": [r.choice([1, H, 2 * H, H + 3, max(1, H // 2)]),
+                                              r.choice([1, W, 2 * W, W + 1, max(1, W // 2)])],
+            "mode": r.choice(["plain", "align", "half"])}
+
+
 GENERATORS = {
     "QUANTIZE": gen_quantize, "DEQUANTIZE": gen_dequantize,
     "CONV_2D": gen_conv, "DEPTHWISE_CONV_2D": gen_depthwise, "FULLY_CONNECTED": gen_fc,
@@ -206,6 +271,9 @@ GENERATORS = {
     "RESHAPE": gen_reshape, "SQUEEZE": gen_squeeze, "PAD": gen_pad("PAD"), "PADV2": gen_pad("PADV2"),
     "CONCATENATION": gen_concat, "STRIDED_SLICE": gen_slice, "RESIZE_NEAREST_NEIGHBOR": gen_resize,
     "TRANSPOSE": gen_transpose,
+    "SUM": _gen_reduce("SUM"), "REDUCE_MAX": _gen_reduce("REDUCE_MAX"), "REDUCE_MIN": _gen_reduce("REDUCE_MIN"),
+    "PACK": gen_pack, "UNPACK": gen_unpack, "SPLIT": gen_split, "SPLIT_V": gen_split_v, "TILE": gen_tile,
+    "GATHER": gen_gather, "RESIZE_BILINEAR": gen_resize_bilinear,
 }
 
 # Ops that only make sense once in a chain, or at its end (they fix the model's types / output scale).
@@ -363,6 +431,23 @@ def apply_layer(tf, spec, i, layer, x):
                                                           half_pixel_centers=layer["mode"] == "half")
     if op == "TRANSPOSE":
         return tf.transpose(x, layer["perm"])
+    if op in ("SUM", "REDUCE_MAX", "REDUCE_MIN"):
+        f = {"SUM": tf.reduce_sum, "REDUCE_MAX": tf.reduce_max, "REDUCE_MIN": tf.reduce_min}[op]
+        return f(x, axis=layer["axes"], keepdims=layer["keep"])
+    if op == "PACK":
+        return tf.stack([x] * layer["n"], axis=layer["axis"])
+    if op == "UNPACK":          # the outputs stacked back in reverse order (PACK): every output is used
+        return tf.stack(tf.unstack(x, axis=layer["axis"])[::-1], axis=layer["axis"])
+    if op in ("SPLIT", "SPLIT_V"):  # the parts concatenated in reverse order: every output is used
+        parts = tf.split(x, layer["n"] if op == "SPLIT" else layer["sizes"], axis=layer["axis"])
+        return tf.concat(parts[::-1], axis=layer["axis"]) if len(parts) > 1 else parts[0]
+    if op == "TILE":
+        return tf.tile(x, layer["mult"])
+    if op == "GATHER":
+        return tf.gather(x, tf.constant(layer["indices"], tf.int32), axis=layer["axis"])
+    if op == "RESIZE_BILINEAR":
+        return tf.compat.v1.image.resize_bilinear(x, layer["size"], align_corners=layer["mode"] == "align",
+                                                  half_pixel_centers=layer["mode"] == "half")
     if op in ("QUANTIZE", "DEQUANTIZE"):
         return tf.nn.relu(x) * 0.75 + 0.1 if op == "QUANTIZE" else x * 1.5
     raise ValueError("no builder for %s" % op)
@@ -444,6 +529,18 @@ def reshapes_as_squeeze(buf, axes_list):
     return edit_flatbuffer(buf, fn)
 
 
+def ref_registrable_tile(buf):
+    """The converter writes an int8 TILE as op version 3, which tf.lite's reference resolver (BUILTIN_REF) does not
+    register (it stops at 2); its tile.cc copies bytes whatever the version, so the fuzzer's models say 2."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    def fn(model):
+        for c in model.operatorCodes:
+            if max(c.builtinCode, c.deprecatedBuiltinCode) == fb.BuiltinOperator.TILE:
+                c.version = min(c.version, 2)
+    return edit_flatbuffer(buf, fn)
+
+
 def build(spec):
     """The spec as a full-integer TFLite flatbuffer (bytes)."""
     tf = _tf()
@@ -473,6 +570,8 @@ def build(spec):
         conv._experimental_disable_per_channel_quantization_for_dense_layers = True
     with quiet():
         buf = conv.convert()
+    if any(layer["op"] == "TILE" for layer in layers):
+        buf = ref_registrable_tile(buf)
     squeezes = [layer["axes"] for layer in layers if layer["op"] == "SQUEEZE"]
     if squeezes:
         buf = reshapes_as_squeeze(buf, squeezes)
@@ -617,7 +716,8 @@ def _candidates(spec):
             yield s
     for li, layer in enumerate(spec["layers"]):
         for key, v in layer.items():
-            if isinstance(v, bool) or key in ("axes", "perm", "begin", "end", "to"):
+            if isinstance(v, bool) or key in ("axes", "perm", "begin", "end", "to", "sizes", "indices",
+                                              "mult"):
                 continue
             if isinstance(v, int):
                 for c in _smaller(v):

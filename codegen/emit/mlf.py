@@ -149,9 +149,13 @@ def _call_list(lw):
     calls = []
     for k, (kernel, args, nbytes) in enumerate(lw.calls):
         op = ops[lw.call_ops[k]]
-        calls.append({"index": k, "kernel": kernel, "op_index": op["index"], "op": op["type"],
-                      "inputs": [where(a) for a in args[:-1]], "output": where(args[-1]),
-                      "output_bytes": int(nbytes), "macs": int(op["macs"])})
+        call = {"index": k, "kernel": kernel, "op_index": op["index"], "op": op["type"],
+                "inputs": [where(a) for a in args[:-1]], "output": where(args[-1]),
+                "output_bytes": int(nbytes), "macs": int(op["macs"])}
+        out = lw.call_outputs[k] if k < len(getattr(lw, "call_outputs", ())) else 0
+        if out:                     # a later output of a multi-output op (SPLIT, UNPACK, ...)
+            call["output_index"] = int(out)
+        calls.append(call)
     return calls
 
 

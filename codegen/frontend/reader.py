@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..lowering.registry import check_options, lookup, registry
+from . import fold
 from .. import tflite_limits as limits
 
 _TFLITE_DTYPES = {
@@ -214,7 +215,8 @@ def _float_output_op(m):
 def _check_static_shapes(m):
     """Models converted from Keras with a dynamic batch say -1 for the batch in `shape_signature` while every
     tensor's shape has batch 1; tf.lite and TFLite Micro run them with batch 1, and so does the generated C
-    (noted once).  Any other -1, or a SHAPE op, would need shapes at run time: an error naming the tensor."""
+    (noted once).  Any other -1 would need shapes at run time: an error naming the tensor.  With every shape
+    static, SHAPE ops and the shape computations after them are folded into constants (fold.py)."""
     pinned = 0
     for t in m.tensors:
         sig = t.shape_signature
@@ -230,11 +232,10 @@ def _check_static_shapes(m):
                "(keras.Input(shape, batch_size=1) with every other dimension set, or "
                "converter from a concrete function with a fixed input signature)."
                % (t.name, k, list(sig), list(t.shape)))
-    for op in m.ops:
-        if op.type == "SHAPE":
-            m.fail("SHAPE (op #%d) computes the shape of tensor %r at run time (dynamic shapes are not "
-                   "supported). %s" % (op.index, m.tensors[op.inputs[0]].name if op.inputs else "?",
-                                       _HOW_TO_CONVERT))
+    # every shape is static now: SHAPE and the shape arithmetic after it become constants (Keras' Flatten /
+    # Reshape chains); what is left computing shape data at run time is one error naming the op
+    fold.fold(m)
+    fold.unfolded(m)
     if pinned:
         m.notes.append("batch -1 in the shape signature of %d tensor(s) pinned to the static batch of 1"
                        % pinned)

@@ -22,6 +22,7 @@ class LoweringContext:
         self.scratch_kernels = set()  # kernels whose first output is a scratch buffer (microkernels.emit_call)
         self.call_ops = []        # the TFLite op of each kernel call, in call order (identical kernels of
                                   # equal layers are one PrimFunc: Relax deduplicates them)
+        self.call_outputs = []    # which output of that op each call writes (SPLIT, UNPACK: one call each)
 
     def tensor(self, ti):
         return self.m.tensors[ti]
@@ -56,14 +57,16 @@ class LoweringContext:
         return self.values[ti]
 
     # kernels ---------------------------------------------------------------------------------------------------
-    def kname(self, op):
-        return "tvmgen_%s_%s_%d" % (self.name, op.type.lower(), op.index)
+    def kname(self, op, output=0):
+        return "tvmgen_%s_%s_%d" % (self.name, op.type.lower(), op.index) + ("_%d" % output if output else "")
 
-    def emit(self, op, fn, args, sched=None):
-        """One kernel: `fn(*te_tensors)` -> te.Tensor, called on `args` (Relax values); `sched` schedules it."""
-        name = self.kname(op)
+    def emit(self, op, fn, args, sched=None, output=0):
+        """One kernel: `fn(*te_tensors)` -> te.Tensor, called on `args` (Relax values); `sched` schedules it.
+        `output`: which of the op's outputs the kernel computes (ops with several outputs emit one kernel each)."""
+        name = self.kname(op, output)
         v = self.bb.emit_te(fn, *args, primfunc_name_hint=name)
         self.call_ops.append(op)
+        self.call_outputs.append(output)
         if sched is not None:
             self.scheds[name] = sched
         return v
@@ -74,6 +77,7 @@ class LoweringContext:
         name = self.kname(op)
         t = self.bb.emit_te(fn, *args, primfunc_name_hint=name)
         self.call_ops.append(op)
+        self.call_outputs.append(0)
         self.scratch_kernels.add(name)
         return self.bb.emit(self.relax.TupleGetItem(t, 1))
 

@@ -62,6 +62,7 @@ class Lowered:
         self.constants_size = 0
         self.ops = []            # metadata per TFLite op
         self.call_ops = []       # TFLite op index of each entry in `calls`
+        self.call_outputs = []   # which output of that op each entry of `calls` writes (0 but for SPLIT, ...)
         self.relax_text = ""
         self.tir_text = ""
         self.input = None
@@ -226,6 +227,7 @@ def _lower(model, model_name):
     if len(kept) != len(b.call_ops):
         raise ModelError("internal error: %d kernels emitted for %d TFLite ops" % (len(kept), len(b.call_ops)))
     lw.call_ops = [op.index for op, k in zip(b.call_ops, kept) if k]
+    lw.call_outputs = [out for out, k in zip(b.call_outputs, kept) if k]
     lw.times["relax"] = time.time() - t0
 
     # --- schedule kernels -------------------------------------------------------------

@@ -176,7 +176,7 @@ def compare(tflite_path, mlf_tar, inputs, workdir, target="host", reference=None
     model = load(tflite_path)
     host = run_host(mlf_tar, inputs, workdir) if target == "host" else run_cortex_m4(mlf_tar, inputs, workdir)
     ops = {op.index: op for op in model.ops}
-    wanted = {c["index"]: ops[c["op_index"]].outputs[0] for c in host.meta["calls"]}
+    wanted = {c["index"]: ops[c["op_index"]].outputs[c.get("output_index", 0)] for c in host.meta["calls"]}
     refs, ref_out = (reference or reference_tensors)(tflite_path, inputs, sorted(set(wanted.values())))
     mismatches, checked = [], []
     for c in host.meta["calls"]:

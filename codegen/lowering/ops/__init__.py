@@ -1,3 +1,3 @@
 """The op families; importing them registers their ops (codegen.lowering.registry)."""
 
-from . import quantize, conv, pool, elementwise, activation, reduce, shape  # noqa: F401
+from . import quantize, conv, pool, elementwise, activation, reduce, shape, movement  # noqa: F401

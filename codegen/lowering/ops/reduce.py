@@ -1,4 +1,4 @@
-"""Reductions: MEAN, SOFTMAX."""
+"""Reductions: MEAN, SUM, REDUCE_MAX, REDUCE_MIN, SOFTMAX."""
 
 import math
 
@@ -6,7 +6,8 @@ import numpy as np
 
 from ...errors import ModelError
 from ..quant import QRANGE, clamp_cast, i32, i64, quantize_multiplier, rdbpot, srdhm
-from ..registry import _what, const_input, options, positive_number, register, same_type_per_tensor
+from ..registry import (_what, const_input, options, positive_number, register, same_quantization,
+    same_type_per_tensor)
 from ..reduction import is_single_tap, reduce_taps
 from ..schedules import sched_reduction
 
@@ -30,8 +31,8 @@ def _mean_axes(m, op):
     empty = len(op.inputs) > 1 and op.inputs[1] >= 0 and m.tensors[op.inputs[1]].size == 0
     axes = [] if empty else [int(a) for a in const_input(m, op, 1, "axis").ravel()]
     if not axes:
-        m.fail("%s: an empty axis list makes TFLite's MEAN a plain copy; remove the op from the model."
-               % _what(op))
+        m.fail("%s: an empty axis list makes TFLite's %s a plain copy; remove the op from the model."
+               % (_what(op), op.type))
     if any(not -rank <= a < rank for a in axes):
         m.fail("%s: axes %s are out of range for a %d-D input." % (_what(op), axes, rank))
     return sorted({a % rank for a in axes})
@@ -44,17 +45,43 @@ def _mean_checks(m, op):
     kept = [1 if d in axes else s for d, s in enumerate(x.shape)]
     want = kept if op.options.get("keep_dims") else [s for d, s in enumerate(x.shape) if d not in axes]
     if list(o.shape) != want:
-        m.fail("%s: the mean of %s over axes %s (keep_dims %s) is %s, but the output tensor is %s."
-               % (_what(op), list(x.shape), axes, bool(op.options.get("keep_dims")), want, list(o.shape)))
+        m.fail("%s: the %s of %s over axes %s (keep_dims %s) is %s, but the output tensor is %s."
+               % (_what(op), {"MEAN": "mean", "SUM": "sum"}.get(op.type, "reduction"), list(x.shape), axes,
+                  bool(op.options.get("keep_dims")), want, list(o.shape)))
 
 
-@register("MEAN", family="reduce", options=options("ReducerOptions", keep_dims=("KeepDims", bool)),
-          validate=_mean_checks)
+REDUCER_OPTIONS = options("ReducerOptions", keep_dims=("KeepDims", bool))
+
+
+@register("MEAN", family="reduce", options=REDUCER_OPTIONS, validate=_mean_checks)
 def lower_mean(ctx, op):
     """MEAN over any axes, keep_dims or not: reference_ops::QuantizedMeanOrSum, the path TF 2.21's BUILTIN_REF
     takes for every int8/uint8 mean (H,W of a 4-D tensor included, equal or different scales): int32 sum of x,
     minus zp * n, one MultiplyByQuantizedMultiplier by in_scale / out_scale with 1 / n folded in (see
     mean_multiplier), + out zero point, clamp."""
+    return _lower_mean_or_sum(ctx, op, compute_sum=False)
+
+
+def _sum_checks(m, op):
+    _mean_checks(m, op)
+    if m.tensors[op.inputs[0]].dtype == "int8":
+        # TF 2.21's reduce.cc hands the reference QuantizedMeanOrSum the int8 SUM's data as uint8 (both tensors):
+        # tf.lite's reference kernel, the check's yardstick, adds 256 to every negative value and clamps the output
+        # to 0..255, so no C can be both right and equal to it
+        m.fail("%s: an int8 SUM is not supported: tf.lite's reference kernel (BUILTIN_REF, what `scons check` "
+               "compares with) reads int8 SUM tensors as uint8, so its scores are not the sum. Use MEAN (the sum "
+               "scaled by 1/n) or a uint8 model." % _what(op))
+
+
+@register("SUM", family="reduce", options=REDUCER_OPTIONS, validate=_sum_checks)
+def lower_sum(ctx, op):
+    """uint8 SUM over any axes, keep_dims or not: reference_ops::QuantizedMeanOrSum with compute_sum (reduce.cc's
+    EvalSum): int32 sum of x, minus zp * n, MultiplyByQuantizedMultiplier by in_scale / out_scale, + out zero
+    point, clamp.  int8 is refused: tf.lite's reference kernel reads it as uint8."""
+    return _lower_mean_or_sum(ctx, op, compute_sum=True)
+
+
+def _lower_mean_or_sum(ctx, op, compute_sum):
     from tvm import te
     m = ctx.m
     rq = ctx.requant(op)
@@ -63,7 +90,10 @@ def lower_mean(ctx, op):
     shape = tuple(x_t.shape)
     rank = len(shape)
     n = int(np.prod([shape[a] for a in axes]))
-    mult, shift = mean_multiplier(x_t.scale[0], o_t.scale[0], n)
+    if compute_sum:
+        mult, shift = quantize_multiplier(float(np.float32(x_t.scale[0])) / float(np.float32(o_t.scale[0])))
+    else:
+        mult, shift = mean_multiplier(x_t.scale[0], o_t.scale[0], n)
     izp, ozp = int(x_t.zero_point[0]), int(o_t.zero_point[0])
     lo, hi = QRANGE[o_t.dtype]
     odt = o_t.dtype
@@ -93,6 +123,56 @@ def lower_mean(ctx, op):
     ctx.values[op.outputs[0]] = y
     return x_t.size
 
+
+
+def _minmax_checks(m, op):
+    _mean_checks(m, op)
+    # reduce.cc EvalType: a quantized REDUCE_MAX / REDUCE_MIN compares raw values; TFLite requires the output
+    # quantized like the input
+    same_quantization(m, op, op.inputs[0], op.outputs[0])
+
+
+def _lower_minmax(ctx, op, reducer):
+    from tvm import te
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    axes = _mean_axes(m, op)
+    shape = tuple(x_t.shape)
+    rank = len(shape)
+    odt = o_t.dtype
+    kept = tuple(1 if d in axes else s for d, s in enumerate(shape))
+
+    def f(x):
+        def total(*i):
+            def tap(*r):
+                red = dict(zip(axes, r))
+                return x(*[red[d] if d in red else i[d] for d in range(rank)]).astype("int32")
+            return reduce_taps(reducer, tap, [shape[a] for a in axes], ["r%d" % a for a in axes])
+
+        acc = te.compute(kept, total, name="acc")
+        return te.compute(kept, lambda *i: acc(*i).astype(odt), name="out")
+
+    single = is_single_tap([shape[a] for a in axes])
+    y = ctx.emit(op, f, [ctx.values[op.inputs[0]]], None if single else (lambda s: sched_reduction(s, rank)))
+    if tuple(o_t.shape) != kept:
+        y = ctx.reshape(y, o_t.shape)
+    ctx.values[op.outputs[0]] = y
+    return 0
+
+
+@register("REDUCE_MAX", family="reduce", options=REDUCER_OPTIONS, validate=_minmax_checks)
+def lower_reduce_max(ctx, op):
+    """REDUCE_MAX over any axes, keep_dims or not: the largest raw value (reduce.cc's reference ReduceGeneric;
+    input and output quantized alike)."""
+    from tvm import te
+    return _lower_minmax(ctx, op, te.max)
+
+
+@register("REDUCE_MIN", family="reduce", options=REDUCER_OPTIONS, validate=_minmax_checks)
+def lower_reduce_min(ctx, op):
+    """REDUCE_MIN over any axes, keep_dims or not: the smallest raw value (as REDUCE_MAX)."""
+    from tvm import te
+    return _lower_minmax(ctx, op, te.min)
 
 
 @register("SOFTMAX", family="reduce", options=options("SoftmaxOptions", beta=("Beta", float)),

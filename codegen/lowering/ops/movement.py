@@ -1,0 +1,354 @@
+"""Ops that copy int8/uint8 values to other places, several outputs included: PACK, UNPACK, SPLIT, SPLIT_V, TILE,
+GATHER; and RESIZE_BILINEAR (int8: TFLite's integer interpolation in 1/1024 steps).
+
+As in shape.py, every index TFLite's reference kernel computes per call is computed here once, in Python; the
+kernels only gather bytes.  An op with several outputs (UNPACK, SPLIT, SPLIT_V) is one kernel per output
+(LoweringContext.emit(..., output=k)), so each output is a tensor of the memory plan like any other.
+"""
+
+import numpy as np
+
+from ..quant import i32
+from ..registry import _what, const_input, options, register, same_quantization
+
+
+def _int8_activations(m, op, data_inputs, outputs=None):
+    """The data inputs and every output are int8/uint8 of one type with per-tensor quantization."""
+    ts = [m.tensors[i] for i in data_inputs] + [m.tensors[i] for i in (op.outputs if outputs is None else outputs)]
+    dt = ts[-1].dtype
+    for t in ts:
+        if t.dtype != dt or t.dtype not in ("int8", "uint8") or not (t.is_quantized and len(t.scale) == 1):
+            m.fail("%s: tensor %r is %s%s; only int8/uint8 tensors with one scale and zero point (all of the same "
+                   "type) are supported." % (_what(op), t.name, t.dtype,
+                                             "" if t.is_quantized and len(t.scale) == 1 else
+                                             " without per-tensor quantization"))
+
+
+def _axis(m, op, axis, rank, what="axis"):
+    if not -rank <= axis < rank:
+        m.fail("%s: %s %d is out of range for %d-D tensors." % (_what(op), what, axis, rank))
+    return axis % rank
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PACK, UNPACK
+
+
+def _pack_checks(m, op):
+    _int8_activations(m, op, op.inputs)
+    o = m.tensors[op.outputs[0]]
+    ins = [m.tensors[i] for i in op.inputs]
+    n = int(op.options.get("values_count", len(ins)))
+    if n != len(ins):
+        m.fail("%s: values_count %d but %d inputs." % (_what(op), n, len(ins)))
+    axis = _axis(m, op, int(op.options.get("axis", 0)), len(o.shape))
+    for t in ins:
+        if t.shape != ins[0].shape:
+            m.fail("%s: inputs of different shapes %s and %s." % (_what(op), list(ins[0].shape), list(t.shape)))
+    want = list(ins[0].shape[:axis]) + [len(ins)] + list(ins[0].shape[axis:])
+    if list(o.shape) != want:
+        m.fail("%s: packing %d inputs of shape %s along axis %d gives %s, but the output tensor is %s."
+               % (_what(op), len(ins), list(ins[0].shape), axis, want, list(o.shape)))
+    for i in op.inputs:        # pack.cc Prepare: a quantized PACK copies bytes, its inputs quantized as its output
+        same_quantization(m, op, i, op.outputs[0])
+
+
+@register("PACK", family="shape", options=options("PackOptions", values_count="ValuesCount", axis="Axis"),
+          validate=_pack_checks)
+def lower_pack(ctx, op):
+    """reference_ops::Pack: the inputs stacked along a new axis (byte copies; equal quantization required)."""
+    from tvm import te, tirx
+    m = ctx.m
+    o_t = m.tensors[op.outputs[0]]
+    axis = int(op.options.get("axis", 0)) % len(o_t.shape)
+    n = len(op.inputs)
+    args = [ctx.operand(i, "pack_in") for i in op.inputs]
+
+    def f(*xs):
+        def body(*i):
+            rest = list(i[:axis]) + list(i[axis + 1:])
+            v = xs[n - 1](*rest)
+            for k in range(n - 2, -1, -1):
+                v = tirx.if_then_else(i[axis] == k, xs[k](*rest), v)
+            return v
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, args)
+    return 0
+
+
+def _unpack_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    x = m.tensors[op.inputs[0]]
+    axis = _axis(m, op, int(op.options.get("axis", 0)), len(x.shape))
+    n = int(op.options.get("num", len(op.outputs)))
+    want = list(x.shape[:axis]) + list(x.shape[axis + 1:])
+    if n != x.shape[axis] or len(op.outputs) != n:
+        m.fail("%s: num %d and %d outputs, but the input has %d along axis %d." % (_what(op), n, len(op.outputs),
+                                                                                  x.shape[axis], axis))
+    for i in op.outputs:
+        if list(m.tensors[i].shape) != want:
+            m.fail("%s: output %r has shape %s; unpacking %s along axis %d gives %s."
+                   % (_what(op), m.tensors[i].name, list(m.tensors[i].shape), list(x.shape), axis, want))
+
+
+@register("UNPACK", family="shape", options=options("UnpackOptions", num="Num", axis="Axis"),
+          validate=_unpack_checks)
+def lower_unpack(ctx, op):
+    """reference_ops::Unpack: output k is the input's slice k along the axis, which it drops (every output)."""
+    from tvm import te
+    m = ctx.m
+    x_t = m.tensors[op.inputs[0]]
+    axis = int(op.options.get("axis", 0)) % len(x_t.shape)
+    x = ctx.operand(op.inputs[0])
+    for k, ti in enumerate(op.outputs):
+        shape = tuple(m.tensors[ti].shape)
+
+        def f(x, k=k):
+            return te.compute(shape, lambda *i: x(*(list(i[:axis]) + [i32(k)] + list(i[axis:]))), name="out")
+        ctx.values[ti] = ctx.emit(op, f, [x], output=k)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SPLIT, SPLIT_V
+
+
+def _split_parts(m, op):
+    """(data input index, axis, [size of each output along the axis])."""
+    if op.type == "SPLIT":
+        data, axis_in = op.inputs[1], 0
+    else:
+        data, axis_in = op.inputs[0], 2
+    x = m.tensors[data]
+    a = const_input(m, op, axis_in, "axis").ravel()
+    if a.size != 1:
+        m.fail("%s: the axis must be one value (got %s)." % (_what(op), a.tolist()))
+    axis = _axis(m, op, int(a[0]), len(x.shape))
+    sizes = [m.tensors[i].shape[axis] if len(m.tensors[i].shape) == len(x.shape) else -1 for i in op.outputs]
+    return data, axis, sizes
+
+
+def _split_checks(m, op):
+    data, axis, sizes = _split_parts(m, op)
+    _int8_activations(m, op, [data])
+    x = m.tensors[data]
+    n = int(op.options.get("num_splits", len(op.outputs)))
+    if n != len(op.outputs):
+        m.fail("%s: num_splits %d but %d outputs." % (_what(op), n, len(op.outputs)))
+    if op.type == "SPLIT" and x.shape[axis] % n:
+        m.fail("%s: %d does not split into %d equal parts." % (_what(op), x.shape[axis], n))
+    if op.type == "SPLIT_V":
+        want = [int(v) for v in const_input(m, op, 1, "size_splits").ravel()]
+        if want.count(-1) == 1:
+            want[want.index(-1)] = x.shape[axis] - sum(v for v in want if v != -1)
+        if want != sizes:
+            m.fail("%s: size_splits %s do not match the outputs' sizes %s along axis %d."
+                   % (_what(op), want, sizes, axis))
+    for i, s in zip(op.outputs, sizes):
+        t = m.tensors[i]
+        if s < 1 or [d for k, d in enumerate(t.shape) if k != axis] != [d for k, d in enumerate(x.shape) if k != axis]:
+            m.fail("%s: output %r has shape %s, which is no part of %s split along axis %d."
+                   % (_what(op), t.name, list(t.shape), list(x.shape), axis))
+    if sum(sizes) != x.shape[axis]:
+        m.fail("%s: the outputs' sizes %s along axis %d do not add up to the input's %d."
+               % (_what(op), sizes, axis, x.shape[axis]))
+
+
+def _lower_split(ctx, op):
+    from tvm import te
+    m = ctx.m
+    data, axis, sizes = _split_parts(m, op)
+    x = ctx.operand(data)
+    start = 0
+    for k, (ti, size) in enumerate(zip(op.outputs, sizes)):
+        shape = tuple(m.tensors[ti].shape)
+
+        def f(x, start=start):
+            def body(*i):
+                idx = list(i)
+                idx[axis] = i[axis] + start
+                return x(*idx)
+            return te.compute(shape, body, name="out")
+        ctx.values[ti] = ctx.emit(op, f, [x], output=k)
+        start += size
+    return 0
+
+
+@register("SPLIT", family="shape", options=options("SplitOptions", num_splits="NumSplits"), validate=_split_checks)
+def lower_split(ctx, op):
+    """reference_ops::Split into equal parts along a constant axis: one byte-copy kernel per output."""
+    return _lower_split(ctx, op)
+
+
+@register("SPLIT_V", family="shape", options=options("SplitVOptions", num_splits="NumSplits"),
+          validate=_split_checks)
+def lower_split_v(ctx, op):
+    """reference_ops::Split into parts of the constant size_splits (one -1 inferred): one kernel per output."""
+    return _lower_split(ctx, op)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TILE, GATHER
+
+
+def _tile_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    mult = [int(v) for v in const_input(m, op, 1, "multiples").ravel()]
+    if len(mult) != len(x.shape) or any(v < 1 for v in mult) or \
+            [d * k for d, k in zip(x.shape, mult)] != list(o.shape):
+        m.fail("%s: input %s tiled by multiples %s does not give the output shape %s."
+               % (_what(op), list(x.shape), mult, list(o.shape)))
+
+
+@register("TILE", family="shape", validate=_tile_checks)
+def lower_tile(ctx, op):
+    """reference_ops::Tile: output element i reads input element i mod the input's shape (byte copies)."""
+    from tvm import te, tirx
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+
+    def f(x):
+        return te.compute(tuple(o_t.shape), lambda *i: x(*[tirx.floormod(v, d) if d > 1 else i32(0) if d == 1 else v
+                                                             for v, d in zip(i, x_t.shape)]), name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0], "tile_in")])
+    return 0
+
+
+def _gather_indices(m, op):
+    x = m.tensors[op.inputs[0]]
+    if len(op.inputs) < 2 or not m.tensors[op.inputs[1]].is_const:
+        m.fail("%s: indices computed at run time are not supported (only constant indices); a model's int8 "
+               "graph computes them only from non-int8 ops, which this generator does not take." % _what(op))
+    idx = const_input(m, op, 1, "indices")
+    if idx.dtype.kind not in "iu":
+        m.fail("%s: the indices are %s, not integers." % (_what(op), idx.dtype))
+    axis = _axis(m, op, int(op.options.get("axis", 0)), len(x.shape))
+    if idx.size and (idx.min() < 0 or idx.max() >= x.shape[axis]):
+        m.fail("%s: index %d is out of range 0..%d of axis %d (TFLite's GATHER refuses it)."
+               % (_what(op), int(idx.min() if idx.min() < 0 else idx.max()), x.shape[axis] - 1, axis))
+    return axis, idx.astype(np.int32)
+
+
+def _gather_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    if int(op.options.get("batch_dims", 0)) != 0:
+        m.fail("%s: batch_dims %d is not supported (only 0)." % (_what(op), op.options["batch_dims"]))
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    axis, idx = _gather_indices(m, op)
+    want = list(x.shape[:axis]) + list(idx.shape) + list(x.shape[axis + 1:])
+    if want != list(o.shape):
+        m.fail("%s: gathering indices of shape %s along axis %d of %s gives %s, but the output tensor is %s."
+               % (_what(op), list(idx.shape), axis, list(x.shape), want, list(o.shape)))
+
+
+@register("GATHER", family="shape", options=options("GatherOptions", axis="Axis", batch_dims="BatchDims"),
+          validate=_gather_checks)
+def lower_gather(ctx, op):
+    """reference_ops::Gather (batch_dims 0) with constant indices: the output reads the input at the listed
+    positions of the axis (an index table; a single index is a constant)."""
+    from tvm import te
+    m = ctx.m
+    o_t = m.tensors[op.outputs[0]]
+    axis, idx = _gather_indices(m, op)
+    k = idx.ndim
+    args = [ctx.operand(op.inputs[0], "gather_in")]
+    if idx.size > 1:
+        args.append(ctx.const(idx.reshape(idx.shape or (1,)), "gather_idx"))
+
+    def f(x, *tab):
+        def body(*i):
+            j = i[axis:axis + k]
+            if tab:
+                pos = tab[0](*j) if k else tab[0](i32(0))
+            else:
+                pos = i32(int(idx.ravel()[0]))
+            return x(*(list(i[:axis]) + [pos] + list(i[axis + k:])))
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, args)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# RESIZE_BILINEAR
+
+
+RESIZE_BILINEAR_OPTIONS = options("ResizeBilinearOptions", align_corners=("AlignCorners", bool),
+                                  half_pixel_centers=("HalfPixelCenters", bool))
+
+
+def _cdiv(a, b):
+    """C's integer division (toward zero) for b > 0."""
+    return -((-a) // b) if a < 0 else a // b
+
+
+def bilinear_taps(out_size, in_size, align_corners, half_pixel_centers):
+    """Per output row (column): (lower source, upper source, weight of the upper one in 1/1024) as
+    reference_ops::ComputeInterpolationValuesInteger computes them (int32, C division); the lower one's weight
+    is 1024 - weight."""
+    scale = ((1 << 10) * in_size + out_size // 2) // out_size
+    if align_corners and out_size > 1:
+        scale = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    taps = []
+    for v in range(out_size):
+        scaled = v * scale + scale // 2 - (1 << 9) if half_pixel_centers else v * scale
+        lo = max(_cdiv(scaled, 1 << 10), 0)
+        hi = min(_cdiv(scaled + (1 << 10) - 1, 1 << 10), in_size - 1)
+        taps.append((lo, hi, scaled - (1 << 10) * lo))
+    return taps
+
+
+def _resize_bilinear_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    if o.dtype != "int8":
+        m.fail("%s: a %s RESIZE_BILINEAR is interpolated by TFLite's reference kernel in float arithmetic, which C "
+               "compilers may contract differently; only int8 (TFLite's integer kernel) is supported."
+               % (_what(op), o.dtype))
+    if op.options.get("align_corners") and op.options.get("half_pixel_centers"):
+        m.fail("%s: align_corners and half_pixel_centers are both set; TFLite allows at most one."
+               % _what(op))
+    size = const_input(m, op, 1, "output size")
+    if len(x.shape) != 4 or len(o.shape) != 4 or o.shape[0] != x.shape[0] or o.shape[3] != x.shape[3]:
+        m.fail("%s: only 4-D NHWC input and output with equal batch and channels are supported (got %s -> %s)."
+               % (_what(op), list(x.shape), list(o.shape)))
+    if size.size != 2 or [int(v) for v in size.ravel()] != list(o.shape[1:3]):
+        m.fail("%s: the size tensor %s does not match the output's height and width %s."
+               % (_what(op), size.ravel().tolist(), list(o.shape[1:3])))
+
+
+@register("RESIZE_BILINEAR", family="shape", options=RESIZE_BILINEAR_OPTIONS, validate=_resize_bilinear_checks)
+def lower_resize_bilinear(ctx, op):
+    """int8 reference_ops::ResizeBilinearInteger (align_corners, half_pixel_centers): the four neighbours weighted
+    in 1/1024 steps (source rows, columns and weights computed at codegen time, constant tables), the sum rounded
+    half away from zero by 2^20 (TFLite's double-rounding build); every product fits int32."""
+    from tvm import te, tirx
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    _, H, W, C = x_t.shape
+    _, OH, OW, _ = o_t.shape
+    ac = bool(op.options.get("align_corners", False))
+    hp = bool(op.options.get("half_pixel_centers", False))
+    rows = np.asarray(bilinear_taps(OH, H, ac, hp), np.int32)          # [OH, 3]: y0, y1, wy
+    cols = np.asarray(bilinear_taps(OW, W, ac, hp), np.int32)
+    args = [ctx.operand(op.inputs[0]), ctx.const(rows, "bilinear_rows"), ctx.const(cols, "bilinear_cols")]
+    one = i32(1 << 10)
+
+    def f(x, ry, rx):
+        def body(b, y, xx, c):
+            y0, y1, wy = ry[y, 0], ry[y, 1], ry[y, 2]
+            x0, x1, wx = rx[xx, 0], rx[xx, 1], rx[xx, 2]
+
+            def px(yy, xs):
+                return x[b, yy, xs, c].astype("int32")
+            s = (px(y0, x0) * (one - wy) * (one - wx) + px(y1, x0) * wy * (one - wx)
+                 + px(y0, x1) * (one - wy) * wx + px(y1, x1) * wy * wx)
+            r = tirx.Select(s > i32(0), i32(1 << 19), i32(-(1 << 19)))
+            return tirx.truncdiv(s + r, i32(1 << 20)).astype("int8")
+        return te.compute((x_t.shape[0], OH, OW, C), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, args)
+    return 0
