@@ -57,6 +57,8 @@ VARIABLES = {
     "LABELS": ("", "text file with one class label per line, as many as the model has outputs; empty: the "
                    "dataset's class names (training, DATA=), else class0..classN-1"),
     "TEMPLATES": ("", "folder of Jinja sketch templates; empty: the project's templates/sketch"),
+    "LIBRARY_IMAGES": ("1", "`scons arduino-library`: 1 puts the embedded test inputs (and the example that runs "
+                            "them) into the Arduino library, 0 leaves them out (classify() and its example stay)"),
     "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino (BACKEND=tflm: tflm_model unless set)"),
     "BACKEND": ("tvm", "code generator(s) for the MCU stages: tvm (standalone C from TVM), tflm (TensorFlow Lite "
                        "Micro, needs TFLM_DIR=), tinymaix (TinyMaix, needs TINYMAIX_DIR=; not exact: the check says "
@@ -178,6 +180,7 @@ def parse(raw, board=None):
         "model": v["MODEL"].strip(),
         "rep_data": v["REP_DATA"].strip(),
         "templates": v["TEMPLATES"].strip(),
+        "library_images": _choice("LIBRARY_IMAGES", v["LIBRARY_IMAGES"], (0, 1), int) == 1,
         "sketch": v["SKETCH"].strip(),
         "backends": _backends(v["BACKEND"]),
         "tflm_dir": v["TFLM_DIR"].strip(),

@@ -261,3 +261,178 @@ def test_scons_clean_leaves_only_the_signature_database_and_lock(tmp_path):
     assert partial.exists()
     run_scons(build, "-c", "download", env=env, **common)
     assert not partial.parent.exists()
+
+
+# ------------------------------------------------------------------------------------------------ classify()
+
+def _rgb565(rgb):
+    """RGB888 pixels -> RGB565 values, and the RGB888 pixels they widen back to (bit replication, as classify()
+    does): a PNG of the latter is the same picture for the build as the 565 frame is for classify()."""
+    import numpy as np
+
+    r, g, b = (rgb[..., i].astype(np.uint16) for i in range(3))
+    v = ((r >> 3) << 11) | ((g >> 2) << 5) | (b >> 3)
+    r5, g6, b5 = v >> 11, (v >> 5) & 0x3F, v & 0x1F
+    wide = np.stack([(r5 << 3) | (r5 >> 2), (g6 << 2) | (g6 >> 4), (b5 << 3) | (b5 >> 2)], axis=-1)
+    return v, wide.astype(np.uint8)
+
+
+def _frame(seed, height, width):
+    """A smooth picture with some texture (a resize that rounds differently would show), as a camera gives."""
+    import numpy as np
+
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 // (width - 1), yy * 255 // (height - 1), (xx + yy) * 127 // (width + height)], -1)
+    return np.clip(base + rng.randint(-40, 41, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def classify_build(tmp_path_factory):
+    """A build whose test inputs are two PNGs of another size than the model's (32x32 RGB): a colour one whose
+    colours RGB565 holds exactly, and a gray one."""
+    from PIL import Image
+
+    build = tmp_path_factory.mktemp("classify")
+    _, color = _rgb565(_frame(1, 45, 61))
+    gray = _frame(2, 50, 37)[..., 0]
+    Image.fromarray(color, "RGB").save(build / "color.png")
+    Image.fromarray(gray, "L").save(build / "gray.png")
+    proc = run_scons(build / "b", "arduino-library", BOARD="nano33ble",
+                     INPUTS=f"{build / 'color.png'},{build / 'gray.png'}")
+    return build, proc, color, gray
+
+
+def _classify_line(lib_dir, tmp_path, title, frame, width, height, fmt):
+    """The line the library's classify example prints for `frame` (bytes), built and run on the host."""
+    import shutil
+
+    from codegen.runners import hostcheck
+    from codegen.protocol import parse_results
+
+    lib = tmp_path / "lib"
+    shutil.copytree(lib_dir, lib)
+    data = ", ".join(str(b) for b in frame)
+    (lib / "examples" / "classify" / "frame.h").write_text(
+        f'#include <stdint.h>\n#define FRAME_TITLE "{title}"\n#define FRAME_WIDTH {width}\n'
+        f"#define FRAME_HEIGHT {height}\n#define FRAME_FORMAT {fmt}\n"
+        f"static const uint8_t frame_pixels[] __attribute__((aligned(2))) = {{{data}}};\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    exe = hostcheck.build_library_example(str(lib), "classify", str(work))
+    printed = parse_results(hostcheck.run_host_binary(exe, "the classify example"))
+    assert len(printed) == 1 and printed[0].error is None, printed
+    return printed[0]
+
+
+@pytest.mark.heavy      # a tiny training + TVM codegen through scons, then five host builds of the example
+def test_classify_on_a_resized_frame_equals_the_pipeline(classify_build, tmp_path):
+    """classify() on a 61x45 frame as RGB888, RGB565 (both byte orders) and on a 37x50 gray frame gives the very
+    scores and line that tf.lite gives for the same PNG as the build preprocesses it (INPUTS=)."""
+    import numpy as np
+
+    build, proc, color, gray = classify_build
+    out = build / "b" / "nano33ble"
+    lib_dir = out / "arduino_library" / "tvm_model_inferencing"
+    assert "Host check of the Arduino library" in proc.stdout
+    # the scons check ran the example on its frame: the first input, the same line as tf.lite
+    check = json.loads((out / "arduino_library" / "librarycheck.json").read_text())
+    assert check["compared"] == "image_color" and check["exact"]
+    expected = {e["title"]: e for e in json.loads((out / "expected.json").read_text())["images"]}
+    v565, _ = _rgb565(_frame(1, 45, 61))
+    frames = [("color.png", color.tobytes(), 61, 45, "CLASSIFY_RGB888"),
+              ("color.png", v565.astype("<u2").tobytes(), 61, 45, "CLASSIFY_RGB565"),
+              ("color.png", v565.astype(">u2").tobytes(), 61, 45, "CLASSIFY_RGB565_BE"),
+              ("gray.png", gray.tobytes(), 37, 50, "CLASSIFY_GRAY8"),
+              ("gray.png", np.repeat(gray[..., None], 3, -1).tobytes(), 37, 50, "CLASSIFY_RGB888")]
+    for i, (title, data, width, height, fmt) in enumerate(frames):
+        got = _classify_line(lib_dir, tmp_path / str(i), title, data, width, height, fmt)
+        assert got.scores == expected[title]["scores"], (fmt, got.text)
+        assert got.line == expected[title]["line"], fmt
+
+
+@pytest.mark.heavy
+def test_library_without_test_images_still_compiles(classify_build):
+    build, _, _, _ = classify_build
+    images = f"{build / 'color.png'},{build / 'gray.png'}"
+    proc = run_scons(build / "b", "arduino-library", BOARD="nano33ble", INPUTS=images, LIBRARY_IMAGES="0")
+    lib_dir = build / "b" / "nano33ble" / "arduino_library" / "tvm_model_inferencing"
+    assert not (lib_dir / "src" / "images.c").exists() and not (lib_dir / "examples" / "tvm_model").exists()
+    assert "images.h" not in (lib_dir / "src" / "tvm_model_inferencing.h").read_text()
+    assert "Host check of the Arduino library" in proc.stdout          # rebuilt without them, and ran
+    with zipfile.ZipFile(lib_dir.parent / "tvm_model_inferencing.zip") as zf:
+        assert not any("images." in n for n in zf.namelist())
+    # the default keeps them
+    run_scons(build / "b", "arduino-library", BOARD="nano33ble", INPUTS=images)
+    assert (lib_dir / "src" / "images.c").exists() and (lib_dir / "examples" / "tvm_model").exists()
+
+
+_PREPROCESS_MAIN = """#include <stdio.h>
+#include <stdlib.h>
+#include "tinyml_classify.h"
+int32_t TVMExecute(const uint8_t* input, uint8_t* output) { output[0] = input[0]; output[1] = 0; return 0; }
+static uint8_t frame[700 * 500 * 3], input[MODEL_INPUT_SIZE];
+int main(int argc, char** argv) {
+  if (argc != 4 || fread(frame, 1, sizeof frame, stdin) == 0) return 2;
+  int32_t rc = classify_preprocess(frame, atoi(argv[1]), atoi(argv[2]), (classify_format_t)atoi(argv[3]), input);
+  if (rc != 0) return 1;
+  fwrite(input, 1, MODEL_INPUT_SIZE, stdout);
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("height,width,channels,dtype,scale,zero_point", [
+    (32, 32, 3, "uint8", 1.0, 0), (24, 40, 1, "int8", 1.0, -128), (20, 20, 3, "int8", 1 / 255, -128)])
+def test_classify_preprocess_is_the_builds_preprocessing(tmp_path, height, width, channels, dtype, scale,
+                                                         zero_point):
+    """classify()'s resize, channel conversion and quantization give the very bytes the build makes of the same
+    picture as a PNG (codegen.modelio: Pillow's convert + bilinear resize, pixels_to_input): shrinking,
+    enlarging, both, a 1x1 and a 640x480 frame, RGB and gray, a normalized int8 input."""
+    import numpy as np
+    from PIL import Image
+
+    from codegen.modelio import images as imagesmod
+    from codegen.modelio.quantio import pixels_to_input
+
+    meta = {"shape": [1, height, width, channels], "dtype": dtype, "scale": scale, "zero_point": zero_point,
+            "labels": ["a", "b"], "images": [],
+            "output": {"dtype": "uint8", "shape": [1, 2], "size": 2, "scale": 1 / 256, "zero_point": 0,
+                       "softmax": True, "confidence_multiplier": 4096000, "confidence_shift": 20}}
+    md = {"inputs": [{"shape": meta["shape"], "dtype": dtype}], "outputs": [{"shape": [1, 2], "dtype": "uint8"}]}
+    for rel, data in arduino_library.classify_files("t_inferencing", meta, md).items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    (tmp_path / "src" / "model.h").write_text(
+        f"#include <stdint.h>\n#define MODEL_INPUT_SIZE {height * width * channels}\n#define MODEL_OUTPUT_SIZE 2\n"
+        "int32_t TVMExecute(const uint8_t* input, uint8_t* output);\n")
+    (tmp_path / "main.c").write_text(_PREPROCESS_MAIN)
+    exe = tmp_path / "pre"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu99", "-I", str(tmp_path / "src"),
+                    str(tmp_path / "main.c"), str(tmp_path / "src" / "tinyml_classify.c"), "-o", str(exe)],
+                   check=True)
+    rng = np.random.RandomState(0)
+    for fw, fh in [(width, height), (97, 61), (640, 480), (17, 13), (width + 1, height - 1), (333, 7), (1, 1)]:
+        pixels = (rng.rand(fh, fw, 3) * 255).astype(np.uint8)
+        for fmt, im, raw in ((0, Image.fromarray(pixels, "RGB"), pixels.tobytes()),
+                             (3, Image.fromarray(pixels[..., 0], "L"), pixels[..., 0].tobytes())):
+            im.save(tmp_path / "f.png")
+            want = pixels_to_input(imagesmod.load_image(str(tmp_path / "f.png"), (height, width), channels), dtype,
+                                   scale, zero_point)
+            run = subprocess.run([str(exe), str(fw), str(fh), str(fmt)], input=raw, capture_output=True)
+            assert run.returncode == 0, (fw, fh, fmt)
+            assert run.stdout == np.ascontiguousarray(want).tobytes(), (fw, fh, fmt)
+    # a frame too large for the fixed scratch is refused, not overrun
+    run = subprocess.run([str(exe), "32767", "1", "3"], input=b"\0" * 32767, capture_output=True)
+    assert run.returncode == 1
+
+
+def test_library_files_with_classify_and_without_images(fake_sketch_inputs, tmp_path):
+    files = _render(fake_sketch_inputs, tmp_path / "sk")
+    lib = "demo_inferencing"
+    with_all = arduino_library.library_files(files, "demo", lib, classify=True)
+    assert {os.path.join("src", "tinyml_classify.c"), os.path.join("examples", "classify", "classify.ino"),
+            os.path.join("examples", "classify", "frame.h")} <= set(with_all)
+    lean = arduino_library.library_files(files, "demo", lib, classify=True, images=False)
+    assert not any("images." in f or f.startswith(os.path.join("examples", "demo")) for f in lean)
+    assert set(lean) < set(with_all)

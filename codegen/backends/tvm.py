@@ -39,6 +39,7 @@ def c_library(target, source, p):
 
 def arduino_library(target, source, p):
     import hashlib
+    import json
 
     from ..emit import arduino_library as library
     from ..emit.mlf_archive import read_mlf
@@ -47,10 +48,31 @@ def arduino_library(target, source, p):
     with open(source[-1], "rb") as f:
         model_sha256 = hashlib.sha256(f.read()).hexdigest()
     fields = library.library_fields(p["board"], p["classes"], metadata, model_sha256)
+    images_meta = None
+    if p.get("classify"):
+        with open(source[-2]) as f:             # images.json: labels, input shape and quantization, output's
+            images_meta = json.load(f)
     library.export_arduino_library(p["sketch_dir"], p["sketch_name"], p["sketch_files"], p["out_dir"],
-                                   p["lib_name"], fields, target[0])
+                                   p["lib_name"], fields, target[0], images_meta=images_meta, metadata=metadata,
+                                   images=p.get("images", True))
     print(f"  Arduino library {p['lib_name']}: {target[0]} "
           f"(arduino-cli lib install --zip-path {target[0]}; example {p['sketch_name']})")
+
+
+def library_check(target, source, p):
+    import json
+
+    from ..emit import arduino_library as library
+    from ..runners import hostcheck as host
+
+    with open(source[0]) as f:
+        images_meta = json.load(f)
+    frame = library.frame_from_inputs(images_meta)
+    summary = host.library_check(p["lib_dir"], library.CLASSIFY_EXAMPLE, source[1], target[0],
+                                 frame_input=frame["input"], labels=images_meta.get("labels"))
+    print(f"  {summary['printed']}")
+    print("  classify() on the host: " + (f"the same line as TFLite for {frame['input']}" if summary["compared"]
+                                          else "ran (a test pattern: no reference to compare with)"))
 
 
 def hostcheck(target, source, p):
@@ -181,22 +203,40 @@ def c_library_step(out_dir, *, model_name=MODEL_NAME, folder="c_library"):
 
 
 def arduino_library_step(out_dir, sketch_outputs, *, sketch_name, board, classes=(), model_name=MODEL_NAME,
-                         folder="arduino_library"):
+                         folder="arduino_library", classify=False, images=True):
     """<out>/<folder>/<sketch>_inferencing/ and its .zip (first) from the rendered sketch, whose files are
-    `sketch_outputs` (paths); `out_dir` is <out>/<folder>'s path."""
+    `sketch_outputs` (paths); `out_dir` is <out>/<folder>'s path. `classify`: with classify() and its example
+    (reads images.json); `images` False: without the embedded test inputs (LIBRARY_IMAGES=0)."""
     from ..emit import arduino_library as library
 
     ino = next(p for p in sketch_outputs if os.path.basename(p) == sketch_name + ".ino")
     sketch_dir = os.path.dirname(ino)
     lib_name = library.library_name(sketch_name)
     sketch_files = sorted(os.path.relpath(p, sketch_dir) for p in sketch_outputs)
-    files = library.library_files(sketch_files, sketch_name, lib_name)
+    files = library.library_files(sketch_files, sketch_name, lib_name, classify=classify, images=images)
+    extra = dict(classify=True, images=images) if classify else {}
     return Step("arduino_library", ("arduino-library", "export"), arduino_library, "Exporting the Arduino library -> $TARGET",
                 (os.path.join(folder, lib_name + ".zip"), *(os.path.join(folder, lib_name, f) for f in files)),
-                ("step:sketch", "step:mlf"),
+                ("step:sketch", *(("images_json",) if classify else ()), "step:mlf"),
                 dict(sketch_dir=sketch_dir, sketch_name=sketch_name, sketch_files=sketch_files, out_dir=out_dir,
-                     lib_name=lib_name, board=board, classes=list(classes), model_name=model_name),
+                     lib_name=lib_name, board=board, classes=list(classes), model_name=model_name, **extra),
                 precious=True, comstr="TINY_ARDUINOLIBCOMSTR")
+
+
+def library_check_step(out_dir, sketch_name, *, folder="arduino_library"):
+    """The host check of the Arduino library: its classify example built with host gcc against the Arduino
+    stand-in and run (the same line as TFLite when its frame is an embedded input) -> <folder>/librarycheck.json."""
+    from ..emit import arduino_library as library
+    from ..runners import hostcheck as host
+
+    lib_name = library.library_name(sketch_name)
+    return Step("library_check", ("arduino-library", "export"), library_check,
+                "Host check of the Arduino library (classify example) -> $TARGET",
+                (os.path.join(folder, "librarycheck.json"),),
+                ("images_json", "expected", "step:arduino_library",
+                 *(os.path.join(host.HOST_STUB_DIR, f) for f in ("Arduino.h", "main.cpp"))),
+                dict(lib_dir=os.path.join(out_dir, lib_name)), programs=("gcc", "g++"),
+                comstr="TINY_LIBRARYCHECKCOMSTR")
 
 
 def hostcheck_step(out, sketch_name, expected_path):
@@ -256,8 +296,12 @@ class TvmBackend(Backend):
     compilation_database = True     # `scons compiledb`: the host build's compile_commands.json
 
     def steps(self, ctx):
+        from ..modelio import usermodel
+
         cfg, board, out = ctx.cfg, ctx.board, ctx.out
         name = self.sketch_name(cfg)
+        # classify() and its example: for a model whose input is an image (the library has them then)
+        image_model = cfg.get("model_kind") is None or usermodel.image_input(cfg.get("model_input_shape")) is not None
         rendered = sketch_step(out, ctx.templates, name, context=ctx.sketch_context())
         steps = [mlf_step(max_object_bytes=board.max_object_bytes), rendered,
                  c_library_step(os.path.join(out, "c_library")),
@@ -265,7 +309,9 @@ class TvmBackend(Backend):
                                       [os.path.join(out, o) for o in rendered.outputs], sketch_name=name,
                                       board={"name": board["name"], **{k: board.get(k) for k in LIBRARY_BOARD_FIELDS
                                                                        if board.get(k) is not None}},
-                                      classes=ctx.classes),
+                                      classes=ctx.classes, classify=image_model,
+                                      images=cfg.get("library_images", True)),
+                 *([library_check_step(os.path.join(out, "arduino_library"), name)] if image_model else []),
                  hostcheck_step(out, name, ctx.expected_path),
                  *memory_steps(), simulate_step(out, name, board)]
         if board.has_qemu:

@@ -4,12 +4,17 @@ Impulse ships models to Arduino users:
     <out>/<LibName>/library.properties              name, version, author, ..., architectures, includes
     <out>/<LibName>/src/<LibName>.h                 the one header an example includes
     <out>/<LibName>/src/...                         the sketch's src/: model C and headers, embedded inputs
+    <out>/<LibName>/src/tinyml_classify.c|h         classify(): a frame of any size -> label (with the model's
+                                                    images.json: labels, shapes, quantization)
     <out>/<LibName>/examples/<sketch>/<sketch>.ino  the sketch, including <LibName.h> instead of "src/..."
+    <out>/<LibName>/examples/classify/              classify() on a frame (classify.ino, frame.h)
     <out>/<LibName>.zip                             the same tree, for `arduino-cli lib install --zip-path`
                                                     or the IDE's Sketch > Include Library > Add .ZIP Library
 
 The library is made from the rendered sketch folder (any TEMPLATES=), not from the MLF again: what the example
-compiles is byte for byte what the host check and arduino-cli compiled as a sketch.
+compiles is byte for byte what the host check and arduino-cli compiled as a sketch. Without the embedded test
+inputs (LIBRARY_IMAGES=0) the library leaves out src/images.c|h and the sketch's example, which runs them; the
+classify example stays. C comes from templates/arduino_library (codegen.emit.templating).
 """
 import io
 import os
@@ -19,7 +24,8 @@ import zipfile
 from .. import escape
 from ..errors import PipelineError
 from ..fsutil import atomic_path, write_if_changed
-from .sketch import remove_stale
+from . import templating
+from .sketch import remove_stale, user_images
 
 LIBRARY_SUFFIX = "_inferencing"      # Edge Impulse's convention: <project>_inferencing
 # Library specification: letters, digits, spaces, underscores, dots and dashes, starting with a letter or digit.
@@ -30,6 +36,15 @@ REQUIRED_PROPERTIES = ("name", "version", "author", "maintainer", "sentence", "p
 # Fixed zip entry time: the same library gives the same zip bytes (no spurious rebuilds, cacheable).
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _SRC_INCLUDE = re.compile(r'^\s*#\s*include\s*"src/(?P<path>[^"]+)"')
+# classify(): its source and header in src/, its example (templates/arduino_library).
+CLASSIFY_SOURCES = {os.path.join("src", "tinyml_classify.h"): "arduino_library/tinyml_classify.h.j2",
+                    os.path.join("src", "tinyml_classify.c"): "arduino_library/tinyml_classify.c.j2"}
+CLASSIFY_EXAMPLE = "classify"
+CLASSIFY_EXAMPLE_FILES = {os.path.join("examples", CLASSIFY_EXAMPLE, "classify.ino"): "arduino_library/classify.ino.j2",
+                          os.path.join("examples", CLASSIFY_EXAMPLE, "frame.h"): "arduino_library/frame.h.j2"}
+HEADER_TEMPLATE = "arduino_library/library.h.j2"
+# The embedded test inputs, left out with LIBRARY_IMAGES=0 (with the sketch's example, which runs them).
+IMAGE_FILES = (os.path.join("src", "images.c"), os.path.join("src", "images.h"))
 
 
 def library_name(sketch_name):
@@ -69,15 +84,25 @@ def _place(rel, sketch_name):
     return os.path.join("examples", sketch_name, rel)
 
 
-def library_files(sketch_files, sketch_name, lib_name):
+def _kept(sketch_files, sketch_name, images):
+    """The sketch files that go into the library: all, or (images False) all but the embedded inputs and the
+    sketch's own example."""
+    if images:
+        return list(sketch_files)
+    return [rel for rel in sketch_files if rel.split(os.sep)[0] == "src" and rel not in IMAGE_FILES]
+
+
+def library_files(sketch_files, sketch_name, lib_name, classify=False, images=True):
     """Every path (relative to the library folder) the export writes, from the sketch's files (relative to
-    the sketch folder)."""
-    files = [_place(rel, sketch_name) for rel in sketch_files]
+    the sketch folder). `classify`: with classify() and its example; `images`: with the embedded test inputs."""
+    files = [_place(rel, sketch_name) for rel in _kept(sketch_files, sketch_name, images)]
     header = os.path.join("src", lib_name + ".h")
-    if header in files:
-        raise PipelineError(f"the sketch already has {header}: it is the header the Arduino library {lib_name} "
-                            "makes; rename that template or choose another SKETCH=")
-    return sorted(files + ["library.properties", header])
+    added = [header, *(CLASSIFY_SOURCES if classify else ()), *(CLASSIFY_EXAMPLE_FILES if classify else ())]
+    for path in added:
+        if path in files:
+            raise PipelineError(f"the sketch already has {path}: it is a file the Arduino library {lib_name} "
+                                "makes; rename that template or choose another SKETCH=")
+    return sorted(files + ["library.properties", *added])
 
 
 def _example_ino(ino_text, lib_name):
@@ -98,21 +123,89 @@ def _example_ino(ino_text, lib_name):
     return "".join(lines), included
 
 
-def _umbrella_header(lib_name, included, src_headers):
+def _umbrella_header(lib_name, included, src_headers, images=True, classify=False):
     guard = re.sub(r"[^A-Za-z0-9]", "_", lib_name).upper() + "_H_"
     headers = included or sorted(h for h in src_headers if os.sep not in h)
-    body = "".join(f'#include "{h}"\n' for h in headers)
-    return (f"/* {lib_name}: the model and its embedded test inputs as an Arduino library. Generated by\n"
-            f" * tinyml-scons; include this one header (Sketch > Include Library > {lib_name}). */\n"
-            f"#ifndef {guard}\n#define {guard}\n\n{body}\n#endif  /* {guard} */\n")
+    if not images:
+        headers = [h for h in headers if os.path.join("src", h) not in IMAGE_FILES]
+    if classify and "tinyml_classify.h" not in headers:
+        headers.append("tinyml_classify.h")
+    return templating.render(HEADER_TEMPLATE, lib_name=escape.user_text(lib_name), guard=guard, headers=headers,
+                             images_included=images)
 
 
-def export_arduino_library(sketch_dir, sketch_name, sketch_files, out_dir, lib_name, fields, zip_path):
+def frame_from_inputs(images_meta):
+    """The classify example's frame: the first embedded input as the pixels it was made from (at the model's
+    size, so its result line is the sketch's first one), when the input's quantization maps pixels onto all
+    its bytes; else a test pattern of 1.5 times the model's size (any frame size works)."""
+    import base64
+
+    import numpy as np
+
+    from ..modelio import usermodel
+
+    height, width, channels = usermodel.image_input(images_meta["shape"])
+    table = quantization_table(images_meta)
+    inverse = {}
+    for pixel in range(255, -1, -1):
+        inverse[table[pixel]] = pixel            # (the smallest pixel of each byte)
+    fmt = "CLASSIFY_RGB888" if channels == 3 else "CLASSIFY_GRAY8"
+    for entry in images_meta["images"][:1]:
+        raw = base64.b64decode(entry.get("data", ""))
+        if len(raw) == height * width * channels and all(b in inverse for b in raw):
+            return {"what": f"the library's first test input ({entry['source']}) as pixels",
+                    "title": entry["title"], "width": width, "height": height, "format": fmt,
+                    "data": [inverse[b] for b in raw], "input": entry["name"]}
+    h, w = height + height // 2, width + width // 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    planes = [(xx * 255) // max(w - 1, 1), (yy * 255) // max(h - 1, 1), ((xx + yy) * 255) // max(w + h - 2, 1)]
+    pixels = np.stack(planes[:channels], axis=-1).astype(np.uint8)
+    return {"what": f"a test pattern of {w}x{h} pixels (the library has no image input to show)",
+            "title": "test pattern", "width": w, "height": h, "format": fmt,
+            "data": [int(v) for v in pixels.reshape(-1)], "input": None}
+
+
+def quantization_table(images_meta):
+    """[the model's input byte for pixel value p, p = 0..255]: the build's own pixels_to_input, so classify()
+    quantizes every pixel exactly as the host-side preprocessing does."""
+    import numpy as np
+
+    from ..modelio.quantio import pixels_to_input
+
+    q = pixels_to_input(np.arange(256, dtype=np.uint8), images_meta["dtype"], images_meta["scale"],
+                        images_meta["zero_point"])
+    return [int(b) for b in np.ascontiguousarray(q).view(np.uint8)]
+
+
+def classify_files(lib_name, images_meta, metadata, baud=115200):
+    """{library path: bytes} of classify() and its example, from images.json's content (`images_meta`: labels,
+    the input's shape and quantization, the output's) and the MLF's metadata."""
+    from ..modelio import usermodel
+
+    image = usermodel.image_input(images_meta.get("shape"))
+    if image is None:
+        raise PipelineError(f"the Arduino library's classify() needs an image model (height, width, 1 or 3 "
+                            f"channels); this model's input is {images_meta.get('shape')}")
+    images = user_images(images_meta)
+    frame = frame_from_inputs(images_meta)
+    frame = dict(frame, what=escape.user_text(frame["what"]), title=escape.user_text(frame["title"]))
+    ctx = dict(lib_name=escape.user_text(lib_name), images=images, frame_images=dict(images, progmem=False),
+               input=metadata["inputs"][0], output=metadata["outputs"][0], image=image,
+               quant_table=quantization_table(images_meta), frame=frame, baud=baud)
+    files = {**CLASSIFY_SOURCES, **CLASSIFY_EXAMPLE_FILES}
+    return {path: templating.render(template, **ctx).encode() for path, template in files.items()}
+
+
+def export_arduino_library(sketch_dir, sketch_name, sketch_files, out_dir, lib_name, fields, zip_path, *,
+                           images_meta=None, metadata=None, images=True, baud=115200):
     """Writes <out_dir>/<lib_name>/ (unchanged files keep their mtime) and zip_path (atomically); returns the
-    library's relative paths.  `fields`: library.properties beyond name/includes."""
+    library's relative paths.  `fields`: library.properties beyond name/includes. With `images_meta` (images.json's
+    content) and `metadata` (the MLF's), the library has classify() and its example; `images` False leaves the
+    embedded test inputs (and the sketch's example that runs them) out."""
     ino_rel = sketch_name + ".ino"
     if ino_rel not in sketch_files:
         raise PipelineError(f"{sketch_dir} has no {ino_rel}: the library's example is made from it")
+    classify = images_meta is not None
     contents = {}
     for rel in sketch_files:
         with open(os.path.join(sketch_dir, rel), "rb") as f:
@@ -121,7 +214,12 @@ def export_arduino_library(sketch_dir, sketch_name, sketch_files, out_dir, lib_n
     ino, included = _example_ino(contents[example].decode(), lib_name)
     contents[example] = ino.encode()
     src_headers = [os.path.relpath(r, "src") for r in contents if r.startswith("src" + os.sep) and r.endswith(".h")]
-    contents[os.path.join("src", lib_name + ".h")] = _umbrella_header(lib_name, included, src_headers).encode()
+    kept = {_place(rel, sketch_name) for rel in _kept(sketch_files, sketch_name, images)}
+    contents = {rel: data for rel, data in contents.items() if rel in kept}
+    contents[os.path.join("src", lib_name + ".h")] = _umbrella_header(lib_name, included, src_headers, images,
+                                                                      classify).encode()
+    if classify:
+        contents.update(classify_files(lib_name, images_meta, metadata, baud))
     try:
         props = properties_text({"name": lib_name, **fields, "includes": lib_name + ".h"})
     except ValueError as e:

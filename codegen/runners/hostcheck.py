@@ -183,3 +183,74 @@ def host_check(sketch_dir, sketch_name, expected_json, out_json, build_options=N
     with atomic_open(out_json) as f:
         json.dump(summary, f, indent=1)
     return summary
+
+
+# ------------------------------------------------------------------------------------------------ the Arduino library
+def library_units(lib_dir, example, stub_dir=HOST_STUB_DIR):
+    """[(kind, source)] of the host build of one example of an Arduino library: every .c/.cpp under the library's
+    src/ (as the Arduino builder compiles a library), the example's .ino and .c/.cpp files, the stub's main.cpp."""
+    units = []
+    for folder in (os.path.join(lib_dir, "src"), os.path.join(lib_dir, "examples", example)):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames.sort()
+            for f in sorted(filenames):
+                kind = {".c": "c", ".cpp": "c++", ".ino": "ino"}.get(os.path.splitext(f)[1])
+                if kind:
+                    units.append((kind, os.path.join(dirpath, f)))
+    return units + [("c++", os.path.join(stub_dir, "main.cpp"))]
+
+
+def build_library_example(lib_dir, example, work_dir, cc="gcc", cxx="g++", stub_dir=HOST_STUB_DIR):
+    """The host binary of examples/<example> of the Arduino library in `lib_dir` (found via -I <lib>/src, as
+    `#include <Lib.h>` finds an installed library), with the host check's flags."""
+    flags = [*COMMON_FLAGS, "-I", stub_dir, "-I", os.path.join(lib_dir, "src"),
+             "-I", os.path.join(lib_dir, "examples", example)]
+    objs = []
+    for i, (kind, src) in enumerate(library_units(lib_dir, example, stub_dir)):
+        compiler, std = (cc, list(C_FLAGS)) if kind == "c" else (cxx, list(CXX_FLAGS))
+        if kind == "ino":
+            std += INO_FLAGS
+        obj = os.path.join(work_dir, f"{i:03d}_{os.path.basename(src)}.o")
+        _run([compiler, *std, *flags, "-c", src, "-o", obj], f"compiling {src}")
+        objs.append(obj)
+    exe = os.path.join(work_dir, example + ".host")
+    _run([cxx, *objs, "-o", exe, "-lm"], "linking the library example's host binary")
+    return exe
+
+
+def run_host_binary(exe, what):
+    """The stdout of a host binary run once (HOST_LOOPS=1); PipelineError when it fails or hangs."""
+    try:
+        proc = external.run([exe], capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                            env=dict(os.environ, HOST_LOOPS="1"))
+    except subprocess.TimeoutExpired:
+        raise PipelineError(f"the host build of {what} did not finish in {RUN_TIMEOUT_S} s") from None
+    if proc.returncode != 0:
+        raise PipelineError(f"the host build of {what} exited with {proc.returncode}:\n{proc.stderr}")
+    return proc.stdout
+
+
+def library_check(lib_dir, example, expected_json, out_json, frame_input=None, labels=None):
+    """Builds and runs the library's classify example on the host. Its one result line must be well formed and
+    name one of the labels; when its frame is an embedded input's pixels (`frame_input`: that input's name), its
+    scores and line must equal tf.lite's for that input exactly (classify() preprocesses as the build does)."""
+    with open(expected_json) as f:
+        expected = json.load(f)
+    what = os.path.join(lib_dir, "examples", example)
+    with tempfile.TemporaryDirectory(prefix="librarycheck-") as work:
+        output = run_host_binary(build_library_example(lib_dir, example, work), what)
+    printed = parse_results(output)
+    _raise_run_errors(printed, f"library example {what}")
+    if len(printed) != 1:
+        raise PipelineError(f"{what} printed {len(printed)} result lines, expected one:\n{output}")
+    labels = labels or expected.get("labels") or []
+    if labels and printed[0].label not in labels:
+        raise PipelineError(f"{what} printed the label {printed[0].label!r}, which is not one of the model's")
+    summary = {"example": example, "printed": printed[0].text, "scores": printed[0].scores, "compared": None}
+    want = [e for e in expected["images"] if e["name"] == frame_input]
+    if want:
+        summary.update(compare(printed, {"images": want}, who=f"library example {example}", tolerance=0),
+                       compared=frame_input)
+    with atomic_open(out_json) as f:
+        json.dump(summary, f, indent=1)
+    return summary
