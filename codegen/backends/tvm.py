@@ -83,7 +83,9 @@ def hostcheck(target, source, p):
         print(f"  {row['printed']}" + ("" if row["exact"] else f"   (TFLite: {row['expected_line']})"))
     if summary.get("demo"):
         print(f"  {summary['demo']['line']}")
-    print(f"  {len(summary['images'])} input(s): same decisions as TFLite, "
+    reference = summary.get("reference") or ""      # TFLite Micro when tf.lite refused the file (stages/expected.py)
+    who = "TFLite" if reference.startswith("tf.lite") or not reference else f"{reference} (tf.lite refuses the file)"
+    print(f"  {len(summary['images'])} input(s): same decisions as {who}, "
           + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
 
 

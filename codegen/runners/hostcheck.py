@@ -179,6 +179,8 @@ def host_check(sketch_dir, sketch_name, expected_json, out_json, build_options=N
     check_demo_line(proc.stdout, expected, f"the host build of {sketch_dir}")
     if expected.get("demo"):
         summary["demo"] = expected["demo"]
+    if expected.get("reference"):
+        summary["reference"] = expected["reference"]       # whose scores these are (codegen/stages/expected.py)
     summary["output"] = proc.stdout
     with atomic_open(out_json) as f:
         json.dump(summary, f, indent=1)

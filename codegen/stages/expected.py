@@ -1,24 +1,83 @@
 """Reference results for the embedded inputs from TFLite's reference kernels: what the sketch must print.
 
 Besides the raw scores, each input gets its top label and the exact result line (codegen.protocol.result_line)
-that the sketch, the host check and the emulators print, so that they are compared byte for byte."""
+that the sketch, the host check and the emulators print, so that they are compared byte for byte.
+
+The reference is tf.lite's reference kernels (BUILTIN_REF). A file tf.lite refuses to load but TFLite Micro runs
+(e.g. TFLM's person_detect.tflite: bias tensors with quantized_dimension 3, which TFLM ignores) takes its scores from
+the `tflite-micro` Python interpreter instead: said once in the log, recorded as expected.json's "reference"."""
 import json
+import re
 
 from ..emit.bin2c import demo_summary_line, load_embedded
 from ..fsutil import atomic_open
+from ..errors import PipelineError
 from ..runners.hostcheck import result_line, top_index
 
+TFLITE = "tf.lite BUILTIN_REF"
+TFLM = "TFLite Micro"
+TFLM_MIN_ARENA = 16 << 20     # the tflite-micro default (10x the file) is too small for small models' activations
 
-def reference_scores(tflite_path, images_json, out_json):
+
+def _tflm_scores(tflite_path, raws):
+    """The model's output for each raw input from the tflite-micro interpreter (TFLM's reference kernels)."""
+    import numpy as np
+    from tflite_micro import runtime
+
+    with open(tflite_path, "rb") as f:
+        data = f.read()
+    interp = runtime.Interpreter.from_bytes(data, arena_size=max(10 * len(data), TFLM_MIN_ARENA))
+    inp = interp.get_input_details(0)
+    rows = []
+    for r in raws:
+        interp.set_input(np.frombuffer(r, dtype=inp["dtype"]).reshape(inp["shape"]), 0)
+        interp.invoke()
+        rows.append(np.array(interp.get_output(0)).reshape(-1).copy())
+        interp.reset()
+    return np.stack(rows)
+
+
+def _one_line(e):
+    """An interpreter's error as one line: tf.lite runs its messages together ("...Was 3.Tensor 2 has..."), each
+    tensor's twice; every distinct sentence once."""
+    parts = re.split(r"(?<=\.)(?=\S)", " ".join(str(e).split()))
+    text = " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def run_reference(tflite_path, raws):
+    """(scores, reference, why): the outputs for the raw inputs from tf.lite's reference kernels, or, when tf.lite
+    refuses the file, from TFLite Micro (`why`: tf.lite's reason). PipelineError when neither runs it."""
     import numpy as np
 
     from ..modelio.tf_env import reference_interpreter, run_interpreter
+    from .. import tflite_limits as limits
 
+    limits.open_graph(tflite_path)      # a damaged or hostile file is refused here, before either interpreter
+    try:
+        interp = reference_interpreter(tflite_path)
+    except (ValueError, RuntimeError) as e:
+        refused = _one_line(e)
+    else:
+        dtype = interp.get_input_details()[0]["dtype"]
+        return run_interpreter(interp, np.stack([np.frombuffer(r, dtype=dtype) for r in raws])), TFLITE, None
+    try:
+        scores = _tflm_scores(tflite_path, raws)
+    except ImportError:
+        raise PipelineError(f"{tflite_path}: tf.lite cannot load this model ({refused}) and the tflite-micro "
+                            "interpreter, the second reference, is not installed (pip install tflite-micro); fix "
+                            "the model so that tf.lite loads it, or install tflite-micro") from None
+    except (ValueError, RuntimeError) as e:
+        raise PipelineError(f"{tflite_path}: neither tf.lite ({refused}) nor TFLite Micro ({_one_line(e)}) can run "
+                            "this model, so there are no reference scores; re-export it") from None
+    print(f"note: {tflite_path}: tf.lite refuses this file ({refused}); the expected scores come from the "
+          "TFLite Micro interpreter (tflite-micro) instead", flush=True)
+    return scores, TFLM, refused
+
+
+def reference_scores(tflite_path, images_json, out_json):
     meta, raws = load_embedded(images_json)
-    interp = reference_interpreter(tflite_path)
-    dtype = interp.get_input_details()[0]["dtype"]
-    x = np.stack([np.frombuffer(r, dtype=dtype) for r in raws])
-    scores = run_interpreter(interp, x)
+    scores, reference, refused = run_reference(tflite_path, raws)
     output = meta.get("output") or {}
     labels = meta.get("labels") or [f"class{i}" for i in range(scores.shape[1])]
     images = []
@@ -28,7 +87,9 @@ def reference_scores(tflite_path, images_json, out_json):
         images.append({"name": e["name"], "title": e["title"], "scores": values, "argmax": top, "top": labels[top],
                        "line": result_line(e["title"], values, labels, output)})
     result = {"output_dtype": scores.dtype.name, "labels": labels, "softmax": bool(output.get("softmax")),
-              "images": images}
+              "images": images, "reference": reference}
+    if refused:
+        result["tflite_refused"] = refused
     if meta.get("demo"):
         # The held-out demo: each input's true class, and the sketch's last line as TFLite's decisions give it.
         for entry, e in zip(images, meta["images"]):
