@@ -249,7 +249,14 @@ def _validate(m):
     # The one float tensor allowed: the model output, made by a final DEQUANTIZE of an int8/uint8
     # activation (inference_output_type=tf.float32).  Anything else float is not full-integer.
     float_out = _float_output_op(m)
-    float_tensors = [t for t in m.tensors if t.dtype in ("float32", "float16", "float64")
+    # A float tensor no op reads or writes (e.g. the empty float32 `input_to_input_intermediate` placeholders an
+    # integer UNIDIRECTIONAL_SEQUENCE_LSTM lists as intermediates) is not float arithmetic: the op is the real
+    # cause, named below.
+    used = set(m.input_ids) | set(m.output_ids)
+    for op in m.ops:
+        used.update(op.inputs)
+        used.update(op.outputs)
+    float_tensors = [t for t in m.tensors if t.dtype in ("float32", "float16", "float64") and t.index in used
                      and not (float_out is not None and t.index == float_out.outputs[0])]
     deq = [op for op in m.ops if op.type == "DEQUANTIZE" and op is not float_out]
     if float_tensors or deq:
