@@ -40,7 +40,7 @@ def _tflm_scores(tflite_path, raws):
 def _one_line(e):
     """An interpreter's error as one line: tf.lite runs its messages together ("...Was 3.Tensor 2 has..."), each
     tensor's twice; every distinct sentence once."""
-    parts = re.split(r"(?<=\.)(?=\S)", " ".join(str(e).split()))
+    parts = re.split(r"(?<=\.)(?=[A-Z])", " ".join(str(e).split()))
     text = " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
     return text if len(text) <= 300 else text[:297] + "..."
 
