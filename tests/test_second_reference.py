@@ -188,3 +188,15 @@ def test_shared_integer_lstm_names_the_lstm():
     msg = str(e.value)
     assert "operator UNIDIRECTIONAL_SEQUENCE_LSTM (op #0) is not supported" in msg, msg
     assert "input_to_input_intermediate" not in msg
+
+
+def test_without_tflite_micro_installed_it_is_one_error_naming_the_extra(models, monkeypatch):
+    import sys
+
+    from codegen.stages.expected import run_reference
+
+    monkeypatch.setitem(sys.modules, "tflite_micro", None)       # `import tflite_micro` raises ImportError
+    with pytest.raises(PipelineError) as e:
+        run_reference(str(models / "bias_dim3.tflite"), _raws(1))
+    msg = str(e.value)
+    assert "\n" not in msg and "tinyml-scons[reference]" in msg and "quantized_dimension" in msg

@@ -65,8 +65,8 @@ def run_reference(tflite_path, raws):
         scores = _tflm_scores(tflite_path, raws)
     except ImportError:
         raise PipelineError(f"{tflite_path}: tf.lite cannot load this model ({refused}) and the tflite-micro "
-                            "interpreter, the second reference, is not installed (pip install tflite-micro); fix "
-                            "the model so that tf.lite loads it, or install tflite-micro") from None
+                            "interpreter, the second reference, is not installed; install it (pip install "
+                            "'tinyml-scons[reference]', or tflite-micro) or fix the model so that tf.lite loads it") from None
     except (ValueError, RuntimeError) as e:
         raise PipelineError(f"{tflite_path}: neither tf.lite ({refused}) nor TFLite Micro ({_one_line(e)}) can run "
                             "this model, so there are no reference scores; re-export it") from None
