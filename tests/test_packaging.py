@@ -24,9 +24,6 @@ from helpers import ROOT, TINY
 NOT_THE_BUILDS = {os.path.join("codegen", "linux", "bundle_files")}
 # Our own top-level modules (site_scons' tools import each other by plain name, SCons' toolpath).
 OWN = {"codegen", "tinyml_scons"}
-# Imported only where its absence is one `error:` line naming the extra to install: declared in an extra, not in
-# the dependencies (the fresh venv below has no extras). tflite-micro: the second reference (stages/expected.py).
-OPTIONAL = {"tflite-micro": "reference"}
 
 
 def _project():
@@ -101,10 +98,7 @@ def test_dependencies_equal_what_the_stages_import():
     for module, dist in distributions_of(found).items():
         needed.setdefault(dist, set()).update(found[module])
     declared = {_norm(_name(r)) for r in _project()["dependencies"]}
-    for dist, extra in OPTIONAL.items():
-        assert dist not in declared, f"{dist} is optional ({extra} extra), not a dependency"
-        assert dist in {_norm(_name(r)) for r in _project()["optional-dependencies"][extra]}, (dist, extra)
-    missing = {d: sorted(files)[:3] for d, files in needed.items() if d not in declared and d not in OPTIONAL}
+    missing = {d: sorted(files)[:3] for d, files in needed.items() if d not in declared}
     assert not missing, f"imported but not in pyproject's dependencies: {missing}"
     unused = declared - set(needed)
     assert not unused, f"in pyproject's dependencies but imported nowhere in codegen/ or site_scons/: {unused}"

@@ -65,8 +65,9 @@ def run_reference(tflite_path, raws):
         scores = _tflm_scores(tflite_path, raws)
     except ImportError:
         raise PipelineError(f"{tflite_path}: tf.lite cannot load this model ({refused}) and the tflite-micro "
-                            "interpreter, the second reference, is not installed; install it (pip install "
-                            "'tinyml-scons[reference]', or tflite-micro) or fix the model so that tf.lite loads it") from None
+                            "interpreter, the second reference (a dependency of tinyml-scons), is not installed in this "
+                            "environment; install it (pip install tflite-micro) or fix the model so that tf.lite "
+                            "loads it") from None
     except (ValueError, RuntimeError) as e:
         raise PipelineError(f"{tflite_path}: neither tf.lite ({refused}) nor TFLite Micro ({_one_line(e)}) can run "
                             "this model, so there are no reference scores; re-export it") from None
