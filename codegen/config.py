@@ -74,7 +74,8 @@ VARIABLES = {
     "CARS_URL": ("", "Stanford Cars archive URL (a mirror); empty: the tutorial's"),
     "COCO_URL": ("", "COCO val2017 archive URL (a mirror); empty: the tutorial's"),
     "CACHE_DIR": ("", "shared build cache folder (SCons CacheDir): reuse models/tflite/MLF built elsewhere"),
-    "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/..."),
+    "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/...; unset: build/, a profile's build/<ENV>/, a "
+                           "MODEL='s own model-<name>-<digest>/ inside that"),
     "ARDUINO_CLI": ("arduino-cli", "arduino-cli executable"),
     "ARDUINO_FLAGS": ("", "extra arduino-cli compile arguments, e.g. --build-property compiler.cpp.extra_flags=-O3"),
     "PORT": ("", "serial port for upload/monitor/verify (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
