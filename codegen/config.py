@@ -60,7 +60,8 @@ VARIABLES = {
     "LIBRARY_IMAGES": ("1", "`scons arduino-library`: 1 puts the embedded test inputs (and the example that runs "
                             "them) into the Arduino library, 0 leaves them out (classify() and its example stay)"),
     "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino (BACKEND=tflm: tflm_model unless set)"),
-    "BACKEND": ("tvm", "code generator(s) for the MCU stages: tvm (standalone C from TVM), tflm (TensorFlow Lite "
+    "BACKEND": ("tvm", "code generator(s) for the MCU stages: auto (tvm where it supports every op of the model, "
+                       "else tflm with TFLM_DIR=), tvm (standalone C from TVM), tflm (TensorFlow Lite "
                        "Micro, needs TFLM_DIR=), tinymaix (TinyMaix, needs TINYMAIX_DIR=; not exact: the check says "
                        "by how much), or several (tvm,tflm,tinymaix) to build them and compare them side by side"),
     "TFLM_DIR": ("", "TensorFlow Lite Micro sources for BACKEND=tflm: a tree made by TFLM's create_tflm_tree.py or "
@@ -74,7 +75,8 @@ VARIABLES = {
     "CARS_URL": ("", "Stanford Cars archive URL (a mirror); empty: the tutorial's"),
     "COCO_URL": ("", "COCO val2017 archive URL (a mirror); empty: the tutorial's"),
     "CACHE_DIR": ("", "shared build cache folder (SCons CacheDir): reuse models/tflite/MLF built elsewhere"),
-    "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/..."),
+    "BUILD_DIR": ("build", "where outputs go: <BUILD_DIR>/<BOARD>/...; unset: build/, a profile's build/<ENV>/, a "
+                           "MODEL='s own model-<name>-<digest>/ inside that"),
     "ARDUINO_CLI": ("arduino-cli", "arduino-cli executable"),
     "ARDUINO_FLAGS": ("", "extra arduino-cli compile arguments, e.g. --build-property compiler.cpp.extra_flags=-O3"),
     "PORT": ("", "serial port for upload/monitor/verify (e.g. /dev/ttyACM0); empty: detected by fqbn or USB id"),
@@ -212,6 +214,9 @@ def parse(raw, board=None):
         raise ConfigError("INPUTS= and IMAGES= (its former name) are both set, differently; give only INPUTS=")
     cfg["images"] = cfg["inputs"]       # the former name, for code that reads it
     _check_user_model(cfg)
+    cfg["backend_note"] = None
+    if cfg["backends"] == [AUTO]:
+        cfg["backends"], cfg["backend_note"] = _auto_backend(cfg)
     # The TFLM sketch is another program: its own default name keeps it apart from the TVM one in the IDE.
     cfg["tflm_sketch"] = v["SKETCH"].strip() if "SKETCH" in raw else "tflm_model"
     cfg["tinymaix_sketch"] = v["SKETCH"].strip() if "SKETCH" in raw else "tinymaix_model"
@@ -249,15 +254,46 @@ def _need_file(what, path, hint):
         raise ConfigError(f"{what} is {kind}, not a regular file; {hint}")
 
 
+AUTO = "auto"
+
+
 def _backends(value):
     from .backends import names
 
     chosen = _list(value) or ["tvm"]
+    if AUTO in chosen and len(chosen) > 1:
+        raise ConfigError(f"BACKEND={value!r}: auto picks one backend itself; give auto alone or name the backends "
+                          "(tvm,tflm)")
     for b in chosen:
-        if b not in names():
+        if b != AUTO and b not in names():
             raise ConfigError(f"BACKEND={value!r}: {b!r} is not a backend; use {', '.join(names())} or several, "
                               "comma separated (tvm,tflm)")
     return list(dict.fromkeys(chosen))
+
+
+def _auto_backend(cfg):
+    """BACKEND=auto: (backends, note). The TVM generator for a model trained or quantized here and for a MODEL=
+    .tflite whose every op it supports; else TFLite Micro when TFLM_DIR= is set (the note says which op sent it
+    there); else ConfigError naming every unsupported op at once."""
+    if cfg["model_kind"] != "tflite":
+        return ["tvm"], None
+    from .errors import ModelError
+    from .frontend import reader
+
+    try:
+        missing = reader.unsupported_ops(cfg["model"])
+        if not missing:
+            reader.load(cfg["model"])
+            return ["tvm"], None
+        why = ("the TVM generator does not support " + ", ".join(f"{t} (op #{i})" for t, i in missing))
+    except ModelError as e:
+        text = str(e)
+        text = text[len(cfg["model"]) + 2:] if text.startswith(f"{cfg['model']}: ") else text
+        why = f"the TVM generator cannot take it ({text.rstrip('. ')})"
+    if cfg["tflm_dir"]:
+        return ["tflm"], f"BACKEND=auto: TFLite Micro for MODEL={cfg['model']!r}: {why}"
+    raise ConfigError(f"BACKEND=auto: MODEL={cfg['model']!r}: {why}; set TFLM_DIR= to a TFLite Micro tree to "
+                      "build it with TFLM, or change the model")
 
 
 def _alpha(arch, value):

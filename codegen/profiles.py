@@ -18,6 +18,7 @@ line > the chosen [env:NAME] (then the sections it extends) > [env] > the board'
 No SCons import: SConstruct and a firmware repo that loads the tool both call `resolve`.
 """
 import configparser
+import hashlib
 import errno
 import os
 import re
@@ -325,12 +326,28 @@ def resolve(arguments, path, saving=False):
     for key, value in arguments.items():
         raw[key] = value
         sources[key] = (COMMAND_LINE, None)
-    if env and "BUILD_DIR" not in raw:
+    explicit_build_dir = "BUILD_DIR" in raw
+    if env and not explicit_build_dir:
         # Each profile builds in its own folder, as PlatformIO's .pio/build/<env>: switching between two
         # profiles of one board then rebuilds nothing (they shared build/<BOARD>/ and retrained every time).
         raw["BUILD_DIR"] = os.path.join(config.VARIABLES["BUILD_DIR"][0], env)
         sources["BUILD_DIR"] = (f"profile {env}'s own folder", None)
+    model = raw.get("MODEL", "").strip()
+    if model and not explicit_build_dir:
+        # And each MODEL= in its own folder (inside the profile's): switching between two models rebuilds
+        # neither (they shared build/<BOARD>/ and regenerated everything at each switch).
+        raw["BUILD_DIR"] = os.path.join(raw.get("BUILD_DIR", config.VARIABLES["BUILD_DIR"][0]), model_folder(model))
+        sources["BUILD_DIR"] = (f"MODEL={model}'s own folder" + (f" in profile {env}'s" if env else ""), None)
     return Resolved(profiles, env, env_from, raw, sources)
+
+
+def model_folder(model):
+    """The build folder's name for a MODEL= file: readable (its stem) and stable (a digest of its absolute path,
+    so that two files with one name, models/a/kws.tflite and models/b/kws.tflite, never share a folder)."""
+    path = os.path.abspath(model)
+    stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", os.path.splitext(os.path.basename(path))[0]).strip("._") or "model"
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"model-{stem[:40]}-{digest}"
 
 
 def _one_line(key, value):

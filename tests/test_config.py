@@ -38,3 +38,37 @@ def test_boards_are_data():
         assert {"fqbn", "flash_bytes", "ram_bytes", "usb_ids", "progmem", "core"} <= set(boards.get(name))
     with pytest.raises(ConfigError, match="not a known board"):
         boards.get("esp32x")
+
+
+def test_backend_auto_picks_tvm_tflm_or_names_every_unsupported_op(tmp_path):
+    """BACKEND=auto: TVM where it supports every op; TFLite Micro with TFLM_DIR=, saying which op sent it there;
+    else one error naming the unsupported ops. A model trained here is always TVM's."""
+    import os
+    import subprocess
+
+    from helpers import ROOT, scons_exe
+    from tflite_helpers import SHARED_MODELS, SHARED_TFLM_REF
+
+    assert config.parse({"BACKEND": "auto"})["backends"] == ["tvm"]
+    with pytest.raises(ConfigError, match=r"auto picks one backend itself; give auto alone"):
+        config.parse({"BACKEND": "auto,tflm"})
+    vww, lstm = (os.path.join(SHARED_MODELS, n) for n in ("vww_96_int8.tflite", "tflm_mnist_lstm_int8.tflite"))
+    if not (os.path.isfile(vww) and os.path.isfile(lstm) and os.path.isdir(SHARED_TFLM_REF)):
+        pytest.skip(f"{SHARED_MODELS} absent (the shared models folder is not beside this checkout)")
+    cfg = config.parse({"BACKEND": "auto", "MODEL": vww})
+    assert cfg["backends"] == ["tvm"] and cfg["backend_note"] is None
+    with pytest.raises(ConfigError, match=r"BACKEND=auto: MODEL=.*the TVM generator does not support "
+                                          r"UNIDIRECTIONAL_SEQUENCE_LSTM \(op #0\); set TFLM_DIR="):
+        config.parse({"BACKEND": "auto", "MODEL": lstm})
+    cfg = config.parse({"BACKEND": "auto", "MODEL": lstm, "TFLM_DIR": SHARED_TFLM_REF})
+    assert cfg["backends"] == ["tflm"] and "UNIDIRECTIONAL_SEQUENCE_LSTM" in cfg["backend_note"]
+    # through scons: the note once, and the plan is TFLM's
+    proc = subprocess.run([scons_exe(), "-C", ROOT, "-n", f"BUILD_DIR={tmp_path}", "BACKEND=auto", f"MODEL={lstm}",
+                           f"TFLM_DIR={SHARED_TFLM_REF}", "sketch"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("BACKEND=auto: TFLite Micro for MODEL=") == 1, proc.stdout[-3000:]
+    assert "tflm" in proc.stdout and "tvm_model" not in proc.stdout
+    proc = subprocess.run([scons_exe(), "-C", ROOT, "-n", f"BUILD_DIR={tmp_path}", "BACKEND=auto", f"MODEL={lstm}",
+                           "sketch"], capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1 and "UNIDIRECTIONAL_SEQUENCE_LSTM" in errors[0], proc.stderr

@@ -147,3 +147,44 @@ def test_avr_accounting(model, tmp_path):
                                    code_bytes=1234)
     assert "constants_copied_to_ram" not in rep3["ram"]["items"]
     assert rep3["ram"]["items"]["workspace"] == meta["workspace_size_bytes"]
+
+
+def test_advice_fits_how_the_model_came(model, tmp_path):
+    """A MODEL= file is not shrunk by SIZE=/ALPHA=: its advice names what the build can change."""
+    tar, _ = model
+    tiny = {"name": "tiny", "title": "Tiny Test Board", "cpu": "cortex-m4f", "core": "arduino:mbed_nano",
+            "flash_bytes": 40000, "ram_bytes": 30000, "progmem": False}
+    for origin, said, unsaid in (("model", ("Quantize the MODEL= file smaller", "BOARD=", "BACKEND="), "ALPHA="),
+                                 ("trained", ("SIZE=", "ALPHA=", "BOARD="), "MODEL=")):
+        rep = memreport.memory_report(tar, tiny, str(tmp_path / "m.json"), str(tmp_path / "m.txt"), code_bytes=5000,
+                                      origin=origin)
+        with pytest.raises(PipelineError) as ei:
+            memreport.check_fits(rep)
+        assert all(s in str(ei.value) for s in said) and unsaid not in str(ei.value), str(ei.value)
+
+
+def test_simulate_of_a_model_too_big_for_the_board_stops_before_any_link(tmp_path):
+    """`scons simulate MODEL=<1.1 MB of weights> BOARD=nano33ble`: one error line from the memory report, with the
+    advice for a MODEL=, not the linker's "region 'FLASH' overflowed"."""
+    import keras
+
+    from helpers import run_scons
+
+    from tflite_helpers import fit_briefly
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((1100,), batch_size=1)
+    big = keras.Model(inp, keras.layers.Dense(1000)(inp))
+    X = np.random.RandomState(0).uniform(-1, 1, (16, 1100)).astype(np.float32)
+    path = tmp_path / "big.tflite"
+    path.write_bytes(convert_int8(fit_briefly(big, X), X, "int8", "int8"))
+    build = tmp_path / "b"
+    proc = run_scons(build, "simulate", check=False, MODEL=str(path), BOARD="nano33ble")
+    output = proc.stdout + proc.stderr
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1, output[-3000:]
+    assert "does not fit" in errors[0] and "flash needs" in errors[0], errors
+    assert "Quantize the MODEL= file smaller" in errors[0] and "BACKEND=" in errors[0] and "ALPHA=" not in errors[0]
+    assert "overflowed" not in output and "arm-none-eabi" not in output
+    assert (build / "nano33ble" / "memory.json").is_file()
+    assert not (build / "nano33ble" / "simulate.json").exists()

@@ -284,3 +284,56 @@ def test_without_a_file_help_says_how_to_write_one(tmp_path):
         default = subprocess.run([scons_exe(), "-C", ROOT, "-h", f"BUILD_DIR={tmp_path / 'b'}"],
                                  capture_output=True, text=True, timeout=300)
         assert "Profiles: none (tinyml.ini does not exist" in default.stdout
+
+
+def test_model_folder_is_readable_stable_and_apart_for_same_named_files(tmp_path):
+    a = profiles.model_folder(str(tmp_path / "a" / "kws model.tflite"))
+    assert a.startswith("model-kws_model-") and a == profiles.model_folder(str(tmp_path / "a" / "kws model.tflite"))
+    assert a != profiles.model_folder(str(tmp_path / "b" / "kws model.tflite"))
+    resolved = profiles.resolve({"MODEL": str(tmp_path / "m.tflite")}, str(tmp_path / "none.ini"))
+    assert resolved.raw["BUILD_DIR"] == os.path.join("build", profiles.model_folder(str(tmp_path / "m.tflite")))
+    explicit = profiles.resolve({"MODEL": "m.tflite", "BUILD_DIR": "out"}, str(tmp_path / "none.ini"))
+    assert explicit.raw["BUILD_DIR"] == "out"       # an explicit BUILD_DIR= still wins
+    ini = write(tmp_path / "tinyml.ini", "[env:x]\nSEED = 1\n")
+    in_profile = profiles.resolve({"ENV": "x", "MODEL": "m.tflite"}, str(ini))
+    assert in_profile.raw["BUILD_DIR"] == os.path.join("build", "x", profiles.model_folder("m.tflite"))
+
+
+def test_each_model_builds_in_its_own_folder_and_switching_rebuilds_neither(tmp_path):
+    """MODEL=a, MODEL=b, MODEL=a again: the third run builds nothing (both shared build/<BOARD>/ before)."""
+    import shutil
+    import sys
+
+    import keras
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from tflite_helpers import convert_int8, fit_briefly
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3), batch_size=1)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(keras.layers.Rescaling(1 / 255.0)(inp))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+    X = np.random.RandomState(0).randint(0, 256, (16, 8, 8, 3)).astype(np.float32)
+    fitted = fit_briefly(model, X)
+    # two files with one name in two folders: their own folders all the same
+    paths = [tmp_path / d / "m.tflite" for d in ("a", "b")]
+    for path, rep in zip(paths, (16, 5)):
+        path.parent.mkdir()
+        path.write_bytes(convert_int8(fitted, X, "uint8", "uint8", rep=rep))
+    ini = tmp_path / "none.ini"
+    folders = [os.path.join(ROOT, "build", profiles.model_folder(str(p))) for p in paths]
+    try:
+        for path in paths:
+            proc = scons(ini, "mlf", MODEL=path)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert built_stages(proc.stdout), proc.stdout
+        assert all(os.path.isfile(os.path.join(f, "nano33ble", "model_mlf.tar")) for f in folders), os.listdir(folders[0])
+        again = scons(ini, "mlf", MODEL=paths[0])
+        assert again.returncode == 0 and built_stages(again.stdout) == [], again.stdout
+    finally:
+        for folder in folders:      # under the project's build/: the digest of a tmp path is this test's alone
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.rmdir(os.path.join(ROOT, "build"))     # if this test made it
+        except OSError:
+            pass

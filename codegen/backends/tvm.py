@@ -93,7 +93,8 @@ def memory(target, source, p):
     from .. import boards
     from ..device import memreport
 
-    report = memreport.memory_report(source[0], boards.from_signature(p["board"]), target[0], target[1])
+    report = memreport.memory_report(source[0], boards.from_signature(p["board"]), target[0], target[1],
+                                     origin=p.get("origin", "trained"))
     # The budget, not the 40-row layer table: that is in memory.txt, and the summary shows the bars.
     for line in memreport.budget_lines(report):
         print(f"  {line}")
@@ -115,9 +116,15 @@ def memory_plot(target, source, p):
 
 
 def simulate(target, source, p):
+    import json
+
     from .. import boards
+    from ..device import memreport
 
     board = boards.from_signature(p["board"])
+    for path in (str(s) for s in source if os.path.basename(str(s)) == "memory.json"):
+        with open(path) as f:
+            memreport.check_fits(json.load(f))      # "does not fit": said here, not by the linker's overflow
     if board.has_qemu:
         from ..runners import simulate as sim
 
@@ -259,15 +266,18 @@ QEMU_FIELDS = ("emulator", "emulator_kind", "emulator_machine", "cpu", "gcc_flag
 SIMAVR_FIELDS = ("emulator", "emulator_kind", "emulator_machine", "cpu", "fqbn", "flash_bytes", "ram_bytes")
 
 
-def memory_steps():
-    """memory.json, memory.txt and memory_layers.png (per-layer flash/RAM bars, drawn from memory.json)."""
+def memory_steps(user_model=False):
+    """memory.json, memory.txt and memory_layers.png (per-layer flash/RAM bars, drawn from memory.json);
+    `user_model`: the model is a MODEL= file (the advice of "does not fit" differs)."""
     return [Step("memory", "memory", memory, "Memory report -> $TARGET", ("memory.json", "memory.txt"), ("step:mlf",),
-                 board_fields=MEMORY_FIELDS, comstr="TINY_MEMORYCOMSTR"),
+                 {"origin": "model"} if user_model else {}, board_fields=MEMORY_FIELDS, comstr="TINY_MEMORYCOMSTR"),
             Step("memory_plot", "memory", memory_plot, "Per-layer memory plot -> $TARGET", ("memory_layers.png",),
                  ("step:memory",), comstr="TINY_MEMORYPLOTCOMSTR")]
 
 
-def simulate_step(out, sketch_name, board):
+def simulate_step(out, sketch_name, board, gated=False):
+    """simulate.json; `gated`: the memory report (step:memory) is a source, and a model that does not fit the
+    board stops here with its one error line, before any compile or link (not with the linker's overflow)."""
     from .. import boards
 
     on_avr = boards.board(board).has_simavr
@@ -275,7 +285,8 @@ def simulate_step(out, sketch_name, board):
                 ("arm-none-eabi-gcc", "qemu-system-arm"))
     # the firmware and arduino-builder's cache: kept between runs, undeclared (work_dir)
     return Step("simulate", "simulate", simulate, "Simulating -> $TARGET", ("simulate.json",),
-                ("step:mlf", "images_c", "images_h", "images_json", "expected", "step:sketch"),
+                ("step:mlf", "images_c", "images_h", "images_json", "expected", "step:sketch")
+                + (("step:memory",) if gated else ()),
                 dict(sketch_dir=os.path.join(out, sketch_name), sketch_name=sketch_name),
                 board_fields=SIMAVR_FIELDS if on_avr else QEMU_FIELDS, programs=programs,
                 work_dir="simulate", comstr="TINY_SIMULATECOMSTR")
@@ -315,7 +326,7 @@ class TvmBackend(Backend):
                                       images=cfg.get("library_images", True)),
                  *([library_check_step(os.path.join(out, "arduino_library"), name)] if image_model else []),
                  hostcheck_step(out, name, ctx.expected_path),
-                 *memory_steps(), simulate_step(out, name, board)]
+                 *memory_steps(user_model=bool(cfg.get("model"))), simulate_step(out, name, board, gated=True)]
         if board.has_qemu:
             steps += profile_steps()
         return steps

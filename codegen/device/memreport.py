@@ -159,8 +159,9 @@ def _budget(items, limit):
             "fits": total <= limit, "over_by": max(0, total - int(limit))}
 
 
-def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
-    """Writes the memory report (JSON + text table) for the MLF on `board` (a boards.json entry); returns it."""
+def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None, origin="trained"):
+    """Writes the memory report (JSON + text table) for the MLF on `board` (a boards.json entry); returns it.
+    `origin`: "model" for a MODEL= file, "trained" for a model the build trained (check_fits' advice)."""
     board = boards.board(board)
     meta, sources = _read_mlf(mlf_tar)
     avr = board.is_avr
@@ -215,6 +216,7 @@ def memory_report(mlf_tar, board, out_json, out_txt, *, code_bytes=None):
                   "progmem": bool(board.progmem), "flash_bytes": int(board.flash_bytes),
                   "ram_bytes": int(board.ram_bytes)},
         "model_name": meta.get("model_name", "default"),
+        "origin": origin,
         "constants_bytes": const_bytes,
         "workspace_bytes": workspace,
         "ram_workspace_bytes": ram_workspace,
@@ -286,8 +288,18 @@ def budget_lines(report):
     return lines
 
 
+# What to do about a model that does not fit, by where it came from (memory.json's "origin"): a model trained here
+# shrinks with the training variables; a MODEL= file does not, so its advice names what the build can change.
+ADVICE = {
+    "trained": "Make the trained model smaller (SIZE=, ALPHA=, DEPTH=, CHANNELS=1) or pick a bigger BOARD=",
+    "model": "Quantize the MODEL= file smaller (fewer or narrower layers, a smaller input), pick a bigger BOARD= "
+             "(`scons boards` lists them) or another BACKEND= (`scons memory BACKEND=tvm,tflm` compares them)",
+}
+
+
 def check_fits(report):
-    """Raises PipelineError when the model (plus the core margin) exceeds the board's flash or RAM."""
+    """Raises PipelineError when the model (plus the core margin) exceeds the board's flash or RAM, with advice
+    that fits how the model came (report["origin"]: "model" for a MODEL= file, else trained here)."""
     problems = []
     for key, label in (("flash", "flash"), ("ram", "RAM")):
         x = report[key]
@@ -303,5 +315,6 @@ def check_fits(report):
             extra += " and, on AVR, the workspace that stages each kernel's flash constants"
         if report.get("code_bytes") is None:
             extra += "; code size not measured"
+        advice = ADVICE["model" if report.get("origin") == "model" else "trained"]
         raise PipelineError(f"model does not fit {report['board']['title']}: " + "; ".join(problems) + extra
-                            + ". Use a smaller model (ALPHA, image size) or a bigger board.")
+                            + f". {advice}.")

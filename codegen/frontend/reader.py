@@ -324,3 +324,26 @@ def load(path):
                          "Re-export the model." % (path, type(e).__name__, e)) from None
     _validate(m)
     return m
+
+
+def unsupported_ops(path):
+    """[(op type, first op index)] of the ops in the .tflite at `path` that the code generator's registry lacks,
+    every one at once (BACKEND=auto names them all); load() stops at the first. ModelError for a damaged file."""
+    path = os.fspath(path)
+    buf = limits.read_model(path)
+    try:
+        m = _parse(path, buf)
+    except ModelError:
+        raise
+    except Exception as e:  # flatbuffers raise struct/index errors on damaged files
+        raise ModelError("%s: the flatbuffer is damaged or truncated (%s: %s). "
+                         "Re-export the model." % (path, type(e).__name__, e)) from None
+    try:
+        _check_static_shapes(m)     # static shape chains (SHAPE -> ... -> RESHAPE) folded, as load() does
+    except ModelError:
+        pass                        # shapes computed at run time: their SHAPE ops stay, and are named
+    ops, float_out, first = registry(), _float_output_op(m), {}
+    for op in m.ops:
+        if op.type not in ops and op is not float_out:
+            first.setdefault(op.type, op.index)
+    return list(first.items())
