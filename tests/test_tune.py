@@ -497,6 +497,66 @@ def postgres(tmp_path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class SlowRunner(FakeRunner):
+    """A FakeRunner whose builds take a moment, so that workers overlap."""
+
+    def build(self, number, candidate):
+        time.sleep(0.3)
+        return super().build(number, candidate)
+
+
+def race_worker(folder, url, go, arguments, trials):
+    """One `scons tune` worker with a stand-in runner, started by `test_workers_started_at_the_same_instant_...`
+    in its own process: opens the study, then waits for the go file, then queues and runs its part of it.
+    Prints what it trained (JSON)."""
+    sp = space_for(arguments)
+    tune_settings = settings.parse({"TUNE_TRIALS": str(trials), "TUNE_STORAGE": url})
+    board = boards.get("nano33ble")
+    study = command.open_study(tune_settings, sp, board, folder)
+    open(os.path.join(folder, f"ready-{os.getpid()}"), "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    tune_settings = command.prepare(study, sp, tune_settings, out=lambda line: None)
+    runner = SlowRunner(folder)
+    command.Study(study, sp, runner, board, tune_settings, out=lambda line: None).run()
+    print(json.dumps([candidate for _, candidate in runner.built]))
+
+
+@pytest.mark.parametrize("where", ["journal", pytest.param("postgresql", marks=pytest.mark.heavy)])
+def test_workers_started_at_the_same_instant_never_train_a_candidate_twice(tmp_path, request, where):
+    """Four workers released at the same instant on one study of an exhaustively tried space (12 candidates,
+    TUNE_TRIALS=12): each candidate is trained exactly once, and the study has exactly its 12 trials. Without the
+    study's claim lock, Optuna's enqueue_trial(skip_if_exists=True) (read, then write) let every worker queue
+    every candidate, and two workers then popped the same one."""
+    import optuna
+
+    url = request.getfixturevalue("postgres") if where == "postgresql" else ""
+    arguments = {"SIZE": "32,40,48", "EPOCHS": "1,2", "LR": "0.001,0.005"}
+    go = tmp_path / "go"
+    script = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import json, test_tune; "
+              "test_tune.race_worker(sys.argv[3], sys.argv[4], sys.argv[5], json.loads(sys.argv[6]), 12)")
+    workers = [subprocess.Popen([sys.executable, "-c", script, os.path.dirname(__file__), ROOT, str(tmp_path), url,
+                                 str(go), json.dumps(arguments)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < len(workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0] * len(workers), [err for _, err in outputs]
+    trained = [tuple(sorted(c.items())) for out, _ in outputs for c in json.loads(out.strip().splitlines()[-1])]
+    assert sorted(trained) == sorted(set(trained)) and len(trained) == 12, trained
+    if url:
+        storage_obj = optuna.storages.RDBStorage(url)
+        (summary,) = optuna.get_all_study_summaries(storage_obj)
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage_obj).get_trials()
+    else:
+        trials = command.open_study(settings.parse({}), space_for(arguments), boards.get("nano33ble"),
+                                    str(tmp_path)).get_trials()
+    assert len(trials) == 12 and {t.state.name for t in trials} == {"COMPLETE"}, \
+        [(t.number, t.state.name, t.params) for t in trials]
+
+
 @pytest.mark.heavy
 def test_two_workers_share_one_study_in_postgresql(tmp_path, postgres, tune_cache):
     import optuna
