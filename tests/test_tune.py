@@ -350,6 +350,46 @@ def test_scons_tune_errors_are_one_line(tmp_path, targets, variables, expected):
     assert not (tmp_path / "build" / "tune").exists() or "STORAGE" in str(variables)
 
 
+def test_dry_run_says_what_it_would_do_and_writes_nothing(tmp_path):
+    """`scons -n tune`: the storage, the space, the trials done and left, the queue; exit 0, nothing made."""
+    proc = scons_tune(tmp_path, "-n", "tune", SIZE="32,48", TUNE_TRIALS="3", LATENCY_MS="45")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "study.journal (not created yet); 0 of 2 trial(s) done; space: SIZE 32, 48 (command line)" in proc.stdout
+    assert "latency budget 45 ms" in proc.stdout and "2 would run now" in proc.stdout
+    assert [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")] == ["SIZE=32", "SIZE=48"]
+    assert "dry run (scons -n): nothing probed, trained or written" in proc.stdout
+    assert not (tmp_path / "build").exists()
+    # `scons -n tune save`: the profile it would write, not written
+    save = scons_tune(tmp_path, "-n", "tune", "save", ENV="best", TRIAL="0")
+    assert save.returncode == 2 and "no study found" in save.stderr
+
+
+def test_dry_run_reads_a_study_without_changing_it(tmp_path):
+    worker, runner, lines, sp, tune_settings = fake_study(tmp_path, trials=2)
+    worker.run()
+    journal = tmp_path / "study.journal"
+    before, files = journal.read_bytes(), sorted(tmp_path.iterdir())
+    done = sorted(r["variables"]["SIZE"] for r in (report.record(t) for t in worker.study.get_trials()))
+    said = []
+    assert command.plan(dict(tune_settings, trials=4), sp, boards.get("nano33ble"), str(tmp_path),
+                        out=said.append) == 0
+    assert journal.read_bytes() == before and sorted(tmp_path.iterdir()) == files
+    assert "2 of 4 trial(s) done" in said[0] and "(not created yet)" not in said[0]
+    queued = [line.strip() for line in said if line.startswith("  ")]
+    assert sorted(queued + [f"SIZE={s}" for s in done]) == [f"SIZE={s}" for s in ("32", "48", "64", "96")], said
+
+
+@pytest.mark.heavy
+def test_dry_run_creates_no_table_in_postgresql(tmp_path, postgres):
+    import sqlalchemy
+
+    proc = scons_tune(tmp_path, "-n", "tune", SIZE="32,48", TUNE_STORAGE=postgres)
+    assert proc.returncode == 0 and "(not created yet); 0 of 2 trial(s) done" in proc.stdout, proc.stdout + proc.stderr
+    engine = sqlalchemy.create_engine(postgres)
+    assert not sqlalchemy.inspect(engine).get_table_names()
+    engine.dispose()
+
+
 # --- real studies (heavy) --------------------------------------------------------------------------------------------
 
 # SIZE=32 takes ~22 ms per inference on the nano33ble's M4 at 64 MHz in instructions, ~30.5 ms in estimated

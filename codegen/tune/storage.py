@@ -106,16 +106,20 @@ def open_storage(url, journal_path, create=True):
         if not database or not os.path.isfile(database):
             return None     # connecting would create the file
     try:
+        if not create:      # RDBStorage writes its version row even with skip_table_creation: look first
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+            try:
+                if not sqlalchemy.inspect(engine).has_table("studies"):
+                    return None
+            finally:
+                engine.dispose()
         with _schema_lock(url, scheme):
             store = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                                                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(3),
                                                engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None,
                                                skip_table_creation=not create, skip_compatibility_check=not create)
-        if not create:
-            import sqlalchemy
-
-            if not sqlalchemy.inspect(store.engine).has_table("studies"):
-                return None
         return store
     except ImportError as e:
         raise ConfigError(f"TUNE_STORAGE={_shown_url(url)}: the database driver is not installed ({e}); "
