@@ -350,6 +350,46 @@ def test_scons_tune_errors_are_one_line(tmp_path, targets, variables, expected):
     assert not (tmp_path / "build" / "tune").exists() or "STORAGE" in str(variables)
 
 
+def test_dry_run_says_what_it_would_do_and_writes_nothing(tmp_path):
+    """`scons -n tune`: the storage, the space, the trials done and left, the queue; exit 0, nothing made."""
+    proc = scons_tune(tmp_path, "-n", "tune", SIZE="32,48", TUNE_TRIALS="3", LATENCY_MS="45")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "study.journal (not created yet); 0 of 2 trial(s) done; space: SIZE 32, 48 (command line)" in proc.stdout
+    assert "latency budget 45 ms" in proc.stdout and "2 would run now" in proc.stdout
+    assert [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")] == ["SIZE=32", "SIZE=48"]
+    assert "dry run (scons -n): nothing probed, trained or written" in proc.stdout
+    assert not (tmp_path / "build").exists()
+    # `scons -n tune save`: the profile it would write, not written
+    save = scons_tune(tmp_path, "-n", "tune", "save", ENV="best", TRIAL="0")
+    assert save.returncode == 2 and "no study found" in save.stderr
+
+
+def test_dry_run_reads_a_study_without_changing_it(tmp_path):
+    worker, runner, lines, sp, tune_settings = fake_study(tmp_path, trials=2)
+    worker.run()
+    journal = tmp_path / "study.journal"
+    before, files = journal.read_bytes(), sorted(tmp_path.iterdir())
+    done = sorted(r["variables"]["SIZE"] for r in (report.record(t) for t in worker.study.get_trials()))
+    said = []
+    assert command.plan(dict(tune_settings, trials=4), sp, boards.get("nano33ble"), str(tmp_path),
+                        out=said.append) == 0
+    assert journal.read_bytes() == before and sorted(tmp_path.iterdir()) == files
+    assert "2 of 4 trial(s) done" in said[0] and "(not created yet)" not in said[0]
+    queued = [line.strip() for line in said if line.startswith("  ")]
+    assert sorted(queued + [f"SIZE={s}" for s in done]) == [f"SIZE={s}" for s in ("32", "48", "64", "96")], said
+
+
+@pytest.mark.heavy
+def test_dry_run_creates_no_table_in_postgresql(tmp_path, postgres):
+    import sqlalchemy
+
+    proc = scons_tune(tmp_path, "-n", "tune", SIZE="32,48", TUNE_STORAGE=postgres)
+    assert proc.returncode == 0 and "(not created yet); 0 of 2 trial(s) done" in proc.stdout, proc.stdout + proc.stderr
+    engine = sqlalchemy.create_engine(postgres)
+    assert not sqlalchemy.inspect(engine).get_table_names()
+    engine.dispose()
+
+
 # --- real studies (heavy) --------------------------------------------------------------------------------------------
 
 # SIZE=32 takes ~22 ms per inference on the nano33ble's M4 at 64 MHz in instructions, ~30.5 ms in estimated
@@ -495,6 +535,66 @@ def postgres(tmp_path):
     finally:
         subprocess.run([*prefix, pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True, timeout=120)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class SlowRunner(FakeRunner):
+    """A FakeRunner whose builds take a moment, so that workers overlap."""
+
+    def build(self, number, candidate):
+        time.sleep(0.3)
+        return super().build(number, candidate)
+
+
+def race_worker(folder, url, go, arguments, trials):
+    """One `scons tune` worker with a stand-in runner, started by `test_workers_started_at_the_same_instant_...`
+    in its own process: opens the study, then waits for the go file, then queues and runs its part of it.
+    Prints what it trained (JSON)."""
+    sp = space_for(arguments)
+    tune_settings = settings.parse({"TUNE_TRIALS": str(trials), "TUNE_STORAGE": url})
+    board = boards.get("nano33ble")
+    study = command.open_study(tune_settings, sp, board, folder)
+    open(os.path.join(folder, f"ready-{os.getpid()}"), "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    tune_settings = command.prepare(study, sp, tune_settings, out=lambda line: None)
+    runner = SlowRunner(folder)
+    command.Study(study, sp, runner, board, tune_settings, out=lambda line: None).run()
+    print(json.dumps([candidate for _, candidate in runner.built]))
+
+
+@pytest.mark.parametrize("where", ["journal", pytest.param("postgresql", marks=pytest.mark.heavy)])
+def test_workers_started_at_the_same_instant_never_train_a_candidate_twice(tmp_path, request, where):
+    """Four workers released at the same instant on one study of an exhaustively tried space (12 candidates,
+    TUNE_TRIALS=12): each candidate is trained exactly once, and the study has exactly its 12 trials. Without the
+    study's claim lock, Optuna's enqueue_trial(skip_if_exists=True) (read, then write) let every worker queue
+    every candidate, and two workers then popped the same one."""
+    import optuna
+
+    url = request.getfixturevalue("postgres") if where == "postgresql" else ""
+    arguments = {"SIZE": "32,40,48", "EPOCHS": "1,2", "LR": "0.001,0.005"}
+    go = tmp_path / "go"
+    script = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import json, test_tune; "
+              "test_tune.race_worker(sys.argv[3], sys.argv[4], sys.argv[5], json.loads(sys.argv[6]), 12)")
+    workers = [subprocess.Popen([sys.executable, "-c", script, os.path.dirname(__file__), ROOT, str(tmp_path), url,
+                                 str(go), json.dumps(arguments)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < len(workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0] * len(workers), [err for _, err in outputs]
+    trained = [tuple(sorted(c.items())) for out, _ in outputs for c in json.loads(out.strip().splitlines()[-1])]
+    assert sorted(trained) == sorted(set(trained)) and len(trained) == 12, trained
+    if url:
+        storage_obj = optuna.storages.RDBStorage(url)
+        (summary,) = optuna.get_all_study_summaries(storage_obj)
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage_obj).get_trials()
+    else:
+        trials = command.open_study(settings.parse({}), space_for(arguments), boards.get("nano33ble"),
+                                    str(tmp_path)).get_trials()
+    assert len(trials) == 12 and {t.state.name for t in trials} == {"COMPLETE"}, \
+        [(t.number, t.state.name, t.params) for t in trials]
 
 
 @pytest.mark.heavy

@@ -2,6 +2,8 @@
 
     scons tune BOARD=nano33ble [TUNE_TRIALS=12] [TUNE_TIME=30m] [LATENCY_MS=200] [TUNE_JOBS=2] [TUNE_STORAGE=...]
     scons tune save ENV=NAME TRIAL=n
+    scons -n tune ...                   what the study would do (the space, the trials left, the storage); runs
+                                        and writes nothing
 
 The study is Optuna's (multi-objective TPE with a constraints function: int8 accuracy up, latency down; RAM,
 flash and the latency budget as constraints), asked and told trial by trial so that each trial can be checked
@@ -28,22 +30,26 @@ def _err(message):
     sys.stderr.flush()
 
 
-def main(targets, arguments, resolved, project_conf, root):
-    """Runs `scons tune` (or `scons tune save`); returns the exit status."""
+def main(targets, arguments, resolved, project_conf, root, dry_run=False):
+    """Runs `scons tune` (or `scons tune save`); returns the exit status. dry_run (`scons -n`): says what it
+    would do and writes nothing."""
     try:
         if "save" in targets:
             if sorted(targets) != ["save", "tune"]:
                 raise ConfigError("`scons tune save ENV=NAME TRIAL=n` writes a profile and builds nothing; run it "
                                   "alone")
-            return save(arguments, resolved, project_conf)
+            return save(arguments, resolved, project_conf, dry_run=dry_run)
         if targets != ["tune"]:
             others = " ".join(t for t in targets if t != "tune")
             raise ConfigError(f"`scons tune` runs its own builds; run it alone, then `scons {others}` (e.g. with "
                               "the profile `scons tune save` writes)")
-        return run(arguments, resolved, root)
+        return run(arguments, resolved, root, dry_run=dry_run)
     except ConfigError as e:
         _err(e)
         return 2
+    except PipelineError as e:      # e.g. the study's claim lock held too long by a stuck worker
+        _err(e)
+        return 1
 
 
 def _tune_settings(resolved, entries):
@@ -99,15 +105,26 @@ def _why_not(measured, budget):
     return ", ".join(reasons) or None
 
 
-def open_study(tune_settings, space, board, folder):
+def study_name(space, board, tune_settings):
+    """The same space, fixed values, board and budget resume the same study."""
+    return f"tune-{board['name']}-{space.key(tune_settings['latency_ms'])}"
+
+
+def _quiet_optuna():
     import warnings
 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def open_study(tune_settings, space, board, folder):
+    import optuna
+
+    _quiet_optuna()
     store = storage.open_storage(tune_settings["storage"], os.path.join(folder, "study.journal"))
-    name = f"tune-{board['name']}-{space.key(tune_settings['latency_ms'])}"
+    name = study_name(space, board, tune_settings)
     # One worker alone samples reproducibly (SEED=); workers sharing a database sample differently, else they
     # would start with the same candidates.
     seed = int(space.base.get("SEED") or 0) if not tune_settings["storage"] else None
@@ -124,6 +141,33 @@ def open_study(tune_settings, space, board, folder):
                           f"{storage._shown_url(tune_settings['storage']) or folder} ({str(e).splitlines()[0]}); "
                           "check TUNE_STORAGE= or remove the study file") from None
     return study
+
+
+def finished(trials):
+    """The trials that count as done: complete, or failed with their error recorded (an answer too)."""
+    from optuna.trial import TrialState
+
+    return [t for t in trials if t.state == TrialState.COMPLETE
+            or (t.state == TrialState.FAIL and DONE_ERROR in t.user_attrs)]
+
+
+def prepare(study, space, tune_settings, out=print):
+    """Before a worker's first trial, under the study's claim lock (so that workers starting at the same instant
+    cannot both queue a candidate): trials left running by dead workers are failed and queued again, and a space
+    no larger than the study is queued whole, each candidate once. Returns the settings with the study's size
+    (an exhaustive space: its number of candidates)."""
+    with storage.claim_lock(study):
+        storage.recover_stale(study, out)
+        everything = space.candidates(limit=tune_settings["trials"])
+        if everything is None:
+            return tune_settings
+        # No larger than the study: each candidate once, in order (a sampler would repeat some and miss others).
+        if len(everything) < tune_settings["trials"]:
+            out(f"tune: the space has {len(everything)} candidate(s), fewer than TUNE_TRIALS="
+                f"{tune_settings['trials']}: each is tried once")
+        for params in everything:
+            study.enqueue_trial(params, skip_if_exists=True)
+        return dict(tune_settings, trials=len(everything))
 
 
 class Study:
@@ -143,14 +187,12 @@ class Study:
         self.stopped = False
 
     def _finished(self, trials=None):
-        from optuna.trial import TrialState
-
-        trials = trials if trials is not None else self.study.get_trials(deepcopy=False)
-        return [t for t in trials if t.state == TrialState.COMPLETE
-                or (t.state == TrialState.FAIL and DONE_ERROR in t.user_attrs)]
+        return finished(trials if trials is not None else self.study.get_trials(deepcopy=False))
 
     def _next(self):
-        """A new trial with its candidate, or None when the study has enough trials or time is up."""
+        """A new trial with its candidate, or None when the study has enough trials or time is up. Counted and
+        asked under the study's claim lock: another worker (thread, process or machine) cannot count the same
+        free places, nor take the same queued candidate."""
         from optuna.trial import TrialState
 
         with self.lock:
@@ -158,15 +200,16 @@ class Study:
                 return None
             if self.settings["time_s"] and time.monotonic() - self.started > self.settings["time_s"]:
                 return None
-            trials = self.study.get_trials(deepcopy=False)
-            running = [t for t in trials if t.state == TrialState.RUNNING]
-            if len(self._finished(trials)) + len(running) >= self.settings["trials"]:
-                return None
-            trial = self.study.ask()
-            trial.set_user_attr("owner", storage.owner())
-            candidate = self.space.suggest(trial)
-            trial.set_user_attr("variables", candidate)
-            trial.set_user_attr("build_variables", self.runner.variables(candidate))
+            with storage.claim_lock(self.study):
+                trials = self.study.get_trials(deepcopy=False)
+                running = [t for t in trials if t.state == TrialState.RUNNING]
+                if len(self._finished(trials)) + len(running) >= self.settings["trials"]:
+                    return None
+                trial = self.study.ask()
+                trial.set_user_attr("owner", storage.owner())
+                candidate = self.space.suggest(trial)
+                trial.set_user_attr("variables", candidate)
+                trial.set_user_attr("build_variables", self.runner.variables(candidate))
             self.running[trial.number] = trial
             return trial, candidate
 
@@ -252,16 +295,20 @@ class Study:
 
         with self.lock:
             self.stopped = True
-            for number, trial in list(self.running.items()):
-                try:
-                    self.study.tell(trial, state=TrialState.FAIL)
-                    self.study.enqueue_trial(trial.params, user_attrs={"retry_of": number})
-                except Exception:
-                    pass
+            try:
+                with storage.claim_lock(self.study, timeout_s=10):     # failed and queued again as one step
+                    for number, trial in list(self.running.items()):
+                        try:
+                            self.study.tell(trial, state=TrialState.FAIL)
+                            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": number})
+                        except Exception:
+                            pass
+            except Exception:   # no lock: the next `scons tune` finds them left running and recovers them
+                pass
             self.running.clear()
 
 
-def run(arguments, resolved, root, out=print):
+def run(arguments, resolved, root, out=print, dry_run=False):
     entries = resolved.profiles.tune_entries(resolved.env)
     tune_settings = _tune_settings(resolved, entries)
     board = _board(resolved)
@@ -275,17 +322,10 @@ def run(arguments, resolved, root, out=print):
     folder = tune_dir(build_dir, board["name"])
     cache_dir = os.path.abspath(space.base.get("CACHE_DIR") or os.path.join(build_dir, "tune", "cache"))
     runner = Runner(root=root, space=space, board=board, tune_dir=folder, cache_dir=cache_dir)
+    if dry_run:
+        return plan(tune_settings, space, board, folder, out)
     study = open_study(tune_settings, space, board, folder)
-    storage.recover_stale(study, out)
-    everything = space.candidates(limit=tune_settings["trials"])
-    if everything is not None:
-        # No larger than the study: each candidate once, in order (a sampler would repeat some and miss others).
-        if len(everything) < tune_settings["trials"]:
-            out(f"tune: the space has {len(everything)} candidate(s), fewer than TUNE_TRIALS="
-                f"{tune_settings['trials']}: each is tried once")
-        tune_settings = dict(tune_settings, trials=len(everything))
-        for params in everything:
-            study.enqueue_trial(params, skip_if_exists=True)
+    tune_settings = prepare(study, space, tune_settings, out)
     shown_storage = storage._shown_url(tune_settings["storage"]) or report.shown(os.path.join(folder, "study.journal"))
     already = len(Study(study, space, runner, board, tune_settings)._finished())
     out(f"tune: {board['name']} ({board.get('title', '')}), study {study.study_name} in {shown_storage}; "
@@ -299,6 +339,57 @@ def run(arguments, resolved, root, out=print):
         _err("interrupted: the finished trials are kept in the study; `scons tune` again resumes it")
         return 130
     return finish(study, space, board, tune_settings, folder, shown_storage, out)
+
+
+def plan(tune_settings, space, board, folder, out=print):
+    """`scons -n tune`: what the study would do (its storage, the space, the trials done and left, the queue of
+    an exhaustive space), read from the study if there is one; nothing is trained, created or written."""
+    import optuna
+    from optuna.trial import TrialState
+
+    _quiet_optuna()
+    journal = os.path.join(folder, "study.journal")
+    name = study_name(space, board, tune_settings)
+    store = storage.open_storage(tune_settings["storage"], journal, create=False)
+    trials = []
+    if store is not None:
+        try:
+            trials = optuna.load_study(study_name=name, storage=store).get_trials(deepcopy=False)
+        except KeyError:        # the storage exists, this study (space, budget) not yet
+            pass
+    shown_storage = storage._shown_url(tune_settings["storage"]) or report.shown(journal)
+    state = "" if trials else " (not created yet)"
+    everything = space.candidates(limit=tune_settings["trials"])
+    wanted = len(everything) if everything is not None else tune_settings["trials"]
+    done = finished(trials)
+    out(f"tune: {board['name']} ({board.get('title', '')}), study {name} in {shown_storage}{state}; "
+        f"{len(done)} of {wanted} trial(s) done; space: {space.describe()} ({space.source})")
+    if tune_settings["latency_ms"]:
+        out(f"tune: latency budget {tune_settings['latency_ms']:g} ms per inference")
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    alive = [t for t in running if storage.owner_alive(t.user_attrs.get("owner"))]
+    stale = [t.number for t in running if t not in alive]
+    if stale:
+        out(f"tune: trial(s) {', '.join(map(str, stale))} left running by a worker that is gone would be queued "
+            "again")
+    if alive:
+        out(f"tune: trial(s) {', '.join(str(t.number) for t in alive)} running now (on "
+            f"{', '.join(sorted({str((t.user_attrs.get('owner') or {}).get('host')) for t in alive}))})")
+    left = max(0, wanted - len(done) - len(alive))
+    how = (f"each probed untrained first (flash, RAM, latency), trained only if it fits; up to "
+           f"{tune_settings['jobs']} at a time (TUNE_JOBS=)")
+    if tune_settings["time_s"]:
+        how += f", none started after {report._duration(tune_settings['time_s'])} (TUNE_TIME=)"
+    if everything is not None:
+        taken = [t.system_attrs.get("fixed_params", t.params) for t in done + alive]
+        queue = [c for c in everything if c not in taken]
+        out(f"tune: the space has {len(everything)} candidate(s), each tried once; {left} would run now, {how}:")
+        for params in queue[:left]:
+            out("  " + " ".join(f"{k}={v}" for k, v in params.items()))
+    else:
+        out(f"tune: {left} trial(s) would run now, sampled by Optuna's TPE from the space, {how}")
+    out("tune: dry run (scons -n): nothing probed, trained or written; `scons tune` without -n runs it")
+    return 0
 
 
 def finish(study, space, board, tune_settings, folder, shown_storage, out=print):
@@ -360,7 +451,7 @@ def _find_summaries(arguments, resolved):
     return sorted(set(found))
 
 
-def save(arguments, resolved, project_conf, out=print):
+def save(arguments, resolved, project_conf, out=print, dry_run=False):
     from .. import profiles
 
     name = (arguments.get("ENV") or "").strip()
@@ -386,8 +477,10 @@ def save(arguments, resolved, project_conf, out=print):
         raise ConfigError(f"TRIAL={number} was not trained ({report.outcome(rec)}); save a trained trial: "
                           f"{', '.join(usable) or 'none yet'}")
     values = {k: v for k, v in rec["build_variables"].items() if k not in ("BUILD_DIR",)}
-    written = profiles.save(project_conf, {"ENV": name, **values})
+    written = profiles.save(project_conf, {"ENV": name, **values}, dry_run=dry_run)
     out(written)
+    if dry_run:
+        return 0
     out(f"tune: `scons ENV={name}` builds trial {number}'s model (from CACHE_DIR={values.get('CACHE_DIR')} when "
         "it is there); `scons upload ENV=" + name + "` puts it on the board")
     return 0
