@@ -207,3 +207,41 @@ def test_wheel_in_a_fresh_venv_runs_memory_check(tmp_path):
     where = subprocess.run([str(python), "-c", "import codegen; print(codegen.__file__)"], capture_output=True,
                            text=True, env=env, cwd=str(repo)).stdout
     assert where.startswith(site), where
+
+
+def test_every_package_and_data_folder_is_in_the_wheel():
+    """The installed copy has every codegen package and every folder of files the stages read (templates, the host
+    stand-in, native sources): a package added to the tree and not to pyproject's list is a ModuleNotFoundError in
+    a firmware repo only (the heavy wheel test finds it after minutes; this finds it at once)."""
+    import fnmatch
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        setup = tomllib.load(f)["tool"]["setuptools"]
+    listed, data = set(setup["packages"]), setup["package-data"]
+    dirs = {name: os.path.join(ROOT, *path.split("/")) for name, path in setup["package-dir"].items()}
+
+    def folder_of(package):
+        for name, path in sorted(dirs.items(), key=lambda kv: -len(kv[0])):
+            if package == name or package.startswith(name + "."):
+                return os.path.join(path, *package[len(name):].split(".")[1:])
+        return os.path.join(ROOT, *package.split("."))
+
+    missing = []
+    for top, root in (("codegen", os.path.join(ROOT, "codegen")), ("codegen._templates", dirs["codegen._templates"])):
+        for here, subdirs, files in os.walk(root):
+            subdirs[:] = [d for d in subdirs if d != "__pycache__" and not d.startswith(".")]
+            rel = os.path.relpath(here, root)
+            package = top if rel == "." else top + "." + rel.replace(os.sep, ".")
+            if not files or package.startswith("codegen._templates") and top == "codegen":
+                continue
+            if package not in listed:
+                missing.append(package)
+                continue
+            for f in files:
+                if f.endswith((".py", ".pyc")):
+                    continue
+                if not any(fnmatch.fnmatch(f, pattern) for pattern in data.get(package, ())):
+                    missing.append(f"{package}: {f}")
+    assert all(os.path.isdir(folder_of(p)) for p in listed), [p for p in listed if not os.path.isdir(folder_of(p))]
+    assert not missing, f"not in pyproject's packages / package-data: {missing}"
