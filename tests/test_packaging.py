@@ -227,13 +227,14 @@ def test_every_package_and_data_folder_is_in_the_wheel():
                 return os.path.join(path, *package[len(name):].split(".")[1:])
         return os.path.join(ROOT, *package.split("."))
 
+    templates = next(name for name, path in setup["package-dir"].items() if path == "templates")
     missing = []
-    for top, root in (("codegen", os.path.join(ROOT, "codegen")), ("codegen._templates", dirs["codegen._templates"])):
+    for top, root in (("codegen", os.path.join(ROOT, "codegen")), (templates, dirs[templates])):
         for here, subdirs, files in os.walk(root):
             subdirs[:] = [d for d in subdirs if d != "__pycache__" and not d.startswith(".")]
             rel = os.path.relpath(here, root)
             package = top if rel == "." else top + "." + rel.replace(os.sep, ".")
-            if not files or package.startswith("codegen._templates") and top == "codegen":
+            if not files or package.startswith(templates) and top == "codegen":
                 continue
             if package not in listed:
                 missing.append(package)

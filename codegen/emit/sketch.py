@@ -184,3 +184,30 @@ def remove_stale(sketch_dir, keep):
                 os.remove(os.path.join(dirpath, f))
         if dirpath != sketch_dir and not os.listdir(dirpath):
             os.rmdir(dirpath)
+
+
+def render_files(directory, ctx, only=None, error=PipelineError):
+    """{relative output path: bytes} of the templates under `directory` (x.j2 rendered to x, other files copied),
+    or of those in `only`: a backend's own model files (TFLM's, TinyMaix's). A template's mistake is one `error`
+    naming its file and line."""
+    import jinja2
+
+    env = templating.environment(directory)
+    out = {}
+    for rel in (template_files(directory) if only is None else only):
+        src = os.path.join(directory, rel)
+        if not rel.endswith(".j2"):
+            with open(src, "rb") as f:
+                out[rel] = f.read()
+            continue
+        try:
+            text = env.get_template(rel.replace(os.sep, "/")).render(**ctx)
+        except jinja2.TemplateSyntaxError as e:
+            raise error(f"{e.filename or src}:{e.lineno}: template syntax error: {e.message}") from None
+        except jinja2.UndefinedError as e:
+            raise error(f"{_template_line(e, directory, src)}: {e.message}; the variables a template can use are: "
+                        f"{', '.join(sorted(ctx))}") from None
+        except templating.UnescapedText as e:
+            raise error(f"{_template_line(e, directory, src)}: {e}") from None
+        out[rel[:-3]] = text.encode()
+    return out

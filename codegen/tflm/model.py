@@ -139,30 +139,9 @@ def jinja_env(directory):
 
 def render_templates(directory, ctx, only=None):
     """{relative output path: bytes} for every template under directory (x.j2 -> x), or those in `only`."""
-    import jinja2
+    from ..emit.sketch import render_files
 
-    from ..emit import templating
-    from ..emit.sketch import _template_line, template_files
-
-    env = jinja_env(directory)
-    out = {}
-    for rel in (template_files(directory) if only is None else only):
-        src = os.path.join(directory, rel)
-        if not rel.endswith(".j2"):
-            with open(src, "rb") as f:
-                out[rel] = f.read()
-            continue
-        try:
-            text = env.get_template(rel.replace(os.sep, "/")).render(**ctx)
-        except jinja2.TemplateSyntaxError as e:
-            raise TflmError(f"{e.filename or src}:{e.lineno}: template syntax error: {e.message}") from None
-        except jinja2.UndefinedError as e:
-            raise TflmError(f"{src}: {e.message}; the variables a template can use are: "
-                            f"{', '.join(sorted(ctx))}") from None
-        except templating.UnescapedText as e:
-            raise TflmError(f"{_template_line(e, directory, src)}: {e}") from None
-        out[rel[:-3]] = text.encode()
-    return out
+    return render_files(directory, ctx, only, error=TflmError)
 
 
 def model_sources(tflite_path, tflm_dir, arena):

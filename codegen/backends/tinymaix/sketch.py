@@ -58,30 +58,9 @@ def template_dependencies(base_dir):
 
 def render_templates(directory, ctx, only):
     """{output path: bytes} of the templates `only` under directory (x.j2 rendered to x, others copied)."""
-    import jinja2
+    from ...emit.sketch import render_files
 
-    from ...emit import templating
-    from ...emit.sketch import _template_line
-
-    env = templating.environment(directory)
-    out = {}
-    for rel in only:
-        src = os.path.join(directory, rel)
-        if not rel.endswith(".j2"):
-            with open(src, "rb") as f:
-                out[rel] = f.read()
-            continue
-        try:
-            text = env.get_template(rel.replace(os.sep, "/")).render(**ctx)
-        except jinja2.TemplateSyntaxError as e:
-            raise PipelineError(f"{e.filename or src}:{e.lineno}: template syntax error: {e.message}") from None
-        except jinja2.UndefinedError as e:
-            raise PipelineError(f"{_template_line(e, directory, src)}: {e.message}; the variables a template can "
-                                f"use are: {', '.join(sorted(ctx))}") from None
-        except templating.UnescapedText as e:
-            raise PipelineError(f"{_template_line(e, directory, src)}: {e}") from None
-        out[rel[:-3]] = text.encode()
-    return out
+    return render_files(directory, ctx, only)
 
 
 def _hex_lines(data, per_line=16):
