@@ -186,9 +186,12 @@ def test_wheel_in_a_fresh_venv_runs_memory_check(tmp_path):
                    check=True, capture_output=True, timeout=300)
     check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, f"the declared dependencies' closure is incomplete:\n{check.stdout}"
-    for absent in ("pytest", "tflite_micro"):                     # dev extras / bench tools are not there
+    for absent in ("pytest", "optuna_dashboard"):                 # dev extras / tools not declared are not there
         probe = subprocess.run([str(python), "-c", f"import {absent}"], capture_output=True)
         assert probe.returncode != 0, f"{absent} leaked into the fresh venv"
+    # tflite-micro is declared (the second reference for files tf.lite refuses): it must be there
+    probe = subprocess.run([str(python), "-c", "import tflite_micro"], capture_output=True)
+    assert probe.returncode == 0, "tflite-micro, a declared dependency, is missing from the fresh venv"
 
     repo = tmp_path / "firmware"
     repo.mkdir()
