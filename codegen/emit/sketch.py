@@ -89,37 +89,14 @@ def sketch_outputs(templates_dir, sketch_name, model_name="default", board=None)
 def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, images_json, context,
            model_name="default"):
     """Writes the sketch; returns the list of files actually (re)written."""
-    import jinja2
-
     metadata, model_sources = read_mlf(mlf_tar, model_name)
     with open(images_json) as f:
         images_meta = json.load(f)
-    env = templating.environment(templates_dir)
     ctx = dict(user_context(context), sketch_name=sketch_name, model=metadata, model_name=model_name,
                images=user_images(images_meta), input=metadata["inputs"][0], output=metadata["outputs"][0])
-    outputs = {}
-    for rel in template_files(templates_dir, warn=lambda msg: None):     # (warned when SConstruct was read)
-        src = os.path.join(templates_dir, rel)
-        if rel.endswith(".j2"):
-            try:
-                text = env.get_template(rel.replace(os.sep, "/")).render(**ctx)
-            except jinja2.TemplateSyntaxError as e:
-                raise PipelineError(f"{e.filename or src}:{e.lineno}: template syntax error: {e.message}") from None
-            except jinja2.TemplateNotFound as e:
-                raise PipelineError(f"{_template_line(e, templates_dir, src)}: includes {e.name!r}, which "
-                                    f"{templates_dir} does not have; add it or remove the include") from None
-            except jinja2.UndefinedError as e:
-                raise PipelineError(f"{_template_line(e, templates_dir, src)}: {e.message}; the variables a "
-                                    f"template can use are: {', '.join(sorted(ctx))}") from None
-            except templating.UnescapedText as e:
-                raise PipelineError(f"{_template_line(e, templates_dir, src)}: {e}") from None
-            except Exception as e:  # noqa: BLE001 - a template's own code (a filter, a division) failed
-                raise PipelineError(f"{_template_line(e, templates_dir, src)}: the template failed: "
-                                    f"{type(e).__name__}: {e}") from None
-            outputs[output_name(rel, sketch_name)] = text.encode()
-        else:
-            with open(src, "rb") as f:
-                outputs[rel] = f.read()
+    # (the template folder's oddities were warned about when SConstruct was read)
+    outputs = render_files(templates_dir, ctx, template_files(templates_dir, warn=lambda msg: None),
+                           name=lambda rel: output_name(rel, sketch_name))
     for name, data in model_sources.items():
         outputs[os.path.join("src", "model", name)] = data
     for name, text in project_file(context.get("board")).items():
@@ -186,10 +163,10 @@ def remove_stale(sketch_dir, keep):
             os.rmdir(dirpath)
 
 
-def render_files(directory, ctx, only=None, error=PipelineError):
-    """{relative output path: bytes} of the templates under `directory` (x.j2 rendered to x, other files copied),
-    or of those in `only`: a backend's own model files (TFLM's, TinyMaix's). A template's mistake is one `error`
-    naming its file and line."""
+def render_files(directory, ctx, only=None, error=PipelineError, name=lambda rel: rel[:-3]):
+    """{relative output path: bytes} of the templates under `directory` (x.j2 rendered to name(x.j2), other files
+    copied), or of those in `only`: the sketch's, and a backend's own model files (TFLM's, TinyMaix's). A
+    template's mistake is one `error` naming its file and line."""
     import jinja2
 
     env = templating.environment(directory)
@@ -204,10 +181,16 @@ def render_files(directory, ctx, only=None, error=PipelineError):
             text = env.get_template(rel.replace(os.sep, "/")).render(**ctx)
         except jinja2.TemplateSyntaxError as e:
             raise error(f"{e.filename or src}:{e.lineno}: template syntax error: {e.message}") from None
+        except jinja2.TemplateNotFound as e:
+            raise error(f"{_template_line(e, directory, src)}: includes {e.name!r}, which {directory} does not "
+                        "have; add it or remove the include") from None
         except jinja2.UndefinedError as e:
             raise error(f"{_template_line(e, directory, src)}: {e.message}; the variables a template can use are: "
                         f"{', '.join(sorted(ctx))}") from None
         except templating.UnescapedText as e:
             raise error(f"{_template_line(e, directory, src)}: {e}") from None
-        out[rel[:-3]] = text.encode()
+        except Exception as e:  # noqa: BLE001 - a template's own code (a filter, a division) failed
+            raise error(f"{_template_line(e, directory, src)}: the template failed: {type(e).__name__}: {e}") \
+                from None
+        out[name(rel)] = text.encode()
     return out
