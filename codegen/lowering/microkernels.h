@@ -473,6 +473,94 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* 
   }
 }
 
+/* Two horizontally adjacent interior pixels (the second SW * C bytes after the first) that share each weight load:
+ * 8 MACs in 15 instructions per tap (one LDRD of weights, two input words) against 16, and each channel's
+ * requantization fields loaded once for both pixels.  The fourteen registers this needs (eight sums, four
+ * temporaries, the weight pointer and the input base) are all there are, so only optimised builds (no frame
+ * pointer) use it, for windows up to 25 taps whose offsets are all LDR immediates (< 4096); elsewhere the
+ * pixels go one by one (tvmgen_mk_dw_pair_fits).  In place (memplan.inplace_delta_depthwise, delta d <= first
+ * input byte of pixel p's window - (p + 1) C for every p) this stays safe: when the pair writes group g of
+ * pixel p + 1 (bytes up to (p + 1) C + g + 3 + d <= first + g + 3), the only reads still to come of pixel p
+ * are its groups after g (bytes >= first + g + 4). */
+#if TVMGEN_MK_ASM && defined(__OPTIMIZE__)
+#define TVMGEN_MK_DW_PAIR 1
+#else
+#define TVMGEN_MK_DW_PAIR 0
+#endif
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_dw_pair_fits(int32_t W, int32_t C, int32_t KH, int32_t KW, int32_t SW, int32_t DH,
+                                               int32_t DW) {
+  return TVMGEN_MK_DW_PAIR && KH * KW <= 25 && ((KH - 1) * DH * W + (KW - 1) * DW + SW) * C + (C & ~3) <= 4095;
+}
+
+#if TVMGEN_MK_DW_PAIR
+TVMGEN_MK_INLINE void tvmgen_mk_dw_pair(const int8_t* base, const int16_t* w, const int32_t* rq, const int8_t* lsh,
+                                        int8_t* o, int32_t W, int32_t C, int32_t KH, int32_t KW, int32_t DH, int32_t DW,
+                                        int32_t SW, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  const int32_t T = KH * KW;
+  int32_t g = 0;
+  for (; g + 4 <= C; g += 4) {
+    const int32_t* r = rq + g * 4;        /* [group][field][4 channels] */
+    int32_t a0 = r[0], a1 = r[1], a2 = r[2], a3 = r[3];
+    int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    const int16_t* wp = w + g * T;
+    const int8_t* const xg = base + g;
+#pragma GCC unroll 25
+    for (int32_t t = 0; t < T; t++) {
+      int32_t xv, xe, we, wo;
+      __asm__("ldrd %[we], %[wo], [%[wp]], #8\n\t"
+              "ldr %[xv], [%[px], #%c[oa]]\n\t"
+              "sxtb16 %[xe], %[xv]\n\t"
+              "sxtb16 %[xv], %[xv], ror #8\n\t"
+              "smlabb %[a0], %[xe], %[we], %[a0]\n\t"
+              "smlatt %[a2], %[xe], %[we], %[a2]\n\t"
+              "smlabb %[a1], %[xv], %[wo], %[a1]\n\t"
+              "smlatt %[a3], %[xv], %[wo], %[a3]\n\t"
+              "ldr %[xv], [%[px], #%c[ob]]\n\t"
+              "sxtb16 %[xe], %[xv]\n\t"
+              "sxtb16 %[xv], %[xv], ror #8\n\t"
+              "smlabb %[b0], %[xe], %[we], %[b0]\n\t"
+              "smlatt %[b2], %[xe], %[we], %[b2]\n\t"
+              "smlabb %[b1], %[xv], %[wo], %[b1]\n\t"
+              "smlatt %[b3], %[xv], %[wo], %[b3]"
+              : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1),
+                [b2] "+r"(b2), [b3] "+r"(b3), [wp] "+r"(wp), [xv] "=&r"(xv), [xe] "=&r"(xe), [we] "=&r"(we),
+                [wo] "=&r"(wo)
+              : [px] "r"(xg), [oa] "n"(((t / KW) * DH * W + (t % KW) * DW) * C),
+                [ob] "n"(((t / KW) * DH * W + (t % KW) * DW + SW) * C), "m"(*(const int8_t(*)[4096])xg));
+    }
+    /* channel j's fields in locals before the stores (a byte store may alias them, forcing reloads) */
+#define TVMGEN_MK_DW_PAIR_OUT(j, a, b)                                                                  \
+    {                                                                                                   \
+      const int32_t m_ = r[4 + j], s_ = r[8 + j], k_ = r[12 + j];                                       \
+      const int32_t l_ = (flags & TVMGEN_RQ_LSHIFT) ? lsh[g + j] : 0;                                   \
+      const int32_t qa_ = tvmgen_mk_requant_v(a, m_, s_, k_, l_, flags, ozp, lo, hi);                   \
+      const int32_t qb_ = tvmgen_mk_requant_v(b, m_, s_, k_, l_, flags, ozp, lo, hi);                   \
+      o[g + j] = (int8_t)qa_;                                                                           \
+      o[C + g + j] = (int8_t)qb_;                                                                       \
+    }
+    TVMGEN_MK_DW_PAIR_OUT(0, a0, b0)
+    TVMGEN_MK_DW_PAIR_OUT(1, a1, b1)
+    TVMGEN_MK_DW_PAIR_OUT(2, a2, b2)
+    TVMGEN_MK_DW_PAIR_OUT(3, a3, b3)
+#undef TVMGEN_MK_DW_PAIR_OUT
+  }
+  for (int32_t c = g; c < C; c++) {          /* channels after the last group of four, both pixels */
+    const int32_t j = c - g, q = (j & 1) ? 2 + (j >> 1) : (j >> 1);
+    const int32_t* r = rq + g * 4 + j;
+    int32_t a = r[0], b = r[0];
+    for (int32_t t = 0; t < T; t++) {
+      const int8_t* px = base + ((t / KW) * DH * W + (t % KW) * DW) * C;
+      const int32_t wt = w[g * T + t * 4 + q];
+      a += (int32_t)px[c] * wt;
+      b += (int32_t)px[SW * C + c] * wt;
+    }
+    o[c] = (int8_t)tvmgen_mk_requant_s(a, r, 4, lsh + c, flags, ozp, lo, hi);
+    o[C + c] = (int8_t)tvmgen_mk_requant_s(b, r, 4, lsh + c, flags, ozp, lo, hi);
+  }
+}
+#endif
+
 TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, const int32_t* rq,
                                        const int8_t* lsh, int8_t* zrow, int8_t* out, int32_t H, int32_t W, int32_t C,
                                        int32_t OH, int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT,
@@ -493,6 +581,12 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
         /* the row's run of interior pixels: pointers stepped, no checks */
         const int8_t* base = x + ((oh * SH - PT) * W + (ow * SW - PL)) * C;
         int8_t* const o_end = o + (ow_hi - ow) * C;
+#if TVMGEN_MK_DW_PAIR
+        if (tvmgen_mk_dw_pair_fits(W, C, KH, KW, SW, DH, DW)) {
+          for (; o_end - o >= 2 * C; o += 2 * C, base += 2 * SW * C)
+            tvmgen_mk_dw_pair(base, w, rq, lsh, o, W, C, KH, KW, DH, DW, SW, ozp, lo, hi, flags);
+        }
+#endif
         for (; o != o_end; o += C, base += SW * C)
           tvmgen_mk_dw_pixel(taps, base, 1, w, rq, lsh, o, W, C, KH, KW, DH, DW, ozp, lo, hi, flags);
         ow = ow_hi - 1;
