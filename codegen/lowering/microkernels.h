@@ -87,11 +87,27 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int32_t flags) {
 TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_v(int32_t acc, int32_t m, int32_t r, int32_t c, int32_t lshift,
                                              int32_t flags, int32_t ozp, int32_t lo, int32_t hi) {
   if (flags & TVMGEN_RQ_LSHIFT) acc = (int32_t)((uint32_t)acc << lshift);
-  int32_t v = tvmgen_mk_srdhm(acc, m, flags);
+  int32_t v;
   if (flags & TVMGEN_RQ_FAST) {
-    v = (v + c + (v >> 31)) >> r;
+    /* (v + c + (v >> 31)) >> r with the sign of acc for that of v = SRDHM(acc, m): m > 0 and the fast forms
+     * rule out overflow, so v has acc's sign or is 0, and for v = 0 the -1 cannot change the result
+     * ((c - 1) >> r = c >> r: c = 2^(r-1) (+ zp << r), r >= 1).  With SMMULR that makes the whole rounding one
+     * SMMLAR, (t << 32 + x m + 2^31) >> 32 = t + SMMULR(x, m), accumulating t = c + (acc >> 31). */
+    const int32_t t = c + (acc >> 31);
+#if TVMGEN_MK_DSP
+    if (flags & (TVMGEN_RQ_DOUBLED | TVMGEN_RQ_SMMUL)) {
+      const int32_t x = (flags & TVMGEN_RQ_DOUBLED) ? acc : (int32_t)((uint32_t)acc << 1);
+      __asm__("smmlar %0, %1, %2, %3" : "=r"(v) : "r"(x), "r"(m), "r"(t));
+    } else {
+      v = tvmgen_mk_srdhm(acc, m, flags) + t;
+    }
+#else
+    v = tvmgen_mk_srdhm(acc, m, flags) + t;
+#endif
+    v >>= r;
     if (flags & TVMGEN_RQ_ZP) return tvmgen_mk_sat(v, lo, hi);
   } else {
+    v = tvmgen_mk_srdhm(acc, m, flags);
     int32_t t = (c >> 1) - (v >> 31) - (v & c);
     v = (v >> r) - (t >> 31);
   }
