@@ -817,4 +817,64 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_add(const int8_t* a, const int8_t* b, const i
   return 0;
 }
 
+/* ------------------------------------------------------------------------------------------------------
+ * AVERAGE_POOL_2D, int8 NHWC (reference_integer_ops::AveragePool): the int32 sum over the window's taps that lie
+ * inside the input, divided by their count rounding half away from zero (C's truncating division), then the
+ * activation clamp.  With the DSP extension four channels add at once, in the 16-bit lanes of two registers
+ * (SXTAB16: channels 0, 2 and 1, 3), exact while a window has at most 255 taps (|sum| <= 255 * 128 < 2^15;
+ * microkernels.py checks).  Interior pixels divide by the constant KH * KW (a multiply). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_avg_div(int32_t s, int32_t n, int32_t lo, int32_t hi) {
+  s = s > 0 ? (s + n / 2) / n : (s - n / 2) / n;
+  return s < lo ? lo : (s > hi ? hi : s);
+}
+
+TVMGEN_MK_INLINE void tvmgen_mk_avgpool_px(const int8_t* x, int8_t* o, int32_t W, int32_t C, int32_t hs, int32_t he,
+                                           int32_t ws, int32_t we, int32_t n, int32_t lo, int32_t hi) {
+  int32_t c = 0;
+#if TVMGEN_MK_DSP
+  for (; c + 4 <= C; c += 4) {
+    int32_t se = 0, so = 0;
+#pragma GCC unroll 8
+    for (int32_t h = hs; h < he; h++) {
+      const int8_t* p = x + (h * W + ws) * C + c;
+#pragma GCC unroll 8
+      for (int32_t w = ws; w < we; w++, p += C) {
+        const int32_t v = tvmgen_mk_ld4(p);
+        se = __sxtab16(se, v);
+        __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(so) : "r"(so), "r"(v));
+      }
+    }
+    const int32_t c0 = tvmgen_mk_avg_div((int16_t)se, n, lo, hi), c2 = tvmgen_mk_avg_div(se >> 16, n, lo, hi);
+    const int32_t c1 = tvmgen_mk_avg_div((int16_t)so, n, lo, hi), c3 = tvmgen_mk_avg_div(so >> 16, n, lo, hi);
+    o[c] = (int8_t)c0;
+    o[c + 1] = (int8_t)c1;
+    o[c + 2] = (int8_t)c2;
+    o[c + 3] = (int8_t)c3;
+  }
+#endif
+  for (; c < C; c++) {
+    int32_t s = 0;
+    for (int32_t h = hs; h < he; h++)
+      for (int32_t w = ws; w < we; w++) s += x[(h * W + w) * C + c];
+    o[c] = (int8_t)tvmgen_mk_avg_div(s, n, lo, hi);
+  }
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_avgpool(const int8_t* x, int8_t* out, int32_t H, int32_t W, int32_t C, int32_t OH,
+                                        int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t PT,
+                                        int32_t PL, int32_t lo, int32_t hi) {
+  for (int32_t oh = 0; oh < OH; oh++) {
+    const int32_t h0 = oh * SH - PT, hs = h0 > 0 ? h0 : 0, he = h0 + KH < H ? h0 + KH : H;
+    for (int32_t ow = 0; ow < OW; ow++) {
+      const int32_t w0 = ow * SW - PL, ws = w0 > 0 ? w0 : 0, we = w0 + KW < W ? w0 + KW : W;
+      int8_t* o = out + (oh * OW + ow) * C;
+      if (hs == h0 && he == h0 + KH && ws == w0 && we == w0 + KW)    /* the whole window: constant bounds */
+        tvmgen_mk_avgpool_px(x + (h0 * W + w0) * C, o, W, C, 0, KH, 0, KW, KH * KW, lo, hi);
+      else
+        tvmgen_mk_avgpool_px(x, o, W, C, hs, he, ws, we, (he - hs) * (we - ws), lo, hi);
+    }
+  }
+  return 0;
+}
+
 #endif /* TVMGEN_MICROKERNELS_H_ */
