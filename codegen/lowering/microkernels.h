@@ -162,11 +162,46 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int32_t G, int32_t J, const
     const int32_t ih0 = oh * SH - PT, iw0 = ow * SW - PL;
     if (ih0 >= 0 && ih0 + (KH - 1) * DH < H && iw0 >= 0 && iw0 + (KW - 1) * DW < W) {
       const int8_t* base = x + (ih0 * W + iw0) * C;
+#if TVMGEN_MK_DSP
+      /* a group of four inputs that are four consecutive bytes (one kernel row, dilation 1): one word, two
+       * SXTB16 (which give the group's DSP order 0, 2 / 1, 3), two SSUB16 of the zero point, one STRD */
+      const int32_t zz = (int32_t)(((uint32_t)(uint16_t)izp << 16) | (uint16_t)izp);
+#pragma GCC unroll 16
+      for (int32_t t = 0; t + 4 <= KH * KW * C; t += 4) {
+        const int32_t kh = t / (KW * C), r = t % (KW * C);
+        if (DW == 1 && r + 4 <= KW * C) {
+          const int32_t v = tvmgen_mk_ld4(base + kh * DH * W * C + r);
+          int32_t o, e2, o2;
+          __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
+          e2 = __ssub16(__sxtb16(v), zz);
+          o2 = __ssub16(o, zz);
+          if (M == 2) {
+            e2 = __sadd16(e2, e2);
+            o2 = __sadd16(o2, o2);
+          }
+          int32_t* gw = (int32_t*)(void*)&TVMGEN_MK_COL(t);
+          gw[0] = e2;
+          gw[1] = o2;
+        } else {
+#pragma GCC unroll 4
+          for (int32_t u = t; u < t + 4; u++) {
+            const int32_t uh = u / (KW * C), uw = (u / C) % KW, uc = u % C;
+            TVMGEN_MK_COL(u) = (int16_t)(M * (base[(uh * DH * W + uw * DW) * C + uc] - izp));
+          }
+        }
+      }
+#pragma GCC unroll 4
+      for (int32_t t = KH * KW * C / 4 * 4; t < KH * KW * C; t++) {
+        const int32_t kh = t / (KW * C), kw = (t / C) % KW, c = t % C;
+        TVMGEN_MK_COL(t) = (int16_t)(M * (base[(kh * DH * W + kw * DW) * C + c] - izp));
+      }
+#else
 #pragma GCC unroll 64
       for (int32_t t = 0; t < KH * KW * C; t++) {
         const int32_t kh = t / (KW * C), kw = (t / C) % KW, c = t % C;
         TVMGEN_MK_COL(t) = (int16_t)(M * (base[(kh * DH * W + kw * DW) * C + c] - izp));
       }
+#endif
 #pragma GCC unroll 4
       for (int32_t t = KH * KW * C; t < K4; t++) TVMGEN_MK_COL(t) = 0;
       return;
