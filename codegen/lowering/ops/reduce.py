@@ -206,9 +206,11 @@ def lower_softmax(ctx, op):
     names = {"row": [], "sum": [], "out": []}
     INT_MAX = i32(2 ** 31 - 1)
 
-    # Every exp the kernel takes is of d = x - rowmax in [-255, 0]: with microkernels on (the default), one load
-    # from a table of the same fixed-point values (softmax_exp_table) instead of the chain below, twice per element
+    # Every exp the kernel uses is of d = x - rowmax in [max(diff_min, -255), 0] (smaller d are masked): with
+    # microkernels on (the default), one load from a table of the same fixed-point values (softmax_exp_table)
+    # instead of the chain below, twice per element.  The index is clamped so masked d read entry 0.
     lut = ctx.const(softmax_exp_table(mult, lshift, diff_min), "softmax_exp") if mk.enabled() else None
+    d_lo = max(diff_min, -255)
 
     # Every intermediate is its own TE stage; the schedule moves each one into the
     # innermost loop of its consumer, so it becomes a one-element local (a scalar).
@@ -224,7 +226,7 @@ def lower_softmax(ctx, op):
                 return te.compute(shape, fn, name=tag + "_" + name)
             d = S("d", lambda *i: x(*i).astype("int32") - rowmax(*i[:-1]))
             if tabs:
-                return d, S("exp", lambda *i: tabs[0][d(*i) + i32(255)])
+                return d, S("exp", lambda *i: tabs[0][tirx.max(d(*i), i32(d_lo)) - i32(d_lo)])
             # MultiplyByQuantizedMultiplierGreaterThanOne -> Q5.26
             if lshift < 31:
                 sd = S("sd", lambda *i: srdhm(d(*i) * i32(1 << lshift), i32(mult)))
@@ -351,17 +353,16 @@ def _clz_positive(v):
 
 
 def softmax_exp_table(mult, lshift, diff_min):
-    """The int32 exp (Q0.31) that lower_softmax's fixed-point chain gives for each d = x - rowmax in [-255, 0]
-    (index d + 255), computed with the same gemmlowp steps on Python ints; 0 for d < diff_min (the kernel masks
-    those, TFLite never computes them)."""
+    """The int32 exp (Q0.31) that lower_softmax's fixed-point chain gives for each d = x - rowmax in
+    [max(diff_min, -255), 0] (index d - max(diff_min, -255)), computed with the same gemmlowp steps on Python ints
+    (smaller d are masked by the kernel; TFLite never computes them)."""
     from ..quant import rdbpot_int, srdhm_int, wrap_int
     quarter = 1 << 24
     barrel = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
               (2, 39332535), (3, 720401), (4, 242))
-    out = np.zeros(256, np.int32)
-    for d in range(-255, 1):
-        if d < diff_min:
-            continue
+    d_lo = max(diff_min, -255)
+    out = np.zeros(1 - d_lo, np.int32)
+    for d in range(d_lo, 1):
         sd = srdhm_int(wrap_int(d * (1 << lshift)), mult) if lshift < 31 else (0 if d == 0 else -2 ** 31)
         mq = (sd & (quarter - 1)) - quarter
         xe = wrap_int(mq * 32 + (1 << 28))
@@ -373,5 +374,5 @@ def softmax_exp_table(mult, lshift, diff_min):
         for exponent, m in barrel:
             if wrap_int(mq - sd) & (1 << (26 + exponent)):
                 e = srdhm_int(e, m)
-        out[d + 255] = 2 ** 31 - 1 if sd == 0 else e
+        out[d - d_lo] = 2 ** 31 - 1 if sd == 0 else e
     return out
