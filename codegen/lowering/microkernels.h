@@ -527,8 +527,8 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* 
 /* Two horizontally adjacent interior pixels (the second SW * C bytes after the first) that share each weight load:
  * 8 MACs in 15 instructions per tap (one LDRD of weights, two input words) against 16, and each channel's
  * requantization fields loaded once for both pixels.  The fourteen registers this needs (eight sums, four
- * temporaries, the weight pointer and the input base) are all there are, so only optimised builds (no frame
- * pointer) use it, for windows up to 25 taps whose offsets are all LDR immediates (< 4096); elsewhere the
+ * temporaries, the weight pointer and the input base) are all there are, so only optimised builds (-Og and up,
+ * no frame pointer) use it, for windows up to 25 taps whose offsets are all LDR immediates (< 4096); elsewhere the
  * pixels go one by one (tvmgen_mk_dw_pair_fits).  In place (memplan.inplace_delta_depthwise, delta d <= first
  * input byte of pixel p's window - (p + 1) C for every p) this stays safe: when the pair writes group g of
  * pixel p + 1 (bytes up to (p + 1) C + g + 3 + d <= first + g + 3), the only reads still to come of pixel p
@@ -556,30 +556,42 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pair(const int8_t* base, const int16_t* w, co
     int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
     const int16_t* wp = w + g * T;
     const int8_t* const xg = base + g;
-#pragma GCC unroll 25
-    for (int32_t t = 0; t < T; t++) {
-      int32_t xv, xe, we, wo;
-      __asm__("ldrd %[we], %[wo], [%[wp]], #8\n\t"
-              "ldr %[xv], [%[px], #%c[oa]]\n\t"
-              "sxtb16 %[xe], %[xv]\n\t"
-              "sxtb16 %[xv], %[xv], ror #8\n\t"
-              "smlabb %[a0], %[xe], %[we], %[a0]\n\t"
-              "smlatt %[a2], %[xe], %[we], %[a2]\n\t"
-              "smlabb %[a1], %[xv], %[wo], %[a1]\n\t"
-              "smlatt %[a3], %[xv], %[wo], %[a3]\n\t"
-              "ldr %[xv], [%[px], #%c[ob]]\n\t"
-              "sxtb16 %[xe], %[xv]\n\t"
-              "sxtb16 %[xv], %[xv], ror #8\n\t"
-              "smlabb %[b0], %[xe], %[we], %[b0]\n\t"
-              "smlatt %[b2], %[xe], %[we], %[b2]\n\t"
-              "smlabb %[b1], %[xv], %[wo], %[b1]\n\t"
-              "smlatt %[b3], %[xv], %[wo], %[b3]"
-              : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1),
-                [b2] "+r"(b2), [b3] "+r"(b3), [wp] "+r"(wp), [xv] "=&r"(xv), [xe] "=&r"(xe), [we] "=&r"(we),
-                [wo] "=&r"(wo)
-              : [px] "r"(xg), [oa] "n"(((t / KW) * DH * W + (t % KW) * DW) * C),
-                [ob] "n"(((t / KW) * DH * W + (t % KW) * DW + SW) * C), "m"(*(const int8_t(*)[4096])xg));
+    /* the taps written out (not a loop: -Og unrolls none, and the offsets must be constants); a tap t >= T is
+     * dead code with offset 0 */
+#define TVMGEN_MK_DW_OFF(t, sc) ((t) < T ? ((((t) / KW) * DH * W + ((t) % KW) * DW) * C + (sc)) : 0)
+#define TVMGEN_MK_DW_PAIR_TAP(t)                                                                        \
+    if ((t) < T) {                                                                                      \
+      int32_t xv, xe, we, wo;                                                                           \
+      __asm__("ldrd %[we], %[wo], [%[wp]], #8\n\t"                                                      \
+              "ldr %[xv], [%[px], #%c[oa]]\n\t"                                                         \
+              "sxtb16 %[xe], %[xv]\n\t"                                                                 \
+              "sxtb16 %[xv], %[xv], ror #8\n\t"                                                         \
+              "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                   \
+              "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                   \
+              "smlabb %[a1], %[xv], %[wo], %[a1]\n\t"                                                   \
+              "smlatt %[a3], %[xv], %[wo], %[a3]\n\t"                                                   \
+              "ldr %[xv], [%[px], #%c[ob]]\n\t"                                                         \
+              "sxtb16 %[xe], %[xv]\n\t"                                                                 \
+              "sxtb16 %[xv], %[xv], ror #8\n\t"                                                         \
+              "smlabb %[b0], %[xe], %[we], %[b0]\n\t"                                                   \
+              "smlatt %[b2], %[xe], %[we], %[b2]\n\t"                                                   \
+              "smlabb %[b1], %[xv], %[wo], %[b1]\n\t"                                                   \
+              "smlatt %[b3], %[xv], %[wo], %[b3]"                                                       \
+              : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1), \
+                [b2] "+r"(b2), [b3] "+r"(b3), [wp] "+r"(wp), [xv] "=&r"(xv), [xe] "=&r"(xe),           \
+                [we] "=&r"(we), [wo] "=&r"(wo)                                                          \
+              : [px] "r"(xg), [oa] "n"(TVMGEN_MK_DW_OFF(t, 0)), [ob] "n"(TVMGEN_MK_DW_OFF(t, SW * C)),  \
+                "m"(*(const int8_t(*)[4096])xg));                                                       \
     }
+    TVMGEN_MK_DW_PAIR_TAP(0) TVMGEN_MK_DW_PAIR_TAP(1) TVMGEN_MK_DW_PAIR_TAP(2) TVMGEN_MK_DW_PAIR_TAP(3)
+    TVMGEN_MK_DW_PAIR_TAP(4) TVMGEN_MK_DW_PAIR_TAP(5) TVMGEN_MK_DW_PAIR_TAP(6) TVMGEN_MK_DW_PAIR_TAP(7)
+    TVMGEN_MK_DW_PAIR_TAP(8) TVMGEN_MK_DW_PAIR_TAP(9) TVMGEN_MK_DW_PAIR_TAP(10) TVMGEN_MK_DW_PAIR_TAP(11)
+    TVMGEN_MK_DW_PAIR_TAP(12) TVMGEN_MK_DW_PAIR_TAP(13) TVMGEN_MK_DW_PAIR_TAP(14) TVMGEN_MK_DW_PAIR_TAP(15)
+    TVMGEN_MK_DW_PAIR_TAP(16) TVMGEN_MK_DW_PAIR_TAP(17) TVMGEN_MK_DW_PAIR_TAP(18) TVMGEN_MK_DW_PAIR_TAP(19)
+    TVMGEN_MK_DW_PAIR_TAP(20) TVMGEN_MK_DW_PAIR_TAP(21) TVMGEN_MK_DW_PAIR_TAP(22) TVMGEN_MK_DW_PAIR_TAP(23)
+    TVMGEN_MK_DW_PAIR_TAP(24)
+#undef TVMGEN_MK_DW_PAIR_TAP
+#undef TVMGEN_MK_DW_OFF
     /* channel j's fields in locals before the stores (a byte store may alias them, forcing reloads) */
 #define TVMGEN_MK_DW_PAIR_OUT(j, a, b)                                                                  \
     {                                                                                                   \
