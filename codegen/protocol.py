@@ -15,12 +15,19 @@ sketch and harness template imports (codegen.emit.templating.PROTOCOL; `arduino_
 The confidence is the top output's probability in tenths of a percent for a softmax output ("87.5%", integer
 arithmetic only: confidence_text), else its raw score; the scores are the raw quantized outputs. The time is
 not part of the compared line. This module imports nothing of the project: every layer may use it.
+
+A float32 output prints each value exactly, as the hex of its IEEE-754 bits (`0x3f7fbe77`), so that the compared
+line is bit for bit; a softmax's confidence comes from those bits in integer arithmetic (float_confidence_text).
+In Python such a score is an int, its order key (float_key): keys sort as the floats do (-0.0 just below +0.0,
+NaNs beyond the infinities), so argmax and differences (in units in the last place) need no special case, and
+the key gives the bits back (key_bits).
 """
 import collections
 import re
 
-RESULT_LINE = re.compile(r"^(?P<title>.+?): (?P<label>.+) (?P<confidence>-?\d+\.\d%|-?\d+) "
-                         r"\[(?P<scores>-?\d+(?:, -?\d+)*)\](?: (?P<ms>\d+\.\d{3}) ms)?$")
+_SCORE = r"(?:0x[0-9a-f]{8}|-?\d+)"
+RESULT_LINE = re.compile(r"^(?P<title>.+?): (?P<label>.+) (?P<confidence>-?\d+\.\d%|0x[0-9a-f]{8}|-?\d+) "
+                         r"\[(?P<scores>" + _SCORE + r"(?:, " + _SCORE + r")*)\](?: (?P<ms>\d+\.\d{3}) ms)?$")
 ERROR_LINE = re.compile(r"^(?P<title>.+?): error: (?P<error>\S+ returned -?\d+)$")
 # The demo's last line, e.g. "7/8 correct (87.5%)" (a complete line).
 DEMO_LINE = re.compile(r"^(\d+/\d+ correct \(\d+\.\d%\))\r?$", re.M)
@@ -39,6 +46,57 @@ def confidence_text(q, zero_point, multiplier, shift):
     return f"{sign}{tenths // 10}.{tenths % 10}%"
 
 
+FLOAT_TYPES = ("float32",)
+
+
+def float_key(bits):
+    """The order key of a float32 given as its IEEE-754 bits (an unsigned 32-bit int): keys compare as the floats
+    do, -0.0 (key -1) just below +0.0 (key 0), so that key_bits gives the very bits back."""
+    bits = int(bits) & 0xFFFFFFFF
+    return -(bits & 0x7FFFFFFF) - 1 if bits & 0x80000000 else bits
+
+
+def key_bits(key):
+    """The IEEE-754 bits of the float32 whose order key (float_key) is `key`."""
+    key = int(key)
+    return 0x80000000 | (-key - 1) if key < 0 else key
+
+
+def score_text(score, dtype=None):
+    """How a score is printed: an integer output's value in decimal, a float32's bits in hex (0x3f800000)."""
+    return "0x%08x" % key_bits(score) if dtype in FLOAT_TYPES else str(int(score))
+
+
+def parse_score(token):
+    """A printed score token back to its score (a float32's hex bits to their order key)."""
+    return float_key(int(token, 16)) if token.startswith("0x") else int(token)
+
+
+def float_value(key):
+    """The float a float32 score's key stands for (for people reading a report)."""
+    import struct
+    return struct.unpack("<f", struct.pack("<I", key_bits(key)))[0]
+
+
+def float_confidence_text(key):
+    """The confidence printed for a float32 softmax probability (given by its order key): tenths of a percent,
+    round(p * 1000) half up, computed from the IEEE bits in integer arithmetic as the C does (no FPU needed):
+    p = m * 2^-s with the 24-bit significand m; saturated at 99999999 tenths."""
+    bits = key_bits(key)
+    sign = "-" if bits >> 31 else ""
+    e, m = (bits >> 23) & 0xFF, bits & 0x7FFFFF
+    if e:
+        m |= 0x800000
+    s = 150 - (e if e else 1)
+    if e == 0xFF or s <= 0:
+        tenths = 99999999
+    elif s >= 64:
+        tenths = 0
+    else:
+        tenths = min((m * 1000 + (1 << (s - 1))) >> s, 99999999)
+    return f"{sign}{tenths // 10}.{tenths % 10}%"
+
+
 def top_index(scores):
     """The first index of the largest score (what the sketch's strict `>` loop picks)."""
     return max(range(len(scores)), key=lambda k: (scores[k], -k))
@@ -47,12 +105,15 @@ def top_index(scores):
 def result_line(title, scores, labels, output):
     """The exact line a runner prints for raw output `scores`, given images.json's labels and output."""
     top = top_index(scores)
-    if output.get("softmax"):
+    dtype = output.get("dtype")
+    if output.get("softmax") and dtype in FLOAT_TYPES:
+        confidence = float_confidence_text(scores[top])
+    elif output.get("softmax"):
         confidence = confidence_text(scores[top], output["zero_point"], output["confidence_multiplier"],
                                      output["confidence_shift"])
     else:
-        confidence = str(scores[top])
-    return f"{title}: {labels[top]} {confidence} [{', '.join(str(v) for v in scores)}]"
+        confidence = score_text(scores[top], dtype)
+    return f"{title}: {labels[top]} {confidence} [{', '.join(score_text(v, dtype) for v in scores)}]"
 
 
 def demo_line(correct, total):
@@ -70,7 +131,7 @@ def parse_results(text):
         m = RESULT_LINE.match(line)
         if m:
             results.append(Result(m["title"], m["label"], m["confidence"],
-                                  [int(n) for n in m["scores"].split(", ")], line[:m.end("scores") + 1],
+                                  [parse_score(n) for n in m["scores"].split(", ")], line[:m.end("scores") + 1],
                                   float(m["ms"]) if m["ms"] else None, None, line))
             continue
         m = ERROR_LINE.match(line)

@@ -16,7 +16,7 @@ import sys
 from .. import escape
 from ..modelio import images as imagesmod
 from ..modelio import usermodel
-from ..protocol import demo_line
+from ..protocol import FLOAT_TYPES, demo_line
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..inputfiles import load_npy, read_bounded
@@ -28,6 +28,10 @@ ALIGNMENT = 16
 # Without given inputs (MODEL= a .tflite and no DATA=), this many seeded random ones keep every stage working.
 GENERATED_INPUTS = 2
 QUANTIZED_TYPES = ("int8", "uint8")
+# The tensor types every stage carries (the sketch's buffers are their bytes): bytes per value.
+ITEMSIZE = {"int8": 1, "uint8": 1, "int16": 2, "float32": 4}
+INPUT_TYPES = ("int8", "uint8")
+OUTPUT_TYPES = tuple(ITEMSIZE)
 # The largest input or output tensor embedded as C arrays (no MCU board has this much RAM; it bounds the time
 # and the size of images.c for a model that declares a large input, board or no board).
 EMBED_MAX_TENSOR_BYTES = 4 * 2**20
@@ -180,9 +184,13 @@ def class_labels_for(output_size, labels_file=None, class_labels=None, class_sou
 
 def output_meta(out):
     """The output's quantization and how its top score is printed (see quantio.confidence_text)."""
-    constants = confidence_constants(out["scale"]) if out["softmax"] and out["scale"] > 0 else None
+    if out["dtype"] in FLOAT_TYPES:     # a float probability's confidence comes from its bits (protocol.py)
+        constants, softmax = None, bool(out["softmax"])
+    else:
+        constants = confidence_constants(out["scale"]) if out["softmax"] and out["scale"] > 0 else None
+        softmax = constants is not None
     return {"dtype": out["dtype"], "shape": out["shape"], "size": _count(out["shape"]), "scale": out["scale"],
-            "zero_point": out["zero_point"], "softmax": constants is not None,
+            "zero_point": out["zero_point"], "softmax": softmax, "itemsize": ITEMSIZE[out["dtype"]],
             "confidence_multiplier": constants[0] if constants else None,
             "confidence_shift": constants[1] if constants else None}
 
@@ -196,7 +204,7 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
     io = model_io(tflite_path)
     inp, out = io["input"], io["output"]
     for role, t in (("input", inp), ("output", out)):
-        nbytes = _count(t["shape"]) * (1 if t["dtype"] in QUANTIZED_TYPES else 4)
+        nbytes = _count(t["shape"]) * ITEMSIZE.get(t["dtype"], 4)
         if nbytes > EMBED_MAX_TENSOR_BYTES:
             raise PipelineError(f"{tflite_path}: the model {role} {t['shape']} takes {nbytes:,} bytes, more than "
                                 f"the {EMBED_MAX_TENSOR_BYTES:,} bytes a sketch's test input or result may have; "
@@ -205,10 +213,11 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
             raise PipelineError(f"{tflite_path}: the model {role} {t['shape']} takes {nbytes:,} bytes, more than "
                                 f"the {board['ram_bytes']:,} bytes of RAM of {board.get('title') or 'the board'}; "
                                 "use a model with a smaller input for this board, or a bigger BOARD=")
-    for role, t in (("input", inp), ("output", out)):
-        if t["dtype"] not in QUANTIZED_TYPES:
-            raise PipelineError(f"{tflite_path}: the model {role} is {t['dtype']}; the sketch needs int8 or uint8 "
-                                "I/O (convert with inference_input_type/inference_output_type tf.int8 or tf.uint8)")
+    for role, t, types in (("input", inp, INPUT_TYPES), ("output", out, OUTPUT_TYPES)):
+        if t["dtype"] not in types:
+            raise PipelineError(f"{tflite_path}: the model {role} is {t['dtype']}; the sketch takes "
+                                f"{' or '.join(types)} {role}s (convert with inference_{role}_type tf.int8 or "
+                                "tf.uint8)")
     output = output_meta(out)
     classes = class_labels_for(output["size"], labels_file, class_labels, class_source)
     dtype, shape, size = inp["dtype"], inp["shape"], _count(inp["shape"])

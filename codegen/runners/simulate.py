@@ -77,7 +77,7 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None, s
     escape.require_c_identifier(model_name, "model_name")
     output = output or {}
     quant = {"dtype": output_dtype, "softmax": bool(output.get("softmax"))}
-    if quant["softmax"]:
+    if quant["softmax"] and output_dtype != "float32":     # a float probability's confidence needs no constants
         quant.update({k: int(output[k]) for k in ("zero_point", "confidence_multiplier", "confidence_shift")},
                      scale=output.get("scale"))
     context = {"images": user_images({"images": images, "labels": labels or [], "output": quant}),

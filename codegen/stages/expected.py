@@ -12,6 +12,7 @@ import re
 from ..emit.bin2c import demo_summary_line, load_embedded
 from ..fsutil import atomic_open
 from ..errors import PipelineError
+from ..protocol import float_key
 from ..runners.hostcheck import result_line, top_index
 
 TFLITE = "tf.lite BUILTIN_REF"
@@ -76,6 +77,17 @@ def run_reference(tflite_path, raws):
     return scores, TFLM, refused
 
 
+def score_values(row):
+    """One output as the scores the result lines print: integers as they are, float32 values as their order keys
+    (codegen.protocol.float_key of their bits)."""
+    import numpy as np
+
+    row = np.asarray(row).reshape(-1)
+    if row.dtype.kind == "f":
+        return [float_key(b) for b in row.astype(np.float32).view(np.uint32)]
+    return [int(v) for v in row]
+
+
 def reference_scores(tflite_path, images_json, out_json):
     meta, raws = load_embedded(images_json)
     scores, reference, refused = run_reference(tflite_path, raws)
@@ -83,10 +95,12 @@ def reference_scores(tflite_path, images_json, out_json):
     labels = meta.get("labels") or [f"class{i}" for i in range(scores.shape[1])]
     images = []
     for e, s in zip(meta["images"], scores):
-        values = [int(v) for v in s]
+        values = score_values(s)
         top = top_index(values)
         images.append({"name": e["name"], "title": e["title"], "scores": values, "argmax": top, "top": labels[top],
                        "line": result_line(e["title"], values, labels, output)})
+        if s.dtype.kind == "f":     # the scores are the floats' order keys (codegen.protocol); their values:
+            images[-1]["values"] = [float(v) for v in s]
     result = {"output_dtype": scores.dtype.name, "labels": labels, "softmax": bool(output.get("softmax")),
               "images": images, "reference": reference}
     if refused:
