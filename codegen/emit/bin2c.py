@@ -20,7 +20,7 @@ from ..protocol import FLOAT_TYPES, demo_line
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..inputfiles import load_npy, read_bounded
-from ..modelio.quantio import confidence_constants, model_io, pixels_to_input, quantize_values
+from ..modelio.quantio import confidence_constants, float_range, model_io, pixels_to_input, quantize_values
 
 # Human titles for the tutorial's class folders; printed by the sketch before each result ("Car: ...").
 TITLES = {"target": "Car", "random": "Other object"}
@@ -30,7 +30,7 @@ GENERATED_INPUTS = 2
 QUANTIZED_TYPES = ("int8", "uint8")
 # The tensor types every stage carries (the sketch's buffers are their bytes): bytes per value.
 ITEMSIZE = {"int8": 1, "uint8": 1, "int16": 2, "float32": 4}
-INPUT_TYPES = ("int8", "uint8")
+INPUT_TYPES = ("int8", "uint8", "int16", "float32")
 OUTPUT_TYPES = tuple(ITEMSIZE)
 # The largest input or output tensor embedded as C arrays (no MCU board has this much RAM; it bounds the time
 # and the size of images.c for a model that declares a large input, board or no board).
@@ -81,12 +81,13 @@ def load_input(path, inp):
 
     dtype, shape = inp["dtype"], inp["shape"]
     count = _count(shape)
+    nbytes = count * ITEMSIZE[dtype]
     what = f"the model input {shape} takes {count} {dtype} values"
     ext = os.path.splitext(path)[1].lower()
     if ext == ".bin":
-        raw = read_bounded(path, count, hint=f"{what} ({count} bytes); give exactly the raw input tensor")
-        if len(raw) != count:
-            raise PipelineError(f"{path}: {len(raw)} bytes, but {what} ({count} bytes); give exactly the raw input "
+        raw = read_bounded(path, nbytes, hint=f"{what} ({nbytes} bytes); give exactly the raw input tensor")
+        if len(raw) != nbytes:
+            raise PipelineError(f"{path}: {len(raw)} bytes, but {what} ({nbytes} bytes); give exactly the raw input "
                                 "tensor, or a .npy file")
         return raw
     if ext == ".npy":
@@ -98,7 +99,9 @@ def load_input(path, inp):
             if not np.isfinite(arr).all():
                 raise PipelineError(f"{path}: holds NaN or infinite values; give finite float inputs")
             return quantize_values(arr.reshape(-1), dtype, inp["scale"], inp["zero_point"]).tobytes()
-        if arr.dtype.name in QUANTIZED_TYPES:
+        if dtype == "float32" and arr.dtype.kind in "iu":        # integers given to a float input: their values
+            return arr.reshape(-1).astype(np.float32).tobytes()
+        if arr.dtype.name in QUANTIZED_TYPES + ("int16",):
             if arr.dtype.name != dtype:
                 raise PipelineError(f"{path}: {arr.dtype.name} values, but {what}; give {dtype} values (used as "
                                     "they are) or float values (quantized with the input's scale)")
@@ -153,8 +156,15 @@ def generated_inputs(inp, n, seed):
     """n deterministic random input tensors (uniform over the input type), named input0, input1, ..."""
     import numpy as np
 
-    info = np.iinfo(inp["dtype"])
     rng = np.random.RandomState(seed)
+    if inp["dtype"] == "float32":
+        # uniform over the floats the model's own QUANTIZE of its input can represent (else -1..1)
+        q = inp.get("quantize") or {}
+        lo, hi = (float_range(q["dtype"], q["scale"], q["zero_point"]) if q.get("scale", 0) > 0
+                  and q.get("dtype") in ("int8", "uint8", "int16") else (-1.0, 1.0))
+        return [(f"input{i}", rng.uniform(lo, hi, _count(inp["shape"])).astype(np.float32).tobytes())
+                for i in range(n)]
+    info = np.iinfo(inp["dtype"])
     return [(f"input{i}", rng.randint(int(info.min), int(info.max) + 1, _count(inp["shape"]))
              .astype(inp["dtype"]).tobytes()) for i in range(n)]
 
@@ -220,7 +230,7 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
                                 "tf.uint8)")
     output = output_meta(out)
     classes = class_labels_for(output["size"], labels_file, class_labels, class_source)
-    dtype, shape, size = inp["dtype"], inp["shape"], _count(inp["shape"])
+    dtype, shape, size = inp["dtype"], inp["shape"], _count(inp["shape"]) * ITEMSIZE[inp["dtype"]]
     truths = {}
     if demo_npz:
         raws = _demo_inputs(demo_npz, inp, truths)
@@ -263,7 +273,9 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
         header += [f"#define IMAGE_HEIGHT {image[0]}", f"#define IMAGE_WIDTH {image[1]}",
                    f"#define IMAGE_CHANNELS {image[2]}"]
     header += [f"#define IMAGE_SIZE_BYTES {size}",
-               f"#define IMAGE_DTYPE_{dtype.upper()} 1  /* bytes are {dtype} values (quantized model input) */",
+               f"#define IMAGE_DTYPE_{dtype.upper()} 1  /* bytes are {dtype} values ("
+               + ("the model's float input, little-endian" if dtype == "float32" else
+                  "little-endian" if dtype == "int16" else "quantized model input") + ") */",
                f"#define IMAGE_COUNT {len(entries)}", ""]
     for e in entries:
         header.append(f"/* {escape.c_comment(e['source'])} ({escape.c_comment(e['label'])}) */")

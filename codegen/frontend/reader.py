@@ -212,6 +212,25 @@ def _float_output_op(m):
     return None
 
 
+def _float_input_ops(m):
+    """The QUANTIZE ops that take a float32 model input to an integer tensor (inference_input_type=tf.float32: the
+    model quantizes its own input), or [] when some float32 input is read by anything else (or is an output)."""
+    ops = []
+    for ti in m.input_ids:
+        if m.tensors[ti].dtype != "float32":
+            continue
+        readers = [op for op in m.ops if ti in op.inputs]
+        if not readers or ti in m.output_ids:
+            return []
+        for op in readers:
+            y = m.tensors[op.outputs[0]] if len(op.outputs) == 1 else None
+            if (op.type != "QUANTIZE" or op.inputs != [ti] or y is None or y.dtype not in ("int8", "uint8", "int16")
+                    or not y.is_quantized or len(y.scale) != 1 or y.shape != m.tensors[ti].shape):
+                return []
+            ops.append(op)
+    return ops
+
+
 def _check_static_shapes(m):
     """Models converted from Keras with a dynamic batch say -1 for the batch in `shape_signature` while every
     tensor's shape has batch 1; tf.lite and TFLite Micro run them with batch 1, and so does the generated C
@@ -256,8 +275,10 @@ def _validate(m):
     for op in m.ops:
         used.update(op.inputs)
         used.update(op.outputs)
+    # The float model inputs each QUANTIZE reads (inference_input_type=tf.float32) are allowed too.
+    float_in = {op.inputs[0] for op in _float_input_ops(m)}
     float_tensors = [t for t in m.tensors if t.dtype in ("float32", "float16", "float64") and t.index in used
-                     and not (float_out is not None and t.index == float_out.outputs[0])]
+                     and not (float_out is not None and t.index == float_out.outputs[0]) and t.index not in float_in]
     deq = [op for op in m.ops if op.type == "DEQUANTIZE" and op is not float_out]
     if float_tensors or deq:
         what = float_tensors[0].name if float_tensors else "DEQUANTIZE op #%d" % deq[0].index
@@ -291,7 +312,7 @@ def _validate(m):
                        "TFLite's kernel expects (%s: %s; damaged file?). Re-export the model"
                        % (op.type, op.index, op.inputs, op.outputs, type(e).__name__, e))
     for t in (m.inputs[0], m.outputs[0]):
-        if float_out is not None and t.index == float_out.outputs[0]:
+        if float_out is not None and t.index == float_out.outputs[0] or t.index in float_in:
             continue
         if t.dtype not in ("int8", "uint8") or not t.is_quantized:
             m.fail("the model %s %r is %s; it must be quantized int8 or uint8. %s"

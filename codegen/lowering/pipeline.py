@@ -148,7 +148,7 @@ def _strip_tvm(src):
             continue
         # libm prototypes the codegen repeats (math.h declares them; avr-libc defines
         # some of them as macros, which makes these lines fail to compile)
-        if re.match(r"^(float|double) \w+\((float|double)(, (float|double))*\);$", s):
+        if re.match(r"^(TVM_DLL )?(float|double) \w+\((float|double)(, (float|double))*\);$", s):
             continue
         out.append(line)
     text = "\n".join(out)
@@ -186,7 +186,7 @@ def lower(model, model_name="default"):
 
 
 def _float_output_view(t):
-    """A float32 model output (after DEQUANTIZE) carries no quantization parameters; the
+    """A float32 model input (before QUANTIZE) or output (after DEQUANTIZE) carries no quantization parameters; the
     metadata and header describe it as scale 1, zero point 0 (value = 1 * (x - 0))."""
     if t.is_quantized:
         return t
@@ -205,7 +205,7 @@ def _lower(model, model_name):
     t0 = time.time()
     m = model
     in_t, out_t = m.inputs[0], m.outputs[0]
-    lw.input, lw.output = in_t, _float_output_view(out_t)
+    lw.input, lw.output = _float_output_view(in_t), _float_output_view(out_t)
     x = relax.Var("input", relax.TensorType(tuple(in_t.shape), in_t.dtype))
     bb = relax.BlockBuilder()
     b = LoweringContext(model, model_name, bb)

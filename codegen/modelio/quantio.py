@@ -35,7 +35,9 @@ def quantize_values(values, dtype, scale, zero_point):
     add the zero point, clamp to the type's range."""
     import numpy as np
 
-    if dtype not in ("uint8", "int8") or scale == 0:
+    if dtype == "float32":
+        return np.asarray(values, dtype=np.float32)
+    if dtype not in ("uint8", "int8", "int16") or scale == 0:
         return np.asarray(values).astype(dtype)
     info = np.iinfo(dtype)
     v = np.asarray(values, dtype=np.float64) / scale
@@ -60,7 +62,7 @@ def pixels_to_input(pixels, dtype, scale, zero_point):
     """0..255 pixels -> the model's quantized input: as pixel values, or first normalized to 0..1 or -1..1 when
     the input's quantization only covers such a range (a model trained on normalized images)."""
     values = pixels.astype("float64")
-    if dtype in ("uint8", "int8") and scale > 0:
+    if dtype in ("uint8", "int8", "int16") and scale > 0:
         lo, hi = float_range(dtype, scale, zero_point)
         if hi <= NORMALIZED_RANGE_MAX:
             values = values / 127.5 - 1.0 if lo < -0.5 else values / 255.0
@@ -117,7 +119,17 @@ def model_io(tflite_path):
         tensor = inputs[0]
     out = _tensor_io(tflite, graph, graph.Outputs(0))
     out["softmax"] = softmax
-    return {"input": _tensor_io(tflite, graph, graph.Inputs(0)), "output": out}
+    inp = _tensor_io(tflite, graph, graph.Inputs(0))
+    if inp["dtype"] == "float32":
+        # a float input the model quantizes itself: the QUANTIZE's quantization says which floats make sense
+        for i in range(graph.OperatorsLength()):
+            op = graph.Operators(i)
+            if op.InputsLength() and int(op.Inputs(0)) == graph.Inputs(0) and op.OutputsLength():
+                code = model.OperatorCodes(op.OpcodeIndex())
+                if op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())) == "QUANTIZE":
+                    inp["quantize"] = _tensor_io(tflite, graph, op.Outputs(0))
+                    break
+    return {"input": inp, "output": out}
 
 
 def confidence_constants(scale):
