@@ -21,6 +21,14 @@ line is bit for bit; a softmax's confidence comes from those bits in integer ari
 In Python such a score is an int, its order key (float_key): keys sort as the floats do (-0.0 just below +0.0,
 NaNs beyond the infinities), so argmax and differences (in units in the last place) need no special case, and
 the key gives the bits back (key_bits).
+
+A model with several outputs prints one line per output and input, titled `<name> #<k>` (output k), with the
+output's values, or for a long one (more than SUMMARY_MAX values, e.g. an SSD's 6825 boxes) its five largest
+with their index and the FNV-1a hash of all its bytes, so that the whole output is compared without sending
+tens of thousands of values over a serial line:
+
+    <name> #<k>: values [<score>, ...]                                   (OUTPUT_LINE)
+    <name> #<k>: top5 [<index>=<score>, ...] fnv1a 0x<8 hex digits>
 """
 import collections
 import re
@@ -29,6 +37,13 @@ _SCORE = r"(?:0x[0-9a-f]{8}|-?\d+)"
 RESULT_LINE = re.compile(r"^(?P<title>.+?): (?P<label>.+) (?P<confidence>-?\d+\.\d%|0x[0-9a-f]{8}|-?\d+) "
                          r"\[(?P<scores>" + _SCORE + r"(?:, " + _SCORE + r")*)\](?: (?P<ms>\d+\.\d{3}) ms)?$")
 ERROR_LINE = re.compile(r"^(?P<title>.+?): error: (?P<error>\S+ returned -?\d+)$")
+_INDEXED = r"\d+=" + _SCORE
+OUTPUT_LINE = re.compile(r"^(?P<title>.+?): (?:values \[(?P<values>" + _SCORE + r"(?:, " + _SCORE + r")*)\]"
+                         r"|top5 \[(?P<top>" + _INDEXED + r"(?:, " + _INDEXED + r")*)\] fnv1a (?P<digest>0x[0-9a-f]{8}))"
+                         r"(?: (?P<ms>\d+\.\d{3}) ms)?$")
+# Outputs with more values than this print as their top five and a hash of all their bytes.
+SUMMARY_MAX = 32
+SUMMARY_TOP = 5
 # The demo's last line, e.g. "7/8 correct (87.5%)" (a complete line).
 DEMO_LINE = re.compile(r"^(\d+/\d+ correct \(\d+\.\d%\))\r?$", re.M)
 BUILD_ID_LINE = re.compile(r"build id: ([0-9a-f]{16})\b")
@@ -116,6 +131,35 @@ def result_line(title, scores, labels, output):
     return f"{title}: {labels[top]} {confidence} [{', '.join(score_text(v, dtype) for v in scores)}]"
 
 
+def fnv1a(data):
+    """The 32-bit FNV-1a hash of bytes (what the C prints for a long output)."""
+    h = 0x811C9DC5
+    for b in bytes(data):
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def output_title(title, k):
+    """The title of output k's line for an input of a model with several outputs."""
+    return f"{title} #{k}"
+
+
+def summary_indices(scores):
+    """The indices of a long output's SUMMARY_TOP largest scores, largest first, the lower index first among equal
+    ones (the C's repeated strict `>` scan over the not yet chosen values)."""
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:SUMMARY_TOP]
+
+
+def output_line(title, scores, dtype, data):
+    """(line, printed scores) for one output of a model with several outputs: its values, or, with more than
+    SUMMARY_MAX, the top five with their indices and the FNV-1a of the output's bytes `data`."""
+    if len(scores) <= SUMMARY_MAX:
+        return f"{title}: values [{', '.join(score_text(v, dtype) for v in scores)}]", list(scores)
+    top = summary_indices(scores)
+    return (f"{title}: top5 [{', '.join(f'{i}={score_text(scores[i], dtype)}' for i in top)}] "
+            f"fnv1a 0x{fnv1a(data):08x}", [scores[i] for i in top])
+
+
 def demo_line(correct, total):
     """The demo's last line, `7/8 correct (87.5%)`, in the integer arithmetic the sketch uses."""
     tenths = (correct * 1000 + total // 2) // total
@@ -133,6 +177,16 @@ def parse_results(text):
             results.append(Result(m["title"], m["label"], m["confidence"],
                                   [parse_score(n) for n in m["scores"].split(", ")], line[:m.end("scores") + 1],
                                   float(m["ms"]) if m["ms"] else None, None, line))
+            continue
+        m = OUTPUT_LINE.match(line)
+        if m:
+            if m["values"]:
+                kind, scores = "values", [parse_score(n) for n in m["values"].split(", ")]
+            else:
+                kind, scores = "top5", [parse_score(n.split("=")[1]) for n in m["top"].split(", ")]
+            end = m.start("ms") - 1 if m["ms"] else len(line)
+            results.append(Result(m["title"], kind, "", scores, line[:end], float(m["ms"]) if m["ms"] else None,
+                                  None, line))
             continue
         m = ERROR_LINE.match(line)
         if m:

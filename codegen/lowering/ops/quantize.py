@@ -104,6 +104,7 @@ def lower_dequantize(ctx, op):
         return te.compute(x.shape, lambda *i: (x(*i).astype("int32") - i32(zp)).astype(
             "float32") * s[0], name="out")
 
-    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]], scale])
+    # the input may be a constant: an SSD's anchors, folded at codegen time (frontend/fold.py)
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0], "dequantize"), scale])
     return 0
 
