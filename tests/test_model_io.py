@@ -128,3 +128,101 @@ def test_shared_float_io_models_pass_check(name, tmp_path):
         pytest.skip("%s is absent (../shared/models comes with the project's CI, not with a user's clone)" % path)
     proc = run_scons(tmp_path, "check", MODEL=path)
     assert "scores match TFLite byte for byte" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------------------ several I/O
+def _keep_output_int8(k):
+    """An edit that drops the DEQUANTIZE making output k: that output becomes its int8 tensor (mixed output types)."""
+    def fn(model):
+        from tensorflow.lite.python import schema_py_generated as fb
+        g = model.subgraphs[0]
+        out = g.outputs[k]
+        for i, op in enumerate(g.operators):
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == fb.BuiltinOperator.DEQUANTIZE \
+                    and list(op.outputs) == [out]:
+                g.outputs[k] = op.inputs[0]
+                del g.operators[i]
+                return
+        raise AssertionError("no DEQUANTIZE makes output %d" % k)
+    return fn
+
+
+@pytest.fixture(scope="module")
+def two_in_three_out(tmp_path_factory):
+    """Two float32 inputs (each through the model's own QUANTIZE) and three outputs: a 3-class softmax (float32),
+    40 values (float32: printed summarized) and 2 values left int8."""
+    import keras
+    import tensorflow as tf
+    from codegen.fuzz import edit_flatbuffer
+
+    d = tmp_path_factory.mktemp("multi_io")
+    keras.utils.set_random_seed(0)
+    a = keras.Input((8, 4), batch_size=1, name="accel")
+    b = keras.Input((6,), batch_size=1, name="meta")
+    h = keras.layers.Dense(16, activation="relu")(keras.layers.Concatenate()([keras.layers.Flatten()(a), b]))
+    m = keras.Model([a, b], [keras.layers.Dense(3, activation="softmax")(h), keras.layers.Dense(40)(h),
+                             keras.layers.Dense(2)(h)])
+    rs = np.random.RandomState(0)
+    A, B = rs.randn(32, 8, 4).astype(np.float32), rs.randn(32, 6).astype(np.float32)
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([A[i:i + 1], B[i:i + 1]] for i in range(16))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.float32
+    conv.inference_output_type = tf.float32
+    buf = conv.convert()
+    from codegen.modelio.quantio import model_io
+    (d / "all_float.tflite").write_bytes(buf)
+    short = [k for k, t in enumerate(model_io(str(d / "all_float.tflite"))["outputs"]) if t["shape"] == [1, 2]][0]
+    (d / "two_three.tflite").write_bytes(edit_flatbuffer(buf, _keep_output_int8(short)))
+    return d / "two_three.tflite"
+
+
+def test_two_inputs_three_mixed_outputs_pass_scons_check(two_in_three_out, tmp_path):
+    from codegen.modelio.quantio import model_io
+
+    io = model_io(str(two_in_three_out))
+    assert [t["dtype"] for t in io["inputs"]] == ["float32", "float32"]
+    assert sorted(t["dtype"] for t in io["outputs"]) == ["float32", "float32", "int8"]
+    # a test case: one .npz, one array keyed by an input's name, the other by its place
+    rs = np.random.RandomState(5)
+    arrays = {io["inputs"][0]["name"]: rs.randn(1, 8, 4).astype(np.float32),
+              "arr_1": rs.randn(1, 6).astype(np.float32)}
+    np.savez(tmp_path / "case.npz", **arrays)
+    proc = run_scons(tmp_path / "b", "check", MODEL=str(two_in_three_out), INPUTS=str(tmp_path / "case.npz"))
+    assert "scores match TFLite byte for byte" in proc.stdout
+    board = tmp_path / "b" / "nano33ble"
+    expected = json.loads((board / "expected.json").read_text())
+    lines = [e["line"] for e in expected["images"]]
+    assert len(lines) == 3 and [line.split(":")[0] for line in lines] == ["case.npz #0", "case.npz #1", "case.npz #2"]
+    assert sum(": top5 [" in line and " fnv1a 0x" in line for line in lines) == 1          # the 40 values
+    assert sum(": values [0x" in line for line in lines) == 1                # the float softmax
+    assert sum(": values [" in line and "0x" not in line for line in lines) == 1  # the int8 pair
+    # the typed API next to the one-buffer one
+    import tarfile
+    with tarfile.open(board / "model_mlf.tar") as tar:
+        text = tar.extractfile("codegen/host/include/tvmgen_default.h").read().decode()
+    assert "struct tvmgen_default_inputs {" in text and "const float* serving_default_accel_0;" in text
+    assert "int32_t tvmgen_default_invoke(const struct tvmgen_default_inputs* inputs" in text
+    assert "int32_t tvmgen_default_run(const uint8_t* input, uint8_t* output);" in text
+
+
+def test_several_inputs_need_one_npz_per_case(two_in_three_out, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 8, 4), np.float32))
+    proc = run_scons(tmp_path / "b", "check", check=False, MODEL=str(two_in_three_out), INPUTS=str(tmp_path / "x.npy"))
+    assert proc.returncode != 0
+    assert "give each test case as one .npz with one array per input" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_output_lines_round_trip():
+    keys = [protocol.float_key(_bits(float(v))) for v in np.linspace(-2, 2, 40).astype(np.float32)]
+    data = np.linspace(-2, 2, 40).astype(np.float32).tobytes()
+    line, scores = protocol.output_line("x #1", keys, "float32", data)
+    assert line.startswith("x #1: top5 [39=0x40000000, 38=") and line.endswith(" fnv1a 0x%08x" % protocol.fnv1a(data))
+    (got,) = protocol.parse_results(line + " 0.123 ms")
+    assert got.title == "x #1" and got.scores == scores and got.line == line
+    line, scores = protocol.output_line("y #0", [-3, 4], "int8", b"\xfd\x04")
+    assert line == "y #0: values [-3, 4]"
+    assert protocol.parse_results(line)[0].scores == [-3, 4]
