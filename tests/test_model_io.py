@@ -226,3 +226,69 @@ def test_output_lines_round_trip():
     line, scores = protocol.output_line("y #0", [-3, 4], "int8", b"\xfd\x04")
     assert line == "y #0: values [-3, 4]"
     assert protocol.parse_results(line)[0].scores == [-3, 4]
+
+
+# ------------------------------------------------------------------------------------------------ int16 I/O
+def _needs_int16_frontend(path):
+    """Skip while the code generator refuses int16 activations (TFLite's 16x8 kernels come with their own change):
+    the stages here only carry int16 tensors."""
+    from codegen.errors import ModelError
+    from codegen.frontend import load
+    try:
+        load(str(path))
+    except ModelError as e:
+        if "int16" in str(e):
+            pytest.skip(f"the code generator refuses int16 activations here ({str(e)[:80]}...)")
+        raise
+
+
+@pytest.fixture(scope="module")
+def int16_models(tmp_path_factory):
+    """16x8 models that need no 16x8 arithmetic kernel: a RESHAPE of an int16 input to an int16 output, and a
+    float input quantized to int16 by the model (QUANTIZE) then RESHAPEd."""
+    import keras
+    import tensorflow as tf
+
+    d = tmp_path_factory.mktemp("int16_io")
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6, 4), batch_size=1)
+    m = keras.Model(inp, keras.layers.Reshape((24,))(inp))
+    X = np.random.RandomState(0).randn(16, 6, 4).astype(np.float32)
+    for name, in_type, out_type in (("reshape16", tf.int16, tf.int16), ("float_to16", tf.float32, tf.int16)):
+        conv = tf.lite.TFLiteConverter.from_keras_model(m)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([X[i:i + 1]] for i in range(16))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        conv.inference_input_type, conv.inference_output_type = in_type, out_type
+        (d / f"{name}.tflite").write_bytes(conv.convert())
+    return d
+
+
+@pytest.mark.parametrize("name", ["reshape16", "float_to16"])
+def test_int16_io_passes_scons_check(int16_models, tmp_path, name):
+    from codegen.modelio.quantio import model_io
+
+    path = int16_models / f"{name}.tflite"
+    io = model_io(str(path))
+    assert io["output"]["dtype"] == "int16"
+    _needs_int16_frontend(path)
+    proc = run_scons(tmp_path / "b", "check", MODEL=str(path))
+    assert "scores match TFLite byte for byte" in proc.stdout
+    expected = json.loads((tmp_path / "b" / "nano33ble" / "expected.json").read_text())
+    assert any(abs(v) > 255 for e in expected["images"] for v in e["scores"])       # really 16-bit values
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("name", ["tflm_seanet_conv0_int16x8", "tflm_seanet_leaky_relu0_int16x8",
+                                  "tflm_seanet_add0_int16x8", "st_ssd_mobilenet_v1_025_224_coco_int8"])
+def test_shared_int16_and_multi_output_models_pass_check(name, tmp_path):
+    path = os.path.join(SHARED_MODELS, name + ".tflite")
+    if not os.path.isfile(path):
+        pytest.skip("%s is absent (../shared/models comes with the project's CI, not with a user's clone)" % path)
+    if "int16" in name:
+        _needs_int16_frontend(path)
+    proc = run_scons(tmp_path, "check", check=False, MODEL=path)
+    if "ssd" in name and "neither tf.lite" in proc.stdout + proc.stderr:
+        pytest.skip("no reference runs this SSD here (tf.lite's BUILTIN_REF lacks TILE v3; TFLM fails to allocate)")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "scores match TFLite byte for byte" in proc.stdout
