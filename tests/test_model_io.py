@@ -90,6 +90,12 @@ def test_boundary_quantize_equals_tflite_on_random_tie_and_edge_floats(float_mod
     tar = str(tmp_path / "m.tar")
     meta = mlf.build_mlf(path, tar, model_name="m")
     assert meta["inputs"][0]["dtype"] == "float32" and meta["outputs"][0]["dtype"] == "float32"
+    import tarfile
+    with tarfile.open(tar) as t:        # the one-buffer API as always, and the typed one with float pointers
+        header = t.extractfile("codegen/host/include/tvmgen_m.h").read().decode()
+    assert "int32_t tvmgen_m_run(const uint8_t* input, uint8_t* output);" in header
+    assert "  const float* serving_default_keras_tensor_0;" in header and "  float* statefulpartitionedcall_1_0;" \
+        in header and "int32_t tvmgen_m_invoke(" in header
     rep = exactness.compare(path, tar, X, str(tmp_path))
     assert not rep.mismatches, rep.mismatches
     assert rep.outputs_equal and (0, "QUANTIZE") in rep.checked_ops
