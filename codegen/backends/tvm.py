@@ -85,7 +85,9 @@ def hostcheck(target, source, p):
         print(f"  {summary['demo']['line']}")
     reference = summary.get("reference") or ""      # TFLite Micro when tf.lite refused the file (stages/expected.py)
     who = "TFLite" if reference.startswith("tf.lite") or not reference else f"{reference} (tf.lite refuses the file)"
-    print(f"  {len(summary['images'])} input(s): same decisions as {who}, "
+    outputs = summary.get("outputs", 1)
+    print(f"  {summary.get('inputs', len(summary['images']))} input(s)"
+          + (f" x {outputs} outputs" if outputs > 1 else "") + f": same decisions as {who}, "
           + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
 
 
