@@ -119,6 +119,7 @@ def run_reference_multi(tflite_path, meta, raws):
         for raw in raws:
             for d, arr in zip(in_details, _unpack(raw, meta["inputs"])):
                 interp.set_tensor(d["index"], arr.reshape(d["shape"]))
+            interp.reset_all_variables()        # each case from the reset state (a recurrent model's state)
             interp.invoke()
             rows.append([interp.get_tensor(d["index"]).copy() for d in out_details])
         return rows, TFLITE, None
