@@ -203,7 +203,7 @@ def test_two_inputs_three_mixed_outputs_pass_scons_check(two_in_three_out, tmp_p
     lines = [e["line"] for e in expected["images"]]
     assert len(lines) == 3 and [line.split(":")[0] for line in lines] == ["case.npz #0", "case.npz #1", "case.npz #2"]
     assert sum(": top5 [" in line and " fnv1a 0x" in line for line in lines) == 1          # the 40 values
-    assert sum(": values [0x" in line for line in lines) == 1                # the float softmax
+    assert sum("% [0x" in line for line in lines) == 1          # the float softmax: label, confidence, values
     assert sum(": values [" in line and "0x" not in line for line in lines) == 1  # the int8 pair
     # the typed API next to the one-buffer one
     import tarfile

@@ -16,7 +16,7 @@ import sys
 from .. import escape
 from ..modelio import images as imagesmod
 from ..modelio import usermodel
-from ..protocol import FLOAT_TYPES, demo_line
+from ..protocol import FLOAT_TYPES, SUMMARY_MAX, demo_line
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..inputfiles import load_npy, read_bounded
@@ -300,7 +300,10 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
                                 f"{' or '.join(types)} {role}s (convert with inference_{role}_type tf.int8 or "
                                 "tf.uint8)")
     output = output_meta(out)
-    classes = class_labels_for(output["size"], labels_file, class_labels, class_source)
+    # the labels are for the (first) classifier output: with several outputs, the first short softmax
+    heads = [output_meta(t) for t in io["outputs"]] if multi else [output]
+    head = next((o for o in heads if o["softmax"] and o["size"] <= SUMMARY_MAX), heads[0])
+    classes = class_labels_for(head["size"], labels_file, class_labels, class_source)
     dtype, shape, size = inp["dtype"], inp["shape"], _count(inp["shape"]) * ITEMSIZE[inp["dtype"]]
     truths = {}
     if multi:
@@ -336,8 +339,13 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
                            "size_bytes": _count(t["shape"]) * ITEMSIZE[t["dtype"]]}
                           for t, off in zip(io["inputs"], offsets)]
         offsets, total = packed_layout([_count(t["shape"]) * ITEMSIZE[t["dtype"]] for t in io["outputs"]])
-        meta["outputs"] = [dict(output_meta(t), name=_printable(t["name"]), offset=off)
-                           for t, off in zip(io["outputs"], offsets)]
+        meta["outputs"] = []
+        for t, off in zip(io["outputs"], offsets):
+            o = dict(output_meta(t), name=_printable(t["name"]), offset=off)
+            # a short softmax prints as label and confidence (the labels when they are as many as its values)
+            o["classifier"] = bool(o["softmax"]) and o["size"] <= SUMMARY_MAX
+            o["labelled"] = o["classifier"] and len(classes) == o["size"]
+            meta["outputs"].append(o)
         meta["output_size_bytes"] = total
     image = usermodel.image_input(shape)
     dims = "x".join(str(d) for d in shape[1:] or shape)

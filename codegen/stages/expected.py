@@ -156,6 +156,13 @@ def _multi_entries(meta, rows):
         for k, (t, arr) in enumerate(zip(meta["outputs"], outs)):
             arr = arr.astype(t["dtype"])
             title = output_title(e["title"], k)
+            if t.get("classifier"):     # a short softmax: label and confidence, as a one-output model prints
+                labels = meta["labels"] if t.get("labelled") else [f"class{i}" for i in range(t["size"])]
+                scores = score_values(arr)
+                top = top_index(scores)
+                entries.append({"name": e["name"], "title": title, "output": k, "scores": scores, "argmax": top,
+                                "top": labels[top], "line": result_line(title, scores, labels, t)})
+                continue
             line, scores = output_line(title, score_values(arr), t["dtype"], arr.tobytes())
             top = top_index(scores)
             entries.append({"name": e["name"], "title": title, "output": k, "scores": scores, "argmax": top,
