@@ -116,14 +116,9 @@ def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
 
 def reference_tensors(tflite_path, inputs, tensor_ids):
     """tf.lite BUILTIN_REF with every tensor preserved: ({tensor: (n, bytes)}, outputs (n, bytes))."""
-    from ..modelio.tf_env import import_tf, quiet
+    from ..modelio.tf_env import reference_interpreter
 
-    tf, _ = import_tf()
-    with quiet():
-        it = tf.lite.Interpreter(model_path=os.fspath(tflite_path),
-                                 experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
-                                 experimental_preserve_all_tensors=True)
-        it.allocate_tensors()
+    it = reference_interpreter(os.fspath(tflite_path), preserve_all_tensors=True)
     ins, outs_d = _in_order(it.get_input_details(), it.get_output_details(), tflite_path)
     res = {t: [] for t in tensor_ids}
     outs = []
