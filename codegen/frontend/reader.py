@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import ModelError
-from ..lowering.registry import check_options, lookup, registry
+from ..lowering.registry import check_options, kernel_for, lookup, registry, registry16
 from . import fold
 from .. import tflite_limits as limits
 
@@ -275,12 +275,17 @@ def _validate(m):
                    "(supported: %s). Change the model to avoid it."
                    % (op.type, op.index, ", ".join(ops)))
     for op in m.ops:
+        if op is not float_out and kernel_for(m, op) is None:
+            m.fail("%s (op #%d) has int16 activations; TFLite's 16x8 mode (int16 activations, int8 weights) is "
+                   "supported for %s only. Quantize this model to int8 (TFLITE_BUILTINS_INT8)."
+                   % (op.type, op.index, ", ".join(registry16())))
+    for op in m.ops:
         if op is not float_out:
             check_options(m, op)
     for op in m.ops:
-        if op is not float_out and ops[op.type].validate is not None:
+        if op is not float_out and kernel_for(m, op).validate is not None:
             try:
-                ops[op.type].validate(m, op)
+                kernel_for(m, op).validate(m, op)
             except ModelError:
                 raise
             except (IndexError, KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
@@ -293,7 +298,7 @@ def _validate(m):
     for t in (m.inputs[0], m.outputs[0]):
         if float_out is not None and t.index == float_out.outputs[0]:
             continue
-        if t.dtype not in ("int8", "uint8") or not t.is_quantized:
+        if t.dtype not in ("int8", "uint8", "int16") or not t.is_quantized:
             m.fail("the model %s %r is %s; it must be quantized int8 or uint8. %s"
                    % ("input" if t is m.inputs[0] else "output", t.name, t.dtype,
                       _HOW_TO_CONVERT))
@@ -302,7 +307,7 @@ def _validate(m):
             continue
         for ti in op.outputs:
             t = m.tensors[ti]
-            if t.dtype not in ("int8", "uint8"):
+            if t.dtype not in ("int8", "uint8", "int16"):
                 m.fail("op %s (#%d) produces a %s tensor %r; only int8/uint8 activations "
                        "are supported. %s" % (op.type, op.index, t.dtype, t.name,
                                               _HOW_TO_CONVERT))

@@ -1,0 +1,450 @@
+"""TFLite's 16x8 mode: int16 activations with int8 weights (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8).
+
+Each kernel here follows TFLite's reference kernel for int16 (reference/integer_ops/*.h, reference_ops), and is
+registered with registry.register16 for an op the int8 families registered: an op reading or writing an int16
+activation is checked and lowered by its entry here (registry.kernel_for), an op without one is refused.  int16
+activations are symmetric (zero point 0), checked as TFLite's Prepare functions do.
+
+- CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED: sums of x * w in int64 (the converter's int64 bias) with the int64
+  MultiplyByQuantizedMultiplier (multiplier reduced to 16 bits, one rounding shift), or in int32 with the int32
+  one when the bias is int32;
+- ADD, SUB: the general int16 path (left shift 15 instead of int8's 20); the power-of-two-scale path of old
+  converters (pot_scale_int16) is refused;
+- MUL, LEAKY_RELU, RELU, RELU6, QUANTIZE (int16 <-> int8 requantization): the int8 arithmetic on int16 values,
+  computed per element (a 65536-entry table would not fit a microcontroller);
+- data movement, pools, MAXIMUM/MINIMUM, REDUCE_MAX/MIN: the int8 lowering, which carries any integer type,
+  behind the int8 op's own checks (run on the op with its int16 tensors seen as int8) plus the symmetry check.
+"""
+
+import copy
+
+import numpy as np
+
+from ..quant import (QRANGE, activation_range, clamp_cast, i32, i64, mbqm, per_channel_multipliers,
+                     quantize_multiplier, same_padding)
+from ..registry import REGISTRY, _what, broadcastable, clamp_activation, register16
+from . import activation, quantize as quantize_ops
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checks
+
+def symmetric_int16(m, op, tensors=None):
+    """Every int16 activation of `op` is per-tensor quantized with zero point 0 (TFLite's int16 kernels check it:
+    TF_LITE_ENSURE_EQ(zero_point, 0)), and the op's activations are all int16."""
+    ids = [i for i in (list(op.inputs) + list(op.outputs) if tensors is None else tensors) if i >= 0]
+    for i in ids:
+        t = m.tensors[i]
+        if t.is_const:
+            continue
+        if t.dtype != "int16":
+            m.fail("%s: tensor %r is %s next to int16 activations; TFLite's 16x8 kernel of this op takes int16 "
+                   "only." % (_what(op), t.name, t.dtype))
+        if not t.is_quantized or len(t.scale) != 1:
+            m.fail("%s: int16 tensor %r needs one scale (per-tensor quantization)." % (_what(op), t.name))
+        if int(t.zero_point[0]) != 0:
+            m.fail("%s: int16 tensor %r has zero point %d; TFLite's 16x8 kernels need zero point 0 (symmetric "
+                   "int16). Re-convert the model with the 16x8 converter." % (_what(op), t.name,
+                                                                             int(t.zero_point[0])))
+
+
+class _Int8View:
+    """The model as an int8 op check sees it: the int16 activations typed int8 (same shapes and quantization), so
+    the int8 entry's structural checks (shapes, axes, equal quantization) run unchanged on an int16 op."""
+
+    def __init__(self, m):
+        self._m = m
+        self.tensors = []
+        for t in m.tensors:
+            if t.dtype == "int16" and not t.is_const:
+                t = copy.copy(t)
+                t.dtype = "int8"
+            self.tensors.append(t)
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+
+def _int8_checks_too(name):
+    """The 16x8 check of an op whose int8 lowering carries int16 data: symmetric int16, then the int8 checks."""
+    int8_validate = REGISTRY[name].validate
+
+    def validate(m, op):
+        symmetric_int16(m, op)
+        if int8_validate is not None:
+            int8_validate(_Int8View(m), op)
+    return validate
+
+
+def _same_lowering(name):
+    int8_lower = REGISTRY[name].lower
+
+    def lower(ctx, op):
+        return int8_lower(ctx, op)
+    lower.__doc__ = "The int8 lowering of %s on int16 data (no arithmetic but the int8 kernel's)." % name
+    return lower
+
+
+# Ops whose TFLite kernels take int16 by the same code as int8 (templated on the type) and whose lowering here
+# carries the type of its input: data movement, max/min, the pools (int32 sums of int16 fit like int8's).
+CARRY_INT16 = ("RESHAPE", "SQUEEZE", "PAD", "PADV2", "CONCATENATION", "STRIDED_SLICE", "TRANSPOSE", "PACK",
+               "UNPACK", "SPLIT", "SPLIT_V", "GATHER", "RESIZE_NEAREST_NEIGHBOR", "MAX_POOL_2D", "AVERAGE_POOL_2D",
+               "MAXIMUM", "MINIMUM", "REDUCE_MAX", "REDUCE_MIN")
+
+for _name in CARRY_INT16:
+    register16(_name, validate=_int8_checks_too(_name))(_same_lowering(_name))
+
+
+def _left_shift_fits(m, op, shift, what):
+    """MultiplyByQuantizedMultiplier's int32 left shift x * 2^shift for every int16 x: TFLite wraps around where it
+    overflows (undefined in C); int8 ops become a 256-entry table then, an int16 op is refused."""
+    if shift > 0 and (1 << 15) << shift > 2 ** 31 - 1:
+        m.fail("%s: %s gives a left shift of %d, which overflows TFLite's int32 arithmetic for int16 inputs; "
+               "the output scale is too small next to the input's. Recalibrate the model." % (_what(op), what,
+                                                                                               shift))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED
+
+def _weights_bias(m, op):
+    w_t = m.tensors[op.inputs[1]]
+    if w_t.data is None or w_t.dtype != "int8" or np.any(np.asarray(w_t.zero_point) != 0):
+        m.fail("%s: the 16x8 kernel needs constant int8 weights with zero point 0." % _what(op))
+    b_i = op.inputs[2] if len(op.inputs) > 2 else -1
+    if b_i >= 0:
+        b_t = m.tensors[b_i]
+        if b_t.data is None or b_t.dtype not in ("int32", "int64"):
+            m.fail("%s: the 16x8 kernel needs a constant int64 (or int32) bias, not %s." % (_what(op), b_t.dtype))
+    return w_t, b_i
+
+
+def _accumulator(m, b_i):
+    """TFLite's AccumScalar: int64 with the converter's int64 bias; int32 with an int32 bias (and without a bias,
+    where the kernel is instantiated for the int32 bias type... TFLite picks the type by the bias tensor)."""
+    return "int64" if b_i >= 0 and m.tensors[b_i].dtype == "int64" else "int32"
+
+
+def _conv16_checks(m, op):
+    clamp_activation(m, op)
+    symmetric_int16(m, op, [op.inputs[0], op.outputs[0]])
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    if op.type != "FULLY_CONNECTED" and (len(x.shape) != 4 or len(o.shape) != 4):
+        m.fail("%s: only 4-D NHWC tensors are supported." % _what(op))
+    w_t, b_i = _weights_bias(m, op)
+    if op.type == "FULLY_CONNECTED" and op.options.get("weights_format", 0) != 0:
+        m.fail("%s needs int8 weights in the default format." % _what(op))
+    if _accumulator(m, b_i) == "int32":
+        _sums_fit_int32(m, op, w_t, b_i)
+
+
+def _sums_fit_int32(m, op, w_t, b_i):
+    axis = w_t.data.ndim - 1 if op.type == "DEPTHWISE_CONV_2D" else 0
+    absw = np.moveaxis(np.abs(w_t.data.astype(np.int64)), axis, 0).reshape(w_t.data.shape[axis], -1).sum(1)
+    bias = np.abs(m.tensors[b_i].data.astype(np.int64)).reshape(-1) if b_i >= 0 else 0
+    if np.max(absw * 32768 + bias) >= 2 ** 31:
+        m.fail("%s: with an int32 bias TFLite's 16x8 kernel sums in int32, which these weights can overflow; "
+               "convert with the default int64 bias." % _what(op))
+
+
+def _reduced_multiplier(mult):
+    """The int64 MultiplyByQuantizedMultiplier's 16-bit multiplier: (q + 2^15) >> 16, or 0x7FFF from 0x7FFF0000."""
+    mult = np.asarray(mult, np.int64)
+    return np.where(mult < 0x7FFF0000, (mult + (1 << 15)) >> 16, 0x7FFF).astype(np.int32)
+
+
+def _requant16(acc, red, total_shift, mult, shift, srange, accum):
+    """MultiplyByQuantizedMultiplier(acc, mult, shift) as TFLite's 16x8 kernels call it: for an int64 acc,
+    (acc * reduced + 2^(total - 1)) >> total with total = 15 - shift; for an int32 acc, the int32 form
+    (double rounding)."""
+    if accum == "int64":
+        ts = total_shift.astype("int64")
+        return ((acc * red.astype("int64") + (i64(1) << (ts - i64(1)))) >> ts).astype("int32")
+    return mbqm(acc, mult, shift, srange)
+
+
+def _multiplier_tables(ctx, mult, shift, hint):
+    """Per-channel tables for _requant16: reduced multiplier and 15 - shift (int64 form), or mult and shift."""
+    return [ctx.const(_reduced_multiplier(mult), hint + "_mult16"),
+            ctx.const((15 - shift.astype(np.int64)).astype(np.int32), hint + "_shift16"),
+            ctx.const(mult.astype(np.int32), hint + "_mult"), ctx.const(shift.astype(np.int32), hint + "_shift")]
+
+
+def _conv16(ctx, op, depthwise):
+    from tvm import te, tirx
+    m = ctx.m
+    opt = op.options
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    w_t, b_i = _weights_bias(m, op)
+    accum = _accumulator(m, b_i)
+    _, H, W, C = x_t.shape
+    _, OH, OW, OC = o_t.shape
+    _, KH, KW, _ = w_t.shape
+    dm = OC // C if depthwise else 1
+    sh, sw = opt["stride_h"], opt["stride_w"]
+    dh, dw = opt.get("dilation_h", 1), opt.get("dilation_w", 1)
+    pt = same_padding(H, KH, sh, dh, OH) if opt["padding"] == "SAME" else 0
+    pl = same_padding(W, KW, sw, dw, OW) if opt["padding"] == "SAME" else 0
+    lo, hi = activation_range(opt["activation"], o_t.scale[0], 0, "int16")
+    mult, shift = per_channel_multipliers(x_t.scale[0], w_t.scale, o_t.scale[0], OC)
+    srange = (int(shift.min()), int(shift.max()))
+    bias = (np.asarray(m.tensors[b_i].data, np.int64).reshape(OC) if b_i >= 0 else np.zeros(OC, np.int64))
+    hint = "dw16" if depthwise else "conv16"
+    args = [ctx.values[op.inputs[0]], ctx.tensor_const(op.inputs[1], hint + "_w"),
+            ctx.const(bias.astype(accum), hint + "_b")] + _multiplier_tables(ctx, mult, shift, hint)
+
+    def f(x, w, b, red, ts, mu, shf):
+        rh = te.reduce_axis((0, KH), "rh")
+        rw = te.reduce_axis((0, KW), "rw")
+        rc = None if depthwise else te.reduce_axis((0, C), "rc")
+
+        def body(n, oh, ow, oc):
+            ih = oh * sh + rh * dh - pt
+            iw = ow * sw + rw * dw - pl
+            if depthwise:
+                xv, wv, axes = x[n, ih, iw, oc // dm], w[0, rh, rw, oc], [rh, rw]
+            else:
+                xv, wv, axes = x[n, ih, iw, rc], w[oc, rh, rw, rc], [rh, rw, rc]
+            conds = []
+            if pt or sh * (OH - 1) + dh * (KH - 1) - pt >= H:
+                conds += [ih >= 0, ih < H]
+            if pl or sw * (OW - 1) + dw * (KW - 1) - pl >= W:
+                conds += [iw >= 0, iw < W]
+            xv = xv.astype(accum)
+            if conds:       # a padding tap reads the zero point, 0
+                xv = tirx.if_then_else(tirx.all(*conds), xv, tirx.const(0, accum))
+            return te.sum(xv * wv.astype(accum), axis=axes)
+
+        shape = (1, OH, OW, OC)
+        acc = te.compute(shape, body, name="acc")
+        return te.compute(shape, lambda n, oh, ow, oc: clamp_cast(
+            _requant16(acc[n, oh, ow, oc] + b[oc], red[oc], ts[oc], mu[oc], shf[oc], srange, accum),
+            lo, hi, "int16"), name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, args)
+    return OH * OW * OC * KH * KW * (1 if depthwise else C)
+
+
+@register16("CONV_2D", validate=_conv16_checks)
+def lower_conv_2d_16x8(ctx, op):
+    """reference_integer_ops::ConvPerChannel for int16 input: int64 sums of x * w + int64 bias, per-channel
+    int64 MultiplyByQuantizedMultiplier, clamp."""
+    return _conv16(ctx, op, False)
+
+
+@register16("DEPTHWISE_CONV_2D", validate=_conv16_checks)
+def lower_depthwise_conv_2d_16x8(ctx, op):
+    """reference_integer_ops::DepthwiseConvPerChannel for int16 input (any depth multiplier)."""
+    return _conv16(ctx, op, True)
+
+
+@register16("FULLY_CONNECTED", validate=_conv16_checks)
+def lower_fully_connected_16x8(ctx, op):
+    """reference_integer_ops::FullyConnected (per-tensor: GetQuantizedConvolutionMultipler) or
+    FullyConnectedPerChannel for int16 input: int64 sums + int64 bias, int64 MultiplyByQuantizedMultiplier."""
+    from tvm import te
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    w_t, b_i = _weights_bias(m, op)
+    accum = _accumulator(m, b_i)
+    U, K = w_t.shape
+    B = x_t.size // K
+    lo, hi = activation_range(op.options["activation"], o_t.scale[0], 0, "int16")
+    if len(w_t.scale) > 1:
+        mult, shift = per_channel_multipliers(x_t.scale[0], w_t.scale, o_t.scale[0], U)
+    else:
+        prod = float(np.float32(x_t.scale[0]) * np.float32(w_t.scale[0]))
+        mu, sh = quantize_multiplier(prod / float(np.float32(o_t.scale[0])))
+        mult, shift = np.full(U, mu, np.int32), np.full(U, sh, np.int32)
+    srange = (int(shift.min()), int(shift.max()))
+    bias = np.asarray(m.tensors[b_i].data, np.int64).reshape(U) if b_i >= 0 else np.zeros(U, np.int64)
+    x = ctx.values[op.inputs[0]]
+    if tuple(x_t.shape) != (B, K):
+        x = ctx.reshape(x, (B, K))
+    args = [x, ctx.tensor_const(op.inputs[1], "fc16_w"), ctx.const(bias.astype(accum), "fc16_b")] + \
+        _multiplier_tables(ctx, mult, shift, "fc16")
+
+    def f(x, w, b, red, ts, mu, shf):
+        rk = te.reduce_axis((0, K), "rk")
+        acc = te.compute((B, U), lambda i, u: te.sum(x[i, rk].astype(accum) * w[u, rk].astype(accum), axis=rk),
+                         name="acc")
+        return te.compute((B, U), lambda i, u: clamp_cast(
+            _requant16(acc[i, u] + b[u], red[u], ts[u], mu[u], shf[u], srange, accum), lo, hi, "int16"),
+            name="out")
+
+    y = ctx.emit(op, f, args)
+    if tuple(o_t.shape) != (B, U):
+        y = ctx.reshape(y, o_t.shape)
+    ctx.values[op.outputs[0]] = y
+    return B * U * K
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ADD, SUB, MUL
+
+_ADD16_LEFT_SHIFT = 15
+
+
+def _add_sub16_multipliers(m, op):
+    """add.cc / sub.cc Prepare, general int16 path: as int8's with left_shift 15 (65535 << 15 < 2^31)."""
+    sa, sb, so = (np.float32(m.tensors[i].scale[0]) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    twice_max = float(np.float32(2) * max(sa, sb))
+    return (quantize_multiplier(float(sa) / twice_max), quantize_multiplier(float(sb) / twice_max),
+            quantize_multiplier(twice_max / float(np.float32(1 << _ADD16_LEFT_SHIFT) * so)))
+
+
+def _add_sub16_checks(m, op):
+    symmetric_int16(m, op)
+    clamp_activation(m, op)
+    broadcastable(m, op)
+    if op.options.get("pot_scale_int16", False):
+        m.fail("%s: the power-of-two-scale int16 path (pot_scale_int16, written by old converters) is not "
+               "supported; re-convert the model with a current TensorFlow (general int16 scaling)." % _what(op))
+    if max(shift for _, shift in _add_sub16_multipliers(m, op)) > 0:
+        m.fail("%s: the output scale %g is below 2 * max input scale / 2^15, out of range for TFLite's int16 "
+               "%s; give the output a larger scale." % (_what(op), float(m.tensors[op.outputs[0]].scale[0]),
+                                                        op.type.lower()))
+
+
+def _add_sub16(ctx, op, subtract):
+    from .elementwise import emit_binary
+    m = ctx.m
+    o_t = m.tensors[op.outputs[0]]
+    (ma, sha), (mb, shb), (mo, sho) = _add_sub16_multipliers(m, op)
+    lo, hi = activation_range(op.options.get("activation", "NONE"), o_t.scale[0], 0, "int16")
+
+    def combine(a, b):
+        # (x - 0) << 15 fits int32 for every int16 x; each a MultiplyByQuantizedMultiplierSmallerThanOneExp
+        sa = mbqm(a.astype("int32") * i32(1 << _ADD16_LEFT_SHIFT), ma, sha)
+        sb = mbqm(b.astype("int32") * i32(1 << _ADD16_LEFT_SHIFT), mb, shb)
+        return clamp_cast(mbqm(sa - sb if subtract else sa + sb, mo, sho), lo, hi, "int16")
+
+    emit_binary(ctx, op, combine)
+    return o_t.size
+
+
+@register16("ADD", validate=_add_sub16_checks)
+def lower_add_16x8(ctx, op):
+    """reference_ops::Add for int16 (general scales): inputs shifted left by 15, each scaled by
+    in_scale / (2 * max in_scale), summed, scaled by 2 * max in_scale / (2^15 * out_scale), clamp."""
+    return _add_sub16(ctx, op, False)
+
+
+@register16("SUB", validate=_add_sub16_checks)
+def lower_sub_16x8(ctx, op):
+    """reference_ops::Sub for int16 (general scales): ADD's int16 rescaling, the scaled input2 subtracted."""
+    return _add_sub16(ctx, op, True)
+
+
+def _mul16_multiplier(m, op):
+    a_t, b_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.inputs[1]], m.tensors[op.outputs[0]]
+    real = np.float32(a_t.scale[0]) * np.float32(b_t.scale[0]) / np.float32(o_t.scale[0])
+    return quantize_multiplier(float(real))
+
+
+def _mul16_checks(m, op):
+    symmetric_int16(m, op)
+    clamp_activation(m, op)
+    broadcastable(m, op)
+    if _mul16_multiplier(m, op)[1] > 0:
+        m.fail("%s: in1_scale * in2_scale / out_scale is >= 1, so the rescaled int16 product overflows int32 (in "
+               "TFLite as well); give the output a larger scale." % _what(op))
+
+
+@register16("MUL", validate=_mul16_checks)
+def lower_mul_16x8(ctx, op):
+    """reference_integer_ops::Mul for int16: x1 * x2 in int32, MultiplyByQuantizedMultiplier by
+    in1_scale * in2_scale / out_scale, clamp."""
+    from .elementwise import emit_binary
+    m = ctx.m
+    o_t = m.tensors[op.outputs[0]]
+    mult, shift = _mul16_multiplier(m, op)
+    lo, hi = activation_range(op.options.get("activation", "NONE"), o_t.scale[0], 0, "int16")
+
+    def combine(a, b):
+        return clamp_cast(mbqm(a.astype("int32") * b.astype("int32"), mult, shift), lo, hi, "int16")
+
+    emit_binary(ctx, op, combine)
+    return o_t.size
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Activations and QUANTIZE
+
+def _unary16_checks(m, op):
+    symmetric_int16(m, op, [op.inputs[0], op.outputs[0]])
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    if tuple(x.shape) != tuple(o.shape):
+        m.fail("%s: input shape %s differs from output shape %s." % (_what(op), x.shape, o.shape))
+
+
+def _leaky_relu16_multipliers(m, op):
+    """LeakyReluPrepare: both real multipliers are float expressions (float scales and alpha)."""
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    sx, so = np.float32(x_t.scale[0]), np.float32(o_t.scale[0])
+    alpha = np.float32(op.options.get("alpha", 0.0))
+    return quantize_multiplier(float(sx * alpha / so)), quantize_multiplier(float(sx / so))
+
+
+def _leaky_relu16_checks(m, op):
+    _unary16_checks(m, op)
+    (_, s_alpha), (_, s_id) = _leaky_relu16_multipliers(m, op)
+    _left_shift_fits(m, op, max(s_alpha, s_id), "the input / output scale")
+
+
+@register16("LEAKY_RELU", validate=_leaky_relu16_checks)
+def lower_leaky_relu_16x8(ctx, op):
+    """reference_ops::QuantizeLeakyRelu<int16_t>: x >= 0 ? MultiplyByQuantizedMultiplier(x, identity) :
+    MultiplyByQuantizedMultiplier(x, alpha), clamped to int16, per element."""
+    from tvm import te, tirx
+    (m_alpha, s_alpha), (m_id, s_id) = _leaky_relu16_multipliers(ctx.m, op)
+
+    def f(x):
+        def body(*i):
+            v = x(*i).astype("int32")
+            return clamp_cast(tirx.Select(v >= i32(0), mbqm(v, m_id, s_id), mbqm(v, m_alpha, s_alpha)),
+                              *QRANGE["int16"], "int16")
+        return te.compute(x.shape, body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]])
+    return 0
+
+
+def _relu16_checks(m, op):
+    _unary16_checks(m, op)
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    _, shift = quantize_multiplier(float(np.float32(x.scale[0]) / np.float32(o.scale[0])))
+    _left_shift_fits(m, op, shift, "the input / output scale")
+
+
+@register16("RELU", validate=_relu16_checks)
+def lower_relu_16x8(ctx, op):
+    """QuantizedReluX<int16_t>: MultiplyByQuantizedMultiplier(x, in_scale / out_scale), clamped to [0, 32767]."""
+    return activation.lower_relu(ctx, op)
+
+
+@register16("RELU6", validate=_relu16_checks)
+def lower_relu6_16x8(ctx, op):
+    """QuantizedReluX<int16_t>: requantized x clamped to [0, round(6 / out_scale)]."""
+    return activation.lower_relu6(ctx, op)
+
+
+def _quantize16_checks(m, op):
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    for t in (x, o):
+        if t.dtype not in QRANGE or not t.is_quantized or len(t.scale) != 1:
+            m.fail("%s: %s tensor %r; only int8/uint8/int16 -> int16/int8 requantization is supported here."
+                   % (_what(op), t.dtype, t.name))
+        if t.dtype == "int16" and int(t.zero_point[0]) != 0:
+            m.fail("%s: int16 tensor %r has zero point %d; TFLite's int16 QUANTIZE needs 0."
+                   % (_what(op), t.name, int(t.zero_point[0])))
+    _, shift = quantize_multiplier(float(np.float32(x.scale[0])) / float(np.float32(o.scale[0])))
+    if x.dtype == "int16":      # an 8-bit input whose shift overflows becomes its 256-entry table
+        _left_shift_fits(m, op, shift, "input scale / output scale")
+
+
+@register16("QUANTIZE", validate=_quantize16_checks)
+def lower_quantize_16x8(ctx, op):
+    """reference_ops::Requantize between int16 and int8/int16: MultiplyByQuantizedMultiplier(x - in_zp,
+    in_scale / out_scale) + out_zp, clamped to the output type."""
+    return quantize_ops.lower_quantize(ctx, op)
