@@ -56,7 +56,7 @@ class _Int8View:
         self._m = m
         self.tensors = []
         for t in m.tensors:
-            if t.dtype == "int16" and not t.is_const:
+            if t.dtype == "int16":      # constants too (a constant operand of MAXIMUM has the activations' type)
                 t = copy.copy(t)
                 t.dtype = "int8"
             self.tensors.append(t)
@@ -154,17 +154,24 @@ def _reduced_multiplier(mult):
 
 
 def _requant16(acc, red, total_shift, mult, shift, srange, accum):
-    """MultiplyByQuantizedMultiplier(acc, mult, shift) as TFLite's 16x8 kernels call it: for an int64 acc,
-    (acc * reduced + 2^(total - 1)) >> total with total = 15 - shift; for an int32 acc, the int32 form
-    (double rounding)."""
+    """MultiplyByQuantizedMultiplier(acc, mult, shift) as TFLite's 16x8 convolutions call it: for an int64 acc,
+    (acc * reduced + 2^(total - 1)) >> total with total = 15 - shift (`red`, `total_shift`: per-channel tables);
+    for an int32 acc, the int32 form (double rounding).  FULLY_CONNECTED passes red = mult and total = 31 - shift:
+    measured against TF 2.21's BUILTIN_REF its 16x8 kernel rounds once with the full 31-bit multiplier (as its int8
+    per-channel kernel does, registry rounding "single"), where the convolutions use the 16-bit one."""
     if accum == "int64":
         ts = total_shift.astype("int64")
         return ((acc * red.astype("int64") + (i64(1) << (ts - i64(1)))) >> ts).astype("int32")
     return mbqm(acc, mult, shift, srange)
 
 
-def _multiplier_tables(ctx, mult, shift, hint):
-    """Per-channel tables for _requant16: reduced multiplier and 15 - shift (int64 form), or mult and shift."""
+def _multiplier_tables(ctx, mult, shift, hint, full=False):
+    """Per-channel tables for _requant16: the int64 form's multiplier and total shift (reduced multiplier and
+    15 - shift; with `full` the multiplier itself and 31 - shift), then mult and shift for the int32 form."""
+    if full:
+        return [ctx.const(mult.astype(np.int32), hint + "_mult31"),
+                ctx.const((31 - shift.astype(np.int64)).astype(np.int32), hint + "_shift31"),
+                ctx.const(mult.astype(np.int32), hint + "_mult"), ctx.const(shift.astype(np.int32), hint + "_shift")]
     return [ctx.const(_reduced_multiplier(mult), hint + "_mult16"),
             ctx.const((15 - shift.astype(np.int64)).astype(np.int32), hint + "_shift16"),
             ctx.const(mult.astype(np.int32), hint + "_mult"), ctx.const(shift.astype(np.int32), hint + "_shift")]
@@ -261,8 +268,12 @@ def lower_fully_connected_16x8(ctx, op):
     x = ctx.values[op.inputs[0]]
     if tuple(x_t.shape) != (B, K):
         x = ctx.reshape(x, (B, K))
+    if accum == "int64":    # the full multiplier times the sum must stay within int64 (in TFLite as well)
+        bound = np.abs(w_t.data.astype(np.int64)).sum(1) * 32768 + np.abs(bias)
+        if np.max(bound.astype(np.float64) * np.asarray(mult, np.float64)) >= 2.0 ** 62:
+            m.fail("%s: the 16x8 sums times the requantization multiplier can overflow int64." % _what(op))
     args = [x, ctx.tensor_const(op.inputs[1], "fc16_w"), ctx.const(bias.astype(accum), "fc16_b")] + \
-        _multiplier_tables(ctx, mult, shift, "fc16")
+        _multiplier_tables(ctx, mult, shift, "fc16", full=True)
 
     def f(x, w, b, red, ts, mu, shf):
         rk = te.reduce_axis((0, K), "rk")
