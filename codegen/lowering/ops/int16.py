@@ -459,3 +459,101 @@ def lower_quantize_16x8(ctx, op):
     """reference_ops::Requantize between int16 and int8/int16: MultiplyByQuantizedMultiplier(x - in_zp,
     in_scale / out_scale) + out_zp, clamped to the output type."""
     return quantize_ops.lower_quantize(ctx, op)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# LOGISTIC, TANH: reference_integer_ops::Logistic / Tanh for int16, per element with TFLite's 256-entry table
+
+# TFLite's sigmoid_table_uint16 (sigmoid(i / 24) in unsigned 0.16 fixed point), as data: 44 of its entries are one
+# above a rounding of the formula, so only the table itself is bit-exact.
+SIGMOID_TABLE_UINT16 = (
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,
+    43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409,
+    51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
+    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110,
+    61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186,
+    63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
+    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900,
+    64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208,
+    65221, 65234, 65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
+    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449,
+    65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491,
+    65493, 65495, 65497, 65498, 65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
+    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
+    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530,
+    65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
+    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535,
+)
+
+
+def _checked_log2(x):
+    """CheckedLog2: (is x a power of two within 1e-3 of its log2, the rounded log2)."""
+    import math
+    lg = math.log(float(x)) * (1.0 / math.log(2.0))
+    r = math.floor(lg + 0.5) if lg >= 0 else -math.floor(-lg + 0.5)
+    return abs(lg - r) < 1e-3, int(r)
+
+
+def _lut16_params(x_t):
+    """SigmoidPrepare / TanhPrepare for int16: (input multiplier, input left shift) as Eval uses them (the
+    power-of-two case's multiplier 3 << shift with shift 0)."""
+    pot, lg = _checked_log2(np.float32(x_t.scale[0]))
+    shift = 12 + lg             # (15 - kInputIntegerBits) + log2(scale)
+    if pot and shift in (0, 1):
+        return 3 << shift, 0
+    mult, shift = float(np.float32(x_t.scale[0])) * 4096.0 * 3.0, 0
+    while mult <= 32767.0 / 2.0 and shift <= 30:
+        shift += 1
+        mult *= 2.0
+    return int(mult), shift
+
+
+def _lut16_checks(m, op):
+    _unary16_checks(m, op)
+    o = m.tensors[op.outputs[0]]
+    if float(np.float32(o.scale[0])) != 1.0 / 32768:
+        m.fail("%s: output scale %g; TFLite's int16 %s needs 1/32768." % (_what(op), float(o.scale[0]), op.type))
+    mult, _ = _lut16_params(m.tensors[op.inputs[0]])
+    if mult * 32768 >= 2 ** 31:
+        m.fail("%s: input scale %g is too large for TFLite's int16 %s (its int32 rescaling overflows)."
+               % (_what(op), float(m.tensors[op.inputs[0]].scale[0]), op.type))
+
+
+def _lut16(ctx, op, tanh):
+    from tvm import te, tirx
+    mult, shift = _lut16_params(ctx.m.tensors[op.inputs[0]])
+    rnd = (1 << (shift - 1)) if shift > 0 else 0
+    table = ctx.const(np.array(SIGMOID_TABLE_UINT16, np.int32), "sigmoid16")
+    frac = 8 if tanh else 9      # the interpolation step: tanh(x) = 2 sigmoid(2x) - 1
+
+    def f(x, t):
+        def body(*i):
+            v = (x(*i).astype("int32") * i32(mult) + i32(rnd)) >> i32(shift)
+            a = tirx.Select(v < i32(0), i32(0) - v, v)
+            uh = a >> i32(frac)                         # >= 255 saturates
+            ua, ub = t[tirx.min(uh, i32(254))], t[tirx.min(uh, i32(254)) + i32(1)]
+            ut = a & i32((1 << frac) - 1)
+            if tanh:
+                r = tirx.Select(uh >= i32(255), i32(0xFFFF << 8), (ua << i32(8)) + ut * (ub - ua))
+                r = tirx.Select(v >= i32(0), r - i32(1 << 23) + i32(1 << 7), i32((1 << 23) + (1 << 7) - 1) - r)
+                return (r >> i32(8)).astype("int16")
+            r = tirx.Select(uh >= i32(255), i32(0x7FFF << 10), (ua << i32(9)) + ut * (ub - ua))
+            r = tirx.Select(v >= i32(0), r + i32(1 << 9), i32((1 << 25) + (1 << 9) - 1) - r)
+            return (r >> i32(10)).astype("int16")
+        return te.compute(x.shape, body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]], table])
+    return 0
+
+
+@register16("LOGISTIC", validate=_lut16_checks)
+def lower_logistic_16x8(ctx, op):
+    """reference_integer_ops::Logistic for int16: input rescaled to 1/(3 * 4096) steps, |x| interpolated in
+    TFLite's 256-entry sigmoid table (512 steps per entry), mirrored for x < 0."""
+    return _lut16(ctx, op, False)
+
+
+@register16("TANH", validate=_lut16_checks)
+def lower_tanh_16x8(ctx, op):
+    """reference_integer_ops::Tanh for int16: the sigmoid table at twice the input, 2 sigmoid(2x) - 1."""
+    return _lut16(ctx, op, True)
