@@ -557,3 +557,110 @@ def lower_logistic_16x8(ctx, op):
 def lower_tanh_16x8(ctx, op):
     """reference_integer_ops::Tanh for int16: the sigmoid table at twice the input, 2 sigmoid(2x) - 1."""
     return _lut16(ctx, op, True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SOFTMAX: reference_ops::SoftmaxInt16 with the exp and 1 / (1 + x) tables of softmax.cc's Prepare
+
+def gen_lut_int16(func, input_min, input_max, output_min, output_max):
+    """gen_lut<double, int16_t, int16_t>: 512 samples of `func` over [input_min, input_max] at int16 output scale,
+    each less half its midpoint interpolation error, and a 513th value for the last slope."""
+    from ..quant import round_half_away as rnd
+    steps = 512
+    step = (input_max - input_min) / steps
+    half = step / 2
+    inv = 65536.0 / (output_max - output_min)
+    lut = []
+    for i in range(steps):
+        val = func(input_min + i * step)
+        mid = func(input_min + i * step + half)
+        nxt = func(input_min + (i + 1) * step)
+        sample = rnd(val * inv)
+        mid_interp = rnd((nxt * inv + rnd(val * inv)) / 2)
+        bias = rnd((mid_interp - rnd(mid * inv)) / 2)
+        lut.append(int(min(max(sample - bias, -32768.0), 32767.0)))
+    lut.append(int(min(max(rnd(func(input_max) * inv), -32768.0), 32767.0)))
+    return np.array(lut, np.int32)
+
+
+def _softmax16_params(m, op):
+    """softmax.cc Prepare for int16: input_scale * beta / (10 / 65535) as a QuantizeMultiplier."""
+    x_t = m.tensors[op.inputs[0]]
+    beta = float(op.options.get("beta", 1.0))
+    return quantize_multiplier(float(np.float32(x_t.scale[0])) * beta / (10.0 / 65535.0))
+
+
+def _softmax16_checks(m, op):
+    _unary16_checks(m, op)
+    o = m.tensors[op.outputs[0]]
+    if float(np.float32(o.scale[0])) != 1.0 / 32768:
+        m.fail("%s: output scale %g; TFLite's int16 SOFTMAX needs 1/32768." % (_what(op), float(o.scale[0])))
+    _, shift = _softmax16_params(m, op)
+    if shift > 0 and 65535 << shift >= 2 ** 31:
+        m.fail("%s: input scale x beta is too large for TFLite's int16 SOFTMAX (its int32 rescaling of the "
+               "input differences overflows)." % _what(op))
+
+
+def _lut16_lookup(lut, v):
+    """lut_lookup_with_interpolation for an int16 value v (int32 expression in [-32768, 32767])."""
+    idx = i32(256) + (v >> i32(7))
+    base = lut[idx]
+    return base + (((lut[idx + i32(1)] - base) * (v & i32(0x7F)) + i32(64)) >> i32(7))
+
+
+@register16("SOFTMAX", validate=_softmax16_checks)
+def lower_softmax_16x8(ctx, op):
+    """reference_ops::SoftmaxInt16: exp of (x - row max), rescaled so that [-10, 0] spans the int16 range, from an
+    interpolated 513-entry table; 1 / sum from a second table after normalizing the sum by its leading zeros;
+    each exp times the reciprocal with one rounding shift, clamped to [0, 32767]."""
+    import math
+    from tvm import te, tirx
+    from ..reduction import is_single_tap, reduce_taps
+    from .reduce import _clz_positive
+    m = ctx.m
+    x_t = m.tensors[op.inputs[0]]
+    shape = tuple(x_t.shape)
+    D, nd = shape[-1], len(shape)
+    rows = shape[:-1]
+    mult, shift = _softmax16_params(m, op)
+    exp_lut = ctx.const(gen_lut_int16(math.exp, -10.0, 0.0, -1.0, 1.0), "exp16")
+    inv_lut = ctx.const(gen_lut_int16(lambda v: 1.0 / (1.0 + v), 0.0, 1.0, -1.0, 1.0), "inv16")
+
+    def f(x, el, il):
+        rowmax = te.compute(rows, lambda *i: reduce_taps(
+            te.max, lambda rd: x(*i, rd).astype("int32"), [D], ["rd"]), name="rowmax")
+
+        def exp_of(v, mx):
+            scaled = mbqm(v.astype("int32") - mx, mult, shift) + i32(32767)
+            return _lut16_lookup(el, tirx.min(tirx.max(scaled, i32(-32768)), i32(32767)))
+
+        rowsum = te.compute(rows, lambda *i: reduce_taps(
+            te.sum, lambda rd2: exp_of(x(*i, rd2), rowmax(*i)), [D], ["rd2"]), name="rowsum")
+        hr = te.compute(rows, lambda *i: _clz_positive(rowsum(*i)), name="row_hr")
+
+        def recip(*i):
+            h = hr(*i)
+            shifted = ((rowsum(*i).astype("int64") << (h - i32(1)).astype("int64")) + i64(1 << 13)) >> i64(14)
+            sym = shifted.astype("int32") - i32((1 << 15) + (1 << 16))
+            return _lut16_lookup(il, tirx.min(tirx.max(sym, i32(-32768)), i32(32767)))
+        rc = te.compute(rows, recip, name="row_recip")
+
+        def out(*i):
+            r = i[:-1]
+            rs = (i32(31) - hr(*r)).astype("int64")
+            v = (exp_of(x(*i), rowmax(*r)).astype("int64") * rc(*r).astype("int64")
+                 + (i64(1) << (rs - i64(1)))) >> rs
+            return clamp_cast(v.astype("int32"), 0, 32767, "int16")
+        return te.compute(shape, out, name="out")
+
+    def sched(sch):
+        loops = sch.get_loops(sch.get_sblock("out"))
+        for n in ("row_recip", "row_hr", "rowsum", "rowmax"):
+            sch.compute_at(sch.get_sblock(n), loops[nd - 2])
+        for b in ("rowmax", "rowsum") if not is_single_tap([D]) else ():
+            bl = sch.get_loops(sch.get_sblock(b))
+            sch.decompose_reduction(sch.get_sblock(b), bl[nd - 1])
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]], exp_lut, inv_lut],
+                                         sched if nd >= 2 else None)
+    return x_t.size
