@@ -664,3 +664,28 @@ def lower_softmax_16x8(ctx, op):
     ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]], exp_lut, inv_lut],
                                          sched if nd >= 2 else None)
     return x_t.size
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MEAN: reference_ops::QuantizedMeanOrSum<int16_t> (the int8 lowering's arithmetic; its sums of int16 values stay
+# within int32 for fewer than 2^16 elements).  No int16 SUM: TF 2.21's BUILTIN_REF returns values unrelated to the
+# sum for it (as for int8 SUM, see reduce.py), so no C could equal the reference.
+
+def _mean16_checks(m, op):
+    from .reduce import _mean_axes, _mean_checks, mean_multiplier
+    symmetric_int16(m, op, [op.inputs[0], op.outputs[0]])
+    _mean_checks(_Int8View(m), op)
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    n = int(np.prod([x_t.shape[a] for a in _mean_axes(m, op)]))
+    _, shift = mean_multiplier(x_t.scale[0], o_t.scale[0], n)
+    if (n << 15) << max(shift, 0) >= 2 ** 31:
+        m.fail("%s: the int32 sum of %d int16 values%s can overflow (in TFLite as well)."
+               % (_what(op), n, " rescaled by 2^%d" % shift if shift > 0 else ""))
+
+
+@register16("MEAN", validate=_mean16_checks)
+def lower_mean_16x8(ctx, op):
+    """reference_ops::QuantizedMeanOrSum for int16: int32 sum, one MultiplyByQuantizedMultiplier by
+    in_scale / (n * out_scale), clamp to int16."""
+    return REGISTRY["MEAN"].lower(ctx, op)
+
