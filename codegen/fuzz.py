@@ -73,6 +73,14 @@ def gen_depthwise(r, shape):
     return g and dict(g, op="DEPTHWISE_CONV_2D", mult=r.choice([1, 1, 1, 2, 3]), bias=r.random() < 0.8)
 
 
+def gen_transpose_conv(r, shape):
+    if len(shape) != 4:
+        return None
+    s = [r.choice([1, 2, 2, 3]), r.choice([1, 2, 3])]
+    return {"op": "TRANSPOSE_CONV", "k": [_k(r, 3), _k(r, 3)], "s": s, "pad": r.choice(["SAME", "VALID"]),
+            "out": r.choice([1, 2, 3, 4, 8]), "bias": r.random() < 0.8}
+
+
 def gen_fc(r, shape):
     return {"op": "FULLY_CONNECTED", "out": r.choice([1, 2, 5, 10, 16]), "act": r.choice(ACTS),
             "bias": r.random() < 0.8}
@@ -261,6 +269,7 @@ def gen_resize_bilinear(r, shape):
 GENERATORS = {
     "QUANTIZE": gen_quantize, "DEQUANTIZE": gen_dequantize,
     "CONV_2D": gen_conv, "DEPTHWISE_CONV_2D": gen_depthwise, "FULLY_CONNECTED": gen_fc,
+    "TRANSPOSE_CONV": gen_transpose_conv,
     "MAX_POOL_2D": _gen_pool("MAX_POOL_2D"), "AVERAGE_POOL_2D": _gen_pool("AVERAGE_POOL_2D"),
     "ADD": _gen_binary("ADD"), "SUB": _gen_binary("SUB"), "MUL": _gen_binary("MUL"),
     "MAXIMUM": _gen_binary("MAXIMUM"), "MINIMUM": _gen_binary("MINIMUM"),
@@ -385,6 +394,15 @@ def apply_layer(tf, spec, i, layer, x):
         if layer["bias"]:
             y = y + w(shape[3] * layer["mult"])
         return act(y)
+    if op == "TRANSPOSE_CONV":
+        (kh, kw), (sh, sw) = layer["k"], layer["s"]
+        size = [d * st if layer["pad"] == "SAME" else (d - 1) * st + max(k, st)
+                for d, st, k in zip(shape[1:3], (sh, sw), (kh, kw))]
+        y = tf.nn.conv2d_transpose(x, w(kh, kw, layer["out"], shape[3]), [1] + size + [layer["out"]],
+                                   [1, sh, sw, 1], layer["pad"])
+        if layer["bias"]:
+            y = y + w(layer["out"])
+        return y
     if op == "FULLY_CONNECTED":
         n = int(np.prod(shape[1:]))
         y = tf.matmul(tf.reshape(x, [1, n]), w(n, layer["out"]))

@@ -120,9 +120,9 @@ def _weights_bias(m, op):
 
 
 def _accumulator(m, b_i):
-    """TFLite's AccumScalar: int64 with the converter's int64 bias; int32 with an int32 bias (and without a bias,
-    where the kernel is instantiated for the int32 bias type... TFLite picks the type by the bias tensor)."""
-    return "int64" if b_i >= 0 and m.tensors[b_i].dtype == "int64" else "int32"
+    """TFLite's AccumScalar: int32 with an int32 bias, else int64 (the converter's int64 bias, or none: measured,
+    a bias-less 16x8 TRANSPOSE_CONV rounds like the int64 kernel)."""
+    return "int32" if b_i >= 0 and m.tensors[b_i].dtype == "int32" else "int64"
 
 
 def _conv16_checks(m, op):
