@@ -151,6 +151,39 @@ def test_tflm_seanet_16x8_models_bit_exact(name, tmp_path):
     assert len(rep.checked_ops) == len(meta["calls"]) >= 1
 
 
+def _one_input_constant(buf, k, seed=0):
+    """The two-input model with its input `k` made a constant of random int16 values (same shape and scale), so
+    that the single-input exactness runner can run it."""
+    import numpy as np
+
+    def fn(model):
+        from tensorflow.lite.python import schema_py_generated as fb
+        g = model.subgraphs[0]
+        t = g.tensors[g.inputs[k]]
+        b = fb.BufferT()
+        b.data = list(np.random.RandomState(seed).randint(-32768, 32768, int(np.prod(t.shape))).astype("<i2")
+                      .tobytes())
+        model.buffers.append(b)
+        t.buffer = len(model.buffers) - 1
+        g.inputs = [i for j, i in enumerate(g.inputs) if j != k]
+    return fuzz.edit_flatbuffer(buf, fn)
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_tflm_seanet_add0_arithmetic_bit_exact(k, tmp_path):
+    """seanet's add0 has two inputs (their feeding is the multi-I/O work's); its ADD at the model's own scales, with
+    either input made a constant, is bit-exact."""
+    from codegen.runners import exactness
+    path = os.path.join(SHARED_MODELS, "tflm_seanet_add0_int16x8.tflite")
+    if not os.path.isfile(path):
+        pytest.skip("%s is absent (../shared/models comes with the project's CI)" % path)
+    one = str(tmp_path / "add0_one_input.tflite")
+    with open(one, "wb") as f:
+        f.write(_one_input_constant(open(path, "rb").read(), k))
+    meta, rep = check_exact(one, exactness.random_inputs(one, 8, seed=k), tmp_path, {"ADD"}, model_name="add0")
+    assert len(rep.checked_ops) == 1
+
+
 @pytest.mark.heavy
 @pytest.mark.skipif(not HAVE_QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 @pytest.mark.parametrize("name", ["conv_2d", "fully_connected_per_channel", "add_const_broadcast", "transpose_conv"])

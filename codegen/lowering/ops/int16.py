@@ -308,9 +308,13 @@ def _add_sub16_checks(m, op):
     symmetric_int16(m, op)
     clamp_activation(m, op)
     broadcastable(m, op)
-    if op.options.get("pot_scale_int16", False):
-        m.fail("%s: the power-of-two-scale int16 path (pot_scale_int16, written by old converters) is not "
-               "supported; re-convert the model with a current TensorFlow (general int16 scaling)." % _what(op))
+    # add.cc / sub.cc Prepare: the power-of-two path only with pot_scale_int16 (no options table: false) and all
+    # three scales powers of two; otherwise the general path, even where the option is set
+    if op.options.get("pot_scale_int16", False) and all(
+            _checked_log2(np.float32(m.tensors[i].scale[0]))[0] for i in (op.inputs[0], op.inputs[1], op.outputs[0])):
+        m.fail("%s: the power-of-two-scale int16 path (pot_scale_int16 with power-of-two scales, written by old "
+               "converters) is not supported; re-convert the model with a current TensorFlow (general int16 "
+               "scaling)." % _what(op))
     if max(shift for _, shift in _add_sub16_multipliers(m, op)) > 0:
         m.fail("%s: the output scale %g is below 2 * max input scale / 2^15, out of range for TFLite's int16 "
                "%s; give the output a larger scale." % (_what(op), float(m.tensors[op.outputs[0]].scale[0]),
