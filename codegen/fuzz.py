@@ -1,11 +1,12 @@
 """A differential fuzzer of the code generator: random small TFLite models, every tensor compared with tf.lite.
 
 `python -m codegen.fuzz [--seed S] [--count N | --seconds T] [--ops A,B] [--chains F] [--qemu-every K]
-[--microkernels on|off|alternate] [--out DIR]`
+[--int16 F] [--microkernels on|off|alternate] [--out DIR]`
 
 Each model is one *spec*, a small JSON-able dict (input shape, in/out types, per-channel or per-tensor weights,
 whether the whole graph is retyped to TFLite's uint8 kernels, the representative data's scale and offset, and a
-list of layers, each an op name with its parameters).  `build(spec)` turns a spec into a full-integer .tflite with
+list of layers, each an op name with its parameters; `"int16": true` for TFLite's 16x8 mode, int16 activations and
+int8 weights, over the ops with a 16x8 kernel: `--int16` is the share of such models).  `build(spec)` turns a spec into a full-integer .tflite with
 tf.function + TFLiteConverter (a random representative set); `check(spec)` lowers it to C, runs it with host gcc
 (or in QEMU on the Cortex-M4) and compares EVERY traced tensor with tf.lite's BUILTIN_REF (runners/exactness.py).
 
