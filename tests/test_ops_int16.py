@@ -45,6 +45,8 @@ CASES = {
     "add_self": spec16([{"op": "ADD", "other": "self", "bshape": [], "swap": False, "act": "RELU"}]),
     "sub_const": spec16([{"op": "SUB", "other": "const", "bshape": [6, 7, 5], "swap": True, "act": "NONE"}]),
     "mul_const": spec16([{"op": "MUL", "other": "const", "bshape": [1, 7, 1], "swap": False, "act": "NONE"}]),
+    # the 16x8 converter's float output: a final DEQUANTIZE of int16
+    "conv_2d_float_output": dict(spec16([dict(CONV, s=[1, 1])]), out_type="float32"),
     "leaky_relu": spec16([{"op": "LEAKY_RELU", "alpha": 0.3}]),
     "logistic": spec16([{"op": "LOGISTIC"}], scale=4.0),
     # a small input scale: |rescaled input| beyond the table, where TFLite saturates (uint32 index; fuzzer finding)
@@ -72,7 +74,7 @@ CASES = {
                                                  "out": 5, "bias": False}], (1, 3, 4, 2), int16=False, seed=9),
 }
 # ops the converter adds: the 16x8 concatenation of x and relu(x) requantizes relu(x) (QUANTIZE int16 -> int16)
-CONVERTER_ADDS = {"data_movement": {"QUANTIZE"}}
+CONVERTER_ADDS = {"data_movement": {"QUANTIZE"}, "conv_2d_float_output": {"DEQUANTIZE"}}
 FAST = ("conv_2d", "fully_connected_per_tensor", "add_self", "leaky_relu", "transpose_conv", "transpose_conv_int8")
 
 

@@ -206,7 +206,7 @@ def _float_output_op(m):
     for op in m.ops:
         if op.type == "DEQUANTIZE" and op.outputs == [m.output_ids[0]] and len(op.inputs) == 1:
             x, y = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
-            if (y.dtype == "float32" and x.dtype in ("int8", "uint8") and x.is_quantized
+            if (y.dtype == "float32" and x.dtype in ("int8", "uint8", "int16") and x.is_quantized
                     and not x.is_const and len(x.scale) == 1 and x.shape == y.shape):
                 return op
     return None

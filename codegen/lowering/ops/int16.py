@@ -23,7 +23,7 @@ import numpy as np
 from ..quant import (QRANGE, activation_range, clamp_cast, i32, i64, mbqm, per_channel_multipliers,
                      quantize_multiplier, same_padding)
 from ..registry import REGISTRY, _what, broadcastable, clamp_activation, register16
-from . import activation, quantize as quantize_ops
+from . import activation
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -446,6 +446,10 @@ def lower_relu6_16x8(ctx, op):
 
 def _quantize16_checks(m, op):
     x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    if x.dtype == "float32":        # float -> int16 (a float model input): the QUANTIZE entry's own float path
+        if REGISTRY["QUANTIZE"].validate is not None:
+            REGISTRY["QUANTIZE"].validate(m, op)
+        return
     for t in (x, o):
         if t.dtype not in QRANGE or not t.is_quantized or len(t.scale) != 1:
             m.fail("%s: %s tensor %r; only int8/uint8/int16 -> int16/int8 requantization is supported here."
@@ -462,7 +466,14 @@ def _quantize16_checks(m, op):
 def lower_quantize_16x8(ctx, op):
     """reference_ops::Requantize between int16 and int8/int16: MultiplyByQuantizedMultiplier(x - in_zp,
     in_scale / out_scale) + out_zp, clamped to the output type."""
-    return quantize_ops.lower_quantize(ctx, op)
+    return REGISTRY["QUANTIZE"].lower(ctx, op)
+
+
+@register16("DEQUANTIZE")
+def lower_dequantize_16x8(ctx, op):
+    """DEQUANTIZE of int16 to float32 (the model's float output): the int8 entry's float(scale * (x - zp)), exact
+    for int16 as well (a 24-bit scale times a 17-bit integer is exact in double)."""
+    return REGISTRY["DEQUANTIZE"].lower(ctx, op)
 
 
 # ---------------------------------------------------------------------------------------------------------------
