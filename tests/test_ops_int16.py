@@ -62,6 +62,7 @@ CASES = {
                               "strides": [1, 2, 1, 2]},
                              {"op": "CONCATENATION", "other": "relu", "axis": 3, "n": 0},
                              {"op": "RESHAPE", "to": [1, -1]}]),
+    "resize_bilinear_half_pixel": spec16([{"op": "RESIZE_BILINEAR", "size": [9, 4], "mode": "half"}]),
     "transpose_conv": spec16([{"op": "TRANSPOSE_CONV", "k": [3, 2], "s": [2, 2], "pad": "SAME", "out": 4,
                                "bias": True}]),
     # no bias: TFLite's 16x8 kernel still accumulates in int64 (fuzzer finding)

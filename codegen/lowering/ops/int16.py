@@ -12,8 +12,13 @@ activations are symmetric (zero point 0), checked as TFLite's Prepare functions 
   converters (pot_scale_int16) is refused;
 - MUL, LEAKY_RELU, RELU, RELU6, QUANTIZE (int16 <-> int8 requantization): the int8 arithmetic on int16 values,
   computed per element (a 65536-entry table would not fit a microcontroller);
+- LOGISTIC, TANH (TFLite's 256-entry sigmoid table, interpolated), SOFTMAX (softmax.cc's exp and 1 / (1 + x)
+  tables), MEAN, RESIZE_BILINEAR (int64 sums), DEQUANTIZE of an int16 model output;
 - data movement, pools, MAXIMUM/MINIMUM, REDUCE_MAX/MIN: the int8 lowering, which carries any integer type,
   behind the int8 op's own checks (run on the op with its int16 tensors seen as int8) plus the symmetry check.
+
+Not here because tf.lite's reference has no int16 kernel or a wrong one: HARD_SWISH, TILE ("Type INT16 is not
+supported by tile"), SUM (its int16 results are not the sum); such ops are refused by name (registry.kernel_for).
 """
 
 import copy
@@ -704,3 +709,46 @@ def lower_mean_16x8(ctx, op):
     in_scale / (n * out_scale), clamp to int16."""
     return REGISTRY["MEAN"].lower(ctx, op)
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# RESIZE_BILINEAR: reference_ops::ResizeBilinearInteger<int16_t>, the int8 arithmetic with int64 sums
+
+def _resize_bilinear16_checks(m, op):
+    from .movement import _resize_bilinear_checks
+    symmetric_int16(m, op, [op.inputs[0], op.outputs[0]])
+    _resize_bilinear_checks(_Int8View(m), op)
+
+
+@register16("RESIZE_BILINEAR", validate=_resize_bilinear16_checks)
+def lower_resize_bilinear_16x8(ctx, op):
+    """reference_ops::ResizeBilinearInteger for int16: the four neighbours weighted in 1/1024 steps, summed in
+    int64 (2^15 x 2^20 leaves int32), rounded half away from zero by 2^20."""
+    from tvm import te, tirx
+    from .movement import bilinear_taps
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    _, H, W, C = x_t.shape
+    _, OH, OW, _ = o_t.shape
+    ac = bool(op.options.get("align_corners", False))
+    hp = bool(op.options.get("half_pixel_centers", False))
+    rows = np.asarray(bilinear_taps(OH, H, ac, hp), np.int32)
+    cols = np.asarray(bilinear_taps(OW, W, ac, hp), np.int32)
+    args = [ctx.operand(op.inputs[0]), ctx.const(rows, "bilinear16_rows"), ctx.const(cols, "bilinear16_cols")]
+    one = i64(1 << 10)
+
+    def f(x, ry, rx):
+        def body(b, y, xx, c):
+            y0, y1, wy = ry[y, 0], ry[y, 1], ry[y, 2].astype("int64")
+            x0, x1, wx = rx[xx, 0], rx[xx, 1], rx[xx, 2].astype("int64")
+
+            def px(yy, xs):
+                return x[b, yy, xs, c].astype("int64")
+            s = (px(y0, x0) * (one - wy) * (one - wx) + px(y1, x0) * wy * (one - wx)
+                 + px(y0, x1) * (one - wy) * wx + px(y1, x1) * wy * wx)
+            r = tirx.Select(s > i64(0), i64(1 << 19), i64(-(1 << 19)))
+            return tirx.truncdiv(s + r, i64(1 << 20)).astype("int16")
+        return te.compute((x_t.shape[0], OH, OW, C), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, args)
+    return 0
