@@ -335,6 +335,8 @@ def random_spec(r, op=None, chain=1, int16=False):
         spec["per_channel"] = False
     if int16:
         spec.update(int16=True, in_type="int16", out_type="int16", uint8_kernels=False)
+        if r.random() < 0.2:            # the converter's int32 bias option: TFLite's int32-accumulator kernels
+            spec["bias32"] = True
     shape = list(spec["input"])
     want = [op] if op else [None] * chain
     for i, name in enumerate(want):
@@ -600,6 +602,8 @@ def build(spec):
                                       if spec.get("int16") else tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = getattr(tf, spec["in_type"])
     conv.inference_output_type = getattr(tf, spec["out_type"])
+    if spec.get("bias32"):
+        conv._experimental_full_integer_quantization_bias_type = tf.int32
     if not spec.get("per_channel", True):
         conv._experimental_disable_per_channel = True
         conv._experimental_disable_per_channel_quantization_for_dense_layers = True

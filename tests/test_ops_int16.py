@@ -40,6 +40,11 @@ CASES = {
     "fully_connected_per_tensor": spec16([{"op": "FULLY_CONNECTED", "out": 5, "act": "RELU", "bias": True}],
                                          (1, 16, 1, 4), per_channel=False, scale=1.4, offset=0.6),
     "fully_connected_per_channel": spec16([{"op": "FULLY_CONNECTED", "out": 10, "act": "NONE", "bias": True}]),
+    # the converter's int32 bias option (_experimental_full_integer_quantization_bias_type): int32 sums and the
+    # int32 MultiplyByQuantizedMultiplier
+    "conv_2d_int32_bias": dict(spec16([CONV]), bias32=True),
+    "fully_connected_int32_bias": dict(spec16([{"op": "FULLY_CONNECTED", "out": 7, "act": "NONE", "bias": True}]),
+                                       bias32=True),
     "add_const_broadcast": spec16([{"op": "ADD", "other": "const", "bshape": [1, 1, 5], "swap": False,
                                     "act": "NONE"}]),
     "add_self": spec16([{"op": "ADD", "other": "self", "bshape": [], "swap": False, "act": "RELU"}]),
@@ -134,6 +139,13 @@ def test_int16_op_without_a_16x8_kernel_is_refused(tmp_path):
     buf = fuzz.as_int16_activations(fuzz.build(spec16([{"op": "HARD_SWISH"}], int16=False)))
     msg = _refusal(buf, tmp_path)
     assert "HARD_SWISH" in msg and "16x8" in msg and "CONV_2D" in msg, msg
+
+
+def test_16x8_depthwise_with_int32_bias_is_refused(tmp_path):
+    """tf.lite's 16x8 depthwise kernel refuses an int32 bias (depthwise_conv.cc: bias->type != kTfLiteInt64)."""
+    buf = fuzz.build(dict(CASES["depthwise_mult2"], bias32=True))
+    msg = _refusal(buf, tmp_path)
+    assert "DEPTHWISE_CONV_2D" in msg and "int64 bias" in msg, msg
 
 
 def test_int16_zero_point_is_refused(tmp_path):

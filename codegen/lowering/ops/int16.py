@@ -140,6 +140,9 @@ def _conv16_checks(m, op):
     if op.type == "FULLY_CONNECTED" and op.options.get("weights_format", 0) != 0:
         m.fail("%s needs int8 weights in the default format." % _what(op))
     if _accumulator(m, b_i) == "int32":
+        if op.type == "DEPTHWISE_CONV_2D":     # depthwise_conv.cc Prepare: TF_LITE_ENSURE bias int64
+            m.fail("%s: TFLite's 16x8 depthwise kernel needs an int64 bias, not int32; convert with the default "
+                   "bias type." % _what(op))
         _sums_fit_int32(m, op, w_t, b_i)
 
 
