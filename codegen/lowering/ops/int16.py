@@ -100,6 +100,19 @@ for _name in CARRY_INT16:
     register16(_name, validate=_int8_checks_too(_name))(_same_lowering(_name))
 
 
+def clamp_activation16(m, op):
+    """A clamp activation whose int16 range is computable: with an (almost) empty calibrated output range the
+    output scale is ~1e-43, 6 / scale is infinite and TFLite's static_cast of it undefined."""
+    clamp_activation(m, op)
+    o = m.tensors[op.outputs[0]]
+    try:
+        activation_range(op.options.get("activation", "NONE"), o.scale[0], 0, "int16")
+    except OverflowError:
+        m.fail("%s: output scale %g is too small for its fused %s (the clamp bound overflows; undefined in TFLite). "
+               "The calibration data left this layer's output range empty: recalibrate with data that reaches "
+               "it." % (_what(op), float(o.scale[0]), op.options.get("activation")))
+
+
 def _left_shift_fits(m, op, shift, what):
     """MultiplyByQuantizedMultiplier's int32 left shift x * 2^shift for every int16 x: TFLite wraps around where it
     overflows (undefined in C); int8 ops become a 256-entry table then, an int16 op is refused."""
@@ -131,7 +144,7 @@ def _accumulator(m, b_i):
 
 
 def _conv16_checks(m, op):
-    clamp_activation(m, op)
+    clamp_activation16(m, op)
     symmetric_int16(m, op, [op.inputs[0], op.outputs[0]])
     x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
     if op.type != "FULLY_CONNECTED" and (len(x.shape) != 4 or len(o.shape) != 4):
@@ -314,7 +327,7 @@ def _add_sub16_multipliers(m, op):
 
 def _add_sub16_checks(m, op):
     symmetric_int16(m, op)
-    clamp_activation(m, op)
+    clamp_activation16(m, op)
     broadcastable(m, op)
     # add.cc / sub.cc Prepare: the power-of-two path only with pot_scale_int16 (no options table: false) and all
     # three scales powers of two; otherwise the general path, even where the option is set
@@ -367,7 +380,7 @@ def _mul16_multiplier(m, op):
 
 def _mul16_checks(m, op):
     symmetric_int16(m, op)
-    clamp_activation(m, op)
+    clamp_activation16(m, op)
     broadcastable(m, op)
     if _mul16_multiplier(m, op)[1] > 0:
         m.fail("%s: in1_scale * in2_scale / out_scale is >= 1, so the rescaled int16 product overflows int32 (in "

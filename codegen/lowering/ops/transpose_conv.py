@@ -10,8 +10,8 @@ the weights [out channels, KH, KW, in channels], the input and an optional bias.
 import numpy as np
 
 from ..quant import activation_range, clamp_cast, i32, per_channel_multipliers, same_padding
-from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPTS, _what, at_least, clamp_activation,
-                        const_input, options, per_tensor, register, register16)
+from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPTS, _what, at_least, const_input, options,
+                        per_tensor, register, register16)
 
 TRANSPOSE_CONV_OPTIONS = options("TransposeConvOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
                                  activation=FUSED_ACTIVATION)
@@ -56,7 +56,8 @@ def _geometry(op, x, w, o):
 
 
 def _checks(m, op):
-    clamp_activation(m, op)
+    from .int16 import clamp_activation16
+    clamp_activation16(m, op)       # also for int8: a clamp bound that overflows is refused
     x, w, b_i, o = _structure(m, op)
     if x.dtype != o.dtype or x.dtype not in ("int8", "int16") or not per_tensor(x) or not per_tensor(o):
         m.fail("%s: input and output must be int8 (or int16, 16x8) of one type, per-tensor quantized." % _what(op))
