@@ -221,3 +221,14 @@ def test_tflm_seanet_conv0_bit_exact_on_cortex_m4(tmp_path):
     mlf.build_mlf(path, tar, model_name="conv0")
     rep = exactness.compare(path, tar, exactness.random_inputs(path, 2, seed=2), str(tmp_path), target="cortex-m4")
     assert rep.exact, rep
+
+
+def test_backend_auto_names_the_int16_op_without_a_16x8_kernel(tmp_path):
+    """BACKEND=auto's list of what the TVM generator cannot take names an op whose int16 activations have no 16x8
+    kernel (so such a model goes to TFLite Micro, or the error names every such op at once)."""
+    from codegen.frontend import reader
+    path = str(tmp_path / "hs16.tflite")
+    with open(path, "wb") as f:
+        f.write(fuzz.as_int16_activations(fuzz.build(spec16([CONV, {"op": "HARD_SWISH"}], int16=False))))
+    missing = reader.unsupported_ops(path)
+    assert [t for t, _ in missing] == ["HARD_SWISH with int16 activations"], missing

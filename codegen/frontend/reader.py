@@ -332,8 +332,9 @@ def load(path):
 
 
 def unsupported_ops(path):
-    """[(op type, first op index)] of the ops in the .tflite at `path` that the code generator's registry lacks,
-    every one at once (BACKEND=auto names them all); load() stops at the first. ModelError for a damaged file."""
+    """[(op type, first op index)] of the ops in the .tflite at `path` that the code generator's registry lacks
+    (or that have int16 activations where it has no 16x8 kernel: "OP with int16 activations"), every one at once
+    (BACKEND=auto names them all); load() stops at the first. ModelError for a damaged file."""
     path = os.fspath(path)
     buf = limits.read_model(path)
     try:
@@ -351,4 +352,6 @@ def unsupported_ops(path):
     for op in m.ops:
         if op.type not in ops and op is not float_out:
             first.setdefault(op.type, op.index)
+        elif op is not float_out and kernel_for(m, op) is None:     # int16 activations, no 16x8 kernel
+            first.setdefault("%s with int16 activations" % op.type, op.index)
     return list(first.items())
