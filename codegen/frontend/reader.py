@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import ModelError
-from ..lowering.registry import check_options, lookup, registry
+from ..lowering.registry import check_options, kernel_for, lookup, registry, registry16
 from . import fold
 from .. import tflite_limits as limits
 
@@ -314,12 +314,17 @@ def _validate(m):
                    "(supported: %s). Change the model to avoid it."
                    % (op.type, op.index, ", ".join(ops)))
     for op in m.ops:
+        if op not in float_out and kernel_for(m, op) is None:
+            m.fail("%s (op #%d) has int16 activations; TFLite's 16x8 mode (int16 activations, int8 weights) is "
+                   "supported for %s only. Quantize this model to int8 (TFLITE_BUILTINS_INT8)."
+                   % (op.type, op.index, ", ".join(registry16())))
+    for op in m.ops:
         if op not in float_out:
             check_options(m, op)
     for op in m.ops:
-        if op not in float_out and ops[op.type].validate is not None:
+        if op not in float_out and kernel_for(m, op).validate is not None:
             try:
-                ops[op.type].validate(m, op)
+                kernel_for(m, op).validate(m, op)
             except ModelError:
                 raise
             except (IndexError, KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
@@ -332,7 +337,7 @@ def _validate(m):
     for t in m.inputs + m.outputs:
         if t.index in float_out.outputs or t.index in float_in:
             continue
-        if t.dtype not in ("int8", "uint8") or not t.is_quantized:
+        if t.dtype not in ("int8", "uint8", "int16") or not t.is_quantized:
             m.fail("the model %s %r is %s; it must be quantized int8 or uint8. %s"
                    % ("input" if t.index in m.input_ids else "output", t.name, t.dtype,
                       _HOW_TO_CONVERT))
@@ -341,7 +346,7 @@ def _validate(m):
             continue
         for ti in op.outputs:
             t = m.tensors[ti]
-            if t.dtype not in ("int8", "uint8"):
+            if t.dtype not in ("int8", "uint8", "int16"):
                 m.fail("op %s (#%d) produces a %s tensor %r; only int8/uint8 activations "
                        "are supported. %s" % (op.type, op.index, t.dtype, t.name,
                                               _HOW_TO_CONVERT))
@@ -366,8 +371,9 @@ def load(path):
 
 
 def unsupported_ops(path):
-    """[(op type, first op index)] of the ops in the .tflite at `path` that the code generator's registry lacks,
-    every one at once (BACKEND=auto names them all); load() stops at the first. ModelError for a damaged file."""
+    """[(op type, first op index)] of the ops in the .tflite at `path` that the code generator's registry lacks
+    (or that have int16 activations where it has no 16x8 kernel: "OP with int16 activations"), every one at once
+    (BACKEND=auto names them all); load() stops at the first. ModelError for a damaged file."""
     path = os.fspath(path)
     buf = limits.read_model(path)
     try:
@@ -385,4 +391,6 @@ def unsupported_ops(path):
     for op in m.ops:
         if op.type not in ops and op not in float_out:
             first.setdefault(op.type, op.index)
+        elif op is not float_out and kernel_for(m, op) is None:     # int16 activations, no 16x8 kernel
+            first.setdefault("%s with int16 activations" % op.type, op.index)
     return list(first.items())

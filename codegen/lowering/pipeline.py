@@ -45,7 +45,7 @@ from ..errors import ModelError
 from . import memplan, microkernels
 from .context import LoweringContext
 from .quant import C_TYPES
-from .registry import registry
+from .registry import kernel_for
 
 
 class Lowered:
@@ -216,13 +216,12 @@ def _lower(model, model_name):
     b = LoweringContext(model, model_name, bb)
     for t, x in zip(m.inputs, xs):
         b.values[t.index] = x
-    ops = registry()
     # Constants become parameters; their list is only complete after the ops are emitted,
     # so the parameter list is given at emit_func_output.
     with bb.function("main"):
         with bb.dataflow():
             for op in m.ops:
-                macs = ops[op.type].lower(b, op)
+                macs = kernel_for(m, op).lower(b, op)
                 lw.ops.append({"type": op.type, "index": op.index,
                                "output_shape": list(m.tensors[op.outputs[0]].shape),
                                "macs": int(macs or 0)})

@@ -181,7 +181,7 @@ class Report:
 
 
 def _signed_diff(a, b, dtype):
-    if dtype in ("int8", "uint8"):
+    if dtype in ("int8", "uint8", "int16"):
         return int(np.abs(a.view(dtype).astype(np.int32) - b.view(dtype).astype(np.int32)).max())
     return -1
 
