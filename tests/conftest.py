@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from helpers import ROOT, run_scons, write_fake_sketch_inputs
+from helpers import ROOT, SESSION_CACHE_ENV, run_scons, write_fake_sketch_inputs
 
 
 # Every registered op must have a case that an op test found bit-exact. The op tests run on several xdist
@@ -19,22 +19,96 @@ def _is_xdist_worker(config):
 
 
 def pytest_configure(config):
-    if not _is_xdist_worker(config) and "TINYML_EXACT_OPS_FILE" not in os.environ:
-        import tempfile
+    import tempfile
 
+    if not _is_xdist_worker(config) and "TINYML_EXACT_OPS_FILE" not in os.environ:
         fd, path = tempfile.mkstemp(prefix="tinyml-exact-ops-", suffix=".txt")
         os.close(fd)
         os.environ["TINYML_EXACT_OPS_FILE"] = path          # workers start later and inherit it
         config._tinyml_exact_ops_file = path
+    if not _is_xdist_worker(config) and SESSION_CACHE_ENV not in os.environ:
+        # The session's build cache (helpers.run_scons(cache=True)): one folder the workers inherit.
+        os.environ[SESSION_CACHE_ENV] = config._tinyml_session_cache = tempfile.mkdtemp(prefix="tinyml-test-cache-")
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_tinyml_session_cache", None)
+    if folder:
+        import shutil
+
+        os.environ.pop(SESSION_CACHE_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# How the tests are shared between xdist workers (pytest.ini: --dist loadgroup --no-loadscope-reorder). A unit
+# of work is a test file, so its module fixtures (trained models, emulator builds) are made once, not once per
+# worker; the tests that use the session's tiny_build are one unit, so one worker builds it. Units run longest
+# first: a slow unit handed out last would keep one worker busy long after the other finished. A unit's cost is
+# its files' seconds on the last measured run (durations.json, wall time on 2 workers; `--store-durations`
+# rewrites it) shared evenly by their tests, or an estimate from its heavy tests for a file not in it.
+DURATIONS = os.path.join(ROOT, "tests", "durations.json")
+SHARED_BUILDS = ("tiny_build",)         # session fixtures read by tests in several files
+_HEAVY_ESTIMATE_S = 15.0
+
+
+def pytest_addoption(parser):
+    parser.addoption("--store-durations", action="store_true",
+                     help="write each test file's total duration in this run to tests/durations.json")
+
+
+def _module(nodeid):
+    return nodeid.split("::", 1)[0]
+
+
+def _unit(item):
+    shared = [name for name in SHARED_BUILDS if name in getattr(item, "fixturenames", ())]
+    return shared[0] if shared else _module(item.nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)         # before xdist reads the groups
+def pytest_collection_modifyitems(session, config, items):
+    import json
+
+    try:
+        with open(DURATIONS) as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    per_file = {}
+    for item in items:
+        per_file.setdefault(_module(item.nodeid), []).append(item)
+    cost, first = {}, {}
+    for i, item in enumerate(items):
+        module, unit = _module(item.nodeid), _unit(item)
+        if module in known:
+            share = known[module] / len(per_file[module])
+        else:
+            share = _HEAVY_ESTIMATE_S if item.get_closest_marker("heavy") else 0.1
+        cost[unit] = cost.get(unit, 0.0) + share
+        first.setdefault(unit, i)
+        item.add_marker(pytest.mark.xdist_group(unit))
+    items.sort(key=lambda item: (-cost[_unit(item)], first[_unit(item)]))
+
+
+_durations = {}
 
 
 def pytest_runtest_logreport(report):
+    _durations[_module(report.nodeid)] = _durations.get(_module(report.nodeid), 0.0) + report.duration
     module = report.nodeid.split("::", 1)[0]
     if report.when == "call" and report.passed and _OP_TEST_MODULE.search(module):
         _op_modules_passed.add(os.path.basename(module)[:-3])
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if session.config.getoption("store_durations") and not _is_xdist_worker(session.config):
+        import json
+
+        from codegen.fsutil import atomic_open
+
+        with atomic_open(DURATIONS, "w") as f:
+            json.dump({m: round(s, 1) for m, s in sorted(_durations.items())}, f, indent=0)
+            f.write("\n")
     path = getattr(session.config, "_tinyml_exact_ops_file", None)
     if not path:
         return
