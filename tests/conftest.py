@@ -42,27 +42,22 @@ def pytest_unconfigure(config):
 
 # How the tests are shared between xdist workers (pytest.ini: --dist loadgroup --no-loadscope-reorder). A unit
 # of work is a test file, so its module fixtures (trained models, emulator builds) are made once, not once per
-# worker; the tests that use the session's tiny_build are one unit, so one worker builds it. Units run longest
-# first: a slow unit handed out last would keep one worker busy long after the other finished. A unit's cost is
-# its files' seconds on the last measured run (durations.json, wall time on 2 workers; `--store-durations`
-# rewrites it) shared evenly by their tests, or an estimate from its heavy tests for a file not in it.
+# worker as under `--dist load` (which split a file's tests over both workers: test_mlf's models were trained
+# twice). Units are handed out costliest first, so no slow file starts last and keeps one worker busy alone. A
+# file's cost is its CPU seconds on the last measured run (tests/durations.json: this process plus the children
+# it waited for, which unlike wall time does not depend on what else the machine ran; `--store-durations`
+# rewrites it), or an estimate from its heavy tests for a file not in it.
 DURATIONS = os.path.join(ROOT, "tests", "durations.json")
-SHARED_BUILDS = ("tiny_build",)         # session fixtures read by tests in several files
 _HEAVY_ESTIMATE_S = 15.0
 
 
 def pytest_addoption(parser):
     parser.addoption("--store-durations", action="store_true",
-                     help="write each test file's total duration in this run to tests/durations.json")
+                     help="write each test file's CPU seconds in this run to tests/durations.json")
 
 
 def _module(nodeid):
     return nodeid.split("::", 1)[0]
-
-
-def _unit(item):
-    shared = [name for name in SHARED_BUILDS if name in getattr(item, "fixturenames", ())]
-    return shared[0] if shared else _module(item.nodeid)
 
 
 @pytest.hookimpl(tryfirst=True)         # before xdist reads the groups
@@ -74,41 +69,77 @@ def pytest_collection_modifyitems(session, config, items):
             known = json.load(f)
     except (OSError, ValueError):
         known = {}
-    per_file = {}
-    for item in items:
-        per_file.setdefault(_module(item.nodeid), []).append(item)
     cost, first = {}, {}
     for i, item in enumerate(items):
-        module, unit = _module(item.nodeid), _unit(item)
-        if module in known:
-            share = known[module] / len(per_file[module])
-        else:
-            share = _HEAVY_ESTIMATE_S if item.get_closest_marker("heavy") else 0.1
-        cost[unit] = cost.get(unit, 0.0) + share
-        first.setdefault(unit, i)
-        item.add_marker(pytest.mark.xdist_group(unit))
-    items.sort(key=lambda item: (-cost[_unit(item)], first[_unit(item)]))
+        module = _module(item.nodeid)
+        if module not in known:
+            cost[module] = cost.get(module, 0.0) + (_HEAVY_ESTIMATE_S if item.get_closest_marker("heavy") else 0.1)
+        first.setdefault(module, i)
+        item.add_marker(pytest.mark.xdist_group(module))
+    for module in first:
+        cost[module] = known.get(module, cost.get(module, 0.0))
+    items.sort(key=lambda item: (-cost[_module(item.nodeid)], first[_module(item.nodeid)]))
 
 
-_durations = {}
+# Each test's CPU seconds, setup and teardown included: this process plus the children it waited for (scons,
+# gcc, QEMU, ...). Measured in the process that ran the test and carried to the session's process on the
+# teardown report (xdist sends user_properties along). `--store-durations` sums them per file;
+# TINYML_CPU_REPORT=path also writes them per test (`python tests/cpu_report.py path` ranks them): on a loaded
+# machine that says what the suite costs where wall times mislead.
+def _cpu_seconds():
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    item._tinyml_cpu0 = _cpu_seconds()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "teardown" and hasattr(item, "_tinyml_cpu0"):
+        outcome.get_result().user_properties.append(("cpu_s", round(_cpu_seconds() - item._tinyml_cpu0, 2)))
+
+
+_cpu_per_test = {}
 
 
 def pytest_runtest_logreport(report):
-    _durations[_module(report.nodeid)] = _durations.get(_module(report.nodeid), 0.0) + report.duration
-    module = report.nodeid.split("::", 1)[0]
+    module = _module(report.nodeid)
+    cpu = dict(report.user_properties).get("cpu_s") if report.when == "teardown" else None
+    if cpu is not None:
+        _cpu_per_test[report.nodeid] = cpu
     if report.when == "call" and report.passed and _OP_TEST_MODULE.search(module):
         _op_modules_passed.add(os.path.basename(module)[:-3])
 
 
-def pytest_sessionfinish(session, exitstatus):
-    if session.config.getoption("store_durations") and not _is_xdist_worker(session.config):
+def _write_cpu_records(config):
+    if _is_xdist_worker(config):
+        return
+    from codegen.fsutil import atomic_open
+
+    if config.getoption("store_durations"):
         import json
 
-        from codegen.fsutil import atomic_open
-
+        per_file = {}
+        for nodeid, cpu in _cpu_per_test.items():
+            per_file[_module(nodeid)] = per_file.get(_module(nodeid), 0.0) + cpu
         with atomic_open(DURATIONS, "w") as f:
-            json.dump({m: round(s, 1) for m, s in sorted(_durations.items())}, f, indent=0)
+            json.dump({m: round(s, 1) for m, s in sorted(per_file.items())}, f, indent=0)
             f.write("\n")
+    report = os.environ.get("TINYML_CPU_REPORT")
+    if report:
+        with atomic_open(report, "w") as f:
+            f.writelines("%s\t%.2f\n" % row for row in sorted(_cpu_per_test.items()))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _write_cpu_records(session.config)
     path = getattr(session.config, "_tinyml_exact_ops_file", None)
     if not path:
         return
