@@ -281,3 +281,6 @@ def test_shared_int16_and_multi_output_models_pass_check(name, tmp_path):
         proc = run_scons(tmp_path, "check", check=False, MODEL=path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "scores match TFLite byte for byte" in proc.stdout
+    # and the sketch's (so the Arduino library's) model.h brings it in: every tensor's macros and invoke()
+    model_h = (board / "tvm_model" / "src" / "model.h").read_text()
+    assert '#include "model/tvmgen_default.h"' in model_h
