@@ -22,11 +22,11 @@ def test_auto_is_the_default_and_a_trained_model_is_tvms():
 
 
 def _tree(build):
-    """{relative path: sha256} of every file the build wrote, SCons' own database left out."""
+    """{relative path: sha256} of every file the build wrote, SCons' own database and lock file left out."""
     out = {}
     for folder, _, names in os.walk(build):
         for n in names:
-            if n.startswith(".sconsign"):
+            if n.startswith((".sconsign", ".scons.lock")):
                 continue
             p = os.path.join(folder, n)
             with open(p, "rb") as f:
