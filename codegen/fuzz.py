@@ -314,6 +314,15 @@ def gen_batch_to_space(r, shape):
     return {"op": "BATCH_TO_SPACE_ND", "block": block, "pads": pads, "crops": crops}
 
 
+def _gen_arg(op):
+    def gen(r, shape):
+        if len(shape) < 2:
+            return None
+        axis = r.randint(1, len(shape) - 1)
+        return {"op": op, "axis": axis - len(shape) * (r.random() < 0.3), "out": r.choice(["int32", "int64"])}
+    return gen
+
+
 GENERATORS = {
     "QUANTIZE": gen_quantize, "DEQUANTIZE": gen_dequantize,
     "CONV_2D": gen_conv, "DEPTHWISE_CONV_2D": gen_depthwise, "FULLY_CONNECTED": gen_fc,
@@ -332,6 +341,7 @@ GENERATORS = {
     "GATHER": gen_gather, "RESIZE_BILINEAR": gen_resize_bilinear,
     "EXPAND_DIMS": gen_expand_dims, "DEPTH_TO_SPACE": gen_depth_to_space, "SPACE_TO_DEPTH": gen_space_to_depth,
     "MIRROR_PAD": gen_mirror_pad, "SPACE_TO_BATCH_ND": gen_space_to_batch, "BATCH_TO_SPACE_ND": gen_batch_to_space,
+    "ARG_MAX": _gen_arg("ARG_MAX"), "ARG_MIN": _gen_arg("ARG_MIN"),
 }
 
 # Ops that only make sense once in a chain, or at its end (they fix the model's types / output scale).
@@ -519,6 +529,10 @@ def apply_layer(tf, spec, i, layer, x):
     if op == "BATCH_TO_SPACE_ND":       # a SPACE_TO_BATCH_ND first: the batch it splits
         y = tf.space_to_batch_nd(x, layer["block"], layer["pads"])
         return tf.batch_to_space(y, layer["block"], layer["crops"])
+    if op in ("ARG_MAX", "ARG_MIN"):     # the index gathers along the same axis: GATHER with run-time indices
+        f = tf.argmax if op == "ARG_MAX" else tf.argmin
+        idx = f(x, axis=layer["axis"], output_type=getattr(tf, layer["out"]))
+        return tf.gather(x, idx, axis=layer["axis"])
     if op in ("QUANTIZE", "DEQUANTIZE"):
         return tf.nn.relu(x) * 0.75 + 0.1 if op == "QUANTIZE" else x * 1.5
     raise ValueError("no builder for %s" % op)

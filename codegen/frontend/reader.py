@@ -293,6 +293,11 @@ def _validate(m):
     for t in (m.inputs[0], m.outputs[0]):
         if float_out is not None and t.index == float_out.outputs[0]:
             continue
+        head = next((op for op in m.ops if t.index in op.outputs and ops[op.type].index_outputs), None)
+        if head is not None:
+            m.fail("the model output %r is the %s index %s writes (op #%d); an index output is not supported: "
+                   "end the model before the %s (the sketch and the check print the top class of the scores "
+                   "themselves)." % (t.name, t.dtype, head.type, head.index, head.type))
         if t.dtype not in ("int8", "uint8") or not t.is_quantized:
             m.fail("the model %s %r is %s; it must be quantized int8 or uint8. %s"
                    % ("input" if t is m.inputs[0] else "output", t.name, t.dtype,
@@ -302,6 +307,8 @@ def _validate(m):
             continue
         for ti in op.outputs:
             t = m.tensors[ti]
+            if t.dtype in ("int32", "int64") and ops[op.type].index_outputs:
+                continue
             if t.dtype not in ("int8", "uint8"):
                 m.fail("op %s (#%d) produces a %s tensor %r; only int8/uint8 activations "
                        "are supported. %s" % (op.type, op.index, t.dtype, t.name,

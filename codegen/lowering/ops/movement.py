@@ -218,10 +218,14 @@ def lower_tile(ctx, op):
 
 
 def _gather_indices(m, op):
+    """(axis, the constant indices as int32, or None for indices computed at run time, e.g. by ARG_MAX)."""
     x = m.tensors[op.inputs[0]]
-    if len(op.inputs) < 2 or not m.tensors[op.inputs[1]].is_const:
-        m.fail("%s: indices computed at run time are not supported (only constant indices); a model's int8 "
-               "graph computes them only from non-int8 ops, which this generator does not take." % _what(op))
+    if len(op.inputs) >= 2 and op.inputs[1] >= 0 and not m.tensors[op.inputs[1]].is_const:
+        t = m.tensors[op.inputs[1]]
+        if t.dtype not in ("int32", "int64"):
+            m.fail("%s: the indices %r are %s; TFLite's GATHER takes int32 or int64 indices."
+                   % (_what(op), t.name, t.dtype))
+        return _axis(m, op, int(op.options.get("axis", 0)), len(x.shape)), None
     idx = const_input(m, op, 1, "indices")
     if idx.dtype.kind not in "iu":
         m.fail("%s: the indices are %s, not integers." % (_what(op), idx.dtype))
@@ -238,21 +242,24 @@ def _gather_checks(m, op):
         m.fail("%s: batch_dims %d is not supported (only 0)." % (_what(op), op.options["batch_dims"]))
     x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
     axis, idx = _gather_indices(m, op)
-    want = list(x.shape[:axis]) + list(idx.shape) + list(x.shape[axis + 1:])
+    ishape = list(m.tensors[op.inputs[1]].shape) if idx is None else list(idx.shape)
+    want = list(x.shape[:axis]) + ishape + list(x.shape[axis + 1:])
     if want != list(o.shape):
         m.fail("%s: gathering indices of shape %s along axis %d of %s gives %s, but the output tensor is %s."
-               % (_what(op), list(idx.shape), axis, list(x.shape), want, list(o.shape)))
+               % (_what(op), ishape, axis, list(x.shape), want, list(o.shape)))
 
 
 @register("GATHER", family="shape", options=options("GatherOptions", axis="Axis", batch_dims="BatchDims"),
           validate=_gather_checks)
 def lower_gather(ctx, op):
-    """reference_ops::Gather (batch_dims 0) with constant indices: the output reads the input at the listed
-    positions of the axis (an index table; a single index is a constant)."""
+    """reference_ops::Gather (batch_dims 0): constant indices are an index table (a single one a constant); int32
+    or int64 indices computed at run time (ARG_MAX's) are read by the kernel."""
     from tvm import te
     m = ctx.m
     o_t = m.tensors[op.outputs[0]]
     axis, idx = _gather_indices(m, op)
+    if idx is None:
+        return _lower_gather_run_time(ctx, op, axis)
     k = idx.ndim
     args = [ctx.operand(op.inputs[0], "gather_in")]
     if idx.size > 1:
@@ -269,6 +276,29 @@ def lower_gather(ctx, op):
         return te.compute(tuple(o_t.shape), body, name="out")
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, args)
+    return 0
+
+
+def _lower_gather_run_time(ctx, op, axis):
+    """GATHER with indices computed at run time (ARG_MAX's): the output reads the input at the index the tensor
+    holds, clamped into the axis (TFLite's Gather stops the whole inference at an index out of range; the C stays
+    inside the input instead)."""
+    from tvm import te, tirx
+    m = ctx.m
+    x_t, o_t, i_t = (m.tensors[i] for i in (op.inputs[0], op.outputs[0], op.inputs[1]))
+    k = len(i_t.shape)
+    n = x_t.shape[axis]
+
+    def f(x, ind):
+        def body(*i):
+            j = i[axis:axis + k]
+            pos = (ind(*j) if k else ind()).astype("int32")
+            pos = tirx.max(tirx.min(pos, i32(n - 1)), i32(0))
+            return x(*(list(i[:axis]) + [pos] + list(i[axis + k:])))
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0], "gather_in"),
+                                                 ctx.operand(op.inputs[1], "gather_idx")])
     return 0
 
 
