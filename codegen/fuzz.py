@@ -341,7 +341,8 @@ GENERATORS = {
     "GATHER": gen_gather, "RESIZE_BILINEAR": gen_resize_bilinear,
     "EXPAND_DIMS": gen_expand_dims, "DEPTH_TO_SPACE": gen_depth_to_space, "SPACE_TO_DEPTH": gen_space_to_depth,
     "MIRROR_PAD": gen_mirror_pad, "SPACE_TO_BATCH_ND": gen_space_to_batch, "BATCH_TO_SPACE_ND": gen_batch_to_space,
-    "ARG_MAX": _gen_arg("ARG_MAX"), "ARG_MIN": _gen_arg("ARG_MIN"),
+    "ARG_MAX": _gen_arg("ARG_MAX"), "ARG_MIN": _gen_arg("ARG_MIN"), "ABS": _gen_unary("ABS"),
+    "SQUARED_DIFFERENCE": _gen_binary("SQUARED_DIFFERENCE"),
 }
 
 # Ops that only make sense once in a chain, or at its end (they fix the model's types / output scale).
@@ -447,7 +448,7 @@ def apply_layer(tf, spec, i, layer, x):
     if op in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         f = tf.nn.max_pool2d if op == "MAX_POOL_2D" else tf.nn.avg_pool2d
         return act(f(x, layer["k"], layer["s"], layer["pad"]))
-    if op in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM"):
+    if op in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"):
         if layer["other"] == "const":
             b = tf.constant(rs.randn(*layer["bshape"]).astype(np.float32) * float(spec["scale"]))
         elif layer["other"] == "scalar":
@@ -456,7 +457,7 @@ def apply_layer(tf, spec, i, layer, x):
             b = tf.nn.relu(x) if op != "ADD" else x * 0.5 + 0.1
         a, b = (b, x) if layer["swap"] else (x, b)
         f = {"ADD": tf.add, "SUB": tf.subtract, "MUL": tf.multiply, "MAXIMUM": tf.maximum,
-             "MINIMUM": tf.minimum}[op]
+             "MINIMUM": tf.minimum, "SQUARED_DIFFERENCE": tf.math.squared_difference}[op]
         return act(f(a, b))
     if op == "RELU":
         return tf.nn.relu(x)
@@ -529,6 +530,8 @@ def apply_layer(tf, spec, i, layer, x):
     if op == "BATCH_TO_SPACE_ND":       # a SPACE_TO_BATCH_ND first: the batch it splits
         y = tf.space_to_batch_nd(x, layer["block"], layer["pads"])
         return tf.batch_to_space(y, layer["block"], layer["crops"])
+    if op == "ABS":
+        return tf.abs(x)
     if op in ("ARG_MAX", "ARG_MIN"):     # the index gathers along the same axis: GATHER with run-time indices
         f = tf.argmax if op == "ARG_MAX" else tf.argmin
         idx = f(x, axis=layer["axis"], output_type=getattr(tf, layer["out"]))
