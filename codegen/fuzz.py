@@ -1,11 +1,12 @@
 """A differential fuzzer of the code generator: random small TFLite models, every tensor compared with tf.lite.
 
 `python -m codegen.fuzz [--seed S] [--count N | --seconds T] [--ops A,B] [--chains F] [--qemu-every K]
-[--microkernels on|off|alternate] [--out DIR]`
+[--int16 F] [--microkernels on|off|alternate] [--out DIR]`
 
 Each model is one *spec*, a small JSON-able dict (input shape, in/out types, per-channel or per-tensor weights,
 whether the whole graph is retyped to TFLite's uint8 kernels, the representative data's scale and offset, and a
-list of layers, each an op name with its parameters).  `build(spec)` turns a spec into a full-integer .tflite with
+list of layers, each an op name with its parameters; `"int16": true` for TFLite's 16x8 mode, int16 activations and
+int8 weights, over the ops with a 16x8 kernel: `--int16` is the share of such models).  `build(spec)` turns a spec into a full-integer .tflite with
 tf.function + TFLiteConverter (a random representative set); `check(spec)` lowers it to C, runs it with host gcc
 (or in QEMU on the Cortex-M4) and compares EVERY traced tensor with tf.lite's BUILTIN_REF (runners/exactness.py).
 
@@ -71,6 +72,14 @@ def gen_conv(r, shape):
 def gen_depthwise(r, shape):
     g = _conv_geometry(r, shape, depthwise=True)
     return g and dict(g, op="DEPTHWISE_CONV_2D", mult=r.choice([1, 1, 1, 2, 3]), bias=r.random() < 0.8)
+
+
+def gen_transpose_conv(r, shape):
+    if len(shape) != 4:
+        return None
+    s = [r.choice([1, 2, 2, 3]), r.choice([1, 2, 3])]
+    return {"op": "TRANSPOSE_CONV", "k": [_k(r, 3), _k(r, 3)], "s": s, "pad": r.choice(["SAME", "VALID"]),
+            "out": r.choice([1, 2, 3, 4, 8]), "bias": r.random() < 0.8}
 
 
 def gen_fc(r, shape):
@@ -328,6 +337,7 @@ def _gen_arg(op):
 GENERATORS = {
     "QUANTIZE": gen_quantize, "DEQUANTIZE": gen_dequantize,
     "CONV_2D": gen_conv, "DEPTHWISE_CONV_2D": gen_depthwise, "FULLY_CONNECTED": gen_fc,
+    "TRANSPOSE_CONV": gen_transpose_conv,
     "MAX_POOL_2D": _gen_pool("MAX_POOL_2D"), "AVERAGE_POOL_2D": _gen_pool("AVERAGE_POOL_2D"),
     "ADD": _gen_binary("ADD"), "SUB": _gen_binary("SUB"), "MUL": _gen_binary("MUL"),
     "MAXIMUM": _gen_binary("MAXIMUM"), "MINIMUM": _gen_binary("MINIMUM"),
@@ -373,9 +383,19 @@ def _random_shape(r, rank=4):
     return [1] + dims
 
 
-def random_spec(r, op=None, chain=1):
-    """A random model spec: one layer of `op`, or a chain of `chain` random layers."""
+def ops16():
+    """The ops with a 16x8 kernel (int16 activations, int8 weights) and a generator, but the model-level ones."""
+    from .lowering.registry import registry16
     ok, _ = coverage()
+    return [o for o in ok if o in registry16() and o not in _MODEL_LEVEL]
+
+
+def random_spec(r, op=None, chain=1, int16=False):
+    """A random model spec: one layer of `op`, or a chain of `chain` random layers.  `int16`: TFLite's 16x8 mode
+    (int16 activations and I/O, int8 weights; the chain drawn from ops16())."""
+    ok, _ = coverage()
+    if int16:
+        ok = ops16()
     rank = 4 if op is None or r.random() < 0.75 else r.choice([2, 3, 4])
     spec = {"input": _random_shape(r, rank), "in_type": r.choice(["int8", "int8", "uint8"]),
             "out_type": r.choice(["int8", "int8", "uint8"]), "per_channel": r.random() < 0.7,
@@ -384,6 +404,10 @@ def random_spec(r, op=None, chain=1):
     if spec["uint8_kernels"]:
         spec["in_type"] = spec["out_type"] = "uint8"
         spec["per_channel"] = False
+    if int16:
+        spec.update(int16=True, in_type="int16", out_type="int16", uint8_kernels=False)
+        if r.random() < 0.2:            # the converter's int32 bias option: TFLite's int32-accumulator kernels
+            spec["bias32"] = True
     shape = list(spec["input"])
     want = [op] if op else [None] * chain
     for i, name in enumerate(want):
@@ -402,11 +426,15 @@ def random_spec(r, op=None, chain=1):
             if int(np.prod(nshape)) == 0 or int(np.prod(nshape)) > 20000:
                 continue
             spec["layers"].append(layer)
-            spec.update(layer.get("model", {}))
+            if not int16:
+                spec.update(layer.get("model", {}))
             shape = nshape
             break
     if spec.get("out_type") == "float32":
         spec["uint8_kernels"] = False
+    if int16 and any(la["op"] == "DEPTHWISE_CONV_2D" for la in spec["layers"]):
+        spec["per_channel"] = True      # the 16x8 converter fails on per-tensor depthwise weights
+        spec.pop("bias32", None)        # tf.lite's 16x8 depthwise refuses an int32 bias (a refusal test has it)
     return spec
 
 
@@ -441,6 +469,15 @@ def apply_layer(tf, spec, i, layer, x):
         if layer["bias"]:
             y = y + w(shape[3] * layer["mult"])
         return act(y)
+    if op == "TRANSPOSE_CONV":
+        (kh, kw), (sh, sw) = layer["k"], layer["s"]
+        size = [d * st if layer["pad"] == "SAME" else (d - 1) * st + max(k, st)
+                for d, st, k in zip(shape[1:3], (sh, sw), (kh, kw))]
+        y = tf.nn.conv2d_transpose(x, w(kh, kw, layer["out"], shape[3]), [1] + size + [layer["out"]],
+                                   [1, sh, sw, 1], layer["pad"])
+        if layer["bias"]:
+            y = y + w(layer["out"])
+        return y
     if op == "FULLY_CONNECTED":
         n = int(np.prod(shape[1:]))
         y = tf.matmul(tf.reshape(x, [1, n]), w(n, layer["out"]))
@@ -708,9 +745,12 @@ def build(spec):
     conv = tf.lite.TFLiteConverter.from_concrete_functions([m.f.get_concrete_function()], m)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([r] for r in rep)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+                                      if spec.get("int16") else tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = getattr(tf, spec["in_type"])
     conv.inference_output_type = getattr(tf, spec["out_type"])
+    if spec.get("bias32"):
+        conv._experimental_full_integer_quantization_bias_type = tf.int32
     if not spec.get("per_channel", True):
         conv._experimental_disable_per_channel = True
         conv._experimental_disable_per_channel_quantization_for_dense_layers = True
@@ -954,8 +994,9 @@ def with_option(buf, op_type, getter, value):
     return edit_flatbuffer(buf, fn)
 
 
-def as_int16_activations(buf):
-    """Every int8/uint8 activation (non-constant tensor) retyped to int16: a type the generator does not take."""
+def as_int16_activations(buf, zero_point=0):
+    """Every int8/uint8 activation (non-constant tensor) retyped to int16 with `zero_point`: a type the generator
+    takes only for ops with a 16x8 kernel, and then only with zero point 0 (TFLite's symmetric int16)."""
     from tensorflow.lite.python import schema_py_generated as fb
 
     def fn(model):
@@ -964,7 +1005,7 @@ def as_int16_activations(buf):
                     model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)):
                 t.type = fb.TensorType.INT16
                 if t.quantization is not None and t.quantization.zeroPoint is not None:
-                    t.quantization.zeroPoint = [0 for _ in t.quantization.zeroPoint]
+                    t.quantization.zeroPoint = [zero_point for _ in t.quantization.zeroPoint]
     return edit_flatbuffer(buf, fn)
 
 
@@ -996,8 +1037,10 @@ def check_refused(buf, workdir, names=()):
 
 
 def refusals(seed=0, ops=None, workdir=None, log=None):
-    """Every declared option's values outside what it accepts (option_edits), and int16 activations, written into
-    a converted model of the op: each must be refused with one error line.  Returns (checks, [failure text])."""
+    """Every declared option's values outside what it accepts (option_edits), and int16 activations (for an op with
+    a 16x8 kernel: int16 activations with a non-zero zero point), written into a converted model of the op: each
+    must be refused with one error line.  Returns (checks, [failure text])."""
+    from .lowering.registry import registry16
     r = random.Random(seed)
     work = workdir or tempfile.mkdtemp(prefix="tinyml-refuse-")
     edits = {}
@@ -1023,7 +1066,10 @@ def refusals(seed=0, ops=None, workdir=None, log=None):
             elif log:
                 log("  refuse %-24s (skipped: the converter wrote no model with it in 10 tries)" % op)
             continue
-        cases = [("int16 activations", as_int16_activations(buf), ())]
+        if op in registry16():
+            cases = [("int16 zero point 1", as_int16_activations(buf, 1), ("zero point",))]
+        else:
+            cases = [("int16 activations", as_int16_activations(buf), ())]
         for key, getter, bad in edits.get(op, []):
             cases.append(("%s = %r" % (key, bad), with_option(buf, op, getter, bad), (op, key)))
         for what, edited, names in cases:
@@ -1053,9 +1099,10 @@ def _has_op(buf, op_type):
 # The run
 
 def run(seed=0, count=None, seconds=None, ops=None, chains=0.3, qemu_every=0, microkernels="alternate",
-        out=None, minimize_budget=80, log=print, workdir=None, record_specs=False):
+        out=None, minimize_budget=80, log=print, workdir=None, record_specs=False, int16=0.0):
     """Fuzzes; returns a summary dict (counts per op and outcome, the minimized findings; with `record_specs` the
-    spec of every model run, under "specs")."""
+    spec of every model run, under "specs").  `int16`: the share of models in TFLite's 16x8 mode (their ops
+    counted as "OP/16x8" in per_op)."""
     r = random.Random(seed)
     covered, missing = coverage()
     if ops:
@@ -1071,15 +1118,23 @@ def run(seed=0, count=None, seconds=None, ops=None, chains=0.3, qemu_every=0, mi
     summary = {"seed": seed, "models": 0, "no_generator": missing, "outcomes": {}, "per_op": {},
                "not_built": {}, "qemu": 0, "findings": [], "seconds": 0.0}
     t0 = time.time()
-    k = n_single = 0
+    pool16 = [o for o in pool if o in ops16()]
+    k = n_single = n16 = 0
     while True:
         if count is not None and k >= count:
             break
         if seconds is not None and time.time() - t0 >= seconds:
             break
+        sixteen = bool(int16 and pool16 and r.random() < int16)
         chain = r.random() < chains and not ops
-        spec = random_spec(r, None if chain else pool[n_single % len(pool)], chain=r.randint(2, 4) if chain else 1)
-        n_single += not chain               # the single-op models take the ops in turn
+        if sixteen:
+            spec = random_spec(r, None if chain else pool16[n16 % len(pool16)], chain=r.randint(2, 4) if chain
+                               else 1, int16=True)
+            n16 += not chain
+        else:
+            spec = random_spec(r, None if chain else pool[n_single % len(pool)],
+                               chain=r.randint(2, 4) if chain else 1)
+            n_single += not chain               # the single-op models take the ops in turn
         if not spec["layers"]:
             k += 1
             continue
@@ -1095,12 +1150,12 @@ def run(seed=0, count=None, seconds=None, ops=None, chains=0.3, qemu_every=0, mi
         summary["qemu"] += target == "cortex-m4"
         summary["outcomes"][o.kind] = summary["outcomes"].get(o.kind, 0) + 1
         for name in {layer["op"] for layer in spec["layers"]}:
-            per = summary["per_op"].setdefault(name, {})
+            per = summary["per_op"].setdefault(name + ("/16x8" if sixteen else ""), {})
             per[o.kind] = per.get(o.kind, 0) + 1
             if not o.built and name not in o.ops:
                 summary["not_built"][name] = summary["not_built"].get(name, 0) + 1
-        tag = "%4d %-9s %-5s %s" % (k, target, "mk" if spec["microkernels"] else "te",
-                                    " > ".join(layer["op"] for layer in spec["layers"]))
+        tag = "%4d %-9s %-5s %s%s" % (k, target, "mk" if spec["microkernels"] else "te",
+                                      "16x8 " if sixteen else "", " > ".join(layer["op"] for layer in spec["layers"]))
         log("%s: %s" % (tag, o if o.kind != "refused" else "refused (%s)" % o.detail.split(": ", 1)[-1][:100]))
         if o.bad:
             sig = signature(o)
@@ -1133,6 +1188,8 @@ def main(argv=None):
     p.add_argument("--ops", help="comma-separated registered ops (default: every op with a generator)")
     p.add_argument("--chains", type=float, default=0.3, help="share of models that are random chains of 2-4 ops")
     p.add_argument("--qemu-every", type=int, default=0, help="every K-th model runs on the Cortex-M4 in QEMU")
+    p.add_argument("--int16", type=float, default=0.25,
+                   help="share of models in TFLite's 16x8 mode (int16 activations, int8 weights)")
     p.add_argument("--microkernels", choices=("on", "off", "alternate"), default="alternate",
                    help="TINYML_MICROKERNELS for the lowering (alternate: every other model)")
     p.add_argument("--out", default="fuzz-findings", help="folder for minimized findings (.json + .tflite)")
@@ -1152,7 +1209,7 @@ def main(argv=None):
         return 1 if failures else 0
     try:
         s = run(a.seed, a.count, a.seconds, a.ops.split(",") if a.ops else None, a.chains, a.qemu_every,
-                a.microkernels, a.out)
+                a.microkernels, a.out, int16=a.int16)
     except PipelineError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from helpers import ROOT, run_scons, write_fake_sketch_inputs
+from helpers import ROOT, SESSION_CACHE_ENV, run_scons, write_fake_sketch_inputs
 
 
 # Every registered op must have a case that an op test found bit-exact. The op tests run on several xdist
@@ -19,22 +19,127 @@ def _is_xdist_worker(config):
 
 
 def pytest_configure(config):
-    if not _is_xdist_worker(config) and "TINYML_EXACT_OPS_FILE" not in os.environ:
-        import tempfile
+    import tempfile
 
+    if not _is_xdist_worker(config) and "TINYML_EXACT_OPS_FILE" not in os.environ:
         fd, path = tempfile.mkstemp(prefix="tinyml-exact-ops-", suffix=".txt")
         os.close(fd)
         os.environ["TINYML_EXACT_OPS_FILE"] = path          # workers start later and inherit it
         config._tinyml_exact_ops_file = path
+    if not _is_xdist_worker(config) and SESSION_CACHE_ENV not in os.environ:
+        # The session's build cache (helpers.run_scons(cache=True)): one folder the workers inherit.
+        os.environ[SESSION_CACHE_ENV] = config._tinyml_session_cache = tempfile.mkdtemp(prefix="tinyml-test-cache-")
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_tinyml_session_cache", None)
+    if folder:
+        import shutil
+
+        os.environ.pop(SESSION_CACHE_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# How the tests are shared between xdist workers (pytest.ini: --dist loadgroup --no-loadscope-reorder). A unit
+# of work is a test file, so its module fixtures (trained models, emulator builds) are made once, not once per
+# worker as under `--dist load` (which split a file's tests over both workers: test_mlf's models were trained
+# twice). Units are handed out costliest first, so no slow file starts last and keeps one worker busy alone. A
+# file's cost is its CPU seconds on the last measured run (tests/durations.json: this process plus the children
+# it waited for, which unlike wall time does not depend on what else the machine ran; `--store-durations`
+# rewrites it), or an estimate from its heavy tests for a file not in it.
+DURATIONS = os.path.join(ROOT, "tests", "durations.json")
+_HEAVY_ESTIMATE_S = 15.0
+
+
+def pytest_addoption(parser):
+    parser.addoption("--store-durations", action="store_true",
+                     help="write each test file's CPU seconds in this run to tests/durations.json")
+
+
+def _module(nodeid):
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)         # before xdist reads the groups
+def pytest_collection_modifyitems(session, config, items):
+    import json
+
+    try:
+        with open(DURATIONS) as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    cost, first = {}, {}
+    for i, item in enumerate(items):
+        module = _module(item.nodeid)
+        if module not in known:
+            cost[module] = cost.get(module, 0.0) + (_HEAVY_ESTIMATE_S if item.get_closest_marker("heavy") else 0.1)
+        first.setdefault(module, i)
+        item.add_marker(pytest.mark.xdist_group(module))
+    for module in first:
+        cost[module] = known.get(module, cost.get(module, 0.0))
+    items.sort(key=lambda item: (-cost[_module(item.nodeid)], first[_module(item.nodeid)]))
+
+
+# Each test's CPU seconds, setup and teardown included: this process plus the children it waited for (scons,
+# gcc, QEMU, ...). Measured in the process that ran the test and carried to the session's process on the
+# teardown report (xdist sends user_properties along). `--store-durations` sums them per file;
+# TINYML_CPU_REPORT=path also writes them per test (`python tests/cpu_report.py path` ranks them): on a loaded
+# machine that says what the suite costs where wall times mislead.
+def _cpu_seconds():
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    item._tinyml_cpu0 = _cpu_seconds()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "teardown" and hasattr(item, "_tinyml_cpu0"):
+        outcome.get_result().user_properties.append(("cpu_s", round(_cpu_seconds() - item._tinyml_cpu0, 2)))
+
+
+_cpu_per_test = {}
 
 
 def pytest_runtest_logreport(report):
-    module = report.nodeid.split("::", 1)[0]
+    module = _module(report.nodeid)
+    cpu = dict(report.user_properties).get("cpu_s") if report.when == "teardown" else None
+    if cpu is not None:
+        _cpu_per_test[report.nodeid] = cpu
     if report.when == "call" and report.passed and _OP_TEST_MODULE.search(module):
         _op_modules_passed.add(os.path.basename(module)[:-3])
 
 
+def _write_cpu_records(config):
+    if _is_xdist_worker(config):
+        return
+    from codegen.fsutil import atomic_open
+
+    if config.getoption("store_durations"):
+        import json
+
+        per_file = {}
+        for nodeid, cpu in _cpu_per_test.items():
+            per_file[_module(nodeid)] = per_file.get(_module(nodeid), 0.0) + cpu
+        with atomic_open(DURATIONS, "w") as f:
+            json.dump({m: round(s, 1) for m, s in sorted(per_file.items())}, f, indent=0)
+            f.write("\n")
+    report = os.environ.get("TINYML_CPU_REPORT")
+    if report:
+        with atomic_open(report, "w") as f:
+            f.writelines("%s\t%.2f\n" % row for row in sorted(_cpu_per_test.items()))
+
+
 def pytest_sessionfinish(session, exitstatus):
+    _write_cpu_records(session.config)
     path = getattr(session.config, "_tinyml_exact_ops_file", None)
     if not path:
         return

@@ -19,7 +19,17 @@ def scons_exe():
     return os.path.join(os.path.dirname(sys.executable), "scons")
 
 
-def run_scons(build_dir, *targets, check=True, env=None, **variables):
+# The test session's build cache (CACHE_DIR=), one folder for every xdist worker (conftest.py makes it): a stage
+# some earlier test built from the same inputs is copied instead of rebuilt (training, TVM codegen).
+SESSION_CACHE_ENV = "TINYML_TEST_CACHE_DIR"
+
+
+def run_scons(build_dir, *targets, check=True, env=None, cache=False, **variables):
+    """scons on the tiny configuration. cache=True takes stages from the session's build cache (and adds to it):
+    only for a run whose outputs a test needs, never for one whose stage lines, timing or rebuilds it checks
+    (a stage taken from the cache prints `Retrieved ... from cache`, not its message)."""
+    if cache and os.environ.get(SESSION_CACHE_ENV):
+        variables.setdefault("CACHE_DIR", os.environ[SESSION_CACHE_ENV])
     args = {**TINY, "BUILD_DIR": str(build_dir), **variables}
     cmd = [scons_exe(), "-C", ROOT, *[f"{k}={v}" for k, v in args.items()], *targets]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)

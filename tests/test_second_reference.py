@@ -200,3 +200,50 @@ def test_without_tflite_micro_installed_it_is_one_error_naming_the_extra(models,
         run_reference(str(models / "bias_dim3.tflite"), _raws(1))
     msg = str(e.value)
     assert "\n" not in msg and "pip install tflite-micro" in msg and "quantized_dimension" in msg
+
+
+@pytest.fixture(scope="module")
+def tile_v3(tmp_path_factory):
+    """An int8 TILE as the converter writes it: operator version 3, which tf.lite's reference resolver does not
+    register (it stops at 2) though its tile kernel copies bytes whatever the version."""
+    import tensorflow as tf
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 4, 3], tf.float32)])
+        def f(self, x):
+            return tf.tile(x * 2.0, [1, 2, 3])
+
+    m = M()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([m.f.get_concrete_function()], m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([np.random.RandomState(i).uniform(-3, 3, (1, 4, 3)).astype(np.float32)]
+                                           for i in range(8))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    path = tmp_path_factory.mktemp("tile") / "tile.tflite"
+    path.write_bytes(conv.convert())
+    return str(path)
+
+
+def test_an_op_version_the_reference_resolver_lacks_runs_as_its_highest(tile_v3, capsys):
+    from tensorflow.lite.python import schema_py_generated as fb
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from codegen.modelio.tf_env import reference_interpreter
+    from codegen.stages.expected import TFLITE, run_reference
+
+    model = flatbuffer_utils.read_model(tile_v3)
+    versions = {c.version for c in model.operatorCodes if max(c.builtinCode, c.deprecatedBuiltinCode)
+                == fb.BuiltinOperator.TILE}
+    assert versions == {3}, versions                 # what the converter writes (else this test proves nothing)
+    raw = np.arange(-6, 6, dtype=np.int8).tobytes()
+    scores, reference, why = run_reference(tile_v3, [raw])
+    assert reference == TFLITE and why is None
+    out = np.asarray(scores[0]).reshape(8, 9)
+    block = out[:4, :3]                     # tiled blocks of the (scaled) input, not a made-up answer
+    assert len(np.unique(block)) > 6 and all(np.array_equal(out[4 * i:4 * i + 4, 3 * j:3 * j + 3], block)
+                                             for i in range(2) for j in range(3))
+    out = capsys.readouterr().out
+    assert out.count("TILE (v3)") == 1, out
+    interp = reference_interpreter(tile_v3, preserve_all_tensors=True)        # the exactness runner's way too
+    assert interp.get_output_details()[0]["shape"].tolist() == [1, 8, 9]

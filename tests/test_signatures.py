@@ -53,7 +53,7 @@ def _json(path):
 def test_renamed_input_is_a_change(small, tmp_path):
     """Case 3: INPUTS=a.png then INPUTS=b.png with the same bytes was "up to date" and the sketch printed a.png."""
     build, model = tmp_path / "b", str(small / "m.tflite")
-    run_scons(build, "check", MODEL=model, INPUTS=str(small / "a.png"))
+    run_scons(build, "check", MODEL=model, INPUTS=str(small / "a.png"), cache=True)      # the baseline
     proc = run_scons(build, "check", MODEL=model, INPUTS=str(small / "b.png"))
     assert "Embedding images" in built_stages(proc.stdout), proc.stdout
     out = build / "nano33ble"
@@ -66,7 +66,7 @@ def test_dry_run_and_question_do_not_poison_the_next_build(small, tmp_path):
     """Case 2 (the check half): `scons -n check INPUTS=...` recorded the old outputs as built from the new
     inputs, and the next real build kept them ("kept ... its signature was never saved")."""
     build, model = tmp_path / "b", str(small / "m.tflite")
-    run_scons(build, "check", MODEL=model, INPUTS=str(small / "a.png"))
+    run_scons(build, "check", MODEL=model, INPUTS=str(small / "a.png"), cache=True)      # the baseline
     new = str(small / "c.png")
     def records():
         folder = build / ".scons-finished"

@@ -117,3 +117,30 @@ class Backend:
         {"flash_bytes", "constants_or_model_bytes", "code_bytes", "workspace_or_arena_bytes", "ram_bytes",
         "m4_instructions_per_inference", "m4_cycles_estimate_per_inference", "max_diff"}; None where unknown."""
         raise NotImplementedError
+
+
+PLAIN_IO_TYPES = ("int8", "uint8")
+
+
+def plain_io_refusal(cfg, backend_title, types=PLAIN_IO_TYPES):
+    """The ConfigError message for a MODEL= .tflite a backend whose sketch passes one input and one output buffer
+    (TFLite Micro's, TinyMaix's) cannot run: several inputs or outputs, or one of a type not in `types`; None when
+    it can (or no MODEL= .tflite is given)."""
+    path = (cfg or {}).get("model")
+    if not path or not str(path).lower().endswith(".tflite"):
+        return None
+    from ..errors import ModelError
+    from ..modelio.quantio import model_io
+
+    try:
+        io = model_io(path)
+    except (ModelError, OSError, ValueError):
+        return None                 # the config's own checks name a damaged file
+    ins, outs = io["inputs"], io["outputs"]
+    odd = [f"{role} {t['name']!r} is {t['dtype']}" for role, ts in (("input", ins), ("output", outs)) for t in ts
+           if t["dtype"] not in types]
+    if len(ins) == 1 and len(outs) == 1 and not odd:
+        return None
+    what = f"{len(ins)} input(s) and {len(outs)} output(s)" + (f"; {', '.join(odd)}" if odd else "")
+    return (f"BACKEND={backend_title} takes models with one {'/'.join(types)} input and one output; {path} has "
+            f"{what}. Use BACKEND=tvm (every stage handles several int8/uint8/int16/float32 inputs and outputs)")

@@ -118,6 +118,12 @@ class TflmBackend(Backend):
         from ..errors import ConfigError
         from ..tflm.library import TflmError, check_tree
 
+        from .base import plain_io_refusal
+
+        # its sketch copies one input and one output tensor's bytes: any type, but one of each
+        refusal = plain_io_refusal(cfg, "tflm", ("int8", "uint8", "int16", "float32"))
+        if refusal:
+            raise ConfigError(refusal)
         try:
             check_tree(cfg["tflm_dir"])
         except TflmError as e:

@@ -85,7 +85,9 @@ def hostcheck(target, source, p):
         print(f"  {summary['demo']['line']}")
     reference = summary.get("reference") or ""      # TFLite Micro when tf.lite refused the file (stages/expected.py)
     who = "TFLite" if reference.startswith("tf.lite") or not reference else f"{reference} (tf.lite refuses the file)"
-    print(f"  {len(summary['images'])} input(s): same decisions as {who}, "
+    outputs = summary.get("outputs", 1)
+    print(f"  {summary.get('inputs', len(summary['images']))} input(s)"
+          + (f" x {outputs} outputs" if outputs > 1 else "") + f": same decisions as {who}, "
           + ("bytes identical" if summary["exact"] else f"max difference {summary['max_abs_diff']}"))
 
 
@@ -131,9 +133,10 @@ def simulate(target, source, p):
         mlf_tar, images_c, images_h, images_json, expected = source[:5]
         result = sim.simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected, target[0],
                                         work_dir=p["work_dir"], board=board)
+        per_mac = result["instructions_per_mac"]      # None for a model without MACs (an int16 LEAKY_RELU alone)
         print(f"  Cortex-M4 (QEMU mps2-an386): {result['instructions_per_inference']:,.0f} instructions per "
-              f"inference, {result['instructions_per_mac']:.2f} per MAC, "
-              f"~{result['cycles_per_inference_estimate']:,.0f} cycles (estimate); scores identical to TFLite")
+              f"inference, " + (f"{per_mac:.2f} per MAC, " if per_mac is not None else "")
+              + f"~{result['cycles_per_inference_estimate']:,.0f} cycles (estimate); scores identical to TFLite")
     elif board.has_simavr:
         from ..runners import avr_sim
 

@@ -266,6 +266,12 @@ def library_fields(board, classes, metadata, model_sha256=None):
         return "x".join(str(d) for d in t["shape"])
 
     labels = ", ".join(classes) if classes else f"{out['size_bytes']} outputs"
+    ins, outs = metadata["inputs"], metadata["outputs"]
+    if len(ins) == 1 and len(outs) == 1:
+        io_text = f"Input {shape(inp)} {inp['dtype']}, output {shape(out)} {out['dtype']}"
+    else:       # every tensor (src/model/tvmgen_*.h has each one's macros and the typed invoke API)
+        io_text = (f"Inputs {', '.join(shape(t) + ' ' + t['dtype'] for t in ins)}, outputs "
+                   f"{', '.join(shape(t) + ' ' + t['dtype'] for t in outs)}")
     title = (board or {}).get("title") or (board or {}).get("name") or "any board"
     return {
         "version": library_version(model_sha256),
@@ -274,10 +280,10 @@ def library_fields(board, classes, metadata, model_sha256=None):
         # Labels and the board's title are user text: one line of it (the format has no escapes).
         "sentence": escape.properties_value(f"A TVM-compiled model ({labels}) as standalone C, generated for "
                                             f"{title}."),
-        "paragraph": (f"Input {shape(inp)} {inp['dtype']}, output {shape(out)} {out['dtype']}; "
+        "paragraph": (io_text + "; "
                       f"{metadata.get('workspace_size_bytes', 0):,} bytes of static activation memory, no runtime, "
-                      "only libm. The example runs the model on the embedded test inputs and prints label, "
-                      "confidence and scores."),
+                      "only libm. The example runs the model on the embedded test inputs and prints "
+                      + ("label, confidence and scores." if len(ins) == 1 and len(outs) == 1 else "each output.")),
         "category": "Data Processing",
         "url": "https://tvm.apache.org",
         "architectures": library_architectures(board),

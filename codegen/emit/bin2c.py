@@ -16,11 +16,12 @@ import sys
 from .. import escape
 from ..modelio import images as imagesmod
 from ..modelio import usermodel
-from ..protocol import demo_line
+from ..protocol import FLOAT_TYPES, SUMMARY_MAX, demo_line
 from ..errors import PipelineError
 from ..fsutil import atomic_open
 from ..inputfiles import load_npy, read_bounded
-from ..modelio.quantio import confidence_constants, model_io, pixels_to_input, quantize_values
+from ..modelio.quantio import (confidence_constants, float_range, model_io, packed_layout, pixels_to_input,
+                               quantize_values)
 
 # Human titles for the tutorial's class folders; printed by the sketch before each result ("Car: ...").
 TITLES = {"target": "Car", "random": "Other object"}
@@ -28,6 +29,10 @@ ALIGNMENT = 16
 # Without given inputs (MODEL= a .tflite and no DATA=), this many seeded random ones keep every stage working.
 GENERATED_INPUTS = 2
 QUANTIZED_TYPES = ("int8", "uint8")
+# The tensor types every stage carries (the sketch's buffers are their bytes): bytes per value.
+ITEMSIZE = {"int8": 1, "uint8": 1, "int16": 2, "float32": 4}
+INPUT_TYPES = ("int8", "uint8", "int16", "float32")
+OUTPUT_TYPES = tuple(ITEMSIZE)
 # The largest input or output tensor embedded as C arrays (no MCU board has this much RAM; it bounds the time
 # and the size of images.c for a model that declares a large input, board or no board).
 EMBED_MAX_TENSOR_BYTES = 4 * 2**20
@@ -73,34 +78,22 @@ def looks_like_image(height, width):
 
 def load_input(path, inp):
     """The raw input-tensor bytes for one test input file; PipelineError naming the file when it does not fit."""
-    import numpy as np
-
     dtype, shape = inp["dtype"], inp["shape"]
     count = _count(shape)
+    nbytes = count * ITEMSIZE[dtype]
     what = f"the model input {shape} takes {count} {dtype} values"
     ext = os.path.splitext(path)[1].lower()
     if ext == ".bin":
-        raw = read_bounded(path, count, hint=f"{what} ({count} bytes); give exactly the raw input tensor")
-        if len(raw) != count:
-            raise PipelineError(f"{path}: {len(raw)} bytes, but {what} ({count} bytes); give exactly the raw input "
+        raw = read_bounded(path, nbytes, hint=f"{what} ({nbytes} bytes); give exactly the raw input tensor")
+        if len(raw) != nbytes:
+            raise PipelineError(f"{path}: {len(raw)} bytes, but {what} ({nbytes} bytes); give exactly the raw input "
                                 "tensor, or a .npy file")
         return raw
     if ext == ".npy":
         arr = load_npy(path, count * 16)        # any numeric type of `count` values, complex128 included
-        if arr.size != count:
-            raise PipelineError(f"{path}: {arr.size} values (shape {list(arr.shape)}), but {what}; give one input "
-                                f"of shape {shape[1:] or shape} or {count} values")
-        if arr.dtype.kind == "f":
-            if not np.isfinite(arr).all():
-                raise PipelineError(f"{path}: holds NaN or infinite values; give finite float inputs")
-            return quantize_values(arr.reshape(-1), dtype, inp["scale"], inp["zero_point"]).tobytes()
-        if arr.dtype.name in QUANTIZED_TYPES:
-            if arr.dtype.name != dtype:
-                raise PipelineError(f"{path}: {arr.dtype.name} values, but {what}; give {dtype} values (used as "
-                                    "they are) or float values (quantized with the input's scale)")
-            return np.ascontiguousarray(arr).reshape(-1).tobytes()
-        raise PipelineError(f"{path}: {arr.dtype.name} values, but {what}; give float values (quantized with the "
-                            f"input's scale) or {dtype} values (used as they are)")
+        return array_input(arr, inp, path)
+    if ext == ".npz":
+        return load_case(path, [inp])
     image = usermodel.image_input(shape)
     if image is None:
         raise PipelineError(f"{path}: an image, but {what} and is not an image (height, width, 1 or 3 channels); "
@@ -115,6 +108,89 @@ def load_input(path, inp):
         sys.stderr.flush()
     pixels = imagesmod.load_image(path, (height, width), channels)
     return pixels_to_input(pixels, dtype, inp["scale"], inp["zero_point"]).tobytes()
+
+
+def array_input(arr, inp, where):
+    """The raw input-tensor bytes of one array (a .npy file, a member of a .npz): floats quantized with the input's
+    scale (a float32 input takes them as they are), integers of the input's type as they are."""
+    import numpy as np
+
+    dtype, shape = inp["dtype"], inp["shape"]
+    count = _count(shape)
+    what = f"the model input {shape} takes {count} {dtype} values"
+    if arr.size != count:
+        raise PipelineError(f"{where}: {arr.size} values (shape {list(arr.shape)}), but {what}; give one input "
+                            f"of shape {shape[1:] or shape} or {count} values")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise PipelineError(f"{where}: holds NaN or infinite values; give finite float inputs")
+        return quantize_values(arr.reshape(-1), dtype, inp["scale"], inp["zero_point"]).tobytes()
+    if dtype == "float32" and arr.dtype.kind in "iu":        # integers given to a float input: their values
+        return arr.reshape(-1).astype(np.float32).tobytes()
+    if arr.dtype.name in QUANTIZED_TYPES + ("int16",):
+        if arr.dtype.name != dtype:
+            raise PipelineError(f"{where}: {arr.dtype.name} values, but {what}; give {dtype} values (used as "
+                                "they are) or float values (quantized with the input's scale)")
+        return np.ascontiguousarray(arr).reshape(-1).tobytes()
+    raise PipelineError(f"{where}: {arr.dtype.name} values, but {what}; give float values (quantized with the "
+                        f"input's scale) or {dtype} values (used as they are)")
+
+
+def load_case(path, inputs):
+    """The packed bytes of every input for one test case of a model with several inputs (packed_layout): a .npz
+    with one array per input, keyed by the input tensor's name or arr_0, arr_1, ... in input order; or a .bin of
+    the packed bytes."""
+    import zipfile
+
+    import numpy as np
+
+    offsets, total = packed_layout([_count(t["shape"]) * ITEMSIZE[t["dtype"]] for t in inputs])
+    names = ", ".join(repr(t["name"]) for t in inputs)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".bin":
+        raw = read_bounded(path, total, hint=f"the model's {len(inputs)} inputs packed take {total} bytes")
+        if len(raw) != total:
+            raise PipelineError(f"{path}: {len(raw)} bytes, but the model's {len(inputs)} inputs ({names}) packed "
+                                f"at 16-byte aligned offsets take {total}; give one .npz per case instead")
+        return raw
+    if ext != ".npz":
+        raise PipelineError(f"{path}: the model has {len(inputs)} inputs ({names}); give each test case as one .npz "
+                            "with one array per input (keyed by the input's name, or arr_0, arr_1, ... in order)")
+    limit = sum(_count(t["shape"]) for t in inputs) * 16 + 2**16
+    try:
+        with zipfile.ZipFile(path) as z:
+            if sum(i.file_size for i in z.infolist()) > limit:
+                raise PipelineError(f"{path}: holds more data than the model's inputs take; give one array per input")
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except PipelineError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise PipelineError(f"{path}: not a readable .npz ({e}); save it with numpy.savez") from None
+    raw = bytearray(total)
+    for k, (t, off) in enumerate(zip(inputs, offsets)):
+        arr = arrays.get(t["name"], arrays.get(f"arr_{k}"))
+        if arr is None:
+            raise PipelineError(f"{path}: no array for input {k} {t['name']!r} (it holds {sorted(arrays)}); key each "
+                                f"array by its input's name ({names}) or save them in order with numpy.savez")
+        data = array_input(arr, t, f"{path}[{t['name'] if t['name'] in arrays else f'arr_{k}'}]")
+        raw[off:off + len(data)] = data
+    return bytes(raw)
+
+
+def _multi_inputs(inputs, input_paths, labels, generate, seed):
+    """[(label, title, source, packed raw)] of the test cases of a model with several inputs: one .npz (or packed
+    .bin) per case, else `generate` seeded ones (each input generated as one of a single-input model would be)."""
+    if input_paths:
+        names = labels or [None] * len(input_paths)
+        return [(label or os.path.splitext(os.path.basename(path))[0], os.path.basename(path),
+                 os.path.basename(path), load_case(path, inputs)) for path, label in zip(input_paths, names)]
+    offsets, total = packed_layout([_count(t["shape"]) * ITEMSIZE[t["dtype"]] for t in inputs])
+    cases = [bytearray(total) for _ in range(generate)]
+    for k, (t, off) in enumerate(zip(inputs, offsets)):
+        for case, (_, raw) in zip(cases, generated_inputs(t, generate, seed + 1000 * k)):
+            case[off:off + len(raw)] = raw
+    return [(f"input{i}", f"input{i}", "generated", bytes(case)) for i, case in enumerate(cases)]
 
 
 def _demo_inputs(npz_path, inp, truths):
@@ -149,8 +225,15 @@ def generated_inputs(inp, n, seed):
     """n deterministic random input tensors (uniform over the input type), named input0, input1, ..."""
     import numpy as np
 
-    info = np.iinfo(inp["dtype"])
     rng = np.random.RandomState(seed)
+    if inp["dtype"] == "float32":
+        # uniform over the floats the model's own QUANTIZE of its input can represent (else -1..1)
+        q = inp.get("quantize") or {}
+        lo, hi = (float_range(q["dtype"], q["scale"], q["zero_point"]) if q.get("scale", 0) > 0
+                  and q.get("dtype") in ("int8", "uint8", "int16") else (-1.0, 1.0))
+        return [(f"input{i}", rng.uniform(lo, hi, _count(inp["shape"])).astype(np.float32).tobytes())
+                for i in range(n)]
+    info = np.iinfo(inp["dtype"])
     return [(f"input{i}", rng.randint(int(info.min), int(info.max) + 1, _count(inp["shape"]))
              .astype(inp["dtype"]).tobytes()) for i in range(n)]
 
@@ -180,9 +263,13 @@ def class_labels_for(output_size, labels_file=None, class_labels=None, class_sou
 
 def output_meta(out):
     """The output's quantization and how its top score is printed (see quantio.confidence_text)."""
-    constants = confidence_constants(out["scale"]) if out["softmax"] and out["scale"] > 0 else None
+    if out["dtype"] in FLOAT_TYPES:     # a float probability's confidence comes from its bits (protocol.py)
+        constants, softmax = None, bool(out["softmax"])
+    else:
+        constants = confidence_constants(out["scale"]) if out["softmax"] and out["scale"] > 0 else None
+        softmax = constants is not None
     return {"dtype": out["dtype"], "shape": out["shape"], "size": _count(out["shape"]), "scale": out["scale"],
-            "zero_point": out["zero_point"], "softmax": constants is not None,
+            "zero_point": out["zero_point"], "softmax": softmax, "itemsize": ITEMSIZE[out["dtype"]],
             "confidence_multiplier": constants[0] if constants else None,
             "confidence_shift": constants[1] if constants else None}
 
@@ -195,8 +282,9 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
     "ram_bytes"}): the model's input and output tensors must fit in its RAM."""
     io = model_io(tflite_path)
     inp, out = io["input"], io["output"]
-    for role, t in (("input", inp), ("output", out)):
-        nbytes = _count(t["shape"]) * (1 if t["dtype"] in QUANTIZED_TYPES else 4)
+    multi = len(io["inputs"]) > 1 or len(io["outputs"]) > 1
+    for role, t in [("input", t) for t in io["inputs"]] + [("output", t) for t in io["outputs"]]:
+        nbytes = _count(t["shape"]) * ITEMSIZE.get(t["dtype"], 4)
         if nbytes > EMBED_MAX_TENSOR_BYTES:
             raise PipelineError(f"{tflite_path}: the model {role} {t['shape']} takes {nbytes:,} bytes, more than "
                                 f"the {EMBED_MAX_TENSOR_BYTES:,} bytes a sketch's test input or result may have; "
@@ -205,15 +293,24 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
             raise PipelineError(f"{tflite_path}: the model {role} {t['shape']} takes {nbytes:,} bytes, more than "
                                 f"the {board['ram_bytes']:,} bytes of RAM of {board.get('title') or 'the board'}; "
                                 "use a model with a smaller input for this board, or a bigger BOARD=")
-    for role, t in (("input", inp), ("output", out)):
-        if t["dtype"] not in QUANTIZED_TYPES:
-            raise PipelineError(f"{tflite_path}: the model {role} is {t['dtype']}; the sketch needs int8 or uint8 "
-                                "I/O (convert with inference_input_type/inference_output_type tf.int8 or tf.uint8)")
+    for role, t, types in ([("input", t, INPUT_TYPES) for t in io["inputs"]]
+                           + [("output", t, OUTPUT_TYPES) for t in io["outputs"]]):
+        if t["dtype"] not in types:
+            raise PipelineError(f"{tflite_path}: the model {role} is {t['dtype']}; the sketch takes "
+                                f"{' or '.join(types)} {role}s (convert with inference_{role}_type tf.int8 or "
+                                "tf.uint8)")
     output = output_meta(out)
-    classes = class_labels_for(output["size"], labels_file, class_labels, class_source)
-    dtype, shape, size = inp["dtype"], inp["shape"], _count(inp["shape"])
+    # the labels are for the (first) classifier output: with several outputs, the first short softmax
+    heads = [output_meta(t) for t in io["outputs"]] if multi else [output]
+    head = next((o for o in heads if o["softmax"] and o["size"] <= SUMMARY_MAX), heads[0])
+    classes = class_labels_for(head["size"], labels_file, class_labels, class_source)
+    dtype, shape, size = inp["dtype"], inp["shape"], _count(inp["shape"]) * ITEMSIZE[inp["dtype"]]
     truths = {}
-    if demo_npz:
+    if multi:
+        dtype, shape = "packed", [packed_layout([_count(t["shape"]) * ITEMSIZE[t["dtype"]] for t in io["inputs"]])[1]]
+        size = shape[0]
+        raws = _multi_inputs(io["inputs"], input_paths, labels, generate, seed)
+    elif demo_npz:
         raws = _demo_inputs(demo_npz, inp, truths)
     elif input_paths:
         names = labels or [None] * len(input_paths)
@@ -234,6 +331,22 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
     meta = {"shape": shape, "dtype": dtype, "scale": inp["scale"], "zero_point": inp["zero_point"],
             "size_bytes": size, "progmem": progmem, "labels": classes, "output": output, "images": entries,
             "demo": bool(entries) and all("truth" in e for e in entries)}
+    if multi:
+        # every input and output with its place in the packed buffers (codegen.modelio.quantio.packed_layout)
+        offsets, _ = packed_layout([_count(t["shape"]) * ITEMSIZE[t["dtype"]] for t in io["inputs"]])
+        meta["inputs"] = [{"name": _printable(t["name"]), "shape": t["shape"], "dtype": t["dtype"],
+                           "scale": t["scale"], "zero_point": t["zero_point"], "offset": off,
+                           "size_bytes": _count(t["shape"]) * ITEMSIZE[t["dtype"]]}
+                          for t, off in zip(io["inputs"], offsets)]
+        offsets, total = packed_layout([_count(t["shape"]) * ITEMSIZE[t["dtype"]] for t in io["outputs"]])
+        meta["outputs"] = []
+        for t, off in zip(io["outputs"], offsets):
+            o = dict(output_meta(t), name=_printable(t["name"]), offset=off)
+            # a short softmax prints as label and confidence (the labels when they are as many as its values)
+            o["classifier"] = bool(o["softmax"]) and o["size"] <= SUMMARY_MAX
+            o["labelled"] = o["classifier"] and len(classes) == o["size"]
+            meta["outputs"].append(o)
+        meta["output_size_bytes"] = total
     image = usermodel.image_input(shape)
     dims = "x".join(str(d) for d in shape[1:] or shape)
 
@@ -254,7 +367,10 @@ def embed(input_paths, tflite_path, out_c, out_h, out_json, *, labels=None, prog
         header += [f"#define IMAGE_HEIGHT {image[0]}", f"#define IMAGE_WIDTH {image[1]}",
                    f"#define IMAGE_CHANNELS {image[2]}"]
     header += [f"#define IMAGE_SIZE_BYTES {size}",
-               f"#define IMAGE_DTYPE_{dtype.upper()} 1  /* bytes are {dtype} values (quantized model input) */",
+               f"#define IMAGE_DTYPE_{dtype.upper()} 1  /* bytes are {dtype} values ("
+               + ("every input at its 16-byte aligned offset" if dtype == "packed" else
+                  "the model's float input, little-endian" if dtype == "float32" else
+                  "little-endian" if dtype == "int16" else "quantized model input") + ") */",
                f"#define IMAGE_COUNT {len(entries)}", ""]
     for e in entries:
         header.append(f"/* {escape.c_comment(e['source'])} ({escape.c_comment(e['label'])}) */")

@@ -30,6 +30,7 @@ from .. import escape
 from .. import boards
 from ..frontend import ModelError, check_object_sizes, load  # noqa: F401 (re-exported)
 from ..lowering import C_TYPES, lower
+from ..modelio.quantio import packed_layout
 from .mlf_archive import MLF_VERSION
 from .templating import code, render
 from ..fsutil import file_mode
@@ -141,6 +142,8 @@ def _call_list(lw):
             return {"kind": "workspace", "offset": int(a[1])}
         if a[0] == "scratch":
             return {"kind": "scratch", "offset": int(a[1]), "bytes": int(a[2])}
+        if len(a) > 1:                  # input k / output k of a model with several
+            return {"kind": a[0], "index": int(a[1])}
         return {"kind": a[0]}
 
     if len(lw.call_ops) != len(lw.calls):
@@ -159,6 +162,16 @@ def _call_list(lw):
     return calls
 
 
+def _io_context(tensors, taken):
+    """The model inputs or outputs as the header and entry describe them: the struct member (the tensor name as
+    a C identifier, unique), C type, quantization, sizes and offset in the packed one-buffer layout."""
+    offsets, _ = packed_layout([t.size_bytes for t in tensors])
+    return [{"member": escape.c_identifier(t.name, taken, fallback="tensor"), "name": escape.user_text(t.name),
+             "dtype": t.dtype, "ctype": C_TYPES[t.dtype], "shape": list(t.shape), "scale": float(t.scale[0]),
+             "zero_point": int(t.zero_point[0]), "size_bytes": int(t.size_bytes), "count": int(t.size),
+             "offset": off} for t, off in zip(tensors, offsets)]
+
+
 def _render(lw, name, tflite_path):
     """The MLF's C from templates/mlf: (header, lib0, lib1, lib2, the AVR build's workspace size)."""
     import tvm
@@ -173,11 +186,15 @@ def _render(lw, name, tflite_path):
     flash_ws = max(flash_ws, ws_len)
     ktypes = dict(lw.kernels)
 
+    multi = len(lw.inputs) > 1 or len(lw.outputs) > 1
+    taken = set()
+    ins, outs = _io_context(lw.inputs, taken), _io_context(lw.outputs, taken)
+
     def arg(a, ctype, consts=None):
         if a[0] == "input":
-            return "(%s)input" % ctype
+            return "(%s)input" % ctype if len(a) == 1 else "(%s)inputs->%s" % (ctype, ins[a[1]]["member"])
         if a[0] == "output":
-            return "(%s)output" % ctype
+            return "(%s)output" % ctype if len(a) == 1 else "(%s)outputs->%s" % (ctype, outs[a[1]]["member"])
         if a[0] == "const":
             return "(%s)TVMGEN_CONST(%s, %d)" % (ctype, a[1], consts[a[1]])
         return "(%s)(%s + %d)" % (ctype, ws_name, a[1])
@@ -194,6 +211,9 @@ def _render(lw, name, tflite_path):
         "source": escape.user_text(os.path.basename(tflite_path)),     # MODEL= is user text
         "tvm_version": tvm.__version__, "name": name, "up": up, "guard": "TVMGEN_%s_H_" % up,
         "input": tensor(lw.input), "output": tensor(lw.output), "workspace_size": lw.workspace_size,
+        "multi": multi, "inputs": ins, "outputs": outs,
+        "input_size": packed_layout([t["size_bytes"] for t in ins])[1],
+        "output_size": packed_layout([t["size_bytes"] for t in outs])[1],
         "constants": [_c_array(C_TYPES[str(arr.dtype)], cname, arr) for cname, arr in lw.constants],
         "kernel_source": code(lw.kernel_source.strip()),
         "kernels": [{"name": k, "params": code(", ".join(ts))} for k, ts in lw.kernels],
@@ -238,8 +258,8 @@ def build_mlf(tflite_path, out_tar, model_name="default", max_object_bytes=None)
         # AVR keeps the constants in flash and copies each kernel's into the workspace (see the module doc)
         "flash_constants_workspace_size_bytes": int(flash_ws),
         "kernels": len(lw.kernels),
-        "inputs": [_tensor_meta(lw.input)],
-        "outputs": [_tensor_meta(lw.output)],
+        "inputs": [_tensor_meta(t) for t in lw.inputs],
+        "outputs": [_tensor_meta(t) for t in lw.outputs],
         "ops": [{"type": o["type"], "index": o["index"], "output_shape": o["output_shape"], "macs": o["macs"]}
                 for o in lw.ops],
         "calls": _call_list(lw),

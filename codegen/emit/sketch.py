@@ -92,8 +92,12 @@ def render(templates_dir, sketch_dir, sketch_name, mlf_tar, images_c, images_h, 
     metadata, model_sources = read_mlf(mlf_tar, model_name)
     with open(images_json) as f:
         images_meta = json.load(f)
+    inp, out = metadata["inputs"][0], metadata["outputs"][0]
+    if images_meta.get("outputs"):      # several inputs or outputs: the sketch passes them packed (bin2c)
+        inp = {"dtype": "packed", "shape": [len(metadata["inputs"])], "size_bytes": images_meta["size_bytes"]}
+        out = {"dtype": "packed", "shape": [len(metadata["outputs"])], "size_bytes": images_meta["output_size_bytes"]}
     ctx = dict(user_context(context), sketch_name=sketch_name, model=metadata, model_name=model_name,
-               images=user_images(images_meta), input=metadata["inputs"][0], output=metadata["outputs"][0])
+               images=user_images(images_meta), input=inp, output=out)
     # (the template folder's oddities were warned about when SConstruct was read)
     outputs = render_files(templates_dir, ctx, template_files(templates_dir, warn=lambda msg: None),
                            name=lambda rel: output_name(rel, sketch_name))
@@ -110,6 +114,9 @@ def user_images(images_meta):
     meta = dict(images_meta, labels=escape.user_text(images_meta.get("labels", [])))
     meta["images"] = [{k: escape.user_text(v) if k in ("title", "label", "source") else v
                        for k, v in e.items() if k != "data"} for e in images_meta["images"]]
+    for key in ("inputs", "outputs"):           # several: their tensor names are the model's text
+        if key in meta:
+            meta[key] = [dict(t, name=escape.user_text(t["name"])) for t in meta[key]]
     return meta
 
 

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import ModelError
-from ..lowering.registry import check_options, lookup, registry
+from ..lowering.registry import check_options, kernel_for, lookup, registry, registry16
 from . import fold
 from .. import tflite_limits as limits
 
@@ -198,18 +198,39 @@ def _parse(path, buf):
     return Model(path, tensors, ops, ins, outs, desc)
 
 
-def _float_output_op(m):
-    """The DEQUANTIZE op that turns an int8/uint8 activation into the model's float32 output,
-    or None.  Only this float tail is supported; a float op after it is not."""
-    if len(m.output_ids) != 1:
-        return None
+def _float_output_ops(m):
+    """The DEQUANTIZE ops that turn an int8/uint8/int16 activation into a float32 model output (one per such
+    output).  Only this float tail is supported; a float op after it is not."""
+    found = []
     for op in m.ops:
-        if op.type == "DEQUANTIZE" and op.outputs == [m.output_ids[0]] and len(op.inputs) == 1:
+        if op.type == "DEQUANTIZE" and len(op.outputs) == 1 and op.outputs[0] in m.output_ids \
+                and len(op.inputs) == 1:
             x, y = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
-            if (y.dtype == "float32" and x.dtype in ("int8", "uint8") and x.is_quantized
-                    and not x.is_const and len(x.scale) == 1 and x.shape == y.shape):
-                return op
-    return None
+            if (y.dtype == "float32" and x.dtype in ("int8", "uint8", "int16") and x.is_quantized
+                    and len(x.scale) == 1 and x.shape == y.shape
+                    and not any(op.outputs[0] in o.inputs for o in m.ops)):
+                found.append(op)
+    return found
+
+
+
+def _float_input_ops(m):
+    """The QUANTIZE ops that take a float32 model input to an integer tensor (inference_input_type=tf.float32: the
+    model quantizes its own input), or [] when some float32 input is read by anything else (or is an output)."""
+    ops = []
+    for ti in m.input_ids:
+        if m.tensors[ti].dtype != "float32":
+            continue
+        readers = [op for op in m.ops if ti in op.inputs]
+        if not readers or ti in m.output_ids:
+            return []
+        for op in readers:
+            y = m.tensors[op.outputs[0]] if len(op.outputs) == 1 else None
+            if (op.type != "QUANTIZE" or op.inputs != [ti] or y is None or y.dtype not in ("int8", "uint8", "int16")
+                    or not y.is_quantized or len(y.scale) != 1 or y.shape != m.tensors[ti].shape):
+                return []
+            ops.append(op)
+    return ops
 
 
 def _check_static_shapes(m):
@@ -241,14 +262,30 @@ def _check_static_shapes(m):
                        % pinned)
 
 
+class _Ops:
+    """`op is float_out` for a set of ops (the final DEQUANTIZEs): `op in float_out` by identity."""
+
+    def __init__(self, ops):
+        self.ops = list(ops)
+        self.outputs = {t for op in self.ops for t in op.outputs}
+
+    def __contains__(self, op):
+        return any(op is o for o in self.ops)
+
+
 def _validate(m):
-    if len(m.input_ids) != 1 or len(m.output_ids) != 1:
-        m.fail("the model has %d inputs and %d outputs; exactly one of each is supported."
+    if not m.input_ids or not m.output_ids:
+        m.fail("the model has %d inputs and %d outputs; it needs at least one of each."
                % (len(m.input_ids), len(m.output_ids)))
+    if len(set(m.input_ids)) != len(m.input_ids) or len(set(m.output_ids)) != len(m.output_ids) \
+            or set(m.input_ids) & set(m.output_ids):
+        m.fail("the model lists a tensor twice among its inputs and outputs (inputs %s, outputs %s); re-export it"
+               % (m.input_ids, m.output_ids))
     _check_static_shapes(m)
-    # The one float tensor allowed: the model output, made by a final DEQUANTIZE of an int8/uint8
-    # activation (inference_output_type=tf.float32).  Anything else float is not full-integer.
-    float_out = _float_output_op(m)
+    # The float tensors allowed: model outputs made by a final DEQUANTIZE of an integer activation
+    # (inference_output_type=tf.float32), and model inputs only QUANTIZE reads.  Anything else float is not
+    # full-integer.
+    float_out = _Ops(_float_output_ops(m))
     # A float tensor no op reads or writes (e.g. the empty float32 `input_to_input_intermediate` placeholders an
     # integer UNIDIRECTIONAL_SEQUENCE_LSTM lists as intermediates) is not float arithmetic: the op is the real
     # cause, named below.
@@ -256,9 +293,11 @@ def _validate(m):
     for op in m.ops:
         used.update(op.inputs)
         used.update(op.outputs)
+    # The float model inputs each QUANTIZE reads (inference_input_type=tf.float32) are allowed too.
+    float_in = {op.inputs[0] for op in _float_input_ops(m)}
     float_tensors = [t for t in m.tensors if t.dtype in ("float32", "float16", "float64") and t.index in used
-                     and not (float_out is not None and t.index == float_out.outputs[0])]
-    deq = [op for op in m.ops if op.type == "DEQUANTIZE" and op is not float_out]
+                     and t.index not in float_out.outputs and t.index not in float_in]
+    deq = [op for op in m.ops if op.type == "DEQUANTIZE" and op not in float_out]
     if float_tensors or deq:
         what = float_tensors[0].name if float_tensors else "DEQUANTIZE op #%d" % deq[0].index
         note = ""
@@ -270,17 +309,22 @@ def _validate(m):
                % (what, note, _HOW_TO_CONVERT))
     ops = registry()
     for op in m.ops:
-        if op.type not in ops and op is not float_out:
+        if op.type not in ops and op not in float_out:
             m.fail("operator %s (op #%d) is not supported by the code generator "
                    "(supported: %s). Change the model to avoid it."
                    % (op.type, op.index, ", ".join(ops)))
     for op in m.ops:
-        if op is not float_out:
+        if op not in float_out and kernel_for(m, op) is None:
+            m.fail("%s (op #%d) has int16 activations; TFLite's 16x8 mode (int16 activations, int8 weights) is "
+                   "supported for %s only. Quantize this model to int8 (TFLITE_BUILTINS_INT8)."
+                   % (op.type, op.index, ", ".join(registry16())))
+    for op in m.ops:
+        if op not in float_out:
             check_options(m, op)
     for op in m.ops:
-        if op is not float_out and ops[op.type].validate is not None:
+        if op not in float_out and kernel_for(m, op).validate is not None:
             try:
-                ops[op.type].validate(m, op)
+                kernel_for(m, op).validate(m, op)
             except ModelError:
                 raise
             except (IndexError, KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
@@ -290,26 +334,26 @@ def _validate(m):
                 m.fail("op %s (#%d) with input tensors %s and output tensors %s does not have the structure "
                        "TFLite's kernel expects (%s: %s; damaged file?). Re-export the model"
                        % (op.type, op.index, op.inputs, op.outputs, type(e).__name__, e))
-    for t in (m.inputs[0], m.outputs[0]):
-        if float_out is not None and t.index == float_out.outputs[0]:
+    for t in m.inputs + m.outputs:
+        if t.index in float_out.outputs or t.index in float_in:
             continue
         head = next((op for op in m.ops if t.index in op.outputs and ops[op.type].index_outputs), None)
         if head is not None:
             m.fail("the model output %r is the %s index %s writes (op #%d); an index output is not supported: "
                    "end the model before the %s (the sketch and the check print the top class of the scores "
                    "themselves)." % (t.name, t.dtype, head.type, head.index, head.type))
-        if t.dtype not in ("int8", "uint8") or not t.is_quantized:
+        if t.dtype not in ("int8", "uint8", "int16") or not t.is_quantized:
             m.fail("the model %s %r is %s; it must be quantized int8 or uint8. %s"
-                   % ("input" if t is m.inputs[0] else "output", t.name, t.dtype,
+                   % ("input" if t.index in m.input_ids else "output", t.name, t.dtype,
                       _HOW_TO_CONVERT))
     for op in m.ops:
-        if op is float_out:
+        if op in float_out:
             continue
         for ti in op.outputs:
             t = m.tensors[ti]
             if t.dtype in ("int32", "int64") and ops[op.type].index_outputs:
                 continue
-            if t.dtype not in ("int8", "uint8"):
+            if t.dtype not in ("int8", "uint8", "int16"):
                 m.fail("op %s (#%d) produces a %s tensor %r; only int8/uint8 activations "
                        "are supported. %s" % (op.type, op.index, t.dtype, t.name,
                                               _HOW_TO_CONVERT))
@@ -334,8 +378,9 @@ def load(path):
 
 
 def unsupported_ops(path):
-    """[(op type, first op index)] of the ops in the .tflite at `path` that the code generator's registry lacks,
-    every one at once (BACKEND=auto names them all); load() stops at the first. ModelError for a damaged file."""
+    """[(op type, first op index)] of the ops in the .tflite at `path` that the code generator's registry lacks
+    (or that have int16 activations where it has no 16x8 kernel: "OP with int16 activations"), every one at once
+    (BACKEND=auto names them all); load() stops at the first. ModelError for a damaged file."""
     path = os.fspath(path)
     buf = limits.read_model(path)
     try:
@@ -349,8 +394,10 @@ def unsupported_ops(path):
         _check_static_shapes(m)     # static shape chains (SHAPE -> ... -> RESHAPE) folded, as load() does
     except ModelError:
         pass                        # shapes computed at run time: their SHAPE ops stay, and are named
-    ops, float_out, first = registry(), _float_output_op(m), {}
+    ops, float_out, first = registry(), _Ops(_float_output_ops(m)), {}
     for op in m.ops:
-        if op.type not in ops and op is not float_out:
+        if op.type not in ops and op not in float_out:
             first.setdefault(op.type, op.index)
+        elif op is not float_out and kernel_for(m, op) is None:     # int16 activations, no 16x8 kernel
+            first.setdefault("%s with int16 activations" % op.type, op.index)
     return list(first.items())

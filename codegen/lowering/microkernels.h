@@ -87,11 +87,27 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_srdhm(int32_t a, int32_t m, int32_t flags) {
 TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_v(int32_t acc, int32_t m, int32_t r, int32_t c, int32_t lshift,
                                              int32_t flags, int32_t ozp, int32_t lo, int32_t hi) {
   if (flags & TVMGEN_RQ_LSHIFT) acc = (int32_t)((uint32_t)acc << lshift);
-  int32_t v = tvmgen_mk_srdhm(acc, m, flags);
+  int32_t v;
   if (flags & TVMGEN_RQ_FAST) {
-    v = (v + c + (v >> 31)) >> r;
+    /* (v + c + (v >> 31)) >> r with the sign of acc for that of v = SRDHM(acc, m): m > 0 and the fast forms
+     * rule out overflow, so v has acc's sign or is 0, and for v = 0 the -1 cannot change the result
+     * ((c - 1) >> r = c >> r: c = 2^(r-1) (+ zp << r), r >= 1).  With SMMULR that makes the whole rounding one
+     * SMMLAR, (t << 32 + x m + 2^31) >> 32 = t + SMMULR(x, m), accumulating t = c + (acc >> 31). */
+    const int32_t t = c + (acc >> 31);
+#if TVMGEN_MK_DSP
+    if (flags & (TVMGEN_RQ_DOUBLED | TVMGEN_RQ_SMMUL)) {
+      const int32_t x = (flags & TVMGEN_RQ_DOUBLED) ? acc : (int32_t)((uint32_t)acc << 1);
+      __asm__("smmlar %0, %1, %2, %3" : "=r"(v) : "r"(x), "r"(m), "r"(t));
+    } else {
+      v = tvmgen_mk_srdhm(acc, m, flags) + t;
+    }
+#else
+    v = tvmgen_mk_srdhm(acc, m, flags) + t;
+#endif
+    v >>= r;
     if (flags & TVMGEN_RQ_ZP) return tvmgen_mk_sat(v, lo, hi);
   } else {
+    v = tvmgen_mk_srdhm(acc, m, flags);
     int32_t t = (c >> 1) - (v >> 31) - (v & c);
     v = (v >> r) - (t >> 31);
   }
@@ -146,11 +162,46 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int32_t G, int32_t J, const
     const int32_t ih0 = oh * SH - PT, iw0 = ow * SW - PL;
     if (ih0 >= 0 && ih0 + (KH - 1) * DH < H && iw0 >= 0 && iw0 + (KW - 1) * DW < W) {
       const int8_t* base = x + (ih0 * W + iw0) * C;
+#if TVMGEN_MK_DSP
+      /* a group of four inputs that are four consecutive bytes (one kernel row, dilation 1): one word, two
+       * SXTB16 (which give the group's DSP order 0, 2 / 1, 3), two SSUB16 of the zero point, one STRD */
+      const int32_t zz = (int32_t)(((uint32_t)(uint16_t)izp << 16) | (uint16_t)izp);
+#pragma GCC unroll 16
+      for (int32_t t = 0; t + 4 <= KH * KW * C; t += 4) {
+        const int32_t kh = t / (KW * C), r = t % (KW * C);
+        if (DW == 1 && r + 4 <= KW * C) {
+          const int32_t v = tvmgen_mk_ld4(base + kh * DH * W * C + r);
+          int32_t o, e2, o2;
+          __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
+          e2 = __ssub16(__sxtb16(v), zz);
+          o2 = __ssub16(o, zz);
+          if (M == 2) {
+            e2 = __sadd16(e2, e2);
+            o2 = __sadd16(o2, o2);
+          }
+          int32_t* gw = (int32_t*)(void*)&TVMGEN_MK_COL(t);
+          gw[0] = e2;
+          gw[1] = o2;
+        } else {
+#pragma GCC unroll 4
+          for (int32_t u = t; u < t + 4; u++) {
+            const int32_t uh = u / (KW * C), uw = (u / C) % KW, uc = u % C;
+            TVMGEN_MK_COL(u) = (int16_t)(M * (base[(uh * DH * W + uw * DW) * C + uc] - izp));
+          }
+        }
+      }
+#pragma GCC unroll 4
+      for (int32_t t = KH * KW * C / 4 * 4; t < KH * KW * C; t++) {
+        const int32_t kh = t / (KW * C), kw = (t / C) % KW, c = t % C;
+        TVMGEN_MK_COL(t) = (int16_t)(M * (base[(kh * DH * W + kw * DW) * C + c] - izp));
+      }
+#else
 #pragma GCC unroll 64
       for (int32_t t = 0; t < KH * KW * C; t++) {
         const int32_t kh = t / (KW * C), kw = (t / C) % KW, c = t % C;
         TVMGEN_MK_COL(t) = (int16_t)(M * (base[(kh * DH * W + kw * DW) * C + c] - izp));
       }
+#endif
 #pragma GCC unroll 4
       for (int32_t t = KH * KW * C; t < K4; t++) TVMGEN_MK_COL(t) = 0;
       return;
@@ -473,6 +524,106 @@ TVMGEN_MK_INLINE void tvmgen_mk_dw_pixel(const int8_t* const* tp, const int8_t* 
   }
 }
 
+/* Two horizontally adjacent interior pixels (the second SW * C bytes after the first) that share each weight load:
+ * 8 MACs in 15 instructions per tap (one LDRD of weights, two input words) against 16, and each channel's
+ * requantization fields loaded once for both pixels.  The fourteen registers this needs (eight sums, four
+ * temporaries, the weight pointer and the input base) are all there are, so only optimised builds (-Og and up,
+ * no frame pointer) use it, for windows up to 25 taps whose offsets are all LDR immediates (< 4096); elsewhere the
+ * pixels go one by one (tvmgen_mk_dw_pair_fits).  In place (memplan.inplace_delta_depthwise, delta d <= first
+ * input byte of pixel p's window - (p + 1) C for every p) this stays safe: when the pair writes group g of
+ * pixel p + 1 (bytes up to (p + 1) C + g + 3 + d <= first + g + 3), the only reads still to come of pixel p
+ * are its groups after g (bytes >= first + g + 4). */
+#if TVMGEN_MK_ASM && defined(__OPTIMIZE__)
+#define TVMGEN_MK_DW_PAIR 1
+#else
+#define TVMGEN_MK_DW_PAIR 0
+#endif
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_dw_pair_fits(int32_t W, int32_t C, int32_t KH, int32_t KW, int32_t SW, int32_t DH,
+                                               int32_t DW) {
+  return TVMGEN_MK_DW_PAIR && KH * KW <= 25 && ((KH - 1) * DH * W + (KW - 1) * DW + SW) * C + (C & ~3) <= 4095;
+}
+
+#if TVMGEN_MK_DW_PAIR
+TVMGEN_MK_INLINE void tvmgen_mk_dw_pair(const int8_t* base, const int16_t* w, const int32_t* rq, const int8_t* lsh,
+                                        int8_t* o, int32_t W, int32_t C, int32_t KH, int32_t KW, int32_t DH, int32_t DW,
+                                        int32_t SW, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  const int32_t T = KH * KW;
+  int32_t g = 0;
+  for (; g + 4 <= C; g += 4) {
+    const int32_t* r = rq + g * 4;        /* [group][field][4 channels] */
+    int32_t a0 = r[0], a1 = r[1], a2 = r[2], a3 = r[3];
+    int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    const int16_t* wp = w + g * T;
+    const int8_t* const xg = base + g;
+    /* the taps written out (not a loop: -Og unrolls none, and the offsets must be constants); a tap t >= T is
+     * dead code with offset 0 */
+#define TVMGEN_MK_DW_OFF(t, sc) ((t) < T ? ((((t) / KW) * DH * W + ((t) % KW) * DW) * C + (sc)) : 0)
+#define TVMGEN_MK_DW_PAIR_TAP(t)                                                                        \
+    if ((t) < T) {                                                                                      \
+      int32_t xv, xe, we, wo;                                                                           \
+      __asm__("ldrd %[we], %[wo], [%[wp]], #8\n\t"                                                      \
+              "ldr %[xv], [%[px], #%c[oa]]\n\t"                                                         \
+              "sxtb16 %[xe], %[xv]\n\t"                                                                 \
+              "sxtb16 %[xv], %[xv], ror #8\n\t"                                                         \
+              "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                   \
+              "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                   \
+              "smlabb %[a1], %[xv], %[wo], %[a1]\n\t"                                                   \
+              "smlatt %[a3], %[xv], %[wo], %[a3]\n\t"                                                   \
+              "ldr %[xv], [%[px], #%c[ob]]\n\t"                                                         \
+              "sxtb16 %[xe], %[xv]\n\t"                                                                 \
+              "sxtb16 %[xv], %[xv], ror #8\n\t"                                                         \
+              "smlabb %[b0], %[xe], %[we], %[b0]\n\t"                                                   \
+              "smlatt %[b2], %[xe], %[we], %[b2]\n\t"                                                   \
+              "smlabb %[b1], %[xv], %[wo], %[b1]\n\t"                                                   \
+              "smlatt %[b3], %[xv], %[wo], %[b3]"                                                       \
+              : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1), \
+                [b2] "+r"(b2), [b3] "+r"(b3), [wp] "+r"(wp), [xv] "=&r"(xv), [xe] "=&r"(xe),           \
+                [we] "=&r"(we), [wo] "=&r"(wo)                                                          \
+              : [px] "r"(xg), [oa] "n"(TVMGEN_MK_DW_OFF(t, 0)), [ob] "n"(TVMGEN_MK_DW_OFF(t, SW * C)),  \
+                "m"(*(const int8_t(*)[4096])xg));                                                       \
+    }
+    TVMGEN_MK_DW_PAIR_TAP(0) TVMGEN_MK_DW_PAIR_TAP(1) TVMGEN_MK_DW_PAIR_TAP(2) TVMGEN_MK_DW_PAIR_TAP(3)
+    TVMGEN_MK_DW_PAIR_TAP(4) TVMGEN_MK_DW_PAIR_TAP(5) TVMGEN_MK_DW_PAIR_TAP(6) TVMGEN_MK_DW_PAIR_TAP(7)
+    TVMGEN_MK_DW_PAIR_TAP(8) TVMGEN_MK_DW_PAIR_TAP(9) TVMGEN_MK_DW_PAIR_TAP(10) TVMGEN_MK_DW_PAIR_TAP(11)
+    TVMGEN_MK_DW_PAIR_TAP(12) TVMGEN_MK_DW_PAIR_TAP(13) TVMGEN_MK_DW_PAIR_TAP(14) TVMGEN_MK_DW_PAIR_TAP(15)
+    TVMGEN_MK_DW_PAIR_TAP(16) TVMGEN_MK_DW_PAIR_TAP(17) TVMGEN_MK_DW_PAIR_TAP(18) TVMGEN_MK_DW_PAIR_TAP(19)
+    TVMGEN_MK_DW_PAIR_TAP(20) TVMGEN_MK_DW_PAIR_TAP(21) TVMGEN_MK_DW_PAIR_TAP(22) TVMGEN_MK_DW_PAIR_TAP(23)
+    TVMGEN_MK_DW_PAIR_TAP(24)
+#undef TVMGEN_MK_DW_PAIR_TAP
+#undef TVMGEN_MK_DW_OFF
+    /* channel j's fields in locals before the stores (a byte store may alias them, forcing reloads) */
+#define TVMGEN_MK_DW_PAIR_OUT(j, a, b)                                                                  \
+    {                                                                                                   \
+      const int32_t m_ = r[4 + j], s_ = r[8 + j], k_ = r[12 + j];                                       \
+      const int32_t l_ = (flags & TVMGEN_RQ_LSHIFT) ? lsh[g + j] : 0;                                   \
+      const int32_t qa_ = tvmgen_mk_requant_v(a, m_, s_, k_, l_, flags, ozp, lo, hi);                   \
+      const int32_t qb_ = tvmgen_mk_requant_v(b, m_, s_, k_, l_, flags, ozp, lo, hi);                   \
+      o[g + j] = (int8_t)qa_;                                                                           \
+      o[C + g + j] = (int8_t)qb_;                                                                       \
+    }
+    TVMGEN_MK_DW_PAIR_OUT(0, a0, b0)
+    TVMGEN_MK_DW_PAIR_OUT(1, a1, b1)
+    TVMGEN_MK_DW_PAIR_OUT(2, a2, b2)
+    TVMGEN_MK_DW_PAIR_OUT(3, a3, b3)
+#undef TVMGEN_MK_DW_PAIR_OUT
+  }
+  for (int32_t c = g; c < C; c++) {          /* channels after the last group of four, both pixels */
+    const int32_t j = c - g, q = (j & 1) ? 2 + (j >> 1) : (j >> 1);
+    const int32_t* r = rq + g * 4 + j;
+    int32_t a = r[0], b = r[0];
+    for (int32_t t = 0; t < T; t++) {
+      const int8_t* px = base + ((t / KW) * DH * W + (t % KW) * DW) * C;
+      const int32_t wt = w[g * T + t * 4 + q];
+      a += (int32_t)px[c] * wt;
+      b += (int32_t)px[SW * C + c] * wt;
+    }
+    o[c] = (int8_t)tvmgen_mk_requant_s(a, r, 4, lsh + c, flags, ozp, lo, hi);
+    o[C + c] = (int8_t)tvmgen_mk_requant_s(b, r, 4, lsh + c, flags, ozp, lo, hi);
+  }
+}
+#endif
+
 TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, const int32_t* rq,
                                        const int8_t* lsh, int8_t* zrow, int8_t* out, int32_t H, int32_t W, int32_t C,
                                        int32_t OH, int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT,
@@ -493,6 +644,12 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
         /* the row's run of interior pixels: pointers stepped, no checks */
         const int8_t* base = x + ((oh * SH - PT) * W + (ow * SW - PL)) * C;
         int8_t* const o_end = o + (ow_hi - ow) * C;
+#if TVMGEN_MK_DW_PAIR
+        if (tvmgen_mk_dw_pair_fits(W, C, KH, KW, SW, DH, DW)) {
+          for (; o_end - o >= 2 * C; o += 2 * C, base += 2 * SW * C)
+            tvmgen_mk_dw_pair(base, w, rq, lsh, o, W, C, KH, KW, DH, DW, SW, ozp, lo, hi, flags);
+        }
+#endif
         for (; o != o_end; o += C, base += SW * C)
           tvmgen_mk_dw_pixel(taps, base, 1, w, rq, lsh, o, W, C, KH, KW, DH, DW, ozp, lo, hi, flags);
         ow = ow_hi - 1;
@@ -703,6 +860,66 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_add(const int8_t* a, const int8_t* b, const i
   for (int32_t i = 0; i < N; i++) {
     const int32_t s = subtract ? ta0[a[i]] - tb0[b[i]] : ta0[a[i]] + tb0[b[i]];
     out[i] = (int8_t)tvmgen_mk_requant(s, rq, lsh, flags, ozp, lo, hi);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * AVERAGE_POOL_2D, int8 NHWC (reference_integer_ops::AveragePool): the int32 sum over the window's taps that lie
+ * inside the input, divided by their count rounding half away from zero (C's truncating division), then the
+ * activation clamp.  With the DSP extension four channels add at once, in the 16-bit lanes of two registers
+ * (SXTAB16: channels 0, 2 and 1, 3), exact while a window has at most 255 taps (|sum| <= 255 * 128 < 2^15;
+ * microkernels.py checks).  Interior pixels divide by the constant KH * KW (a multiply). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_avg_div(int32_t s, int32_t n, int32_t lo, int32_t hi) {
+  s = s > 0 ? (s + n / 2) / n : (s - n / 2) / n;
+  return s < lo ? lo : (s > hi ? hi : s);
+}
+
+TVMGEN_MK_INLINE void tvmgen_mk_avgpool_px(const int8_t* x, int8_t* o, int32_t W, int32_t C, int32_t hs, int32_t he,
+                                           int32_t ws, int32_t we, int32_t n, int32_t lo, int32_t hi) {
+  int32_t c = 0;
+#if TVMGEN_MK_DSP
+  for (; c + 4 <= C; c += 4) {
+    int32_t se = 0, so = 0;
+#pragma GCC unroll 8
+    for (int32_t h = hs; h < he; h++) {
+      const int8_t* p = x + (h * W + ws) * C + c;
+#pragma GCC unroll 8
+      for (int32_t w = ws; w < we; w++, p += C) {
+        const int32_t v = tvmgen_mk_ld4(p);
+        se = __sxtab16(se, v);
+        __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(so) : "r"(so), "r"(v));
+      }
+    }
+    const int32_t c0 = tvmgen_mk_avg_div((int16_t)se, n, lo, hi), c2 = tvmgen_mk_avg_div(se >> 16, n, lo, hi);
+    const int32_t c1 = tvmgen_mk_avg_div((int16_t)so, n, lo, hi), c3 = tvmgen_mk_avg_div(so >> 16, n, lo, hi);
+    o[c] = (int8_t)c0;
+    o[c + 1] = (int8_t)c1;
+    o[c + 2] = (int8_t)c2;
+    o[c + 3] = (int8_t)c3;
+  }
+#endif
+  for (; c < C; c++) {
+    int32_t s = 0;
+    for (int32_t h = hs; h < he; h++)
+      for (int32_t w = ws; w < we; w++) s += x[(h * W + w) * C + c];
+    o[c] = (int8_t)tvmgen_mk_avg_div(s, n, lo, hi);
+  }
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_avgpool(const int8_t* x, int8_t* out, int32_t H, int32_t W, int32_t C, int32_t OH,
+                                        int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t PT,
+                                        int32_t PL, int32_t lo, int32_t hi) {
+  for (int32_t oh = 0; oh < OH; oh++) {
+    const int32_t h0 = oh * SH - PT, hs = h0 > 0 ? h0 : 0, he = h0 + KH < H ? h0 + KH : H;
+    for (int32_t ow = 0; ow < OW; ow++) {
+      const int32_t w0 = ow * SW - PL, ws = w0 > 0 ? w0 : 0, we = w0 + KW < W ? w0 + KW : W;
+      int8_t* o = out + (oh * OW + ow) * C;
+      if (hs == h0 && he == h0 + KH && ws == w0 && we == w0 + KW)    /* the whole window: constant bounds */
+        tvmgen_mk_avgpool_px(x + (h0 * W + w0) * C, o, W, C, 0, KH, 0, KW, KH * KW, lo, hi);
+      else
+        tvmgen_mk_avgpool_px(x, o, W, C, hs, he, ws, we, (he - hs) * (we - ws), lo, hi);
+    }
   }
   return 0;
 }

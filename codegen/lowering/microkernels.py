@@ -24,6 +24,7 @@ RQ_DOUBLED = 64
 # epilogue are spread over enough inputs: measured on VWW, K4 = 64 gains, 32 loses
 CONV_PAIR_MIN_K = 48
 MAX_DEPTHWISE_TAPS = 64      # TVMGEN_MK_MAX_TAPS
+MAX_AVGPOOL_TAPS = 255       # tvmgen_mk_avgpool's 16-bit lane sums
 
 
 def enabled():

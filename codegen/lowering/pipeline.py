@@ -45,7 +45,7 @@ from ..errors import ModelError
 from . import memplan, microkernels
 from .context import LoweringContext
 from .quant import C_TYPES
-from .registry import registry
+from .registry import kernel_for
 
 
 class Lowered:
@@ -65,8 +65,10 @@ class Lowered:
         self.call_outputs = []   # which output of that op each entry of `calls` writes (0 but for SPLIT, ...)
         self.relax_text = ""
         self.tir_text = ""
-        self.input = None
+        self.input = None        # the first input and output (every model has one)
         self.output = None
+        self.inputs = []         # every input and output, in the model's order
+        self.outputs = []
         self.times = {}
 
 
@@ -148,7 +150,7 @@ def _strip_tvm(src):
             continue
         # libm prototypes the codegen repeats (math.h declares them; avr-libc defines
         # some of them as macros, which makes these lines fail to compile)
-        if re.match(r"^(float|double) \w+\((float|double)(, (float|double))*\);$", s):
+        if re.match(r"^(TVM_DLL )?(float|double) \w+\((float|double)(, (float|double))*\);$", s):
             continue
         out.append(line)
     text = "\n".join(out)
@@ -186,7 +188,7 @@ def lower(model, model_name="default"):
 
 
 def _float_output_view(t):
-    """A float32 model output (after DEQUANTIZE) carries no quantization parameters; the
+    """A float32 model input (before QUANTIZE) or output (after DEQUANTIZE) carries no quantization parameters; the
     metadata and header describe it as scale 1, zero point 0 (value = 1 * (x - 0))."""
     if t.is_quantized:
         return t
@@ -204,24 +206,30 @@ def _lower(model, model_name):
     lw = Lowered()
     t0 = time.time()
     m = model
-    in_t, out_t = m.inputs[0], m.outputs[0]
-    lw.input, lw.output = in_t, _float_output_view(out_t)
-    x = relax.Var("input", relax.TensorType(tuple(in_t.shape), in_t.dtype))
+    lw.inputs = [_float_output_view(t) for t in m.inputs]
+    lw.outputs = [_float_output_view(t) for t in m.outputs]
+    lw.input, lw.output = lw.inputs[0], lw.outputs[0]
+    # one input is the Relax parameter `input` (as it always was); several are input0, input1, ...
+    xs = [relax.Var("input" if len(m.inputs) == 1 else "input%d" % k, relax.TensorType(tuple(t.shape), t.dtype))
+          for k, t in enumerate(m.inputs)]
     bb = relax.BlockBuilder()
     b = LoweringContext(model, model_name, bb)
-    b.values[in_t.index] = x
-    ops = registry()
+    for t, x in zip(m.inputs, xs):
+        b.values[t.index] = x
     # Constants become parameters; their list is only complete after the ops are emitted,
     # so the parameter list is given at emit_func_output.
     with bb.function("main"):
         with bb.dataflow():
             for op in m.ops:
-                macs = ops[op.type].lower(b, op)
+                macs = kernel_for(m, op).lower(b, op)
                 lw.ops.append({"type": op.type, "index": op.index,
                                "output_shape": list(m.tensors[op.outputs[0]].shape),
                                "macs": int(macs or 0)})
-            res = bb.emit_output(b.values[out_t.index])
-        bb.emit_func_output(res, params=[x] + b.params)
+            if len(m.outputs) == 1:
+                res = bb.emit_output(b.values[m.outputs[0].index])
+            else:
+                res = bb.emit_output(relax.Tuple([b.values[t.index] for t in m.outputs]))
+        bb.emit_func_output(res, params=xs + b.params)
     mod = bb.get()
     kept = _calls_left_by_reshape_rewrite(mod)
     if len(kept) != len(b.call_ops):
@@ -257,7 +265,7 @@ def _lower(model, model_name):
     ])(mod)
     main = planned["main"]
     lw.relax_text += "\n\n# ---- after StaticPlanBlockMemory ----\n" + main.script(show_meta=False)
-    _plan(lw, main, b, x)
+    _plan(lw, main, b, xs)
     if b.inplace:
         replanned = memplan.replan(lw.calls, lw.copies, b.inplace, lw.workspace_size)
         if replanned is not None:
@@ -317,16 +325,19 @@ def _calls_left_by_reshape_rewrite(mod):
     return [name in after for name in before]
 
 
-def _plan(lw, main, b, input_var):
+def _plan(lw, main, b, input_vars):
     """Walk the planned Relax main: storages -> workspace offsets, calls -> kernel calls.
 
     StaticPlanBlockMemory has already reused storages between tensors whose lifetimes do not
-    overlap; its storages are laid out back to back (16-byte aligned) in one workspace."""
+    overlap; its storages are laid out back to back (16-byte aligned) in one workspace.
+    A model with one input and one output reads ("input",) and writes ("output",); with several, input k is
+    ("input", k) and output k ("output", k)."""
     import tvm
     from tvm import relax
     align = 16
     storage_off = {}
-    where = {input_var: ("input",)}
+    multi = len(lw.inputs) > 1 or len(lw.outputs) > 1
+    where = {v: ("input", k) if multi else ("input",) for k, v in enumerate(input_vars)}
     for v, (cname, arr) in b.param_data.items():
         where[v] = ("const", cname)
     const_seen = set()
@@ -349,7 +360,7 @@ def _plan(lw, main, b, input_var):
                         off = storage_off[val.args[0]] + int(val.args[1].value)
                         where[var] = ("ws", off)
                     elif name == "relax.builtin.alloc_tensor":
-                        where[var] = ("output",)
+                        where[var] = ("output",) if not multi else ("outbuf", len(builtin_out))
                         builtin_out.append(var)
                     elif name in ("relax.reshape", "relax.memory.view"):
                         where[var] = where[val.args[0]]
@@ -378,11 +389,26 @@ def _plan(lw, main, b, input_var):
             else:
                 raise ModelError("internal error: unexpected binding %s" % type(val).__name__)
     r = where[ret]
-    if r != ("output",):
-        # the result lives elsewhere (e.g. model ends in RESHAPE of a workspace tensor)
-        lw.copies.append((("output",), r, lw.output.size_bytes))
-    if len(builtin_out) > 1:
-        raise ModelError("internal error: more than one output allocation")
+    if not multi:
+        if r != ("output",):
+            # the result lives elsewhere (e.g. model ends in RESHAPE of a workspace tensor)
+            lw.copies.append((("output",), r, lw.output.size_bytes))
+        if len(builtin_out) > 1:
+            raise ModelError("internal error: more than one output allocation")
+    else:
+        # each output allocation the function returns becomes that output's buffer; an output that lives
+        # elsewhere (a view of a workspace tensor, an allocation another output claimed) is copied there
+        rename = {}
+        locs = r if len(lw.outputs) > 1 else (r,)
+        for k, loc in enumerate(locs):
+            if loc[0] == "outbuf" and loc not in rename:
+                rename[loc] = ("output", k)
+            else:
+                lw.copies.append((("output", k), rename.get(loc, loc), lw.outputs[k].size_bytes))
+        if len(rename) != len(builtin_out):
+            raise ModelError("internal error: an output allocation the function does not return")
+        lw.calls = [(kname, [rename.get(a, a) for a in args], nbytes) for kname, args, nbytes in lw.calls]
+        lw.copies = [(dst, rename.get(src, src), n) for dst, src, n in lw.copies]
     lw.workspace_size = (ws + align - 1) // align * align
     for v in b.params:
         cname, arr = b.param_data[v]

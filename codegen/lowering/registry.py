@@ -55,6 +55,47 @@ def register(name, *, family, options=None, accepts=None, validate=None, roundin
     return deco
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 16x8 kernels (TFLite's int16 activations with int8 weights): an op with an int16 activation tensor is lowered by
+# its entry here, never by its int8 lowering; an op without one is refused (kernel_for).
+
+REGISTRY16 = {}  # op name -> OpDef of its 16x8 kernel, where TFLite's reference kernels have one
+
+
+def register16(name, *, validate=None, rounding="double"):
+    """Decorator for the 16x8 lowering `fn(ctx, op) -> MACs` of the registered op `name` (its options and accepted
+    values are the int8 entry's: register it first)."""
+    def deco(fn):
+        if name in REGISTRY16:
+            raise ValueError("16x8 kernel of %s registered twice" % name)
+        d = REGISTRY[name]
+        doc = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        REGISTRY16[name] = OpDef(name, d.family, fn, d.options, validate, rounding, doc, d.accepts)
+        return fn
+    return deco
+
+
+def has_int16(m, op):
+    """Does `op` read or write an int16 activation (a non-constant tensor)?"""
+    return any(i >= 0 and m.tensors[i].dtype == "int16" and not m.tensors[i].is_const
+               for i in list(op.inputs) + list(op.outputs))
+
+
+def kernel_for(m, op):
+    """The OpDef that checks and lowers `op`: its 16x8 kernel when it has int16 activations (None if TFLite's
+    reference kernels have none here), else the int8 one (None for an unregistered op)."""
+    if has_int16(m, op):
+        registry()
+        return REGISTRY16.get(op.type)
+    return registry().get(op.type)
+
+
+def registry16():
+    """{op name: OpDef} of the 16x8 kernels, every family loaded."""
+    registry()
+    return REGISTRY16
+
+
 def registry():
     """{op name: OpDef} with every family loaded."""
     from . import ops  # noqa: F401  (importing the family modules fills REGISTRY; they import tvm lazily)

@@ -35,7 +35,9 @@ def quantize_values(values, dtype, scale, zero_point):
     add the zero point, clamp to the type's range."""
     import numpy as np
 
-    if dtype not in ("uint8", "int8") or scale == 0:
+    if dtype == "float32":
+        return np.asarray(values, dtype=np.float32)
+    if dtype not in ("uint8", "int8", "int16") or scale == 0:
         return np.asarray(values).astype(dtype)
     info = np.iinfo(dtype)
     v = np.asarray(values, dtype=np.float64) / scale
@@ -60,7 +62,7 @@ def pixels_to_input(pixels, dtype, scale, zero_point):
     """0..255 pixels -> the model's quantized input: as pixel values, or first normalized to 0..1 or -1..1 when
     the input's quantization only covers such a range (a model trained on normalized images)."""
     values = pixels.astype("float64")
-    if dtype in ("uint8", "int8") and scale > 0:
+    if dtype in ("uint8", "int8", "int16") and scale > 0:
         lo, hi = float_range(dtype, scale, zero_point)
         if hi <= NORMALIZED_RANGE_MAX:
             values = values / 127.5 - 1.0 if lo < -0.5 else values / 255.0
@@ -95,29 +97,53 @@ def input_quantization(tflite_path):
 
 
 def model_io(tflite_path):
-    """{"input": {...}, "output": {..., "softmax": bool}} of a .tflite: dtype, scale, zero point, shape; the
-    output is a softmax when a SOFTMAX op makes it (possibly through a final QUANTIZE/RESHAPE)."""
+    """{"input": {...}, "output": {..., "softmax": bool}, "inputs": [...], "outputs": [...]} of a .tflite: dtype,
+    scale, zero point, shape and name of each input and output ("input"/"output": the first); an output is a
+    softmax when a SOFTMAX op makes it (possibly through a final QUANTIZE/RESHAPE/DEQUANTIZE); a float32 input the
+    model quantizes itself has "quantize": that QUANTIZE's output quantization."""
     tflite, model, graph = _read_graph(tflite_path)
     op_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    producer = {}
+    producer, readers = {}, {}
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
         name = op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
-        for t in (op.OutputsAsNumpy() if op.OutputsLength() else []):
-            producer[int(t)] = (name, [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else [])
-    tensor, softmax = graph.Outputs(0), False
-    for _ in range(graph.OperatorsLength()):
-        name, inputs = producer.get(tensor, (None, []))
-        if name == "SOFTMAX":
-            softmax = True
-            break
-        if name not in _PASS_THROUGH_OPS or not inputs:
-            break
-        tensor = inputs[0]
-    out = _tensor_io(tflite, graph, graph.Outputs(0))
-    out["softmax"] = softmax
-    return {"input": _tensor_io(tflite, graph, graph.Inputs(0)), "output": out}
+        ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [int(t) for t in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        for t in outs:
+            producer[t] = (name, ins)
+        if ins and outs:
+            readers.setdefault(ins[0], []).append((name, outs[0]))
+
+    def named(index):
+        t = _tensor_io(tflite, graph, index)
+        t["name"] = graph.Tensors(index).Name().decode(errors="replace")
+        return t
+
+    outputs = []
+    for k in range(graph.OutputsLength()):
+        tensor, softmax = graph.Outputs(k), False
+        for _ in range(graph.OperatorsLength()):
+            name, inputs = producer.get(tensor, (None, []))
+            if name == "SOFTMAX":
+                softmax = True
+                break
+            if name not in _PASS_THROUGH_OPS or not inputs:
+                break
+            tensor = inputs[0]
+        out = named(graph.Outputs(k))
+        out["softmax"] = softmax
+        outputs.append(out)
+    inputs = []
+    for k in range(graph.InputsLength()):
+        inp = named(graph.Inputs(k))
+        if inp["dtype"] == "float32":
+            # a float input the model quantizes itself: the QUANTIZE's quantization says which floats make sense
+            quantize = [t for name, t in readers.get(graph.Inputs(k), []) if name == "QUANTIZE"]
+            if quantize:
+                inp["quantize"] = _tensor_io(tflite, graph, quantize[0])
+        inputs.append(inp)
+    return {"input": inputs[0], "output": outputs[0], "inputs": inputs, "outputs": outputs}
 
 
 def confidence_constants(scale):
@@ -132,3 +158,19 @@ def confidence_constants(scale):
     return None
 
 
+
+
+PACK_ALIGN = 16
+
+
+def packed_layout(sizes):
+    """([offset], total bytes) of tensors of `sizes` bytes packed into one buffer, each at a 16-byte aligned
+    offset: how a model with several inputs (outputs) takes them through the one-buffer API (the generated
+    `tvmgen_<name>_run(input, output)`, the sketch's TVMExecute) and how test inputs and results are stored.
+    One tensor is the buffer itself."""
+    offsets, total = [], 0
+    for size in sizes:
+        total = (total + PACK_ALIGN - 1) // PACK_ALIGN * PACK_ALIGN
+        offsets.append(total)
+        total += int(size)
+    return offsets, total

@@ -20,6 +20,7 @@ from .. import proc as external
 from ..errors import PipelineError
 from ..emit import templating
 from ..emit.mlf_archive import read_mlf
+from ..modelio.quantio import packed_layout
 
 def fnv1a(data):
     h = 2166136261
@@ -67,7 +68,7 @@ def run_host(mlf_tar, inputs, workdir, cflags=("-O2",)):
     if r.returncode != 0:
         raise PipelineError("%s: the generated C exited with %d" % (mlf_tar, r.returncode))
     n = len(x)
-    out_bytes = meta["outputs"][0]["size_bytes"]
+    out_bytes = packed_layout([t["size_bytes"] for t in meta["outputs"]])[1]     # every output, packed
     outputs = np.frombuffer(r.stdout, np.uint8).reshape(n, out_bytes)
     calls = meta["calls"]
     per_input = sum(c["output_bytes"] for c in calls)
@@ -115,25 +116,43 @@ def run_cortex_m4(mlf_tar, inputs, workdir, cflags=("-O2",), timeout_s=600):
 
 def reference_tensors(tflite_path, inputs, tensor_ids):
     """tf.lite BUILTIN_REF with every tensor preserved: ({tensor: (n, bytes)}, outputs (n, bytes))."""
-    from ..modelio.tf_env import import_tf, quiet
+    from ..modelio.tf_env import reference_interpreter
 
-    tf, _ = import_tf()
-    with quiet():
-        it = tf.lite.Interpreter(model_path=os.fspath(tflite_path),
-                                 experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
-                                 experimental_preserve_all_tensors=True)
-        it.allocate_tensors()
-    inp = it.get_input_details()[0]
-    out = it.get_output_details()[0]
+    it = reference_interpreter(os.fspath(tflite_path), preserve_all_tensors=True)
+    ins, outs_d = _in_order(it.get_input_details(), it.get_output_details(), tflite_path)
     res = {t: [] for t in tensor_ids}
     outs = []
     for row in inputs:
-        it.set_tensor(inp["index"], np.asarray(row).reshape(inp["shape"]).astype(inp["dtype"]))
+        if len(ins) == 1 and len(outs_d) == 1:
+            it.set_tensor(ins[0]["index"], np.asarray(row).reshape(ins[0]["shape"]).astype(ins[0]["dtype"]))
+        else:                           # several inputs: a row is their packed bytes (packed_layout)
+            raw = np.ascontiguousarray(row).view(np.uint8).tobytes()
+            offsets, _ = packed_layout([_nbytes(d) for d in ins])
+            for d, off in zip(ins, offsets):
+                it.set_tensor(d["index"], np.frombuffer(raw[off:off + _nbytes(d)], d["dtype"]).reshape(d["shape"]))
         it.invoke()
         for t in tensor_ids:
             res[t].append(np.ascontiguousarray(it.get_tensor(t)).view(np.uint8).ravel().copy())
-        outs.append(np.ascontiguousarray(it.get_tensor(out["index"])).view(np.uint8).ravel().copy())
+        offsets, total = packed_layout([_nbytes(d) for d in outs_d])
+        packed = np.zeros(total, np.uint8)
+        for d, off in zip(outs_d, offsets):
+            packed[off:off + _nbytes(d)] = np.ascontiguousarray(it.get_tensor(d["index"])).view(np.uint8).ravel()
+        outs.append(packed)
     return {t: np.array(v) for t, v in res.items()}, np.array(outs)
+
+
+def _nbytes(detail):
+    return int(np.prod(detail["shape"])) * np.dtype(detail["dtype"]).itemsize
+
+
+def _in_order(ins, outs, tflite_path):
+    """The interpreter's input and output details in the model's order (by tensor name)."""
+    from ..modelio.quantio import model_io
+
+    io = model_io(tflite_path)
+    by_in, by_out = {d["name"]: d for d in ins}, {d["name"]: d for d in outs}
+    return ([by_in.get(t["name"], d) for t, d in zip(io["inputs"], ins)],
+            [by_out.get(t["name"], d) for t, d in zip(io["outputs"], outs)])
 
 
 class Mismatch:
@@ -162,7 +181,7 @@ class Report:
 
 
 def _signed_diff(a, b, dtype):
-    if dtype in ("int8", "uint8"):
+    if dtype in ("int8", "uint8", "int16"):
         return int(np.abs(a.view(dtype).astype(np.int32) - b.view(dtype).astype(np.int32)).max())
     return -1
 
@@ -201,13 +220,28 @@ def compare(tflite_path, mlf_tar, inputs, workdir, target="host", reference=None
 
 
 def random_inputs(tflite_path, n, seed=0):
-    """n random rows of the model input in its dtype (uniform over the whole integer range)."""
+    """n random rows of the model input in its dtype (uniform over the whole integer range; a float input uniform
+    over what its QUANTIZE represents); with several inputs, rows of their packed bytes (packed_layout)."""
+    from ..emit.bin2c import generated_inputs
     from ..frontend import load
+    from ..modelio.quantio import model_io
 
-    t = load(tflite_path).inputs[0]
-    rs = np.random.RandomState(seed)
-    info = np.iinfo(t.dtype)
-    return rs.randint(info.min, info.max + 1, (n,) + tuple(t.shape)).astype(t.dtype)
+    model = load(tflite_path)
+    t = model.inputs[0]
+    if len(model.inputs) == 1 and t.dtype != "float32":
+        rs = np.random.RandomState(seed)
+        info = np.iinfo(t.dtype)
+        return rs.randint(info.min, info.max + 1, (n,) + tuple(t.shape)).astype(t.dtype)
+    io = model_io(tflite_path)
+    if len(model.inputs) == 1:
+        return np.stack([np.frombuffer(raw, np.float32).reshape(t.shape)
+                         for _, raw in generated_inputs(io["input"], n, seed)])
+    offsets, total = packed_layout([int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in model.inputs])
+    rows = np.zeros((n, total), np.uint8)
+    for k, (inp, off) in enumerate(zip(io["inputs"], offsets)):
+        for i, (_, raw) in enumerate(generated_inputs(inp, n, seed + 1000 * k)):
+            rows[i, off:off + len(raw)] = np.frombuffer(raw, np.uint8)
+    return rows
 
 
 def main(argv):

@@ -124,8 +124,11 @@ def compare(printed, expected, who="generated C", tolerance=None):
             wrong.append(f"{title}: {who} prints {got.line!r}, expected {exp['line']!r}")
     if wrong:
         raise PipelineError(f"check failed: the {who} disagrees with TFLite:\n  " + "\n  ".join(wrong))
+    # a model with several outputs has a line per input and output: count the inputs by name
+    inputs = len(dict.fromkeys(e.get("name", i) for i, e in enumerate(want)))
     return {"images": rows, "exact": all(r["exact"] for r in rows),
-            "max_abs_diff": max(r["max_abs_diff"] for r in rows)}
+            "max_abs_diff": max(r["max_abs_diff"] for r in rows), "inputs": inputs,
+            "outputs": len(want) // max(inputs, 1)}
 
 
 def compare_lines(printed, expected, source, where):

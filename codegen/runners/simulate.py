@@ -63,7 +63,7 @@ def extract_mlf(mlf_tar, dest):
 
 
 def harness_source(model_name, images, output_dtype, labels=None, output=None, sketch_api=False,
-                   template="harness/m4_main.c.j2"):
+                   template="harness/m4_main.c.j2", outputs=None):
     """C source of the bare-metal main (templates/harness/m4_main.c.j2): runs each input once inside an
     instruction-count region and prints its result line like the sketch does (the result-line protocol's macros,
     templates/protocol/results.j2), with integer arithmetic only.
@@ -77,10 +77,11 @@ def harness_source(model_name, images, output_dtype, labels=None, output=None, s
     escape.require_c_identifier(model_name, "model_name")
     output = output or {}
     quant = {"dtype": output_dtype, "softmax": bool(output.get("softmax"))}
-    if quant["softmax"]:
+    if quant["softmax"] and output_dtype != "float32":     # a float probability's confidence needs no constants
         quant.update({k: int(output[k]) for k in ("zero_point", "confidence_multiplier", "confidence_shift")},
                      scale=output.get("scale"))
-    context = {"images": user_images({"images": images, "labels": labels or [], "output": quant}),
+    outs = {"outputs": outputs} if outputs else {}       # several outputs: a line each (images.json's "outputs")
+    context = {"images": user_images({"images": images, "labels": labels or [], "output": quant, **outs}),
                "model_name": model_name, "sketch_api": sketch_api,
                "run": "TVMExecute" if sketch_api else f"tvmgen_{model_name}_run"}
     return templating.render(template, **context)
@@ -107,7 +108,8 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
     images = images_meta.get("images", [])
     if not images:
         raise PipelineError(f"{images_json} lists no images: embed at least one test image")
-    exp_names = [e["name"] for e in expected.get("images", [])]
+    # (a model with several outputs has an entry per input and output)
+    exp_names = list(dict.fromkeys(e["name"] for e in expected.get("images", [])))
     if exp_names != [e["name"] for e in images]:
         raise PipelineError(f"{expected_json} covers images {exp_names}, but {images_json} embeds "
                             f"{[e['name'] for e in images]}: regenerate the expected scores")
@@ -116,7 +118,7 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
     meta, sources, include_dir = extract_mlf(mlf_tar, mlf_dir)
     model_name = meta.get("model_name", "default")
     out_dtype = meta["outputs"][0]["dtype"] if meta.get("outputs") else "uint8"
-    in_size = meta["inputs"][0]["size_bytes"] if meta.get("inputs") else None
+    in_size = meta["inputs"][0]["size_bytes"] if meta.get("inputs") and not images_meta.get("outputs") else None
     if in_size is not None and images_meta.get("size_bytes") not in (None, in_size):
         raise PipelineError(f"{images_json} holds {images_meta['size_bytes']}-byte images but the model in "
                             f"{mlf_tar} takes {in_size} bytes: re-embed the images for this model")
@@ -126,7 +128,7 @@ def simulate_cortex_m4(mlf_tar, images_c, images_h, images_json, expected_json, 
     main_c = os.path.join(work_dir, "sim_main.c")
     with open(main_c, "w") as f:
         f.write(harness_source(model_name, images, out_dtype, labels=images_meta.get("labels"),
-                               output=images_meta.get("output")))
+                               output=images_meta.get("output"), outputs=images_meta.get("outputs")))
 
     elf = qemu.build_firmware([*sources, os.path.abspath(images_c)],
                               [include_dir, os.path.dirname(os.path.abspath(images_h)), stub_dir],

@@ -56,7 +56,8 @@ def run_sketch_api(sketch_dir, images_json, *, work_dir, model_units, linker=qem
     main_c = os.path.join(work_dir, "sim_main.c")
     with open(main_c, "w") as f:
         f.write(harness_source("default", images, images_meta["output"]["dtype"], labels=images_meta.get("labels"),
-                               output=images_meta.get("output"), sketch_api=True, template=harness))
+                               output=images_meta.get("output"), sketch_api=True, template=harness,
+                               outputs=images_meta.get("outputs")))
     objs = []
     for path in (qemu.STARTUP_C, main_c, os.path.join(src, "images.c")):
         obj = os.path.join(work_dir, os.path.basename(path) + ".o")

@@ -12,6 +12,7 @@ import re
 from ..emit.bin2c import demo_summary_line, load_embedded
 from ..fsutil import atomic_open
 from ..errors import PipelineError
+from ..protocol import float_key, output_line, output_title
 from ..runners.hostcheck import result_line, top_index
 
 TFLITE = "tf.lite BUILTIN_REF"
@@ -76,17 +77,122 @@ def run_reference(tflite_path, raws):
     return scores, TFLM, refused
 
 
+def score_values(row):
+    """One output as the scores the result lines print: integers as they are, float32 values as their order keys
+    (codegen.protocol.float_key of their bits)."""
+    import numpy as np
+
+    row = np.asarray(row).reshape(-1)
+    if row.dtype.kind == "f":
+        return [float_key(b) for b in row.astype(np.float32).view(np.uint32)]
+    return [int(v) for v in row]
+
+
+def _unpack(raw, tensors):
+    """The arrays of a packed buffer (images.json's "inputs"/"outputs": dtype, shape, offset, size_bytes)."""
+    import numpy as np
+
+    return [np.frombuffer(raw[t["offset"]:t["offset"] + t["size_bytes"]], dtype=t["dtype"]).reshape(t["shape"])
+            for t in tensors]
+
+
+def run_reference_multi(tflite_path, meta, raws):
+    """([[output array per output] per input case], reference, why) for a model with several inputs or outputs:
+    each input unpacked from the case's packed bytes, set by name (else in order), each output read by name."""
+    from ..modelio.quantio import model_io
+    from ..modelio.tf_env import reference_interpreter
+    from .. import tflite_limits as limits
+
+    limits.open_graph(tflite_path)
+    io = model_io(tflite_path)
+    try:
+        interp = reference_interpreter(tflite_path)
+    except (ValueError, RuntimeError) as e:
+        refused = _one_line(e)
+    else:
+        ins, outs = interp.get_input_details(), interp.get_output_details()
+        by_name = {d["name"]: d for d in ins}
+        in_details = [by_name.get(t["name"], d) for t, d in zip(io["inputs"], ins)]
+        by_name = {d["name"]: d for d in outs}
+        out_details = [by_name.get(t["name"], d) for t, d in zip(io["outputs"], outs)]
+        rows = []
+        for raw in raws:
+            for d, arr in zip(in_details, _unpack(raw, meta["inputs"])):
+                interp.set_tensor(d["index"], arr.reshape(d["shape"]))
+            interp.reset_all_variables()        # each case from the reset state (a recurrent model's state)
+            interp.invoke()
+            rows.append([interp.get_tensor(d["index"]).copy() for d in out_details])
+        return rows, TFLITE, None
+    try:
+        import numpy as np
+        from tflite_micro import runtime
+
+        with open(tflite_path, "rb") as f:
+            data = f.read()
+        tflm = runtime.Interpreter.from_bytes(data, arena_size=max(10 * len(data), TFLM_MIN_ARENA))
+        rows = []
+        for raw in raws:
+            for k, arr in enumerate(_unpack(raw, meta["inputs"])):
+                tflm.set_input(arr, k)
+            tflm.invoke()
+            rows.append([np.array(tflm.get_output(k)).copy() for k in range(len(meta["outputs"]))])
+            tflm.reset()
+    except ImportError:
+        raise PipelineError(f"{tflite_path}: tf.lite cannot load this model ({refused}) and the tflite-micro "
+                            "interpreter is not installed; install it (pip install tflite-micro)") from None
+    except (ValueError, RuntimeError) as e:
+        raise PipelineError(f"{tflite_path}: neither tf.lite ({refused}) nor TFLite Micro ({_one_line(e)}) can run "
+                            "this model, so there are no reference scores; re-export it") from None
+    print(f"note: {tflite_path}: tf.lite refuses this file ({refused}); the expected scores come from the "
+          "TFLite Micro interpreter (tflite-micro) instead", flush=True)
+    return rows, TFLM, refused
+
+
+def _multi_entries(meta, rows):
+    """expected.json's entries of a model with several inputs or outputs: one per input case and output, titled
+    `<name> #<k>`, with the printed scores and the exact line (codegen.protocol.output_line)."""
+    entries = []
+    for e, outs in zip(meta["images"], rows):
+        for k, (t, arr) in enumerate(zip(meta["outputs"], outs)):
+            arr = arr.astype(t["dtype"])
+            title = output_title(e["title"], k)
+            if t.get("classifier"):     # a short softmax: label and confidence, as a one-output model prints
+                labels = meta["labels"] if t.get("labelled") else [f"class{i}" for i in range(t["size"])]
+                scores = score_values(arr)
+                top = top_index(scores)
+                entries.append({"name": e["name"], "title": title, "output": k, "scores": scores, "argmax": top,
+                                "top": labels[top], "line": result_line(title, scores, labels, t)})
+                continue
+            line, scores = output_line(title, score_values(arr), t["dtype"], arr.tobytes())
+            top = top_index(scores)
+            entries.append({"name": e["name"], "title": title, "output": k, "scores": scores, "argmax": top,
+                            "top": "values" if line.split(": ", 1)[1].startswith("values") else "top5",
+                            "line": line})
+    return entries
+
+
 def reference_scores(tflite_path, images_json, out_json):
     meta, raws = load_embedded(images_json)
+    if meta.get("outputs"):         # several inputs or outputs: a line per input and output
+        rows, reference, refused = run_reference_multi(tflite_path, meta, raws)
+        result = {"output_dtype": [t["dtype"] for t in meta["outputs"]], "labels": [], "softmax": False,
+                  "images": _multi_entries(meta, rows), "reference": reference}
+        if refused:
+            result["tflite_refused"] = refused
+        with atomic_open(out_json) as f:
+            json.dump(result, f, indent=1)
+        return result
     scores, reference, refused = run_reference(tflite_path, raws)
     output = meta.get("output") or {}
     labels = meta.get("labels") or [f"class{i}" for i in range(scores.shape[1])]
     images = []
     for e, s in zip(meta["images"], scores):
-        values = [int(v) for v in s]
+        values = score_values(s)
         top = top_index(values)
         images.append({"name": e["name"], "title": e["title"], "scores": values, "argmax": top, "top": labels[top],
                        "line": result_line(e["title"], values, labels, output)})
+        if s.dtype.kind == "f":     # the scores are the floats' order keys (codegen.protocol); their values:
+            images[-1]["values"] = [float(v) for v in s]
     result = {"output_dtype": scores.dtype.name, "labels": labels, "softmax": bool(output.get("softmax")),
               "images": images, "reference": reference}
     if refused:

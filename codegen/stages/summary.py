@@ -127,14 +127,18 @@ def _accuracy_lines(metrics, board_name, warnings):
 
 
 def _check_line(label, check):
-    n = len(check.get("images") or check.get("samples") or [])
+    n = check.get("inputs") or len(check.get("images") or check.get("samples") or [])
     # the reference is tf.lite unless it refused the file and TFLite Micro's interpreter gave the scores
     reference = check.get("reference") or ""
     ref = "TFLite" if reference.startswith("tf.lite") or not reference else f"{reference} (tf.lite refuses the file)"
+    if check.get("outputs", 1) > 1:
+        n = f"{n} input(s) x {check['outputs']} outputs"
+    else:
+        n = f"{n} input(s)"
     if check.get("exact"):
-        return f"{label}: {n} input(s), scores match {ref} byte for byte"
+        return f"{label}: {n}, scores match {ref} byte for byte"
     diff = check.get("max_abs_diff", check.get("max_diff"))
-    return f"{label}: {n} input(s), same decisions as {ref}, scores differ by at most {diff}"
+    return f"{label}: {n}, same decisions as {ref}, scores differ by at most {diff}"
 
 
 def count(value):

@@ -131,6 +131,11 @@ class TinyMaixBackend(Backend):
         from ...errors import ConfigError
         from .tree import check_tree
 
+        from ..base import plain_io_refusal
+
+        refusal = plain_io_refusal(cfg, "tinymaix")
+        if refusal:
+            raise ConfigError(refusal)
         check_tree(cfg.get("tinymaix_dir", ""))
         if _is_avr(board):
             raise ConfigError(f"BACKEND=tinymaix cannot target {_field(board, 'title') or 'this board'}: TinyMaix "

@@ -8,8 +8,8 @@ from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, broadcastable, clamp_ac
                         same_quantization, same_type_per_tensor)
 
 
-ADD_OPTIONS = options("AddOptions", activation=FUSED_ACTIVATION)
-SUB_OPTIONS = options("SubOptions", activation=FUSED_ACTIVATION)
+ADD_OPTIONS = options("AddOptions", activation=FUSED_ACTIVATION, pot_scale_int16=("PotScaleInt16", bool))
+SUB_OPTIONS = options("SubOptions", activation=FUSED_ACTIVATION, pot_scale_int16=("PotScaleInt16", bool))
 MUL_OPTIONS = options("MulOptions", activation=FUSED_ACTIVATION)
 
 

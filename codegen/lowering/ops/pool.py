@@ -5,6 +5,7 @@ from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPT
     options, register, same_quantization, same_type_per_tensor)
 from ..reduction import reduce_taps
 from ..schedules import sched_reduction
+from .. import microkernels as mk
 
 
 def _pool_window(x, geometry, reduce_fn, fill):
@@ -100,6 +101,12 @@ def lower_average_pool_2d(ctx, op):
     lo, hi = activation_range(op.options["activation"], o_t.scale[0],
                               int(o_t.zero_point[0]), o_t.dtype)
     odt = o_t.dtype
+    if mk.enabled() and x_t.dtype == "int8" and odt == "int8" and KH * KW <= mk.MAX_AVGPOOL_TAPS:
+        # one microkernel loop: four channels summed per SXTAB16 pair (microkernels.h, tvmgen_mk_avgpool)
+        ctx.values[op.outputs[0]] = mk.emit_call(
+            ctx, op, "tvmgen_mk_avgpool", [ctx.values[op.inputs[0]]], (1, OH, OW, C), "int8", 0, "int8",
+            [H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, lo, hi], scratch=False)
+        return OH * OW * C * KH * KW
 
     def extents(n_out, stride, pad, K, size):
         # in-bounds taps along one axis for each output position

@@ -10,6 +10,7 @@ from ..registry import (_what, const_input, one_of, options, positive_number, re
     same_type_per_tensor)
 from ..reduction import is_single_tap, reduce_taps
 from ..schedules import sched_reduction
+from .. import microkernels as mk
 
 
 def mean_multiplier(in_scale, out_scale, n):
@@ -205,11 +206,17 @@ def lower_softmax(ctx, op):
     names = {"row": [], "sum": [], "out": []}
     INT_MAX = i32(2 ** 31 - 1)
 
+    # Every exp the kernel uses is of d = x - rowmax in [max(diff_min, -255), 0] (smaller d are masked): with
+    # microkernels on (the default), one load from a table of the same fixed-point values (softmax_exp_table)
+    # instead of the chain below, twice per element.  The index is clamped so masked d read entry 0.
+    lut = ctx.const(softmax_exp_table(mult, lshift, diff_min), "softmax_exp") if mk.enabled() else None
+    d_lo = max(diff_min, -255)
+
     # Every intermediate is its own TE stage; the schedule moves each one into the
     # innermost loop of its consumer, so it becomes a one-element local (a scalar).
     # (Nested tirx.Let expressions would be cheaper to write, but TVM's arithmetic
     # simplifier substitutes let-bound values and blows the expression up.)
-    def f(x):
+    def f(x, *tabs):
         rowmax = te.compute(rows, lambda *i: reduce_taps(
             te.max, lambda rd: x(*i, rd).astype("int32"), [D], ["rd"]), name="rowmax")
 
@@ -218,6 +225,8 @@ def lower_softmax(ctx, op):
                 names[tag].append(tag + "_" + name)
                 return te.compute(shape, fn, name=tag + "_" + name)
             d = S("d", lambda *i: x(*i).astype("int32") - rowmax(*i[:-1]))
+            if tabs:
+                return d, S("exp", lambda *i: tabs[0][tirx.max(d(*i), i32(d_lo)) - i32(d_lo)])
             # MultiplyByQuantizedMultiplierGreaterThanOne -> Q5.26
             if lshift < 31:
                 sd = S("sd", lambda *i: srdhm(d(*i) * i32(1 << lshift), i32(mult)))
@@ -298,7 +307,8 @@ def lower_softmax(ctx, op):
             bl = sch.get_loops(sch.get_sblock(b))
             sch.decompose_reduction(sch.get_sblock(b), bl[nd - 1])
 
-    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]], sched)
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]] + ([lut] if lut is not None else []),
+                                         sched)
     return x_t.size
 
 
@@ -342,6 +352,30 @@ def _clz_positive(v):
     return n
 
 
+def softmax_exp_table(mult, lshift, diff_min):
+    """The int32 exp (Q0.31) that lower_softmax's fixed-point chain gives for each d = x - rowmax in
+    [max(diff_min, -255), 0] (index d - max(diff_min, -255)), computed with the same gemmlowp steps on Python ints
+    (smaller d are masked by the kernel; TFLite never computes them)."""
+    from ..quant import rdbpot_int, srdhm_int, wrap_int
+    quarter = 1 << 24
+    barrel = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+              (2, 39332535), (3, 720401), (4, 242))
+    d_lo = max(diff_min, -255)
+    out = np.zeros(1 - d_lo, np.int32)
+    for d in range(d_lo, 1):
+        sd = srdhm_int(wrap_int(d * (1 << lshift)), mult) if lshift < 31 else (0 if d == 0 else -2 ** 31)
+        mq = (sd & (quarter - 1)) - quarter
+        xe = wrap_int(mq * 32 + (1 << 28))
+        x2 = srdhm_int(xe, xe)
+        x3 = srdhm_int(x2, xe)
+        x4q = rdbpot_int(srdhm_int(x2, x2), 2)
+        poly = rdbpot_int(wrap_int(srdhm_int(wrap_int(x4q + x3), 715827883) + x2), 1)
+        e = wrap_int(1895147668 + srdhm_int(1895147668, wrap_int(xe + poly)))
+        for exponent, m in barrel:
+            if wrap_int(mq - sd) & (1 << (26 + exponent)):
+                e = srdhm_int(e, m)
+        out[d - d_lo] = 2 ** 31 - 1 if sd == 0 else e
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------

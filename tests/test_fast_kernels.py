@@ -1,0 +1,218 @@
+"""The int8 fast paths of issue 23 (codegen/lowering/microkernels.h): depthwise interior pixels in pairs
+(tvmgen_mk_dw_pair), requantization by one SMMLAR, AVERAGE_POOL_2D as a microkernel (tvmgen_mk_avgpool), the
+SOFTMAX exp table (ops/reduce.py softmax_exp_table) and the word-wise im2col of small windows over few channels.
+
+Fast: the differential fuzzer's generators reach every one of these paths and their borders (so every fuzz run
+exercises them), and the softmax exp table equals the fixed-point chain the TE kernel computes without it.
+Heavy: hand-picked models of each path, bit-exact with tf.lite BUILTIN_REF on every tensor on the host (plain C
+paths, as on AVR) and on the emulated Cortex-M4 (the DSP / Thumb-2 asm paths)."""
+import os
+import random
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _p in (ROOT, os.path.join(ROOT, "tests")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from codegen import fuzz  # noqa: E402
+from codegen.lowering.quant import same_padding  # noqa: E402
+
+HAVE_QEMU = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_microkernels():
+    before = os.environ.get("TINYML_MICROKERNELS")
+    yield
+    if before is None:
+        os.environ.pop("TINYML_MICROKERNELS", None)
+    else:
+        os.environ["TINYML_MICROKERNELS"] = before
+
+
+def _geometry(layer, shape, out_shape):
+    _, H, W, C = shape
+    _, OH, OW, _ = out_shape
+    KH, KW = layer["k"]
+    SH, SW = layer["s"]
+    DH, DW = layer.get("d", [1, 1])
+    PT = same_padding(H, KH, SH, DH, OH) if layer["pad"] == "SAME" else 0
+    PL = same_padding(W, KW, SW, DW, OW) if layer["pad"] == "SAME" else 0
+    return H, W, C, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL
+
+
+def _interior(H, W, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL):
+    """(rows, run length) of the output pixels whose taps are all inside the input (as tvmgen_mk_dwconv)."""
+    oh_lo, ow_lo = (PT + SH - 1) // SH, (PL + SW - 1) // SW
+    hr, wr = H - 1 + PT - (KH - 1) * DH, W - 1 + PL - (KW - 1) * DW
+    oh_hi = hr // SH + 1 if hr >= 0 else 0
+    ow_hi = wr // SW + 1 if wr >= 0 else 0
+    return max(0, min(oh_hi, OH) - oh_lo), max(0, min(ow_hi, OW) - ow_lo)
+
+
+def _specs(op, n, seed):
+    r = random.Random(seed)
+    for _ in range(n):
+        spec = fuzz.random_spec(r, op)
+        shape = list(spec["input"])
+        for layer in spec["layers"]:
+            out = fuzz.layer_shape(spec, layer, shape)
+            if layer["op"] == op:
+                yield spec, layer, shape, out
+            shape = out
+
+
+def test_fuzzer_reaches_the_depthwise_pairs_and_their_borders():
+    seen = set()
+    for spec, layer, shape, out in _specs("DEPTHWISE_CONV_2D", 160, 23):
+        if len(shape) != 4 or layer["mult"] != 1 or spec["uint8_kernels"]:
+            continue
+        H, W, C, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL = _geometry(layer, shape, out)
+        rows, run = _interior(H, W, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL)
+        fits = KH * KW <= 25 and ((KH - 1) * DH * W + (KW - 1) * DW + SW) * C + (C & ~3) <= 4095
+        if rows and run >= 2 and fits:
+            seen.add("pairs")
+            seen.add("pairs, C % 4 tail" if C % 4 else "pairs, whole groups")
+            if C < 4:
+                seen.add("pairs, tail only")
+            if run % 2:
+                seen.add("pairs + a lone interior pixel")
+            if SW > 1:
+                seen.add("pairs, stride > 1")
+            if DH > 1 or DW > 1:
+                seen.add("pairs, dilation > 1")
+            if rows * run < OH * OW:
+                seen.add("pairs + border pixels")
+        if rows and run >= 2 and not fits:
+            seen.add("interior too wide for pairs")
+    want = {"pairs", "pairs, C % 4 tail", "pairs, whole groups", "pairs, tail only", "pairs + a lone interior pixel",
+            "pairs, stride > 1", "pairs, dilation > 1", "pairs + border pixels"}
+    assert want <= seen, sorted(want - seen)
+
+
+def test_fuzzer_reaches_the_average_pool_kernel_and_its_borders():
+    seen = set()
+    for spec, layer, shape, out in _specs("AVERAGE_POOL_2D", 80, 7):
+        if len(shape) != 4 or spec["uint8_kernels"] or spec["in_type"] != "int8":
+            continue
+        H, W, C, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL = _geometry(layer, shape, out)
+        rows, run = _interior(H, W, OH, OW, KH, KW, SH, SW, 1, 1, PT, PL)
+        seen.add("groups of four" if C >= 4 else "channels one by one")
+        if C % 4 and C > 4:
+            seen.add("groups + tail")
+        if rows and run:
+            seen.add("whole windows")
+        if rows * run < OH * OW:
+            seen.add("clipped windows")
+    want = {"groups of four", "channels one by one", "groups + tail", "whole windows", "clipped windows"}
+    assert want <= seen, sorted(want - seen)
+
+
+def test_softmax_exp_table_is_the_fixed_point_chain():
+    """softmax_exp_table against a direct transcription of gemmlowp's exp_on_negative_values (fixedpoint.h) on
+    Q5.26 inputs, for several input scales and betas."""
+    from codegen.lowering.ops.reduce import softmax_exp_table, softmax_params
+    from codegen.lowering.quant import rdbpot_int, srdhm_int, wrap_int
+
+    def exp_on_negative_values(a):                         # a: Q5.26, <= 0
+        k_one_quarter = 1 << 24
+        mask = k_one_quarter - 1
+        a_mod = wrap_int((a & mask) - k_one_quarter)
+        x = wrap_int(a_mod * 32 + (1 << 28))                # Rescale<0> of a_mod_quarter_minus_one_quarter + 1/8
+        c = 1895147668
+        x2 = srdhm_int(x, x)
+        x3 = srdhm_int(x2, x)
+        x4 = srdhm_int(x2, x2)
+        x4_over_4 = rdbpot_int(x4, 2)
+        poly = rdbpot_int(wrap_int(srdhm_int(wrap_int(x4_over_4 + x3), 715827883) + x2), 1)
+        result = wrap_int(c + srdhm_int(c, wrap_int(x + poly)))
+        remainder = wrap_int(a_mod - a)
+        for e, m in ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308), (2, 39332535),
+                     (3, 720401), (4, 242)):
+            if remainder & (1 << (26 + e)):
+                result = srdhm_int(result, m)
+        return 2 ** 31 - 1 if a == 0 else result
+
+    seen = set()
+    for scale, beta in ((0.05, 1.0), (0.1, 1.0), (0.3, 0.5), (1 / 16, 2.0), (0.0125, 1.0), (0.004, 1.0)):
+        mult, lshift, diff_min = softmax_params(beta, scale)
+        table = softmax_exp_table(mult, lshift, diff_min)
+        d_lo = max(diff_min, -255)
+        assert len(table) == 1 - d_lo
+        for d in range(d_lo, 1):
+            want = exp_on_negative_values(srdhm_int(wrap_int(d * (1 << lshift)), mult))
+            assert int(table[d - d_lo]) == want, (scale, beta, d)
+        assert table[-1] == 2 ** 31 - 1 and np.all(table[:-1] < 2 ** 31 - 1)
+        seen.add(len(table) < 256)
+    assert seen == {True, False}, "the scales should give a trimmed table and a full one"
+
+
+def _spec(input_shape, layers, seed=3, in_type="int8", per_channel=True, scale=1.0, offset=0.2):
+    u8 = in_type == "uint8"          # TFLite's uint8 kernels (per-tensor)
+    return {"input": input_shape, "in_type": in_type, "out_type": in_type, "per_channel": per_channel and not u8,
+            "uint8_kernels": u8, "scale": scale, "offset": offset, "seed": seed, "layers": layers}
+
+
+def _dw(k, s=(1, 1), d=(1, 1), pad="SAME", act="NONE"):
+    return {"op": "DEPTHWISE_CONV_2D", "k": list(k), "s": list(s), "d": list(d), "pad": pad, "act": act, "mult": 1,
+            "bias": True}
+
+
+def _avg(k, s=(1, 1), pad="SAME", act="NONE"):
+    return {"op": "AVERAGE_POOL_2D", "k": list(k), "s": list(s), "pad": pad, "act": act}
+
+
+# name -> spec: each reaches one of the paths above (and its borders) on both targets
+CASES = {
+    # 9x13x12: interior runs of 11 (5 pairs + a lone pixel), three whole groups, a border ring
+    "dw_pairs_groups": _spec([1, 9, 13, 12], [_dw((3, 3), act="RELU6")]),
+    # C = 6: a group and a tail of two in every pair; stride 2 (pairs SW * C apart)
+    "dw_pairs_tail_stride2": _spec([1, 9, 16, 6], [_dw((3, 3), s=(2, 2))], seed=4),
+    # C = 3: pairs with tail channels only; dilation 2; an even 2x4 kernel
+    "dw_pairs_dilated_c3": _spec([1, 8, 13, 3], [_dw((2, 4), d=(2, 1))], seed=5),
+    # 5x5 window over C = 16 (25 taps, the most a pair unrolls), VALID; then 1x1 taps (T = 1)
+    "dw_pairs_5x5_then_1x1": _spec([1, 9, 11, 16], [_dw((5, 5), pad="VALID"), _dw((1, 1))], seed=6,
+                                   per_channel=False),
+    # rows too wide for pairs (offsets beyond an LDR immediate): one pixel at a time, same results
+    "dw_wide_rows": _spec([1, 5, 24, 64], [_dw((3, 3))], seed=7),
+    # whole and clipped windows (counts 4, 6, 9), groups of four and a tail of 2; then stride 2 VALID, C = 3
+    "avgpool_borders": _spec([1, 7, 9, 10], [_avg((3, 3), act="RELU"), _avg((2, 2), s=(2, 2), pad="VALID")],
+                             seed=8),
+    "avgpool_c3_4x4": _spec([1, 8, 8, 3], [_avg((4, 4), s=(3, 3))], seed=9, scale=3.0, offset=-0.5),
+    # softmax: 2 values (VWW's head), 12 (KWS), rows of 7 over a 3-D tensor, beta 0.5, uint8
+    "softmax_2": _spec([1, 2], [{"op": "SOFTMAX", "beta": 1.0}], seed=10, scale=4.0, offset=0.0),
+    "softmax_12_beta2": _spec([1, 12], [{"op": "SOFTMAX", "beta": 2.0}], seed=11, scale=2.0, offset=-0.3),
+    "softmax_rows_uint8": _spec([1, 3, 7], [{"op": "SOFTMAX", "beta": 0.5}], seed=12, in_type="uint8"),
+    # first-layer convolutions: C = 3 and C = 1 windows (word-wise im2col), C = 2 with dilation (byte-wise)
+    "conv_c3_first_layer": _spec([1, 11, 12, 3], [{"op": "CONV_2D", "k": [3, 3], "s": [2, 2], "d": [1, 1],
+                                                   "pad": "SAME", "act": "RELU", "out": 8, "bias": True}], seed=13),
+    "conv_c1_5x5": _spec([1, 9, 9, 1], [{"op": "CONV_2D", "k": [5, 5], "s": [1, 1], "d": [1, 1], "pad": "SAME",
+                                         "act": "NONE", "out": 4, "bias": True}], seed=14),
+    "conv_c2_dilated": _spec([1, 9, 9, 2], [{"op": "CONV_2D", "k": [3, 3], "s": [1, 1], "d": [2, 2],
+                                             "pad": "VALID", "act": "RELU6", "out": 5, "bias": False}], seed=15),
+}
+
+
+def _run(name, target, tmp_path):
+    spec = dict(CASES[name], microkernels=True)
+    o = fuzz.check(spec, str(tmp_path), target=target)
+    assert o.built, (name, o)
+    assert o.kind == "exact", (name, target, o)
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fast_paths_bit_exact_on_host(name, tmp_path):
+    _run(name, "host", tmp_path)
+
+
+@pytest.mark.heavy
+@pytest.mark.skipif(not HAVE_QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fast_paths_bit_exact_on_cortex_m4(name, tmp_path):
+    _run(name, "cortex-m4", tmp_path)
