@@ -60,8 +60,9 @@ VARIABLES = {
     "LIBRARY_IMAGES": ("1", "`scons arduino-library`: 1 puts the embedded test inputs (and the example that runs "
                             "them) into the Arduino library, 0 leaves them out (classify() and its example stay)"),
     "SKETCH": ("tvm_model", "name of the generated sketch folder and .ino (BACKEND=tflm: tflm_model unless set)"),
-    "BACKEND": ("tvm", "code generator(s) for the MCU stages: auto (tvm where it supports every op of the model, "
-                       "else tflm with TFLM_DIR=), tvm (standalone C from TVM), tflm (TensorFlow Lite "
+    "BACKEND": ("auto", "code generator(s) for the MCU stages: auto (the default: tvm where it supports every op "
+                        "of the model, else tflm with TFLM_DIR=, saying which op sent it there; without TFLM_DIR= one "
+                        "error naming every unsupported op), tvm (standalone C from TVM), tflm (TensorFlow Lite "
                        "Micro, needs TFLM_DIR=), tinymaix (TinyMaix, needs TINYMAIX_DIR=; not exact: the check says "
                        "by how much), or several (tvm,tflm,tinymaix) to build them and compare them side by side"),
     "TFLM_DIR": ("", "TensorFlow Lite Micro sources for BACKEND=tflm: a tree made by TFLM's create_tflm_tree.py or "
@@ -260,7 +261,7 @@ AUTO = "auto"
 def _backends(value):
     from .backends import names
 
-    chosen = _list(value) or ["tvm"]
+    chosen = _list(value) or [AUTO]
     if AUTO in chosen and len(chosen) > 1:
         raise ConfigError(f"BACKEND={value!r}: auto picks one backend itself; give auto alone or name the backends "
                           "(tvm,tflm)")
@@ -272,28 +273,51 @@ def _backends(value):
 
 
 def _auto_backend(cfg):
-    """BACKEND=auto: (backends, note). The TVM generator for a model trained or quantized here and for a MODEL=
-    .tflite whose every op it supports; else TFLite Micro when TFLM_DIR= is set (the note says which op sent it
-    there); else ConfigError naming every unsupported op at once."""
-    if cfg["model_kind"] != "tflite":
+    """BACKEND=auto (the default): (backends, note). The TVM generator for a model trained or quantized here, for
+    Linux boards only (they run LiteRT, no MCU backend) and for a MODEL= .tflite whose every op it supports; else
+    TFLite Micro when TFLM_DIR= is set (the note says which op sent it there); else ConfigError naming every
+    unsupported op at once.  A MODEL= the generator refuses for another reason than its ops (its inputs and
+    outputs, a float tensor, ...) stays with TVM without TFLM_DIR=: the stage that cannot take it says why, as with
+    BACKEND=tvm."""
+    if cfg["model_kind"] != "tflite" or _linux_boards_only(cfg["boards"]):
         return ["tvm"], None
+    missing, refused = _tvm_verdict(cfg["model"])
+    if not missing and not refused:
+        return ["tvm"], None
+    if missing:
+        why = "the TVM generator does not support " + ", ".join(f"{t} (op #{i})" for t, i in missing)
+    else:
+        why = f"the TVM generator cannot take it ({refused})"
+    if cfg["tflm_dir"]:
+        return ["tflm"], f"BACKEND=auto: TFLite Micro for MODEL={cfg['model']!r}: {why}"
+    if not missing:
+        return ["tvm"], None
+    raise ConfigError(f"BACKEND=auto: MODEL={cfg['model']!r}: {why}; set TFLM_DIR= to a TFLite Micro tree to "
+                      "build it with TFLM, or change the model")
+
+
+_VERDICTS = {}      # (path, size, mtime) -> _tvm_verdict: SConstruct parses once per board, the model is read once
+
+
+def _tvm_verdict(path):
+    """([(op type, first op index)] the generator's registry lacks, the reason it refuses the model otherwise or
+    None) for the .tflite at `path`."""
     from .errors import ModelError
     from .frontend import reader
 
-    try:
-        missing = reader.unsupported_ops(cfg["model"])
-        if not missing:
-            reader.load(cfg["model"])
-            return ["tvm"], None
-        why = ("the TVM generator does not support " + ", ".join(f"{t} (op #{i})" for t, i in missing))
-    except ModelError as e:
-        text = str(e)
-        text = text[len(cfg["model"]) + 2:] if text.startswith(f"{cfg['model']}: ") else text
-        why = f"the TVM generator cannot take it ({text.rstrip('. ')})"
-    if cfg["tflm_dir"]:
-        return ["tflm"], f"BACKEND=auto: TFLite Micro for MODEL={cfg['model']!r}: {why}"
-    raise ConfigError(f"BACKEND=auto: MODEL={cfg['model']!r}: {why}; set TFLM_DIR= to a TFLite Micro tree to "
-                      "build it with TFLM, or change the model")
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _VERDICTS:
+        missing, refused = [], None
+        try:
+            missing = reader.unsupported_ops(path)
+            if not missing:
+                reader.load(path)
+        except ModelError as e:
+            text = str(e)
+            refused = (text[len(path) + 2:] if text.startswith(f"{path}: ") else text).rstrip(". ")
+        _VERDICTS[key] = (missing, refused)
+    return _VERDICTS[key]
 
 
 def _alpha(arch, value):

@@ -267,6 +267,73 @@ def gen_resize_bilinear(r, shape):
             "mode": r.choice(["plain", "align", "half"])}
 
 
+def gen_expand_dims(r, shape):
+    if len(shape) > 4:
+        return None
+    return {"op": "EXPAND_DIMS", "axis": r.randint(-len(shape) - 1, len(shape))}
+
+
+def gen_depth_to_space(r, shape):
+    if len(shape) != 4:
+        return None
+    fits = [b for b in (2, 3, 4) if shape[3] % (b * b) == 0]
+    return {"op": "DEPTH_TO_SPACE", "block": r.choice(fits)} if fits else None
+
+
+def gen_space_to_depth(r, shape):
+    if len(shape) != 4:
+        return None
+    fits = [b for b in (2, 3, 4) if shape[1] % b == 0 and shape[2] % b == 0]
+    return {"op": "SPACE_TO_DEPTH", "block": r.choice(fits)} if fits else None
+
+
+def gen_mirror_pad(r, shape):
+    mode = r.choice(["REFLECT", "SYMMETRIC"])
+    most = [d - 1 if mode == "REFLECT" else d for d in shape]
+    p = [[0, 0]] + [[r.randint(0, min(m, 3)), r.randint(0, min(m, 3))] for m in most[1:]]
+    if not any(a or b for a, b in p):
+        return None
+    return {"op": "MIRROR_PAD", "mode": mode, "pads": p}
+
+
+def _block_and_pads(r, shape, crop=False):
+    if len(shape) not in (3, 4):
+        return None
+    sp = len(shape) - 2
+    block = [r.choice([1, 2, 2, 3]) for _ in range(sp)]
+    pads = []
+    for d, b in zip(shape[1:1 + sp], block):
+        a = r.choice([0, 0, 1, 2])
+        total = -(-(d + a) // b) * b        # padded to a multiple of the block
+        pads.append([a, total - d - a])
+    return block, pads
+
+
+def gen_space_to_batch(r, shape):
+    bp = _block_and_pads(r, shape)
+    return bp and {"op": "SPACE_TO_BATCH_ND", "block": bp[0], "pads": bp[1]}
+
+
+def gen_batch_to_space(r, shape):
+    bp = _block_and_pads(r, shape)
+    if not bp:
+        return None
+    block, pads = bp
+    crops = [[r.randint(0, min(a + e, b - 1)), 0] for (a, e), b in zip(pads, block)]
+    return {"op": "BATCH_TO_SPACE_ND", "block": block, "pads": pads, "crops": crops}
+
+
+def _gen_arg(op):
+    def gen(r, shape):
+        if len(shape) < 2:
+            return None
+        axis = r.randint(1, len(shape) - 1)
+        if (int(np.prod(shape)) // shape[axis]) ** 2 > 20000:
+            return None             # the gather's output (the rest of the shape, twice): draw a smaller input
+        return {"op": op, "axis": axis - len(shape) * (r.random() < 0.3), "out": r.choice(["int32", "int64"])}
+    return gen
+
+
 GENERATORS = {
     "QUANTIZE": gen_quantize, "DEQUANTIZE": gen_dequantize,
     "CONV_2D": gen_conv, "DEPTHWISE_CONV_2D": gen_depthwise, "FULLY_CONNECTED": gen_fc,
@@ -284,6 +351,10 @@ GENERATORS = {
     "SUM": _gen_reduce("SUM"), "REDUCE_MAX": _gen_reduce("REDUCE_MAX"), "REDUCE_MIN": _gen_reduce("REDUCE_MIN"),
     "PACK": gen_pack, "UNPACK": gen_unpack, "SPLIT": gen_split, "SPLIT_V": gen_split_v, "TILE": gen_tile,
     "GATHER": gen_gather, "RESIZE_BILINEAR": gen_resize_bilinear,
+    "EXPAND_DIMS": gen_expand_dims, "DEPTH_TO_SPACE": gen_depth_to_space, "SPACE_TO_DEPTH": gen_space_to_depth,
+    "MIRROR_PAD": gen_mirror_pad, "SPACE_TO_BATCH_ND": gen_space_to_batch, "BATCH_TO_SPACE_ND": gen_batch_to_space,
+    "ARG_MAX": _gen_arg("ARG_MAX"), "ARG_MIN": _gen_arg("ARG_MIN"), "ABS": _gen_unary("ABS"),
+    "SQUARED_DIFFERENCE": _gen_binary("SQUARED_DIFFERENCE"),
 }
 
 # Ops that only make sense once in a chain, or at its end (they fix the model's types / output scale).
@@ -416,7 +487,7 @@ def apply_layer(tf, spec, i, layer, x):
     if op in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         f = tf.nn.max_pool2d if op == "MAX_POOL_2D" else tf.nn.avg_pool2d
         return act(f(x, layer["k"], layer["s"], layer["pad"]))
-    if op in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM"):
+    if op in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"):
         if layer["other"] == "const":
             b = tf.constant(rs.randn(*layer["bshape"]).astype(np.float32) * float(spec["scale"]))
         elif layer["other"] == "scalar":
@@ -425,7 +496,7 @@ def apply_layer(tf, spec, i, layer, x):
             b = tf.nn.relu(x) if op != "ADD" else x * 0.5 + 0.1
         a, b = (b, x) if layer["swap"] else (x, b)
         f = {"ADD": tf.add, "SUB": tf.subtract, "MUL": tf.multiply, "MAXIMUM": tf.maximum,
-             "MINIMUM": tf.minimum}[op]
+             "MINIMUM": tf.minimum, "SQUARED_DIFFERENCE": tf.math.squared_difference}[op]
         return act(f(a, b))
     if op == "RELU":
         return tf.nn.relu(x)
@@ -485,6 +556,25 @@ def apply_layer(tf, spec, i, layer, x):
     if op == "RESIZE_BILINEAR":
         return tf.compat.v1.image.resize_bilinear(x, layer["size"], align_corners=layer["mode"] == "align",
                                                   half_pixel_centers=layer["mode"] == "half")
+    if op == "EXPAND_DIMS":
+        return tf.expand_dims(x, layer["axis"])
+    if op == "DEPTH_TO_SPACE":
+        return tf.nn.depth_to_space(x, layer["block"])
+    if op == "SPACE_TO_DEPTH":
+        return tf.nn.space_to_depth(x, layer["block"])
+    if op == "MIRROR_PAD":
+        return tf.pad(x, layer["pads"], mode=layer["mode"])
+    if op == "SPACE_TO_BATCH_ND":
+        return tf.space_to_batch_nd(x, layer["block"], layer["pads"])
+    if op == "BATCH_TO_SPACE_ND":       # a SPACE_TO_BATCH_ND first: the batch it splits
+        y = tf.space_to_batch_nd(x, layer["block"], layer["pads"])
+        return tf.batch_to_space(y, layer["block"], layer["crops"])
+    if op == "ABS":
+        return tf.abs(x)
+    if op in ("ARG_MAX", "ARG_MIN"):     # the index gathers along the same axis: GATHER with run-time indices
+        f = tf.argmax if op == "ARG_MAX" else tf.argmin
+        idx = f(x, axis=layer["axis"], output_type=getattr(tf, layer["out"]))
+        return tf.gather(x, idx, axis=layer["axis"])
     if op in ("QUANTIZE", "DEQUANTIZE"):
         return tf.nn.relu(x) * 0.75 + 0.1 if op == "QUANTIZE" else x * 1.5
     raise ValueError("no builder for %s" % op)
@@ -566,6 +656,62 @@ def reshapes_as_squeeze(buf, axes_list):
     return edit_flatbuffer(buf, fn)
 
 
+def reshapes_as_expand_dims(buf, axes):
+    """The converter writes tf.expand_dims as RESHAPE: each RESHAPE that inserts one size-1 dimension at the axis
+    of an EXPAND_DIMS layer (in order) becomes that EXPAND_DIMS, its shape input replaced by a new int32 axis
+    constant (the layer's axis as given, negative ones included), which tf.lite runs with its own kernel."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    def fn(model):
+        codes = model.operatorCodes
+        ed = next((k for k, c in enumerate(codes) if max(c.builtinCode, c.deprecatedBuiltinCode) ==
+                   fb.BuiltinOperator.EXPAND_DIMS), None)
+        if ed is None:
+            c = fb.OperatorCodeT()
+            c.builtinCode = c.deprecatedBuiltinCode = fb.BuiltinOperator.EXPAND_DIMS
+            c.version = 1
+            codes.append(c)
+            ed = len(codes) - 1
+        g = model.subgraphs[0]
+        todo = list(axes)
+        for op in g.operators:
+            c = codes[op.opcodeIndex]
+            if not todo or max(c.builtinCode, c.deprecatedBuiltinCode) != fb.BuiltinOperator.RESHAPE:
+                continue
+            shape_in = list(g.tensors[op.inputs[0]].shape)
+            shape_out = list(g.tensors[op.outputs[0]].shape)
+            axis = todo[0]
+            k = axis % (len(shape_in) + 1)
+            if shape_in[:k] + [1] + shape_in[k:] != shape_out:
+                continue
+            b = fb.BufferT()
+            b.data = np.asarray([axis], np.int32).view(np.uint8)
+            model.buffers.append(b)
+            t = fb.TensorT()
+            t.name, t.type, t.shape, t.buffer = "expand_dims_axis_%d" % len(g.tensors), fb.TensorType.INT32, [1], \
+                len(model.buffers) - 1
+            g.tensors.append(t)
+            op.opcodeIndex = ed
+            op.inputs = [op.inputs[0], len(g.tensors) - 1]
+            op.builtinOptionsType = fb.BuiltinOptions.ExpandDimsOptions
+            op.builtinOptions = fb.ExpandDimsOptionsT()
+            todo.pop(0)
+    return edit_flatbuffer(buf, fn)
+
+
+def ref_registrable_depth_to_space(buf):
+    """As TILE (below): the converter writes an int8 DEPTH_TO_SPACE as op version 2, which tf.lite's reference
+    resolver does not register (it stops at 1); its depth_to_space.cc moves bytes of any type whatever the
+    version, so the fuzzer's models say 1."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    def fn(model):
+        for c in model.operatorCodes:
+            if max(c.builtinCode, c.deprecatedBuiltinCode) == fb.BuiltinOperator.DEPTH_TO_SPACE:
+                c.version = 1
+    return edit_flatbuffer(buf, fn)
+
+
 def ref_registrable_tile(buf):
     """The converter writes an int8 TILE as op version 3, which tf.lite's reference resolver (BUILTIN_REF) does not
     register (it stops at 2); its tile.cc copies bytes whatever the version, so the fuzzer's models say 2."""
@@ -612,6 +758,11 @@ def build(spec):
         buf = conv.convert()
     if any(layer["op"] == "TILE" for layer in layers):
         buf = ref_registrable_tile(buf)
+    if any(layer["op"] == "DEPTH_TO_SPACE" for layer in layers):
+        buf = ref_registrable_depth_to_space(buf)
+    expands = [layer["axis"] for layer in layers if layer["op"] == "EXPAND_DIMS"]
+    if expands:
+        buf = reshapes_as_expand_dims(buf, expands)
     squeezes = [layer["axes"] for layer in layers if layer["op"] == "SQUEEZE"]
     if squeezes:
         buf = reshapes_as_squeeze(buf, squeezes)

@@ -337,6 +337,11 @@ def _validate(m):
     for t in m.inputs + m.outputs:
         if t.index in float_out.outputs or t.index in float_in:
             continue
+        head = next((op for op in m.ops if t.index in op.outputs and ops[op.type].index_outputs), None)
+        if head is not None:
+            m.fail("the model output %r is the %s index %s writes (op #%d); an index output is not supported: "
+                   "end the model before the %s (the sketch and the check print the top class of the scores "
+                   "themselves)." % (t.name, t.dtype, head.type, head.index, head.type))
         if t.dtype not in ("int8", "uint8", "int16") or not t.is_quantized:
             m.fail("the model %s %r is %s; it must be quantized int8 or uint8. %s"
                    % ("input" if t.index in m.input_ids else "output", t.name, t.dtype,
@@ -346,6 +351,8 @@ def _validate(m):
             continue
         for ti in op.outputs:
             t = m.tensors[ti]
+            if t.dtype in ("int32", "int64") and ops[op.type].index_outputs:
+                continue
             if t.dtype not in ("int8", "uint8", "int16"):
                 m.fail("op %s (#%d) produces a %s tensor %r; only int8/uint8 activations "
                        "are supported. %s" % (op.type, op.index, t.dtype, t.name,

@@ -19,7 +19,7 @@ CLAMP_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
 class OpDef:
-    def __init__(self, name, family, lower, options, validate, rounding, doc, accepts=None):
+    def __init__(self, name, family, lower, options, validate, rounding, doc, accepts=None, index_outputs=False):
         self.name = name
         self.family = family
         self.lower = lower          # lower(ctx, op) -> MACs; emits TE computes through ctx
@@ -28,13 +28,17 @@ class OpDef:
         self.validate = validate    # validate(model, op): raises ModelError via model.fail, or None
         self.rounding = rounding    # "double" | "single": MultiplyByQuantizedMultiplier form of TFLite's kernel
         self.doc = doc
+        self.index_outputs = index_outputs  # its outputs are int32/int64 indices (ARG_MAX), not int8 activations
 
     def __repr__(self):
         return "OpDef(%s, %s)" % (self.name, self.family)
 
 
-def register(name, *, family, options=None, accepts=None, validate=None, rounding="double"):
+def register(name, *, family, options=None, accepts=None, validate=None, rounding="double", index_outputs=False):
     """Decorator for a lowering function `fn(ctx, op) -> MACs`: registers TFLite op `name`.
+
+    `index_outputs`: the op writes int32/int64 indices (ARG_MAX), which the reader lets through where it refuses
+    every other non-8-bit activation (the ops reading them check their inputs themselves).
 
     `accepts`: {option: Accepts} for options read by `options` whose every value is not valid (strides, window
     sizes, enums): the reader refuses any other value before validate and the lowering run."""
@@ -46,7 +50,7 @@ def register(name, *, family, options=None, accepts=None, validate=None, roundin
                 raise ValueError("op %s declares accepted values of option %r, which its options do not read"
                                  % (name, key))
         doc = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        REGISTRY[name] = OpDef(name, family, fn, options, validate, rounding, doc, accepts)
+        REGISTRY[name] = OpDef(name, family, fn, options, validate, rounding, doc, accepts, index_outputs)
         return fn
     return deco
 

@@ -1,4 +1,4 @@
-"""Activations: RELU, RELU6, and the table-driven LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU."""
+"""Activations: RELU, RELU6, and the table-driven LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, ABS."""
 
 import ctypes
 import ctypes.util
@@ -247,3 +247,39 @@ def lower_leaky_relu(ctx, op):
     alpha = op.options.get("alpha", 0.0)   # no options table: TFLite's params stay 0
     return _lut_op(ctx, op, leaky_relu_value(m.tensors[op.inputs[0]], m.tensors[op.outputs[0]], alpha,
                                              lookup(op.type).rounding))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ABS
+
+
+def _abs_checks(m, op):
+    _unary_checks(m, op)
+    x = m.tensors[op.inputs[0]]
+    if x.dtype != "int8":
+        m.fail("%s: tensor %r is %s; TFLite's ABS has no %s kernel (only int8 among the 8-bit types)."
+               % (_what(op), x.name, x.dtype, x.dtype))
+
+
+def abs_value(x_t, o_t, rounding="double"):
+    """raw input -> raw output of elementwise.cc AbsEvalQuantized: |x - in_zp|, rescaled by
+    MultiplyByQuantizedMultiplier(in_scale / out_scale, a float quotient) when the float scales differ, plus the
+    output zero point, clamped."""
+    in_scale, izp = _scalars(x_t)
+    out_scale, ozp = _scalars(o_t)
+    rescale = in_scale != out_scale
+    mult, shift = quantize_multiplier(float(in_scale / out_scale)) if rescale else (0, 0)
+    lo, hi = QRANGE[o_t.dtype]
+
+    def value(v):
+        a = abs(v - izp)
+        y = (mbqm_int(a, mult, shift, rounding) if rescale else a) + ozp
+        return max(lo, min(hi, y))
+    return value
+
+
+@register("ABS", family="activation", validate=_abs_checks)
+def lower_abs(ctx, op):
+    """|x| as a 256-entry table of elementwise.cc AbsEvalQuantized (int8; rescaled where the scales differ)."""
+    m = ctx.m
+    return _lut_op(ctx, op, abs_value(m.tensors[op.inputs[0]], m.tensors[op.outputs[0]], lookup(op.type).rounding))

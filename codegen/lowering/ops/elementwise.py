@@ -1,4 +1,4 @@
-"""Binary elementwise ops with numpy broadcasting: ADD, SUB, MUL, MAXIMUM, MINIMUM."""
+"""Binary elementwise ops with numpy broadcasting: ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE."""
 
 import numpy as np
 
@@ -201,3 +201,64 @@ def lower_minimum(ctx, op):
     from tvm import tirx
     emit_binary(ctx, op, tirx.min)
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SQUARED_DIFFERENCE
+
+_SQDIFF_LEFT_SHIFT = 7
+
+
+def _sqdiff_multipliers(m, op):
+    """squared_difference.cc Prepare: in_scale / (2 * max in_scale) per input and (2 * max in_scale)^2 /
+    (2^14 * out_scale), in double from the float scales (2 * max and 2^14 * out_scale are float products), each a
+    QuantizeMultiplierSmallerThanOneExp (TFLite aborts on a real multiplier >= 1)."""
+    sa, sb, so = (np.float32(m.tensors[i].scale[0]) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    twice_max = float(np.float32(2) * max(sa, sb))
+    reals = (float(sa) / twice_max, float(sb) / twice_max,
+             twice_max * twice_max / float(np.float32(1 << (2 * _SQDIFF_LEFT_SHIFT)) * so))
+    return reals, [quantize_multiplier(r) for r in reals]
+
+
+def _sqdiff_checks(m, op):
+    same_type_per_tensor(m, op)
+    broadcastable(m, op)
+    o = m.tensors[op.outputs[0]]
+    if o.dtype != "int8":
+        m.fail("%s (op #%d): tensor %r is %s; TFLite's quantized SQUARED_DIFFERENCE is int8 only."
+               % (op.type, op.index, o.name, o.dtype))
+    if len(o.shape) > 4 and any(tuple(m.tensors[i].shape) != tuple(o.shape) for i in op.inputs[:2]):
+        m.fail("%s (op #%d): a broadcast of %d-D tensors; TFLite broadcasts SQUARED_DIFFERENCE in at most 4-D."
+               % (op.type, op.index, len(o.shape)))
+    reals, _ = _sqdiff_multipliers(m, op)
+    if reals[2] >= 1.0:
+        m.fail("%s (op #%d): the output scale %g is below (2 * max input scale)^2 / 2^14, out of range for "
+               "TFLite's quantized kernel (it stops there); give the output a larger scale."
+               % (op.type, op.index, float(o.scale[0])))
+
+
+@register("SQUARED_DIFFERENCE", family="elementwise", validate=_sqdiff_checks)
+def lower_squared_difference(ctx, op):
+    """squared_difference.cc int8 (and its 4-D broadcast): each input minus its zero point, shifted left by 7,
+    scaled by in_scale / (2 * max in_scale) (a 256-entry int32 table per input, MultiplyByQuantizedMultiplier-
+    SmallerThanOneExp), the difference squared in int32 (< 255^2 * 2^14), scaled by (2 * max in_scale)^2 /
+    (2^14 * out_scale), + out zero point, clamped to int8."""
+    m = ctx.m
+    rq = ctx.requant(op)
+    a_t, b_t, o_t = (m.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    _, ((ma, sha), (mb, shb), (mo, sho)) = _sqdiff_multipliers(m, op)
+    ozp = int(o_t.zero_point[0])
+    qmin = QRANGE[a_t.dtype][0]
+    rounding = lookup(op.type).rounding
+
+    def table(t, mult, shift, hint):
+        zp = int(t.zero_point[0])
+        return ctx.const(np.array([mbqm_int((v - zp) * (1 << _SQDIFF_LEFT_SHIFT), mult, shift, rounding)
+                                   for v in range(qmin, qmin + 256)], np.int32), hint)
+
+    def combine(a, b, ta, tb):
+        d = ta(a.astype("int32") - i32(qmin)) - tb(b.astype("int32") - i32(qmin))
+        return clamp_cast(rq(d * d, mo, sho) + i32(ozp), -128, 127, "int8")
+
+    emit_binary(ctx, op, combine, (table(a_t, ma, sha, "sqd_a"), table(b_t, mb, shb, "sqd_b")))
+    return o_t.size

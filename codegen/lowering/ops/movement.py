@@ -9,7 +9,7 @@ kernels only gather bytes.  An op with several outputs (UNPACK, SPLIT, SPLIT_V) 
 import numpy as np
 
 from ..quant import i32
-from ..registry import _what, const_input, options, register, same_quantization
+from ..registry import _what, at_least, const_input, one_of, options, register, same_quantization
 
 
 def _int8_activations(m, op, data_inputs, outputs=None):
@@ -218,10 +218,14 @@ def lower_tile(ctx, op):
 
 
 def _gather_indices(m, op):
+    """(axis, the constant indices as int32, or None for indices computed at run time, e.g. by ARG_MAX)."""
     x = m.tensors[op.inputs[0]]
-    if len(op.inputs) < 2 or not m.tensors[op.inputs[1]].is_const:
-        m.fail("%s: indices computed at run time are not supported (only constant indices); a model's int8 "
-               "graph computes them only from non-int8 ops, which this generator does not take." % _what(op))
+    if len(op.inputs) >= 2 and op.inputs[1] >= 0 and not m.tensors[op.inputs[1]].is_const:
+        t = m.tensors[op.inputs[1]]
+        if t.dtype not in ("int32", "int64"):
+            m.fail("%s: the indices %r are %s; TFLite's GATHER takes int32 or int64 indices."
+                   % (_what(op), t.name, t.dtype))
+        return _axis(m, op, int(op.options.get("axis", 0)), len(x.shape)), None
     idx = const_input(m, op, 1, "indices")
     if idx.dtype.kind not in "iu":
         m.fail("%s: the indices are %s, not integers." % (_what(op), idx.dtype))
@@ -238,21 +242,24 @@ def _gather_checks(m, op):
         m.fail("%s: batch_dims %d is not supported (only 0)." % (_what(op), op.options["batch_dims"]))
     x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
     axis, idx = _gather_indices(m, op)
-    want = list(x.shape[:axis]) + list(idx.shape) + list(x.shape[axis + 1:])
+    ishape = list(m.tensors[op.inputs[1]].shape) if idx is None else list(idx.shape)
+    want = list(x.shape[:axis]) + ishape + list(x.shape[axis + 1:])
     if want != list(o.shape):
         m.fail("%s: gathering indices of shape %s along axis %d of %s gives %s, but the output tensor is %s."
-               % (_what(op), list(idx.shape), axis, list(x.shape), want, list(o.shape)))
+               % (_what(op), ishape, axis, list(x.shape), want, list(o.shape)))
 
 
 @register("GATHER", family="shape", options=options("GatherOptions", axis="Axis", batch_dims="BatchDims"),
           validate=_gather_checks)
 def lower_gather(ctx, op):
-    """reference_ops::Gather (batch_dims 0) with constant indices: the output reads the input at the listed
-    positions of the axis (an index table; a single index is a constant)."""
+    """reference_ops::Gather (batch_dims 0): constant indices are an index table (a single one a constant); int32
+    or int64 indices computed at run time (ARG_MAX's) are read by the kernel."""
     from tvm import te
     m = ctx.m
     o_t = m.tensors[op.outputs[0]]
     axis, idx = _gather_indices(m, op)
+    if idx is None:
+        return _lower_gather_run_time(ctx, op, axis)
     k = idx.ndim
     args = [ctx.operand(op.inputs[0], "gather_in")]
     if idx.size > 1:
@@ -269,6 +276,29 @@ def lower_gather(ctx, op):
         return te.compute(tuple(o_t.shape), body, name="out")
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, args)
+    return 0
+
+
+def _lower_gather_run_time(ctx, op, axis):
+    """GATHER with indices computed at run time (ARG_MAX's): the output reads the input at the index the tensor
+    holds, clamped into the axis (TFLite's Gather stops the whole inference at an index out of range; the C stays
+    inside the input instead)."""
+    from tvm import te, tirx
+    m = ctx.m
+    x_t, o_t, i_t = (m.tensors[i] for i in (op.inputs[0], op.outputs[0], op.inputs[1]))
+    k = len(i_t.shape)
+    n = x_t.shape[axis]
+
+    def f(x, ind):
+        def body(*i):
+            j = i[axis:axis + k]
+            pos = (ind(*j) if k else ind()).astype("int32")
+            pos = tirx.max(tirx.min(pos, i32(n - 1)), i32(0))
+            return x(*(list(i[:axis]) + [pos] + list(i[axis + k:])))
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0], "gather_in"),
+                                                 ctx.operand(op.inputs[1], "gather_idx")])
     return 0
 
 
@@ -351,4 +381,278 @@ def lower_resize_bilinear(ctx, op):
         return te.compute((x_t.shape[0], OH, OW, C), body, name="out")
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, args)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# EXPAND_DIMS, DEPTH_TO_SPACE, SPACE_TO_DEPTH, MIRROR_PAD, SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND (byte copies: the
+# kernels of TFLite copy the raw values whatever the quantization, and so does the generated C)
+
+
+def _expand_dims_axis(m, op):
+    x = m.tensors[op.inputs[0]]
+    a = const_input(m, op, 1, "axis")
+    if a.size != 1 or a.dtype.kind not in "iu":
+        m.fail("%s: the axis must be one integer (got %s %s)." % (_what(op), a.dtype, a.ravel().tolist()))
+    return _axis(m, op, int(a.ravel()[0]), len(x.shape) + 1)
+
+
+def _expand_dims_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    axis = _expand_dims_axis(m, op)
+    want = list(x.shape[:axis]) + [1] + list(x.shape[axis:])
+    if want != list(o.shape):
+        m.fail("%s: a dimension inserted at %d of %s gives %s, but the output tensor is %s."
+               % (_what(op), axis, list(x.shape), want, list(o.shape)))
+
+
+@register("EXPAND_DIMS", family="shape", validate=_expand_dims_checks)
+def lower_expand_dims(ctx, op):
+    """A size-1 dimension inserted at the constant axis (negative counts from the end, as expand_dims.cc): no
+    kernel, the planner aliases the storage."""
+    o_t = ctx.m.tensors[op.outputs[0]]
+    ctx.values[op.outputs[0]] = ctx.reshape(ctx.operand(op.inputs[0]), o_t.shape)
+    return 0
+
+
+def _block_size(m, op):
+    bs = int(op.options.get("block_size", 0))
+    if bs < 1:
+        m.fail("%s: block size %d; TFLite needs one >= 1." % (_what(op), bs))
+    x = m.tensors[op.inputs[0]]
+    if len(x.shape) != 4:
+        m.fail("%s: only 4-D NHWC tensors are supported by TFLite (got %s)." % (_what(op), list(x.shape)))
+    return bs
+
+
+def _depth_space_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    bs = _block_size(m, op)
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    b, h, w, c = x.shape
+    if op.type == "DEPTH_TO_SPACE":
+        if c % (bs * bs):
+            m.fail("%s: %d channels do not divide into blocks of %d x %d (TFLite refuses it)."
+                   % (_what(op), c, bs, bs))
+        want = [b, h * bs, w * bs, c // (bs * bs)]
+    else:
+        if h % bs or w % bs:
+            m.fail("%s: height %d and width %d must be multiples of the block size %d (TFLite refuses it)."
+                   % (_what(op), h, w, bs))
+        want = [b, h // bs, w // bs, c * bs * bs]
+    if want != list(o.shape):
+        m.fail("%s: block size %d turns %s into %s, but the output tensor is %s."
+               % (_what(op), bs, list(x.shape), want, list(o.shape)))
+
+
+@register("DEPTH_TO_SPACE", family="shape", options=options("DepthToSpaceOptions", block_size="BlockSize"),
+          accepts={"block_size": at_least(1)}, validate=_depth_space_checks)
+def lower_depth_to_space(ctx, op):
+    """reference_ops::DepthToSpace: output (b, h * bs + dy, w * bs + dx, c) is input (b, h, w, (dy * bs + dx) * C
+    + c), C the output's channels (a byte gather)."""
+    from tvm import te, tirx
+    o_t = ctx.m.tensors[op.outputs[0]]
+    bs = int(op.options.get("block_size", 0))
+    C = o_t.shape[3]
+
+    def f(x):
+        def body(b, y, xx, c):
+            dy, dx = tirx.floormod(y, bs), tirx.floormod(xx, bs)
+            return x[b, tirx.floordiv(y, bs), tirx.floordiv(xx, bs), (dy * bs + dx) * C + c]
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0])])
+    return 0
+
+
+@register("SPACE_TO_DEPTH", family="shape", options=options("SpaceToDepthOptions", block_size="BlockSize"),
+          accepts={"block_size": at_least(1)}, validate=_depth_space_checks)
+def lower_space_to_depth(ctx, op):
+    """reference_ops::SpaceToDepth: output (b, h, w, (dy * bs + dx) * C + c) is input (b, h * bs + dy, w * bs + dx,
+    c), C the input's channels (a byte gather)."""
+    from tvm import te, tirx
+    x_t, o_t = ctx.m.tensors[op.inputs[0]], ctx.m.tensors[op.outputs[0]]
+    bs = int(op.options.get("block_size", 0))
+    C = x_t.shape[3]
+
+    def f(x):
+        def body(b, y, xx, k):
+            blk, c = tirx.floordiv(k, C), tirx.floormod(k, C)
+            return x[b, y * bs + tirx.floordiv(blk, bs), xx * bs + tirx.floormod(blk, bs), c]
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0])])
+    return 0
+
+
+MIRROR_PAD_MODES = {0: "REFLECT", 1: "SYMMETRIC"}
+
+
+def _mirror_paddings(m, op):
+    x = m.tensors[op.inputs[0]]
+    p = const_input(m, op, 1, "paddings")
+    rank = len(x.shape)
+    if p.shape != (rank, 2) or p.dtype.kind not in "iu":
+        m.fail("%s: the paddings tensor has shape %s and type %s; TFLite needs an integer [%d, 2] tensor."
+               % (_what(op), list(p.shape), p.dtype, rank))
+    pads = [(int(a), int(b)) for a, b in p.tolist()]
+    reflect = op.options.get("mode", "REFLECT") == "REFLECT"
+    for d, (a, b) in enumerate(pads):
+        most = x.shape[d] - 1 if reflect else x.shape[d]
+        if a < 0 or b < 0 or max(a, b) > most:
+            m.fail("%s: paddings %s of dimension %d (size %d) are outside 0..%d, which %s mirroring allows "
+                   "(TensorFlow refuses them; TFLite would read outside the input)."
+                   % (_what(op), [a, b], d, x.shape[d], most, op.options.get("mode", "REFLECT")))
+    return pads
+
+
+def _mirror_pad_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    pads = _mirror_paddings(m, op)
+    want = [d + a + b for d, (a, b) in zip(x.shape, pads)]
+    if want != list(o.shape):
+        m.fail("%s: input %s padded by %s is %s, but the output tensor is %s."
+               % (_what(op), list(x.shape), pads, want, list(o.shape)))
+
+
+@register("MIRROR_PAD", family="shape", options=options("MirrorPadOptions", mode=("Mode", MIRROR_PAD_MODES)),
+          accepts={"mode": one_of(("REFLECT", "SYMMETRIC"), bad=(2, 7), label="mode")}, validate=_mirror_pad_checks)
+def lower_mirror_pad(ctx, op):
+    """mirror_pad.cc: each output index reads the input index GetInputDimension gives (REFLECT leaves the border
+    element out of the mirror, SYMMETRIC repeats it), any rank (a byte gather)."""
+    from tvm import te, tirx
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    pads = _mirror_paddings(m, op)
+    off = 1 if op.options.get("mode", "REFLECT") == "REFLECT" else 0
+
+    def source(i, n, a):
+        # GetInputDimension: left of the input, inside it, right of it
+        left = i32(a - 1 + off) - tirx.min(i, i32(a - 1))
+        right = i32(n - 1 - off) - tirx.min(i - i32(a + n), i32(max(n - 1 - off, 0)))
+        inside = i - i32(a)
+        v = tirx.Select(i >= i32(a + n), tirx.max(right, i32(0)), inside)
+        return tirx.Select(i < i32(a), left, v) if a else v
+
+    def f(x):
+        def body(*i):
+            return x(*[source(v, n, a) if (a or b) else v for v, n, (a, b) in zip(i, x_t.shape, pads)])
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0])])
+    return 0
+
+
+def _space_batch_plan(m, op):
+    """(block [bh, bw], [[top, bottom], [left, right]] paddings or crops) with 3-D tensors seen as 4-D (W = 1),
+    as space_to_batch_nd.cc / batch_to_space_nd.cc extend them."""
+    x = m.tensors[op.inputs[0]]
+    if len(x.shape) not in (3, 4):
+        m.fail("%s: only 3-D and 4-D tensors are supported by TFLite (got %s)." % (_what(op), list(x.shape)))
+    block = const_input(m, op, 1, "block shape")
+    pads = const_input(m, op, 2, "paddings" if op.type == "SPACE_TO_BATCH_ND" else "crops")
+    sp = len(x.shape) - 2
+    if block.shape != (sp,) or pads.shape != (sp, 2) or block.dtype.kind not in "iu" or pads.dtype.kind not in "iu":
+        m.fail("%s: the block shape must be an integer [%d] tensor and the %s an integer [%d, 2] one (got %s and "
+               "%s)." % (_what(op), sp, "paddings" if op.type == "SPACE_TO_BATCH_ND" else "crops", sp,
+                         list(block.shape), list(pads.shape)))
+    block = [int(v) for v in block] + [1] * (2 - sp)
+    pads = [[int(a), int(b)] for a, b in pads.tolist()] + [[0, 0]] * (2 - sp)
+    if any(v < 1 for v in block) or any(v < 0 for p in pads for v in p):
+        m.fail("%s: block shape %s must be >= 1 and paddings/crops %s >= 0." % (_what(op), block, pads))
+    return block, pads
+
+
+def _shape4(t):
+    s = list(t.shape)
+    return s[:2] + [1] + s[2:] if len(s) == 3 else s
+
+
+def _space_to_batch_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    same_quantization(m, op, op.inputs[0], op.outputs[0])     # space_to_batch_nd.cc Prepare refuses others
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    (bh, bw), ((t, btm), (lft, r)) = _space_batch_plan(m, op)
+    b, h, w, c = _shape4(x)
+    ph, pw = h + t + btm, w + lft + r
+    if ph % bh or pw % bw:
+        m.fail("%s: the padded height %d and width %d must be multiples of the block shape %s (TFLite refuses "
+               "it)." % (_what(op), ph, pw, [bh, bw]))
+    want = [b * bh * bw, ph // bh, pw // bw, c]
+    if want != _shape4(o) or len(o.shape) != len(x.shape):
+        m.fail("%s: block shape %s and paddings turn %s into %s, but the output tensor is %s."
+               % (_what(op), [bh, bw], list(x.shape), want, list(o.shape)))
+
+
+@register("SPACE_TO_BATCH_ND", family="shape", validate=_space_to_batch_checks)
+def lower_space_to_batch_nd(ctx, op):
+    """reference_ops::SpaceToBatchND: output batch (sy * bw + sx) * B + b, pixel (y, x) is the padded input's
+    (b, y * bh + sy, x * bw + sx); the padding is the output's zero point (space_to_batch_nd.cc), 3-D as 4-D."""
+    from tvm import te, tirx
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    (bh, bw), ((top, _), (left, _)) = _space_batch_plan(m, op)
+    B, H, W, _ = _shape4(x_t)
+    three = len(x_t.shape) == 3
+    fill = tirx.const(int(o_t.zero_point[0]), o_t.dtype)
+
+    def f(x):
+        def body(ob, y, xx, c):
+            b = tirx.floormod(ob, B)
+            blk = tirx.floordiv(ob, B)
+            sy, sx = tirx.floordiv(blk, bw), tirx.floormod(blk, bw)
+            iy, ix = y * bh + sy - top, xx * bw + sx - left
+            inside = tirx.all(iy >= 0, iy < H, ix >= 0, ix < W)
+            cy = tirx.max(tirx.min(iy, H - 1), 0)
+            cx = tirx.max(tirx.min(ix, W - 1), 0)
+            v = x[b, cy, c] if three else x[b, cy, cx, c]
+            return tirx.if_then_else(inside, v, fill)
+        if three:
+            return te.compute(tuple(o_t.shape), lambda ob, y, c: body(ob, y, i32(0), c), name="out")
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0])])
+    return 0
+
+
+def _batch_to_space_checks(m, op):
+    _int8_activations(m, op, op.inputs[:1])
+    same_quantization(m, op, op.inputs[0], op.outputs[0])     # batch_to_space_nd.cc Prepare refuses others
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    (bh, bw), ((t, btm), (lft, r)) = _space_batch_plan(m, op)
+    b, h, w, c = _shape4(x)
+    if b % (bh * bw):
+        m.fail("%s: batch %d is not a multiple of the block shape's %d x %d (TFLite refuses it)."
+               % (_what(op), b, bh, bw))
+    want = [b // (bh * bw), h * bh - t - btm, w * bw - lft - r, c]
+    if want[1] < 1 or want[2] < 1 or want != _shape4(o) or len(o.shape) != len(x.shape):
+        m.fail("%s: block shape %s and crops turn %s into %s, but the output tensor is %s."
+               % (_what(op), [bh, bw], list(x.shape), want, list(o.shape)))
+
+
+@register("BATCH_TO_SPACE_ND", family="shape", validate=_batch_to_space_checks)
+def lower_batch_to_space_nd(ctx, op):
+    """reference_ops::BatchToSpaceND: output (b, y, x) is input batch (sy * bw + sx) * B + b, pixel ((y + top) //
+    bh, (x + left) // bw) with sy, sx the remainders; the crops cut the borders, 3-D as 4-D (a byte gather)."""
+    from tvm import te, tirx
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    (bh, bw), ((top, _), (left, _)) = _space_batch_plan(m, op)
+    B = _shape4(o_t)[0]
+    three = len(x_t.shape) == 3
+
+    def f(x):
+        def body(b, y, xx, c):
+            yy, xs = y + top, xx + left
+            ib = (tirx.floormod(yy, bh) * bw + tirx.floormod(xs, bw)) * B + b
+            if three:
+                return x[ib, tirx.floordiv(yy, bh), c]
+            return x[ib, tirx.floordiv(yy, bh), tirx.floordiv(xs, bw), c]
+        if three:
+            return te.compute(tuple(o_t.shape), lambda b, y, c: body(b, y, i32(0), c), name="out")
+        return te.compute(tuple(o_t.shape), body, name="out")
+
+    ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0])])
     return 0

@@ -1,4 +1,4 @@
-"""Reductions: MEAN, SUM, REDUCE_MAX, REDUCE_MIN, SOFTMAX."""
+"""Reductions: MEAN, SUM, REDUCE_MAX, REDUCE_MIN, SOFTMAX, ARG_MAX, ARG_MIN."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from ...errors import ModelError
 from ..quant import QRANGE, clamp_cast, i32, i64, quantize_multiplier, rdbpot, srdhm
-from ..registry import (_what, const_input, options, positive_number, register, same_quantization,
+from ..registry import (_what, const_input, one_of, options, positive_number, register, same_quantization,
     same_type_per_tensor)
 from ..reduction import is_single_tap, reduce_taps
 from ..schedules import sched_reduction
@@ -376,3 +376,96 @@ def softmax_exp_table(mult, lshift, diff_min):
                 e = srdhm_int(e, m)
         out[d - d_lo] = 2 ** 31 - 1 if sd == 0 else e
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ARG_MAX, ARG_MIN
+
+
+ARG_OUTPUT_TYPES = {2: "int32", 4: "int64"}     # TensorType values ArgMaxOptions.output_type takes
+
+
+def _arg_axis(m, op):
+    x = m.tensors[op.inputs[0]]
+    a = const_input(m, op, 1, "axis")
+    if a.size != 1 or a.dtype.kind not in "iu":
+        m.fail("%s: the axis must be one integer (got %s %s)." % (_what(op), a.dtype, a.ravel().tolist()))
+    axis = int(a.ravel()[0])
+    if not -len(x.shape) <= axis < len(x.shape):
+        m.fail("%s: axis %d is out of range for a %d-D input." % (_what(op), axis, len(x.shape)))
+    return axis % len(x.shape)
+
+
+def _arg_checks(m, op):
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    if x.dtype not in ("int8", "uint8") or not x.is_quantized:
+        m.fail("%s: input %r is %s; only int8/uint8 inputs are supported." % (_what(op), x.name, x.dtype))
+    if o.dtype not in ("int32", "int64") or o.is_quantized:
+        m.fail("%s: output %r is %s; TFLite writes int32 or int64 indices." % (_what(op), o.name, o.dtype))
+    want_type = op.options.get("output_type")
+    if want_type is not None and want_type != o.dtype:
+        m.fail("%s: output_type %s but the output tensor is %s." % (_what(op), want_type, o.dtype))
+    axis = _arg_axis(m, op)
+    if x.shape[axis] > 1 << 23:
+        m.fail("%s: %d elements along the axis; at most 2^23 are supported." % (_what(op), x.shape[axis]))
+    want = [d for k, d in enumerate(x.shape) if k != axis]
+    if want != list(o.shape):
+        m.fail("%s: the index over axis %d of %s has shape %s, but the output tensor is %s."
+               % (_what(op), axis, list(x.shape), want, list(o.shape)))
+
+
+def _lower_arg(ctx, op, largest):
+    """reference_ops::ArgMinMax: the index of the first largest (smallest) raw value along the axis (raw order is
+    the real order: one positive scale).  One max-reduction of the key (value << b) | (2^b - 1 - index), the
+    value taken as its distance from the type's minimum (maximum), b the index bits: the largest key is the first
+    extreme element; the index is read back from its low bits."""
+    from tvm import te
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    axis = _arg_axis(m, op)
+    shape = tuple(x_t.shape)
+    rank = len(shape)
+    n = shape[axis]
+    bits = max(1, (n - 1).bit_length())
+    low = (1 << bits) - 1
+    lo, hi = QRANGE[x_t.dtype]
+    kept = tuple(1 if d == axis else s for d, s in enumerate(shape))
+    odt = o_t.dtype
+
+    def f(x):
+        def total(*i):
+            def tap(r):
+                v = x(*[r if d == axis else i[d] for d in range(rank)]).astype("int32")
+                v = v - i32(lo) if largest else i32(hi) - v
+                return v * i32(1 << bits) + (i32(low) - r)
+            return reduce_taps(te.max, tap, [n], ["r"])
+
+        acc = te.compute(kept, total, name="acc")
+        return te.compute(kept, lambda *i: (i32(low) - (acc(*i) & i32(low))).astype(odt), name="out")
+
+    single = is_single_tap([n])
+    y = ctx.emit(op, f, [ctx.values[op.inputs[0]]], None if single else (lambda s: sched_reduction(s, rank)))
+    ctx.values[op.outputs[0]] = ctx.reshape(y, o_t.shape)
+    return 0
+
+
+ARG_MAX_OPTIONS = options("ArgMaxOptions", output_type=("OutputType", ARG_OUTPUT_TYPES))
+ARG_MIN_OPTIONS = options("ArgMinOptions", output_type=("OutputType", ARG_OUTPUT_TYPES))
+
+
+@register("ARG_MAX", family="reduce", options=ARG_MAX_OPTIONS, index_outputs=True,
+          accepts={"output_type": one_of(("int32", "int64"), bad=(0, 9), label="output_type")},
+          validate=_arg_checks)
+def lower_arg_max(ctx, op):
+    """reference_ops::ArgMinMax with std::greater: the int32/int64 index of the first largest value along the
+    constant axis (a classifier head's class; GATHER takes it as run-time indices)."""
+    return _lower_arg(ctx, op, True)
+
+
+@register("ARG_MIN", family="reduce", options=ARG_MIN_OPTIONS, index_outputs=True,
+          accepts={"output_type": one_of(("int32", "int64"), bad=(0, 9), label="output_type")},
+          validate=_arg_checks)
+def lower_arg_min(ctx, op):
+    """reference_ops::ArgMinMax with std::less: the int32/int64 index of the first smallest value along the
+    constant axis."""
+    return _lower_arg(ctx, op, False)
