@@ -108,7 +108,7 @@ def lookup(name):
 
 FAMILY_TITLES = {"quantize": "quantization", "conv": "convolution and fully connected", "pool": "pooling",
                  "elementwise": "elementwise (broadcasting)", "activation": "activations", "reduce": "reductions",
-                 "shape": "shape and data movement"}
+                 "shape": "shape and data movement", "recurrent": "recurrent"}
 
 
 def markdown_op_list():
