@@ -123,6 +123,9 @@ def lstm_constants(m, op):
     n_input = x.shape[2]
     n_out = _input(m, op, WH + 3).shape[1]
     izp, hzp = int(x.zero_point[0]), int(h.zero_point[0])
+    # The zero point tf.lite 2.21 adds to o * tanh(c) is the hidden intermediate's without a projection and its
+    # NEGATION with one (measured with the fuzzer's LSTM models: every other sign combination differs once the
+    # int8 clamp of the hidden value is reached)
     hidden_zp = int(hidden.zero_point[0]) if len(hidden.zero_point) else 0
     gates = range(1, 4) if cifg else range(4)
     inter = _f32(2.0 ** -12)          # no layer norm: the gates are Q3.12
@@ -148,7 +151,8 @@ def lstm_constants(m, op):
     if pw is not None:
         dp = np.asarray(pw.data, np.int64)
         parts_w.append(dp.reshape(-1))
-        # TFLite folds +hidden_zp (not -hidden_zp) times the row sums into the projection bias
+        # PrecomputeZeroPointTimesWeightWithBias(hidden_zp, ...): +hidden_zp times the row sums, as the hidden
+        # value is stored with zero point -hidden_zp (below)
         pbias = np.asarray(pb.data, np.int64) if pb is not None else np.zeros(n_out, np.int64)
         parts_b.append(pbias + hidden_zp * dp.sum(1))
         q[18:20] = quantize_multiplier(float(_f32(pw.scale[0]) * hs / _f32(h.scale[0])))
@@ -165,7 +169,7 @@ def lstm_constants(m, op):
     steps, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
     scalars = dict(n_batch=batch, n_steps=steps, n_input=n_input, n_cell=n_cell, n_output=n_out,
                    flags=(CIFG if cifg else 0) | (PROJ if pw is not None else 0), time_major=int(time_major),
-                   cell_scale=cell_scale, hidden_zp=hidden_zp, state_zp=hzp, cell_clip=qcell, proj_clip=qproj)
+                   cell_scale=cell_scale, hidden_zp=-hidden_zp if pw is not None else hidden_zp, state_zp=hzp, cell_clip=qcell, proj_clip=qproj)
     return (np.concatenate(parts_w).astype(np.int8), b.astype(np.int32), q.astype(np.int32), scalars)
 
 
