@@ -270,7 +270,7 @@ def gen_resize_bilinear(r, shape):
 def gen_lstm(r, shape):
     """An integer LSTM layer.  Keras 3's LSTM no longer converts to the fused op (TF 2.21 writes a WHILE loop, whose
     int8 calibration crashes), so the model is written as the converter writes a Keras 2 LSTM (lstm_model): the
-    input shape is the LSTM's own; CIFG, projection, time-major and clipping are drawn too."""
+    input shape is the LSTM's own; CIFG, peephole, projection, time-major and clipping are drawn too."""
     batch = r.choice([1, 1, 1, 2, 3])
     steps, feats = r.choice([1, 2, 3, 5, 8, 13, 28]), r.choice([1, 2, 3, 4, 7, 16, 28])
     time_major = r.random() < 0.25
@@ -279,7 +279,9 @@ def gen_lstm(r, shape):
              "cell_clip": r.choice([0.0, 0.0, 10.0, 3.0, 0.5]), "proj_clip": r.choice([0.0, 0.0, 0.5]),
              "cell_log2": r.choice([-12, -12, -11, -15, -13, -9]), "x_zp": r.randrange(-128, 128),
              "h_zp": r.choice([0, 0, r.randrange(-128, 128)]), "hidden_zp": r.choice([0, 0, r.randrange(-20, 20)]),
-             "gain": round(10 ** r.uniform(-1, 1), 3)}
+             "gain": round(10 ** r.uniform(-1, 1), 3), "peephole": r.random() < 0.3}
+    if layer["proj"] and layer["proj"] != layer["units"]:
+        layer["peephole"] = False       # TFLite's kernel would apply them to the first n_output cells only
     layer["model"] = {"input": [steps, batch, feats] if time_major else [batch, steps, feats],
                       "in_type": "int8", "out_type": "int8", "uint8_kernels": False}
     return layer
@@ -650,6 +652,11 @@ def lstm_model(spec):
                             rs.randint(-127, 128, (proj, units)).astype(np.int8))
         inputs[17] = tensor("proj_b", (proj,), fb.TensorType.INT32, 1e-5, 0,
                             (rs.randn(proj) * 300).astype(np.int32))
+    for k in (9, 10, 11) if layer.get("peephole") else ():
+        if k == 9 and layer["cifg"]:
+            continue
+        inputs[k] = tensor("peephole%d" % k, (units,), fb.TensorType.INT16, float(rs.uniform(0.00005, 0.002)), 0,
+                           rs.randint(-32767, 32768, units).astype(np.int16))
     inputs[18] = tensor("output_state", (batch, n_out), fb.TensorType.INT8, h_scale, layer["h_zp"], variable=True)
     inputs[19] = tensor("cell_state", (batch, units), fb.TensorType.INT16, 2.0 ** layer["cell_log2"], 0,
                         variable=True)

@@ -2,9 +2,10 @@
 
 Fast: small LSTM models written by the fuzzer's lstm_model (the flatbuffer of a converted Keras 2 LSTM: Keras 3
 no longer converts to the fused op) are bit-exact with tf.lite BUILTIN_REF on every configuration the kernel
-takes (plain, CIFG, projection, time-major, batch > 1, cell and projection clipping, other cell scales, zero
-points); what it does not take (peephole, layer norm, int16 activations) is one error line; the intermediates'
+takes (plain, CIFG, peephole, projection, time-major, batch > 1, cell and projection clipping, other cell scales, zero
+points); what it does not take (peephole under a narrowing projection, int16 activations) is one error line; the intermediates'
 empty float placeholders are not mistaken for float math; the reference runs each row from reset state.
+(tf.lite's integer LSTM also takes layer normalization; a Keras LSTM has none and it is refused.)
 Heavy: TFLite Micro's mnist_lstm example (../shared/models) through exactness and `scons check`."""
 import os
 import sys
@@ -36,8 +37,11 @@ CONFIGS = {
     "batch2_cell_clip": {"cell_clip": 0.5, "units": 7},
     "cell_scale_2^-9_hidden_zp": {"cell_log2": -9, "hidden_zp": -13, "gain": 4.0},
     "cell_scale_2^-15_saturating": {"cell_log2": -15, "gain": 9.0, "x_zp": 100},
+    "peephole": {"peephole": True},
+    "peephole_cifg_time_major": {"peephole": True, "cifg": True, "time_major": True, "units": 4},
+    "peephole_square_projection": {"peephole": True, "proj": 5, "hidden_zp": 3},
 }
-SHAPES = {"time_major_batch3": [6, 3, 4], "batch2_cell_clip": [2, 5, 3]}
+SHAPES = {"time_major_batch3": [6, 3, 4], "batch2_cell_clip": [2, 5, 3], "peephole_cifg_time_major": [5, 2, 3]}
 
 
 def _spec(name, seed=11):
@@ -71,6 +75,17 @@ def test_intermediate_placeholders_are_not_float_math(tmp_path):
     assert [m.tensors[i].dtype for i in op.intermediates] == ["float32"] * 4 + ["int8"]
 
 
+def test_peephole_changes_the_result(tmp_path):
+    """The peephole cases above are not vacuous: tf.lite's outputs with and without the peephole weights differ."""
+    from codegen.modelio.tf_env import reference_interpreter, run_interpreter
+    x = np.random.RandomState(0).randint(-128, 128, (3, 1, 6, 4)).astype(np.int8)
+    spec = _spec("peephole")
+    with_p = run_interpreter(reference_interpreter(_write(tmp_path, fuzz.lstm_model(spec), "p.tflite")), x)
+    spec["layers"][0]["peephole"] = False
+    without = run_interpreter(reference_interpreter(_write(tmp_path, fuzz.lstm_model(spec), "n.tflite")), x)
+    assert (with_p != without).any()
+
+
 def _with_peephole(buf):
     from tensorflow.lite.python import schema_py_generated as fb
 
@@ -93,12 +108,14 @@ def _with_peephole(buf):
 
 
 @pytest.mark.parametrize("edit,words", [
-    (_with_peephole, ("UNIDIRECTIONAL_SEQUENCE_LSTM", "peephole")),
+    (_with_peephole, ("UNIDIRECTIONAL_SEQUENCE_LSTM", "peephole", "projection")),
     (fuzz.as_int16_activations, ("UNIDIRECTIONAL_SEQUENCE_LSTM",)),
-], ids=["peephole", "int16"])
+], ids=["peephole_narrowing_projection", "int16"])
 def test_unsupported_lstm_is_one_error_line(edit, words, tmp_path):
     from codegen.frontend import load
-    path = _write(tmp_path, edit(fuzz.lstm_model(_spec("plain"))))
+    spec = _spec("plain")
+    spec["layers"][0]["proj"] = 3           # 5 cells -> 3 outputs
+    path = _write(tmp_path, edit(fuzz.lstm_model(spec)))
     with pytest.raises(ModelError) as e:
         load(path)
     msg = str(e.value)

@@ -17,6 +17,7 @@
 
 #define TVMGEN_RNN_CIFG 1
 #define TVMGEN_RNN_PROJ 2
+#define TVMGEN_RNN_PEEP 4
 
 static inline int16_t tvmgen_rnn_sat16(int32_t v) {
   return (int16_t)(v > 32767 ? 32767 : (v < -32768 ? -32768 : v));
@@ -149,14 +150,19 @@ static void tvmgen_rnn_matvec16(const int8_t* w, const int32_t* bias, const int8
  *    W_h [n_cell][n_output]; then the projection [n_output][n_cell].
  * b: per gate the effective input bias [n_cell], then per gate the effective recurrent bias [n_cell]; then the
  *    projection's [n_output].
- * q: per gate (4 slots, in gate order) mult_x, shift_x, mult_h, shift_h; then hidden mult, shift; proj mult, shift.
+ * q: per gate (4 slots, in gate order) mult_x, shift_x, mult_h, shift_h; then hidden mult, shift; proj mult, shift;
+ *    then the peephole mult, shift of the input, forget and output gates.
+ * peep: with TVMGEN_RNN_PEEP the int16 peephole weights [3][n_cell] (input, forget, output gate): the gate adds
+ *    MBQM(w * c) before its activation (VectorBatchVectorCwiseProductAccumulate), the output gate with the
+ *    updated cell state.
  * scratch: 5 * n_cell int16 (four gates, tanh(c)), n_cell int16 cell state, then n_cell + n_output int8. */
 static inline int32_t tvmgen_rnn_lstm(const int8_t* x, const int8_t* w, const int32_t* b, const int32_t* q,
-                                      int16_t* scratch, int8_t* out, int32_t n_batch, int32_t n_steps,
+                                      const int16_t* peep, int16_t* scratch, int8_t* out, int32_t n_batch, int32_t n_steps,
                                       int32_t n_input, int32_t n_cell, int32_t n_output, int32_t flags,
                                       int32_t time_major, int32_t cell_scale, int32_t hidden_zp, int32_t state_zp,
                                       int32_t cell_clip, int32_t proj_clip) {
   int32_t cifg = (flags & TVMGEN_RNN_CIFG) != 0, proj = (flags & TVMGEN_RNN_PROJ) != 0;
+  int32_t peephole = (flags & TVMGEN_RNN_PEEP) != 0;
   int32_t n_gates = cifg ? 3 : 4, bt, t, g, i, k;
   int16_t* gates = scratch;                       /* [4][n_cell]: input, forget, cell, output */
   int16_t* tanh_c = scratch + 4 * n_cell;
@@ -175,26 +181,41 @@ static inline int32_t tvmgen_rnn_lstm(const int8_t* x, const int8_t* w, const in
       int32_t row = time_major ? t * n_batch + bt : bt * n_steps + t;
       const int8_t* xt = x + row * n_input;
       int8_t* ot = out + row * n_output;
-      for (g = cifg ? 1 : 0, k = 0; g < 4; g++, k++) {
-        int16_t* gate = gates + g * n_cell;
-        const int32_t* qg = q + 4 * g;
-        for (i = 0; i < n_cell; i++) gate[i] = 0;
-        tvmgen_rnn_matvec16(w + k * n_cell * n_input, b + k * n_cell, xt, n_cell, n_input, qg[0], qg[1], gate);
-        tvmgen_rnn_matvec16(wh_base + k * n_cell * n_output, bh_base + k * n_cell, state, n_cell, n_output,
-                            qg[2], qg[3], gate);
-        for (i = 0; i < n_cell; i++)
-          gate[i] = g == 2 ? tvmgen_rnn_tanh(gate[i], 3) : tvmgen_rnn_sigmoid(gate[i], 3);
-      }
-      /* the cell gate is computed before the output gate in TFLite, which reads nothing it changes */
-      for (i = 0; i < n_cell; i++) {
-        int16_t f = gates[n_cell + i], gg = gates[2 * n_cell + i];
-        int16_t in = cifg ? tvmgen_rnn_wrap16(32767 - (int32_t)f) : gates[i];
-        int16_t fc = tvmgen_rnn_wrap16(tvmgen_rnn_rdbpot32((int32_t)f * cell[i], 15));
-        int16_t ig = tvmgen_rnn_wrap16(tvmgen_rnn_rdbpot32((int32_t)in * gg, 30 + cell_scale));
-        int32_t c = (int32_t)fc + ig;
-        c = c > 32767 ? 32767 : (c < -32768 ? -32768 : c);
-        if (cell_clip > 0) c = c > cell_clip ? cell_clip : (c < -cell_clip ? -cell_clip : c);
-        cell[i] = (int16_t)c;
+      /* input, forget and cell gates from the old cell state; the cell update; then the output gate, whose
+       * peephole reads the updated cell state (TFLite's order) */
+      for (g = cifg ? 1 : 0; g < 5; g++) {
+        if (g == 3) {
+          for (i = 0; i < n_cell; i++) {
+            int16_t f = gates[n_cell + i], gg = gates[2 * n_cell + i];
+            int16_t in = cifg ? tvmgen_rnn_wrap16(32767 - (int32_t)f) : gates[i];
+            int16_t fc = tvmgen_rnn_wrap16(tvmgen_rnn_rdbpot32((int32_t)f * cell[i], 15));
+            int16_t ig = tvmgen_rnn_wrap16(tvmgen_rnn_rdbpot32((int32_t)in * gg, 30 + cell_scale));
+            int32_t c = (int32_t)fc + ig;
+            c = c > 32767 ? 32767 : (c < -32768 ? -32768 : c);
+            if (cell_clip > 0) c = c > cell_clip ? cell_clip : (c < -cell_clip ? -cell_clip : c);
+            cell[i] = (int16_t)c;
+          }
+          continue;
+        }
+        {
+          int32_t gg = g == 4 ? 3 : g;            /* the gate computed in this pass */
+          int16_t* gate = gates + gg * n_cell;
+          const int32_t* qg = q + 4 * gg;
+          k = gg - (cifg ? 1 : 0);                      /* its slot among the present gates' weights */
+          for (i = 0; i < n_cell; i++) gate[i] = 0;
+          tvmgen_rnn_matvec16(w + k * n_cell * n_input, b + k * n_cell, xt, n_cell, n_input, qg[0], qg[1], gate);
+          tvmgen_rnn_matvec16(wh_base + k * n_cell * n_output, bh_base + k * n_cell, state, n_cell, n_output,
+                              qg[2], qg[3], gate);
+          if (peephole && gg != 2) {
+            int32_t pk = gg == 3 ? 2 : gg;
+            const int16_t* pw = peep + pk * n_cell;
+            for (i = 0; i < n_cell; i++)
+              gate[i] = tvmgen_rnn_sat16(tvmgen_rnn_mbqm((int32_t)pw[i] * cell[i], q[20 + 2 * pk], q[21 + 2 * pk])
+                                         + (int32_t)gate[i]);
+          }
+          for (i = 0; i < n_cell; i++)
+            gate[i] = gg == 2 ? tvmgen_rnn_tanh(gate[i], 3) : tvmgen_rnn_sigmoid(gate[i], 3);
+        }
       }
       for (i = 0; i < n_cell; i++) {
         int32_t v;

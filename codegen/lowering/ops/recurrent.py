@@ -14,8 +14,9 @@ The time loop is one kernel: the step-by-step integer arithmetic is the C functi
 recurrent.h, called once with the layer's sizes as literals; this module computes its constants at codegen time.
 The hidden and cell state are variable tensors in TFLite (kept across invocations until reset): the kernel starts
 every invocation from the reset state (hidden = its zero point, cell = 0), i.e. tf.lite after
-reset_all_variables(), which is how the reference is run.  Peephole connections and layer normalization (never
-produced by a Keras LSTM) are refused.
+reset_all_variables(), which is how the reference is run.  Peephole connections are supported (without a
+projection that changes the width: TFLite's kernel then applies them to the first n_output cells only); layer
+normalization (never produced by a Keras LSTM) is refused.
 """
 
 import numpy as np
@@ -30,7 +31,7 @@ LSTM_OPTIONS = options("UnidirectionalSequenceLSTMOptions", activation=("FusedAc
 # lstm::full tensor indices
 X, WX, WH, PEEP, BIAS, PROJ_W, PROJ_B, H_STATE, C_STATE, LAYER_NORM = 0, 1, 5, 9, 12, 16, 17, 18, 19, 20
 GATES = ("input", "forget", "cell", "output")
-CIFG, PROJ = 1, 2          # recurrent.h TVMGEN_RNN_CIFG / TVMGEN_RNN_PROJ
+CIFG, PROJ, PEEPHOLE = 1, 2, 4      # recurrent.h TVMGEN_RNN_CIFG / _PROJ / _PEEP
 
 
 def _input(m, op, k):
@@ -59,11 +60,17 @@ def _checks(m, op):
         m.fail("%s: asymmetric_quantize_inputs is a hybrid (float) LSTM option; only the fully-integer LSTM is "
                "supported." % what)
     peep = [k for k in range(PEEP, PEEP + 3) if _input(m, op, k) is not None]
-    if peep:
-        m.fail("%s: peephole connections are not supported (Keras' LSTM has none); re-export without them." % what)
+    cifg = _input(m, op, WX) is None
+    if peep and peep != list(range(PEEP + (1 if cifg else 0), PEEP + 3)):
+        m.fail("%s: peephole weights must be there for every gate (but the input gate under CIFG) or for none."
+               % what)
+    for k in peep:
+        t = _input(m, op, k)
+        if t.data is None or t.dtype != "int16" or len(t.scale) != 1:
+            m.fail("%s: peephole weights %r must be a constant int16 tensor with one scale (the integer LSTM's)."
+                   % (what, t.name))
     if any(_input(m, op, k) is not None for k in range(LAYER_NORM, len(op.inputs))):
         m.fail("%s: layer normalization is not supported (Keras' LSTM has none); re-export without it." % what)
-    cifg = _input(m, op, WX) is None
     for k in range(WX, WX + 8):
         w = _input(m, op, k)
         if w is None and not (cifg and k in (WX, WH)):
@@ -106,6 +113,10 @@ def _checks(m, op):
                % (what, h.size, c.size, batch, n_out, n_cell))
     if pw is None and n_out != n_cell:
         m.fail("%s: %d outputs but %d cells and no projection." % (what, n_out, n_cell))
+    if peep and n_out != n_cell:
+        # TFLite's VectorBatchVectorCwiseProductAccumulate call walks n_output peephole weights, not n_cell
+        m.fail("%s: peephole connections with a projection to %d outputs from %d cells are not supported (TFLite's "
+               "kernel applies them to the first n_output cells only)." % (what, n_out, n_cell))
 
 
 def _f32(v):
@@ -114,7 +125,7 @@ def _f32(v):
 
 def lstm_constants(m, op):
     """The kernel's constants and scalars, as TFLite's Prepare computes them: (w int8, b int32, q int32,
-    scalars dict)."""
+    peephole int16, scalars dict)."""
     x, h, c = _input(m, op, X), _input(m, op, H_STATE), _input(m, op, C_STATE)
     cifg = _input(m, op, WX) is None
     pw, pb = _input(m, op, PROJ_W), _input(m, op, PROJ_B)
@@ -130,7 +141,7 @@ def lstm_constants(m, op):
     gates = range(1, 4) if cifg else range(4)
     inter = _f32(2.0 ** -12)          # no layer norm: the gates are Q3.12
     wx, wh, bx, bh = [], [], [], []
-    q = np.zeros(20, np.int64)
+    q = np.zeros(26, np.int64)
     for g in gates:
         w_x, w_h = _input(m, op, WX + g), _input(m, op, WH + g)
         bias = _input(m, op, BIAS + g)
@@ -156,6 +167,16 @@ def lstm_constants(m, op):
         pbias = np.asarray(pb.data, np.int64) if pb is not None else np.zeros(n_out, np.int64)
         parts_b.append(pbias + hidden_zp * dp.sum(1))
         q[18:20] = quantize_multiplier(float(_f32(pw.scale[0]) * hs / _f32(h.scale[0])))
+    peep = np.zeros((3, n_cell), np.int16)
+    have_peep = _input(m, op, PEEP + 1) is not None
+    for slot, k in enumerate((PEEP, PEEP + 1, PEEP + 2)):     # input, forget, output gate
+        t = _input(m, op, k)
+        if t is None:
+            continue
+        peep[slot] = np.asarray(t.data, np.int16).reshape(-1)
+        # std::pow(2.0f, cell_scale) * weight scale / intermediate scale, in float
+        q[20 + 2 * slot: 22 + 2 * slot] = quantize_multiplier(
+            float(_f32(2.0 ** _log2(c.scale[0])) * _f32(t.scale[0]) / inter))
     b = np.concatenate(parts_b)
     if np.abs(b).max(initial=0) >= 2 ** 31:
         m.fail("%s: a bias with the zero point folded in does not fit int32 (TFLite's kernel would overflow too)."
@@ -168,9 +189,11 @@ def lstm_constants(m, op):
     time_major = bool(op.options.get("time_major", False))
     steps, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
     scalars = dict(n_batch=batch, n_steps=steps, n_input=n_input, n_cell=n_cell, n_output=n_out,
-                   flags=(CIFG if cifg else 0) | (PROJ if pw is not None else 0), time_major=int(time_major),
+                   flags=(CIFG if cifg else 0) | (PROJ if pw is not None else 0) | (PEEPHOLE if have_peep else 0),
+                   time_major=int(time_major),
                    cell_scale=cell_scale, hidden_zp=-hidden_zp if pw is not None else hidden_zp, state_zp=hzp, cell_clip=qcell, proj_clip=qproj)
-    return (np.concatenate(parts_w).astype(np.int8), b.astype(np.int32), q.astype(np.int32), scalars)
+    return (np.concatenate(parts_w).astype(np.int8), b.astype(np.int32), q.astype(np.int32),
+            peep if have_peep else np.zeros(1, np.int16), scalars)
 
 
 SCALARS = ("n_batch", "n_steps", "n_input", "n_cell", "n_output", "flags", "time_major", "cell_scale", "hidden_zp",
@@ -179,11 +202,12 @@ SCALARS = ("n_batch", "n_steps", "n_input", "n_cell", "n_output", "flags", "time
 
 @register("UNIDIRECTIONAL_SEQUENCE_LSTM", family="recurrent", options=LSTM_OPTIONS, validate=_checks)
 def lower_lstm(ctx, op):
-    """LSTM over a sequence, TFLite's fully-integer kernel (int16 cell state; CIFG, projection, clipping)."""
+    """LSTM over a sequence, TFLite's fully-integer kernel (int16 cell state; CIFG, peephole, projection, clipping)."""
     from .. import microkernels as mk
-    w, b, q, s = lstm_constants(ctx.m, op)
+    w, b, q, peep, s = lstm_constants(ctx.m, op)
     o_t = ctx.m.tensors[op.outputs[0]]
-    args = [ctx.operand(op.inputs[X]), ctx.const(w, "lstm_w"), ctx.const(b, "lstm_b"), ctx.const(q, "lstm_q")]
+    args = [ctx.operand(op.inputs[X]), ctx.const(w, "lstm_w"), ctx.const(b, "lstm_b"), ctx.const(q, "lstm_q"),
+            ctx.const(peep, "lstm_peep")]
     # scratch (int16): four gates, tanh(c), the cell state, then the hidden and output state bytes
     scratch = 6 * s["n_cell"] + (s["n_cell"] + s["n_output"] + 1) // 2
     y = mk.emit_call(ctx, op, "tvmgen_rnn_lstm", args, o_t.shape, "int8", scratch, "int16",
