@@ -334,6 +334,26 @@ def _gen_arg(op):
     return gen
 
 
+def gen_lstm(r, shape):
+    """An integer LSTM layer.  Keras 3's LSTM no longer converts to the fused op (TF 2.21 writes a WHILE loop, whose
+    int8 calibration crashes), so the model is written as the converter writes a Keras 2 LSTM (lstm_model): the
+    input shape is the LSTM's own; CIFG, peephole, projection, time-major and clipping are drawn too."""
+    batch = r.choice([1, 1, 1, 2, 3])
+    steps, feats = r.choice([1, 2, 3, 5, 8, 13, 28]), r.choice([1, 2, 3, 4, 7, 16, 28])
+    time_major = r.random() < 0.25
+    layer = {"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "units": r.choice([1, 2, 3, 4, 5, 8, 16, 20, 33]),
+             "cifg": r.random() < 0.25, "proj": r.choice([0, 0, 0, 1, 3, 8]), "time_major": time_major,
+             "cell_clip": r.choice([0.0, 0.0, 10.0, 3.0, 0.5]), "proj_clip": r.choice([0.0, 0.0, 0.5]),
+             "cell_log2": r.choice([-12, -12, -11, -15, -13, -9]), "x_zp": r.randrange(-128, 128),
+             "h_zp": r.choice([0, 0, r.randrange(-128, 128)]), "hidden_zp": r.choice([0, 0, r.randrange(-20, 20)]),
+             "gain": round(10 ** r.uniform(-1, 1), 3), "peephole": r.random() < 0.3}
+    if layer["proj"] and layer["proj"] != layer["units"]:
+        layer["peephole"] = False       # TFLite's kernel would apply them to the first n_output cells only
+    layer["model"] = {"input": [steps, batch, feats] if time_major else [batch, steps, feats],
+                      "in_type": "int8", "out_type": "int8", "uint8_kernels": False}
+    return layer
+
+
 GENERATORS = {
     "QUANTIZE": gen_quantize, "DEQUANTIZE": gen_dequantize,
     "CONV_2D": gen_conv, "DEPTHWISE_CONV_2D": gen_depthwise, "FULLY_CONNECTED": gen_fc,
@@ -355,10 +375,11 @@ GENERATORS = {
     "MIRROR_PAD": gen_mirror_pad, "SPACE_TO_BATCH_ND": gen_space_to_batch, "BATCH_TO_SPACE_ND": gen_batch_to_space,
     "ARG_MAX": _gen_arg("ARG_MAX"), "ARG_MIN": _gen_arg("ARG_MIN"), "ABS": _gen_unary("ABS"),
     "SQUARED_DIFFERENCE": _gen_binary("SQUARED_DIFFERENCE"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": gen_lstm,
 }
 
 # Ops that only make sense once in a chain, or at its end (they fix the model's types / output scale).
-_MODEL_LEVEL = ("QUANTIZE", "DEQUANTIZE")
+_MODEL_LEVEL = ("QUANTIZE", "DEQUANTIZE", "UNIDIRECTIONAL_SEQUENCE_LSTM")
 _CHAIN_END = ("SOFTMAX",)
 
 
@@ -577,6 +598,8 @@ def apply_layer(tf, spec, i, layer, x):
         return tf.gather(x, idx, axis=layer["axis"])
     if op in ("QUANTIZE", "DEQUANTIZE"):
         return tf.nn.relu(x) * 0.75 + 0.1 if op == "QUANTIZE" else x * 1.5
+    if op == "UNIDIRECTIONAL_SEQUENCE_LSTM":     # written by lstm_model, not traced: only its output shape
+        return tf.zeros(shape[:2] + [layer["proj"] or layer["units"]])
     raise ValueError("no builder for %s" % op)
 
 
@@ -724,8 +747,91 @@ def ref_registrable_tile(buf):
     return edit_flatbuffer(buf, fn)
 
 
+def lstm_model(spec):
+    """A one-op model of the spec's UNIDIRECTIONAL_SEQUENCE_LSTM layer as TFLite's converter writes a full-int8
+    Keras LSTM: int8 input, weights (symmetric, one scale each) and hidden state, int32 biases, an int16 cell state
+    with a power-of-two scale, the state tensors variables, five intermediates (four empty float placeholders and
+    the quantized hidden scale).  Weights and biases are random (the spec's seed), scaled by the layer's gain."""
+    from tensorflow.lite.python import schema_py_generated as fb
+    layer = spec["layers"][0]
+    rs = _consts(spec, 0)
+    shape = list(spec["input"])
+    steps, batch, feats = shape if layer["time_major"] else (shape[1], shape[0], shape[2])
+    units, proj = layer["units"], layer["proj"]
+    n_out = proj or units
+    model = fb.ModelT()
+    model.version = 3
+    model.buffers = [fb.BufferT()]
+    g = fb.SubGraphT()
+    g.tensors = []
+
+    def tensor(name, shp, ttype, scale=None, zp=0, data=None, variable=False):
+        t = fb.TensorT()
+        t.name, t.shape, t.type, t.isVariable = name.encode(), list(shp), ttype, variable
+        t.buffer = 0
+        if data is not None:
+            b = fb.BufferT()
+            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
+            model.buffers.append(b)
+            t.buffer = len(model.buffers) - 1
+        if scale is not None:
+            t.quantization = fb.QuantizationParametersT()
+            t.quantization.scale, t.quantization.zeroPoint = [float(scale)], [int(zp)]
+        g.tensors.append(t)
+        return len(g.tensors) - 1
+
+    gain = float(layer["gain"])
+    x_scale, h_scale = 0.02 * gain, 1.0 / 128
+    inputs = [-1] * 24
+    inputs[0] = tensor("input", shape, fb.TensorType.INT8, x_scale, layer["x_zp"])
+    for gate in range(4):
+        if gate == 0 and layer["cifg"]:
+            continue
+        for k, cols in ((1, feats), (5, n_out)):
+            ws = float(rs.uniform(0.002, 0.02))
+            inputs[k + gate] = tensor("w%d_%d" % (k, gate), (units, cols), fb.TensorType.INT8, ws, 0,
+                                      rs.randint(-127, 128, (units, cols)).astype(np.int8))
+        inputs[12 + gate] = tensor("b%d" % gate, (units,), fb.TensorType.INT32, ws * x_scale, 0,
+                                   (rs.randn(units) * 4000 * gain).astype(np.int32))
+    if proj:
+        inputs[16] = tensor("proj_w", (proj, units), fb.TensorType.INT8, float(rs.uniform(0.002, 0.02)), 0,
+                            rs.randint(-127, 128, (proj, units)).astype(np.int8))
+        inputs[17] = tensor("proj_b", (proj,), fb.TensorType.INT32, 1e-5, 0,
+                            (rs.randn(proj) * 300).astype(np.int32))
+    for k in (9, 10, 11) if layer.get("peephole") else ():
+        if k == 9 and layer["cifg"]:
+            continue
+        inputs[k] = tensor("peephole%d" % k, (units,), fb.TensorType.INT16, float(rs.uniform(0.00005, 0.002)), 0,
+                           rs.randint(-32767, 32768, units).astype(np.int16))
+    inputs[18] = tensor("output_state", (batch, n_out), fb.TensorType.INT8, h_scale, layer["h_zp"], variable=True)
+    inputs[19] = tensor("cell_state", (batch, units), fb.TensorType.INT16, 2.0 ** layer["cell_log2"], 0,
+                        variable=True)
+    inter = [tensor(n + "_intermediate", (0,), fb.TensorType.FLOAT32)
+             for n in ("input_to_input", "input_to_forget", "input_to_cell", "input_to_output")]
+    inter.append(tensor("effective_hidden_scale_intermediate", (0,), fb.TensorType.INT8,
+                        float(rs.uniform(0.004, 0.02)), layer["hidden_zp"]))
+    out = tensor("output", shape[:2] + [n_out], fb.TensorType.INT8, h_scale, layer["h_zp"])
+    op = fb.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs, op.intermediates = 0, inputs, [out], inter
+    op.builtinOptionsType = fb.BuiltinOptions.UnidirectionalSequenceLSTMOptions
+    o = fb.UnidirectionalSequenceLSTMOptionsT()
+    o.fusedActivationFunction, o.cellClip, o.projClip = fb.ActivationFunctionType.TANH, layer["cell_clip"], \
+        layer["proj_clip"]
+    o.timeMajor = layer["time_major"]
+    op.builtinOptions = o
+    g.operators, g.inputs, g.outputs = [op], [inputs[0]], [out]
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
+    code.version = 1
+    model.operatorCodes, model.subgraphs = [code], [g]
+    from tensorflow.lite.tools import flatbuffer_utils
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def build(spec):
     """The spec as a full-integer TFLite flatbuffer (bytes)."""
+    if any(layer["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM" for layer in spec["layers"]):
+        return lstm_model(spec)
     tf = _tf()
     from .modelio.tf_env import quiet
 

@@ -89,6 +89,7 @@ class Op:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.options = options
+        self.intermediates = []     # the op's intermediate tensors (an integer LSTM's gate scales), rarely any
 
     def __repr__(self):
         return "Op(%d %s in=%s out=%s)" % (self.index, self.type, self.inputs, self.outputs)
@@ -191,6 +192,8 @@ def _parse(path, buf):
         opdef = lookup(op_type)
         opts = opdef.options(op) if opdef is not None and opdef.options is not None else {}
         ops.append(Op(i, op_type, ins, outs, opts))
+        if op.IntermediatesLength():
+            ops[-1].intermediates = [int(v) for v in op.IntermediatesAsNumpy()]
 
     ins = [int(v) for v in g.InputsAsNumpy()] if g.InputsLength() else []
     outs = [int(v) for v in g.OutputsAsNumpy()] if g.OutputsLength() else []
@@ -358,7 +361,8 @@ def _validate(m):
                        "are supported. %s" % (op.type, op.index, t.dtype, t.name,
                                               _HOW_TO_CONVERT))
     for t in m.tensors:
-        if any(d <= 0 for d in t.shape) and not t.is_const:
+        # (an op's intermediates, e.g. an integer LSTM's empty placeholders, carry scales, never values)
+        if any(d <= 0 for d in t.shape) and not t.is_const and t.index in used:
             m.fail("tensor %r has an empty or unknown shape %s." % (t.name, t.shape))
 
 

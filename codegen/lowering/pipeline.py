@@ -126,6 +126,15 @@ def _tir_passes():
 KERNEL_PREAMBLE_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_preamble.h")
 
 
+# recurrent.h: the integer LSTM's time loop (ops/recurrent.py), prepended when a kernel calls it.
+RECURRENT_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recurrent.h")
+
+
+def recurrent_header():
+    with open(RECURRENT_HEADER, encoding="utf-8") as f:
+        return f.read()
+
+
 def kernel_preamble():
     with open(KERNEL_PREAMBLE_HEADER, encoding="utf-8") as f:
         return f.read()
@@ -294,6 +303,9 @@ def _lower(model, model_name):
     if re.search(r"\btvmgen_mk_\w+\(", text):
         text = re.sub(r"^int32_t tvmgen_mk_\w+\([^)]*\);\n", "", text, flags=re.M)
         text = microkernels.header_source() + "\n" + text
+    if re.search(r"\btvmgen_rnn_\w+\(", text):
+        text = re.sub(r"^int32_t tvmgen_rnn_\w+\([^)]*\);\n", "", text, flags=re.M)
+        text = recurrent_header() + "\n" + text
     if re.search(r"\btvmgen_(dot4|ld4|clamp)\(", text):
         text = re.sub(r"^int32_t tvmgen_(dot4|ld4|clamp)\([^)]*\);\n", "", text, flags=re.M)
         text = kernel_preamble() + "\n" + _fuse_dot4(text)

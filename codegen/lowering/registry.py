@@ -76,9 +76,11 @@ def register16(name, *, validate=None, rounding="double"):
 
 
 def has_int16(m, op):
-    """Does `op` read or write an int16 activation (a non-constant tensor)?"""
+    """Does `op` read or write an int16 activation (a non-constant tensor)?  (The int16 cell state of the int8
+    LSTM, a variable input, is part of its int8 kernel: only its input and output count.)"""
+    ins = op.inputs[:1] if op.type == "UNIDIRECTIONAL_SEQUENCE_LSTM" else op.inputs
     return any(i >= 0 and m.tensors[i].dtype == "int16" and not m.tensors[i].is_const
-               for i in list(op.inputs) + list(op.outputs))
+               for i in list(ins) + list(op.outputs))
 
 
 def kernel_for(m, op):
@@ -112,7 +114,7 @@ def lookup(name):
 
 FAMILY_TITLES = {"quantize": "quantization", "conv": "convolution and fully connected", "pool": "pooling",
                  "elementwise": "elementwise (broadcasting)", "activation": "activations", "reduce": "reductions",
-                 "shape": "shape and data movement"}
+                 "shape": "shape and data movement", "recurrent": "recurrent"}
 
 
 def markdown_op_list():

@@ -95,6 +95,9 @@ def run_interpreter(interp, x):
     results = []
     for row in x:
         interp.set_tensor(inp["index"], row.reshape(inp["shape"]).astype(inp["dtype"]))
+        # variable tensors (an LSTM's hidden and cell state) would carry over from the previous row: each row is
+        # one invocation from the reset state, as the generated C runs it (no-op for models without variables)
+        interp.reset_all_variables()
         interp.invoke()
         results.append(interp.get_tensor(out["index"]).reshape(-1).copy())
     return np.stack(results)

@@ -130,6 +130,7 @@ def reference_tensors(tflite_path, inputs, tensor_ids):
             offsets, _ = packed_layout([_nbytes(d) for d in ins])
             for d, off in zip(ins, offsets):
                 it.set_tensor(d["index"], np.frombuffer(raw[off:off + _nbytes(d)], d["dtype"]).reshape(d["shape"]))
+        it.reset_all_variables()      # each row from the reset state (an LSTM's hidden and cell state)
         it.invoke()
         for t in tensor_ids:
             res[t].append(np.ascontiguousarray(it.get_tensor(t)).view(np.uint8).ravel().copy())
