@@ -58,24 +58,24 @@ def test_backend_auto_picks_tvm_tflm_or_names_every_unsupported_op(tmp_path):
     cfg = config.parse({"BACKEND": "auto", "MODEL": vww})
     assert cfg["backends"] == ["tvm"] and cfg["backend_note"] is None
     # the mnist LSTM was the example of an op outside the registry until issue 21 registered it: its op #0 retyped
-    # to DEPTH_TO_SPACE is the example now (TFLite Micro has that op; the plan below never runs it)
+    # to L2_NORMALIZATION is the example now (TFLite Micro has that op; the plan below never runs it)
     from codegen.fuzz import edit_flatbuffer
     from codegen.lowering import supported_ops
-    assert "DEPTH_TO_SPACE" not in supported_ops()       # else pick another op for this test
+    assert "L2_NORMALIZATION" not in supported_ops()       # else pick another op for this test
 
-    def as_depth_to_space(model):
+    def as_l2_normalization(model):
         from tensorflow.lite.python import schema_py_generated as fb
         code = model.operatorCodes[model.subgraphs[0].operators[0].opcodeIndex]
-        code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.DEPTH_TO_SPACE
-    lstm = str(tmp_path / "depth_to_space.tflite")
+        code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.L2_NORMALIZATION
+    lstm = str(tmp_path / "l2_normalization.tflite")
     with open(lstm, "wb") as f:
         f.write(edit_flatbuffer(open(os.path.join(SHARED_MODELS, "tflm_mnist_lstm_int8.tflite"), "rb").read(),
-                                as_depth_to_space))
+                                as_l2_normalization))
     with pytest.raises(ConfigError, match=r"BACKEND=auto: MODEL=.*the TVM generator does not support "
-                                          r"DEPTH_TO_SPACE \(op #0\); set TFLM_DIR="):
+                                          r"L2_NORMALIZATION \(op #0\); set TFLM_DIR="):
         config.parse({"BACKEND": "auto", "MODEL": lstm})
     cfg = config.parse({"BACKEND": "auto", "MODEL": lstm, "TFLM_DIR": SHARED_TFLM_REF})
-    assert cfg["backends"] == ["tflm"] and "DEPTH_TO_SPACE" in cfg["backend_note"]
+    assert cfg["backends"] == ["tflm"] and "L2_NORMALIZATION" in cfg["backend_note"]
     # through scons: the note once, and the plan is TFLM's
     proc = subprocess.run([scons_exe(), "-C", ROOT, "-n", f"BUILD_DIR={tmp_path}", "BACKEND=auto", f"MODEL={lstm}",
                            f"TFLM_DIR={SHARED_TFLM_REF}", "sketch"], capture_output=True, text=True, timeout=300)
@@ -85,4 +85,4 @@ def test_backend_auto_picks_tvm_tflm_or_names_every_unsupported_op(tmp_path):
     proc = subprocess.run([scons_exe(), "-C", ROOT, "-n", f"BUILD_DIR={tmp_path}", "BACKEND=auto", f"MODEL={lstm}",
                            "sketch"], capture_output=True, text=True, timeout=300)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert proc.returncode != 0 and len(errors) == 1 and "DEPTH_TO_SPACE" in errors[0], proc.stderr
+    assert proc.returncode != 0 and len(errors) == 1 and "L2_NORMALIZATION" in errors[0], proc.stderr
