@@ -53,7 +53,9 @@ def run(model, board, build):
     out = os.path.join(build, board)
     expected, sim = _json(os.path.join(out, "expected.json")) or {}, _json(os.path.join(out, "simulate.json"))
     errors = [line[len("error: "):] for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    check = "byte for byte" if "scores match TFLite byte for byte" in proc.stdout else "FAILED"
+    host = _json(os.path.join(out, "hostcheck.json"))
+    same = host and host.get("images") and all(e.get("scores") == e.get("tflite") for e in host["images"])
+    check = "byte for byte" if same else "FAILED"
     if sim:
         simulated = "%.2f M insn, ~%.2f M cycles" % (sim["instructions_per_inference"] / 1e6,
                                                     sim.get("cycles_per_inference_estimate", 0) / 1e6)
