@@ -101,6 +101,7 @@ def test_boundary_quantize_equals_tflite_on_random_tie_and_edge_floats(float_mod
     assert rep.outputs_equal and (0, "QUANTIZE") in rep.checked_ops
 
 
+@pytest.mark.heavy      # a scons check each; the fast loop keeps the two-input one below
 @pytest.mark.parametrize("name", ["float_in_out", "int8_in_float_out"])
 def test_float_io_model_passes_scons_check_bit_for_bit(float_models, tmp_path, name):
     model = float_models / f"{name}.tflite"
@@ -257,6 +258,7 @@ def int16_models(tmp_path_factory):
     return d
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", ["reshape16", "float_to16"])
 def test_int16_io_passes_scons_check(int16_models, tmp_path, name):
     from codegen.modelio.quantio import model_io

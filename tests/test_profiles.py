@@ -299,6 +299,7 @@ def test_model_folder_is_readable_stable_and_apart_for_same_named_files(tmp_path
     assert in_profile.raw["BUILD_DIR"] == os.path.join("build", "x", profiles.model_folder("m.tflite"))
 
 
+@pytest.mark.heavy      # four scons runs on a user model
 def test_each_model_builds_in_its_own_folder_and_switching_rebuilds_neither(tmp_path):
     """MODEL=a, MODEL=b, MODEL=a again: the third run builds nothing (both shared build/<BOARD>/ before)."""
     import shutil

@@ -50,6 +50,7 @@ def _json(path):
 
 
 # ------------------------------------------------------------------------------------------------ the seen cases
+@pytest.mark.heavy      # several scons runs; the fast loop keeps the dry-run case below
 def test_renamed_input_is_a_change(small, tmp_path):
     """Case 3: INPUTS=a.png then INPUTS=b.png with the same bytes was "up to date" and the sketch printed a.png."""
     build, model = tmp_path / "b", str(small / "m.tflite")
@@ -329,6 +330,7 @@ def _run_rows(rows, small, tmp_path, base_build=None, targets=FAST_TARGETS):
     _assert_same_outputs(build, clean)
 
 
+@pytest.mark.heavy
 def test_dry_run_and_question_before_any_build_change_nothing_and_each_change_rebuilds_its_stages(small, tmp_path):
     """-n and -q on a fresh build dir, then the build, then the fast rows: the outputs equal a clean build's (the
     rows rebuild only `compile`, so every other output is the one built after -n and -q)."""
