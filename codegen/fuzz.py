@@ -209,6 +209,18 @@ def _gen_reduce(op):
     return gen
 
 
+def gen_reduce_prod(r, shape):
+    """REDUCE_PROD over random axes of at most 8 elements in all: a long product of the calibration's floats
+    overflows to inf, and the converter then crashes (a segfault in TF, not an error)."""
+    for _ in range(10):
+        g = gen_mean(r, shape)
+        if g is None:
+            return None
+        if int(np.prod([shape[a] for a in g["axes"]])) <= 8:
+            return dict(g, op="REDUCE_PROD")
+    return None
+
+
 def _some_axis(r, shape, most=8):
     """A non-batch axis of `shape` whose size is at most `most` (None if there is none)."""
     axes = [k for k in range(1, len(shape)) if shape[k] <= most]
@@ -369,6 +381,7 @@ GENERATORS = {
     "CONCATENATION": gen_concat, "STRIDED_SLICE": gen_slice, "RESIZE_NEAREST_NEIGHBOR": gen_resize,
     "TRANSPOSE": gen_transpose,
     "SUM": _gen_reduce("SUM"), "REDUCE_MAX": _gen_reduce("REDUCE_MAX"), "REDUCE_MIN": _gen_reduce("REDUCE_MIN"),
+    "REDUCE_PROD": gen_reduce_prod,
     "PACK": gen_pack, "UNPACK": gen_unpack, "SPLIT": gen_split, "SPLIT_V": gen_split_v, "TILE": gen_tile,
     "GATHER": gen_gather, "RESIZE_BILINEAR": gen_resize_bilinear,
     "EXPAND_DIMS": gen_expand_dims, "DEPTH_TO_SPACE": gen_depth_to_space, "SPACE_TO_DEPTH": gen_space_to_depth,
@@ -560,8 +573,9 @@ def apply_layer(tf, spec, i, layer, x):
                                                           half_pixel_centers=layer["mode"] == "half")
     if op == "TRANSPOSE":
         return tf.transpose(x, layer["perm"])
-    if op in ("SUM", "REDUCE_MAX", "REDUCE_MIN"):
-        f = {"SUM": tf.reduce_sum, "REDUCE_MAX": tf.reduce_max, "REDUCE_MIN": tf.reduce_min}[op]
+    if op in ("SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"):
+        f = {"SUM": tf.reduce_sum, "REDUCE_MAX": tf.reduce_max, "REDUCE_MIN": tf.reduce_min,
+             "REDUCE_PROD": tf.reduce_prod}[op]
         return f(x, axis=layer["axes"], keepdims=layer["keep"])
     if op == "PACK":
         return tf.stack([x] * layer["n"], axis=layer["axis"])

@@ -135,6 +135,15 @@ def recurrent_header():
         return f.read()
 
 
+# reduce_prod.h: REDUCE_PROD's sequential loop (ops/reduce.py), prepended when a kernel calls it.
+REDUCE_PROD_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reduce_prod.h")
+
+
+def reduce_prod_header():
+    with open(REDUCE_PROD_HEADER, encoding="utf-8") as f:
+        return f.read()
+
+
 def kernel_preamble():
     with open(KERNEL_PREAMBLE_HEADER, encoding="utf-8") as f:
         return f.read()
@@ -306,6 +315,9 @@ def _lower(model, model_name):
     if re.search(r"\btvmgen_rnn_\w+\(", text):
         text = re.sub(r"^int32_t tvmgen_rnn_\w+\([^)]*\);\n", "", text, flags=re.M)
         text = recurrent_header() + "\n" + text
+    if re.search(r"\btvmgen_prod_\w+\(", text):
+        text = re.sub(r"^int32_t tvmgen_prod_\w+\([^)]*\);\n", "", text, flags=re.M)
+        text = reduce_prod_header() + "\n" + text
     if re.search(r"\btvmgen_(dot4|ld4|clamp)\(", text):
         text = re.sub(r"^int32_t tvmgen_(dot4|ld4|clamp)\([^)]*\);\n", "", text, flags=re.M)
         text = kernel_preamble() + "\n" + _fuse_dot4(text)

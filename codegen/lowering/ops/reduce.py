@@ -1,4 +1,4 @@
-"""Reductions: MEAN, SUM, REDUCE_MAX, REDUCE_MIN, SOFTMAX, ARG_MAX, ARG_MIN."""
+"""Reductions: MEAN, SUM, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, SOFTMAX, ARG_MAX, ARG_MIN."""
 
 import math
 
@@ -174,6 +174,72 @@ def lower_reduce_min(ctx, op):
     """REDUCE_MIN over any axes, keep_dims or not: the smallest raw value (as REDUCE_MAX)."""
     from tvm import te
     return _lower_minmax(ctx, op, te.min)
+
+
+PROD_MAX_RANK = 6      # reduce_prod.h's tvmgen_prod_s8 sees the input as six dimensions
+
+
+def prod_scaling(in_scale, out_scale, n):
+    """(reduced multiplier, total shift) of one requantization step of reference_ops::QuantizedReduceProd:
+    QuantizeMultiplier of reduce.cc's GetQuantProdScaling (in_scale / out_scale^(1/n), in double from the float32
+    scales), then as the int64 MultiplyByQuantizedMultiplier uses it: the multiplier rounded to 16 bits (0x7FFF
+    from 0x7FFF0000 up) and one rounding shift by 15 - shift."""
+    scaling = float(np.float32(in_scale)) / math.pow(float(np.float32(out_scale)), 1.0 / int(n))
+    mult, shift = quantize_multiplier(scaling)
+    rm = (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+    return rm, 15 - shift
+
+
+def _prod_axes(m, op):
+    """The reduced dimensions; an empty axis list reduces nothing (TFLite still requantizes every element)."""
+    empty = len(op.inputs) > 1 and op.inputs[1] >= 0 and m.tensors[op.inputs[1]].size == 0
+    return [] if empty else _mean_axes(m, op)
+
+
+def _prod_checks(m, op):
+    x, o = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    if x.dtype == "uint8" or o.dtype == "uint8":
+        # reduce.cc EvalProd: a quantized REDUCE_PROD is int8 or int16; tf.lite fails on uint8
+        m.fail("%s: a uint8 REDUCE_PROD is not supported: TFLite's kernel computes the quantized product for int8 "
+               "(and int16) only and refuses uint8. Quantize the model to int8." % _what(op))
+    same_type_per_tensor(m, op, [op.inputs[0]])
+    axes = _prod_axes(m, op)
+    if len(x.shape) > PROD_MAX_RANK:
+        m.fail("%s: the input is %d-D; REDUCE_PROD supports at most %d dimensions."
+               % (_what(op), len(x.shape), PROD_MAX_RANK))
+    kept = [1 if d in axes else s for d, s in enumerate(x.shape)]
+    want = kept if op.options.get("keep_dims") else [s for d, s in enumerate(x.shape) if d not in axes]
+    if list(o.shape) != want:
+        m.fail("%s: the product of %s over axes %s (keep_dims %s) is %s, but the output tensor is %s."
+               % (_what(op), list(x.shape), axes, bool(op.options.get("keep_dims")), want, list(o.shape)))
+    n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    if n == 0 or prod_scaling(x.scale[0], o.scale[0], n)[1] < 1:
+        m.fail("%s: input scale %g / output scale %g over %d elements needs a requantization shift TFLite's "
+               "kernel cannot do; give the output a larger scale." % (_what(op), float(x.scale[0]),
+                                                                       float(o.scale[0]), n))
+
+
+@register("REDUCE_PROD", family="reduce", options=REDUCER_OPTIONS, validate=_prod_checks)
+def lower_reduce_prod(ctx, op):
+    """int8 REDUCE_PROD over constant axes, keep_dims or not: reference_ops::QuantizedReduceProd, a product
+    requantized after every multiplication in the reference's row-major order (not associative, so no TE
+    reduction): one call of reduce_prod.h's loop, tvmgen_prod_s8, with the shapes and constants as literals."""
+    m = ctx.m
+    x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
+    axes = _prod_axes(m, op)
+    shape = tuple(int(s) for s in x_t.shape)
+    pad = PROD_MAX_RANK - len(shape)
+    dims = (1,) * pad + shape
+    mask = sum(1 << (a + pad) for a in axes)
+    n = int(np.prod([shape[a] for a in axes])) if axes else 1
+    rm, ts = prod_scaling(x_t.scale[0], o_t.scale[0], n)
+    kept = tuple(1 if d in axes else s for d, s in enumerate(shape))
+    y = mk.emit_call(ctx, op, "tvmgen_prod_s8", [ctx.values[op.inputs[0]]], kept, "int8", 0, "int8",
+                     list(dims) + [mask, int(x_t.zero_point[0]), int(o_t.zero_point[0]), rm, ts], scratch=False)
+    if tuple(o_t.shape) != kept:
+        y = ctx.reshape(y, o_t.shape)
+    ctx.values[op.outputs[0]] = y
+    return x_t.size
 
 
 @register("SOFTMAX", family="reduce", options=options("SoftmaxOptions", beta=("Beta", float)),
