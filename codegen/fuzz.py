@@ -973,7 +973,10 @@ def check(spec, workdir, target="host", n_inputs=4, keep=None):
     path = keep or os.path.join(workdir, "model.tflite")
     with open(path, "wb") as f:
         f.write(buf)
-    ops = [op.type for op in reader._parse(path, buf).ops]
+    try:
+        ops = [op.type for op in reader._parse(path, buf).ops]
+    except ModelError as e:         # e.g. a chain that reached more dimensions than TFLite allows: a clean refusal
+        return Outcome("refused", str(e).replace(path, "model.tflite"), [], False)
     want = {layer["op"] for layer in spec["layers"]}
     built = want <= set(ops)
     tar = os.path.join(workdir, "model.tar")
