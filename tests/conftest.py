@@ -40,13 +40,11 @@ def pytest_unconfigure(config):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# How the tests are shared between xdist workers (pytest.ini: --dist loadgroup --no-loadscope-reorder). A unit
-# of work is a test file, so its module fixtures (trained models, emulator builds) are made once, not once per
-# worker as under `--dist load` (which split a file's tests over both workers: test_mlf's models were trained
-# twice). Units are handed out costliest first, so no slow file starts last and keeps one worker busy alone. A
-# file's cost is its CPU seconds on the last measured run (tests/durations.json: this process plus the children
-# it waited for, which unlike wall time does not depend on what else the machine ran; `--store-durations`
-# rewrites it), or an estimate from its heavy tests for a file not in it.
+# The order tests are handed to the xdist workers: costliest file first, so no slow file starts last and keeps one
+# worker busy alone. A file's cost is its CPU seconds on the last measured run (tests/durations.json: this process
+# plus the children it waited for, which unlike wall time does not depend on what else the machine ran;
+# `--store-durations` rewrites it), or an estimate from its heavy tests for a file not in it. (Grouping a file on
+# one worker with xdist_group marks added here did not take: pytest-xdist 3.8 ignored them.)
 DURATIONS = os.path.join(ROOT, "tests", "durations.json")
 _HEAVY_ESTIMATE_S = 15.0
 
@@ -60,7 +58,6 @@ def _module(nodeid):
     return nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(tryfirst=True)         # before xdist reads the groups
 def pytest_collection_modifyitems(session, config, items):
     import json
 
@@ -75,7 +72,6 @@ def pytest_collection_modifyitems(session, config, items):
         if module not in known:
             cost[module] = cost.get(module, 0.0) + (_HEAVY_ESTIMATE_S if item.get_closest_marker("heavy") else 0.1)
         first.setdefault(module, i)
-        item.add_marker(pytest.mark.xdist_group(module))
     for module in first:
         cost[module] = known.get(module, cost.get(module, 0.0))
     items.sort(key=lambda item: (-cost[_module(item.nodeid)], first[_module(item.nodeid)]))
