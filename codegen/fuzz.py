@@ -657,6 +657,21 @@ def as_uint8_kernels(buf):
     return edit_flatbuffer(buf, fn)
 
 
+def _opcode_index(model, builtin):
+    """The index of `builtin`'s operator code in the model (object tree), appended as version 1 if it has none."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    codes = model.operatorCodes
+    for k, c in enumerate(codes):
+        if max(c.builtinCode, c.deprecatedBuiltinCode) == builtin:
+            return k
+    c = fb.OperatorCodeT()
+    c.builtinCode = c.deprecatedBuiltinCode = builtin
+    c.version = 1
+    codes.append(c)
+    return len(codes) - 1
+
+
 def reshapes_as_squeeze(buf, axes_list):
     """The converter writes tf.squeeze as RESHAPE: each RESHAPE that drops exactly the size-1 dimensions `axes` of
     one SQUEEZE layer (in order) becomes that SQUEEZE (squeeze_dims = axes, the shape input removed), which
@@ -665,14 +680,7 @@ def reshapes_as_squeeze(buf, axes_list):
 
     def fn(model):
         codes = model.operatorCodes
-        sq = next((k for k, c in enumerate(codes) if max(c.builtinCode, c.deprecatedBuiltinCode) ==
-                   fb.BuiltinOperator.SQUEEZE), None)
-        if sq is None:
-            c = fb.OperatorCodeT()
-            c.builtinCode = c.deprecatedBuiltinCode = fb.BuiltinOperator.SQUEEZE
-            c.version = 1
-            codes.append(c)
-            sq = len(codes) - 1
+        sq = _opcode_index(model, fb.BuiltinOperator.SQUEEZE)
         g = model.subgraphs[0]
         todo = list(axes_list)
         for op in g.operators:
@@ -701,14 +709,7 @@ def reshapes_as_expand_dims(buf, axes):
 
     def fn(model):
         codes = model.operatorCodes
-        ed = next((k for k, c in enumerate(codes) if max(c.builtinCode, c.deprecatedBuiltinCode) ==
-                   fb.BuiltinOperator.EXPAND_DIMS), None)
-        if ed is None:
-            c = fb.OperatorCodeT()
-            c.builtinCode = c.deprecatedBuiltinCode = fb.BuiltinOperator.EXPAND_DIMS
-            c.version = 1
-            codes.append(c)
-            ed = len(codes) - 1
+        ed = _opcode_index(model, fb.BuiltinOperator.EXPAND_DIMS)
         g = model.subgraphs[0]
         todo = list(axes)
         for op in g.operators:
