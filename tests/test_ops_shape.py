@@ -20,7 +20,7 @@ for p in (ROOT, os.path.join(ROOT, "tests")):
         sys.path.insert(0, p)
 
 from codegen import frontend  # noqa: E402
-from codegen.frontend import ModelError  # noqa: E402
+from hand_models import T, assert_refused, every_value_rows, flatbuffer, i32c  # noqa: E402
 from tflite_helpers import as_input_dtype, check_exact, convert_int8, fit_briefly  # noqa: E402
 
 pytestmark = pytest.mark.heavy      # every case trains, converts and compiles a model (TVM + gcc): minutes; `pytest -m 'not heavy'` skips it
@@ -249,122 +249,6 @@ def test_converted_options_are_the_ones_meant(keras_models):
 # Hand-built flatbuffers
 
 
-_TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "int8": 9}
-
-
-class T:
-    """A tensor of a hand-built model: shape, dtype, (scale, zero point), constant data."""
-
-    def __init__(self, shape, dtype, q=None, data=None):
-        self.shape, self.dtype, self.q = tuple(shape), dtype, q
-        self.data = None if data is None else np.asarray(data, dtype).reshape(shape)
-
-
-def flatbuffer(tensors, ops, inputs, outputs):
-    """A one-subgraph TFLite flatbuffer: `tensors` [T], `ops` [(op name, inputs, outputs, options table name or
-    None, {field: value})], model `inputs` / `outputs` tensor indices."""
-    import flatbuffers
-    import tflite
-
-    b = flatbuffers.Builder(4096)
-
-    def ivec(values, dtype=np.int32):
-        return b.CreateNumpyVector(np.asarray(values, dtype))
-
-    buffers = [None]
-    tensor_offs = []
-    for k, t in enumerate(tensors):
-        buf = 0
-        if t.data is not None:
-            buffers.append(np.frombuffer(t.data.tobytes(), np.uint8))
-            buf = len(buffers) - 1
-        q = None
-        if t.q is not None:
-            scale, zp = ivec([t.q[0]], np.float32), ivec([t.q[1]], np.int64)
-            tflite.QuantizationParametersStart(b)
-            tflite.QuantizationParametersAddScale(b, scale)
-            tflite.QuantizationParametersAddZeroPoint(b, zp)
-            q = tflite.QuantizationParametersEnd(b)
-        name, shape = b.CreateString("t%d" % k), ivec(t.shape)
-        tflite.TensorStart(b)
-        tflite.TensorAddShape(b, shape)
-        tflite.TensorAddType(b, _TYPES[t.dtype])
-        tflite.TensorAddBuffer(b, buf)
-        tflite.TensorAddName(b, name)
-        if q is not None:
-            tflite.TensorAddQuantization(b, q)
-        tensor_offs.append(tflite.TensorEnd(b))
-    buffer_offs = []
-    for data in buffers:
-        vec = b.CreateNumpyVector(data) if data is not None else None
-        tflite.BufferStart(b)
-        if vec is not None:
-            tflite.BufferAddData(b, vec)
-        buffer_offs.append(tflite.BufferEnd(b))
-
-    codes = sorted({op[0] for op in ops})
-    code_offs = []
-    for c in codes:
-        num = getattr(tflite.BuiltinOperator, c)
-        tflite.OperatorCodeStart(b)
-        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, num)
-        tflite.OperatorCodeAddBuiltinCode(b, num)
-        tflite.OperatorCodeAddVersion(b, 1)
-        code_offs.append(tflite.OperatorCodeEnd(b))
-    op_offs = []
-    for name, ins, outs, table, fields in ops:
-        opt = None
-        if table is not None:
-            vecs = {f: ivec(v) for f, v in fields.items() if isinstance(v, (list, tuple))}
-            getattr(tflite, table + "Start")(b)
-            for f, v in fields.items():
-                getattr(tflite, "%sAdd%s" % (table, f))(b, vecs.get(f, v))
-            opt = getattr(tflite, table + "End")(b)
-        iv, ov = ivec(ins), ivec(outs)
-        tflite.OperatorStart(b)
-        tflite.OperatorAddOpcodeIndex(b, codes.index(name))
-        tflite.OperatorAddInputs(b, iv)
-        tflite.OperatorAddOutputs(b, ov)
-        if opt is not None:
-            tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, table))
-            tflite.OperatorAddBuiltinOptions(b, opt)
-        op_offs.append(tflite.OperatorEnd(b))
-
-    def table_vec(start, offs):
-        start(b, len(offs))
-        for o in reversed(offs):
-            b.PrependUOffsetTRelative(o)
-        return b.EndVector()
-
-    tv = table_vec(tflite.SubGraphStartTensorsVector, tensor_offs)
-    ov = table_vec(tflite.SubGraphStartOperatorsVector, op_offs)
-    iv, outv = ivec(inputs), ivec(outputs)
-    tflite.SubGraphStart(b)
-    tflite.SubGraphAddTensors(b, tv)
-    tflite.SubGraphAddOperators(b, ov)
-    tflite.SubGraphAddInputs(b, iv)
-    tflite.SubGraphAddOutputs(b, outv)
-    sg = tflite.SubGraphEnd(b)
-    sgv = table_vec(tflite.ModelStartSubgraphsVector, [sg])
-    cv = table_vec(tflite.ModelStartOperatorCodesVector, code_offs)
-    bv = table_vec(tflite.ModelStartBuffersVector, buffer_offs)
-    desc = b.CreateString("hand-built by tests/test_ops_shape.py")
-    tflite.ModelStart(b)
-    tflite.ModelAddVersion(b, 3)
-    tflite.ModelAddOperatorCodes(b, cv)
-    tflite.ModelAddSubgraphs(b, sgv)
-    tflite.ModelAddBuffers(b, bv)
-    tflite.ModelAddDescription(b, desc)
-    b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-def i32c(values):
-    """A constant int32 tensor (axis lists, paddings, slice bounds, sizes)."""
-    a = np.asarray(values, np.int32)
-    return T(a.shape, "int32", data=a)
-
-
 def _slice_model(dtype, shape, begin, end, strides, out_shape, **masks):
     q = (0.05, 3 if dtype == "int8" else 131)
     fields = {"BeginMask": masks.get("begin_mask", 0), "EndMask": masks.get("end_mask", 0),
@@ -448,17 +332,6 @@ def _hand_cases():
 HAND = _hand_cases()
 
 
-def _rows(path, n, seed=0):
-    """Random model inputs; a uint8 or int8 input also gets rows that hold all 256 values."""
-    m = frontend.load(path)
-    t = m.inputs[0]
-    info = np.iinfo(t.dtype)
-    rs = np.random.RandomState(seed)
-    rows = rs.randint(info.min, info.max + 1, (n,) + t.shape)
-    every = np.resize(np.arange(info.min, info.max + 1), (-(-256 // t.size) * t.size,)).reshape((-1,) + t.shape)
-    return np.concatenate([rows, every]).astype(t.dtype)
-
-
 @pytest.fixture(scope="module")
 def hand_models(tmp_path_factory):
     d = tmp_path_factory.mktemp("hand_models")
@@ -477,7 +350,7 @@ def test_hand_built_model_bit_exact(hand_models, case, tmp_path):
     m = frontend.load(path)
     print("%s ops: %s" % (case, [op.type for op in m.ops]))
     _print_ops(m)
-    meta, rep = check_exact(path, _rows(path, 30), tmp_path, HAND[case][1], model_name="hand_" + case)
+    meta, rep = check_exact(path, every_value_rows(path, 30), tmp_path, HAND[case][1], model_name="hand_" + case)
     assert len(np.unique(rep.reference_outputs)) > 1 or case in ("mean_tiny_ratio", "mean_zero_multiplier")
 
 
@@ -533,14 +406,7 @@ REFUSED = _refused()
 
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_unsupported_configuration_is_refused(case, tmp_path):
-    buf, where, what = REFUSED[case]
-    p = tmp_path / ("%s.tflite" % case)
-    p.write_bytes(buf)
-    with pytest.raises(ModelError) as e:
-        frontend.load(str(p))
-    msg = str(e.value)
-    print(msg)
-    assert where in msg and what in msg, msg
+    assert_refused(*REFUSED[case], tmp_path, case)
 
 
 def test_uint8_rescale_table_matches_the_interpreter_on_all_values(hand_models):
@@ -558,7 +424,7 @@ def test_uint8_rescale_table_matches_the_interpreter_on_all_values(hand_models):
     it.allocate_tensors()
     ins = [m.tensors[i] for i in op.inputs]
     seen = [np.zeros(256, bool) for _ in ins]
-    for row in _rows(path, 0):
+    for row in every_value_rows(path, 0):
         it.set_tensor(m.input_ids[0], row)
         it.invoke()
         y = it.get_tensor(o_t.index)

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, scons_exe
-from test_ops_shape import T, flatbuffer
+from hand_models import T, flatbuffer
 
 from codegen import config, profiles
 from codegen.emit import bin2c
