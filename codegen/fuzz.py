@@ -737,31 +737,6 @@ def reshapes_as_expand_dims(buf, axes):
     return edit_flatbuffer(buf, fn)
 
 
-def ref_registrable_depth_to_space(buf):
-    """As TILE (below): the converter writes an int8 DEPTH_TO_SPACE as op version 2, which tf.lite's reference
-    resolver does not register (it stops at 1); its depth_to_space.cc moves bytes of any type whatever the
-    version, so the fuzzer's models say 1."""
-    from tensorflow.lite.python import schema_py_generated as fb
-
-    def fn(model):
-        for c in model.operatorCodes:
-            if max(c.builtinCode, c.deprecatedBuiltinCode) == fb.BuiltinOperator.DEPTH_TO_SPACE:
-                c.version = 1
-    return edit_flatbuffer(buf, fn)
-
-
-def ref_registrable_tile(buf):
-    """The converter writes an int8 TILE as op version 3, which tf.lite's reference resolver (BUILTIN_REF) does not
-    register (it stops at 2); its tile.cc copies bytes whatever the version, so the fuzzer's models say 2."""
-    from tensorflow.lite.python import schema_py_generated as fb
-
-    def fn(model):
-        for c in model.operatorCodes:
-            if max(c.builtinCode, c.deprecatedBuiltinCode) == fb.BuiltinOperator.TILE:
-                c.version = min(c.version, 2)
-    return edit_flatbuffer(buf, fn)
-
-
 def lstm_model(spec):
     """A one-op model of the spec's UNIDIRECTIONAL_SEQUENCE_LSTM layer as TFLite's converter writes a full-int8
     Keras LSTM: int8 input, weights (symmetric, one scale each) and hidden state, int32 biases, an int16 cell state
@@ -877,10 +852,6 @@ def build(spec):
         conv._experimental_disable_per_channel_quantization_for_dense_layers = True
     with quiet():
         buf = conv.convert()
-    if any(layer["op"] == "TILE" for layer in layers):
-        buf = ref_registrable_tile(buf)
-    if any(layer["op"] == "DEPTH_TO_SPACE" for layer in layers):
-        buf = ref_registrable_depth_to_space(buf)
     expands = [layer["axis"] for layer in layers if layer["op"] == "EXPAND_DIMS"]
     if expands:
         buf = reshapes_as_expand_dims(buf, expands)
