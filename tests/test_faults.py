@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -189,11 +190,22 @@ def test_second_scons_on_the_same_build_dir_waits(tiny_build):
         fcntl.flock(lock, fcntl.LOCK_EX)
         cmd = [scons_exe(), "-C", ROOT, *[f"{k}={v}" for k, v in {**TINY, "BUILD_DIR": str(build)}.items()]]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2)
-        assert proc.poll() is None                # still waiting for our lock
+        # Wait for it to say it waits (on a loaded machine scons takes seconds to get there: no fixed sleep),
+        # then hold the lock a little longer: it must still be waiting, not building beside us.
+        timer = threading.Timer(120, proc.kill)
+        timer.start()
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "waiting for it to finish" in line:
+                break
+        timer.cancel()
+        time.sleep(1)
+        assert proc.poll() is None, "".join(seen)        # still waiting for our lock
         fcntl.flock(lock, fcntl.LOCK_UN)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and "waiting for it to finish" in out
+    out = "".join(seen) + out
+    assert proc.returncode == 0 and "waiting for it to finish" in out, out + err
 
 
 def test_fuzzed_tflite_files_raise_model_error_only(tiny_build, tmp_path):
