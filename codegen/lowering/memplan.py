@@ -85,17 +85,29 @@ def inplace_delta_depthwise(H, W, C, OH, OW, SH, SW, PT, PL):
     return d
 
 
-def inplace_delta_gather(src, in_itemsize=1, out_itemsize=1):
-    """Largest delta for a kernel that computes output element j (row-major, one after another) from input
-    element src[j] alone, reading it before writing element j (src[j] < 0: element j reads no input, e.g.
-    padding).  Output element j is written before every later element j' reads its input, so the bytes written
-    so far, [out, out + j' * out_itemsize), must stay below input byte in + src[j'] * in_itemsize."""
-    src = np.asarray(src, np.int64).ravel()
-    j = np.nonzero(src >= 0)[0]
-    j = j[j > 0]
-    if not len(j):
+def inplace_delta_gather(first, in_itemsize=1, out_itemsize=1):
+    """Largest delta for a kernel that computes its output elements one after another in row-major order, each
+    from input elements it reads before writing it; `first[j]` is the lowest input element output element j
+    reads (< 0: none, e.g. padding).  When element j' is computed, elements [0, j') are written, so the bytes
+    [out, out + j' * out_itemsize) must stay below input byte in + min(first[j':]) * in_itemsize.  PAD reads one
+    element (first = its source); a pooling window reads several (first = the window's lowest in-bounds one)."""
+    first = np.asarray(first, np.int64).ravel().copy()
+    if len(first) < 2:
         return 0
-    return int(np.min(src[j] * in_itemsize - j * out_itemsize))
+    first[first < 0] = np.iinfo(np.int64).max // 4
+    need = _min_read_suffix(first)[1:-1]              # need[j'-1] = min(first[j':]), j' = 1 .. n-1
+    j = np.arange(1, len(first), dtype=np.int64)
+    ok = need < np.iinfo(np.int64).max // 8
+    if not ok.any():
+        return 0
+    return int(np.min(need[ok] * in_itemsize - j[ok] * out_itemsize))
+
+
+def inplace_delta_pool(H, W, C, OH, OW, SH, SW, PT, PL, in_itemsize=1, out_itemsize=1):
+    """inplace_delta_gather for a pooling loop nest over (oh, ow, c) that reads a pixel's whole window into an
+    accumulator before it writes the pixel's element."""
+    first = _window_first_byte(OH, OW, H, W, C, SH, SW, PT, PL)[:, None] + np.arange(C)[None, :]
+    return inplace_delta_gather(first, in_itemsize, out_itemsize)
 
 
 class PlanError(Exception):
