@@ -358,12 +358,22 @@ def _replan(calls, copies, inplace, relax_size, margins):
 
     # a tensor whose last reader may overwrite it in place with a negative delta gets that many free bytes
     # reserved below it when it is placed, so that the reader's output has room to start there
+    # a tensor read through several arguments of one call (ADD(x, x)) may be overwritten only as far as the
+    # tightest of their deltas allows
+    tight = []
+    for i, (kernel, args, _) in enumerate(calls):
+        t = {}
+        for k, delta in inplace.get(kernel, ()):
+            src = dict(reads[i]).get(k)
+            if src is not None:
+                t[src] = min(delta, t.get(src, delta))
+        tight.append(t)
     margin = {}
     for i, (kernel, args, _) in enumerate(calls):
         for k, delta in inplace.get(kernel, ()):
             src = dict(reads[i]).get(k)
-            if margins and src is not None and tensors[src]["last"] == i and delta < 0:
-                margin[src] = max(margin.get(src, 0), _up(-delta))
+            if margins and src is not None and tensors[src]["last"] == i and tight[i][src] < 0:
+                margin[src] = max(margin.get(src, 0), _up(-tight[i][src]))
                 break
 
     off = {}
@@ -391,7 +401,7 @@ def _replan(calls, copies, inplace, relax_size, margins):
             for k, delta in inplace.get(kernel, ()):
                 src = dict(reads[i]).get(k)
                 if src is not None and tensors[src]["last"] == i:
-                    cand = off[src] + _down(delta)
+                    cand = off[src] + _down(tight[i][src])
                     # the other tensors live during the call (the dying input itself may be overlapped)
                     if fits(cand, size, live_at(i, exclude=(src,))):
                         off[oid] = cand
