@@ -249,6 +249,25 @@ def test_gather_and_pool_deltas_hold_for_their_loop_order():
         assert _run_in_place(H * W * C, OH * OW * C, delta, pool, rng), (H, W, C, KH, KW, SH, SW, PT, PL)
 
 
+def test_elementwise_deltas_hold_under_broadcasting():
+    rng = np.random.default_rng(8)
+    for _ in range(60):
+        oshape = tuple(int(v) for v in rng.integers(1, 5, int(rng.integers(1, 5))))
+        ishape = tuple(d if rng.random() < 0.6 else 1 for d in oshape[int(rng.integers(0, len(oshape))):])
+        for ei, eo in ((1, 1), (2, 2), (1, 2), (2, 1)):
+            delta = memplan.inplace_delta_broadcast(ishape, oshape, ei, eo)
+            src = np.broadcast_to(np.arange(int(np.prod(ishape))).reshape(ishape), oshape).ravel()
+
+            def ew(read, write):
+                for j, s in enumerate(src):
+                    v = sum(read(s * ei + b) for b in range(ei))
+                    for b in range(eo):
+                        write(j * eo + b, v + b)
+            assert _run_in_place(int(np.prod(ishape)) * ei, src.size * eo, delta, ew, rng), (ishape, oshape, ei, eo)
+            if ishape == oshape and ei == eo:
+                assert delta == 0
+
+
 def test_conv_and_depthwise_deltas_hold_for_the_microkernels_order():
     """tvmgen_mk_conv copies the windows of two pixels to its scratch, then writes both pixels' OC outputs;
     tvmgen_mk_dwconv reads a pixel's taps (per group of four channels, in pairs of pixels) before it writes them:

@@ -110,6 +110,14 @@ def inplace_delta_pool(H, W, C, OH, OW, SH, SW, PT, PL, in_itemsize=1, out_items
     return inplace_delta_gather(first, in_itemsize, out_itemsize)
 
 
+def inplace_delta_broadcast(in_shape, out_shape, in_itemsize=1, out_itemsize=1):
+    """inplace_delta_gather for an elementwise loop nest over `out_shape` that reads its operand of `in_shape`
+    under numpy broadcasting (equal shapes and item sizes: 0, the output may start where the input starts)."""
+    n = int(np.prod(in_shape, dtype=np.int64))
+    src = np.broadcast_to(np.arange(n, dtype=np.int64).reshape(tuple(in_shape)), tuple(out_shape))
+    return inplace_delta_gather(src, in_itemsize, out_itemsize)
+
+
 class PlanError(Exception):
     """A placement that lets two live tensors share bytes (an internal error: see `check`)."""
 
