@@ -324,48 +324,16 @@ def check(calls, new_calls, copies, new_copies, inplace):
 
 
 def _replan(calls, copies, inplace, relax_size, margins):
-    """Re-place the workspace tensors of `calls` ([(kernel, args, out_nbytes)], args as built by
-    pipeline._plan) with `inplace` = {kernel: [(input arg index, delta), ...]}.  Returns (calls, copies, size) or
-    None when Relax's plan is at least as small or a read cannot be matched to its producer."""
-    n = len(calls)
-    # tensors: one per kernel output or scratch in the workspace; reads matched to the latest producer at the
-    # same offset (views and reshapes keep the offset)
-    tensors = []                     # dicts: size, born, last
-    producer_at = {}                 # relax offset -> tensor id (latest)
-    reads = []                       # per call: [(arg index, tensor id)]
-    outs = []                        # per call: (tensor id or None, scratch tensor id or None)
-    for i, (_, args, nbytes) in enumerate(calls):
-        r = []
-        for k, a in enumerate(args[:-1]):
-            if a[0] == "ws":
-                t = producer_at.get(a[1])
-                if t is None:
-                    return None
-                r.append((k, t))
-                tensors[t]["last"] = max(tensors[t]["last"], i)
-        sid = None
-        for k, a in enumerate(args[:-1]):
-            if a[0] == "scratch":
-                sid = len(tensors)
-                tensors.append({"size": _up(a[2]), "born": i, "last": i})
-        oid = None
-        if args[-1][0] == "ws":
-            oid = len(tensors)
-            tensors.append({"size": _up(nbytes), "born": i, "last": i})
-            producer_at[args[-1][1]] = oid
-        reads.append(r)
-        outs.append((oid, sid))
-    final_reads = []
-    for dst, src, _ in copies:
-        if src[0] == "ws":
-            t = producer_at.get(src[1])
-            if t is None:
-                return None
-            tensors[t]["last"] = n
-            final_reads.append(t)
+    """The call-order placement of `calls` with `inplace` = {kernel: [(input arg index, delta), ...]}: an output
+    whose input dies at its call goes at the input's offset + delta when those bytes are free, anything else
+    first-fit (with `margins`, a tensor whose last reader may overwrite it with a negative delta is placed that
+    many bytes up).  Returns (calls, copies, size) or None when Relax's plan is at least as small or a read cannot
+    be matched to its producer."""
+    lt = _lifetimes(calls, copies)
+    if lt is None:
+        return None
+    tensors, reads, outs, final_reads = lt
 
-    # a tensor whose last reader may overwrite it in place with a negative delta gets that many free bytes
-    # reserved below it when it is placed, so that the reader's output has room to start there
     # a tensor read through several arguments of one call (ADD(x, x)) may be overwritten only as far as the
     # tightest of their deltas allows
     tight = []
@@ -424,24 +392,4 @@ def _replan(calls, copies, inplace, relax_size, margins):
     size = _up(max([off[t] + tensors[t]["size"] for t in off] + [0]))
     if size >= relax_size:
         return None
-
-    new_calls = []
-    for i, (kernel, args, nbytes) in enumerate(calls):
-        oid, sid = outs[i]
-        rd = dict(reads[i])
-        new_args = []
-        for k, a in enumerate(args):
-            if k == len(args) - 1 and a[0] == "ws":
-                new_args.append(("ws", off[oid]))
-            elif a[0] == "ws":
-                new_args.append(("ws", off[rd[k]]))
-            elif a[0] == "scratch":
-                new_args.append(("scratch", off[sid], a[2]))
-            else:
-                new_args.append(a)
-        new_calls.append((kernel, new_args, nbytes))
-    new_copies = []
-    fr = iter(final_reads)
-    for dst, src, nb in copies:
-        new_copies.append((dst, ("ws", off[next(fr)]) if src[0] == "ws" else src, nb))
-    return new_calls, new_copies, size
+    return (*_rewrite(calls, copies, outs, reads, final_reads, off), size)
