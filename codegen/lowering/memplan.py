@@ -17,16 +17,18 @@ tensors of Relax's call list greedily in call order: an output whose input dies 
 input's offset + delta when those bytes are free, anything else first-fit.  The result never uses more bytes
 than Relax's plan (it is kept only when smaller).
 
-A second placement, the one TFLite Micro's GreedyMemoryPlanner uses (biggest tensor first, each at the lowest
-offset free during its whole lifetime), with the in-place pairs as allowed overlaps, packs models whose big
-tensors are not met in call order (an inverted-residual MobileNetV2: the expansion, its PAD and the skip tensor).
+A second placement in the order TFLite Micro's GreedyMemoryPlanner uses (biggest tensor first, each where no
+tensor alive at the same time is), with the in-place pairs as allowed overlaps and each tensor where it widens the
+placement least (so an output with a negative delta may start below its input), packs models whose big tensors
+are not met in call order (an inverted-residual MobileNetV2: the expansion, its PAD and the stride-2 depthwise).
 `replan` keeps the smallest of these placements; `check` proves a placement sound against the Relax call list it
 came from: two tensors share bytes only while one of them is dead, or as a declared in-place pair within its
 declared offset (raises PlanError otherwise; pipeline.lower checks every plan it keeps).
 
-Besides the microkernels, a TE kernel whose loop nest runs over its output in row-major order and reads one input
-element per output element before writing it (PAD, QUANTIZE, a lookup table) states its delta with
-`inplace_delta_gather` from the input element each output element reads."""
+Besides the microkernels, a TE kernel whose loop nest runs over its output in row-major order and reads an output
+element's inputs before writing it states its delta with `inplace_delta_gather` from the lowest input element each
+output element reads: PAD (its source element), the pools (their window), the plain elementwise kernels
+(`inplace_delta_broadcast`: ADD/MUL/... through emit_binary, lookup tables, QUANTIZE, RELU's requantization)."""
 
 import numpy as np
 
