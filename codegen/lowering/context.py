@@ -3,8 +3,13 @@ of each TFLite tensor, and the constants (weights, tables) that become C arrays.
 
 import numpy as np
 
+from . import memplan
 from .quant import requant_fn
 from .registry import lookup
+
+
+# the element types an elementwise kernel may overwrite in place (memplan.inplace_delta_broadcast)
+INPLACE_DTYPES = ("int8", "uint8", "int16")
 
 
 class LoweringContext:
@@ -81,6 +86,22 @@ class LoweringContext:
         self.scratch_kernels.add(name)
         return self.bb.emit(self.relax.TupleGetItem(t, 1))
 
+    def elementwise_inplace(self, op, inputs):
+        """Declare that the kernel just emitted for `op` (a plain TE loop nest over its output, no schedule: row-major,
+        each element's operands read before it is written) may overwrite its dying inputs: `inputs` = [(kernel
+        argument index, TFLite tensor index)], activations of 8- or 16-bit integers only."""
+        o_t = self.m.tensors[op.outputs[0]]
+        if o_t.dtype not in INPLACE_DTYPES:
+            return
+        decl = []
+        for k, ti in inputs:
+            t = self.m.tensors[ti]
+            if t.dtype in INPLACE_DTYPES and not t.is_const:
+                decl.append((k, memplan.inplace_delta_broadcast(t.shape, o_t.shape, np.dtype(t.dtype).itemsize,
+                                                                np.dtype(o_t.dtype).itemsize)))
+        if decl:
+            self.inplace[self.kname(op)] = decl
+
     def lookup_table(self, op, value):
         """An 8-bit -> 8-bit op as one table load per element: out[i] = lut[x[i] - qmin], lut[k] = value(qmin + k),
         where `value` maps a raw input (Python int) to the raw output TFLite's kernel produces for it."""
@@ -97,6 +118,7 @@ class LoweringContext:
             return te.compute(x.shape, lambda *i: t[x(*i).astype("int32") - i32(qmin)], name="out")
 
         self.values[op.outputs[0]] = self.emit(op, f, [self.operand(op.inputs[0]), lut])
+        self.elementwise_inplace(op, [(0, op.inputs[0])])
 
     def reshape(self, value, shape):
         """A Relax reshape: no kernel, the planner aliases the storage."""

@@ -284,10 +284,13 @@ def _lower(model, model_name):
     main = planned["main"]
     lw.relax_text += "\n\n# ---- after StaticPlanBlockMemory ----\n" + main.script(show_meta=False)
     _plan(lw, main, b, xs)
-    if b.inplace:
-        replanned = memplan.replan(lw.calls, lw.copies, b.inplace, lw.workspace_size)
-        if replanned is not None:
-            lw.calls, lw.copies, lw.workspace_size = replanned
+    replanned = memplan.replan(lw.calls, lw.copies, b.inplace, lw.workspace_size)
+    if replanned is not None:
+        try:
+            memplan.check(lw.calls, replanned[0], lw.copies, replanned[1], b.inplace)
+        except memplan.PlanError as e:
+            raise ModelError("%s: internal error: the workspace placement is unsound (%s)" % (m.path, e)) from e
+        lw.calls, lw.copies, lw.workspace_size = replanned
     lw.times["plan"] = time.time() - t1
 
     # --- TIR -> C ---------------------------------------------------------------------

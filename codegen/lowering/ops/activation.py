@@ -37,6 +37,7 @@ def _relu_x(ctx, op, act):
             name="out")
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]])
+    ctx.elementwise_inplace(op, [(0, op.inputs[0])])
     return 0
 
 

@@ -37,6 +37,7 @@ def emit_binary(ctx, op, combine, tables=()):
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0]), ctx.operand(op.inputs[1]),
                                                  *tables])
+    ctx.elementwise_inplace(op, [(0, op.inputs[0]), (1, op.inputs[1])])
 
 
 _ADD_LEFT_SHIFT = 20

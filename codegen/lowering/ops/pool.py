@@ -1,5 +1,8 @@
 """MAX_POOL_2D, AVERAGE_POOL_2D."""
 
+import numpy as np
+
+from .. import memplan
 from ..quant import QRANGE, activation_range, clamp_cast, i32, same_padding
 from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPTS, at_least, clamp_activation,
     options, register, same_quantization, same_type_per_tensor)
@@ -64,6 +67,15 @@ def _pool_geometry(ctx, op):
 
 
 
+def _inplace(ctx, op, x_t, o_t, g):
+    """sched_reduction keeps the loop nest over (n, oh, ow, c) in row-major order and writes each element after
+    its window is read into the scalar accumulator: the output may overlap its dying input
+    (memplan.inplace_delta_pool)."""
+    H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w = g
+    ctx.inplace[ctx.kname(op)] = [(0, memplan.inplace_delta_pool(
+        H, W, C, OH, OW, sh, sw, pt, pl, np.dtype(x_t.dtype).itemsize, np.dtype(o_t.dtype).itemsize))]
+
+
 @register("MAX_POOL_2D", family="pool", options=POOL_OPTIONS, accepts=POOL_ACCEPTS,
           validate=_pool_checks)
 def lower_max_pool_2d(ctx, op):
@@ -85,6 +97,7 @@ def lower_max_pool_2d(ctx, op):
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]],
                                            lambda s: sched_reduction(s, 4))
+    _inplace(ctx, op, x_t, o_t, g)
     return OH * OW * C * KH * KW
 
 
@@ -152,5 +165,6 @@ def lower_average_pool_2d(ctx, op):
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]],
                                            lambda s: sched_reduction(s, 4))
+    _inplace(ctx, op, x_t, o_t, g)
     return OH * OW * C * KH * KW
 

@@ -43,6 +43,7 @@ def lower_quantize(ctx, op):
             name="out")
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.values[op.inputs[0]]])
+    ctx.elementwise_inplace(op, [(0, op.inputs[0])])
     return 0
 
 

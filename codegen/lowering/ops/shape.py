@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .. import memplan
 from ..quant import i32, round_half_away
 from ..registry import (ACTIVATIONS, _what, const_input, one_of, options, per_tensor, register,
     same_type_per_tensor)
@@ -137,6 +138,12 @@ def _lower_pad(ctx, op, pad_value):
         return te.compute(oshape, body, name="out")
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0])])
+    # the loop nest above runs over the output in row-major order, one input element read per output element
+    # before it is written: the output may overlap its dying input (memplan.inplace_delta_gather)
+    src = np.full(oshape, -1, np.int64)
+    src[tuple(slice(a, a + d) for (a, _), d in zip(pads, x_t.shape))] = np.arange(x_t.size).reshape(x_t.shape)
+    esize = np.dtype(odt).itemsize
+    ctx.inplace[ctx.kname(op)] = [(0, memplan.inplace_delta_gather(src, esize, esize))]
     return 0
 
 
