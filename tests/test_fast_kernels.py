@@ -198,11 +198,59 @@ CASES = {
 }
 
 
+def _fc(out, act="NONE"):
+    return {"op": "FULLY_CONNECTED", "out": out, "act": act, "bias": True}
+
+
+# FULLY_CONNECTED modes: 2925 inputs (K % 4 = 1) are too many for the paired kernel's 2^23 bound, so the SXTB16
+# kernel reads the row in place (TVMGEN_FC_DIRECT, no int16 copy), 7 outputs (U % 4 = 3); per-tensor weights
+# take the paired kernel's one-row table (TVMGEN_FC_PER_TENSOR), K = 39 and 10, U = 10 and 7, a RELU clamp
+FC_CASES = {
+    "fc_direct_wide": (_spec([1, 15, 15, 13], [_fc(7, "RELU")], seed=16, scale=0.5), "tvmgen_mk_fc", 4),
+    "fc_pair_per_tensor": (_spec([1, 3, 13], [_fc(10, "RELU"), _fc(7)], seed=17, per_channel=False),
+                           "tvmgen_mk_fc_pair", 2),
+}
+CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
+def _mk_calls(tar, fn):
+    """The literal arguments of every call of microkernel `fn` in the generated kernels of an MLF tar."""
+    import re
+    import tarfile
+    with tarfile.open(tar) as t:
+        src = t.extractfile("codegen/host/src/fz_lib1.c").read().decode()
+    return [[a.strip() for a in m.group(1).split(",")]
+            for m in re.finditer(r"(?<!int32_t )\b%s\(([^;{]*)\);" % fn, src)]
+
+
 def _run(name, target, tmp_path):
     spec = dict(CASES[name], microkernels=True)
     o = fuzz.check(spec, str(tmp_path), target=target)
     assert o.built, (name, o)
     assert o.kind == "exact", (name, target, o)
+    if name in FC_CASES:         # the mode the case is there for really ran
+        _, fn, bit = FC_CASES[name]
+        calls = _mk_calls(os.path.join(str(tmp_path), "model.tar"), fn)
+        assert calls and all(int(c[-1]) & bit for c in calls), (name, calls)
+
+
+def test_fuzzer_reaches_both_fully_connected_modes():
+    """The fuzzer's FULLY_CONNECTED layers reach the per-tensor table (per-tensor weights) and, over its larger
+    inputs, the in-place row (the paired kernel's bound fails: 128 * sum |w| of an odd output >= 2^23), judged on
+    weights drawn and quantized as the fuzzer's are (normal, then int8 per channel to a maximum of 127)."""
+    rs = np.random.RandomState(0)
+    seen = set()
+    for spec, layer, shape, out in _specs("FULLY_CONNECTED", 300, 23):
+        if spec["uint8_kernels"]:
+            continue
+        k = int(np.prod(shape[1:]))
+        if not spec["per_channel"]:
+            seen.add("per-tensor")
+            continue
+        w = rs.randn(k, layer["out"])
+        q = np.round(w / np.abs(w).max(0) * 127)
+        seen.add("in place" if np.any(128 * np.abs(q[:, 1::2]).sum(0) >= 2 ** 23) else "paired")
+    assert seen == {"per-tensor", "in place", "paired"}, seen
 
 
 @pytest.mark.heavy

@@ -131,11 +131,23 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const
  * with t = 31 - shift >= 32, as the high word of one 64-bit multiply-accumulate.  rq = {bias, multiplier,
  * t - 32, 2^(t-33) (the rounding term's high word; its low word is 0 unless t == 32: then 2^31)}. */
 #define TVMGEN_RQS_T32 1     /* some channel has t == 32: its rounding term is in the low word */
+/* FULLY_CONNECTED modes (flags of tvmgen_mk_fc_pair / tvmgen_mk_fc besides TVMGEN_RQS_T32) */
+#define TVMGEN_FC_PER_TENSOR 2  /* fc_pair: rq = one row {0, m, t - 32, hr} then the [U4] biases (4 B per output) */
+#define TVMGEN_FC_DIRECT 4      /* fc: the row read in place (zero point folded into the bias), no int16 copy */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single(int32_t acc, const int32_t* rq, int32_t ozp, int32_t lo,
                                                   int32_t hi, int32_t flags) {
   const uint32_t low = (flags & TVMGEN_RQS_T32) ? (rq[2] == 0 ? 0x80000000u : 0u) : 0u;
   int64_t v = (int64_t)acc * rq[1] + (((int64_t)rq[3] << 32) | low);
   return tvmgen_mk_sat(((int32_t)(v >> 32) >> rq[2]) + ozp, lo, hi);
+}
+
+/* The same for one multiplier m, shift t - 32 = ts and rounding high word hr given as values (literals at a
+ * per-tensor call: the compiler keeps them in registers or immediates, no table loads per output). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single_v(int32_t acc, int32_t m, int32_t ts, int32_t hr, int32_t ozp,
+                                                    int32_t lo, int32_t hi) {
+  const uint32_t low = ts == 0 ? 0x80000000u : 0u;
+  int64_t v = (int64_t)acc * m + (((int64_t)hr << 32) | low);
+  return tvmgen_mk_sat(((int32_t)(v >> 32) >> ts) + ozp, lo, hi);
 }
 
 /* ------------------------------------------------------------------------------------------------------
@@ -670,9 +682,14 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
  * rounded up to 4, zero-filled); rq: [U4][4] in the
  * single-rounding form of tvmgen_mk_requant_single, bias without zero-point folding; col: scratch of K4 int16,
  * the row as (x - zp). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_direct(const int8_t* x, const int8_t* w, const int32_t* rq, int8_t* out,
+                                          int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi,
+                                          int32_t flags);
+
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const int32_t* rq, int16_t* col,
                                    int8_t* out, int32_t B, int32_t K, int32_t U, int32_t izp, int32_t ozp, int32_t lo,
                                    int32_t hi, int32_t flags) {
+  if (flags & TVMGEN_FC_DIRECT) return tvmgen_mk_fc_direct(x, w, rq, out, B, K, U, ozp, lo, hi, flags);
   const int32_t K4 = (K + 3) & ~3;
   for (int32_t b = 0; b < B; b++) {
     tvmgen_mk_im2col(col, 4, 0, x + b * K, 0, 0, 1, 1, K, 1, 1, 1, 1, 1, 1, 0, 0, izp, K4, 1);
@@ -753,6 +770,71 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * tvmgen_mk_fc with TVMGEN_FC_DIRECT (FULLY_CONNECTED where tvmgen_mk_fc_pair's bound does not hold): the same
+ * weights ([U4/4][K4/4][4 outputs][4 inputs], zero-filled), the row read in place (four inputs per load, SXTB16
+ * into the pairs (x0, x2), (x1, x3) that each output's weights meet), the input zero point folded into the
+ * bias (rq: [U4][4] single rounding).  Two instructions more per 16 MACs than copying the whole row into K4
+ * int16 of scratch first, and no scratch (micro_speech: 8,000 bytes of RAM). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_direct(const int8_t* x, const int8_t* w, const int32_t* rq, int8_t* out,
+                                          int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi,
+                                          int32_t flags) {
+  const int32_t K4 = (K + 3) & ~3, KF = K & ~3;
+  for (int32_t b = 0; b < B; b++) {
+    const int8_t* xr = x + b * K;
+    int8_t* o = out + b * U;
+    for (int32_t u = 0; u < U; u += 4) {
+      const int32_t* r = rq + u * 4;
+      int32_t a0 = r[0], a1 = r[4], a2 = r[8], a3 = r[12];
+      const int8_t* wq = w + u * K4;
+#if TVMGEN_MK_DSP
+      const int32_t* wp = (const int32_t*)(const void*)wq;
+      for (int32_t k = 0; k < KF; k += 4, wp += 4) {
+        const int32_t xv = tvmgen_mk_ld4(xr + k);
+        const int32_t xe = __sxtb16(xv);
+        int32_t xo, wv, we, wo;
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(xo) : "r"(xv));
+#define TVMGEN_MK_FCD_LANE(acc, i)                                 \
+        wv = wp[i];                                                \
+        we = __sxtb16(wv);                                         \
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(wo) : "r"(wv));     \
+        acc = __smlad(we, xe, acc);                                \
+        acc = __smlad(wo, xo, acc);
+        TVMGEN_MK_FCD_LANE(a0, 0)
+        TVMGEN_MK_FCD_LANE(a1, 1)
+        TVMGEN_MK_FCD_LANE(a2, 2)
+        TVMGEN_MK_FCD_LANE(a3, 3)
+#undef TVMGEN_MK_FCD_LANE
+      }
+#else
+      for (int32_t k = 0; k < KF; k += 4) {
+        for (int32_t j = 0; j < 4; j++) {
+          const int32_t xv = xr[k + j];
+          const int8_t* wg = wq + k * 4 + j;
+          a0 += xv * wg[0];
+          a1 += xv * wg[4];
+          a2 += xv * wg[8];
+          a3 += xv * wg[12];
+        }
+      }
+#endif
+      for (int32_t k = KF; k < K; k++) {      /* the last K % 4 inputs */
+        const int32_t xv = xr[k];
+        const int8_t* wg = wq + KF * 4 + (k - KF);
+        a0 += xv * wg[0];
+        a1 += xv * wg[4];
+        a2 += xv * wg[8];
+        a3 += xv * wg[12];
+      }
+      o[u] = (int8_t)tvmgen_mk_requant_single(a0, r, ozp, lo, hi, flags);
+      if (u + 1 < U) o[u + 1] = (int8_t)tvmgen_mk_requant_single(a1, r + 4, ozp, lo, hi, flags);
+      if (u + 2 < U) o[u + 2] = (int8_t)tvmgen_mk_requant_single(a2, r + 8, ozp, lo, hi, flags);
+      if (u + 3 < U) o[u + 3] = (int8_t)tvmgen_mk_requant_single(a3, r + 12, ozp, lo, hi, flags);
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * FULLY_CONNECTED without a scratch buffer, two outputs per SMLAD: the weights of outputs 2p ("B") and 2p+1
  * ("A") for the same input share one halfword, B's as the unsigned low byte b' = w + 128 and A's as the
  * signed high byte, so the halfword is b' + 256 a.  With int8 inputs x paired by SXTB16:
@@ -765,6 +847,10 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
  * folded into the bias (the sums use x itself). */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, const int32_t* rq, int8_t* out,
                                         int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  /* TVMGEN_FC_PER_TENSOR: one multiplier for all outputs, read once into registers (out's int8 stores may alias
+     the table, so the compiler would otherwise reload it per output) */
+  const int32_t per_tensor = (flags & TVMGEN_FC_PER_TENSOR) != 0;
+  const int32_t m = per_tensor ? rq[1] : 0, ts = per_tensor ? rq[2] : 0, hr = per_tensor ? rq[3] : 0;
   const int32_t K4 = K & ~3, KT = K - K4;
   const uint8_t* wt = w + ((U + 3) / 4) * K4 * 4;       /* tail weights */
   for (int32_t b = 0; b < B; b++) {
@@ -833,6 +919,17 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, co
         t0 += xv * p0[0];
         s1 += xv * (p1[0] + 256 * (int8_t)p1[1]);
         t1 += xv * p1[0];
+      }
+      if (per_tensor) {
+        /* the biases [U4] after the one row {0, m, t - 32, hr}; (U & 3) == 0 is a literal test */
+        const int32_t* bb = rq + 4 + u;
+        const int32_t v0 = t0 - 128 * sx + bb[0], v1 = ((int32_t)((uint32_t)s0 - (uint32_t)t0) >> 8) + bb[1];
+        const int32_t v2 = t1 - 128 * sx + bb[2], v3 = ((int32_t)((uint32_t)s1 - (uint32_t)t1) >> 8) + bb[3];
+        o[u] = (int8_t)tvmgen_mk_requant_single_v(v0, m, ts, hr, ozp, lo, hi);
+        if ((U & 3) == 0 || u + 1 < U) o[u + 1] = (int8_t)tvmgen_mk_requant_single_v(v1, m, ts, hr, ozp, lo, hi);
+        if ((U & 3) == 0 || u + 2 < U) o[u + 2] = (int8_t)tvmgen_mk_requant_single_v(v2, m, ts, hr, ozp, lo, hi);
+        if ((U & 3) == 0 || u + 3 < U) o[u + 3] = (int8_t)tvmgen_mk_requant_single_v(v3, m, ts, hr, ozp, lo, hi);
+        continue;
       }
       const int32_t* r = rq + u * 4;
       o[u] = (int8_t)tvmgen_mk_requant_single(t0 - 128 * sx + r[0], r, ozp, lo, hi, flags);
