@@ -1,6 +1,8 @@
 """The int8 fast paths of issue 23 (codegen/lowering/microkernels.h): depthwise interior pixels in pairs
 (tvmgen_mk_dw_pair), requantization by one SMMLAR, AVERAGE_POOL_2D as a microkernel (tvmgen_mk_avgpool), the
-SOFTMAX exp table (ops/reduce.py softmax_exp_table) and the word-wise im2col of small windows over few channels.
+SOFTMAX exp table (ops/reduce.py softmax_exp_table) and the word-wise im2col of small windows over few channels;
+FULLY_CONNECTED's per-tensor table (TVMGEN_FC_PER_TENSOR) and in-place row (TVMGEN_FC_DIRECT), ADD / SUB with
+doubled tables (TVMGEN_RQ_DOUBLED); the integer LSTM's SMLAD matrix-vector products and int16 doubling high mul.
 
 Fast: the differential fuzzer's generators reach every one of these paths and their borders (so every fuzz run
 exercises them), and the softmax exp table equals the fixed-point chain the TE kernel computes without it.
@@ -210,7 +212,34 @@ FC_CASES = {
     "fc_pair_per_tensor": (_spec([1, 3, 13], [_fc(10, "RELU"), _fc(7)], seed=17, per_channel=False),
                            "tvmgen_mk_fc_pair", 2),
 }
+# ADD / SUB of two tensors of one shape (tvmgen_mk_add): the tables hold twice each scaled value
+# (TVMGEN_RQ_DOUBLED = 64); two elements per iteration, 630 and an odd 105 of them (the one-element tail)
+FC_CASES.update({
+    "add_doubled_pairs": (_spec([1, 7, 9, 10], [{"op": "ADD", "other": "self", "bshape": [], "swap": False,
+                                                 "act": "RELU"}], seed=18), "tvmgen_mk_add", 64),
+    "sub_doubled_odd": (_spec([1, 5, 7, 3], [{"op": "SUB", "other": "self", "bshape": [], "swap": True,
+                                              "act": "NONE"}], seed=19, scale=3.0), "tvmgen_mk_add", 64),
+})
 CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
+def _lstm(batch, steps, feats, units, seed, **kw):
+    layer = {"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "units": units, "cifg": False, "proj": 0, "time_major": False,
+             "cell_clip": 0.0, "proj_clip": 0.0, "cell_log2": -12, "x_zp": -57, "h_zp": 0, "hidden_zp": 0,
+             "gain": 1.0, "peephole": False}
+    layer.update(kw)
+    shape = [steps, batch, feats] if layer["time_major"] else [batch, steps, feats]
+    layer["model"] = {"input": shape, "in_type": "int8", "out_type": "int8", "uint8_kernels": False}
+    return _spec(shape, [layer], seed=seed)
+
+
+# the integer LSTM's gate matrix-vector products two rows and four columns at a time (SMLAD on the M4), its
+# int16 SaturatingRoundingDoublingHighMul in one line: an odd number of rows and columns % 4 = 3 (both tails),
+# peephole, cell clip and a zero point; then mnist_lstm's 20 cells over 28 inputs, CIFG and a projection to 3
+CASES.update({
+    "lstm_odd_rows_and_columns": _lstm(2, 3, 7, 5, 20, peephole=True, cell_clip=3.0, hidden_zp=7, gain=3.0),
+    "lstm_20_cells_28_inputs": _lstm(1, 6, 28, 20, 21, cifg=True, proj=3, h_zp=5, cell_log2=-11),
+})
 
 
 def _mk_calls(tar, fn):
@@ -228,7 +257,7 @@ def _run(name, target, tmp_path):
     o = fuzz.check(spec, str(tmp_path), target=target)
     assert o.built, (name, o)
     assert o.kind == "exact", (name, target, o)
-    if name in FC_CASES:         # the mode the case is there for really ran
+    if name in FC_CASES:         # the kernel mode the case is there for really ran
         _, fn, bit = FC_CASES[name]
         calls = _mk_calls(os.path.join(str(tmp_path), "model.tar"), fn)
         assert calls and all(int(c[-1]) & bit for c in calls), (name, calls)
@@ -264,3 +293,39 @@ def test_fast_paths_bit_exact_on_host(name, tmp_path):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fast_paths_bit_exact_on_cortex_m4(name, tmp_path):
     _run(name, "cortex-m4", tmp_path)
+
+
+def test_lstm_int16_doubling_high_mul_is_gemmlowps(tmp_path):
+    """recurrent.h's one-line SaturatingRoundingDoublingHighMul on int16 (the LSTM gates' sigmoid and tanh are
+    chains of it) against gemmlowp's definition, compiled by the host C compiler: every a against every fifth b
+    and the edges (-32768, -1, 0, 1, 32767), the saturating a = b = -32768 among them."""
+    import subprocess
+    if not shutil.which("gcc"):
+        pytest.skip("needs the host C compiler gcc")
+    src = tmp_path / "srdhm.c"
+    src.write_text(r'''
+#include <stdio.h>
+#include "recurrent.h"
+static int16_t gemmlowp(int16_t a, int16_t b) {     /* fixedpoint.h SaturatingRoundingDoublingHighMul<int16_t> */
+  int32_t ab, nudge;
+  if (a == b && a == -32768) return 32767;
+  ab = (int32_t)a * (int32_t)b;
+  nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
+  return (int16_t)((ab + nudge) / (1 << 15));
+}
+int main(void) {
+  static const int32_t edges[] = {-32768, -1, 0, 1, 32767};
+  long bad = 0, n = 0;
+  for (int32_t a = -32768; a <= 32767; a++) {
+    for (int32_t b = -32768; b <= 32767; b += 5, n++) bad += tvmgen_rnn_srdhm16(a, b) != gemmlowp(a, b);
+    for (int k = 0; k < 5; k++, n++) bad += tvmgen_rnn_srdhm16(a, edges[k]) != gemmlowp(a, edges[k]);
+  }
+  printf("%ld %ld\n", bad, n);
+  return 0;
+}
+''')
+    exe = tmp_path / "srdhm"
+    subprocess.run(["gcc", "-O2", "-I", os.path.join(ROOT, "codegen", "lowering"), str(src), "-o", str(exe)],
+                   check=True)
+    bad, n = map(int, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split())
+    assert n > 65536 * 13000 and bad == 0, (bad, n)

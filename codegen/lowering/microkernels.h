@@ -954,9 +954,23 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_add(const int8_t* a, const int8_t* b, const i
                                     int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
   const int32_t* ta0 = ta + 128;
   const int32_t* tb0 = tb + 128;
-  for (int32_t i = 0; i < N; i++) {
+  /* the requantization fields read once (out's int8 stores may alias the table: the compiler would reload
+     them per element), the table pointers opaque so that each lookup is one LDR [t, a, LSL #2] */
+  const int32_t m = rq[1], r = rq[2], c = rq[3], l = (flags & TVMGEN_RQ_LSHIFT) ? lsh[0] : 0;
+#if TVMGEN_MK_DSP
+  __asm__("" : "+r"(ta0), "+r"(tb0));
+#endif
+  int32_t i = 0;
+  for (; i + 2 <= N; i += 2) {     /* two elements per iteration: both read before either is written (in place) */
+    const int32_t a0 = a[i], b0 = b[i], a1 = a[i + 1], b1 = b[i + 1];
+    const int32_t s0 = subtract ? ta0[a0] - tb0[b0] : ta0[a0] + tb0[b0];
+    const int32_t s1 = subtract ? ta0[a1] - tb0[b1] : ta0[a1] + tb0[b1];
+    out[i] = (int8_t)tvmgen_mk_requant_v(s0, m, r, c, l, flags, ozp, lo, hi);
+    out[i + 1] = (int8_t)tvmgen_mk_requant_v(s1, m, r, c, l, flags, ozp, lo, hi);
+  }
+  for (; i < N; i++) {
     const int32_t s = subtract ? ta0[a[i]] - tb0[b[i]] : ta0[a[i]] + tb0[b[i]];
-    out[i] = (int8_t)tvmgen_mk_requant(s, rq, lsh, flags, ozp, lo, hi);
+    out[i] = (int8_t)tvmgen_mk_requant_v(s, m, r, c, l, flags, ozp, lo, hi);
   }
   return 0;
 }
