@@ -2,7 +2,9 @@
 (tvmgen_mk_dw_pair), requantization by one SMMLAR, AVERAGE_POOL_2D as a microkernel (tvmgen_mk_avgpool), the
 SOFTMAX exp table (ops/reduce.py softmax_exp_table) and the word-wise im2col of small windows over few channels;
 FULLY_CONNECTED's per-tensor table (TVMGEN_FC_PER_TENSOR) and in-place row (TVMGEN_FC_DIRECT), ADD / SUB with
-doubled tables (TVMGEN_RQ_DOUBLED); the integer LSTM's SMLAD matrix-vector products and int16 doubling high mul.
+doubled tables (TVMGEN_RQ_DOUBLED); the integer LSTM's SMLAD matrix-vector products and int16 doubling high mul;
+the 16x8 CONV_2D microkernel (tvmgen_mk_conv16: rows read in place or windows copied, the one-SMULL
+requantization; the case's last literal, `fast`, is 1 where checked).
 
 Fast: the differential fuzzer's generators reach every one of these paths and their borders (so every fuzz run
 exercises them), and the softmax exp table equals the fixed-point chain the TE kernel computes without it.
@@ -233,6 +235,25 @@ def _lstm(batch, steps, feats, units, seed, **kw):
     return _spec(shape, [layer], seed=seed)
 
 
+def _conv16(shape, k, s=(1, 1), d=(1, 1), pad="SAME", out=8, act="NONE", seed=30):
+    spec = _spec(shape, [{"op": "CONV_2D", "k": list(k), "s": list(s), "d": list(d), "pad": pad, "act": act,
+                          "out": out, "bias": True}], seed=seed)
+    spec.update(int16=True, in_type="int16", out_type="int16")
+    return spec
+
+
+# CONV_2D 16x8 (tvmgen_mk_conv16): VALID windows inside the input read their rows in place (KW * C even, DW = 1;
+# dilation 2 down the rows); SAME padding mixes those with copied border windows over 6 channels; an odd KW * C
+# (3x3 over 3 channels), stride 2 and an odd channel count copy every window; dilation across copies too
+FC_CASES.update({
+    "conv16_rows_in_place": (_conv16([1, 9, 20, 2], (3, 5), d=(2, 1), pad="VALID", out=8), "tvmgen_mk_conv16", 1),
+    "conv16_same_mixed": (_conv16([1, 7, 9, 4], (3, 3), out=6, act="RELU", seed=31), "tvmgen_mk_conv16", 1),
+    "conv16_odd_stride2": (_conv16([1, 9, 11, 3], (3, 3), s=(2, 2), out=5, seed=32), "tvmgen_mk_conv16", 1),
+    "conv16_dilated_cols": (_conv16([1, 8, 12, 2], (2, 3), d=(1, 2), out=3, seed=33), "tvmgen_mk_conv16", 1),
+})
+CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
 # the integer LSTM's gate matrix-vector products two rows and four columns at a time (SMLAD on the M4), its
 # int16 SaturatingRoundingDoublingHighMul in one line: an odd number of rows and columns % 4 = 3 (both tails),
 # peephole, cell clip and a zero point; then mnist_lstm's 20 cells over 28 inputs, CIFG and a projection to 3
@@ -329,3 +350,22 @@ int main(void) {
                    check=True)
     bad, n = map(int, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split())
     assert n > 65536 * 13000 and bad == 0, (bad, n)
+
+
+def test_fuzzer_reaches_the_16x8_conv_kernel_both_ways():
+    """The fuzzer's 16x8 chains draw CONV_2D with TFLite's default int64 bias (tvmgen_mk_conv16), windows whose
+    rows can be read in place (DW = 1, KW * C even) and windows that are copied."""
+    r = random.Random(16)
+    seen = set()
+    for _ in range(200):
+        spec = fuzz.random_spec(r, "CONV_2D", int16=True)
+        if spec.get("bias32"):
+            continue
+        shape = list(spec["input"])
+        for layer in spec["layers"]:
+            if layer["op"] == "CONV_2D" and len(shape) == 4:
+                rows = layer["d"][1] == 1 and layer["k"][1] * shape[3] % 2 == 0
+                seen.add("rows in place" if rows else "copied windows")
+                seen.add("padding" if layer["pad"] == "SAME" else "valid")
+            shape = fuzz.layer_shape(spec, layer, shape)
+    assert seen == {"rows in place", "copied windows", "padding", "valid"}, seen

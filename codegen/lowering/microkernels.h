@@ -946,6 +946,101 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, co
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * CONV_2D 16x8 (int16 activations, int8 weights, int64 bias: reference_integer_ops::ConvPerChannel for int16),
+ * NHWC.  w: int16 [OC][K2], K2 = KH * KW * C rounded up to even (a zero after the last tap).  The sums are exact
+ * in int32 (the codegen proves sum |w| * 32768 < 2^31 per channel, ops/int16.py): two int16 products per SMLAD,
+ * two output channels sharing each input load; only the bias and TFLite's int64 MultiplyByQuantizedMultiplier
+ * are 64-bit: (acc + bias) * red + 2^(ts - 1) >> ts, red the 16-bit reduced multiplier, ts = 15 - shift.
+ * A pixel whose window lies inside the input, with DW = 1 and KW * C even, reads its KH input rows in place
+ * (each row's KW * C values are contiguous); any other pixel copies its taps into col (K2 int16, padding taps
+ * 0: a padding tap adds 0, as TFLite's does).  fast: see tvmgen_mk_rq16. */
+TVMGEN_MK_INLINE void tvmgen_mk_dot16x2(const int16_t* x, const int16_t* w0, const int16_t* w1, int32_t n,
+                                        int32_t* a0, int32_t* a1) {
+  int32_t s0 = *a0, s1 = *a1, k = 0;
+#if TVMGEN_MK_DSP
+  /* int16 pairs as words through memcpy (col is written as int16 just before: no type-punned reads); a row of
+     up to 8 words (n a literal) unrolls whole */
+#pragma GCC unroll 8
+  for (; k + 2 <= n; k += 2) {
+    const int32_t xv = tvmgen_mk_ld4(x + k);
+    s0 = __smlad(tvmgen_mk_ld4(w0 + k), xv, s0);
+    s1 = __smlad(tvmgen_mk_ld4(w1 + k), xv, s1);
+  }
+#endif
+  for (; k < n; k++) {
+    s0 += (int32_t)x[k] * w0[k];
+    s1 += (int32_t)x[k] * w1[k];
+  }
+  *a0 = s0;
+  *a1 = s1;
+}
+
+/* fast: the codegen proved |acc + bias| < 2^31 and 15 <= t <= 31 for every channel, so (acc + bias) * red (< 2^46)
+   is one SMULL, and its value after >> t (< 2^31) is the low word of the shifted 64 bits: (lo >> t) | (hi << (32 - t)) */
+TVMGEN_MK_INLINE int16_t tvmgen_mk_rq16(int32_t acc, const int64_t* bias, int32_t red, int32_t t, int32_t lo, int32_t hi,
+                                        int32_t fast) {
+  int32_t r;
+  if (fast) {
+    const int64_t p = (int64_t)(acc + (int32_t)*bias) * red + ((int64_t)1 << (t - 1));
+    r = (int32_t)(((uint32_t)p >> t) | ((uint32_t)(p >> 32) << (32 - t)));
+  } else {
+    const int64_t v = (((int64_t)acc + *bias) * red + ((int64_t)1 << (t - 1))) >> t;
+    if (v < lo) return (int16_t)lo;
+    if (v > hi) return (int16_t)hi;
+    return (int16_t)v;
+  }
+  return (int16_t)(r < lo ? lo : (r > hi ? hi : r));
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_conv16(const int16_t* x, const int16_t* w, const int64_t* bias, const int32_t* red,
+                                       const int32_t* ts, int16_t* col, int16_t* out, int32_t H, int32_t W,
+                                       int32_t C, int32_t OH, int32_t OW, int32_t OC, int32_t KH, int32_t KW,
+                                       int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT, int32_t PL,
+                                       int32_t lo, int32_t hi, int32_t fast) {
+  const int32_t K = KH * KW * C, K2 = (K + 1) & ~1, L = KW * C;
+  const int32_t rows_in_place = DW == 1 && (L & 1) == 0;
+  for (int32_t oh = 0; oh < OH; oh++) {
+    const int32_t ih0 = oh * SH - PT;
+    for (int32_t ow = 0; ow < OW; ow++) {
+      const int32_t iw0 = ow * SW - PL;
+      const int32_t inside = ih0 >= 0 && ih0 + (KH - 1) * DH < H && iw0 >= 0 && iw0 + (KW - 1) * DW < W;
+      const int32_t direct = rows_in_place && inside;
+      if (!direct) {
+        int16_t* cp = col;
+        for (int32_t kh = 0; kh < KH; kh++) {
+          const int32_t ih = ih0 + kh * DH;
+          for (int32_t kw = 0; kw < KW; kw++, cp += C) {
+            const int32_t iw = iw0 + kw * DW;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+              for (int32_t c = 0; c < C; c++) cp[c] = 0;
+            } else {
+              const int16_t* xp = x + (ih * W + iw) * C;
+              for (int32_t c = 0; c < C; c++) cp[c] = xp[c];
+            }
+          }
+        }
+        if (K2 > K) col[K] = 0;
+      }
+      int16_t* o = out + (oh * OW + ow) * OC;
+      for (int32_t oc = 0; oc < OC; oc += 2) {
+        const int16_t* w0 = w + oc * K2;
+        const int16_t* w1 = oc + 1 < OC ? w0 + K2 : w0;     /* an odd last channel: its sum twice */
+        int32_t a0 = 0, a1 = 0;
+        if (direct) {
+          for (int32_t kh = 0; kh < KH; kh++)
+            tvmgen_mk_dot16x2(x + ((ih0 + kh * DH) * W + iw0) * C, w0 + kh * L, w1 + kh * L, L, &a0, &a1);
+        } else {
+          tvmgen_mk_dot16x2(col, w0, w1, K2, &a0, &a1);
+        }
+        o[oc] = tvmgen_mk_rq16(a0, bias + oc, red[oc], ts[oc], lo, hi, fast);
+        if (oc + 1 < OC) o[oc + 1] = tvmgen_mk_rq16(a1, bias + oc + 1, red[oc + 1], ts[oc + 1], lo, hi, fast);
+      }
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * ADD / SUB of two int8 tensors of the output's shape: out = requant(ta[a] (+/-) tb[b]) with ta, tb the
  * 256-entry tables of each input's scaled value (ops/elementwise.py) indexed from -128, rq = {0, multiplier,
  * right shift, rounding constant} of the output scaling (tvmgen_mk_requant). */
