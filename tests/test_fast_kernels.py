@@ -4,7 +4,8 @@ SOFTMAX exp table (ops/reduce.py softmax_exp_table) and the word-wise im2col of 
 FULLY_CONNECTED's per-tensor table (TVMGEN_FC_PER_TENSOR) and in-place row (TVMGEN_FC_DIRECT), ADD / SUB with
 doubled tables (TVMGEN_RQ_DOUBLED); the integer LSTM's SMLAD matrix-vector products and int16 doubling high mul;
 the 16x8 CONV_2D microkernel (tvmgen_mk_conv16: rows read in place or windows copied, the one-SMULL
-requantization; the case's last literal, `fast`, is 1 where checked).
+requantization; the case's last literal, `fast`, is 1 where checked); PAD / PADV2 of one-byte tensors
+(tvmgen_mk_pad).
 
 Fast: the differential fuzzer's generators reach every one of these paths and their borders (so every fuzz run
 exercises them), and the softmax exp table equals the fixed-point chain the TE kernel computes without it.
@@ -254,6 +255,21 @@ FC_CASES.update({
 CASES.update({name: case[0] for name, case in FC_CASES.items()})
 
 
+# PAD / PADV2 of one-byte tensors (tvmgen_mk_pad, word-wise runs): whole pixels (no channel padding) with rows of
+# 6 * 10 bytes; channel padding on uint8 with PADV2's constant; an int8 chain after a convolution
+FC_CASES.update({
+    "pad_whole_pixels": (_spec([1, 5, 7, 6], [{"op": "PAD", "pads": [[0, 0], [1, 2], [2, 1], [0, 0]], "value": 0.0}],
+                               seed=40), "tvmgen_mk_pad", 0),
+    "padv2_channels_uint8": (_spec([1, 4, 5, 3], [{"op": "PADV2", "pads": [[0, 0], [0, 1], [1, 0], [2, 3]],
+                                                   "value": 0.5}], seed=41, in_type="uint8"), "tvmgen_mk_pad", 0),
+    "pad_after_conv": (_spec([1, 6, 6, 3], [{"op": "CONV_2D", "k": [3, 3], "s": [1, 1], "d": [1, 1], "pad": "VALID",
+                                             "act": "RELU", "out": 5, "bias": True},
+                                            {"op": "PAD", "pads": [[0, 0], [2, 0], [0, 3], [1, 1]], "value": 0.0}],
+                             seed=42), "tvmgen_mk_pad", 0),
+})
+CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
 # the integer LSTM's gate matrix-vector products two rows and four columns at a time (SMLAD on the M4), its
 # int16 SaturatingRoundingDoublingHighMul in one line: an odd number of rows and columns % 4 = 3 (both tails),
 # peephole, cell clip and a zero point; then mnist_lstm's 20 cells over 28 inputs, CIFG and a projection to 3
@@ -281,7 +297,7 @@ def _run(name, target, tmp_path):
     if name in FC_CASES:         # the kernel mode the case is there for really ran
         _, fn, bit = FC_CASES[name]
         calls = _mk_calls(os.path.join(str(tmp_path), "model.tar"), fn)
-        assert calls and all(int(c[-1]) & bit for c in calls), (name, calls)
+        assert calls and all(int(c[-1]) & bit for c in calls if bit), (name, calls)
 
 
 def test_fuzzer_reaches_both_fully_connected_modes():
@@ -369,3 +385,16 @@ def test_fuzzer_reaches_the_16x8_conv_kernel_both_ways():
                 seen.add("padding" if layer["pad"] == "SAME" else "valid")
             shape = fuzz.layer_shape(spec, layer, shape)
     assert seen == {"rows in place", "copied windows", "padding", "valid"}, seen
+
+
+def test_fuzzer_reaches_both_pad_kernel_paths():
+    """The fuzzer's PAD / PADV2 layers on 4-D one-byte tensors reach tvmgen_mk_pad's whole-pixel rows (no channel
+    padding) and its per-pixel runs (channel padding), on int8 and uint8."""
+    seen = set()
+    for op, seed in (("PAD", 40), ("PADV2", 41)):
+        for spec, layer, shape, out in _specs(op, 120, seed):
+            if len(shape) != 4:
+                continue
+            seen.add("per-pixel runs" if any(layer["pads"][3]) else "whole pixels")
+            seen.add(spec["in_type"])
+    assert {"per-pixel runs", "whole pixels", "int8", "uint8"} <= seen, seen

@@ -1041,6 +1041,57 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv16(const int16_t* x, const int16_t* w, co
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * PAD / PADV2 of a 4-D one-byte tensor (int8 or uint8, batch 1, pads on H, W and C): runs of input bytes copied
+ * and runs of the fill byte stored four at a time (word loads and stores through memcpy, unaligned allowed),
+ * instead of one conditional element per output byte. */
+TVMGEN_MK_INLINE void tvmgen_mk_fill(uint8_t* o, int32_t n, uint32_t word) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) memcpy(o + i, &word, 4);
+  for (; i < n; i++) o[i] = (uint8_t)word;
+}
+
+TVMGEN_MK_INLINE void tvmgen_mk_copy(uint8_t* o, const uint8_t* x, int32_t n) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t v;
+    memcpy(&v, x + i, 4);
+    memcpy(o + i, &v, 4);
+  }
+  for (; i < n; i++) o[i] = x[i];
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_pad(const void* xv, void* ov, int32_t H, int32_t W, int32_t C, int32_t OH,
+                                    int32_t OW, int32_t OC, int32_t PT, int32_t PL, int32_t PC, int32_t fill) {
+  const uint8_t* x = (const uint8_t*)xv;
+  uint8_t* o = (uint8_t*)ov;
+  const uint32_t word = (uint32_t)(uint8_t)fill * 0x01010101u;
+  const int32_t row = OW * OC;
+  for (int32_t oh = 0; oh < OH; oh++, o += row) {
+    const int32_t ih = oh - PT;
+    if (ih < 0 || ih >= H) {
+      tvmgen_mk_fill(o, row, word);
+      continue;
+    }
+    const uint8_t* xr = x + ih * W * C;
+    if (PC == 0 && OC == C) {           /* whole pixels: fill, the input row, fill */
+      tvmgen_mk_fill(o, PL * C, word);
+      tvmgen_mk_copy(o + PL * C, xr, W * C);
+      tvmgen_mk_fill(o + (PL + W) * C, (OW - PL - W) * C, word);
+      continue;
+    }
+    tvmgen_mk_fill(o, PL * OC, word);
+    for (int32_t iw = 0; iw < W; iw++) {
+      uint8_t* op = o + (PL + iw) * OC;
+      tvmgen_mk_fill(op, PC, word);
+      tvmgen_mk_copy(op + PC, xr + iw * C, C);
+      tvmgen_mk_fill(op + PC + C, OC - PC - C, word);
+    }
+    tvmgen_mk_fill(o + (PL + W) * OC, (OW - PL - W) * OC, word);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * ADD / SUB of two int8 tensors of the output's shape: out = requant(ta[a] (+/-) tb[b]) with ta, tb the
  * 256-entry tables of each input's scaled value (ops/elementwise.py) indexed from -128, rq = {0, multiplier,
  * right shift, rounding constant} of the output scaling (tvmgen_mk_requant). */
