@@ -5,7 +5,7 @@ FULLY_CONNECTED's per-tensor table (TVMGEN_FC_PER_TENSOR) and in-place row (TVMG
 doubled tables (TVMGEN_RQ_DOUBLED); the integer LSTM's SMLAD matrix-vector products and int16 doubling high mul;
 the 16x8 CONV_2D microkernel (tvmgen_mk_conv16: rows read in place or windows copied, the one-SMULL
 requantization; the case's last literal, `fast`, is 1 where checked); PAD / PADV2 of one-byte tensors
-(tvmgen_mk_pad).
+(tvmgen_mk_pad); MAX_POOL_2D int8 (tvmgen_mk_maxpool).
 
 Fast: the differential fuzzer's generators reach every one of these paths and their borders (so every fuzz run
 exercises them), and the softmax exp table equals the fixed-point chain the TE kernel computes without it.
@@ -270,6 +270,22 @@ FC_CASES.update({
 CASES.update({name: case[0] for name, case in FC_CASES.items()})
 
 
+def _maxp(k, s=(1, 1), pad="SAME", act="NONE"):
+    return {"op": "MAX_POOL_2D", "k": list(k), "s": list(s), "pad": pad, "act": act}
+
+
+# MAX_POOL_2D int8 (tvmgen_mk_maxpool, SSUB8 + SEL over four channels): clipped SAME windows over 10 channels
+# (groups and a tail of 2) with a RELU6 clamp inside the range; then stride 2 VALID over 3 channels (tail only)
+FC_CASES.update({
+    "maxpool_borders_relu6": (_spec([1, 7, 9, 10], [_maxp((3, 3), act="RELU6"), _maxp((2, 2), s=(2, 2),
+                                                                                        pad="VALID")],
+                                    seed=43, scale=4.0, offset=1.0), "tvmgen_mk_maxpool", 0),
+    "maxpool_c3_stride2": (_spec([1, 8, 8, 3], [_maxp((3, 2), s=(2, 2), act="RELU")], seed=44, offset=-0.5),
+                           "tvmgen_mk_maxpool", 0),
+})
+CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
 # the integer LSTM's gate matrix-vector products two rows and four columns at a time (SMLAD on the M4), its
 # int16 SaturatingRoundingDoublingHighMul in one line: an odd number of rows and columns % 4 = 3 (both tails),
 # peephole, cell clip and a zero point; then mnist_lstm's 20 cells over 28 inputs, CIFG and a projection to 3
@@ -398,3 +414,21 @@ def test_fuzzer_reaches_both_pad_kernel_paths():
             seen.add("per-pixel runs" if any(layer["pads"][3]) else "whole pixels")
             seen.add(spec["in_type"])
     assert {"per-pixel runs", "whole pixels", "int8", "uint8"} <= seen, seen
+
+
+def test_fuzzer_reaches_the_max_pool_kernel_and_its_borders():
+    seen = set()
+    for spec, layer, shape, out in _specs("MAX_POOL_2D", 80, 7):
+        if len(shape) != 4 or spec["uint8_kernels"] or spec["in_type"] != "int8":
+            continue
+        H, W, C, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL = _geometry(layer, shape, out)
+        rows, run = _interior(H, W, OH, OW, KH, KW, SH, SW, 1, 1, PT, PL)
+        seen.add("groups of four" if C >= 4 else "channels one by one")
+        if C % 4 and C > 4:
+            seen.add("groups + tail")
+        if rows * run < OH * OW:
+            seen.add("clipped windows")
+        if layer["act"] != "NONE":
+            seen.add("clamp")
+    want = {"groups of four", "channels one by one", "groups + tail", "clipped windows", "clamp"}
+    assert want <= seen, sorted(want - seen)

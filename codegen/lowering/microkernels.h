@@ -1092,6 +1092,54 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_pad(const void* xv, void* ov, int32_t H, int3
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * MAX_POOL_2D, int8 NHWC (reference_integer_ops::MaxPool): the maximum over the window's taps that lie inside the
+ * input, then the activation clamp.  With the DSP extension four channels at once: SSUB8 sets a GE flag per byte
+ * where the tap is at least the running maximum and SEL takes those bytes (two instructions per four channels
+ * and tap); the clamp likewise against lo and hi in every byte. */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_maxpool(const int8_t* x, int8_t* out, int32_t H, int32_t W, int32_t C, int32_t OH,
+                                        int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t PT,
+                                        int32_t PL, int32_t lo, int32_t hi) {
+#if TVMGEN_MK_ASM
+  const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
+#endif
+  for (int32_t oh = 0; oh < OH; oh++) {
+    const int32_t h0 = oh * SH - PT, hs = h0 > 0 ? h0 : 0, he = h0 + KH < H ? h0 + KH : H;
+    for (int32_t ow = 0; ow < OW; ow++) {
+      const int32_t w0 = ow * SW - PL, ws = w0 > 0 ? w0 : 0, we = w0 + KW < W ? w0 + KW : W;
+      int8_t* o = out + (oh * OW + ow) * C;
+      int32_t c = 0;
+#if TVMGEN_MK_ASM
+      for (; c + 4 <= C; c += 4) {
+        uint32_t m = 0x80808080u, t;
+        for (int32_t h = hs; h < he; h++) {
+          const int8_t* p = x + (h * W + ws) * C + c;
+          for (int32_t w = ws; w < we; w++, p += C) {
+            const uint32_t v = (uint32_t)tvmgen_mk_ld4(p);
+            __asm__("ssub8 %[t], %[v], %[m]\n\tsel %[m], %[v], %[m]" : [m] "+r"(m), [t] "=&r"(t) : [v] "r"(v)
+                    : "cc");
+          }
+        }
+        __asm__("ssub8 %[t], %[m], %[l]\n\tsel %[m], %[m], %[l]\n\t"
+                "ssub8 %[t], %[h], %[m]\n\tsel %[m], %[m], %[h]"
+                : [m] "+r"(m), [t] "=&r"(t) : [l] "r"(lo4), [h] "r"(hi4) : "cc");
+        memcpy(o + c, &m, 4);
+      }
+#endif
+      for (; c < C; c++) {
+        int32_t m = -128;
+        for (int32_t h = hs; h < he; h++)
+          for (int32_t w = ws; w < we; w++) {
+            const int32_t v = x[(h * W + w) * C + c];
+            m = v > m ? v : m;
+          }
+        o[c] = (int8_t)(m < lo ? lo : (m > hi ? hi : m));
+      }
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * ADD / SUB of two int8 tensors of the output's shape: out = requant(ta[a] (+/-) tb[b]) with ta, tb the
  * 256-entry tables of each input's scaled value (ops/elementwise.py) indexed from -128, rq = {0, multiplier,
  * right shift, rounding constant} of the output scaling (tvmgen_mk_requant). */
