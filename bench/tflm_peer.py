@@ -47,6 +47,15 @@ RECORDED = {
 }
 
 
+# the compiler's words when the model names an op TFLM's MicroMutableOpResolver has no Add... method for
+_NO_KERNEL = re.compile(r"has no member named '(Add[A-Za-z0-9]+)'")
+
+
+def _op_name(method):
+    """AddTile -> TILE, AddResizeBilinear -> RESIZE_BILINEAR (the op's TFLite name)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", method[len("Add"):]).upper()
+
+
 class PeerUnavailable(Exception):
     """The peer could not be measured; the message says why (and what to do)."""
 
@@ -96,6 +105,10 @@ def run(model, *, script=None, mirror=None, ksets=(CMSIS_NN,), opt="-O2", timeou
                               f"libraries: run it once with --lib-only, or raise --peer-timeout)") from None
     results = parse_output(proc.stdout)
     missing = [k for k in ksets if k not in results]
+    absent = sorted(set(_NO_KERNEL.findall(proc.stderr or "")))
+    if proc.returncode != 0 and absent:
+        raise PeerUnavailable("TFLite Micro has no kernel for %s (its op resolver has no %s), so the peer cannot "
+                              "run this model" % (", ".join(_op_name(a) for a in absent), ", ".join(absent)))
     if proc.returncode != 0:
         raise PeerUnavailable(f"{os.path.basename(script)} exited with code {proc.returncode}: "
                               f"{_last_line(proc.stderr, proc.stdout)}")
@@ -118,6 +131,20 @@ def firmware_paths(model, kset, arena, opt="-O2"):
     key = "%s-%s" % (os.path.splitext(os.path.basename(model))[0], digest)
     w = os.path.join(cache_dir(), "fw", key, kset + opt)
     return os.path.join(w, "fw_1_%d.elf" % arena), os.path.join(w, "fw_2_%d.elf" % arena)
+
+
+def outputs(model, kset, opt="-O2"):
+    """The outputs the peer's firmware printed for `model` (its script keeps them as outputs.txt next to the
+    ELFs): one list of value strings per output, integers in decimal, float32 as 0x%08x IEEE bits; None when
+    the script left none (a stand-in script, or another PEERS_CACHE)."""
+    path = os.path.join(os.path.dirname(firmware_paths(model, kset, 0, opt)[0]), "outputs.txt")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    outs = [line.split(":", 1)[1].split() for line in text.splitlines() if re.match(r"^out\d+ type=", line)]
+    return outs or None
 
 
 def peer_cycles(model, kset, result, *, opt="-O2", flash_wait_states=0, timeout_s=900):

@@ -290,3 +290,90 @@ def test_peer_cycles_from_the_scripts_cached_firmware(tmp_path, monkeypatch):
     assert 3 + 2 * 1000 <= got["insn_our_plugin"] <= 3 + 2 * 1000 + 4
     # 3 + 1000 x (1 + 3) - 2 (the last BNE falls through), plus the C loop's compare and taken branch
     assert 3 + 4 * 1000 - 2 <= got["cycles"] <= 3 + 4 * 1000 - 2 + 8
+
+
+def test_peer_input_per_type_and_packed_offset():
+    """The side-by-side input is the one ../shared/peers/tflm_main.cc gives: element i = (i*7) mod 251 cast to
+    the input's type (float32: / 255.0f), each input at its 16-byte aligned packed offset."""
+    mcu = _bench()
+    fill = mcu.peer_fill_c([{"name": "a", "dtype": "int16", "size_bytes": 10},
+                            {"name": "b", "dtype": "float32", "size_bytes": 8},
+                            {"name": "c", "dtype": "uint8", "size_bytes": 3}])
+    lines = fill.splitlines()
+    assert "int16_t* p = (int16_t*)(void*)(bench_image + 0); for (i = 0; i < 5; ++i) p[i] = (int16_t)((i * 7) % 251)" \
+        in lines[0]
+    assert "(bench_image + 16); for (i = 0; i < 2; ++i) p[i] = (float)((i * 7) % 251) / 255.0f" in lines[1]
+    assert "(bench_image + 32); for (i = 0; i < 3; ++i) p[i] = (uint8_t)((i * 7) % 251)" in lines[2]
+    with pytest.raises(mcu.PipelineError, match="'q' is bool"):
+        mcu.peer_fill_c([{"name": "q", "dtype": "bool", "size_bytes": 1}])
+
+
+def test_outputs_decoded_as_the_peer_prints_them_and_compared():
+    mcu = _bench()
+    outs = [{"dtype": "int8", "size_bytes": 2}, {"dtype": "float32", "size_bytes": 4},
+            {"dtype": "int16", "size_bytes": 2}]
+    raw = [str(b) for b in bytes([255, 3] + [0] * 14 + list(np.float32(1.0).tobytes()) + [0] * 12 + [0xFE, 0xFF])]
+    ours = mcu.decode_outputs(outs, raw)
+    assert ours == [["-1", "3"], ["0x3f800000"], ["-2"]]
+    assert mcu.compare_outputs(ours, [["-1", "3"], ["0x3f800000"], ["-2"]]) == {"outputs_match": True,
+                                                                               "outputs_note": None}
+    diff = mcu.compare_outputs([["-1", "3"]], [["1", "3"]])
+    assert diff == {"outputs_match": False, "outputs_note": "1 of 2 output values differ (by at most 2)"}
+    assert mcu.compare_outputs(ours, None)["outputs_match"] is None
+    assert mcu.compare_outputs([["1"]], [["1", "2"]])["outputs_note"] == "the output shapes differ"
+
+
+def test_peer_outputs_read_from_the_scripts_cache(tmp_path, monkeypatch):
+    mcu = _bench()
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"model bytes")
+    monkeypatch.setenv("PEERS_CACHE", str(tmp_path / "cache"))
+    assert mcu.tflm_peer.outputs(str(model), "cmsis-nn") is None
+    d = os.path.dirname(mcu.tflm_peer.firmware_paths(str(model), "cmsis-nn", 0)[0])
+    os.makedirs(d)
+    with open(os.path.join(d, "outputs.txt"), "w") as f:
+        f.write("arena_used=100\nout0 type=9: -1 2 3\nout1 type=1: 0x3f800000\n")
+    assert mcu.tflm_peer.outputs(str(model), "cmsis-nn") == [["-1", "2", "3"], ["0x3f800000"]]
+
+
+def test_an_op_tflm_has_no_kernel_for_is_named(tmp_path):
+    mcu = _bench()
+    script = tmp_path / "peer.sh"
+    script.write_text("echo \"model_ops.h:18:7: error: 'class tflite::MicroMutableOpResolver<15>' has no member "
+                      "named 'AddTile'; did you mean 'AddFill'?\" >&2\n"
+                      "echo \"model_ops.h:19:7: error: 'class X' has no member named 'AddResizeBilinear2'\" >&2\n"
+                      "echo 'compilation terminated.' >&2; exit 1\n")
+    with pytest.raises(mcu.tflm_peer.PeerUnavailable) as e:
+        mcu.tflm_peer.run(str(tmp_path / "m.tflite"), script=str(script))
+    assert str(e.value) == ("TFLite Micro has no kernel for RESIZE_BILINEAR2, TILE (its op resolver has no "
+                            "AddResizeBilinear2, AddTile), so the peer cannot run this model")
+
+
+def test_tflm_examples_come_from_the_mirror_not_the_network(tmp_path):
+    """micro_speech and hello_world are read from the peer's TFLM mirror (a bare git repository) at HEAD."""
+    mcu = _bench()
+    assert mcu.tflm_examples(None, str(tmp_path / "out"))[1].startswith("MIRROR is not set")
+    assert "is absent" in mcu.tflm_examples(str(tmp_path), str(tmp_path / "out"))[1]
+    src = tmp_path / "src"
+    for i, rel in enumerate(mcu.TFLM_EXAMPLES):
+        (src / os.path.dirname(rel)).mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(b"model %d" % i)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q", str(src)], check=True)
+    subprocess.run([*git, "-C", str(src), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(src), "commit", "-qm", "m"], check=True)
+    mirror = tmp_path / "mirror"
+    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(mirror / mcu.TFLM_MIRROR_REPO)], check=True)
+    paths, why = mcu.tflm_examples(str(mirror), str(tmp_path / "out"))
+    assert why is None
+    assert [os.path.basename(p) for p in paths] == ["micro_speech_quantized.tflite", "hello_world_int8.tflite"]
+    assert [open(p, "rb").read() for p in paths] == [b"model 0", b"model 1"]
+    models, skipped = mcu.default_models(str(mirror), str(tmp_path / "out2"))
+    assert [m for m in models if "out2" in m] == [os.path.join(str(tmp_path / "out2"), os.path.basename(p))
+                                                    for p in paths]
+    assert not any("micro_speech" in what for what, _ in skipped)
+    models, skipped = mcu.default_models(None, str(tmp_path / "out3"))
+    assert ("TFLM's micro_speech and hello_world",
+            mcu.tflm_examples(None, "x")[1]) in [tuple(s) for s in skipped]
+    text = mcu.format_compare(dict(_report(mcu, []), skipped=skipped))
+    assert "TFLM's micro_speech and hello_world: not in the table: MIRROR is not set" in text

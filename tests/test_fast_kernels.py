@@ -1,6 +1,11 @@
 """The int8 fast paths of issue 23 (codegen/lowering/microkernels.h): depthwise interior pixels in pairs
 (tvmgen_mk_dw_pair), requantization by one SMMLAR, AVERAGE_POOL_2D as a microkernel (tvmgen_mk_avgpool), the
-SOFTMAX exp table (ops/reduce.py softmax_exp_table) and the word-wise im2col of small windows over few channels.
+SOFTMAX exp table (ops/reduce.py softmax_exp_table) and the word-wise im2col of small windows over few channels;
+FULLY_CONNECTED's per-tensor table (TVMGEN_FC_PER_TENSOR) and in-place row (TVMGEN_FC_DIRECT), ADD / SUB with
+doubled tables (TVMGEN_RQ_DOUBLED); the integer LSTM's SMLAD matrix-vector products and int16 doubling high mul;
+the 16x8 CONV_2D microkernel (tvmgen_mk_conv16: rows read in place or windows copied, the one-SMULL
+requantization; the case's last literal, `fast`, is 1 where checked); PAD / PADV2 of one-byte tensors
+(tvmgen_mk_pad); MAX_POOL_2D int8 (tvmgen_mk_maxpool).
 
 Fast: the differential fuzzer's generators reach every one of these paths and their borders (so every fuzz run
 exercises them), and the softmax exp table equals the fixed-point chain the TE kernel computes without it.
@@ -198,11 +203,136 @@ CASES = {
 }
 
 
+def _fc(out, act="NONE"):
+    return {"op": "FULLY_CONNECTED", "out": out, "act": act, "bias": True}
+
+
+# FULLY_CONNECTED modes: 2925 inputs (K % 4 = 1) are too many for the paired kernel's 2^23 bound, so the SXTB16
+# kernel reads the row in place (TVMGEN_FC_DIRECT, no int16 copy), 7 outputs (U % 4 = 3); per-tensor weights
+# take the paired kernel's one-row table (TVMGEN_FC_PER_TENSOR), K = 39 and 10, U = 10 and 7, a RELU clamp
+FC_CASES = {
+    "fc_direct_wide": (_spec([1, 15, 15, 13], [_fc(7, "RELU")], seed=16, scale=0.5), "tvmgen_mk_fc", 4),
+    "fc_pair_per_tensor": (_spec([1, 3, 13], [_fc(10, "RELU"), _fc(7)], seed=17, per_channel=False),
+                           "tvmgen_mk_fc_pair", 2),
+}
+# ADD / SUB of two tensors of one shape (tvmgen_mk_add): the tables hold twice each scaled value
+# (TVMGEN_RQ_DOUBLED = 64); two elements per iteration, 630 and an odd 105 of them (the one-element tail)
+FC_CASES.update({
+    "add_doubled_pairs": (_spec([1, 7, 9, 10], [{"op": "ADD", "other": "self", "bshape": [], "swap": False,
+                                                 "act": "RELU"}], seed=18), "tvmgen_mk_add", 64),
+    "sub_doubled_odd": (_spec([1, 5, 7, 3], [{"op": "SUB", "other": "self", "bshape": [], "swap": True,
+                                              "act": "NONE"}], seed=19, scale=3.0), "tvmgen_mk_add", 64),
+})
+CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
+def _lstm(batch, steps, feats, units, seed, **kw):
+    layer = {"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "units": units, "cifg": False, "proj": 0, "time_major": False,
+             "cell_clip": 0.0, "proj_clip": 0.0, "cell_log2": -12, "x_zp": -57, "h_zp": 0, "hidden_zp": 0,
+             "gain": 1.0, "peephole": False}
+    layer.update(kw)
+    shape = [steps, batch, feats] if layer["time_major"] else [batch, steps, feats]
+    layer["model"] = {"input": shape, "in_type": "int8", "out_type": "int8", "uint8_kernels": False}
+    return _spec(shape, [layer], seed=seed)
+
+
+def _conv16(shape, k, s=(1, 1), d=(1, 1), pad="SAME", out=8, act="NONE", seed=30):
+    spec = _spec(shape, [{"op": "CONV_2D", "k": list(k), "s": list(s), "d": list(d), "pad": pad, "act": act,
+                          "out": out, "bias": True}], seed=seed)
+    spec.update(int16=True, in_type="int16", out_type="int16")
+    return spec
+
+
+# CONV_2D 16x8 (tvmgen_mk_conv16): VALID windows inside the input read their rows in place (KW * C even, DW = 1;
+# dilation 2 down the rows); SAME padding mixes those with copied border windows over 6 channels; an odd KW * C
+# (3x3 over 3 channels), stride 2 and an odd channel count copy every window; dilation across copies too
+FC_CASES.update({
+    "conv16_rows_in_place": (_conv16([1, 9, 20, 2], (3, 5), d=(2, 1), pad="VALID", out=8), "tvmgen_mk_conv16", 1),
+    "conv16_same_mixed": (_conv16([1, 7, 9, 4], (3, 3), out=6, act="RELU", seed=31), "tvmgen_mk_conv16", 1),
+    "conv16_odd_stride2": (_conv16([1, 9, 11, 3], (3, 3), s=(2, 2), out=5, seed=32), "tvmgen_mk_conv16", 1),
+    "conv16_dilated_cols": (_conv16([1, 8, 12, 2], (2, 3), d=(1, 2), out=3, seed=33), "tvmgen_mk_conv16", 1),
+})
+CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
+# PAD / PADV2 of one-byte tensors (tvmgen_mk_pad, word-wise runs): whole pixels (no channel padding) with rows of
+# 6 * 10 bytes; channel padding on uint8 with PADV2's constant; an int8 chain after a convolution
+FC_CASES.update({
+    "pad_whole_pixels": (_spec([1, 5, 7, 6], [{"op": "PAD", "pads": [[0, 0], [1, 2], [2, 1], [0, 0]], "value": 0.0}],
+                               seed=40), "tvmgen_mk_pad", 0),
+    "padv2_channels_uint8": (_spec([1, 4, 5, 3], [{"op": "PADV2", "pads": [[0, 0], [0, 1], [1, 0], [2, 3]],
+                                                   "value": 0.5}], seed=41, in_type="uint8"), "tvmgen_mk_pad", 0),
+    "pad_after_conv": (_spec([1, 6, 6, 3], [{"op": "CONV_2D", "k": [3, 3], "s": [1, 1], "d": [1, 1], "pad": "VALID",
+                                             "act": "RELU", "out": 5, "bias": True},
+                                            {"op": "PAD", "pads": [[0, 0], [2, 0], [0, 3], [1, 1]], "value": 0.0}],
+                             seed=42), "tvmgen_mk_pad", 0),
+})
+CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
+def _maxp(k, s=(1, 1), pad="SAME", act="NONE"):
+    return {"op": "MAX_POOL_2D", "k": list(k), "s": list(s), "pad": pad, "act": act}
+
+
+# MAX_POOL_2D int8 (tvmgen_mk_maxpool, SSUB8 + SEL over four channels): clipped SAME windows over 10 channels
+# (groups and a tail of 2) with a RELU6 clamp inside the range; then stride 2 VALID over 3 channels (tail only)
+FC_CASES.update({
+    "maxpool_borders_relu6": (_spec([1, 7, 9, 10], [_maxp((3, 3), act="RELU6"), _maxp((2, 2), s=(2, 2),
+                                                                                        pad="VALID")],
+                                    seed=43, scale=4.0, offset=1.0), "tvmgen_mk_maxpool", 0),
+    "maxpool_c3_stride2": (_spec([1, 8, 8, 3], [_maxp((3, 2), s=(2, 2), act="RELU")], seed=44, offset=-0.5),
+                           "tvmgen_mk_maxpool", 0),
+})
+CASES.update({name: case[0] for name, case in FC_CASES.items()})
+
+
+# the integer LSTM's gate matrix-vector products two rows and four columns at a time (SMLAD on the M4), its
+# int16 SaturatingRoundingDoublingHighMul in one line: an odd number of rows and columns % 4 = 3 (both tails),
+# peephole, cell clip and a zero point; then mnist_lstm's 20 cells over 28 inputs, CIFG and a projection to 3
+CASES.update({
+    "lstm_odd_rows_and_columns": _lstm(2, 3, 7, 5, 20, peephole=True, cell_clip=3.0, hidden_zp=7, gain=3.0),
+    "lstm_20_cells_28_inputs": _lstm(1, 6, 28, 20, 21, cifg=True, proj=3, h_zp=5, cell_log2=-11),
+})
+
+
+def _mk_calls(tar, fn):
+    """The literal arguments of every call of microkernel `fn` in the generated kernels of an MLF tar."""
+    import re
+    import tarfile
+    with tarfile.open(tar) as t:
+        src = t.extractfile("codegen/host/src/fz_lib1.c").read().decode()
+    return [[a.strip() for a in m.group(1).split(",")]
+            for m in re.finditer(r"(?<!int32_t )\b%s\(([^;{]*)\);" % fn, src)]
+
+
 def _run(name, target, tmp_path):
     spec = dict(CASES[name], microkernels=True)
     o = fuzz.check(spec, str(tmp_path), target=target)
     assert o.built, (name, o)
     assert o.kind == "exact", (name, target, o)
+    if name in FC_CASES:         # the kernel mode the case is there for really ran
+        _, fn, bit = FC_CASES[name]
+        calls = _mk_calls(os.path.join(str(tmp_path), "model.tar"), fn)
+        assert calls and all(int(c[-1]) & bit for c in calls if bit), (name, calls)
+
+
+def test_fuzzer_reaches_both_fully_connected_modes():
+    """The fuzzer's FULLY_CONNECTED layers reach the per-tensor table (per-tensor weights) and, over its larger
+    inputs, the in-place row (the paired kernel's bound fails: 128 * sum |w| of an odd output >= 2^23), judged on
+    weights drawn and quantized as the fuzzer's are (normal, then int8 per channel to a maximum of 127)."""
+    rs = np.random.RandomState(0)
+    seen = set()
+    for spec, layer, shape, out in _specs("FULLY_CONNECTED", 300, 23):
+        if spec["uint8_kernels"]:
+            continue
+        k = int(np.prod(shape[1:]))
+        if not spec["per_channel"]:
+            seen.add("per-tensor")
+            continue
+        w = rs.randn(k, layer["out"])
+        q = np.round(w / np.abs(w).max(0) * 127)
+        seen.add("in place" if np.any(128 * np.abs(q[:, 1::2]).sum(0) >= 2 ** 23) else "paired")
+    assert seen == {"per-tensor", "in place", "paired"}, seen
 
 
 @pytest.mark.heavy
@@ -216,3 +346,89 @@ def test_fast_paths_bit_exact_on_host(name, tmp_path):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fast_paths_bit_exact_on_cortex_m4(name, tmp_path):
     _run(name, "cortex-m4", tmp_path)
+
+
+def test_lstm_int16_doubling_high_mul_is_gemmlowps(tmp_path):
+    """recurrent.h's one-line SaturatingRoundingDoublingHighMul on int16 (the LSTM gates' sigmoid and tanh are
+    chains of it) against gemmlowp's definition, compiled by the host C compiler: every a against every fifth b
+    and the edges (-32768, -1, 0, 1, 32767), the saturating a = b = -32768 among them."""
+    import subprocess
+    if not shutil.which("gcc"):
+        pytest.skip("needs the host C compiler gcc")
+    src = tmp_path / "srdhm.c"
+    src.write_text(r'''
+#include <stdio.h>
+#include "recurrent.h"
+static int16_t gemmlowp(int16_t a, int16_t b) {     /* fixedpoint.h SaturatingRoundingDoublingHighMul<int16_t> */
+  int32_t ab, nudge;
+  if (a == b && a == -32768) return 32767;
+  ab = (int32_t)a * (int32_t)b;
+  nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
+  return (int16_t)((ab + nudge) / (1 << 15));
+}
+int main(void) {
+  static const int32_t edges[] = {-32768, -1, 0, 1, 32767};
+  long bad = 0, n = 0;
+  for (int32_t a = -32768; a <= 32767; a++) {
+    for (int32_t b = -32768; b <= 32767; b += 5, n++) bad += tvmgen_rnn_srdhm16(a, b) != gemmlowp(a, b);
+    for (int k = 0; k < 5; k++, n++) bad += tvmgen_rnn_srdhm16(a, edges[k]) != gemmlowp(a, edges[k]);
+  }
+  printf("%ld %ld\n", bad, n);
+  return 0;
+}
+''')
+    exe = tmp_path / "srdhm"
+    subprocess.run(["gcc", "-O2", "-I", os.path.join(ROOT, "codegen", "lowering"), str(src), "-o", str(exe)],
+                   check=True)
+    bad, n = map(int, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split())
+    assert n > 65536 * 13000 and bad == 0, (bad, n)
+
+
+def test_fuzzer_reaches_the_16x8_conv_kernel_both_ways():
+    """The fuzzer's 16x8 chains draw CONV_2D with TFLite's default int64 bias (tvmgen_mk_conv16), windows whose
+    rows can be read in place (DW = 1, KW * C even) and windows that are copied."""
+    r = random.Random(16)
+    seen = set()
+    for _ in range(200):
+        spec = fuzz.random_spec(r, "CONV_2D", int16=True)
+        if spec.get("bias32"):
+            continue
+        shape = list(spec["input"])
+        for layer in spec["layers"]:
+            if layer["op"] == "CONV_2D" and len(shape) == 4:
+                rows = layer["d"][1] == 1 and layer["k"][1] * shape[3] % 2 == 0
+                seen.add("rows in place" if rows else "copied windows")
+                seen.add("padding" if layer["pad"] == "SAME" else "valid")
+            shape = fuzz.layer_shape(spec, layer, shape)
+    assert seen == {"rows in place", "copied windows", "padding", "valid"}, seen
+
+
+def test_fuzzer_reaches_both_pad_kernel_paths():
+    """The fuzzer's PAD / PADV2 layers on 4-D one-byte tensors reach tvmgen_mk_pad's whole-pixel rows (no channel
+    padding) and its per-pixel runs (channel padding), on int8 and uint8."""
+    seen = set()
+    for op, seed in (("PAD", 40), ("PADV2", 41)):
+        for spec, layer, shape, out in _specs(op, 120, seed):
+            if len(shape) != 4:
+                continue
+            seen.add("per-pixel runs" if any(layer["pads"][3]) else "whole pixels")
+            seen.add(spec["in_type"])
+    assert {"per-pixel runs", "whole pixels", "int8", "uint8"} <= seen, seen
+
+
+def test_fuzzer_reaches_the_max_pool_kernel_and_its_borders():
+    seen = set()
+    for spec, layer, shape, out in _specs("MAX_POOL_2D", 80, 7):
+        if len(shape) != 4 or spec["uint8_kernels"] or spec["in_type"] != "int8":
+            continue
+        H, W, C, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL = _geometry(layer, shape, out)
+        rows, run = _interior(H, W, OH, OW, KH, KW, SH, SW, 1, 1, PT, PL)
+        seen.add("groups of four" if C >= 4 else "channels one by one")
+        if C % 4 and C > 4:
+            seen.add("groups + tail")
+        if rows * run < OH * OW:
+            seen.add("clipped windows")
+        if layer["act"] != "NONE":
+            seen.add("clamp")
+    want = {"groups of four", "channels one by one", "groups + tail", "clipped windows", "clamp"}
+    assert want <= seen, sorted(want - seen)

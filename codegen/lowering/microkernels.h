@@ -131,11 +131,23 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_requant(int32_t acc, const int32_t* rq, const
  * with t = 31 - shift >= 32, as the high word of one 64-bit multiply-accumulate.  rq = {bias, multiplier,
  * t - 32, 2^(t-33) (the rounding term's high word; its low word is 0 unless t == 32: then 2^31)}. */
 #define TVMGEN_RQS_T32 1     /* some channel has t == 32: its rounding term is in the low word */
+/* FULLY_CONNECTED modes (flags of tvmgen_mk_fc_pair / tvmgen_mk_fc besides TVMGEN_RQS_T32) */
+#define TVMGEN_FC_PER_TENSOR 2  /* fc_pair: rq = one row {0, m, t - 32, hr} then the [U4] biases (4 B per output) */
+#define TVMGEN_FC_DIRECT 4      /* fc: the row read in place (zero point folded into the bias), no int16 copy */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single(int32_t acc, const int32_t* rq, int32_t ozp, int32_t lo,
                                                   int32_t hi, int32_t flags) {
   const uint32_t low = (flags & TVMGEN_RQS_T32) ? (rq[2] == 0 ? 0x80000000u : 0u) : 0u;
   int64_t v = (int64_t)acc * rq[1] + (((int64_t)rq[3] << 32) | low);
   return tvmgen_mk_sat(((int32_t)(v >> 32) >> rq[2]) + ozp, lo, hi);
+}
+
+/* The same for one multiplier m, shift t - 32 = ts and rounding high word hr given as values (literals at a
+ * per-tensor call: the compiler keeps them in registers or immediates, no table loads per output). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_requant_single_v(int32_t acc, int32_t m, int32_t ts, int32_t hr, int32_t ozp,
+                                                    int32_t lo, int32_t hi) {
+  const uint32_t low = ts == 0 ? 0x80000000u : 0u;
+  int64_t v = (int64_t)acc * m + (((int64_t)hr << 32) | low);
+  return tvmgen_mk_sat(((int32_t)(v >> 32) >> ts) + ozp, lo, hi);
 }
 
 /* ------------------------------------------------------------------------------------------------------
@@ -670,9 +682,14 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
  * rounded up to 4, zero-filled); rq: [U4][4] in the
  * single-rounding form of tvmgen_mk_requant_single, bias without zero-point folding; col: scratch of K4 int16,
  * the row as (x - zp). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_direct(const int8_t* x, const int8_t* w, const int32_t* rq, int8_t* out,
+                                          int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi,
+                                          int32_t flags);
+
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const int32_t* rq, int16_t* col,
                                    int8_t* out, int32_t B, int32_t K, int32_t U, int32_t izp, int32_t ozp, int32_t lo,
                                    int32_t hi, int32_t flags) {
+  if (flags & TVMGEN_FC_DIRECT) return tvmgen_mk_fc_direct(x, w, rq, out, B, K, U, ozp, lo, hi, flags);
   const int32_t K4 = (K + 3) & ~3;
   for (int32_t b = 0; b < B; b++) {
     tvmgen_mk_im2col(col, 4, 0, x + b * K, 0, 0, 1, 1, K, 1, 1, 1, 1, 1, 1, 0, 0, izp, K4, 1);
@@ -753,6 +770,71 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * tvmgen_mk_fc with TVMGEN_FC_DIRECT (FULLY_CONNECTED where tvmgen_mk_fc_pair's bound does not hold): the same
+ * weights ([U4/4][K4/4][4 outputs][4 inputs], zero-filled), the row read in place (four inputs per load, SXTB16
+ * into the pairs (x0, x2), (x1, x3) that each output's weights meet), the input zero point folded into the
+ * bias (rq: [U4][4] single rounding).  Two instructions more per 16 MACs than copying the whole row into K4
+ * int16 of scratch first, and no scratch (micro_speech: 8,000 bytes of RAM). */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_direct(const int8_t* x, const int8_t* w, const int32_t* rq, int8_t* out,
+                                          int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi,
+                                          int32_t flags) {
+  const int32_t K4 = (K + 3) & ~3, KF = K & ~3;
+  for (int32_t b = 0; b < B; b++) {
+    const int8_t* xr = x + b * K;
+    int8_t* o = out + b * U;
+    for (int32_t u = 0; u < U; u += 4) {
+      const int32_t* r = rq + u * 4;
+      int32_t a0 = r[0], a1 = r[4], a2 = r[8], a3 = r[12];
+      const int8_t* wq = w + u * K4;
+#if TVMGEN_MK_DSP
+      const int32_t* wp = (const int32_t*)(const void*)wq;
+      for (int32_t k = 0; k < KF; k += 4, wp += 4) {
+        const int32_t xv = tvmgen_mk_ld4(xr + k);
+        const int32_t xe = __sxtb16(xv);
+        int32_t xo, wv, we, wo;
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(xo) : "r"(xv));
+#define TVMGEN_MK_FCD_LANE(acc, i)                                 \
+        wv = wp[i];                                                \
+        we = __sxtb16(wv);                                         \
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(wo) : "r"(wv));     \
+        acc = __smlad(we, xe, acc);                                \
+        acc = __smlad(wo, xo, acc);
+        TVMGEN_MK_FCD_LANE(a0, 0)
+        TVMGEN_MK_FCD_LANE(a1, 1)
+        TVMGEN_MK_FCD_LANE(a2, 2)
+        TVMGEN_MK_FCD_LANE(a3, 3)
+#undef TVMGEN_MK_FCD_LANE
+      }
+#else
+      for (int32_t k = 0; k < KF; k += 4) {
+        for (int32_t j = 0; j < 4; j++) {
+          const int32_t xv = xr[k + j];
+          const int8_t* wg = wq + k * 4 + j;
+          a0 += xv * wg[0];
+          a1 += xv * wg[4];
+          a2 += xv * wg[8];
+          a3 += xv * wg[12];
+        }
+      }
+#endif
+      for (int32_t k = KF; k < K; k++) {      /* the last K % 4 inputs */
+        const int32_t xv = xr[k];
+        const int8_t* wg = wq + KF * 4 + (k - KF);
+        a0 += xv * wg[0];
+        a1 += xv * wg[4];
+        a2 += xv * wg[8];
+        a3 += xv * wg[12];
+      }
+      o[u] = (int8_t)tvmgen_mk_requant_single(a0, r, ozp, lo, hi, flags);
+      if (u + 1 < U) o[u + 1] = (int8_t)tvmgen_mk_requant_single(a1, r + 4, ozp, lo, hi, flags);
+      if (u + 2 < U) o[u + 2] = (int8_t)tvmgen_mk_requant_single(a2, r + 8, ozp, lo, hi, flags);
+      if (u + 3 < U) o[u + 3] = (int8_t)tvmgen_mk_requant_single(a3, r + 12, ozp, lo, hi, flags);
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * FULLY_CONNECTED without a scratch buffer, two outputs per SMLAD: the weights of outputs 2p ("B") and 2p+1
  * ("A") for the same input share one halfword, B's as the unsigned low byte b' = w + 128 and A's as the
  * signed high byte, so the halfword is b' + 256 a.  With int8 inputs x paired by SXTB16:
@@ -765,6 +847,10 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
  * folded into the bias (the sums use x itself). */
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, const int32_t* rq, int8_t* out,
                                         int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  /* TVMGEN_FC_PER_TENSOR: one multiplier for all outputs, read once into registers (out's int8 stores may alias
+     the table, so the compiler would otherwise reload it per output) */
+  const int32_t per_tensor = (flags & TVMGEN_FC_PER_TENSOR) != 0;
+  const int32_t m = per_tensor ? rq[1] : 0, ts = per_tensor ? rq[2] : 0, hr = per_tensor ? rq[3] : 0;
   const int32_t K4 = K & ~3, KT = K - K4;
   const uint8_t* wt = w + ((U + 3) / 4) * K4 * 4;       /* tail weights */
   for (int32_t b = 0; b < B; b++) {
@@ -834,6 +920,17 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, co
         s1 += xv * (p1[0] + 256 * (int8_t)p1[1]);
         t1 += xv * p1[0];
       }
+      if (per_tensor) {
+        /* the biases [U4] after the one row {0, m, t - 32, hr}; (U & 3) == 0 is a literal test */
+        const int32_t* bb = rq + 4 + u;
+        const int32_t v0 = t0 - 128 * sx + bb[0], v1 = ((int32_t)((uint32_t)s0 - (uint32_t)t0) >> 8) + bb[1];
+        const int32_t v2 = t1 - 128 * sx + bb[2], v3 = ((int32_t)((uint32_t)s1 - (uint32_t)t1) >> 8) + bb[3];
+        o[u] = (int8_t)tvmgen_mk_requant_single_v(v0, m, ts, hr, ozp, lo, hi);
+        if ((U & 3) == 0 || u + 1 < U) o[u + 1] = (int8_t)tvmgen_mk_requant_single_v(v1, m, ts, hr, ozp, lo, hi);
+        if ((U & 3) == 0 || u + 2 < U) o[u + 2] = (int8_t)tvmgen_mk_requant_single_v(v2, m, ts, hr, ozp, lo, hi);
+        if ((U & 3) == 0 || u + 3 < U) o[u + 3] = (int8_t)tvmgen_mk_requant_single_v(v3, m, ts, hr, ozp, lo, hi);
+        continue;
+      }
       const int32_t* r = rq + u * 4;
       o[u] = (int8_t)tvmgen_mk_requant_single(t0 - 128 * sx + r[0], r, ozp, lo, hi, flags);
       if (u + 1 < U)
@@ -849,6 +946,200 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_pair(const int8_t* x, const uint8_t* w, co
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * CONV_2D 16x8 (int16 activations, int8 weights, int64 bias: reference_integer_ops::ConvPerChannel for int16),
+ * NHWC.  w: int16 [OC][K2], K2 = KH * KW * C rounded up to even (a zero after the last tap).  The sums are exact
+ * in int32 (the codegen proves sum |w| * 32768 < 2^31 per channel, ops/int16.py): two int16 products per SMLAD,
+ * two output channels sharing each input load; only the bias and TFLite's int64 MultiplyByQuantizedMultiplier
+ * are 64-bit: (acc + bias) * red + 2^(ts - 1) >> ts, red the 16-bit reduced multiplier, ts = 15 - shift.
+ * A pixel whose window lies inside the input, with DW = 1 and KW * C even, reads its KH input rows in place
+ * (each row's KW * C values are contiguous); any other pixel copies its taps into col (K2 int16, padding taps
+ * 0: a padding tap adds 0, as TFLite's does).  fast: see tvmgen_mk_rq16. */
+TVMGEN_MK_INLINE void tvmgen_mk_dot16x2(const int16_t* x, const int16_t* w0, const int16_t* w1, int32_t n,
+                                        int32_t* a0, int32_t* a1) {
+  int32_t s0 = *a0, s1 = *a1, k = 0;
+#if TVMGEN_MK_DSP
+  /* int16 pairs as words through memcpy (col is written as int16 just before: no type-punned reads); a row of
+     up to 8 words (n a literal) unrolls whole */
+#pragma GCC unroll 8
+  for (; k + 2 <= n; k += 2) {
+    const int32_t xv = tvmgen_mk_ld4(x + k);
+    s0 = __smlad(tvmgen_mk_ld4(w0 + k), xv, s0);
+    s1 = __smlad(tvmgen_mk_ld4(w1 + k), xv, s1);
+  }
+#endif
+  for (; k < n; k++) {
+    s0 += (int32_t)x[k] * w0[k];
+    s1 += (int32_t)x[k] * w1[k];
+  }
+  *a0 = s0;
+  *a1 = s1;
+}
+
+/* fast: the codegen proved |acc + bias| < 2^31 and 15 <= t <= 31 for every channel, so (acc + bias) * red (< 2^46)
+   is one SMULL, and its value after >> t (< 2^31) is the low word of the shifted 64 bits: (lo >> t) | (hi << (32 - t)) */
+TVMGEN_MK_INLINE int16_t tvmgen_mk_rq16(int32_t acc, const int64_t* bias, int32_t red, int32_t t, int32_t lo, int32_t hi,
+                                        int32_t fast) {
+  int32_t r;
+  if (fast) {
+    const int64_t p = (int64_t)(acc + (int32_t)*bias) * red + ((int64_t)1 << (t - 1));
+    r = (int32_t)(((uint32_t)p >> t) | ((uint32_t)(p >> 32) << (32 - t)));
+  } else {
+    const int64_t v = (((int64_t)acc + *bias) * red + ((int64_t)1 << (t - 1))) >> t;
+    if (v < lo) return (int16_t)lo;
+    if (v > hi) return (int16_t)hi;
+    return (int16_t)v;
+  }
+  return (int16_t)(r < lo ? lo : (r > hi ? hi : r));
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_conv16(const int16_t* x, const int16_t* w, const int64_t* bias, const int32_t* red,
+                                       const int32_t* ts, int16_t* col, int16_t* out, int32_t H, int32_t W,
+                                       int32_t C, int32_t OH, int32_t OW, int32_t OC, int32_t KH, int32_t KW,
+                                       int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT, int32_t PL,
+                                       int32_t lo, int32_t hi, int32_t fast) {
+  const int32_t K = KH * KW * C, K2 = (K + 1) & ~1, L = KW * C;
+  const int32_t rows_in_place = DW == 1 && (L & 1) == 0;
+  for (int32_t oh = 0; oh < OH; oh++) {
+    const int32_t ih0 = oh * SH - PT;
+    for (int32_t ow = 0; ow < OW; ow++) {
+      const int32_t iw0 = ow * SW - PL;
+      const int32_t inside = ih0 >= 0 && ih0 + (KH - 1) * DH < H && iw0 >= 0 && iw0 + (KW - 1) * DW < W;
+      const int32_t direct = rows_in_place && inside;
+      if (!direct) {
+        int16_t* cp = col;
+        for (int32_t kh = 0; kh < KH; kh++) {
+          const int32_t ih = ih0 + kh * DH;
+          for (int32_t kw = 0; kw < KW; kw++, cp += C) {
+            const int32_t iw = iw0 + kw * DW;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+              for (int32_t c = 0; c < C; c++) cp[c] = 0;
+            } else {
+              const int16_t* xp = x + (ih * W + iw) * C;
+              for (int32_t c = 0; c < C; c++) cp[c] = xp[c];
+            }
+          }
+        }
+        if (K2 > K) col[K] = 0;
+      }
+      int16_t* o = out + (oh * OW + ow) * OC;
+      for (int32_t oc = 0; oc < OC; oc += 2) {
+        const int16_t* w0 = w + oc * K2;
+        const int16_t* w1 = oc + 1 < OC ? w0 + K2 : w0;     /* an odd last channel: its sum twice */
+        int32_t a0 = 0, a1 = 0;
+        if (direct) {
+          for (int32_t kh = 0; kh < KH; kh++)
+            tvmgen_mk_dot16x2(x + ((ih0 + kh * DH) * W + iw0) * C, w0 + kh * L, w1 + kh * L, L, &a0, &a1);
+        } else {
+          tvmgen_mk_dot16x2(col, w0, w1, K2, &a0, &a1);
+        }
+        o[oc] = tvmgen_mk_rq16(a0, bias + oc, red[oc], ts[oc], lo, hi, fast);
+        if (oc + 1 < OC) o[oc + 1] = tvmgen_mk_rq16(a1, bias + oc + 1, red[oc + 1], ts[oc + 1], lo, hi, fast);
+      }
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * PAD / PADV2 of a 4-D one-byte tensor (int8 or uint8, batch 1, pads on H, W and C): runs of input bytes copied
+ * and runs of the fill byte stored four at a time (word loads and stores through memcpy, unaligned allowed),
+ * instead of one conditional element per output byte. */
+TVMGEN_MK_INLINE void tvmgen_mk_fill(uint8_t* o, int32_t n, uint32_t word) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) memcpy(o + i, &word, 4);
+  for (; i < n; i++) o[i] = (uint8_t)word;
+}
+
+TVMGEN_MK_INLINE void tvmgen_mk_copy(uint8_t* o, const uint8_t* x, int32_t n) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t v;
+    memcpy(&v, x + i, 4);
+    memcpy(o + i, &v, 4);
+  }
+  for (; i < n; i++) o[i] = x[i];
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_pad(const void* xv, void* ov, int32_t H, int32_t W, int32_t C, int32_t OH,
+                                    int32_t OW, int32_t OC, int32_t PT, int32_t PL, int32_t PC, int32_t fill) {
+  const uint8_t* x = (const uint8_t*)xv;
+  uint8_t* o = (uint8_t*)ov;
+  const uint32_t word = (uint32_t)(uint8_t)fill * 0x01010101u;
+  const int32_t row = OW * OC;
+  for (int32_t oh = 0; oh < OH; oh++, o += row) {
+    const int32_t ih = oh - PT;
+    if (ih < 0 || ih >= H) {
+      tvmgen_mk_fill(o, row, word);
+      continue;
+    }
+    const uint8_t* xr = x + ih * W * C;
+    if (PC == 0 && OC == C) {           /* whole pixels: fill, the input row, fill */
+      tvmgen_mk_fill(o, PL * C, word);
+      tvmgen_mk_copy(o + PL * C, xr, W * C);
+      tvmgen_mk_fill(o + (PL + W) * C, (OW - PL - W) * C, word);
+      continue;
+    }
+    tvmgen_mk_fill(o, PL * OC, word);
+    for (int32_t iw = 0; iw < W; iw++) {
+      uint8_t* op = o + (PL + iw) * OC;
+      tvmgen_mk_fill(op, PC, word);
+      tvmgen_mk_copy(op + PC, xr + iw * C, C);
+      tvmgen_mk_fill(op + PC + C, OC - PC - C, word);
+    }
+    tvmgen_mk_fill(o + (PL + W) * OC, (OW - PL - W) * OC, word);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * MAX_POOL_2D, int8 NHWC (reference_integer_ops::MaxPool): the maximum over the window's taps that lie inside the
+ * input, then the activation clamp.  With the DSP extension four channels at once: SSUB8 sets a GE flag per byte
+ * where the tap is at least the running maximum and SEL takes those bytes (two instructions per four channels
+ * and tap); the clamp likewise against lo and hi in every byte. */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_maxpool(const int8_t* x, int8_t* out, int32_t H, int32_t W, int32_t C, int32_t OH,
+                                        int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t PT,
+                                        int32_t PL, int32_t lo, int32_t hi) {
+#if TVMGEN_MK_ASM
+  const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
+#endif
+  for (int32_t oh = 0; oh < OH; oh++) {
+    const int32_t h0 = oh * SH - PT, hs = h0 > 0 ? h0 : 0, he = h0 + KH < H ? h0 + KH : H;
+    for (int32_t ow = 0; ow < OW; ow++) {
+      const int32_t w0 = ow * SW - PL, ws = w0 > 0 ? w0 : 0, we = w0 + KW < W ? w0 + KW : W;
+      int8_t* o = out + (oh * OW + ow) * C;
+      int32_t c = 0;
+#if TVMGEN_MK_ASM
+      for (; c + 4 <= C; c += 4) {
+        uint32_t m = 0x80808080u, t;
+        for (int32_t h = hs; h < he; h++) {
+          const int8_t* p = x + (h * W + ws) * C + c;
+          for (int32_t w = ws; w < we; w++, p += C) {
+            const uint32_t v = (uint32_t)tvmgen_mk_ld4(p);
+            __asm__("ssub8 %[t], %[v], %[m]\n\tsel %[m], %[v], %[m]" : [m] "+r"(m), [t] "=&r"(t) : [v] "r"(v)
+                    : "cc");
+          }
+        }
+        __asm__("ssub8 %[t], %[m], %[l]\n\tsel %[m], %[m], %[l]\n\t"
+                "ssub8 %[t], %[h], %[m]\n\tsel %[m], %[m], %[h]"
+                : [m] "+r"(m), [t] "=&r"(t) : [l] "r"(lo4), [h] "r"(hi4) : "cc");
+        memcpy(o + c, &m, 4);
+      }
+#endif
+      for (; c < C; c++) {
+        int32_t m = -128;
+        for (int32_t h = hs; h < he; h++)
+          for (int32_t w = ws; w < we; w++) {
+            const int32_t v = x[(h * W + w) * C + c];
+            m = v > m ? v : m;
+          }
+        o[c] = (int8_t)(m < lo ? lo : (m > hi ? hi : m));
+      }
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * ADD / SUB of two int8 tensors of the output's shape: out = requant(ta[a] (+/-) tb[b]) with ta, tb the
  * 256-entry tables of each input's scaled value (ops/elementwise.py) indexed from -128, rq = {0, multiplier,
  * right shift, rounding constant} of the output scaling (tvmgen_mk_requant). */
@@ -857,9 +1148,23 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_add(const int8_t* a, const int8_t* b, const i
                                     int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
   const int32_t* ta0 = ta + 128;
   const int32_t* tb0 = tb + 128;
-  for (int32_t i = 0; i < N; i++) {
+  /* the requantization fields read once (out's int8 stores may alias the table: the compiler would reload
+     them per element), the table pointers opaque so that each lookup is one LDR [t, a, LSL #2] */
+  const int32_t m = rq[1], r = rq[2], c = rq[3], l = (flags & TVMGEN_RQ_LSHIFT) ? lsh[0] : 0;
+#if TVMGEN_MK_DSP
+  __asm__("" : "+r"(ta0), "+r"(tb0));
+#endif
+  int32_t i = 0;
+  for (; i + 2 <= N; i += 2) {     /* two elements per iteration: both read before either is written (in place) */
+    const int32_t a0 = a[i], b0 = b[i], a1 = a[i + 1], b1 = b[i + 1];
+    const int32_t s0 = subtract ? ta0[a0] - tb0[b0] : ta0[a0] + tb0[b0];
+    const int32_t s1 = subtract ? ta0[a1] - tb0[b1] : ta0[a1] + tb0[b1];
+    out[i] = (int8_t)tvmgen_mk_requant_v(s0, m, r, c, l, flags, ozp, lo, hi);
+    out[i + 1] = (int8_t)tvmgen_mk_requant_v(s1, m, r, c, l, flags, ozp, lo, hi);
+  }
+  for (; i < N; i++) {
     const int32_t s = subtract ? ta0[a[i]] - tb0[b[i]] : ta0[a[i]] + tb0[b[i]];
-    out[i] = (int8_t)tvmgen_mk_requant(s, rq, lsh, flags, ozp, lo, hi);
+    out[i] = (int8_t)tvmgen_mk_requant_v(s, m, r, c, l, flags, ozp, lo, hi);
   }
   return 0;
 }

@@ -116,6 +116,20 @@ def single_flags(rq):
     return RQS_T32 if np.any(rq[:, 2] == 0) else 0
 
 
+FC_PER_TENSOR = 2    # TVMGEN_FC_PER_TENSOR
+FC_DIRECT = 4        # TVMGEN_FC_DIRECT
+
+
+def per_tensor_table(rq, n):
+    """A requant_single table whose rows share multiplier, shift and rounding term (per-tensor weights) as
+    tvmgen_mk_fc_pair takes it with TVMGEN_FC_PER_TENSOR: the row {0, m, t - 32, hr}, then the n biases
+    (zero-padded), 4 bytes per output instead of 16; None when the rows differ."""
+    if len(rq) == 0 or np.any(rq[:, 1:] != rq[0, 1:]):
+        return None
+    head = np.array([0, *rq[0, 1:]], np.int32)
+    return np.concatenate([head, rq[:, 0], np.zeros(n - len(rq), np.int32)]).astype(np.int32)
+
+
 def pad_rows(a, n):
     """`a` with zero rows appended up to `n` rows."""
     if a.shape[0] == n:

@@ -14,6 +14,15 @@
  */
 #include <stdint.h>
 #include <string.h>
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TVMGEN_RNN_DSP 1
+#else
+#define TVMGEN_RNN_DSP 0
+#endif
+/* the gate functions inlined where they are called, with their integer bits as a literal (the exponent loop and
+   its masks fold to constants) */
+#define TVMGEN_RNN_INLINE static inline __attribute__((always_inline))
 
 #define TVMGEN_RNN_CIFG 1
 #define TVMGEN_RNN_PROJ 2
@@ -25,13 +34,15 @@ static inline int16_t tvmgen_rnn_sat16(int32_t v) {
 
 static inline int16_t tvmgen_rnn_wrap16(int32_t v) { return (int16_t)(uint16_t)(uint32_t)v; }
 
-/* gemmlowp SaturatingRoundingDoublingHighMul on int16 */
+/* gemmlowp SaturatingRoundingDoublingHighMul on int16: (ab + nudge) / 2^15 truncated, nudge 2^14 or 1 - 2^14 by
+ * the sign of ab, is floor((ab + 2^14) / 2^15) for every integer ab (for ab < 0 truncation is the ceiling, and
+ * ceil((ab + 1 - 2^14) / 2^15) = floor((ab + 2^14) / 2^15)); |ab| <= 2^30, so that lies in [-32768, 32768] and
+ * only a = b = -32768 reaches 32768, which gemmlowp saturates to 32767: a clamp at the top is the whole of it
+ * (one SMULBB, ADD and SSAT with ASR #15 on a Cortex-M4; tests/test_fast_kernels.py checks it against the
+ * definition). */
 static inline int16_t tvmgen_rnn_srdhm16(int16_t a, int16_t b) {
-  int32_t ab, nudge;
-  if (a == b && a == -32768) return 32767;
-  ab = (int32_t)a * (int32_t)b;
-  nudge = ab >= 0 ? (int32_t)(1 << 14) : (int32_t)(1 - (1 << 14));
-  return tvmgen_rnn_wrap16((ab + nudge) / (int32_t)32768);
+  const int32_t v = ((int32_t)a * (int32_t)b + (int32_t)(1 << 14)) >> 15;
+  return (int16_t)(v > 32767 ? 32767 : v);
 }
 
 /* gemmlowp RoundingDivideByPOT on int16 (0 <= e <= 15) */
@@ -65,7 +76,7 @@ static inline int16_t tvmgen_rnn_add16(int16_t a, int16_t b) { return tvmgen_rnn
 static inline int16_t tvmgen_rnn_sub16(int16_t a, int16_t b) { return tvmgen_rnn_wrap16((int32_t)a - b); }
 
 /* exp(a) for a in [-1/4, 0), a and the result Q0.15 */
-static int16_t tvmgen_rnn_exp_quarter(int16_t a) {
+TVMGEN_RNN_INLINE int16_t tvmgen_rnn_exp_quarter(int16_t a) {
   const int16_t c_exp = tvmgen_rnn_k16(1895147668), c_third = tvmgen_rnn_k16(715827883);
   int16_t x = tvmgen_rnn_add16(a, (int16_t)(1 << 12));
   int16_t x2 = tvmgen_rnn_srdhm16(x, x), x3 = tvmgen_rnn_srdhm16(x2, x), x4 = tvmgen_rnn_srdhm16(x2, x2);
@@ -76,7 +87,7 @@ static int16_t tvmgen_rnn_exp_quarter(int16_t a) {
 }
 
 /* exp(a) for a <= 0 with `ibits` integer bits (Q ibits . 15-ibits), result Q0.15 */
-static int16_t tvmgen_rnn_exp_neg(int16_t a, int32_t ibits) {
+TVMGEN_RNN_INLINE int16_t tvmgen_rnn_exp_neg(int16_t a, int32_t ibits) {
   static const int32_t mults[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
   int32_t frac = 15 - ibits, k;
   int16_t quarter = (int16_t)(1 << (frac - 2));
@@ -94,7 +105,7 @@ static int16_t tvmgen_rnn_exp_neg(int16_t a, int32_t ibits) {
 }
 
 /* Newton-Raphson 1 / (1 + a) (logistic) or (1 - a) / (1 + a) (tanh) for a in (0, 1) Q0.15 */
-static int16_t tvmgen_rnn_recip(int16_t a, int32_t tanh_form) {
+TVMGEN_RNN_INLINE int16_t tvmgen_rnn_recip(int16_t a, int32_t tanh_form) {
   int32_t sum = (int32_t)a + 32767, i;
   int16_t half = tvmgen_rnn_wrap16((sum + (sum >= 0 ? 1 : -1)) / 2);
   int16_t x = tvmgen_rnn_add16(tvmgen_rnn_k16(1515870810), tvmgen_rnn_srdhm16(half, tvmgen_rnn_k16(-1010580540)));
@@ -107,7 +118,7 @@ static int16_t tvmgen_rnn_recip(int16_t a, int32_t tanh_form) {
 }
 
 /* gemmlowp::logistic on FixedPoint<int16_t, ibits> -> Q0.15 */
-static int16_t tvmgen_rnn_sigmoid(int16_t a, int32_t ibits) {
+TVMGEN_RNN_INLINE int16_t tvmgen_rnn_sigmoid(int16_t a, int32_t ibits) {
   int16_t absa = a > 0 ? a : tvmgen_rnn_wrap16(-(int32_t)a);
   int16_t pos = tvmgen_rnn_recip(tvmgen_rnn_exp_neg(tvmgen_rnn_wrap16(-(int32_t)absa), ibits), 0);
   if (a == 0) return (int16_t)(1 << 14);
@@ -115,7 +126,7 @@ static int16_t tvmgen_rnn_sigmoid(int16_t a, int32_t ibits) {
 }
 
 /* gemmlowp::tanh on FixedPoint<int16_t, ibits> -> Q0.15 */
-static int16_t tvmgen_rnn_tanh(int16_t a, int32_t ibits) {
+TVMGEN_RNN_INLINE int16_t tvmgen_rnn_tanh(int16_t a, int32_t ibits) {
   int16_t n = a < 0 ? a : tvmgen_rnn_wrap16(-(int32_t)a);
   int16_t t = tvmgen_rnn_recip(tvmgen_rnn_exp_neg(n, ibits + 1), 1);
   if (a == 0) return 0;
@@ -135,8 +146,37 @@ static inline int32_t tvmgen_rnn_mbqm(int32_t x, int32_t mult, int32_t shift) {
 /* out[r] = sat(out[r] + MBQM(bias[r] + W[r] . v, mult, shift) + zp) for r < rows (MatrixBatchVectorMultiplyAccumulate) */
 static void tvmgen_rnn_matvec16(const int8_t* w, const int32_t* bias, const int8_t* v, int32_t rows, int32_t cols,
                                 int32_t mult, int32_t shift, int16_t* out) {
-  int32_t r, c;
-  for (r = 0; r < rows; r++) {
+  int32_t r = 0, c;
+#if TVMGEN_RNN_DSP
+  /* two rows at a time, four columns per step: v's four values (SXTB16: v0, v2 and v1, v3) meet each row's four
+     weights in two SMLADs; the same integer sums as the scalar loop */
+  for (; r + 2 <= rows; r += 2) {
+    int32_t acc0 = bias[r], acc1 = bias[r + 1];
+    const int8_t* w0 = w + r * cols;
+    const int8_t* w1 = w0 + cols;
+    for (c = 0; c + 4 <= cols; c += 4) {
+      int32_t vv, ve, vo, wv, we, wo;
+      memcpy(&vv, v + c, 4);
+      ve = __sxtb16(vv);
+      __asm__("sxtb16 %0, %1, ror #8" : "=r"(vo) : "r"(vv));
+      memcpy(&wv, w0 + c, 4);
+      we = __sxtb16(wv);
+      __asm__("sxtb16 %0, %1, ror #8" : "=r"(wo) : "r"(wv));
+      acc0 = __smlad(we, ve, __smlad(wo, vo, acc0));
+      memcpy(&wv, w1 + c, 4);
+      we = __sxtb16(wv);
+      __asm__("sxtb16 %0, %1, ror #8" : "=r"(wo) : "r"(wv));
+      acc1 = __smlad(we, ve, __smlad(wo, vo, acc1));
+    }
+    for (; c < cols; c++) {
+      acc0 += (int32_t)w0[c] * (int32_t)v[c];
+      acc1 += (int32_t)w1[c] * (int32_t)v[c];
+    }
+    out[r] = tvmgen_rnn_sat16(tvmgen_rnn_mbqm(acc0, mult, shift) + (int32_t)out[r]);
+    out[r + 1] = tvmgen_rnn_sat16(tvmgen_rnn_mbqm(acc1, mult, shift) + (int32_t)out[r + 1]);
+  }
+#endif
+  for (; r < rows; r++) {
     int32_t acc = bias[r];
     const int8_t* wr = w + r * cols;
     for (c = 0; c < cols; c++) acc += (int32_t)wr[c] * (int32_t)v[c];

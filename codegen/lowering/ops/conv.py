@@ -336,9 +336,22 @@ def lower_fully_connected(ctx, op):
         if packed is not None and np.abs(folded).max(initial=0) < 2 ** 31:
             # two outputs per SMLAD, no scratch (microkernels.h, tvmgen_mk_fc_pair)
             rq_p = mk.requant_single(folded, mult, shift)
-            args = [x, ctx.const(packed, "fc_w2"), ctx.const(mk.pad_rows(rq_p, (U + 3) // 4 * 4), "fc_rq")]
+            flags = mk.single_flags(rq_p)
+            table = mk.per_tensor_table(rq_p, (U + 3) // 4 * 4)
+            if table is not None:
+                # one multiplier for every output (per-tensor weights): one row of it, then the biases
+                rq_p, flags = table, flags | mk.FC_PER_TENSOR
+            else:
+                rq_p = mk.pad_rows(rq_p, (U + 3) // 4 * 4)
+            args = [x, ctx.const(packed, "fc_w2"), ctx.const(rq_p, "fc_rq")]
             y = mk.emit_call(ctx, op, "tvmgen_mk_fc_pair", args, (B, U), "int8", 0, "int8",
-                             [B, K, U, ozp, lo, hi, mk.single_flags(rq_p)], scratch=False)
+                             [B, K, U, ozp, lo, hi, flags], scratch=False)
+        elif np.abs(folded).max(initial=0) < 2 ** 31:
+            # the row read in place, the zero point in the bias: no K4 int16 copy of it (TVMGEN_FC_DIRECT)
+            rq_d = mk.requant_single(folded, mult, shift)
+            args = [x, ctx.const(mk.fc_weights(wd), "fc_w"), ctx.const(mk.pad_rows(rq_d, (U + 3) // 4 * 4), "fc_rq")]
+            y = mk.emit_call(ctx, op, "tvmgen_mk_fc", args, (B, U), "int8", 1, "int16",
+                             [B, K, U, izp, ozp, lo, hi, mk.single_flags(rq_d) | mk.FC_DIRECT])
         else:
             args = [x, ctx.const(mk.fc_weights(wd), "fc_w"),
                     ctx.const(mk.pad_rows(rq_single, (U + 3) // 4 * 4), "fc_rq")]

@@ -87,18 +87,23 @@ def _add_sub(ctx, op, subtract):
     qmin = QRANGE[a_t.dtype][0]
     rounding = lookup(op.type).rounding
 
-    def table(zp, mult, shift, hint):
-        return ctx.const(np.array([mbqm_int((v - zp) * (1 << _ADD_LEFT_SHIFT), mult, shift, rounding)
-                                   for v in range(qmin, qmin + 256)], np.int32), hint)
+    def table(zp, mult, shift):
+        return np.array([mbqm_int((v - zp) * (1 << _ADD_LEFT_SHIFT), mult, shift, rounding)
+                         for v in range(qmin, qmin + 256)], np.int32)
 
-    tables = (table(azp, ma, sha, "add_a"), table(bzp, mb, shb, "add_b"))
+    tab = (table(azp, ma, sha), table(bzp, mb, shb))
     same_shape = tuple(a_t.shape) == tuple(b_t.shape) == tuple(o_t.shape)
     if (mk.enabled() and odt == "int8" and a_t.dtype == "int8" and same_shape and rounding == "double"
             and not a_t.is_const and not b_t.is_const):
         # one microkernel loop: two table loads, one requantization per element
-        tab = [ctx.param_data[t][1] for t in tables]
         bound = int(np.abs(tab[0]).max() + np.abs(tab[1]).max())
         rqt, lsh, flags = mk.requant_double([0], [mo], [sho], [bound], [False], (ozp, lo, hi))
+        if flags & mk.RQ_SMMUL:
+            # the tables hold twice each scaled value (2 * sum fits int32 by SMMUL's bound), so SRDHM is one
+            # SMMLAR on the sum itself (TVMGEN_RQ_DOUBLED): one shift less per element
+            tab = tuple(t * 2 for t in tab)
+            rqt, flags = mk.doubled_sums(rqt, flags, True)
+        tables = (ctx.const(tab[0], "add_a"), ctx.const(tab[1], "add_b"))
         args = [ctx.operand(op.inputs[0]), ctx.operand(op.inputs[1]), *tables, ctx.const(rqt, "add_rq"),
                 ctx.const(lsh if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "add_lshift")]
         ctx.values[op.outputs[0]] = mk.emit_call(
@@ -107,6 +112,8 @@ def _add_sub(ctx, op, subtract):
         # element i of both inputs is read before output element i is written: either dying input's bytes
         ctx.inplace[ctx.kname(op)] = [(0, 0), (1, 0)]
         return
+
+    tables = (ctx.const(tab[0], "add_a"), ctx.const(tab[1], "add_b"))
 
     def combine(a, b, ta, tb):
         sa, sb = ta(a.astype("int32") - i32(qmin)), tb(b.astype("int32") - i32(qmin))

@@ -29,6 +29,7 @@ from ..quant import (QRANGE, activation_range, clamp_cast, i32, i64, mbqm, per_c
                      quantize_multiplier, same_padding)
 from ..registry import REGISTRY, _what, broadcastable, clamp_activation, register16
 from . import activation
+from .. import microkernels as mk
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -218,6 +219,26 @@ def _conv16(ctx, op, depthwise):
     srange = (int(shift.min()), int(shift.max()))
     bias = (np.asarray(m.tensors[b_i].data, np.int64).reshape(OC) if b_i >= 0 else np.zeros(OC, np.int64))
     hint = "dw16" if depthwise else "conv16"
+    wd = np.asarray(w_t.data, np.int64)
+    if (mk.enabled() and not depthwise and accum == "int64" and ctx.values.get(op.inputs[0]) is not None
+            and int(np.abs(wd).reshape(OC, -1).sum(1).max(initial=0)) * 32768 < 2 ** 31
+            and int(np.abs(bias).max(initial=0)) < 2 ** 62 and int((15 - shift.astype(np.int64)).min()) >= 1):
+        # the window copied into K2 int16, the sums in int32 by SMLAD (exact: sum |w| * 32768 < 2^31 per
+        # channel), the bias and requantization in int64 (microkernels.h tvmgen_mk_conv16)
+        K = KH * KW * C
+        K2 = K + (K & 1)
+        ts = 15 - shift.astype(np.int64)
+        bound = np.abs(wd).reshape(OC, -1).sum(1) * 32768 + np.abs(bias)
+        fast = int(bound.max(initial=0) < 2 ** 31 and ts.min(initial=15) >= 15 and ts.max(initial=15) <= 31)
+        w16 = np.zeros((OC, K2), np.int16)
+        w16[:, :K] = wd.reshape(OC, K)
+        margs = [ctx.values[op.inputs[0]], ctx.const(w16, "conv16_w16"), ctx.const(bias, "conv16_b"),
+                 ctx.const(_reduced_multiplier(mult), "conv16_mult16"),
+                 ctx.const((15 - shift.astype(np.int64)).astype(np.int32), "conv16_shift16")]
+        ctx.values[op.outputs[0]] = mk.emit_call(
+            ctx, op, "tvmgen_mk_conv16", margs, (1, OH, OW, OC), "int16", K2, "int16",
+            [H, W, C, OH, OW, OC, KH, KW, sh, sw, dh, dw, pt, pl, lo, hi, fast])
+        return OH * OW * OC * K
     args = [ctx.values[op.inputs[0]], ctx.tensor_const(op.inputs[1], hint + "_w"),
             ctx.const(bias.astype(accum), hint + "_b")] + _multiplier_tables(ctx, mult, shift, hint)
 

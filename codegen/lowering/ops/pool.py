@@ -88,6 +88,12 @@ def lower_max_pool_2d(ctx, op):
                               int(o_t.zero_point[0]), o_t.dtype)
     qmin = QRANGE[x_t.dtype][0]
     odt = o_t.dtype
+    if mk.enabled() and x_t.dtype == "int8" and odt == "int8":
+        # one microkernel loop: four channels per SSUB8 + SEL (microkernels.h, tvmgen_mk_maxpool)
+        ctx.values[op.outputs[0]] = mk.emit_call(
+            ctx, op, "tvmgen_mk_maxpool", [ctx.values[op.inputs[0]]], (1, OH, OW, C), "int8", 0, "int8",
+            [H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, lo, hi], scratch=False)
+        return OH * OW * C * KH * KW
 
     def f(x):
         # an out-of-bounds tap reads the lowest value: it never wins

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .. import memplan
+from .. import microkernels as mk
 from ..quant import i32, round_half_away
 from ..registry import (ACTIVATIONS, _what, const_input, one_of, options, per_tensor, register,
     same_type_per_tensor)
@@ -121,6 +122,15 @@ def _lower_pad(ctx, op, pad_value):
     pads = _paddings(m, op)
     oshape = tuple(o_t.shape)
     odt = o_t.dtype
+    if (mk.enabled() and odt in ("int8", "uint8") and x_t.dtype == odt and len(oshape) == 4
+            and pads[0] == (0, 0) and oshape[0] == 1):
+        # runs of bytes copied and filled four at a time (microkernels.h tvmgen_mk_pad)
+        _, H, W, C = x_t.shape
+        _, OH, OW, OC = oshape
+        ctx.values[op.outputs[0]] = mk.emit_call(
+            ctx, op, "tvmgen_mk_pad", [ctx.operand(op.inputs[0])], oshape, odt, 0, odt,
+            [H, W, C, OH, OW, OC, pads[1][0], pads[2][0], pads[3][0], int(pad_value)], scratch=False)
+        return 0
     fill = _dtype_const(pad_value, odt)
 
     def f(x):
