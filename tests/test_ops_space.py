@@ -88,6 +88,25 @@ def test_hand_built_model_bit_exact(case, tmp_path):
 def _refused():
     q = _q(i8)
     cases = {}
+    # a batch above 1 (SPACE_TO_BATCH_ND's output) reaching the ops whose kernels compute one image
+    # (registry batch_one): each refused by name, where they computed the first image only
+    stb = [T((1, 4, 4, 2), i8, q), i32c([2, 2]), i32c([[0, 0], [0, 0]]), T((4, 2, 2, 2), i8, q)]
+    window = {"Padding": 1, "StrideW": 1, "StrideH": 1, "FilterWidth": 1, "FilterHeight": 1}
+    w = np.arange(-3, 3, dtype=np.int8)
+    after = {
+        "AVERAGE_POOL_2D": ([T((4, 2, 2, 2), i8, q)], [4], "Pool2DOptions", window),
+        "MAX_POOL_2D": ([T((4, 2, 2, 2), i8, q)], [4], "Pool2DOptions", window),
+        "CONV_2D": ([T((3, 1, 1, 2), i8, (0.02, 0), w), T((3,), "int32", (0.001, 0), [1, 2, 3]),
+                     T((4, 2, 2, 3), i8, q)], [4, 5], "Conv2DOptions", {"Padding": 1, "StrideW": 1, "StrideH": 1}),
+        "DEPTHWISE_CONV_2D": ([T((1, 1, 1, 2), i8, (0.02, 0), w[:2]), T((2,), "int32", (0.001, 0), [1, 2]),
+                               T((4, 2, 2, 2), i8, q)], [4, 5], "DepthwiseConv2DOptions",
+                              {"Padding": 1, "StrideW": 1, "StrideH": 1, "DepthMultiplier": 1}),
+    }
+    for name, (more, extra_inputs, table, fields) in after.items():
+        out = len(stb) + len(more) - 1
+        ops = [("SPACE_TO_BATCH_ND", [0, 1, 2], [3], None, {}), (name, [3, *extra_inputs], [out], table, fields)]
+        cases["batch_into_" + name.lower()] = (flatbuffer(stb + more, ops, [0], [out]), "%s (op #1)" % name,
+                                               "batch 4")
     tensors = [T((1, 4, 5, 6), i8, q), T((1, 8, 10, 1), i8, q)]
     cases["depth_to_space_channels"] = (
         flatbuffer(tensors, [("DEPTH_TO_SPACE", [0], [1], "DepthToSpaceOptions", {"BlockSize": 2})], [0], [1]),

@@ -19,7 +19,8 @@ CLAMP_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
 class OpDef:
-    def __init__(self, name, family, lower, options, validate, rounding, doc, accepts=None, index_outputs=False):
+    def __init__(self, name, family, lower, options, validate, rounding, doc, accepts=None, index_outputs=False,
+                 batch_one=False):
         self.name = name
         self.family = family
         self.lower = lower          # lower(ctx, op) -> MACs; emits TE computes through ctx
@@ -29,19 +30,24 @@ class OpDef:
         self.rounding = rounding    # "double" | "single": MultiplyByQuantizedMultiplier form of TFLite's kernel
         self.doc = doc
         self.index_outputs = index_outputs  # its outputs are int32/int64 indices (ARG_MAX), not int8 activations
+        self.batch_one = batch_one  # its kernels compute one image (NHWC, N = 1): check_batch refuses others
 
     def __repr__(self):
         return "OpDef(%s, %s)" % (self.name, self.family)
 
 
-def register(name, *, family, options=None, accepts=None, validate=None, rounding="double", index_outputs=False):
+def register(name, *, family, options=None, accepts=None, validate=None, rounding="double", index_outputs=False,
+             batch_one=False):
     """Decorator for a lowering function `fn(ctx, op) -> MACs`: registers TFLite op `name`.
 
     `index_outputs`: the op writes int32/int64 indices (ARG_MAX), which the reader lets through where it refuses
     every other non-8-bit activation (the ops reading them check their inputs themselves).
 
     `accepts`: {option: Accepts} for options read by `options` whose every value is not valid (strides, window
-    sizes, enums): the reader refuses any other value before validate and the lowering run."""
+    sizes, enums): the reader refuses any other value before validate and the lowering run.
+
+    `batch_one`: the op's kernels compute a single NHWC image; the reader refuses a batch above 1 (check_batch).
+    Inside a model such a batch comes from SPACE_TO_BATCH_ND, which every other op takes whatever the batch."""
     def deco(fn):
         if name in REGISTRY:
             raise ValueError("op %s registered twice" % name)
@@ -50,7 +56,8 @@ def register(name, *, family, options=None, accepts=None, validate=None, roundin
                 raise ValueError("op %s declares accepted values of option %r, which its options do not read"
                                  % (name, key))
         doc = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        REGISTRY[name] = OpDef(name, family, fn, options, validate, rounding, doc, accepts, index_outputs)
+        REGISTRY[name] = OpDef(name, family, fn, options, validate, rounding, doc, accepts, index_outputs,
+                               batch_one)
         return fn
     return deco
 
@@ -70,7 +77,8 @@ def register16(name, *, validate=None, rounding="double"):
             raise ValueError("16x8 kernel of %s registered twice" % name)
         d = REGISTRY[name]
         doc = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        REGISTRY16[name] = OpDef(name, d.family, fn, d.options, validate, rounding, doc, d.accepts)
+        REGISTRY16[name] = OpDef(name, d.family, fn, d.options, validate, rounding, doc, d.accepts,
+                                 batch_one=d.batch_one)
         return fn
     return deco
 
@@ -205,6 +213,22 @@ def check_options(m, op):
             what = "%s %s" % (acc.label, v) if acc.label else "option %s = %s" % (key, v)
             m.fail("%s: %s is not supported (option %s: %s). The file was not written by the TFLite converter "
                    "as is, or it is damaged; re-export the model." % (_what(op), what, key, acc.text))
+
+
+def check_batch(m, op):
+    """An op declared `batch_one` reads and writes one image: a 4-D activation with a leading dimension above 1
+    (made inside the model by SPACE_TO_BATCH_ND) is one error naming the op, before its kernels would compute
+    the first image only."""
+    d = REGISTRY.get(op.type)
+    if d is None or not d.batch_one:
+        return
+    for i in list(op.inputs) + list(op.outputs):
+        t = m.tensors[i] if i >= 0 else None
+        if t is not None and not t.is_const and len(t.shape) == 4 and t.shape[0] != 1:
+            m.fail("%s: batch %d (tensor %r, shape %s); its generated kernels compute a batch of 1. A batch inside "
+                   "a model comes from SPACE_TO_BATCH_ND, e.g. a dilated convolution the converter did not fold: "
+                   "export the layer with its dilation rate, or build this model with BACKEND=tflm."
+                   % (_what(op), t.shape[0], t.name, list(t.shape)))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -285,7 +285,8 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     return OH * OW * OC * KH * KW * (1 if depthwise else C)
 
 
-@register("CONV_2D", family="conv", options=CONV_OPTIONS, accepts=CONV_ACCEPTS, validate=_conv_checks)
+@register("CONV_2D", family="conv", options=CONV_OPTIONS, accepts=CONV_ACCEPTS, validate=_conv_checks,
+          batch_one=True)
 def lower_conv_2d(ctx, op):
     """2-D convolution: int32 sums of (x - zp) * w + bias, per-channel requantization."""
     return _conv_common(ctx, op, False)
@@ -293,7 +294,7 @@ def lower_conv_2d(ctx, op):
 
 
 @register("DEPTHWISE_CONV_2D", family="conv", options=DEPTHWISE_OPTIONS, accepts=CONV_ACCEPTS,
-          validate=_conv_checks)
+          validate=_conv_checks, batch_one=True)
 def lower_depthwise_conv_2d(ctx, op):
     """Depthwise convolution (any depth multiplier), per-channel requantization."""
     return _conv_common(ctx, op, True)

@@ -77,7 +77,7 @@ def _inplace(ctx, op, x_t, o_t, g):
 
 
 @register("MAX_POOL_2D", family="pool", options=POOL_OPTIONS, accepts=POOL_ACCEPTS,
-          validate=_pool_checks)
+          validate=_pool_checks, batch_one=True)
 def lower_max_pool_2d(ctx, op):
     """reference_integer_ops::MaxPool: max over the in-bounds taps of the window, then the
     fused activation clamp (input and output share scale and zero point)."""
@@ -109,7 +109,7 @@ def lower_max_pool_2d(ctx, op):
 
 
 @register("AVERAGE_POOL_2D", family="pool", options=POOL_OPTIONS, accepts=POOL_ACCEPTS,
-          validate=_pool_checks)
+          validate=_pool_checks, batch_one=True)
 def lower_average_pool_2d(ctx, op):
     """reference_integer_ops::AveragePool: int32 sum over the in-bounds taps only, divided
     by their count with rounding half away from zero ((acc +- count / 2) / count, C

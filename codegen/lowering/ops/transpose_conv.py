@@ -139,7 +139,7 @@ def _lower(ctx, op, sixteen):
 
 
 @register("TRANSPOSE_CONV", family="conv", options=TRANSPOSE_CONV_OPTIONS, accepts=TRANSPOSE_CONV_ACCEPTS,
-          validate=_checks)
+          validate=_checks, batch_one=True)
 def lower_transpose_conv(ctx, op):
     """Transposed convolution (reference_integer_ops::TransposeConv): int32 sums of (x - zp) * w gathered per
     output pixel, + bias, per-channel requantization, activation clamp."""
