@@ -666,6 +666,177 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * DEPTHWISE_CONV_2D 3x3, stride S = 1 or 2 both ways, no dilation, depth multiplier 1, any C: through a ring of
+ * three input rows re-laid channel-major (buf: [C][3 slots][WP] int8, WP a multiple of 4).  A slot holds one
+ * padded input row: channel c's W values at columns PL .. PL + W - 1, every other column (and every padding row)
+ * the input zero point, which the bias cancels (bias - zp * sum(w), see tvmgen_mk_dwconv), so border pixels go
+ * through the same loop as interior ones.  Each input row is re-laid once, when the first output row that needs
+ * it starts; output row oh is written after input rows up to oh * S - PT + 2 are in the ring
+ * (microkernels.dw3_inplace_delta).  w: int16 [C][10] = (w00, w02), (w10, w12), (w20, w22), (w01, w11), (w21, 0)
+ * (w_kh,kw); rq: [C][4] (tvmgen_mk_requant).  With the DSP extension one word load gives a channel's four
+ * consecutive row values x0..x3, SXTB16 makes (x0, x2) and (x1, x3), and a row of two stride-1 outputs is
+ * SMLAD (x0, x2).(w0, w2) + x1 w1 and SMLAD (x1, x3).(w0, w2) + x2 w1: 6 MACs in 7 instructions. */
+#if TVMGEN_MK_DSP
+TVMGEN_MK_INLINE int32_t tvmgen_mk_sxtb16_r8(int32_t v) {   /* bytes 1 and 3, sign-extended */
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+TVMGEN_MK_INLINE uint32_t tvmgen_mk_pkhbt16(uint32_t lo, uint32_t hi) {   /* lo[15:0] | hi[15:0] << 16 */
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+TVMGEN_MK_INLINE uint32_t tvmgen_mk_pkhtb16(uint32_t hi, uint32_t lo) {   /* lo[31:16] | hi[31:16] << 16 */
+  uint32_t r;
+  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(hi), "r"(lo));
+  return r;
+}
+#endif
+
+TVMGEN_MK_INLINE void tvmgen_mk_dw3_row(int8_t* slot, const int8_t* xr, int32_t W, int32_t C, int32_t CS, int32_t PL) {
+  /* channel c's row at slot + c * CS */
+  int8_t* d = slot + PL;
+#if TVMGEN_MK_DSP
+  if ((C & 3) == 0) {
+    for (int32_t c = 0; c < C; c += 4) {
+      const int8_t* s = xr + c;
+      int8_t* d0 = d + c * CS;
+      int32_t iw = 0;
+      for (; iw + 4 <= W; iw += 4, s += 4 * C) {
+        /* a 4x4 byte transpose: pixels p0..p3 of channels c..c+3 -> channel rows */
+        const uint32_t p0 = (uint32_t)tvmgen_mk_ld4(s), p1 = (uint32_t)tvmgen_mk_ld4(s + C);
+        const uint32_t p2 = (uint32_t)tvmgen_mk_ld4(s + 2 * C), p3 = (uint32_t)tvmgen_mk_ld4(s + 3 * C);
+        const uint32_t t0 = tvmgen_mk_pkhbt16(p0, p2), t1 = tvmgen_mk_pkhbt16(p1, p3);   /* (c0 c1) of p0 | of p2 */
+        const uint32_t t2 = tvmgen_mk_pkhtb16(p2, p0), t3 = tvmgen_mk_pkhtb16(p3, p1);   /* (c2 c3) of p0 | of p2 */
+        const uint32_t r0 = __uxtb16(t0) | (__uxtb16(t1) << 8);
+        const uint32_t r1 = __uxtb16((t0 >> 8) | (t0 << 24)) | (t1 & 0xff00ff00u);
+        const uint32_t r2 = __uxtb16(t2) | (__uxtb16(t3) << 8);
+        const uint32_t r3 = __uxtb16((t2 >> 8) | (t2 << 24)) | (t3 & 0xff00ff00u);
+        memcpy(d0 + iw, &r0, 4);
+        memcpy(d0 + CS + iw, &r1, 4);
+        memcpy(d0 + 2 * CS + iw, &r2, 4);
+        memcpy(d0 + 3 * CS + iw, &r3, 4);
+      }
+      for (; iw < W; iw++, s += C) {
+        d0[iw] = s[0];
+        d0[CS + iw] = s[1];
+        d0[2 * CS + iw] = s[2];
+        d0[3 * CS + iw] = s[3];
+      }
+    }
+    return;
+  }
+#endif
+  for (int32_t iw = 0; iw < W; iw++)
+    for (int32_t c = 0; c < C; c++) d[c * CS + iw] = xr[iw * C + c];
+}
+
+/* one output row of every channel: rows 0, 1, 2 of the window at b0 + c * 3 WP, + O1, + O2 (constants at each
+ * call, so the loads take immediate offsets) */
+TVMGEN_MK_INLINE void tvmgen_mk_dw3_chans(const int8_t* b0, int32_t O1, int32_t O2, const int16_t* w, const int32_t* rq,
+                                          const int8_t* lsh, int8_t* orow, int32_t C, int32_t OW, int32_t S, int32_t WP,
+                                          int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  for (int32_t c = 0; c < C; c++) {
+    const int8_t* p0 = b0 + c * 3 * WP;
+    const int8_t* p1 = p0 + O1;
+    const int8_t* p2 = p0 + O2;
+    const int16_t* wc = w + c * 10;
+    const int32_t* r = rq + c * 4;
+    const int32_t bias = r[0], m = r[1], sh = r[2], k = r[3];
+    const int32_t l = (flags & TVMGEN_RQ_LSHIFT) ? lsh[c] : 0;
+    int8_t* o = orow + c;
+    int32_t n = 0;
+#if TVMGEN_MK_DSP
+    const int32_t* wq = (const int32_t*)(const void*)wc;   /* 20 bytes per channel: word-aligned */
+    const int32_t w0 = wq[0], w1 = wq[1], w2 = wq[2], wm01 = wq[3], wm2 = wq[4];
+#define TVMGEN_MK_DW3_E(v) __sxtb16(v)
+#define TVMGEN_MK_DW3_O(v) tvmgen_mk_sxtb16_r8(v)
+    if (S == 1) {
+      for (; n + 2 <= OW; n += 2, o += 2 * C) {
+        int32_t v, e, q, a, b;
+        v = tvmgen_mk_ld4(p0 + n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w0, bias); b = __smlad(q, w0, bias); a = __smlabb(q, wm01, a); b = __smlatb(e, wm01, b);
+        v = tvmgen_mk_ld4(p1 + n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w1, a); b = __smlad(q, w1, b); a = __smlabt(q, wm01, a); b = __smlatt(e, wm01, b);
+        v = tvmgen_mk_ld4(p2 + n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w2, a); b = __smlad(q, w2, b); a = __smlabb(q, wm2, a); b = __smlatb(e, wm2, b);
+        o[0] = (int8_t)tvmgen_mk_requant_v(a, m, sh, k, l, flags, ozp, lo, hi);
+        o[C] = (int8_t)tvmgen_mk_requant_v(b, m, sh, k, l, flags, ozp, lo, hi);
+      }
+    } else {
+      for (; n + 2 <= OW; n += 2, o += 2 * C) {
+        /* outputs at columns 2n and 2n + 2: (x0, x2) and x1, then x2, x3 and x4 one by one */
+        int32_t v, e, q, a, b;
+        v = tvmgen_mk_ld4(p0 + 2 * n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w0, bias); a = __smlabb(q, wm01, a);
+        b = __smlatb(e, w0, bias); b = __smlatb(q, wm01, b); b = __smlabt((int32_t)p0[2 * n + 4], w0, b);
+        v = tvmgen_mk_ld4(p1 + 2 * n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w1, a); a = __smlabt(q, wm01, a);
+        b = __smlatb(e, w1, b); b = __smlatt(q, wm01, b); b = __smlabt((int32_t)p1[2 * n + 4], w1, b);
+        v = tvmgen_mk_ld4(p2 + 2 * n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w2, a); a = __smlabb(q, wm2, a);
+        b = __smlatb(e, w2, b); b = __smlatb(q, wm2, b); b = __smlabt((int32_t)p2[2 * n + 4], w2, b);
+        o[0] = (int8_t)tvmgen_mk_requant_v(a, m, sh, k, l, flags, ozp, lo, hi);
+        o[C] = (int8_t)tvmgen_mk_requant_v(b, m, sh, k, l, flags, ozp, lo, hi);
+      }
+    }
+    for (; n < OW; n++, o += C) {   /* the last output of an odd row */
+      int32_t v, a;
+      v = tvmgen_mk_ld4(p0 + S * n);
+      a = __smlad(TVMGEN_MK_DW3_E(v), w0, bias); a = __smlabb(TVMGEN_MK_DW3_O(v), wm01, a);
+      v = tvmgen_mk_ld4(p1 + S * n);
+      a = __smlad(TVMGEN_MK_DW3_E(v), w1, a); a = __smlabt(TVMGEN_MK_DW3_O(v), wm01, a);
+      v = tvmgen_mk_ld4(p2 + S * n);
+      a = __smlad(TVMGEN_MK_DW3_E(v), w2, a); a = __smlabb(TVMGEN_MK_DW3_O(v), wm2, a);
+      o[0] = (int8_t)tvmgen_mk_requant_v(a, m, sh, k, l, flags, ozp, lo, hi);
+    }
+#undef TVMGEN_MK_DW3_E
+#undef TVMGEN_MK_DW3_O
+#else
+    for (; n < OW; n++, o += C) {
+      const int8_t* q0 = p0 + S * n;
+      const int8_t* q1 = p1 + S * n;
+      const int8_t* q2 = p2 + S * n;
+      int32_t a = bias;   /* int32_t products: x * 2w reaches 32,768 (int is 16 bits on AVR) */
+      a += (int32_t)q0[0] * wc[0] + (int32_t)q0[1] * wc[6] + (int32_t)q0[2] * wc[1];
+      a += (int32_t)q1[0] * wc[2] + (int32_t)q1[1] * wc[7] + (int32_t)q1[2] * wc[3];
+      a += (int32_t)q2[0] * wc[4] + (int32_t)q2[1] * wc[8] + (int32_t)q2[2] * wc[5];
+      o[0] = (int8_t)tvmgen_mk_requant_v(a, m, sh, k, l, flags, ozp, lo, hi);
+    }
+#endif
+  }
+}
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_dw3(const int8_t* x, const int16_t* w, const int32_t* rq, const int8_t* lsh,
+                                       int8_t* buf, int8_t* out, int32_t H, int32_t W, int32_t C, int32_t OH,
+                                       int32_t OW, int32_t S, int32_t PT, int32_t PL, int32_t WP, int32_t izp,
+                                       int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  /* buf: [C][3 slots][WP]; padded input row r (input row r - PT) in slot r % 3 */
+  int32_t have = 0;            /* padded input rows [0, have) have been placed */
+  memset(buf, (int)izp, (size_t)(3 * C * WP));
+  for (int32_t oh = 0; oh < OH; oh++) {
+    const int32_t r0 = oh * S;
+    for (; have < r0 + 3; have++) {
+      int8_t* slot = buf + (have % 3) * WP;
+      const int32_t ih = have - PT;
+      if (ih >= 0 && ih < H) {
+        tvmgen_mk_dw3_row(slot, x + ih * W * C, W, C, 3 * WP, PL);
+      } else if (have >= 3) {  /* a bottom padding row where an input row was: back to zero points */
+        for (int32_t c = 0; c < C; c++) memset(slot + c * 3 * WP + PL, (int)izp, (size_t)W);
+      }
+    }
+    int8_t* const orow = out + oh * OW * C;
+    switch (r0 % 3) {
+      case 0: tvmgen_mk_dw3_chans(buf, WP, 2 * WP, w, rq, lsh, orow, C, OW, S, WP, ozp, lo, hi, flags); break;
+      case 1: tvmgen_mk_dw3_chans(buf + WP, WP, -WP, w, rq, lsh, orow, C, OW, S, WP, ozp, lo, hi, flags); break;
+      default: tvmgen_mk_dw3_chans(buf + 2 * WP, -2 * WP, -WP, w, rq, lsh, orow, C, OW, S, WP, ozp, lo, hi, flags); break;
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * FULLY_CONNECTED, int8, B rows of K inputs.  w: [U4/4][K4/4][4 outputs][4 inputs] int8 (U4, K4 = U, K
  * rounded up to 4, zero-filled); rq: [U4][4] in the
  * single-rounding form of tvmgen_mk_requant_single, bias without zero-point folding; col: scratch of K4 int16,

@@ -247,12 +247,18 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         bias_k = bias
     rq, lsh, flags = mk.requant_double(bias_k, mult, shift, xmax * absw + np.abs(bias), absw == 0,
                                        (ozp, lo, hi))
+    dw3 = depthwise and mk.dw3_fits(KH, KW, sh, sw, dh, dw, OC // C)
     if depthwise:
         rows = (OC + 3) // 4 * 4
         # with SRDHM as one SMMULR (which needs 2 * sum), store 2 w and 2 bias: the sum comes out doubled
         rq, flags = mk.doubled_sums(rq, flags, bool(flags & mk.RQ_SMMUL))
-        wk = ctx.const(mk.depthwise_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1), "dw_w16")
-        scratch, sdt, cfunc = C, "int8", "tvmgen_mk_dwconv"
+        if dw3:     # 3x3 through a ring of channel-major rows (microkernels.h, tvmgen_mk_dw3)
+            rows = OC
+            wk = ctx.const(mk.dw3_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1), "dw3_w16")
+            scratch, sdt, cfunc = mk.dw3_scratch(W, C, OW, sh, pl), "int8", "tvmgen_mk_dw3"
+        else:
+            wk = ctx.const(mk.depthwise_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1), "dw_w16")
+            scratch, sdt, cfunc = C, "int8", "tvmgen_mk_dwconv"
     else:
         rows = (OC + 1) // 2 * 2
         k4 = (KH * KW * C + 3) // 4 * 4
@@ -270,15 +276,25 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         k4 = (KH * KW * C + 3) // 4 * 4
         scratch, sdt, cfunc = 2 * k4, "int16", "tvmgen_mk_conv"
     rq = mk.pad_rows(rq, rows)
-    if depthwise:   # by field within each group of four channels (microkernels.h, tvmgen_mk_dw_pixel)
+    if depthwise and not dw3:   # by field within each group of four channels (microkernels.h, tvmgen_mk_dw_pixel)
         rq = np.ascontiguousarray(rq.reshape(rows // 4, 4, 4).transpose(0, 2, 1)).reshape(rows, 4)
     args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"),
             ctx.const(mk.pad_rows(lsh, rows) if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "lshift")]
-    scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
-                                                                 izp, ozp, lo, hi, flags]
+    if dw3:
+        scalars = [H, W, C, OH, OW, sh, pt, pl, mk.dw3_width(W, OW, sh, pl), izp, ozp, lo, hi, flags]
+    else:
+        scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
+                                                                     izp, ozp, lo, hi, flags]
     y = mk.emit_call(ctx, op, cfunc, args, (1, OH, OW, OC), "int8", scratch, sdt, scalars)
-    delta = (memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl) if depthwise else
-             memplan.inplace_delta_conv(H, W, C, OH, OW, OC, sh, sw, pt, pl))
+    if dw3:
+        # any delta up to dw3_inplace_delta's is safe; the old kernel's smaller one keeps the placement that the
+        # greedy planner found for it (VWW: with the larger one its first depthwise goes in place and the
+        # expansion after it then cannot, 55,680 workspace bytes against 38,112)
+        delta = min(mk.dw3_inplace_delta(H, W, C, OH, OW, sh, pt),
+                    memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl))
+    else:
+        delta = (memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl) if depthwise else
+                 memplan.inplace_delta_conv(H, W, C, OH, OW, OC, sh, sw, pt, pl))
     if delta is not None and dh == 1 and dw == 1:
         ctx.inplace[ctx.kname(op)] = [(0, delta)]
     ctx.values[op.outputs[0]] = y
