@@ -183,8 +183,8 @@ def dw3_width(W, OW, S, PL):
 
 
 def dw3_scratch(W, C, OW, S, PL):
-    """Bytes of tvmgen_mk_dw3's ring: three padded rows of every channel."""
-    return 3 * C * dw3_width(W, OW, S, PL)
+    """Bytes of tvmgen_mk_dw3's ring: four padded rows of every channel."""
+    return 4 * C * dw3_width(W, OW, S, PL)
 
 
 def dw3_weights(w):
@@ -199,9 +199,19 @@ def dw3_weights(w):
     return out
 
 
+def dw3_params(w16, rq):
+    """tvmgen_mk_dw3's per-channel words [C][9]: the five words of dw3_weights' int16 pairs (little-endian), then
+    bias, multiplier, rounding constant, right shift (rq's fields 0, 1, 3, 2), in the order its loops load them."""
+    w16 = np.ascontiguousarray(np.asarray(w16, "<i2"))
+    words = w16.view("<i4").reshape(w16.shape[0], 5).astype(np.int32)
+    rq = np.asarray(rq, np.int32)
+    return np.ascontiguousarray(np.concatenate([words, rq[:, [0, 1, 3, 2]]], axis=1))
+
+
 def dw3_inplace_delta(H, W, C, OH, OW, S, PT):
     """Largest output-start minus input-start (bytes) for tvmgen_mk_dw3: output row oh is written after input
-    rows up to oh * S - PT + 2 are in its ring, so its bytes must stay below the first input row still to come."""
+    rows up to oh * S - PT + 2 are in its ring (at least: two rows at a time copy one row more before the first),
+    so its bytes must stay below the first input row still to come."""
     room = []
     for oh in range(OH):
         nxt = max(oh * S - PT + 3, 0)                     # first input row not yet in the ring

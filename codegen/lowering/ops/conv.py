@@ -254,7 +254,7 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         rq, flags = mk.doubled_sums(rq, flags, bool(flags & mk.RQ_SMMUL))
         if dw3:     # 3x3 through a ring of channel-major rows (microkernels.h, tvmgen_mk_dw3)
             rows = OC
-            wk = ctx.const(mk.dw3_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1), "dw3_w16")
+            wk = mk.dw3_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1)     # with rq into dw3_params below
             scratch, sdt, cfunc = mk.dw3_scratch(W, C, OW, sh, pl), "int8", "tvmgen_mk_dw3"
         else:
             wk = ctx.const(mk.depthwise_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1), "dw_w16")
@@ -278,8 +278,11 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     rq = mk.pad_rows(rq, rows)
     if depthwise and not dw3:   # by field within each group of four channels (microkernels.h, tvmgen_mk_dw_pixel)
         rq = np.ascontiguousarray(rq.reshape(rows // 4, 4, 4).transpose(0, 2, 1)).reshape(rows, 4)
-    args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"),
-            ctx.const(mk.pad_rows(lsh, rows) if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "lshift")]
+    lsh_k = ctx.const(mk.pad_rows(lsh, rows) if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "lshift")
+    if dw3:
+        args = [ctx.values[op.inputs[0]], ctx.const(mk.dw3_params(wk, rq), "dw3_prm"), lsh_k]
+    else:
+        args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"), lsh_k]
     if dw3:
         scalars = [H, W, C, OH, OW, sh, pt, pl, mk.dw3_width(W, OW, sh, pl), izp, ozp, lo, hi, flags]
     else:
