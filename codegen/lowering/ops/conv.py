@@ -290,11 +290,13 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
                                                                      izp, ozp, lo, hi, flags]
     y = mk.emit_call(ctx, op, cfunc, args, (1, OH, OW, OC), "int8", scratch, sdt, scalars)
     if dw3:
-        # any delta up to dw3_inplace_delta's is safe; the old kernel's smaller one keeps the placement that the
-        # greedy planner found for it (VWW: with the larger one its first depthwise goes in place and the
-        # expansion after it then cannot, 55,680 workspace bytes against 38,112)
-        delta = min(mk.dw3_inplace_delta(H, W, C, OH, OW, sh, pt),
-                    memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl))
+        delta = mk.dw3_inplace_delta(H, W, C, OH, OW, sh, pt)
+        if _feeds_expansion(m, op):
+            # any smaller delta is safe too: the old kernel's keeps the placement the greedy planner found for it
+            # when an expansion reads this output (VWW: with the larger one its first depthwise goes in place,
+            # right where the 1x1 expansion after it needs room to go in place itself: 55,680 workspace bytes
+            # against 38,528; KWS, whose depthwise layers feed 1x1 convolutions of equal size, gains 4.7 KB)
+            delta = min(delta, memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl))
     else:
         delta = (memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl) if depthwise else
                  memplan.inplace_delta_conv(H, W, C, OH, OW, OC, sh, sw, pt, pl))
@@ -302,6 +304,17 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         ctx.inplace[ctx.kname(op)] = [(0, delta)]
     ctx.values[op.outputs[0]] = y
     return OH * OW * OC * KH * KW * (1 if depthwise else C)
+
+
+def _feeds_expansion(m, op):
+    """Some reader of the op's output writes more bytes than it reads (a 1x1 expansion of a MobileNet block)."""
+    out = op.outputs[0]
+    for r in m.ops:
+        if out in r.inputs and r.outputs:
+            t_in, t_out = m.tensors[out], m.tensors[r.outputs[0]]
+            if int(np.prod(t_out.shape)) > int(np.prod(t_in.shape)):
+                return True
+    return False
 
 
 @register("CONV_2D", family="conv", options=CONV_OPTIONS, accepts=CONV_ACCEPTS, validate=_conv_checks)
