@@ -672,11 +672,12 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
  * the input zero point, which the bias cancels (bias - zp * sum(w), see tvmgen_mk_dwconv), so border pixels go
  * through the same loop as interior ones.  Each input row is re-laid once, when the first output row that needs
  * it starts; output row oh is written after input rows up to oh * S - PT + 2 are in the ring
- * (microkernels.dw3_inplace_delta).  prm: [C][9] words = (w00, w02), (w10, w12), (w20, w22), (w01, w11), (w21, 0)
- * as int16 pairs (w_kh,kw), then bias, multiplier, rounding constant, right shift (tvmgen_mk_requant_v).  With the DSP extension one word load gives a channel's four
- * consecutive row values x0..x3, SXTB16 makes (x0, x2) and (x1, x3), and a row of two stride-1 outputs is
- * SMLAD (x0, x2).(w0, w2) + x1 w1 and SMLAD (x1, x3).(w0, w2) + x2 w1: 6 MACs in 7 instructions, and the
- * unpacked row serves two output rows at once (tvmgen_mk_dw3_chans2). */
+ * (microkernels.dw3_inplace_delta).  prm: [C][9] words = (w00, w02), (w10, w12), (w20, w22), (w01, w11),
+ * (w21, 0) as int16 pairs (w_kh,kw), then bias, multiplier, rounding constant, right shift (tvmgen_mk_requant_v).
+ * With the DSP extension one word load gives a channel's four consecutive row values x0..x3, SXTB16 makes
+ * (x0, x2) and (x1, x3), and a row of two stride-1 outputs is SMLAD (x0, x2).(w0, w2) + x1 w1 and
+ * SMLAD (x1, x3).(w0, w2) + x2 w1: 6 MACs in 7 instructions, and the unpacked row serves two output rows at once
+ * (tvmgen_mk_dw3_chans2). */
 #if TVMGEN_MK_DSP
 TVMGEN_MK_INLINE int32_t tvmgen_mk_sxtb16_r8(int32_t v) {   /* bytes 1 and 3, sign-extended */
   int32_t r;

@@ -281,11 +281,9 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     lsh_k = ctx.const(mk.pad_rows(lsh, rows) if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "lshift")
     if dw3:
         args = [ctx.values[op.inputs[0]], ctx.const(mk.dw3_params(wk, rq), "dw3_prm"), lsh_k]
-    else:
-        args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"), lsh_k]
-    if dw3:
         scalars = [H, W, C, OH, OW, sh, pt, pl, mk.dw3_width(W, OW, sh, pl), izp, ozp, lo, hi, flags]
     else:
+        args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"), lsh_k]
         scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
                                                                      izp, ozp, lo, hi, flags]
     y = mk.emit_call(ctx, op, cfunc, args, (1, OH, OW, OC), "int8", scratch, sdt, scalars)
