@@ -171,7 +171,8 @@ def dw3_enabled():
 def dw3_fits(kh, kw, sh, sw, dh, dw, dm):
     """tvmgen_mk_dw3 takes 3x3 windows, strides 1 or 2 (equal both ways), no dilation, depth multiplier 1; it is
     chosen for stride 1 only (TINYML_DW3=2 also for stride 2): at stride 2 each input row is re-laid for fewer
-    outputs and VWW's stride-2 layers measured 13-40% more instructions than tvmgen_mk_dwconv's."""
+    outputs, no Thumb-2 loop covers it, and VWW's stride-2 layers measured 6-20% more instructions than with
+    tvmgen_mk_dwconv."""
     strides = (1, 2) if os.environ.get("TINYML_DW3", "1") == "2" else (1,)
     return dw3_enabled() and (kh, kw, dh, dw, dm) == (3, 3, 1, 1, 1) and sh == sw and sh in strides
 
