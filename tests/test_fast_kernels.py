@@ -1,5 +1,6 @@
 """The int8 fast paths of issue 23 (codegen/lowering/microkernels.h): depthwise interior pixels in pairs
-(tvmgen_mk_dw_pair), requantization by one SMMLAR, AVERAGE_POOL_2D as a microkernel (tvmgen_mk_avgpool), the
+(tvmgen_mk_dw_pair), 3x3 depthwise through a ring of channel-major rows (tvmgen_mk_dw3),
+requantization by one SMMLAR, AVERAGE_POOL_2D as a microkernel (tvmgen_mk_avgpool), the
 SOFTMAX exp table (ops/reduce.py softmax_exp_table) and the word-wise im2col of small windows over few channels;
 FULLY_CONNECTED's per-tensor table (TVMGEN_FC_PER_TENSOR) and in-place row (TVMGEN_FC_DIRECT), ADD / SUB with
 doubled tables (TVMGEN_RQ_DOUBLED); the integer LSTM's SMLAD matrix-vector products and int16 doubling high mul;
@@ -33,7 +34,12 @@ HAVE_QEMU = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system
 @pytest.fixture(autouse=True)
 def _restore_microkernels():
     before = os.environ.get("TINYML_MICROKERNELS")
+    dw3 = os.environ.pop("TINYML_DW3", None)
     yield
+    if dw3 is None:
+        os.environ.pop("TINYML_DW3", None)
+    else:
+        os.environ["TINYML_DW3"] = dw3
     if before is None:
         os.environ.pop("TINYML_MICROKERNELS", None)
     else:
@@ -98,6 +104,67 @@ def test_fuzzer_reaches_the_depthwise_pairs_and_their_borders():
     want = {"pairs", "pairs, C % 4 tail", "pairs, whole groups", "pairs, tail only", "pairs + a lone interior pixel",
             "pairs, stride > 1", "pairs, dilation > 1", "pairs + border pixels"}
     assert want <= seen, sorted(want - seen)
+
+
+def test_fuzzer_reaches_the_3x3_ring_kernel_and_its_borders():
+    from codegen.lowering import microkernels as mk
+    seen = set()
+    for spec, layer, shape, out in _specs("DEPTHWISE_CONV_2D", 160, 23):
+        if len(shape) != 4 or layer["mult"] != 1 or spec["uint8_kernels"]:
+            continue
+        H, W, C, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL = _geometry(layer, shape, out)
+        if not mk.dw3_fits(KH, KW, SH, SW, DH, DW, 1):
+            continue
+        seen.add("ring")
+        seen.add("odd channel count" if C % 2 else "even channel count")
+        seen.add("pairs + a last odd output" if OW % 2 else "pairs only")
+        if PT or PL:
+            seen.add("padding rows and columns")
+        if OH < 3 or OW < 3:
+            seen.add("map smaller than the window")
+    want = {"ring", "odd channel count", "even channel count", "pairs + a last odd output", "pairs only",
+            "padding rows and columns", "map smaller than the window"}
+    assert want <= seen, sorted(want - seen)
+
+
+def _dw3_clobbers(H, W, C, OH, OW, S, PT, delta):
+    """Replays tvmgen_mk_dw3's order (rows into the ring, then one output row) with the output at input + delta:
+    True when an output byte lands on an input byte before the ring has copied it."""
+    copied = 0                         # input rows [0, copied) are in the ring
+    for oh in range(OH):
+        copied = min(max(copied, oh * S - PT + 3), H)
+        lo, hi = delta + oh * OW * C, delta + (oh + 1) * OW * C     # the bytes output row oh writes
+        if hi > copied * W * C and lo < H * W * C:
+            return True
+    return False
+
+
+def test_3x3_ring_inplace_delta_is_safe_and_tight():
+    from codegen.lowering import microkernels as mk
+    r = random.Random(5)
+    for _ in range(300):
+        S = r.choice((1, 2))
+        H, W, C = r.randint(1, 12), r.randint(1, 12), r.randint(1, 9)
+        pad = r.choice((True, False))
+        OH = -(-H // S) if pad else max((H - 3) // S + 1, 0)
+        OW = -(-W // S) if pad else max((W - 3) // S + 1, 0)
+        if OH < 1 or OW < 1:
+            continue
+        PT = same_padding(H, 3, S, 1, OH) if pad else 0
+        d = mk.dw3_inplace_delta(H, W, C, OH, OW, S, PT)
+        assert not _dw3_clobbers(H, W, C, OH, OW, S, PT, d), (H, W, C, OH, OW, S, PT, d)
+        if any(oh * S - PT + 3 < H for oh in range(OH)):      # some output row is written before the last row
+            assert _dw3_clobbers(H, W, C, OH, OW, S, PT, d + 1), (H, W, C, OH, OW, S, PT, d)
+
+
+def test_3x3_ring_weights_layout():
+    from codegen.lowering import microkernels as mk
+    w = np.arange(1, 1 + 9 * 3, dtype=np.int8).reshape(1, 3, 3, 3)
+    lay = mk.dw3_weights(w)
+    for c in range(3):
+        k = w[0, :, :, c]
+        assert list(lay[c]) == [k[0, 0], k[0, 2], k[1, 0], k[1, 2], k[2, 0], k[2, 2], k[0, 1], k[1, 1], k[2, 1], 0]
+    assert mk.dw3_width(48, 48, 1, 1) % 4 == 0 and mk.dw3_width(48, 48, 1, 1) >= 48 + 3
 
 
 def test_fuzzer_reaches_the_average_pool_kernel_and_its_borders():
@@ -185,6 +252,12 @@ CASES = {
                                    per_channel=False),
     # rows too wide for pairs (offsets beyond an LDR immediate): one pixel at a time, same results
     "dw_wide_rows": _spec([1, 5, 24, 64], [_dw((3, 3))], seed=7),
+    # the 3x3 ring (tvmgen_mk_dw3): odd C, odd and even output widths, padding rows/columns, maps smaller than
+    # the window, VALID; then C = 1 over a 2x5 map (bottom padding row re-filled) and a map of one row
+    "dw3_odd_c_relu6": _spec([1, 7, 9, 5], [_dw((3, 3), act="RELU6"), _dw((3, 3), pad="VALID")], seed=21),
+    "dw3_small_maps": _spec([1, 3, 3, 16], [_dw((3, 3)), _dw((3, 3), act="RELU")], seed=22, scale=2.0),
+    "dw3_c1_rows": _spec([1, 2, 5, 1], [_dw((3, 3))], seed=23, offset=-0.4),
+    "dw3_one_row_c7": _spec([1, 1, 6, 7], [_dw((3, 3))], seed=24),
     # whole and clipped windows (counts 4, 6, 9), groups of four and a tail of 2; then stride 2 VALID, C = 3
     "avgpool_borders": _spec([1, 7, 9, 10], [_avg((3, 3), act="RELU"), _avg((2, 2), s=(2, 2), pad="VALID")],
                              seed=8),
@@ -201,6 +274,12 @@ CASES = {
     "conv_c2_dilated": _spec([1, 9, 9, 2], [{"op": "CONV_2D", "k": [3, 3], "s": [1, 1], "d": [2, 2],
                                              "pad": "VALID", "act": "RELU6", "out": 5, "bias": False}], seed=15),
 }
+
+
+# the ring kernel at stride 2 (not chosen by default, TINYML_DW3=2 turns it on): odd C, SAME and VALID
+DW3_S2 = {"dw3_stride2": _spec([1, 9, 11, 5], [_dw((3, 3), s=(2, 2)), _dw((3, 3), s=(2, 2), pad="VALID")],
+                               seed=25)}
+CASES.update(DW3_S2)
 
 
 def _fc(out, act="NONE"):
@@ -307,6 +386,8 @@ def _mk_calls(tar, fn):
 
 def _run(name, target, tmp_path):
     spec = dict(CASES[name], microkernels=True)
+    if name in DW3_S2:
+        os.environ["TINYML_DW3"] = "2"
     o = fuzz.check(spec, str(tmp_path), target=target)
     assert o.built, (name, o)
     assert o.kind == "exact", (name, target, o)

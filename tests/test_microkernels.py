@@ -379,6 +379,19 @@ def microkernel_calls(mlf_tar):
     return meta, out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _dwconv_for_depthwise():
+    """The tests below are about tvmgen_mk_dwconv (every tail case of its loops): TINYML_DW3=0 keeps it for the 3x3
+    stride-1 layers that tvmgen_mk_dw3 takes by default; the dw3 tests at the end build the same models with it."""
+    before = os.environ.get("TINYML_DW3")
+    os.environ["TINYML_DW3"] = "0"
+    yield
+    if before is None:
+        os.environ.pop("TINYML_DW3", None)
+    else:
+        os.environ["TINYML_DW3"] = before
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """{case: (tflite path, model inputs)}: the Keras models trained once (variants of a model share it), weight
@@ -581,6 +594,93 @@ def test_microkernels_bit_exact_on_cortex_m4(models, mlfs, tmp_path):
     for case in CASES:
         path, X = models[case]
         tar, meta, calls = mlfs[case]
+        wd = tmp_path / case
+        wd.mkdir()
+        rep = exactness.compare(path, tar, X, str(wd), target="cortex-m4")
+        print("%s: %r" % (case, rep))
+        assert len(rep.checked_ops) == len(meta["calls"])
+        if not rep.exact:
+            failures.append("%s:\n%s" % (case, _mismatch_report(rep, calls)))
+    assert not failures, "not bit-exact on the Cortex-M4:\n" + "\n".join(failures)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The same models with the default depthwise choice: 3x3 stride-1 layers through tvmgen_mk_dw3 (the ring of
+# channel-major rows), on its C and Thumb-2 paths and with every requantization variant above.
+
+DW3_OF_OP = {"DEPTHWISE_CONV_2D": {"tvmgen_mk_dwconv", "tvmgen_mk_dw3"}}
+
+
+class _dw3_on:
+    def __enter__(self):
+        self.before = os.environ.pop("TINYML_DW3", None)
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            os.environ["TINYML_DW3"] = self.before
+
+
+@pytest.fixture(scope="module")
+def mlfs_dw3(models, tmp_path_factory):
+    """{case: (MLF tar, metadata, microkernel calls)} of the models with a depthwise layer, TINYML_DW3 default."""
+    from codegen.emit import mlf
+    from codegen.frontend import reader
+    d = tmp_path_factory.mktemp("mk_mlf_dw3")
+    out = {}
+    with _dw3_on():
+        for name, (path, _) in models.items():
+            if not any(op.type == "DEPTHWISE_CONV_2D" for op in reader.load(path).ops):
+                continue
+            tar = str(d / ("%s.tar" % name))
+            mlf.build_mlf(path, tar, model_name="mk3_" + name)
+            meta, calls = microkernel_calls(tar)
+            out[name] = (tar, meta, calls)
+    return out
+
+
+def test_ring_kernel_cases_are_covered(mlfs_dw3):
+    """The depthwise models reach tvmgen_mk_dw3 with channel counts 1, 4, 5, 6, odd widths and heights, padding,
+    the requantization of its Thumb-2 loop and the C one (left shifts, the slow rounding), and every depthwise op
+    still runs a microkernel."""
+    calls = [sc for _, _, c in mlfs_dw3.values() for fn, sc in c.values() if fn == "tvmgen_mk_dw3"]
+    assert calls, "no 3x3 stride-1 depthwise layer went through tvmgen_mk_dw3"
+    for _, meta, c in mlfs_dw3.values():
+        for o in meta["ops"]:
+            if o["type"] in DW3_OF_OP:
+                assert c.get(o["index"], ("-",))[0] in DW3_OF_OP[o["type"]], (o, c.get(o["index"]))
+    # (C = 7 is test_fast_kernels' dw3_one_row_c7)
+    assert {sc["C"] % 4 for sc in calls} >= {0, 1, 2}, sorted({sc["C"] for sc in calls})
+    # odd widths and heights (the last column and row paths; even ones: test_fast_kernels' dw3 cases, VWW)
+    assert any(sc["OW"] % 2 for sc in calls) and any(sc["OH"] % 2 for sc in calls)
+    assert any(sc["PT"] and sc["PL"] for sc in calls), "padding"
+    # the Thumb-2 loop's requantization (doubled sums, fast rounding with the zero point, the int8 range) and
+    # models that take the C one (fused clamps: test_fast_kernels' dw3_odd_c_relu6)
+    asm = RQ_FAST | 16 | 64                     # TVMGEN_RQ_FAST | TVMGEN_RQ_ZP | TVMGEN_RQ_DOUBLED
+    assert any(sc["flags"] & (asm | RQ_LSHIFT) == asm and sc["lo"] == -128 and sc["hi"] == 127 for sc in calls)
+    assert any(sc["flags"] & (asm | RQ_LSHIFT) != asm for sc in calls)
+    flags = {sc["flags"] for sc in calls}
+    for bit in (RQ_LSHIFT, RQ_FAST):
+        assert any(f & bit for f in flags) and any(not f & bit for f in flags), (bit, sorted(flags))
+
+
+@pytest.mark.parametrize("case", ["dw6", "dw6_pt", "dw_tails", "pruned", "requant"])
+def test_ring_kernel_bit_exact_on_host(models, mlfs_dw3, case, tmp_path):
+    from codegen.runners import exactness
+    path, X = models[case]
+    tar, meta, calls = mlfs_dw3[case]
+    assert any(fn == "tvmgen_mk_dw3" for fn, _ in calls.values()), (case, calls)
+    rep = exactness.compare(path, tar, X, str(tmp_path))
+    assert rep.exact, "%s not bit-exact on the host:\n%s" % (case, _mismatch_report(rep, calls))
+
+
+@pytest.mark.heavy
+def test_ring_kernel_bit_exact_on_cortex_m4(models, mlfs_dw3, tmp_path):
+    from codegen.runners import exactness, qemu
+    if not qemu.toolchain_available():
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm (%s)" % qemu.INSTALL_HINT)
+    failures = []
+    for case, (tar, meta, calls) in sorted(mlfs_dw3.items()):
+        path, X = models[case]
         wd = tmp_path / case
         wd.mkdir()
         rep = exactness.compare(path, tar, X, str(wd), target="cortex-m4")

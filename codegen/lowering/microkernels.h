@@ -678,6 +678,344 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dwconv(const int8_t* x, const int16_t* w, con
 }
 
 /* ------------------------------------------------------------------------------------------------------
+ * DEPTHWISE_CONV_2D 3x3, stride S = 1 or 2 both ways, no dilation, depth multiplier 1, any C: through a ring of
+ * four input rows re-laid channel-major (buf: [C][4 slots][WP] int8, WP a multiple of 4).  A slot holds one
+ * padded input row: channel c's W values at columns PL .. PL + W - 1, every other column (and every padding row)
+ * the input zero point, which the bias cancels (bias - zp * sum(w), see tvmgen_mk_dwconv), so border pixels go
+ * through the same loop as interior ones.  Each input row is re-laid once, when the first output row that needs
+ * it starts; output row oh is written after input rows up to oh * S - PT + 2 are in the ring
+ * (microkernels.dw3_inplace_delta).  prm: [C][9] words = (w00, w02), (w10, w12), (w20, w22), (w01, w11),
+ * (w21, 0) as int16 pairs (w_kh,kw), then bias, multiplier, rounding constant, right shift (tvmgen_mk_requant_v).
+ * With the DSP extension one word load gives a channel's four consecutive row values x0..x3, SXTB16 makes
+ * (x0, x2) and (x1, x3), and a row of two stride-1 outputs is SMLAD (x0, x2).(w0, w2) + x1 w1 and
+ * SMLAD (x1, x3).(w0, w2) + x2 w1: 6 MACs in 7 instructions, and the unpacked row serves two output rows at once
+ * (tvmgen_mk_dw3_chans2). */
+#if TVMGEN_MK_DSP
+TVMGEN_MK_INLINE int32_t tvmgen_mk_sxtb16_r8(int32_t v) {   /* bytes 1 and 3, sign-extended */
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+TVMGEN_MK_INLINE uint32_t tvmgen_mk_pkhbt16(uint32_t lo, uint32_t hi) {   /* lo[15:0] | hi[15:0] << 16 */
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+TVMGEN_MK_INLINE uint32_t tvmgen_mk_pkhtb16(uint32_t hi, uint32_t lo) {   /* lo[31:16] | hi[31:16] << 16 */
+  uint32_t r;
+  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(hi), "r"(lo));
+  return r;
+}
+#endif
+
+TVMGEN_MK_INLINE void tvmgen_mk_dw3_row(int8_t* slot, const int8_t* xr, int32_t W, int32_t C, int32_t CS, int32_t PL) {
+  /* channel c's row at slot + c * CS */
+  int8_t* d = slot + PL;
+#if TVMGEN_MK_DSP
+  if ((C & 3) == 0) {
+    for (int32_t c = 0; c < C; c += 4) {
+      const int8_t* s = xr + c;
+      int8_t* d0 = d + c * CS;
+      int32_t iw = 0;
+      for (; iw + 4 <= W; iw += 4, s += 4 * C) {
+        /* a 4x4 byte transpose: pixels p0..p3 of channels c..c+3 -> channel rows */
+        const uint32_t p0 = (uint32_t)tvmgen_mk_ld4(s), p1 = (uint32_t)tvmgen_mk_ld4(s + C);
+        const uint32_t p2 = (uint32_t)tvmgen_mk_ld4(s + 2 * C), p3 = (uint32_t)tvmgen_mk_ld4(s + 3 * C);
+        const uint32_t t0 = tvmgen_mk_pkhbt16(p0, p2), t1 = tvmgen_mk_pkhbt16(p1, p3);   /* (c0 c1) of p0 | of p2 */
+        const uint32_t t2 = tvmgen_mk_pkhtb16(p2, p0), t3 = tvmgen_mk_pkhtb16(p3, p1);   /* (c2 c3) of p0 | of p2 */
+        const uint32_t r0 = __uxtb16(t0) | (__uxtb16(t1) << 8);
+        const uint32_t r1 = __uxtb16((t0 >> 8) | (t0 << 24)) | (t1 & 0xff00ff00u);
+        const uint32_t r2 = __uxtb16(t2) | (__uxtb16(t3) << 8);
+        const uint32_t r3 = __uxtb16((t2 >> 8) | (t2 << 24)) | (t3 & 0xff00ff00u);
+        memcpy(d0 + iw, &r0, 4);
+        memcpy(d0 + CS + iw, &r1, 4);
+        memcpy(d0 + 2 * CS + iw, &r2, 4);
+        memcpy(d0 + 3 * CS + iw, &r3, 4);
+      }
+      for (; iw < W; iw++, s += C) {
+        d0[iw] = s[0];
+        d0[CS + iw] = s[1];
+        d0[2 * CS + iw] = s[2];
+        d0[3 * CS + iw] = s[3];
+      }
+    }
+    return;
+  }
+#endif
+  for (int32_t iw = 0; iw < W; iw++)
+    for (int32_t c = 0; c < C; c++) d[c * CS + iw] = xr[iw * C + c];
+}
+
+/* one output row of every channel: rows 0, 1, 2 of the window at b0 + c * 4 WP, + O1, + O2 (constants at each
+ * call, so the loads take immediate offsets) */
+TVMGEN_MK_INLINE void tvmgen_mk_dw3_chans(const int8_t* b0, int32_t O1, int32_t O2, const int32_t* prm,
+                                          const int8_t* lsh, int8_t* orow, int32_t C, int32_t OW, int32_t S, int32_t WP,
+                                          int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  for (int32_t c = 0; c < C; c++) {
+    const int8_t* p0 = b0 + c * 4 * WP;
+    const int8_t* p1 = p0 + O1;
+    const int8_t* p2 = p0 + O2;
+    const int16_t* wc = (const int16_t*)(const void*)(prm + c * 9);
+    const int32_t* r = prm + c * 9;
+    const int32_t bias = r[5], m = r[6], k = r[7], sh = r[8];
+    const int32_t l = (flags & TVMGEN_RQ_LSHIFT) ? lsh[c] : 0;
+    int8_t* o = orow + c;
+    int32_t n = 0;
+#if TVMGEN_MK_DSP
+    const int32_t* wq = (const int32_t*)(const void*)wc;   /* 20 bytes per channel: word-aligned */
+    const int32_t w0 = wq[0], w1 = wq[1], w2 = wq[2], wm01 = wq[3], wm2 = wq[4];
+#define TVMGEN_MK_DW3_E(v) __sxtb16(v)
+#define TVMGEN_MK_DW3_O(v) tvmgen_mk_sxtb16_r8(v)
+    if (S == 1) {
+      for (; n + 2 <= OW; n += 2, o += 2 * C) {
+        int32_t v, e, q, a, b;
+        v = tvmgen_mk_ld4(p0 + n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w0, bias); b = __smlad(q, w0, bias); a = __smlabb(q, wm01, a); b = __smlatb(e, wm01, b);
+        v = tvmgen_mk_ld4(p1 + n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w1, a); b = __smlad(q, w1, b); a = __smlabt(q, wm01, a); b = __smlatt(e, wm01, b);
+        v = tvmgen_mk_ld4(p2 + n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w2, a); b = __smlad(q, w2, b); a = __smlabb(q, wm2, a); b = __smlatb(e, wm2, b);
+        o[0] = (int8_t)tvmgen_mk_requant_v(a, m, sh, k, l, flags, ozp, lo, hi);
+        o[C] = (int8_t)tvmgen_mk_requant_v(b, m, sh, k, l, flags, ozp, lo, hi);
+      }
+    } else {
+      for (; n + 2 <= OW; n += 2, o += 2 * C) {
+        /* outputs at columns 2n and 2n + 2: (x0, x2) and x1, then x2, x3 and x4 one by one */
+        int32_t v, e, q, a, b;
+        v = tvmgen_mk_ld4(p0 + 2 * n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w0, bias); a = __smlabb(q, wm01, a);
+        b = __smlatb(e, w0, bias); b = __smlatb(q, wm01, b); b = __smlabt((int32_t)p0[2 * n + 4], w0, b);
+        v = tvmgen_mk_ld4(p1 + 2 * n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w1, a); a = __smlabt(q, wm01, a);
+        b = __smlatb(e, w1, b); b = __smlatt(q, wm01, b); b = __smlabt((int32_t)p1[2 * n + 4], w1, b);
+        v = tvmgen_mk_ld4(p2 + 2 * n); e = TVMGEN_MK_DW3_E(v); q = TVMGEN_MK_DW3_O(v);
+        a = __smlad(e, w2, a); a = __smlabb(q, wm2, a);
+        b = __smlatb(e, w2, b); b = __smlatb(q, wm2, b); b = __smlabt((int32_t)p2[2 * n + 4], w2, b);
+        o[0] = (int8_t)tvmgen_mk_requant_v(a, m, sh, k, l, flags, ozp, lo, hi);
+        o[C] = (int8_t)tvmgen_mk_requant_v(b, m, sh, k, l, flags, ozp, lo, hi);
+      }
+    }
+    for (; n < OW; n++, o += C) {   /* the last output of an odd row */
+      int32_t v, a;
+      v = tvmgen_mk_ld4(p0 + S * n);
+      a = __smlad(TVMGEN_MK_DW3_E(v), w0, bias); a = __smlabb(TVMGEN_MK_DW3_O(v), wm01, a);
+      v = tvmgen_mk_ld4(p1 + S * n);
+      a = __smlad(TVMGEN_MK_DW3_E(v), w1, a); a = __smlabt(TVMGEN_MK_DW3_O(v), wm01, a);
+      v = tvmgen_mk_ld4(p2 + S * n);
+      a = __smlad(TVMGEN_MK_DW3_E(v), w2, a); a = __smlabb(TVMGEN_MK_DW3_O(v), wm2, a);
+      o[0] = (int8_t)tvmgen_mk_requant_v(a, m, sh, k, l, flags, ozp, lo, hi);
+    }
+#undef TVMGEN_MK_DW3_E
+#undef TVMGEN_MK_DW3_O
+#else
+    for (; n < OW; n++, o += C) {
+      const int8_t* q0 = p0 + S * n;
+      const int8_t* q1 = p1 + S * n;
+      const int8_t* q2 = p2 + S * n;
+      int32_t a = bias;   /* int32_t products: x * 2w reaches 32,768 (int is 16 bits on AVR) */
+      a += (int32_t)q0[0] * wc[0] + (int32_t)q0[1] * wc[6] + (int32_t)q0[2] * wc[1];
+      a += (int32_t)q1[0] * wc[2] + (int32_t)q1[1] * wc[7] + (int32_t)q1[2] * wc[3];
+      a += (int32_t)q2[0] * wc[4] + (int32_t)q2[1] * wc[8] + (int32_t)q2[2] * wc[5];
+      o[0] = (int8_t)tvmgen_mk_requant_v(a, m, sh, k, l, flags, ozp, lo, hi);
+    }
+#endif
+  }
+}
+
+#if TVMGEN_MK_DSP
+/* stride 1, two output rows of every channel at once: window rows 0..3 at b0 + c * 4 WP, + O1, + O2, + O3; each
+ * input row's SXTB16 pair serves both output rows (2 x 2 outputs, 36 MACs: four loads, eight SXTB16, 24
+ * multiply-accumulates) */
+TVMGEN_MK_INLINE void tvmgen_mk_dw3_chans2(const int8_t* b0, int32_t O1, int32_t O2, int32_t O3, const int32_t* prm,
+                                           const int8_t* lsh, int8_t* orow, int32_t C, int32_t OW,
+                                           int32_t WP, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  const int32_t RO = OW * C;   /* the second output row */
+  int32_t NC = OW;             /* columns left for the C loop below */
+#if TVMGEN_MK_ASM && defined(__OPTIMIZE__)
+  /* The usual requantization (sums doubled, one SMMLAR, zero point in the rounding constant, int8 range) with
+   * offsets that fit the immediates: the channels of a column pair in one Thumb-2 loop, 62 instructions per
+   * 36 MACs: a channel's weights and bias, then its requantization fields, each one LDM from prm, eleven fixed
+   * registers and three of the compiler's (p, o, pp), the loop's end in memory. */
+  if ((flags & (TVMGEN_RQ_LSHIFT | TVMGEN_RQ_FAST | TVMGEN_RQ_ZP | TVMGEN_RQ_DOUBLED)) ==
+          (TVMGEN_RQ_FAST | TVMGEN_RQ_ZP | TVMGEN_RQ_DOUBLED) &&
+      lo == -128 && hi == 127 && O1 >= -255 && O2 >= -255 && O3 >= -255 && O1 <= 4095 && O2 <= 4095 &&
+      O3 <= 4095 && 4 * WP <= 4095 && (OW + 1) * C <= 4095) {
+    int32_t n = 0;
+    for (; n + 2 <= OW; n += 2) {
+      const int8_t* p = b0 + n;
+      int8_t* o = orow + n * C;
+      const int32_t* pp = prm;
+      int8_t* const o_end = o + C;
+      __asm__ volatile(
+          "1:\n\t"
+          "ldmia %[pp]!, {r3, r4, r5, r6, r8, r9}\n\t"   /* w0 w1 w2 wm01 wm2, bias in r9 (a1) */
+          "ldr lr, [%[p]]\n\t"
+          "sxtb16 r2, lr\n\t"
+          "sxtb16 lr, lr, ror #8\n\t"
+          "smlad r10, r2, r3, r9\n\t"
+          "smlad r11, lr, r3, r9\n\t"
+          "smlabb r10, lr, r6, r10\n\t"
+          "smlatb r11, r2, r6, r11\n\t"
+          "ldr lr, [%[p], #%c[o1]]\n\t"
+          "sxtb16 r2, lr\n\t"
+          "sxtb16 lr, lr, ror #8\n\t"
+          "smlad r10, r2, r4, r10\n\t"
+          "smlad r11, lr, r4, r11\n\t"
+          "smlabt r10, lr, r6, r10\n\t"
+          "smlatt r11, r2, r6, r11\n\t"
+          "smlad r12, lr, r3, r9\n\t"
+          "smlad r9, r2, r3, r9\n\t"
+          "smlabb r9, lr, r6, r9\n\t"
+          "smlatb r12, r2, r6, r12\n\t"
+          "ldr lr, [%[p], #%c[o2]]\n\t"
+          "sxtb16 r2, lr\n\t"
+          "sxtb16 lr, lr, ror #8\n\t"
+          "smlad r10, r2, r5, r10\n\t"
+          "smlad r11, lr, r5, r11\n\t"
+          "smlabb r10, lr, r8, r10\n\t"
+          "smlatb r11, r2, r8, r11\n\t"
+          "smlad r9, r2, r4, r9\n\t"
+          "smlad r12, lr, r4, r12\n\t"
+          "smlabt r9, lr, r6, r9\n\t"
+          "smlatt r12, r2, r6, r12\n\t"
+          "ldr lr, [%[p], #%c[o3]]\n\t"
+          "sxtb16 r2, lr\n\t"
+          "sxtb16 lr, lr, ror #8\n\t"
+          "smlad r9, r2, r5, r9\n\t"
+          "smlad r12, lr, r5, r12\n\t"
+          "smlabb r9, lr, r8, r9\n\t"
+          "smlatb r12, r2, r8, r12\n\t"
+          "addw %[p], %[p], #%c[p4]\n\t"
+          "ldmia %[pp]!, {r3, r4, r5}\n\t"                /* multiplier, rounding constant, right shift */
+          "add r2, r4, r11, asr #31\n\t"
+          "smmlar r11, r11, r3, r2\n\t"
+          "asr r11, r11, r5\n\t"
+          "ssat r11, #8, r11\n\t"
+          "strb r11, [%[o], #%c[oc]]\n\t"
+          "add r2, r4, r9, asr #31\n\t"
+          "smmlar r9, r9, r3, r2\n\t"
+          "asr r9, r9, r5\n\t"
+          "ssat r9, #8, r9\n\t"
+          "strb r9, [%[o], #%c[or]]\n\t"
+          "add r2, r4, r12, asr #31\n\t"
+          "smmlar r12, r12, r3, r2\n\t"
+          "asr r12, r12, r5\n\t"
+          "ssat r12, #8, r12\n\t"
+          "strb r12, [%[o], #%c[orc]]\n\t"
+          "add r2, r4, r10, asr #31\n\t"
+          "smmlar r10, r10, r3, r2\n\t"
+          "asr r10, r10, r5\n\t"
+          "ssat r10, #8, r10\n\t"
+          "strb r10, [%[o]], #1\n\t"
+          "ldr r2, %[oend]\n\t"
+          "cmp %[o], r2\n\t"
+          "bne 1b"
+          : [p] "+r"(p), [o] "+r"(o), [pp] "+r"(pp)
+          : [oend] "m"(o_end), [o1] "n"(O1), [o2] "n"(O2), [o3] "n"(O3), [p4] "n"(4 * WP), [oc] "n"(C),
+            [or] "n"(OW * C), [orc] "n"(OW * C + C)
+          : "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
+    }
+    if (!(OW & 1)) return;
+    /* the last column of an odd width: below, from column OW - 1 only */
+    b0 += OW - 1;
+    orow += (OW - 1) * C;
+    NC = 1;
+  }
+#endif
+  for (int32_t c = 0; c < C; c++) {
+    const int8_t* p0 = b0 + c * 4 * WP;
+    const int32_t* wq = prm + c * 9;
+    const int32_t w0 = wq[0], w1 = wq[1], w2 = wq[2], wm01 = wq[3], wm2 = wq[4];
+    const int32_t* r = prm + c * 9;
+    const int32_t bias = r[5], m = r[6], k = r[7], sh = r[8];
+    const int32_t l = (flags & TVMGEN_RQ_LSHIFT) ? lsh[c] : 0;
+    int8_t* o = orow + c;
+    const int8_t* const p_end = p0 + (NC & ~1);
+    for (; p0 != p_end; p0 += 2, o += 2 * C) {
+      int32_t v, e, q, a0, b0_, a1, b1;
+      v = tvmgen_mk_ld4(p0); e = __sxtb16(v); q = tvmgen_mk_sxtb16_r8(v);
+      a0 = __smlad(e, w0, bias); b0_ = __smlad(q, w0, bias); a0 = __smlabb(q, wm01, a0); b0_ = __smlatb(e, wm01, b0_);
+      v = tvmgen_mk_ld4(p0 + O1); e = __sxtb16(v); q = tvmgen_mk_sxtb16_r8(v);
+      a0 = __smlad(e, w1, a0); b0_ = __smlad(q, w1, b0_); a0 = __smlabt(q, wm01, a0); b0_ = __smlatt(e, wm01, b0_);
+      a1 = __smlad(e, w0, bias); b1 = __smlad(q, w0, bias); a1 = __smlabb(q, wm01, a1); b1 = __smlatb(e, wm01, b1);
+      v = tvmgen_mk_ld4(p0 + O2); e = __sxtb16(v); q = tvmgen_mk_sxtb16_r8(v);
+      a0 = __smlad(e, w2, a0); b0_ = __smlad(q, w2, b0_); a0 = __smlabb(q, wm2, a0); b0_ = __smlatb(e, wm2, b0_);
+      a1 = __smlad(e, w1, a1); b1 = __smlad(q, w1, b1); a1 = __smlabt(q, wm01, a1); b1 = __smlatt(e, wm01, b1);
+      v = tvmgen_mk_ld4(p0 + O3); e = __sxtb16(v); q = tvmgen_mk_sxtb16_r8(v);
+      a1 = __smlad(e, w2, a1); b1 = __smlad(q, w2, b1); a1 = __smlabb(q, wm2, a1); b1 = __smlatb(e, wm2, b1);
+      o[0] = (int8_t)tvmgen_mk_requant_v(a0, m, sh, k, l, flags, ozp, lo, hi);
+      o[C] = (int8_t)tvmgen_mk_requant_v(b0_, m, sh, k, l, flags, ozp, lo, hi);
+      o[RO] = (int8_t)tvmgen_mk_requant_v(a1, m, sh, k, l, flags, ozp, lo, hi);
+      o[RO + C] = (int8_t)tvmgen_mk_requant_v(b1, m, sh, k, l, flags, ozp, lo, hi);
+    }
+    if (NC & 1) {   /* the last output of odd rows, both rows */
+      int32_t v, e, q, a0, a1;
+      v = tvmgen_mk_ld4(p0); e = __sxtb16(v); q = tvmgen_mk_sxtb16_r8(v);
+      a0 = __smlad(e, w0, bias); a0 = __smlabb(q, wm01, a0);
+      v = tvmgen_mk_ld4(p0 + O1); e = __sxtb16(v); q = tvmgen_mk_sxtb16_r8(v);
+      a0 = __smlad(e, w1, a0); a0 = __smlabt(q, wm01, a0);
+      a1 = __smlad(e, w0, bias); a1 = __smlabb(q, wm01, a1);
+      v = tvmgen_mk_ld4(p0 + O2); e = __sxtb16(v); q = tvmgen_mk_sxtb16_r8(v);
+      a0 = __smlad(e, w2, a0); a0 = __smlabb(q, wm2, a0);
+      a1 = __smlad(e, w1, a1); a1 = __smlabt(q, wm01, a1);
+      v = tvmgen_mk_ld4(p0 + O3); e = __sxtb16(v); q = tvmgen_mk_sxtb16_r8(v);
+      a1 = __smlad(e, w2, a1); a1 = __smlabb(q, wm2, a1);
+      o[0] = (int8_t)tvmgen_mk_requant_v(a0, m, sh, k, l, flags, ozp, lo, hi);
+      o[RO] = (int8_t)tvmgen_mk_requant_v(a1, m, sh, k, l, flags, ozp, lo, hi);
+    }
+  }
+}
+#define TVMGEN_MK_DW3_TWO 1
+#else
+#define TVMGEN_MK_DW3_TWO 0
+#endif
+
+TVMGEN_MK_INLINE int32_t tvmgen_mk_dw3(const int8_t* x, const int32_t* prm, const int8_t* lsh,
+                                       int8_t* buf, int8_t* out, int32_t H, int32_t W, int32_t C, int32_t OH,
+                                       int32_t OW, int32_t S, int32_t PT, int32_t PL, int32_t WP, int32_t izp,
+                                       int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
+  /* buf: [C][4 slots][WP]; padded input row r (input row r - PT) in slot r % 4.  Output rows go two at a time at
+   * stride 1 with the DSP extension (tvmgen_mk_dw3_chans2), else one at a time; either way r0 = oh * S is even
+   * at every block, so the window's first row is in slot 0 or 2 */
+  int32_t have = 0;            /* padded input rows [0, have) have been placed */
+  memset(buf, (int)izp, (size_t)(4 * C * WP));
+  for (int32_t oh = 0; oh < OH;) {
+    const int32_t r0 = oh * S;
+    const int32_t two = TVMGEN_MK_DW3_TWO && S == 1 && oh + 1 < OH;
+    for (; have < r0 + 3 + two; have++) {
+      int8_t* slot = buf + (have % 4) * WP;
+      const int32_t ih = have - PT;
+      if (ih >= 0 && ih < H) {
+        tvmgen_mk_dw3_row(slot, x + ih * W * C, W, C, 4 * WP, PL);
+      } else if (have >= 4) {  /* a bottom padding row where an input row was: back to zero points */
+        for (int32_t c = 0; c < C; c++) memset(slot + c * 4 * WP + PL, (int)izp, (size_t)W);
+      }
+    }
+    int8_t* const orow = out + oh * OW * C;
+#if TVMGEN_MK_DW3_TWO
+    if (two) {
+      if (r0 & 2)
+        tvmgen_mk_dw3_chans2(buf + 2 * WP, WP, -2 * WP, -WP, prm, lsh, orow, C, OW, WP, ozp, lo, hi, flags);
+      else
+        tvmgen_mk_dw3_chans2(buf, WP, 2 * WP, 3 * WP, prm, lsh, orow, C, OW, WP, ozp, lo, hi, flags);
+      oh += 2;
+      continue;
+    }
+#endif
+    if (r0 % 4 == 0)
+      tvmgen_mk_dw3_chans(buf, WP, 2 * WP, prm, lsh, orow, C, OW, S, WP, ozp, lo, hi, flags);
+    else if (r0 % 4 == 2)
+      tvmgen_mk_dw3_chans(buf + 2 * WP, WP, -2 * WP, prm, lsh, orow, C, OW, S, WP, ozp, lo, hi, flags);
+    else if (r0 % 4 == 1)      /* odd r0: only one row at a time at stride 1 (no DSP) */
+      tvmgen_mk_dw3_chans(buf + WP, WP, 2 * WP, prm, lsh, orow, C, OW, S, WP, ozp, lo, hi, flags);
+    else
+      tvmgen_mk_dw3_chans(buf + 3 * WP, -3 * WP, -2 * WP, prm, lsh, orow, C, OW, S, WP, ozp, lo, hi, flags);
+    oh++;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
  * FULLY_CONNECTED, int8, B rows of K inputs.  w: [U4/4][K4/4][4 outputs][4 inputs] int8 (U4, K4 = U, K
  * rounded up to 4, zero-filled); rq: [U4][4] in the
  * single-rounding form of tvmgen_mk_requant_single, bias without zero-point folding; col: scratch of K4 int16,

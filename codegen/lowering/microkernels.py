@@ -176,6 +176,66 @@ def depthwise_weights(w):
     return np.ascontiguousarray(g.transpose(1, 0, 2))               # [G][T][4]
 
 
+def dw3_enabled():
+    """The 3x3 row-ring depthwise kernel (tvmgen_mk_dw3) is the default for the layers it takes; TINYML_DW3=0
+    keeps tvmgen_mk_dwconv for them (to compare the two)."""
+    return os.environ.get("TINYML_DW3", "1") != "0"
+
+
+def dw3_fits(kh, kw, sh, sw, dh, dw, dm):
+    """tvmgen_mk_dw3 takes 3x3 windows, strides 1 or 2 (equal both ways), no dilation, depth multiplier 1; it is
+    chosen for stride 1 only (TINYML_DW3=2 also for stride 2): at stride 2 each input row is re-laid for fewer
+    outputs, no Thumb-2 loop covers it, and VWW's stride-2 layers measured 6-20% more instructions than with
+    tvmgen_mk_dwconv."""
+    strides = (1, 2) if os.environ.get("TINYML_DW3", "1") == "2" else (1,)
+    return dw3_enabled() and (kh, kw, dh, dw, dm) == (3, 3, 1, 1, 1) and sh == sw and sh in strides
+
+
+def dw3_width(W, OW, S, PL):
+    """Bytes of one channel's padded row in tvmgen_mk_dw3's ring: the input's W columns after PL padding ones,
+    and the columns the last (possibly unstored) output pair loads (up to S * OW + 2), rounded up to 4."""
+    return _round_up(max(PL + W, S * OW + 3), 4)
+
+
+def dw3_scratch(W, C, OW, S, PL):
+    """Bytes of tvmgen_mk_dw3's ring: four padded rows of every channel."""
+    return 4 * C * dw3_width(W, OW, S, PL)
+
+
+def dw3_weights(w):
+    """[1][3][3][C] int8 -> int16 [C][10] = (w00, w02), (w10, w12), (w20, w22), (w01, w11), (w21, 0)."""
+    w = np.asarray(w, np.int16)[0]                      # [3][3][C]
+    c = w.shape[-1]
+    out = np.zeros((c, 10), np.int16)
+    for k in range(3):
+        out[:, 2 * k] = w[k, 0]
+        out[:, 2 * k + 1] = w[k, 2]
+    out[:, 6], out[:, 7], out[:, 8] = w[0, 1], w[1, 1], w[2, 1]
+    return out
+
+
+def dw3_params(w16, rq):
+    """tvmgen_mk_dw3's per-channel words [C][9]: the five words of dw3_weights' int16 pairs (little-endian), then
+    bias, multiplier, rounding constant, right shift (rq's fields 0, 1, 3, 2), in the order its loops load them."""
+    w16 = np.ascontiguousarray(np.asarray(w16, "<i2"))
+    words = w16.view("<i4").reshape(w16.shape[0], 5).astype(np.int32)
+    rq = np.asarray(rq, np.int32)
+    return np.ascontiguousarray(np.concatenate([words, rq[:, [0, 1, 3, 2]]], axis=1))
+
+
+def dw3_inplace_delta(H, W, C, OH, OW, S, PT):
+    """Largest output-start minus input-start (bytes) for tvmgen_mk_dw3: output row oh is written after input
+    rows up to oh * S - PT + 2 are in its ring (at least: two rows at a time copy one row more before the first),
+    so its bytes must stay below the first input row still to come."""
+    room = []
+    for oh in range(OH):
+        nxt = max(oh * S - PT + 3, 0)                     # first input row not yet in the ring
+        if nxt >= H:
+            break                                         # the whole input is in the ring or read
+        room.append(nxt * W * C - (oh + 1) * OW * C)
+    return int(min(room)) if room else 0
+
+
 def fc_weights(w):
     """[U][K] int8 -> [U4/4][K4/4][4 outputs][4 inputs]."""
     u, k = w.shape

@@ -247,12 +247,18 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         bias_k = bias
     rq, lsh, flags = mk.requant_double(bias_k, mult, shift, xmax * absw + np.abs(bias), absw == 0,
                                        (ozp, lo, hi))
+    dw3 = depthwise and mk.dw3_fits(KH, KW, sh, sw, dh, dw, OC // C)
     if depthwise:
         rows = (OC + 3) // 4 * 4
         # with SRDHM as one SMMULR (which needs 2 * sum), store 2 w and 2 bias: the sum comes out doubled
         rq, flags = mk.doubled_sums(rq, flags, bool(flags & mk.RQ_SMMUL))
-        wk = ctx.const(mk.depthwise_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1), "dw_w16")
-        scratch, sdt, cfunc = C, "int8", "tvmgen_mk_dwconv"
+        if dw3:     # 3x3 through a ring of channel-major rows (microkernels.h, tvmgen_mk_dw3)
+            rows = OC
+            wk = mk.dw3_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1)     # with rq into dw3_params below
+            scratch, sdt, cfunc = mk.dw3_scratch(W, C, OW, sh, pl), "int8", "tvmgen_mk_dw3"
+        else:
+            wk = ctx.const(mk.depthwise_weights(w) * (2 if flags & mk.RQ_DOUBLED else 1), "dw_w16")
+            scratch, sdt, cfunc = C, "int8", "tvmgen_mk_dwconv"
     else:
         rows = (OC + 1) // 2 * 2
         k4 = (KH * KW * C + 3) // 4 * 4
@@ -270,19 +276,43 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         k4 = (KH * KW * C + 3) // 4 * 4
         scratch, sdt, cfunc = 2 * k4, "int16", "tvmgen_mk_conv"
     rq = mk.pad_rows(rq, rows)
-    if depthwise:   # by field within each group of four channels (microkernels.h, tvmgen_mk_dw_pixel)
+    if depthwise and not dw3:   # by field within each group of four channels (microkernels.h, tvmgen_mk_dw_pixel)
         rq = np.ascontiguousarray(rq.reshape(rows // 4, 4, 4).transpose(0, 2, 1)).reshape(rows, 4)
-    args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"),
-            ctx.const(mk.pad_rows(lsh, rows) if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "lshift")]
-    scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
-                                                                 izp, ozp, lo, hi, flags]
+    lsh_k = ctx.const(mk.pad_rows(lsh, rows) if flags & mk.RQ_LSHIFT else np.zeros(1, np.int8), "lshift")
+    if dw3:
+        args = [ctx.values[op.inputs[0]], ctx.const(mk.dw3_params(wk, rq), "dw3_prm"), lsh_k]
+        scalars = [H, W, C, OH, OW, sh, pt, pl, mk.dw3_width(W, OW, sh, pl), izp, ozp, lo, hi, flags]
+    else:
+        args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"), lsh_k]
+        scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
+                                                                     izp, ozp, lo, hi, flags]
     y = mk.emit_call(ctx, op, cfunc, args, (1, OH, OW, OC), "int8", scratch, sdt, scalars)
-    delta = (memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl) if depthwise else
-             memplan.inplace_delta_conv(H, W, C, OH, OW, OC, sh, sw, pt, pl))
+    if dw3:
+        delta = mk.dw3_inplace_delta(H, W, C, OH, OW, sh, pt)
+        if _feeds_expansion(m, op):
+            # any smaller delta is safe too: the old kernel's keeps the placement the greedy planner found for it
+            # when an expansion reads this output (VWW: with the larger one its first depthwise goes in place,
+            # right where the 1x1 expansion after it needs room to go in place itself: 55,680 workspace bytes
+            # against 38,528; KWS, whose depthwise layers feed 1x1 convolutions of equal size, gains 4.7 KB)
+            delta = min(delta, memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl))
+    else:
+        delta = (memplan.inplace_delta_depthwise(H, W, C, OH, OW, sh, sw, pt, pl) if depthwise else
+                 memplan.inplace_delta_conv(H, W, C, OH, OW, OC, sh, sw, pt, pl))
     if delta is not None and dh == 1 and dw == 1:
         ctx.inplace[ctx.kname(op)] = [(0, delta)]
     ctx.values[op.outputs[0]] = y
     return OH * OW * OC * KH * KW * (1 if depthwise else C)
+
+
+def _feeds_expansion(m, op):
+    """Some reader of the op's output writes more bytes than it reads (a 1x1 expansion of a MobileNet block)."""
+    out = op.outputs[0]
+    for r in m.ops:
+        if out in r.inputs and r.outputs:
+            t_in, t_out = m.tensors[out], m.tensors[r.outputs[0]]
+            if int(np.prod(t_out.shape)) > int(np.prod(t_in.shape)):
+                return True
+    return False
 
 
 @register("CONV_2D", family="conv", options=CONV_OPTIONS, accepts=CONV_ACCEPTS, validate=_conv_checks,
