@@ -90,7 +90,7 @@ def check_graph(path, buf):
         total = 0
         for i in range(n_tensors):
             t = graph.Tensors(i)
-            name = (t.Name() or b"").decode(errors="replace")
+            name = tensor_name(t, i)
             q = t.Quantization()
             if q is not None:
                 for n, get in ((q.ScaleLength(), q.ScaleAsNumpy), (q.ZeroPointLength(), q.ZeroPointAsNumpy)):
@@ -136,6 +136,11 @@ def check_graph(path, buf):
         raise ModelError(f"{path}: the flatbuffer is damaged or truncated ({type(e).__name__}: {e}). "
                          "Re-export the model") from None
     return tflite, model, graph
+
+
+def tensor_name(t, index):
+    """A tensor's name as text; a tensor may have none (the schema's name is optional): then `tensor<index>`."""
+    return (t.Name() or b"").decode(errors="replace") or "tensor%d" % index
 
 
 def open_graph(path):

@@ -8,10 +8,11 @@ _TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "int8": 9}
 
 
 class T:
-    """A tensor of a hand-built model: shape, dtype, (scale, zero point), constant data."""
+    """A tensor of a hand-built model: shape, dtype, (scale, zero point), constant data; `named=False` writes no
+    name (the schema's name is optional)."""
 
-    def __init__(self, shape, dtype, q=None, data=None):
-        self.shape, self.dtype, self.q = tuple(shape), dtype, q
+    def __init__(self, shape, dtype, q=None, data=None, named=True):
+        self.shape, self.dtype, self.q, self.named = tuple(shape), dtype, q, named
         self.data = None if data is None else np.asarray(data, dtype).reshape(shape)
 
 
@@ -40,12 +41,13 @@ def flatbuffer(tensors, ops, inputs, outputs):
             tflite.QuantizationParametersAddScale(b, scale)
             tflite.QuantizationParametersAddZeroPoint(b, zp)
             q = tflite.QuantizationParametersEnd(b)
-        name, shape = b.CreateString("t%d" % k), ivec(t.shape)
+        name, shape = b.CreateString("t%d" % k) if t.named else None, ivec(t.shape)
         tflite.TensorStart(b)
         tflite.TensorAddShape(b, shape)
         tflite.TensorAddType(b, _TYPES[t.dtype])
         tflite.TensorAddBuffer(b, buf)
-        tflite.TensorAddName(b, name)
+        if name is not None:
+            tflite.TensorAddName(b, name)
         if q is not None:
             tflite.TensorAddQuantization(b, q)
         tensor_offs.append(tflite.TensorEnd(b))

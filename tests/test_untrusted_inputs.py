@@ -32,6 +32,7 @@ from codegen.emit import bin2c
 from codegen.errors import PipelineError
 from codegen.frontend import reader
 from codegen.modelio import usermodel
+from codegen.modelio.quantio import model_io
 from codegen.stages import dataset
 
 SEED = int(os.environ.get("TINYML_FUZZ_SEED", "19"))
@@ -344,6 +345,24 @@ def test_huge_declared_input_is_one_error_in_the_frontend_and_the_embed_stage(tm
         message = outcome(stage, call)
         assert "[1, 60000, 60000, 3]" in message and "64 MiB" in message and str(model) in message, message
     assert not build.exists()
+
+
+def test_tensors_without_names_are_read_and_embedded(tmp_path):
+    """Seen (the heavy model fuzzer, a flipped byte): a tensor without a name (the schema's name is optional) ended
+    the embed stage in an AttributeError; the frontend and the stages name it by its index instead."""
+    w = (np.arange(3 * 3 * 3 * 2).reshape(3, 3, 3, 2) % 7 - 3).astype(np.int8)
+    tensors = [T((1, 4, 4, 2), "int8", (0.05, -3), named=False), T((3, 3, 3, 2), "int8", (0.02, 0), data=w, named=False),
+               T((3,), "int32", (0.001, 0), data=[1, -2, 3], named=False), T((1, 2, 2, 3), "int8", (0.1, 2), named=False)]
+    options = {"Padding": 1, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1, "DilationHFactor": 1}
+    model = tmp_path / "nameless.tflite"
+    model.write_bytes(flatbuffer(tensors, [("CONV_2D", [0, 1, 2], [3], "Conv2DOptions", options)], [0], [3]))
+    m = reader.load(str(model))
+    assert [t.name for t in m.tensors] == ["tensor0", "tensor1", "tensor2", "tensor3"]
+    io = model_io(str(model))
+    assert io["input"]["name"] == "tensor0" and io["output"]["name"] == "tensor3"
+    build = tmp_path / "build"
+    bin2c.embed([], str(model), str(build / "images.c"), str(build / "images.h"), str(build / "images.json"))
+    assert (build / "images.c").is_file() and json.loads((build / "images.json").read_text())["images"]
 
 
 def test_model_input_larger_than_the_boards_ram_is_refused_by_the_embed_stage(tmp_path):

@@ -172,10 +172,10 @@ def _parse(path, buf):
             if npdt is None or len(raw) != n * npdt.itemsize:
                 raise ModelError("%s: constant tensor %r has %d bytes, expected %d for %s %s "
                                  "(corrupt or truncated file?)."
-                                 % (path, t.Name().decode(errors="replace"), len(raw),
+                                 % (path, limits.tensor_name(t, i), len(raw),
                                     n * (npdt.itemsize if npdt else 0), dtype, shape))
             data = np.frombuffer(raw, dtype=npdt).reshape(shape).copy()
-        tensors.append(Tensor(i, t.Name().decode(errors="replace"), shape, sig, dtype,
+        tensors.append(Tensor(i, limits.tensor_name(t, i), shape, sig, dtype,
                               scale, zp, qdim, data))
 
     ops = []

@@ -101,6 +101,8 @@ def model_io(tflite_path):
     scale, zero point, shape and name of each input and output ("input"/"output": the first); an output is a
     softmax when a SOFTMAX op makes it (possibly through a final QUANTIZE/RESHAPE/DEQUANTIZE); a float32 input the
     model quantizes itself has "quantize": that QUANTIZE's output quantization."""
+    from .. import tflite_limits as limits
+
     tflite, model, graph = _read_graph(tflite_path)
     op_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
     producer, readers = {}, {}
@@ -117,7 +119,7 @@ def model_io(tflite_path):
 
     def named(index):
         t = _tensor_io(tflite, graph, index)
-        t["name"] = graph.Tensors(index).Name().decode(errors="replace")
+        t["name"] = limits.tensor_name(graph.Tensors(index), index)
         return t
 
     outputs = []
