@@ -43,8 +43,8 @@ def pytest_unconfigure(config):
 # The order tests are handed to the xdist workers: costliest file first, so no slow file starts last and keeps one
 # worker busy alone. A file's cost is its CPU seconds on the last measured run (tests/durations.json: this process
 # plus the children it waited for, which unlike wall time does not depend on what else the machine ran;
-# `--store-durations` rewrites it), or an estimate from its heavy tests for a file not in it. (Grouping a file on
-# one worker with xdist_group marks added here did not take: pytest-xdist 3.8 ignored them.)
+# `--store-durations` rewrites it), or an estimate from its heavy tests for a file not in it. pytest.ini's
+# `--dist loadfile --no-loadscope-reorder` gives each file whole to one worker, in this order.
 DURATIONS = os.path.join(ROOT, "tests", "durations.json")
 _HEAVY_ESTIMATE_S = 15.0
 
