@@ -70,7 +70,9 @@ def _pool_geometry(ctx, op):
 def _inplace(ctx, op, x_t, o_t, g):
     """sched_reduction keeps the loop nest over (n, oh, ow, c) in row-major order and writes each element after
     its window is read into the scalar accumulator: the output may overlap its dying input
-    (memplan.inplace_delta_pool)."""
+    (memplan.inplace_delta_pool). The microkernels (tvmgen_mk_maxpool / _avgpool) run the same pixel-major order
+    and write four channels after reading all their taps: every write comes no earlier than in the element order,
+    so the same delta holds."""
     H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, edge_h, edge_w = g
     ctx.inplace[ctx.kname(op)] = [(0, memplan.inplace_delta_pool(
         H, W, C, OH, OW, sh, sw, pt, pl, np.dtype(x_t.dtype).itemsize, np.dtype(o_t.dtype).itemsize))]
@@ -93,6 +95,7 @@ def lower_max_pool_2d(ctx, op):
         ctx.values[op.outputs[0]] = mk.emit_call(
             ctx, op, "tvmgen_mk_maxpool", [ctx.values[op.inputs[0]]], (1, OH, OW, C), "int8", 0, "int8",
             [H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, lo, hi], scratch=False)
+        _inplace(ctx, op, x_t, o_t, g)      # pixel-major too; four channels written after their taps
         return OH * OW * C * KH * KW
 
     def f(x):
@@ -125,6 +128,7 @@ def lower_average_pool_2d(ctx, op):
         ctx.values[op.outputs[0]] = mk.emit_call(
             ctx, op, "tvmgen_mk_avgpool", [ctx.values[op.inputs[0]]], (1, OH, OW, C), "int8", 0, "int8",
             [H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, lo, hi], scratch=False)
+        _inplace(ctx, op, x_t, o_t, g)      # pixel-major too; four channels written after their taps
         return OH * OW * C * KH * KW
 
     def extents(n_out, stride, pad, K, size):

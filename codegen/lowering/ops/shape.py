@@ -130,6 +130,7 @@ def _lower_pad(ctx, op, pad_value):
         ctx.values[op.outputs[0]] = mk.emit_call(
             ctx, op, "tvmgen_mk_pad", [ctx.operand(op.inputs[0])], oshape, odt, 0, odt,
             [H, W, C, OH, OW, OC, pads[1][0], pads[2][0], pads[3][0], int(pad_value)], scratch=False)
+        _pad_inplace(ctx, op, x_t, oshape, pads, odt)   # row-major too; a copied word is written after it is read
         return 0
     fill = _dtype_const(pad_value, odt)
 
@@ -148,13 +149,18 @@ def _lower_pad(ctx, op, pad_value):
         return te.compute(oshape, body, name="out")
 
     ctx.values[op.outputs[0]] = ctx.emit(op, f, [ctx.operand(op.inputs[0])])
-    # the loop nest above runs over the output in row-major order, one input element read per output element
-    # before it is written: the output may overlap its dying input (memplan.inplace_delta_gather)
+    _pad_inplace(ctx, op, x_t, oshape, pads, odt)
+    return 0
+
+
+def _pad_inplace(ctx, op, x_t, oshape, pads, odt):
+    """The loop nest runs over the output in row-major order, one input element read per output element before it
+    is written: the output may overlap its dying input (memplan.inplace_delta_gather). tvmgen_mk_pad keeps that
+    order and stores a copied word only after loading it (fill words read nothing), so no write comes earlier."""
     src = np.full(oshape, -1, np.int64)
     src[tuple(slice(a, a + d) for (a, _), d in zip(pads, x_t.shape))] = np.arange(x_t.size).reshape(x_t.shape)
     esize = np.dtype(odt).itemsize
     ctx.inplace[ctx.kname(op)] = [(0, memplan.inplace_delta_gather(src, esize, esize))]
-    return 0
 
 
 @register("PAD", family="shape", validate=_pad_checks)
