@@ -64,6 +64,7 @@ def test_fast_budget_finds_nothing(tmp_path):
     assert not s["findings"], json.dumps(s["findings"], indent=1)
 
 
+@pytest.mark.heavy      # ~10 s of converter runs; the reader's own refusal tests stay fast
 def test_refusals_every_declared_option(tmp_path):
     """For every registered op, every option value its declaration does not accept (stride 0, dilation 0, window 0,
     an unknown padding or activation enum, softmax beta <= 0, ...) and int16 activations, written into a converted
