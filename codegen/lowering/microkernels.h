@@ -1015,15 +1015,24 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_dw3(const int8_t* x, const int32_t* prm, cons
   return 0;
 }
 
+TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_direct(const int8_t* x, const int8_t* w, const int32_t* rq, int8_t* out,
+                                          int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi,
+                                          int32_t flags);
+
+/* One output's four weights (word i of wp) against the input pairs (xe, xo): SXTB16 splits the weights the
+ * same way, two SMLADs (tvmgen_mk_fc and tvmgen_mk_fc_direct, DSP path). */
+#define TVMGEN_MK_FC_LANE(acc, i)                                  \
+        wv = wp[i];                                                \
+        we = __sxtb16(wv);                                         \
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(wo) : "r"(wv));     \
+        acc = __smlad(we, xe, acc);                                \
+        acc = __smlad(wo, xo, acc);
+
 /* ------------------------------------------------------------------------------------------------------
  * FULLY_CONNECTED, int8, B rows of K inputs.  w: [U4/4][K4/4][4 outputs][4 inputs] int8 (U4, K4 = U, K
  * rounded up to 4, zero-filled); rq: [U4][4] in the
  * single-rounding form of tvmgen_mk_requant_single, bias without zero-point folding; col: scratch of K4 int16,
  * the row as (x - zp). */
-TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_direct(const int8_t* x, const int8_t* w, const int32_t* rq, int8_t* out,
-                                          int32_t B, int32_t K, int32_t U, int32_t ozp, int32_t lo, int32_t hi,
-                                          int32_t flags);
-
 TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const int32_t* rq, int16_t* col,
                                    int8_t* out, int32_t B, int32_t K, int32_t U, int32_t izp, int32_t ozp, int32_t lo,
                                    int32_t hi, int32_t flags) {
@@ -1073,17 +1082,10 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc(const int8_t* x, const int8_t* w, const in
       for (int32_t k = 0; k < K4; k += 4) {
         int32_t xe = cp[0], xo = cp[1], wv, we, wo;
         cp += 2;
-#define TVMGEN_MK_FC_LANE(acc, i)                                  \
-        wv = wp[i];                                                \
-        we = __sxtb16(wv);                                         \
-        __asm__("sxtb16 %0, %1, ror #8" : "=r"(wo) : "r"(wv));     \
-        acc = __smlad(we, xe, acc);                                \
-        acc = __smlad(wo, xo, acc);
         TVMGEN_MK_FC_LANE(a0, 0)
         TVMGEN_MK_FC_LANE(a1, 1)
         TVMGEN_MK_FC_LANE(a2, 2)
         TVMGEN_MK_FC_LANE(a3, 3)
-#undef TVMGEN_MK_FC_LANE
         wp += 4;
       }
 #else
@@ -1131,17 +1133,10 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_direct(const int8_t* x, const int8_t* w, c
         const int32_t xe = __sxtb16(xv);
         int32_t xo, wv, we, wo;
         __asm__("sxtb16 %0, %1, ror #8" : "=r"(xo) : "r"(xv));
-#define TVMGEN_MK_FCD_LANE(acc, i)                                 \
-        wv = wp[i];                                                \
-        we = __sxtb16(wv);                                         \
-        __asm__("sxtb16 %0, %1, ror #8" : "=r"(wo) : "r"(wv));     \
-        acc = __smlad(we, xe, acc);                                \
-        acc = __smlad(wo, xo, acc);
-        TVMGEN_MK_FCD_LANE(a0, 0)
-        TVMGEN_MK_FCD_LANE(a1, 1)
-        TVMGEN_MK_FCD_LANE(a2, 2)
-        TVMGEN_MK_FCD_LANE(a3, 3)
-#undef TVMGEN_MK_FCD_LANE
+        TVMGEN_MK_FC_LANE(a0, 0)     /* the macro of tvmgen_mk_fc: (xe, xo) are the same pairs */
+        TVMGEN_MK_FC_LANE(a1, 1)
+        TVMGEN_MK_FC_LANE(a2, 2)
+        TVMGEN_MK_FC_LANE(a3, 3)
       }
 #else
       for (int32_t k = 0; k < KF; k += 4) {
@@ -1171,6 +1166,8 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_fc_direct(const int8_t* x, const int8_t* w, c
   }
   return 0;
 }
+
+#undef TVMGEN_MK_FC_LANE
 
 /* ------------------------------------------------------------------------------------------------------
  * FULLY_CONNECTED without a scratch buffer, two outputs per SMLAD: the weights of outputs 2p ("B") and 2p+1
