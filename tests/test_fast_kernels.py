@@ -167,9 +167,16 @@ def test_3x3_ring_weights_layout():
     assert mk.dw3_width(48, 48, 1, 1) % 4 == 0 and mk.dw3_width(48, 48, 1, 1) >= 48 + 3
 
 
-def test_fuzzer_reaches_the_average_pool_kernel_and_its_borders():
+# What each pooling microkernel must meet in the fuzzer's models (tvmgen_mk_avgpool, tvmgen_mk_maxpool)
+POOL_REACH = {"AVERAGE_POOL_2D": {"groups of four", "channels one by one", "groups + tail", "whole windows",
+                                  "clipped windows"},
+              "MAX_POOL_2D": {"groups of four", "channels one by one", "groups + tail", "clipped windows", "clamp"}}
+
+
+@pytest.mark.parametrize("op", list(POOL_REACH))
+def test_fuzzer_reaches_the_pool_kernels_and_their_borders(op):
     seen = set()
-    for spec, layer, shape, out in _specs("AVERAGE_POOL_2D", 80, 7):
+    for spec, layer, shape, out in _specs(op, 80, 7):
         if len(shape) != 4 or spec["uint8_kernels"] or spec["in_type"] != "int8":
             continue
         H, W, C, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL = _geometry(layer, shape, out)
@@ -181,8 +188,9 @@ def test_fuzzer_reaches_the_average_pool_kernel_and_its_borders():
             seen.add("whole windows")
         if rows * run < OH * OW:
             seen.add("clipped windows")
-    want = {"groups of four", "channels one by one", "groups + tail", "whole windows", "clipped windows"}
-    assert want <= seen, sorted(want - seen)
+        if layer["act"] != "NONE":
+            seen.add("clamp")
+    assert POOL_REACH[op] <= seen, sorted(POOL_REACH[op] - seen)
 
 
 def test_softmax_exp_table_is_the_fixed_point_chain():
@@ -497,19 +505,3 @@ def test_fuzzer_reaches_both_pad_kernel_paths():
     assert {"per-pixel runs", "whole pixels", "int8", "uint8"} <= seen, seen
 
 
-def test_fuzzer_reaches_the_max_pool_kernel_and_its_borders():
-    seen = set()
-    for spec, layer, shape, out in _specs("MAX_POOL_2D", 80, 7):
-        if len(shape) != 4 or spec["uint8_kernels"] or spec["in_type"] != "int8":
-            continue
-        H, W, C, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL = _geometry(layer, shape, out)
-        rows, run = _interior(H, W, OH, OW, KH, KW, SH, SW, 1, 1, PT, PL)
-        seen.add("groups of four" if C >= 4 else "channels one by one")
-        if C % 4 and C > 4:
-            seen.add("groups + tail")
-        if rows * run < OH * OW:
-            seen.add("clipped windows")
-        if layer["act"] != "NONE":
-            seen.add("clamp")
-    want = {"groups of four", "channels one by one", "groups + tail", "clipped windows", "clamp"}
-    assert want <= seen, sorted(want - seen)

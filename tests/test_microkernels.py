@@ -458,6 +458,25 @@ def _describe(calls, op_index):
     return "(no microkernel)"
 
 
+def _assert_exact_on_cortex_m4(models, built, tmp_path):
+    """Every (case, MLF tar, metadata, calls) of `built` equals tf.lite on the emulated Cortex-M4, tensor by
+    tensor; the failures of all cases in one message."""
+    from codegen.runners import exactness, qemu
+    if not qemu.toolchain_available():
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm (%s)" % qemu.INSTALL_HINT)
+    failures = []
+    for case, tar, meta, calls in built:
+        path, X = models[case]
+        wd = tmp_path / case
+        wd.mkdir()
+        rep = exactness.compare(path, tar, X, str(wd), target="cortex-m4")
+        print("%s: %r" % (case, rep))
+        assert len(rep.checked_ops) == len(meta["calls"])
+        if not rep.exact:
+            failures.append("%s:\n%s" % (case, _mismatch_report(rep, calls)))
+    assert not failures, "not bit-exact on the Cortex-M4:\n" + "\n".join(failures)
+
+
 def _mismatch_report(rep, calls):
     lines = ["  %r: %s" % (mm, _describe(calls, mm.op_index)) for mm in rep.mismatches]
     if not rep.outputs_equal:
@@ -587,21 +606,7 @@ def test_pruned_channels_keep_the_fast_requantization(models, mlfs):
 def test_microkernels_bit_exact_on_cortex_m4(models, mlfs, tmp_path):
     """Every model built with arm-none-eabi-gcc for the Cortex-M4F (the DSP / Thumb-2 asm paths) and run in QEMU
     once: the FNV-1a hash of every traced tensor and the outputs equal the reference's."""
-    from codegen.runners import exactness, qemu
-    if not qemu.toolchain_available():
-        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm (%s)" % qemu.INSTALL_HINT)
-    failures = []
-    for case in CASES:
-        path, X = models[case]
-        tar, meta, calls = mlfs[case]
-        wd = tmp_path / case
-        wd.mkdir()
-        rep = exactness.compare(path, tar, X, str(wd), target="cortex-m4")
-        print("%s: %r" % (case, rep))
-        assert len(rep.checked_ops) == len(meta["calls"])
-        if not rep.exact:
-            failures.append("%s:\n%s" % (case, _mismatch_report(rep, calls)))
-    assert not failures, "not bit-exact on the Cortex-M4:\n" + "\n".join(failures)
+    _assert_exact_on_cortex_m4(models, [(case, *mlfs[case]) for case in CASES], tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -675,17 +680,4 @@ def test_ring_kernel_bit_exact_on_host(models, mlfs_dw3, case, tmp_path):
 
 @pytest.mark.heavy
 def test_ring_kernel_bit_exact_on_cortex_m4(models, mlfs_dw3, tmp_path):
-    from codegen.runners import exactness, qemu
-    if not qemu.toolchain_available():
-        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm (%s)" % qemu.INSTALL_HINT)
-    failures = []
-    for case, (tar, meta, calls) in sorted(mlfs_dw3.items()):
-        path, X = models[case]
-        wd = tmp_path / case
-        wd.mkdir()
-        rep = exactness.compare(path, tar, X, str(wd), target="cortex-m4")
-        print("%s: %r" % (case, rep))
-        assert len(rep.checked_ops) == len(meta["calls"])
-        if not rep.exact:
-            failures.append("%s:\n%s" % (case, _mismatch_report(rep, calls)))
-    assert not failures, "not bit-exact on the Cortex-M4:\n" + "\n".join(failures)
+    _assert_exact_on_cortex_m4(models, [(case, *mlf) for case, mlf in sorted(mlfs_dw3.items())], tmp_path)
