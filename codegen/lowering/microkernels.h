@@ -273,33 +273,35 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
     /* Channels 0 ("B", unsigned low bytes b' = w + 128) and 1 ("A", signed high bytes) of the pair share each
      * weight halfword b' + 256 a: S = sum x (b' + 256 a) by SMLAD on the raw word, T = sum x b' by SMLAD on
      * its UXTB16.  A's sum is (S - T) / 256 (exact while |A's sum| < 2^23, proven at codegen time), B's is
-     * T - 128 sum x (sx0, sx1: the columns' sums).  16 MACs in 13 instructions.  Weights: [OC2/2][K4/4][2
+     * T - 128 sum x (sx0, sx1: the columns' sums).  16 MACs in 12 instructions.  Weights: [OC2/2][K4/4][2
      * words][4 bytes], word 0 for the group's inputs (0, 2), word 1 for (1, 3): the DSP im2col pairs. */
     int32_t S0 = 0, T0 = 0, S1 = 0, T1 = 0;
 #if TVMGEN_MK_ASM
     const int16_t* cp = col;
     const int8_t* wq = wp;
-    int32_t x0a, x0b, x1a, x1b, e, o, t;
+    /* the four words of both pixels' group in one LDM (1 + 4 cycles against 2 LDRDs' 6, one instruction
+     * fewer): its registers must ascend with the addresses, hence fixed ones, r8-r11 (x0a, x0b, x1a, x1b),
+     * named in the text and clobbered (with r0-r3 or r4-r7 gcc -O1 finds no allocation for the rest) */
+    int32_t e, o, t;
 #define TVMGEN_MK_PAIR_STEP                                 \
-            "ldrd %[x0a], %[x0b], [%[cp]], #8\n\t"          \
-            "ldrd %[x1a], %[x1b], [%[cp]], #8\n\t"          \
+            "ldmia %[cp]!, {r8, r9, r10, r11}\n\t"          \
             "ldrd %[e], %[o], [%[wq]], #8\n\t"              \
             "uxtb16 %[t], %[e]\n\t"                         \
-            "smlad %[S0], %[x0a], %[e], %[S0]\n\t"          \
-            "smlad %[T0], %[x0a], %[t], %[T0]\n\t"          \
-            "smlad %[S1], %[x1a], %[e], %[S1]\n\t"          \
-            "smlad %[T1], %[x1a], %[t], %[T1]\n\t"          \
+            "smlad %[S0], r8, %[e], %[S0]\n\t"              \
+            "smlad %[T0], r8, %[t], %[T0]\n\t"              \
+            "smlad %[S1], r10, %[e], %[S1]\n\t"             \
+            "smlad %[T1], r10, %[t], %[T1]\n\t"             \
             "uxtb16 %[t], %[o]\n\t"                         \
-            "smlad %[S0], %[x0b], %[o], %[S0]\n\t"          \
-            "smlad %[T0], %[x0b], %[t], %[T0]\n\t"          \
-            "smlad %[S1], %[x1b], %[o], %[S1]\n\t"          \
-            "smlad %[T1], %[x1b], %[t], %[T1]\n\t"
+            "smlad %[S0], r9, %[o], %[S0]\n\t"              \
+            "smlad %[T0], r9, %[t], %[T0]\n\t"              \
+            "smlad %[S1], r11, %[o], %[S1]\n\t"             \
+            "smlad %[T1], r11, %[t], %[T1]\n\t"
 #define TVMGEN_MK_PAIR_OPERANDS                                                                          \
-            : [S0] "+r"(S0), [T0] "+r"(T0), [S1] "+r"(S1), [T1] "+r"(T1), [cp] "+r"(cp), [wq] "+r"(wq),     \
-              [n] "+r"(n), [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b),         \
+            : [S0] "+r"(S0), [T0] "+r"(T0), [S1] "+r"(S1), [T1] "+r"(T1), [cp] "+r"(cp), [wq] "+r"(wq),  \
+              [n] "+r"(n),                                                                               \
               [e] "=&r"(e), [o] "=&r"(o), [t] "=&r"(t)                                                   \
             :                                                                                            \
-            : "memory", "cc"
+            : "r8", "r9", "r10", "r11", "memory", "cc"
     if ((K4 & 7) == 0) {
       int32_t n = K4 / 8;
       __asm__ volatile("1:\n\t" TVMGEN_MK_PAIR_STEP TVMGEN_MK_PAIR_STEP "subs %[n], %[n], #1\n\tbne 1b"
@@ -336,31 +338,29 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
 #if TVMGEN_MK_ASM
       const int16_t* cp = col;
       const int8_t* wq = wp;
-      int32_t x0a, x0b, x1a, x1b, wa, wb, t;
-      /* 16 MACs in 15 instructions: both pixels' groups and both channels' weights in three LDRDs; the
+      int32_t wa, wb, t;           /* x0a, x0b, x1a, x1b: r8-r11 (one LDM, as in the packed-pair loop above) */
+      /* 16 MACs in 14 instructions: both pixels' groups in one LDM, both channels' weights in one LDRD; the
        * loop (counted down inside the asm) runs two such steps per iteration when K4 allows */
 #define TVMGEN_MK_CONV_STEP                                 \
-                "ldrd %[x0a], %[x0b], [%[cp]], #8\n\t"      \
-                "ldrd %[x1a], %[x1b], [%[cp]], #8\n\t"      \
+                "ldmia %[cp]!, {r8, r9, r10, r11}\n\t"      \
                 "ldrd %[wa], %[wb], [%[wq]], #8\n\t"        \
                 "sxtb16 %[t], %[wa]\n\t"                    \
                 "sxtb16 %[wa], %[wa], ror #8\n\t"           \
-                "smlad %[s00], %[t], %[x0a], %[s00]\n\t"    \
-                "smlad %[s10], %[t], %[x1a], %[s10]\n\t"    \
-                "smlad %[s00], %[wa], %[x0b], %[s00]\n\t"   \
-                "smlad %[s10], %[wa], %[x1b], %[s10]\n\t"   \
+                "smlad %[s00], %[t], r8, %[s00]\n\t"        \
+                "smlad %[s10], %[t], r10, %[s10]\n\t"       \
+                "smlad %[s00], %[wa], r9, %[s00]\n\t"       \
+                "smlad %[s10], %[wa], r11, %[s10]\n\t"      \
                 "sxtb16 %[t], %[wb]\n\t"                    \
                 "sxtb16 %[wb], %[wb], ror #8\n\t"           \
-                "smlad %[s01], %[t], %[x0a], %[s01]\n\t"    \
-                "smlad %[s11], %[t], %[x1a], %[s11]\n\t"    \
-                "smlad %[s01], %[wb], %[x0b], %[s01]\n\t"   \
-                "smlad %[s11], %[wb], %[x1b], %[s11]\n\t"
+                "smlad %[s01], %[t], r8, %[s01]\n\t"        \
+                "smlad %[s11], %[t], r10, %[s11]\n\t"       \
+                "smlad %[s01], %[wb], r9, %[s01]\n\t"       \
+                "smlad %[s11], %[wb], r11, %[s11]\n\t"
 #define TVMGEN_MK_CONV_OPERANDS                                                                           \
-                : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [cp] "+r"(cp),    \
-                  [wq] "+r"(wq), [n] "+r"(n), [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a),      \
-                  [x1b] "=&r"(x1b), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)                         \
+                : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [cp] "+r"(cp),      \
+                  [wq] "+r"(wq), [n] "+r"(n), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)                \
                 :                                                                                         \
-                : "memory", "cc"
+                : "r8", "r9", "r10", "r11", "memory", "cc"
       if ((K4 & 7) == 0) {
         int32_t n = K4 / 8;
         __asm__ volatile("1:\n\t" TVMGEN_MK_CONV_STEP TVMGEN_MK_CONV_STEP
