@@ -302,13 +302,18 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
               [e] "=&r"(e), [o] "=&r"(o), [t] "=&r"(t)                                                   \
             :                                                                                            \
             : "r8", "r9", "r10", "r11", "memory", "cc"
-    if ((K4 & 7) == 0) {
-      int32_t n = K4 / 8;
+    /* two steps per iteration, an odd last step after the loop, no loop at all for one or two steps */
+    int32_t n = K4 / 8;
+    if (K4 == 4) {
+      __asm__ volatile(TVMGEN_MK_PAIR_STEP TVMGEN_MK_PAIR_OPERANDS);
+    } else if (K4 == 8) {
+      __asm__ volatile(TVMGEN_MK_PAIR_STEP TVMGEN_MK_PAIR_STEP TVMGEN_MK_PAIR_OPERANDS);
+    } else if ((K4 & 7) == 0) {
       __asm__ volatile("1:\n\t" TVMGEN_MK_PAIR_STEP TVMGEN_MK_PAIR_STEP "subs %[n], %[n], #1\n\tbne 1b"
                        TVMGEN_MK_PAIR_OPERANDS);
     } else {
-      int32_t n = K4 / 4;
-      __asm__ volatile("1:\n\t" TVMGEN_MK_PAIR_STEP "subs %[n], %[n], #1\n\tbne 1b" TVMGEN_MK_PAIR_OPERANDS);
+      __asm__ volatile("1:\n\t" TVMGEN_MK_PAIR_STEP TVMGEN_MK_PAIR_STEP "subs %[n], %[n], #1\n\tbne 1b\n\t"
+                       TVMGEN_MK_PAIR_STEP TVMGEN_MK_PAIR_OPERANDS);
     }
 #undef TVMGEN_MK_PAIR_STEP
 #undef TVMGEN_MK_PAIR_OPERANDS
@@ -361,17 +366,21 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
                   [wq] "+r"(wq), [n] "+r"(n), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)                \
                 :                                                                                         \
                 : "r8", "r9", "r10", "r11", "memory", "cc"
-      if ((K4 & 7) == 0) {
-        int32_t n = K4 / 8;
+      int32_t n = K4 / 8;          /* the loop as in the packed-pair branch above */
+      if (K4 == 4) {
+        __asm__ volatile(TVMGEN_MK_CONV_STEP TVMGEN_MK_CONV_OPERANDS);
+      } else if (K4 == 8) {
+        __asm__ volatile(TVMGEN_MK_CONV_STEP TVMGEN_MK_CONV_STEP TVMGEN_MK_CONV_OPERANDS);
+      } else if ((K4 & 7) == 0) {
         __asm__ volatile("1:\n\t" TVMGEN_MK_CONV_STEP TVMGEN_MK_CONV_STEP
                          "subs %[n], %[n], #1\n\t"
                          "bne 1b"
                          TVMGEN_MK_CONV_OPERANDS);
       } else {
-        int32_t n = K4 / 4;
-        __asm__ volatile("1:\n\t" TVMGEN_MK_CONV_STEP
+        __asm__ volatile("1:\n\t" TVMGEN_MK_CONV_STEP TVMGEN_MK_CONV_STEP
                          "subs %[n], %[n], #1\n\t"
-                         "bne 1b"
+                         "bne 1b\n\t"
+                         TVMGEN_MK_CONV_STEP
                          TVMGEN_MK_CONV_OPERANDS);
       }
 #undef TVMGEN_MK_CONV_STEP
