@@ -261,19 +261,31 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int32_t G, int32_t J, const
 #undef TVMGEN_MK_COL
 
 
-/* One pair of output channels (weights wp, requantization r, left shifts l) for the two pixels whose columns
- * are in col; `two` = 0 for a lone last pixel, `second` = 0 for a lone last channel (compile-time constants
- * at every call, so the stores are unconditional code). */
-TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, const int32_t* r0,
+/* The 8 words of a channel pair's requantization that follow its 2 * K4 weight bytes in the stream (4-aligned:
+ * the stream is, and 2 * K4 is a multiple of 8), as values (memcpy: the stream is int8). */
+TVMGEN_MK_INLINE void tvmgen_mk_conv_rq(const int8_t* p, int32_t* r) {
+  memcpy(r, __builtin_assume_aligned(p, 4), 8 * sizeof(int32_t));
+}
+
+/* One pair of output channels for the two pixels whose columns are in col: wp points at the pair's 2 * K4 weight
+ * bytes, which its 8 requantization words follow (rows 2p and 2p + 1 of tvmgen_mk_requant's table); lsh at its
+ * left shifts.  `two` = 0 for a lone last pixel, `second` = 0 for a lone last channel (compile-time constants
+ * at every call, so the stores are unconditional code).  Returns the next pair's wp: with the Thumb-2 loop the
+ * pointer it advanced, so that no copy of it (or of a separate table pointer) lives across the loop. */
+TVMGEN_MK_INLINE const int8_t* tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp,
                                           const int8_t* lsh, int8_t* o0, int32_t OC, int32_t K4, int32_t two, int32_t second,
                                           int32_t sx0, int32_t sx1, int32_t flags, int32_t ozp, int32_t lo,
                                           int32_t hi) {
-  int32_t s00 = r0[0], s01 = r0[4], s10 = s00, s11 = s01;
+  int32_t b[2];
+  memcpy(&b[0], __builtin_assume_aligned(wp + 2 * K4, 4), sizeof(int32_t));
+  memcpy(&b[1], __builtin_assume_aligned(wp + 2 * K4 + 16, 4), sizeof(int32_t));
+  int32_t s00 = b[0], s01 = b[1], s10 = s00, s11 = s01;
+  const int8_t* rp = wp + 2 * K4;     /* the requantization words */
   if (flags & TVMGEN_CONV_PAIR) {
     /* Channels 0 ("B", unsigned low bytes b' = w + 128) and 1 ("A", signed high bytes) of the pair share each
      * weight halfword b' + 256 a: S = sum x (b' + 256 a) by SMLAD on the raw word, T = sum x b' by SMLAD on
      * its UXTB16.  A's sum is (S - T) / 256 (exact while |A's sum| < 2^23, proven at codegen time), B's is
-     * T - 128 sum x (sx0, sx1: the columns' sums).  16 MACs in 12 instructions.  Weights: [OC2/2][K4/4][2
+     * T - 128 sum x (sx0, sx1: the columns' sums).  16 MACs in 12 instructions.  The pair's weights: [K4/4][2
      * words][4 bytes], word 0 for the group's inputs (0, 2), word 1 for (1, 3): the DSP im2col pairs. */
     int32_t S0 = 0, T0 = 0, S1 = 0, T1 = 0;
 #if TVMGEN_MK_ASM
@@ -317,6 +329,7 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
     }
 #undef TVMGEN_MK_PAIR_STEP
 #undef TVMGEN_MK_PAIR_OPERANDS
+    rp = wq;
 #else
     for (int32_t k = 0; k < K4; k += 4) {
       const uint8_t* wg = (const uint8_t*)wp + k * 2;
@@ -385,6 +398,7 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
       }
 #undef TVMGEN_MK_CONV_STEP
 #undef TVMGEN_MK_CONV_OPERANDS
+      rp = wq;
 #else
       const int16_t* c0 = col;
       const int16_t* c1 = col + K4;
@@ -401,6 +415,8 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
 #endif
   }
   /* both channels' fields in locals before the first store (a byte store may alias them, forcing reloads) */
+  int32_t r0[8];
+  tvmgen_mk_conv_rq(rp, r0);
   const int32_t m0 = r0[1], rs0 = r0[2], c0 = r0[3], m1 = r0[5], rs1 = r0[6], c1 = r0[7];
   const int32_t l0 = (flags & TVMGEN_RQ_LSHIFT) ? lsh[0] : 0, l1 = (flags & TVMGEN_RQ_LSHIFT) ? lsh[1] : 0;
   o0[0] = (int8_t)tvmgen_mk_requant_v(s00, m0, rs0, c0, l0, flags, ozp, lo, hi);
@@ -409,11 +425,11 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_pair(const int16_t* col, const int8_t* wp, 
     o0[1] = (int8_t)tvmgen_mk_requant_v(s01, m1, rs1, c1, l1, flags, ozp, lo, hi);
     if (two) o0[OC + 1] = (int8_t)tvmgen_mk_requant_v(s11, m1, rs1, c1, l1, flags, ozp, lo, hi);
   }
+  return rp + 8 * sizeof(int32_t);
 }
 
 /* All output channels of two pixels (or of one: two = 0), with pointer increments only. */
-TVMGEN_MK_INLINE void tvmgen_mk_conv_channels(const int16_t* col, const int8_t* w, const int32_t* rq,
-                                              const int8_t* lsh, int8_t* o0, int32_t OC, int32_t K4, int32_t two,
+TVMGEN_MK_INLINE void tvmgen_mk_conv_channels(const int16_t* col, const int8_t* w, const int8_t* lsh, int8_t* o0, int32_t OC, int32_t K4, int32_t two,
                                               int32_t flags, int32_t ozp, int32_t lo, int32_t hi) {
   int32_t sx0 = 0, sx1 = 0;          /* the columns' sums, for packed-pair weights */
   if (flags & TVMGEN_CONV_PAIR) {
@@ -430,13 +446,11 @@ TVMGEN_MK_INLINE void tvmgen_mk_conv_channels(const int16_t* col, const int8_t* 
   }
   int8_t* const end = o0 + (OC & ~1);
   while (o0 != end) {
-    tvmgen_mk_conv_pair(col, w, rq, lsh, o0, OC, K4, two, 1, sx0, sx1, flags, ozp, lo, hi);
-    w += 2 * K4;
-    rq += 8;
+    w = tvmgen_mk_conv_pair(col, w, lsh, o0, OC, K4, two, 1, sx0, sx1, flags, ozp, lo, hi);
     o0 += 2;
     if (flags & TVMGEN_RQ_LSHIFT) lsh += 2;
   }
-  if (OC & 1) tvmgen_mk_conv_pair(col, w, rq, lsh, o0, OC, K4, two, 0, sx0, sx1, flags, ozp, lo, hi);
+  if (OC & 1) tvmgen_mk_conv_pair(col, w, lsh, o0, OC, K4, two, 0, sx0, sx1, flags, ozp, lo, hi);
 }
 
 /* im2col of pixels p and q into the two columns of col */
@@ -452,11 +466,13 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col_pair(int16_t* col, const int8_t* x, int32
 #endif
 }
 
-/* CONV_2D (any kernel size, stride, dilation, padding), NHWC int8.  w: [OC2/2][K4/4][2 channels][4] int8
- * (OC2 = OC rounded up to even, K4 = KH*KW*C rounded up to a multiple of 4, zero-filled); rq: [OC2][4] (see
- * tvmgen_mk_requant), bias without zero-point folding; col: scratch of 2 * K4 int16, the columns of two
- * pixels (interleaved by group with the DSP extension).  Two pixels x two channels per step. */
-TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const int32_t* rq, const int8_t* lsh,
+/* CONV_2D (any kernel size, stride, dilation, padding), NHWC int8.  w: one stream of OC2/2 channel pairs (OC2 = OC
+ * rounded up to even; 16-aligned), each its weights, [K4/4][2 channels][4] int8 or the packed-pair bytes (K4 =
+ * KH*KW*C rounded up to a multiple of 4, zero-filled), then its two rows of the [OC2][4] int32 requantization
+ * table (see tvmgen_mk_requant; bias without zero-point folding; microkernels.py conv_stream); col: scratch of
+ * 2 * K4 int16, the columns of two pixels (interleaved by group with the DSP extension).  Two pixels x two
+ * channels per step. */
+TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const int8_t* lsh,
                                      int16_t* col, int8_t* out, int32_t H, int32_t W, int32_t C, int32_t OH, int32_t OW, int32_t OC,
                                      int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t DH, int32_t DW, int32_t PT, int32_t PL,
                                      int32_t izp, int32_t ozp, int32_t lo, int32_t hi, int32_t flags) {
@@ -465,11 +481,11 @@ TVMGEN_MK_INLINE int32_t tvmgen_mk_conv(const int8_t* x, const int8_t* w, const 
   const int32_t M = (flags & TVMGEN_RQ_DOUBLED) ? 2 : 1;
   for (int32_t p = 0; p + 1 < P; p += 2) {
     tvmgen_mk_im2col_pair(col, x, p, p + 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
-    tvmgen_mk_conv_channels(col, w, rq, lsh, out + p * OC, OC, K4, 1, flags, ozp, lo, hi);
+    tvmgen_mk_conv_channels(col, w, lsh, out + p * OC, OC, K4, 1, flags, ozp, lo, hi);
   }
   if (P & 1) {   /* a lone last pixel: computed in both columns, stored once */
     tvmgen_mk_im2col_pair(col, x, P - 1, P - 1, H, W, C, OW, KH, KW, SH, SW, DH, DW, PT, PL, izp, K4, M);
-    tvmgen_mk_conv_channels(col, w, rq, lsh, out + (P - 1) * OC, OC, K4, 0, flags, ozp, lo, hi);
+    tvmgen_mk_conv_channels(col, w, lsh, out + (P - 1) * OC, OC, K4, 0, flags, ozp, lo, hi);
   }
   return 0;
 }

@@ -166,6 +166,17 @@ def conv_pair_weights(w, xmax):
     return np.ascontiguousarray(halves.transpose(0, 1, 3, 2, 4)).reshape(-1).view(np.int8)
 
 
+def conv_stream(wbytes, rq):
+    """tvmgen_mk_conv's one constant: for each channel pair p its weight bytes (conv_weights or conv_pair_weights,
+    2 * K4 per pair), then rows 2p and 2p + 1 of the [OC2][4] int32 requantization table (little-endian), so that
+    the pointer its loop advanced over the weights reads them next (no second table pointer)."""
+    rq = np.ascontiguousarray(np.asarray(rq, "<i4"))
+    pairs = rq.shape[0] // 2
+    w = np.asarray(wbytes, np.int8).reshape(pairs, -1)
+    assert w.shape[1] % 8 == 0      # the words after the weights stay 4-aligned
+    return np.ascontiguousarray(np.concatenate([w, rq.reshape(pairs, 8).view(np.int8)], axis=1)).reshape(-1)
+
+
 def depthwise_weights(w):
     """[1][KH][KW][C] int8 -> int16 [C4/4][KH*KW][4], lanes of a group in the order c0, c2, c1, c3."""
     _, kh, kw, c = w.shape

@@ -269,10 +269,10 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
         xeff = xmax * (2 if flags & mk.RQ_DOUBLED else 1)
         packed = mk.conv_pair_weights(w, xeff) if k4 >= mk.CONV_PAIR_MIN_K else None
         if packed is not None:
-            wk = ctx.const(packed, "conv_w2")
+            wk, wname = packed, "conv_w2"
             flags |= mk.CONV_PAIR
         else:
-            wk = ctx.const(mk.conv_weights(w), "conv_w")
+            wk, wname = mk.conv_weights(w), "conv_w"
         k4 = (KH * KW * C + 3) // 4 * 4
         scratch, sdt, cfunc = 2 * k4, "int16", "tvmgen_mk_conv"
     rq = mk.pad_rows(rq, rows)
@@ -282,10 +282,12 @@ def _conv_microkernel(ctx, op, depthwise, dims, izp, ozp, lo, hi, mult, shift, b
     if dw3:
         args = [ctx.values[op.inputs[0]], ctx.const(mk.dw3_params(wk, rq), "dw3_prm"), lsh_k]
         scalars = [H, W, C, OH, OW, sh, pt, pl, mk.dw3_width(W, OW, sh, pl), izp, ozp, lo, hi, flags]
+    elif not depthwise:         # weights and requantization in one stream, pair by pair (microkernels.h)
+        args = [ctx.values[op.inputs[0]], ctx.const(mk.conv_stream(wk, rq), wname), lsh_k]
+        scalars = [H, W, C, OH, OW, OC, KH, KW, sh, sw, dh, dw, pt, pl, izp, ozp, lo, hi, flags]
     else:
         args = [ctx.values[op.inputs[0]], wk, ctx.const(rq, "rq"), lsh_k]
-        scalars = [H, W, C, OH, OW] + ([] if depthwise else [OC]) + [KH, KW, sh, sw, dh, dw, pt, pl,
-                                                                     izp, ozp, lo, hi, flags]
+        scalars = [H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, izp, ozp, lo, hi, flags]
     y = mk.emit_call(ctx, op, cfunc, args, (1, OH, OW, OC), "int8", scratch, sdt, scalars)
     if dw3:
         delta = mk.dw3_inplace_delta(H, W, C, OH, OW, sh, pt)
