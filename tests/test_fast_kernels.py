@@ -167,6 +167,34 @@ def test_3x3_ring_weights_layout():
     assert mk.dw3_width(48, 48, 1, 1) % 4 == 0 and mk.dw3_width(48, 48, 1, 1) >= 48 + 3
 
 
+def test_fuzzer_reaches_every_loop_shape_of_the_int8_conv_kernel():
+    """tvmgen_mk_conv's Thumb-2 loop: one or two steps straight (K4 = 4, 8), two per iteration with an odd one
+    after (K4 = 8n + 4) or without (K4 = 8n), with the SXTB16 weights and (K4 >= CONV_PAIR_MIN_K) packed pairs."""
+    from codegen.lowering import microkernels as mk
+    seen = set()
+    for spec, layer, shape, out in _specs("CONV_2D", 400, 5):
+        if len(shape) != 4 or spec["in_type"] != "int8" or spec["uint8_kernels"]:
+            continue
+        k4 = -(-layer["k"][0] * layer["k"][1] * shape[3] // 4) * 4
+        seen.add((k4 if k4 <= 8 else "8n+4" if k4 % 8 else "8n", k4 >= mk.CONV_PAIR_MIN_K))
+    want = {(4, False), (8, False), ("8n+4", False), ("8n", False), ("8n+4", True), ("8n", True)}
+    assert want <= seen, sorted(want - seen, key=str)
+
+
+def test_conv_stream_layout():
+    """Each channel pair's weight bytes, then its two requantization rows as little-endian words."""
+    from codegen.lowering import microkernels as mk
+    w = np.arange(-7, 8, dtype=np.int8).reshape(3, 1, 1, 5)                 # OC = 3 (OC2 = 4), K = 5 (K4 = 8)
+    wb = mk.conv_weights(w)
+    rq = np.arange(16, dtype=np.int32).reshape(4, 4) * -1001
+    st = mk.conv_stream(wb, rq)
+    assert st.dtype == np.int8 and st.size == 2 * (2 * 8 + 32)
+    for p in range(2):
+        blk = st[p * 48:(p + 1) * 48]
+        assert np.array_equal(blk[:16], wb[p].reshape(-1))
+        assert np.array_equal(blk[16:].view("<i4"), rq[2 * p:2 * p + 2].reshape(-1))
+
+
 # What each pooling microkernel must meet in the fuzzer's models (tvmgen_mk_avgpool, tvmgen_mk_maxpool)
 POOL_REACH = {"AVERAGE_POOL_2D": {"groups of four", "channels one by one", "groups + tail", "whole windows",
                                   "clipped windows"},

@@ -544,6 +544,11 @@ def test_conv_microkernel_cases_are_covered(mlfs, kind):
             for on in (True, False):
                 assert {-(-sc["KH"] * sc["KW"] * sc["C"] // 4) % 2 for sc in calls
                         if bool(sc["flags"] & pair) == on} == {0, 1}, ("CONV_PAIR", on)
+        # the loop's shapes: one or two steps without a loop (K4 = 4, 8), two per iteration and an odd one after
+        # (K4 = 8n + 4 >= 12), two per iteration (K4 = 8n >= 16)
+        k4s = {-(-sc["KH"] * sc["KW"] * sc["C"] // 4) * 4 for sc in calls}
+        assert {4, 8} <= k4s and any(k % 8 == 4 and k >= 12 for k in k4s) and any(
+            k % 8 == 0 and k >= 16 for k in k4s), sorted(k4s)
         # small and large windows over channel counts that are not a multiple of 4 (first-layer im2col)
         assert {sc["KH"] * sc["KW"] * sc["C"] <= 64 for sc in calls if sc["C"] % 4} == {True, False}
     else:

@@ -261,10 +261,18 @@ TVMGEN_MK_INLINE void tvmgen_mk_im2col(int16_t* col, int32_t G, int32_t J, const
 #undef TVMGEN_MK_COL
 
 
-/* The 8 words of a channel pair's requantization that follow its 2 * K4 weight bytes in the stream (4-aligned:
- * the stream is, and 2 * K4 is a multiple of 8), as values (memcpy: the stream is int8). */
+/* The stream's words are 4-aligned (its array is 16-aligned, 2 * K4 a multiple of 8) except on AVR, where the
+ * constants are copied to unpadded workspace bytes before the call (and no access needs alignment) */
+#if defined(__GNUC__) && !defined(__AVR__)
+#define TVMGEN_MK_ALIGNED4(p) __builtin_assume_aligned((p), 4)
+#else
+#define TVMGEN_MK_ALIGNED4(p) (p)
+#endif
+
+/* The 8 words of a channel pair's requantization that follow its 2 * K4 weight bytes in the stream, as values
+ * (memcpy: the stream is int8). */
 TVMGEN_MK_INLINE void tvmgen_mk_conv_rq(const int8_t* p, int32_t* r) {
-  memcpy(r, __builtin_assume_aligned(p, 4), 8 * sizeof(int32_t));
+  memcpy(r, TVMGEN_MK_ALIGNED4(p), 8 * sizeof(int32_t));
 }
 
 /* One pair of output channels for the two pixels whose columns are in col: wp points at the pair's 2 * K4 weight
@@ -277,8 +285,8 @@ TVMGEN_MK_INLINE const int8_t* tvmgen_mk_conv_pair(const int16_t* col, const int
                                           int32_t sx0, int32_t sx1, int32_t flags, int32_t ozp, int32_t lo,
                                           int32_t hi) {
   int32_t b[2];
-  memcpy(&b[0], __builtin_assume_aligned(wp + 2 * K4, 4), sizeof(int32_t));
-  memcpy(&b[1], __builtin_assume_aligned(wp + 2 * K4 + 16, 4), sizeof(int32_t));
+  memcpy(&b[0], TVMGEN_MK_ALIGNED4(wp + 2 * K4), sizeof(int32_t));
+  memcpy(&b[1], TVMGEN_MK_ALIGNED4(wp + 2 * K4 + 16), sizeof(int32_t));
   int32_t s00 = b[0], s01 = b[1], s10 = s00, s11 = s01;
   const int8_t* rp = wp + 2 * K4;     /* the requantization words */
   if (flags & TVMGEN_CONV_PAIR) {
