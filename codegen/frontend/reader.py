@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import ModelError
-from ..lowering.registry import check_batch, check_options, kernel_for, lookup, registry, registry16
+from ..lowering.registry import check_batch, check_options, check_scales, kernel_for, lookup, registry, registry16
 from . import fold
 from .. import tflite_limits as limits
 
@@ -324,6 +324,7 @@ def _validate(m):
     for op in m.ops:
         if op not in float_out:
             check_options(m, op)
+            check_scales(m, op)
             check_batch(m, op)
     for op in m.ops:
         if op not in float_out and kernel_for(m, op).validate is not None:
