@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import ModelError
-from ..lowering.registry import check_batch, check_options, kernel_for, lookup, registry, registry16
+from ..lowering.registry import check_batch, check_options, check_scales, kernel_for, lookup, registry, registry16
 from . import fold
 from .. import tflite_limits as limits
 
@@ -324,13 +324,23 @@ def _validate(m):
     for op in m.ops:
         if op not in float_out:
             check_options(m, op)
+            check_scales(m, op)
             check_batch(m, op)
     for op in m.ops:
         if op not in float_out and kernel_for(m, op).validate is not None:
             try:
-                kernel_for(m, op).validate(m, op)
+                with np.errstate(over="ignore"):    # an overflow is refused below, not printed as a warning too
+                    kernel_for(m, op).validate(m, op)
             except ModelError:
                 raise
+            except OverflowError as e:
+                # A ratio of scales beyond float32 (an output scale ~1e-43: calibration left the range empty) makes
+                # an infinite multiplier or clamp bound; TFLite's QuantizeMultiplier and casts of it are undefined.
+                scales = ["%g" % float(m.tensors[i].scale[0]) for i in list(op.inputs) + list(op.outputs)
+                          if i >= 0 and m.tensors[i].is_quantized and m.tensors[i].data is None]
+                m.fail("%s (op #%d): a requantization constant from its scales (%s) overflows (%s; undefined in "
+                       "TFLite). The calibration data left a range empty: recalibrate with data that reaches it."
+                       % (op.type, op.index, ", ".join(scales), e))
             except (IndexError, KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
                 # A damaged file can give an op fewer inputs than it has, or tensors of the wrong rank: the op's
                 # checks index them as TFLite's kernels do. Say so instead of a traceback (the registry has no

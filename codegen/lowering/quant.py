@@ -22,9 +22,12 @@ def round_half_away(x):
 
 
 def quantize_multiplier(real):
-    """QuantizeMultiplier(double) -> (int32 quantized_multiplier, int shift)."""
+    """QuantizeMultiplier(double) -> (int32 quantized_multiplier, int shift).  OverflowError for an infinite or
+    NaN `real` (a ratio of scales that overflowed float32: undefined in TFLite)."""
     if real == 0.0:
         return 0, 0
+    if not math.isfinite(real):
+        raise OverflowError("requantization multiplier %r is not finite" % real)
     q, shift = math.frexp(real)
     q_fixed = int(round_half_away(q * (1 << 31)))
     if q_fixed == (1 << 31):

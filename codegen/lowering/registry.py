@@ -231,6 +231,23 @@ def check_batch(m, op):
                    % (_what(op), t.shape[0], t.name, list(t.shape)))
 
 
+def check_scales(m, op):
+    """Every quantized tensor the op reads or writes (and its intermediates) has finite scales: an infinite or NaN
+    scale (the converter writes one where calibration left a range empty, e.g. a layer after a RELU that was
+    always 0) makes TFLite's QuantizeMultiplier undefined; one error naming the op and the tensor, before any
+    requantization constant is computed from it."""
+    for i in list(op.inputs) + list(op.outputs) + list(op.intermediates):
+        t = m.tensors[i] if i >= 0 else None
+        if t is None or not t.is_quantized:
+            continue
+        bad = np.asarray(t.scale, np.float64)[~np.isfinite(np.asarray(t.scale, np.float64))]
+        if bad.size:
+            m.fail("%s: tensor %r has quantization scale %s, not a finite number (TFLite's requantization of it is "
+                   "undefined). The calibration data left a range empty (e.g. a layer after an activation that was "
+                   "always 0): recalibrate with data that reaches it, or re-convert the model."
+                   % (_what(op), t.name, float(bad[0])))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Shared validators
 

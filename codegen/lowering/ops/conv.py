@@ -11,12 +11,13 @@ from .. import memplan, microkernels as mk
 
 
 CONV_OPTIONS = options("Conv2DOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
-                       dilation_h="DilationHFactor", dilation_w="DilationWFactor", activation=FUSED_ACTIVATION)
+                       dilation_h="DilationHFactor", dilation_w="DilationWFactor", activation=FUSED_ACTIVATION,
+                       quantized_bias_type="QuantizedBiasType")
 DEPTHWISE_OPTIONS = options("DepthwiseConv2DOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
                             dilation_h="DilationHFactor", dilation_w="DilationWFactor",
                             activation=FUSED_ACTIVATION, depth_multiplier="DepthMultiplier")
 FC_OPTIONS = options("FullyConnectedOptions", activation=FUSED_ACTIVATION, keep_num_dims=("KeepNumDims", bool),
-                     weights_format="WeightsFormat")
+                     weights_format="WeightsFormat", quantized_bias_type="QuantizedBiasType")
 
 
 CONV_ACCEPTS = {"stride_h": at_least(1), "stride_w": at_least(1), "dilation_h": at_least(1),

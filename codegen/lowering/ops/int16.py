@@ -138,10 +138,17 @@ def _weights_bias(m, op):
     return w_t, b_i
 
 
-def _accumulator(m, b_i):
-    """TFLite's AccumScalar: int32 with an int32 bias, else int64 (the converter's int64 bias, or none: measured,
-    a bias-less 16x8 TRANSPOSE_CONV rounds like the int64 kernel)."""
-    return "int32" if b_i >= 0 and m.tensors[b_i].dtype == "int32" else "int64"
+INT32_BIAS = 2       # tflite.TensorType.INT32 in the options' quantized_bias_type
+
+
+def _accumulator(m, op, b_i):
+    """TFLite's AccumScalar: int32 with an int32 bias, else int64 (the converter's int64 bias).  Without a bias
+    tensor the op's options decide (quantized_bias_type of CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV, written
+    by the converter's int32 bias option): INT32 picks the int32 kernel, the default the int64 one (measured: a
+    bias-less 16x8 TRANSPOSE_CONV rounds like the int64 kernel, or like the int32 one with INT32 there)."""
+    if b_i >= 0:
+        return "int32" if m.tensors[b_i].dtype == "int32" else "int64"
+    return "int32" if op.options.get("quantized_bias_type") == INT32_BIAS else "int64"
 
 
 def _conv16_checks(m, op):
@@ -153,7 +160,7 @@ def _conv16_checks(m, op):
     w_t, b_i = _weights_bias(m, op)
     if op.type == "FULLY_CONNECTED" and op.options.get("weights_format", 0) != 0:
         m.fail("%s needs int8 weights in the default format." % _what(op))
-    if _accumulator(m, b_i) == "int32":
+    if _accumulator(m, op, b_i) == "int32":
         if op.type == "DEPTHWISE_CONV_2D":     # depthwise_conv.cc Prepare: TF_LITE_ENSURE bias int64
             m.fail("%s: TFLite's 16x8 depthwise kernel needs an int64 bias, not int32; convert with the default "
                    "bias type." % _what(op))
@@ -165,7 +172,7 @@ def _sums_fit_int32(m, op, w_t, b_i):
     absw = np.moveaxis(np.abs(w_t.data.astype(np.int64)), axis, 0).reshape(w_t.data.shape[axis], -1).sum(1)
     bias = np.abs(m.tensors[b_i].data.astype(np.int64)).reshape(-1) if b_i >= 0 else 0
     if np.max(absw * 32768 + bias) >= 2 ** 31:
-        m.fail("%s: with an int32 bias TFLite's 16x8 kernel sums in int32, which these weights can overflow; "
+        m.fail("%s: with an int32 bias (or bias type) TFLite's 16x8 kernel sums in int32, which these weights can overflow; "
                "convert with the default int64 bias." % _what(op))
 
 
@@ -205,7 +212,7 @@ def _conv16(ctx, op, depthwise):
     opt = op.options
     x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
     w_t, b_i = _weights_bias(m, op)
-    accum = _accumulator(m, b_i)
+    accum = _accumulator(m, op, b_i)
     _, H, W, C = x_t.shape
     _, OH, OW, OC = o_t.shape
     _, KH, KW, _ = w_t.shape
@@ -295,7 +302,7 @@ def lower_fully_connected_16x8(ctx, op):
     m = ctx.m
     x_t, o_t = m.tensors[op.inputs[0]], m.tensors[op.outputs[0]]
     w_t, b_i = _weights_bias(m, op)
-    accum = _accumulator(m, b_i)
+    accum = _accumulator(m, op, b_i)
     U, K = w_t.shape
     B = x_t.size // K
     lo, hi = activation_range(op.options["activation"], o_t.scale[0], 0, "int16")

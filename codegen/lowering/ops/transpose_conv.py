@@ -14,7 +14,7 @@ from ..registry import (CLAMP_ACCEPTS, FUSED_ACTIVATION, PADDING, PADDING_ACCEPT
                         per_tensor, register, register16)
 
 TRANSPOSE_CONV_OPTIONS = options("TransposeConvOptions", padding=PADDING, stride_h="StrideH", stride_w="StrideW",
-                                 activation=FUSED_ACTIVATION)
+                                 activation=FUSED_ACTIVATION, quantized_bias_type="QuantizedBiasType")
 TRANSPOSE_CONV_ACCEPTS = {"stride_h": at_least(1), "stride_w": at_least(1), "padding": PADDING_ACCEPTS,
                           "activation": CLAMP_ACCEPTS}
 
@@ -56,7 +56,7 @@ def _geometry(op, x, w, o):
 
 
 def _checks(m, op):
-    from .int16 import clamp_activation16
+    from .int16 import _accumulator, _sums_fit_int32, clamp_activation16
     clamp_activation16(m, op)       # also for int8: a clamp bound that overflows is refused
     x, w, b_i, o = _structure(m, op)
     if x.dtype != o.dtype or x.dtype not in ("int8", "int16") or not per_tensor(x) or not per_tensor(o):
@@ -66,6 +66,8 @@ def _checks(m, op):
             if int(t.zero_point[0]) != 0:
                 m.fail("%s: int16 tensor %r has zero point %d; TFLite's 16x8 kernels need 0."
                        % (_what(op), t.name, int(t.zero_point[0])))
+        if _accumulator(m, op, b_i) == "int32":     # the int32 scratch image may not overflow, as in TFLite
+            _sums_fit_int32(m, op, w, b_i)
     else:
         if b_i >= 0 and m.tensors[b_i].dtype != "int32":
             m.fail("%s: an int8 TRANSPOSE_CONV needs an int32 bias." % _what(op))
@@ -95,7 +97,7 @@ def _lower(ctx, op, sixteen):
     lo, hi = activation_range(op.options.get("activation", "NONE"), o_t.scale[0], ozp, o_t.dtype)
     mult, shift = per_channel_multipliers(x_t.scale[0], w_t.scale, o_t.scale[0], OC)
     srange = (int(shift.min()), int(shift.max()))
-    accum = i16._accumulator(m, b_i) if sixteen else "int32"
+    accum = i16._accumulator(m, op, b_i) if sixteen else "int32"
     bias = np.asarray(m.tensors[b_i].data, np.int64).reshape(OC) if b_i >= 0 else np.zeros(OC, np.int64)
     odt = o_t.dtype
     tabs = (i16._multiplier_tables(ctx, mult, shift, "tconv") if sixteen else
