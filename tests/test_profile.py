@@ -118,14 +118,15 @@ def test_scons_profile_end_to_end(tmp_path):
     assert sum(r["instructions"] for r in layers) == total["instructions"]
     assert sum(r["cycles_estimate"] for r in layers) == total["cycles_estimate"]
     assert all(r["cycles_estimate"] >= r["instructions"] > 0 for r in layers[:-1])
-    # the same inference as simulate's, plus the hook's two calls and returns per kernel; in cycles those extra
-    # instructions are taken branches with refills, and the call also breaks the pipelining of the loads and stores
-    # around it: up to 8 cycles each (with the faster kernels of issue 23, measured 93 extra instructions and 1,270
-    # extra cycles over 32 rows on this model, 0.06% of the run, above the 4 per instruction allowed before; which
-    # loads lost their pipelining was not pinned down)
+    # the same inference as simulate's, plus the hook's two calls and returns per kernel: the instructions prove the
+    # same work ran. In cycles the profile build also differs by how gcc schedules the inlined kernels around the
+    # hook calls (the conv and depthwise loops pin registers in asm), either way: measured 0.06% more with the
+    # earlier kernels, 0.07% fewer (1,157 cycles) with the ring depthwise and the LDM conv loops. The sum of the
+    # per-layer cycles must stay within 0.5% of the real run's, which is what a user reading the table relies on
     slack = 8 * len(layers)
     assert sim["instructions_min"] <= total["instructions"] <= sim["instructions_max"] + slack
-    assert sim["cycles_min_estimate"] <= total["cycles_estimate"] <= sim["cycles_max_estimate"] + 8 * slack
+    assert 0.995 * sim["cycles_min_estimate"] <= total["cycles_estimate"] <= \
+        1.005 * sim["cycles_max_estimate"] + 8 * slack
     assert total["macs"] == sum(c["macs"] for c in meta["calls"])
     printed = [line for line in stage_lines(proc.stdout) if "slowest" in line]
     assert len(printed) == 1 and f"{total['instructions']:,} instructions" in printed[0]
