@@ -464,7 +464,7 @@ def format_compare(report):
     cpu = report["board_cpu"]
     notes += [
         "code + weights: text + data of the model's three objects (its kernels and constants, not the firmware "
-        "around them) against the .tflite file's size (the issue's goal: ≤ 0.9×). outputs = TFLM: this "
+        "around them) against the .tflite file's size (goal: ≤ 0.9×). outputs = TFLM: this "
         "project's outputs on the same input equal, value for value, those the peer's firmware printed.",
         "MACs: those of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (as ../shared/peers/tflite_info.py counts).",
         "instructions per inference on QEMU mps2-an386 (Cortex-M4F), %s: this project inside tvmgen_default_run(); "
